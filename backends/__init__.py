@@ -1,0 +1,1 @@
+"""Backends run firmware on a board instance; see ``backends.base`` for the contract."""

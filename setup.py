@@ -1,0 +1,6 @@
+"""Builds the optional native instruction counter; the simulator falls back to
+Python (same results, slower) where no C compiler is present."""
+from setuptools import Extension, setup
+
+setup(ext_modules=[Extension("sim._native", ["sim/native/counter.c"], optional=True,
+                             extra_compile_args=["-O2"])])

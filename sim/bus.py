@@ -1,0 +1,201 @@
+"""The system bus: memories mapped into Unicorn, peripherals served through MMIO
+windows, bit-band aliases, and a catch-all for peripheral space nobody modelled.
+
+Unicorn maps in 1 KiB pages; STM32 peripherals sit on 1 KiB boundaries, so one
+page belongs to one peripheral except in the core's system control space,
+where several small blocks share a page and are found by address.
+"""
+from __future__ import annotations
+
+import ctypes
+from dataclasses import dataclass
+from typing import Callable
+
+from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc
+
+from .regs import Peripheral
+
+PAGE = 0x400
+
+
+@dataclass
+class Memory:
+    name: str
+    base: int
+    size: int
+    buffer: ctypes.Array  # shared by every alias of this memory
+    writable: bool
+    aliases: tuple[int, ...] = ()
+
+    def offset(self, address: int) -> int | None:
+        for start in (self.base, *self.aliases):
+            if start <= address < start + self.size:
+                return address - start
+        return None
+
+    def read(self, address: int, size: int) -> bytes:
+        off = self.offset(address)
+        return bytes(self.buffer[off:off + size])
+
+    def write(self, address: int, data: bytes) -> None:
+        off = self.offset(address)
+        self.buffer[off:off + len(data)] = data
+
+    def contains(self, address: int) -> bool:
+        return self.offset(address) is not None
+
+
+class UnmodelledSpace(Peripheral):
+    """Peripheral address space without a model: keeps writes, notes each address once."""
+
+    size = PAGE
+
+
+class Bus:
+    def __init__(self, uc: Uc, note: Callable[[str], None]) -> None:
+        self.uc = uc
+        self.note = note
+        self.memories: list[Memory] = []
+        self._pages: dict[int, Peripheral | list[Peripheral]] = {}
+        self.peripherals: dict[str, Peripheral] = {}
+        self._windows: list[tuple[int, int]] = []
+
+    # -- memories ------------------------------------------------------------
+    def add_memory(self, name: str, base: int, size: int, *, writable: bool = True,
+                   fill: int = 0, aliases: tuple[int, ...] = ()) -> Memory:
+        buffer = (ctypes.c_ubyte * size)()
+        if fill:
+            ctypes.memset(buffer, fill, size)
+        mem = Memory(name, base, size, buffer, writable, aliases)
+        perms = UC_PROT_ALL if writable else UC_PROT_READ | UC_PROT_EXEC
+        for at in (base, *aliases):
+            self.uc.mem_map_ptr(at, size, perms, ctypes.addressof(buffer))
+        self.memories.append(mem)
+        return mem
+
+    def memory_at(self, address: int) -> Memory | None:
+        for mem in self.memories:
+            if mem.contains(address):
+                return mem
+        return None
+
+    # -- peripherals ------------------------------------------------------------
+    def add_peripheral(self, p: Peripheral) -> None:
+        self.peripherals[p.name] = p
+        first, last = p.base // PAGE, (p.base + p.size - 1) // PAGE
+        for page in range(first, last + 1):
+            here = self._pages.get(page)
+            if here is None:
+                self._pages[page] = p
+            elif isinstance(here, list):
+                here.append(p)
+            else:
+                self._pages[page] = [here, p]
+
+    def fill_unmodelled(self, base: int, size: int) -> None:
+        """Give every page in [base, base+size) without a model a catch-all."""
+        for page in range(base // PAGE, (base + size) // PAGE):
+            if page not in self._pages:
+                self.add_peripheral(UnmodelledSpace(f"0x{page * PAGE:08x}", page * PAGE,
+                                                    note=self.note))
+
+    def find(self, address: int) -> Peripheral | None:
+        here = self._pages.get(address // PAGE)
+        if isinstance(here, list):
+            for p in here:
+                if p.base <= address < p.base + p.size:
+                    return p
+            return None
+        return here
+
+    def read(self, address: int, size: int) -> int:
+        """A data read as the CPU would see it (peripherals or memory)."""
+        p = self.find(address)
+        if p is not None:
+            return p.read(address - p.base, size)
+        mem = self.memory_at(address)
+        if mem is not None:
+            return int.from_bytes(mem.read(address, size), "little")
+        raise LookupError(address)
+
+    def write(self, address: int, size: int, value: int) -> None:
+        p = self.find(address)
+        if p is not None:
+            p.write(address - p.base, size, value)
+            return
+        mem = self.memory_at(address)
+        if mem is None or not mem.writable:
+            raise LookupError(address)
+        mem.write(address, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+
+    def map_peripherals(self) -> None:
+        """Map MMIO windows over runs of consecutive peripheral pages."""
+        pages = sorted(self._pages)
+        start = prev = None
+        runs = []
+        for page in pages:
+            if start is None:
+                start = prev = page
+            elif page == prev + 1:
+                prev = page
+            else:
+                runs.append((start, prev))
+                start = prev = page
+        if start is not None:
+            runs.append((start, prev))
+        for first, last in runs:
+            base, size = first * PAGE, (last - first + 1) * PAGE
+            self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
+            self._windows.append((base, size))
+
+    def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
+        address = base + offset
+        p = self.find(address)
+        if p is None:
+            self.note(f"read of 0x{address:08x}: no model in a shared page; 0")
+            return 0
+        try:
+            return p.read(address - p.base, size)
+        except Exception as exc:  # a model bug must not kill the run
+            self.note(f"{p.name}: read of 0x{address:08x} failed in the model: {exc!r}")
+            return 0
+
+    def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
+        address = base + offset
+        p = self.find(address)
+        if p is None:
+            self.note(f"write of 0x{address:08x}: no model in a shared page; ignored")
+            return
+        try:
+            p.write(address - p.base, size, value)
+        except Exception as exc:
+            self.note(f"{p.name}: write of 0x{address:08x} failed in the model: {exc!r}")
+
+    # -- bit-band ---------------------------------------------------------------
+    def add_bitband(self, alias: int, target: int, size: int) -> None:
+        """Each word at alias + 32*n + 4*b reads/writes bit b of byte target + n."""
+
+        def split(offset: int) -> tuple[int, int]:
+            return target + (offset >> 5), (offset >> 2) & 7
+
+        def read(uc: Uc, offset: int, _size: int, _ud: object) -> int:
+            byte_addr, bit = split(offset)
+            word_addr = byte_addr & ~3
+            try:
+                value = self.read(word_addr, 4)
+            except LookupError:
+                return 0
+            return (value >> (8 * (byte_addr & 3) + bit)) & 1
+
+        def write(uc: Uc, offset: int, _size: int, value: int, _ud: object) -> None:
+            byte_addr, bit = split(offset)
+            word_addr = byte_addr & ~3
+            shift = 8 * (byte_addr & 3) + bit
+            try:
+                word = self.read(word_addr, 4)
+                word = (word & ~(1 << shift)) | ((value & 1) << shift)
+                self.write(word_addr, 4, word)
+            except LookupError:
+                self.note(f"bit-band write to 0x{byte_addr:08x}: nothing there")
+
+        self.uc.mmio_map(alias, size * 32, read, None, write, None)

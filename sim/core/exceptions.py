@@ -1,0 +1,316 @@
+"""The ARMv7-M exception model, which Unicorn does not have for M-profile.
+
+Unicorn executes instructions; everything between them that the architecture
+does on its own is here: choosing the pending exception that may preempt,
+stacking the (basic or FP-extended) frame on the right stack, entering handler
+mode, and undoing it all when the handler branches to an EXC_RETURN value.
+Unicorn quirks this has to respect: exception return arrives as interrupt 8;
+the banked stack pointers only swap through IPSR writes or CONTROL writes in
+privileged mode; the CPU runs in the Secure state, so CONTROL.SFPA must follow
+FPCA or FPSCR is dropped; GE flags are restored through XPSR_NZCVQG.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Callable
+
+from unicorn import Uc
+from unicorn import arm_const as A
+
+RESET, NMI, HARDFAULT, MEMMANAGE, BUSFAULT, USAGEFAULT = 1, 2, 3, 4, 5, 6
+SVCALL, DEBUGMON, PENDSV, SYSTICK = 11, 12, 14, 15
+IRQ_BASE = 16
+
+NAMES = {NMI: "NMI", HARDFAULT: "HardFault", MEMMANAGE: "MemManage", BUSFAULT: "BusFault",
+         USAGEFAULT: "UsageFault", SVCALL: "SVCall", DEBUGMON: "DebugMonitor",
+         PENDSV: "PendSV", SYSTICK: "SysTick"}
+
+# CFSR bits (RM0316 / ARMv7-M ARM B3.2.15)
+CFSR_IACCVIOL = 1 << 0
+CFSR_IBUSERR = 1 << 8
+CFSR_PRECISERR = 1 << 9
+CFSR_BFARVALID = 1 << 15
+CFSR_UNDEFINSTR = 1 << 16
+CFSR_INVSTATE = 1 << 17
+CFSR_INVPC = 1 << 18
+CFSR_NOCP = 1 << 19
+CFSR_DIVBYZERO = 1 << 25
+HFSR_FORCED = 1 << 30
+HFSR_VECTTBL = 1 << 1
+
+CONTROL_NPRIV, CONTROL_SPSEL, CONTROL_FPCA, CONTROL_SFPA = 1, 2, 4, 8
+_BASIC = (A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_R2, A.UC_ARM_REG_R3,
+          A.UC_ARM_REG_R12, A.UC_ARM_REG_LR)
+_FP = tuple(A.UC_ARM_REG_S0 + i for i in range(16))
+
+
+def name_of(exc: int) -> str:
+    return NAMES.get(exc, f"IRQ{exc - IRQ_BASE}")
+
+
+class Lockup(Exception):
+    """A fault the core cannot take (fault in HardFault, bad vector): the chip stops."""
+
+
+@dataclass
+class FaultStatus:
+    """SCB fault status registers, owned here because faults are raised here."""
+
+    cfsr: int = 0
+    hfsr: int = 0
+    mmfar: int = 0
+    bfar: int = 0
+
+
+class ExceptionModel:
+    """Pending/active/enabled state and entry/return for one core."""
+
+    def __init__(self, cpu: Uc, *, irq_count: int, priority_bits: int = 4,
+                 read_word: Callable[[int], int],
+                 on_change: Callable[[], None]) -> None:
+        self.cpu = cpu
+        self.irq_count = irq_count
+        self.priority_mask = (0xFF << (8 - priority_bits)) & 0xFF
+        self._read_word = read_word
+        #: Called whenever something may now be taken (the run loop stops the slice).
+        self._on_change = on_change
+        self.faults = FaultStatus()
+        self.vtor = 0
+        self.prigroup = 0
+        self.shcsr_enables = 0  # MEMFAULTENA(16) BUSFAULTENA(17) USGFAULTENA(18)
+        self.sevonpend = False
+        self.event_register = False
+        self.fault_log: list[str] = []
+        self.reset()
+
+    def reset(self) -> None:
+        n = IRQ_BASE + self.irq_count
+        self.pending = [False] * n
+        self.active = [False] * n
+        self.enabled = [False] * n
+        self.levels = [False] * n
+        self.prio = [0] * n
+        self.prio[RESET], self.prio[NMI], self.prio[HARDFAULT] = -3, -2, -1
+        self.active_count = 0
+        self.faults = FaultStatus()
+        self.vtor = 0
+        self.prigroup = 0
+        self.shcsr_enables = 0
+
+    # -- state used by the registers ---------------------------------------
+    def cpu_ipsr(self) -> int:
+        return self.cpu.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+
+    def is_enabled(self, exc: int) -> bool:
+        return self.enabled[exc]
+
+    def is_pending(self, exc: int) -> bool:
+        return self.pending[exc]
+
+    def is_active(self, exc: int) -> bool:
+        return self.active[exc]
+
+    def set_enabled(self, exc: int, on: bool) -> None:
+        self.enabled[exc] = on
+        if on and self.pending[exc]:
+            self._on_change()
+
+    def set_pending(self, exc: int) -> None:
+        if not self.pending[exc]:
+            self.pending[exc] = True
+            if self.sevonpend:
+                self.event_register = True
+        self._on_change()
+
+    def clear_pending(self, exc: int) -> None:
+        self.pending[exc] = False
+        if exc >= IRQ_BASE and self.levels[exc] and not self.active[exc]:
+            self.pending[exc] = True  # a level still asserted pends again at once
+
+    def set_irq_level(self, irq: int, level: bool) -> None:
+        exc = IRQ_BASE + irq
+        self.levels[exc] = level
+        if level:
+            self.set_pending(exc)
+
+    def set_priority(self, exc: int, value: int) -> None:
+        if exc > HARDFAULT:
+            self.prio[exc] = value & self.priority_mask
+            self._on_change()
+
+    def priority_byte(self, exc: int) -> int:
+        return self.prio[exc] & 0xFF if exc > HARDFAULT else 0
+
+    def group(self, prio: int) -> int:
+        """The group priority: what decides preemption (AIRCR.PRIGROUP)."""
+        if prio < 0:
+            return prio
+        return prio & (0xFF << (self.prigroup + 1)) & 0xFF
+
+    # -- arbitration --------------------------------------------------------
+    def _usable(self, exc: int) -> bool:
+        if exc >= IRQ_BASE:
+            return self.enabled[exc]
+        if exc in (MEMMANAGE, BUSFAULT, USAGEFAULT):
+            return bool(self.shcsr_enables & (1 << (16 + exc - MEMMANAGE)))
+        return True
+
+    def highest_pending(self) -> int | None:
+        """The pending, enabled exception with the best priority (lowest number wins ties)."""
+        best, best_key = None, None
+        for exc, p in enumerate(self.pending):
+            if p and self._usable(exc):
+                key = (self.prio[exc], exc)
+                if best_key is None or key < best_key:
+                    best, best_key = exc, key
+        return best
+
+    def active_priority(self) -> int:
+        """Execution priority from active exceptions only (256 = thread, nothing active)."""
+        best = 256
+        if self.active_count:
+            for exc, a in enumerate(self.active):
+                if a:
+                    best = min(best, self.group(self.prio[exc]))
+        return best
+
+    def execution_priority(self) -> int:
+        best = self.active_priority()
+        cpu = self.cpu
+        basepri = cpu.reg_read(A.UC_ARM_REG_BASEPRI) & self.priority_mask
+        if basepri:
+            best = min(best, self.group(basepri))
+        if cpu.reg_read(A.UC_ARM_REG_PRIMASK) & 1:
+            best = min(best, 0)
+        if cpu.reg_read(A.UC_ARM_REG_FAULTMASK) & 1:
+            best = min(best, -1)
+        return best
+
+    def next_to_take(self) -> tuple[int | None, bool]:
+        """(exception to take now, whether one waits only behind PRIMASK/BASEPRI/FAULTMASK)."""
+        exc = self.highest_pending()
+        if exc is None:
+            return None, False
+        g = self.group(self.prio[exc])
+        if g < self.execution_priority():
+            return exc, False
+        return None, g < self.active_priority()
+
+    def wakes_from_sleep(self) -> bool:
+        """WFI wakes on any pending enabled interrupt whose priority beats the active ones,
+        even if PRIMASK keeps it from being taken."""
+        exc = self.highest_pending()
+        return exc is not None and self.group(self.prio[exc]) < self.active_priority()
+
+    # -- faults ---------------------------------------------------------------
+    def raise_fault(self, kind: int, cfsr_bits: int, *, bfar: int | None = None,
+                    mmfar: int | None = None, why: str = "") -> None:
+        """Record a synchronous fault and pend the handler that takes it (escalating)."""
+        f = self.faults
+        f.cfsr |= cfsr_bits
+        if bfar is not None:
+            f.bfar = bfar
+        if mmfar is not None:
+            f.mmfar = mmfar
+        target = kind
+        if not self._usable(kind) or self.group(self.prio[kind]) >= self.execution_priority():
+            target = HARDFAULT
+            f.hfsr |= HFSR_FORCED
+        if target == HARDFAULT and self.execution_priority() <= -1:
+            raise Lockup(why or "fault while HardFault or NMI was active")
+        self.fault_log.append(f"{name_of(target)}: {why}")
+        self.pending[target] = True
+
+    # -- entry and return -------------------------------------------------------
+    def _fp_active(self) -> bool:
+        return bool(self.cpu.reg_read(A.UC_ARM_REG_CONTROL) & CONTROL_FPCA)
+
+    def enter(self, exc: int, return_address: int) -> None:
+        """Stack the frame and start the handler of ``exc``."""
+        cpu = self.cpu
+        control = cpu.reg_read(A.UC_ARM_REG_CONTROL)
+        xpsr = cpu.reg_read(A.UC_ARM_REG_XPSR)
+        handler_mode = (xpsr & 0x1FF) != 0
+        on_psp = not handler_mode and bool(control & CONTROL_SPSEL)
+        sp = cpu.reg_read(A.UC_ARM_REG_SP)
+        extended = bool(control & CONTROL_FPCA)
+        size = 0x68 if extended else 0x20
+        frame = (sp - size) & ~7
+        realigned = (sp - size) & 4
+        values = [cpu.reg_read(r) for r in _BASIC]
+        values += [return_address & ~1, (xpsr & ~(1 << 9)) | (1 << 24) | ((1 << 9) if realigned else 0)]
+        data = struct.pack("<8I", *values)
+        if extended:
+            data += struct.pack("<16I", *[cpu.reg_read(r) for r in _FP])
+            data += struct.pack("<II", cpu.reg_read(A.UC_ARM_REG_FPSCR), 0)
+        cpu.mem_write(frame, data)
+        exc_return = 0xFFFF_FFE1 if extended else 0xFFFF_FFF1
+        if not handler_mode:
+            exc_return |= 0x8
+            if on_psp:
+                exc_return |= 0x4
+        # IPSR first: in handler mode SP is MSP and CONTROL may be written.
+        cpu.reg_write(A.UC_ARM_REG_XPSR, (xpsr & 0xF80F_0000) | (1 << 24) | exc)
+        if on_psp:
+            cpu.reg_write(A.UC_ARM_REG_PSP, frame)
+        else:
+            cpu.reg_write(A.UC_ARM_REG_SP, frame)
+        cpu.reg_write(A.UC_ARM_REG_CONTROL, control & CONTROL_NPRIV)
+        cpu.reg_write(A.UC_ARM_REG_LR, exc_return)
+        vector = self._read_word((self.vtor & ~0x7F) + 4 * exc)
+        if not vector & 1:
+            self.faults.hfsr |= HFSR_VECTTBL
+            raise Lockup(f"vector of {name_of(exc)} (0x{vector:08x}) is not a Thumb address")
+        cpu.reg_write(A.UC_ARM_REG_PC, vector | 1)
+        self.pending[exc] = False
+        self.active[exc] = True
+        self.active_count += 1
+        self.event_register = True
+
+    def exit(self, exc_return: int) -> None:
+        """Undo ``enter`` for the handler that branched to ``exc_return``."""
+        cpu = self.cpu
+        ipsr = cpu.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+        if ipsr == 0 or (exc_return & 0xF) not in (0x1, 0x9, 0xD) or not self.active[ipsr]:
+            self.raise_fault(USAGEFAULT, CFSR_INVPC,
+                             why=f"bad exception return 0x{exc_return:08x} from IPSR {ipsr}")
+            return
+        self.active[ipsr] = False
+        self.active_count -= 1
+        if ipsr >= IRQ_BASE and self.levels[ipsr]:
+            self.pending[ipsr] = True
+        to_thread = bool(exc_return & 0x8)
+        use_psp = bool(exc_return & 0x4)
+        extended = not exc_return & 0x10
+        frame = cpu.reg_read(A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP)
+        size = 0x68 if extended else 0x20
+        raw = bytes(cpu.mem_read(frame, size))
+        words = struct.unpack_from("<8I", raw)
+        for reg, value in zip(_BASIC, words):
+            cpu.reg_write(reg, value)
+        if extended:
+            for reg, value in zip(_FP, struct.unpack_from("<16I", raw, 0x20)):
+                cpu.reg_write(reg, value)
+        pc, xpsr = words[6], words[7]
+        sp = frame + size + (4 if xpsr & (1 << 9) else 0)
+        control = cpu.reg_read(A.UC_ARM_REG_CONTROL) & CONTROL_NPRIV
+        if to_thread and use_psp:
+            control |= CONTROL_SPSEL
+        if extended:
+            control |= CONTROL_FPCA | CONTROL_SFPA
+        cpu.reg_write(A.UC_ARM_REG_CONTROL, control)
+        if extended:
+            cpu.reg_write(A.UC_ARM_REG_FPSCR, struct.unpack_from("<I", raw, 0x60)[0])
+        if use_psp:
+            cpu.reg_write(A.UC_ARM_REG_PSP, sp)
+        else:
+            cpu.reg_write(A.UC_ARM_REG_MSP, sp)
+        stacked_ipsr = xpsr & 0x1FF
+        if to_thread:
+            stacked_ipsr = 0
+        cpu.reg_write(A.UC_ARM_REG_XPSR_NZCVQG, xpsr & 0xF80F_0000)
+        cpu.reg_write(A.UC_ARM_REG_XPSR, (xpsr & 0xFE0F_FC00 & ~(1 << 9)) | stacked_ipsr | (1 << 24))
+        cpu.reg_write(A.UC_ARM_REG_XPSR_NZCVQG, xpsr & 0xF80F_0000)
+        cpu.reg_write(A.UC_ARM_REG_PC, pc | 1)
+        self.event_register = True

@@ -1,0 +1,117 @@
+"""SysTick (0xE000E010): a 24-bit down-counter on the core clock or HCLK/8.
+
+The counter is not ticked; its value is computed from the cycle count, and a
+clock event is scheduled only when the wrap must raise an interrupt.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from ..regs import Access, Field, Peripheral, Register
+from ..vclock import Event, VirtualClock
+from .exceptions import SYSTICK, ExceptionModel
+
+
+class SysTick(Peripheral):
+    size = 0x10
+
+    def __init__(self, name: str, base: int, *, clock: VirtualClock, exceptions: ExceptionModel,
+                 calib: int = 0x4000_2328, note: Callable[[str], None] | None = None) -> None:
+        self.clock = clock
+        self.exc = exceptions
+        self._calib = calib
+        self._start = 0      # cycle at which the counter held _c0
+        self._c0 = 0
+        self._running = False
+        self._last_flag_check = 0
+        self._event: Event | None = None
+        super().__init__(name, base, note=note)
+
+    def registers(self) -> Iterable[Register]:
+        yield Register("CSR", 0x0, fields=(
+            Field("ENABLE", 0, on_write=lambda o, n: self._restart()),
+            Field("TICKINT", 1, on_write=lambda o, n: self._restart()),
+            Field("CLKSOURCE", 2, on_write=lambda o, n: self._restart()),
+            Field("COUNTFLAG", 16, access=Access.RO)), on_read=self._read_csr)
+        yield Register("RVR", 0x4, write_mask=0x00FF_FFFF)
+        yield Register("CVR", 0x8, on_read=lambda _v: self.current(),
+                       on_write=lambda _v: self._clear_current())
+        yield Register("CALIB", 0xC, reset=self._calib, write_mask=0)
+
+    def reset(self) -> None:
+        super().reset()
+        self._running = False
+        self._c0 = 0
+        if getattr(self, "_event", None):
+            self._event.cancel()
+        self._event = None
+
+    # timing ----------------------------------------------------------------
+    @property
+    def _div(self) -> int:
+        return 1 if self.get("CSR") & 4 else 8
+
+    def _ticks(self, cycles: int) -> int:
+        return (cycles - self._start) // self._div
+
+    def current(self) -> int:
+        if not self._running:
+            return self._c0
+        reload = self.get("RVR")
+        n = self._ticks(self.clock.cycles)
+        if n < self._c0 or reload == 0:
+            return max(0, self._c0 - n)
+        return (self._c0 - n) % (reload + 1)
+
+    def _first_zero_after(self, cycles: int) -> int | None:
+        """Cycle of the first 1→0 transition strictly after ``cycles``."""
+        reload = self.get("RVR")
+        if not self._running:
+            return None
+        first = self._c0 if self._c0 else reload + 1
+        if reload == 0 and not self._c0:
+            return None
+        n = self._ticks(cycles)
+        if n < first:
+            k = first
+        else:
+            period = reload + 1
+            k = first + ((n - first) // period + 1) * period
+        return self._start + k * self._div
+
+    def _restart(self) -> None:
+        """ENABLE/CLKSOURCE/TICKINT changed: re-anchor the counter at its current value."""
+        now = self.clock.cycles
+        value = self.current()
+        self._running = bool(self.get("CSR") & 1)
+        self._c0, self._start = value, now
+        self._schedule()
+
+    def _clear_current(self) -> None:
+        self._c0, self._start = 0, self.clock.cycles
+        self._last_flag_check = self._start
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._event is not None:
+            self._event.cancel()
+            self._event = None
+        if self._running and self.get("CSR") & 2:
+            when = self._first_zero_after(self.clock.cycles)
+            if when is not None:
+                self._event = self.clock.at_cycle(when, self._wrap)
+
+    def _wrap(self) -> None:
+        self._event = None
+        self.exc.set_pending(SYSTICK)
+        self._schedule()
+
+    def _read_csr(self, stored: int) -> int:
+        now = self.clock.cycles
+        flag = 0
+        if self._running:
+            last_zero = self._first_zero_after(self._last_flag_check)
+            if last_zero is not None and last_zero <= now:
+                flag = 1 << 16
+        self._last_flag_check = now
+        return (stored & 0x7) | flag

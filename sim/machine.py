@@ -1,0 +1,378 @@
+"""A board in one process: Unicorn's CPU, our exception model, bus and peripherals,
+and the run loop that advances virtual time.
+
+The loop reads top to bottom: fire due events → take a pending exception →
+sleep (WFI/WFE) by jumping to the next event → otherwise run instructions until
+the next event, and handle whatever stopped the CPU (exception return, SVC,
+semihosting, fault, sleep).
+"""
+from __future__ import annotations
+
+import enum
+import importlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from unicorn import (UC_ARCH_ARM, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
+                     UC_ERR_READ_PROT, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT,
+                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_MCLASS,
+                     UC_MODE_THUMB, Uc, UcError)
+from unicorn import arm_const as A
+
+from .boards.spec import BoardSpec
+from .bus import Bus
+from .core import exceptions as X
+from .core.exceptions import ExceptionModel, Lockup
+from .core.semihosting import Semihosting, SemihostingExit
+from .counter import InstructionCounter
+from .signals import ClockTree, IrqLine
+from .vclock import PS_PER_S, VirtualClock
+
+#: Longest stretch run without looking at cancel and the wall clock (instructions).
+SLICE = 4_000_000
+_INTR_SVC, _INTR_BKPT, _INTR_EXC_EXIT = 2, 7, 8
+_BKPT_SEMIHOSTING = 0xBEAB
+
+
+class StopCause(str, enum.Enum):
+    LIMIT = "limit"
+    EXIT = "exit"
+    CANCEL = "cancel"
+    LOCKUP = "lockup"
+    WALL_CLOCK = "wall_clock"
+
+
+@dataclass
+class RunResult:
+    cause: StopCause
+    exit_code: int | None
+    seconds: float
+    instructions: int
+    faults: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
+class Machine:
+    """One emulated board. Build, ``load`` an image, ``run``; not reusable across threads."""
+
+    def __init__(self, board: BoardSpec, *, uart_out: Callable[[str, bytes], None] | None = None,
+                 semihosting_out: Callable[[bytes], None] | None = None,
+                 note: Callable[[str], None] | None = None, native: bool | None = None,
+                 trace: Callable[[str], None] | None = None) -> None:
+        self.board = board
+        soc = board.soc
+        self._uart_out = uart_out or (lambda name, data: None)
+        self._notes: list[str] = []
+        self._note_sink = note
+        self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
+        self.counter = InstructionCounter(self.uc, native=native)
+        self.clock = VirtualClock(self.counter, soc.reset_hz)
+        self.clock_hook = self.clock  # peripherals schedule here; see _on_schedule
+        self.clocks = ClockTree(HSI=8_000_000, HSE=board.hse_hz, LSI=40_000, LSE=32_768,
+                                SYSCLK=soc.reset_hz, HCLK=soc.reset_hz, PCLK1=soc.reset_hz,
+                                PCLK2=soc.reset_hz, TIMCLK1=soc.reset_hz, TIMCLK2=soc.reset_hz)
+        self.clocks.subscribe(lambda: self.clock.set_hz(self.clocks["HCLK"]))
+        self.bus = Bus(self.uc, self.note)
+        self.exc = ExceptionModel(self.uc, irq_count=soc.irq_count,
+                                  priority_bits=soc.priority_bits,
+                                  read_word=lambda a: self.bus.read(a, 4),
+                                  on_change=self.counter.stop_soon)
+        for m in soc.memories:
+            mem = self.bus.add_memory(m.name, m.base, m.size, writable=m.writable,
+                                      fill=m.fill, aliases=m.aliases)
+            for offset, data in m.content:
+                mem.write(m.base + offset, data)
+        self.semihosting = Semihosting(
+            read_memory=lambda a, n: bytes(self.uc.mem_read(a, n)),
+            write_memory=lambda a, d: self.uc.mem_write(a, bytes(d)),
+            console=semihosting_out or (lambda data: None),
+            now_s=self.clock.seconds, cycles=lambda: self.clock.cycles,
+            core_hz=lambda: self.clock.hz, note=self.note)
+        self._reset_requested = False
+        self._build_peripherals()
+        self.bus.map_peripherals()
+        for alias, target, size in soc.bitband:
+            self.bus.add_bitband(alias, target, size)
+        self._install_hooks()
+        self._pending_fault: tuple[int, int, int | None, str] | None = None
+        self._cause: StopCause | None = None
+        self._exit_code: int | None = None
+        self._sleeping = False
+        self._masked_step = 1
+        self._unexplained_stops = 0
+        self.faults: list[str] = []
+
+    # -- construction -----------------------------------------------------------
+    def note(self, line: str) -> None:
+        """Infrastructure log: what the emulator noticed (never the UART output)."""
+        if self._note_sink is not None:
+            self._note_sink(line)
+        self._notes.append(line)
+
+    @property
+    def notes(self) -> list[str]:
+        return list(self._notes)
+
+    def _build_peripherals(self) -> None:
+        self.peripherals: dict[str, Any] = {}
+        common = {"clock": self.clock, "clocks": self.clocks, "exceptions": self.exc,
+                  "note": self.note, "request_reset": self.request_reset,
+                  "irq_count": self.board.soc.irq_count}
+        for spec in self.board.soc.peripherals:
+            module_name, class_name = spec.model.split(":")
+            cls = getattr(importlib.import_module(f"sim.{module_name}"), class_name)
+            kwargs = dict(spec.args)
+            for arg, irq in spec.irqs.items():
+                kwargs[arg] = IrqLine(self.exc, irq)
+            kwargs.update(self._wiring(spec.name, cls))
+            accepted = cls.__init__.__code__.co_varnames
+            kwargs.update({k: v for k, v in common.items() if k in accepted and k not in kwargs})
+            p = cls(spec.name, spec.base, **kwargs)
+            self.peripherals[spec.name] = p
+            self.bus.add_peripheral(p)
+        for base, size in self.board.soc.peripheral_space:
+            self.bus.fill_unmodelled(base, size)
+
+    def _wiring(self, name: str, cls: type) -> dict[str, Any]:
+        """What the board connects to a peripheral: host channels and external parts."""
+        accepted = cls.__init__.__code__.co_varnames
+        wiring: dict[str, Any] = {}
+        if "tx" in accepted:
+            wiring["tx"] = lambda data, name=name: self._uart_out(name, data)
+        if "hse_hz" in accepted:
+            wiring["hse_hz"] = self.board.hse_hz
+        if "external" in accepted:
+            wiring["external"] = {b.pin: b.idle_level for b in self.board.buttons
+                                  if b.port == name}
+        if "memory" in accepted:
+            wiring["memory"] = self.bus.memory_at(0x0800_0000)
+        return wiring
+
+    def _install_hooks(self) -> None:
+        self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
+
+    # -- loading and reset --------------------------------------------------------
+    def load(self, segments: list[tuple[int, bytes]]) -> None:
+        """Place an image's segments in memory, as a flash programmer would."""
+        for address, data in segments:
+            mem = self.bus.memory_at(address)
+            if mem is None or not mem.contains(address + len(data) - 1):
+                raise ValueError(f"segment at 0x{address:08x} (+{len(data)}) is outside memory")
+            mem.write(address, data)
+        self.reset()
+
+    def request_reset(self) -> None:
+        self._reset_requested = True
+        self.counter.stop_soon()
+
+    def reset(self) -> None:
+        """Core and peripheral reset; memory keeps its content, as on the chip."""
+        self.exc.reset()
+        for p in self.peripherals.values():
+            p.reset()
+        self.clocks.update(SYSCLK=self.board.soc.reset_hz, HCLK=self.board.soc.reset_hz,
+                           PCLK1=self.board.soc.reset_hz, PCLK2=self.board.soc.reset_hz,
+                           TIMCLK1=self.board.soc.reset_hz, TIMCLK2=self.board.soc.reset_hz)
+        uc = self.uc
+        for r in range(A.UC_ARM_REG_R0, A.UC_ARM_REG_R12 + 1):
+            uc.reg_write(r, 0)
+        uc.reg_write(A.UC_ARM_REG_XPSR, 1 << 24)
+        uc.reg_write(A.UC_ARM_REG_CONTROL, 0)
+        uc.reg_write(A.UC_ARM_REG_PRIMASK, 0)
+        uc.reg_write(A.UC_ARM_REG_BASEPRI, 0)
+        uc.reg_write(A.UC_ARM_REG_FAULTMASK, 0)
+        uc.reg_write(A.UC_ARM_REG_LR, 0xFFFF_FFFF)
+        sp, pc = self.bus.read(0, 4), self.bus.read(4, 4)
+        uc.reg_write(A.UC_ARM_REG_PSP, 0)
+        uc.reg_write(A.UC_ARM_REG_MSP, sp & ~3)
+        uc.reg_write(A.UC_ARM_REG_PC, pc | 1)
+        self._sleeping = False
+        self._reset_requested = False
+
+    # -- host side ---------------------------------------------------------------
+    def uart_receive(self, name: str, data: bytes) -> None:
+        self.peripherals[name].receive(data)
+
+    # -- hooks (run inside Unicorn) -------------------------------------------------
+    def _on_interrupt(self, uc: Uc, intno: int, _user: object) -> None:
+        self._intr = intno
+        uc.emu_stop()
+
+    def _on_invalid_memory(self, uc: Uc, access: int, address: int, size: int, value: int,
+                           _user: object) -> bool:
+        self._bad_access = (access, address, size, value)
+        return False
+
+    # -- the run loop ------------------------------------------------------------------
+    def run(self, limit_s: float, *, cancel: threading.Event | None = None,
+            wall_limit_s: float | None = None) -> RunResult:
+        limit = self.clock.at_time(int(limit_s * PS_PER_S), lambda: self._stop(StopCause.LIMIT))
+        deadline = None if wall_limit_s is None else time.monotonic() + wall_limit_s
+        self._cause = None
+        detail = ""
+        try:
+            while self._cause is None:
+                if cancel is not None and cancel.is_set():
+                    self._stop(StopCause.CANCEL)
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    self._stop(StopCause.WALL_CLOCK)
+                    break
+                self.clock.run_due()
+                if self._cause is not None:
+                    break
+                if self._reset_requested:
+                    self.note(f"system reset requested at {self.clock.seconds():.6f} s")
+                    self.reset()
+                    continue
+                if self._take_exception():
+                    continue
+                if self._sleeping:
+                    self._sleep()
+                    continue
+                self._run_slice()
+        except Lockup as exc:
+            self._cause = StopCause.LOCKUP
+            detail = f"core lockup: {exc}"
+            self.faults.append(detail)
+        finally:
+            limit.cancel()
+        return RunResult(self._cause, self._exit_code, self.clock.seconds(), self.counter.count,
+                         list(self.faults) + [f for f in self.exc.fault_log if f not in self.faults],
+                         detail)
+
+    def _stop(self, cause: StopCause) -> None:
+        if self._cause is None:
+            self._cause = cause
+        self.counter.stop_soon()
+
+    def _take_exception(self) -> bool:
+        exc, waits_behind_mask = self.exc.next_to_take()
+        self._waits_behind_mask = waits_behind_mask
+        if exc is None:
+            return False
+        self._sleeping = False
+        self.exc.enter(exc, self.uc.reg_read(A.UC_ARM_REG_PC))
+        return True
+
+    def _sleep(self) -> None:
+        if self.exc.wakes_from_sleep() or (self._sleep_kind == "wfe" and self.exc.event_register):
+            self._sleeping = False
+            if self._sleep_kind == "wfe":
+                self.exc.event_register = False
+            return
+        nxt = self.clock.next_deadline()
+        if nxt is None:  # nothing can ever wake the core; the limit event always exists
+            self._stop(StopCause.LIMIT)
+            return
+        if nxt > self.counter.count:
+            self.counter.count = nxt  # virtual time jumps; no instructions run
+
+    def _run_slice(self) -> None:
+        count = self.counter.count
+        nxt = self.clock.next_deadline()
+        end = count + SLICE if nxt is None else min(nxt, count + SLICE)
+        if self._waits_behind_mask:
+            # an interrupt waits for PRIMASK/BASEPRI to open: look after few instructions
+            end = min(end, count + self._masked_step)
+            self._masked_step = min(self._masked_step * 2, 4096)
+        else:
+            self._masked_step = 1
+        self.counter.limit = max(end, count + 1) if end <= count else end
+        self._intr = None
+        self._bad_access = None
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        try:
+            self.uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF)
+        except UcError as err:
+            self._on_cpu_error(err)
+            return
+        if self._intr is not None:
+            self._on_cpu_interrupt(self._intr)
+        elif self.counter.count < self.counter.limit and self._cause is None:
+            self._check_sleep_instruction()
+
+    # -- what stopped the CPU ---------------------------------------------------------
+    def _halfword(self, address: int) -> int:
+        try:
+            return int.from_bytes(self.uc.mem_read(address, 2), "little")
+        except UcError:
+            return 0
+
+    def _check_sleep_instruction(self) -> None:
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        if self._halfword(pc - 2) == 0xBF30 or (self._halfword(pc - 4) == 0xF3AF
+                                                and self._halfword(pc - 2) == 0x8003):
+            self._sleeping, self._sleep_kind = True, "wfi"
+
+    def _on_cpu_interrupt(self, intno: int) -> None:
+        uc = self.uc
+        pc = uc.reg_read(A.UC_ARM_REG_PC)
+        if intno == _INTR_EXC_EXIT:
+            self.exc.exit(pc | 1 if pc >= 0xFFFF_FF00 else uc.reg_read(A.UC_ARM_REG_PC))
+        elif intno == _INTR_SVC:
+            if self.exc.group(self.exc.prio[X.SVCALL]) < self.exc.execution_priority():
+                self.exc.pending[X.SVCALL] = True
+            else:
+                self.exc.raise_fault(X.HARDFAULT, 0, why=f"SVC at 0x{pc - 2:08x} while masked")
+        elif intno == _INTR_BKPT:
+            if self._halfword(pc) == _BKPT_SEMIHOSTING:
+                self._semihosting_call(pc)
+            else:
+                self.exc.faults.hfsr |= 1 << 31  # DEBUGEVT
+                self.exc.raise_fault(X.HARDFAULT, 0, why=f"BKPT at 0x{pc:08x} with no debugger")
+        else:
+            self.exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
+                                 why=f"CPU exception {intno} at 0x{pc:08x}")
+
+    def _semihosting_call(self, pc: int) -> None:
+        uc = self.uc
+        op, arg = uc.reg_read(A.UC_ARM_REG_R0), uc.reg_read(A.UC_ARM_REG_R1)
+        try:
+            result = self.semihosting.call(op, arg)
+        except SemihostingExit as ex:
+            self._exit_code = ex.code
+            self._stop(StopCause.EXIT)
+            uc.reg_write(A.UC_ARM_REG_PC, (pc + 2) | 1)
+            return
+        except UcError as err:
+            self.note(f"semihosting call 0x{op:x} pointed at unmapped memory: {err}")
+            result = 0xFFFF_FFFF
+        uc.reg_write(A.UC_ARM_REG_R0, result)
+        uc.reg_write(A.UC_ARM_REG_PC, (pc + 2) | 1)
+
+    def _on_cpu_error(self, err: UcError) -> None:
+        uc = self.uc
+        pc = uc.reg_read(A.UC_ARM_REG_PC)
+        bad = self._bad_access
+        if err.errno == UC_ERR_INSN_INVALID:
+            if self._halfword(pc - 2) == 0xBF20 or (self._halfword(pc - 4) == 0xF3AF
+                                                    and self._halfword(pc - 2) == 0x8002):
+                if self.exc.event_register:
+                    self.exc.event_register = False
+                else:
+                    self._sleeping, self._sleep_kind = True, "wfe"
+                return
+            self.exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
+                                 why=f"undefined instruction at 0x{pc:08x}")
+        elif err.errno in (UC_ERR_FETCH_UNMAPPED, UC_ERR_FETCH_PROT):
+            if pc >= 0xFFFF_FF00:
+                self.exc.exit(pc)
+                return
+            self.exc.raise_fault(X.BUSFAULT, X.CFSR_IBUSERR,
+                                 why=f"instruction fetch from 0x{pc:08x}")
+            self.note(f"bus fault: instruction fetch from unmapped 0x{pc:08x}")
+        elif err.errno in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_READ_PROT,
+                           UC_ERR_WRITE_PROT):
+            address = bad[1] if bad else 0
+            what = "write to" if err.errno in (UC_ERR_WRITE_UNMAPPED, UC_ERR_WRITE_PROT) else "read of"
+            self.note(f"bus fault: {what} 0x{address:08x} at PC 0x{pc:08x}")
+            self.exc.raise_fault(X.BUSFAULT, X.CFSR_PRECISERR | X.CFSR_BFARVALID, bfar=address,
+                                 why=f"{what} 0x{address:08x} at PC 0x{pc:08x}")
+        else:
+            self.note(f"CPU stopped with {err} at PC 0x{pc:08x}")
+            self.exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
+                                 why=f"{err} at 0x{pc:08x}")

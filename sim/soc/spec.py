@@ -1,0 +1,42 @@
+"""The shape of a SoC description (see ``stm32f303.py`` for one)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MemorySpec:
+    name: str
+    base: int
+    size: int
+    writable: bool = True
+    fill: int = 0
+    aliases: tuple[int, ...] = ()
+    #: Initial content at offsets (system memory, option bytes, device id).
+    content: tuple[tuple[int, bytes], ...] = ()
+
+
+@dataclass(frozen=True)
+class PeripheralSpec:
+    name: str
+    #: "module:Class" below ``sim`` (e.g. "peripherals.usart:Usart").
+    model: str
+    base: int
+    #: Constructor argument name → IRQ number; each becomes an IrqLine.
+    irqs: dict[str, int] = field(default_factory=dict)
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SocSpec:
+    name: str
+    cpu: str
+    irq_count: int
+    priority_bits: int
+    memories: tuple[MemorySpec, ...]
+    peripherals: tuple[PeripheralSpec, ...]
+    #: Address ranges that answer even where nothing is modelled.
+    peripheral_space: tuple[tuple[int, int], ...]
+    bitband: tuple[tuple[int, int, int], ...] = ()
+    reset_hz: int = 8_000_000

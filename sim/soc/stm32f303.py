@@ -1,0 +1,57 @@
+"""STM32F303xE (RM0316, DS9118): memory map, peripherals and their IRQ numbers."""
+from __future__ import annotations
+
+import struct
+
+from .spec import MemorySpec, PeripheralSpec, SocSpec
+
+FLASH_BASE, FLASH_SIZE = 0x0800_0000, 512 * 1024
+SRAM_BASE, SRAM_SIZE = 0x2000_0000, 64 * 1024
+CCM_BASE, CCM_SIZE = 0x1000_0000, 16 * 1024
+SYSMEM_BASE, SYSMEM_SIZE = 0x1FFF_D800, 0x2800  # system memory, UID, flash size, option bytes
+
+# Option bytes: RDP level 0 (0xAA/0x55), USER 0x7F, data bytes and WRP erased.
+_OPTION_BYTES = bytes([0xAA, 0x55, 0x7F, 0x80, 0xFF, 0x00, 0xFF, 0x00,
+                       0xFF, 0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0x00])
+_UID = struct.pack("<III", 0x0033_0021, 0x3436_5111, 0x3036_3538)  # a plausible lot/wafer/xy
+_FLASH_SIZE_KB = struct.pack("<H", FLASH_SIZE // 1024)
+
+CORE = "core"
+P = "peripherals"
+
+
+def _core_peripherals() -> tuple[PeripheralSpec, ...]:
+    return (
+        PeripheralSpec("SysTick", f"{CORE}.systick:SysTick", 0xE000_E010),
+        PeripheralSpec("NVIC", f"{CORE}.nvic:Nvic", 0xE000_E100),
+        PeripheralSpec("SCB", f"{CORE}.scb:Scb", 0xE000_ED00),
+        PeripheralSpec("CoreDebug", f"{CORE}.dwt:CoreDebug", 0xE000_EDF0),
+        PeripheralSpec("STIR", f"{CORE}.nvic:SoftwareTrigger", 0xE000_EF00),
+        PeripheralSpec("DWT", f"{CORE}.dwt:Dwt", 0xE000_1000),
+    )
+
+
+STM32F303RE = SocSpec(
+    name="stm32f303re",
+    cpu="cortex-m4f",
+    irq_count=82,
+    priority_bits=4,
+    memories=(
+        MemorySpec("flash", FLASH_BASE, FLASH_SIZE, writable=False, fill=0xFF, aliases=(0x0,)),
+        MemorySpec("sram", SRAM_BASE, SRAM_SIZE),
+        MemorySpec("ccmram", CCM_BASE, CCM_SIZE),
+        MemorySpec("system", SYSMEM_BASE, SYSMEM_SIZE, writable=False, fill=0xFF, content=(
+            (0x1FFF_F7AC - SYSMEM_BASE, _UID),
+            (0x1FFF_F7CC - SYSMEM_BASE, _FLASH_SIZE_KB),
+            (0x1FFF_F800 - SYSMEM_BASE, _OPTION_BYTES),
+        )),
+    ),
+    peripherals=_core_peripherals(),
+    peripheral_space=(
+        (0x4000_0000, 0x0002_4400),  # APB1, APB2, AHB1
+        (0x4800_0000, 0x0000_1800),  # AHB2: GPIO A-F
+        (0x5000_0000, 0x0000_0800),  # AHB3: ADC1-4
+        (0xE000_0000, 0x0010_0000),  # private peripheral bus (ITM, DWT, SCS, TPIU...)
+    ),
+    bitband=((0x2200_0000, SRAM_BASE, 0x10_0000), (0x4200_0000, 0x4000_0000, 0x10_0000)),
+)
