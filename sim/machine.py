@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from unicorn import (UC_ARCH_ARM, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
                      UC_ERR_READ_PROT, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT,
-                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_MCLASS,
+                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_MCLASS,
                      UC_MODE_THUMB, Uc, UcError)
 from unicorn import arm_const as A
 
@@ -100,7 +100,8 @@ class Machine:
         self._cause: StopCause | None = None
         self._exit_code: int | None = None
         self._sleeping = False
-        self._masked_step = 1
+        self._waits_behind_mask = False
+        self._unmask_sites = 0
         self._unexplained_stops = 0
         self.faults: list[str] = []
 
@@ -155,6 +156,30 @@ class Machine:
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
 
     # -- loading and reset --------------------------------------------------------
+    def _watch_unmasking(self, segments: list[tuple[int, bytes]]) -> None:
+        """Hook every CPSIE and MSR PRIMASK/BASEPRI/FAULTMASK in the image.
+
+        Unicorn runs these without telling anyone; an interrupt waiting behind
+        the mask must be taken right after them, so the CPU stops there.
+        """
+        seen = 0
+        for address, data in segments:
+            for off in range(0, len(data) - 1, 2):
+                hw = data[off] | data[off + 1] << 8
+                hit = hw in (0xB661, 0xB662, 0xB663)
+                if not hit and hw & 0xFFF0 == 0xF380 and off + 3 < len(data):
+                    hw2 = data[off + 2] | data[off + 3] << 8
+                    hit = hw2 & 0xFF00 == 0x8800 and 0x10 <= (hw2 & 0xFF) <= 0x13
+                if hit:
+                    at = address + off
+                    self.uc.hook_add(UC_HOOK_CODE, self._after_unmask, begin=at, end=at)
+                    seen += 1
+        self._unmask_sites = seen
+
+    def _after_unmask(self, uc: Uc, address: int, size: int, _user: object) -> None:
+        if self._waits_behind_mask:
+            self.counter.stop_soon()  # stop right after this instruction
+
     def load(self, segments: list[tuple[int, bytes]]) -> None:
         """Place an image's segments in memory, as a flash programmer would."""
         for address, data in segments:
@@ -162,6 +187,7 @@ class Machine:
             if mem is None or not mem.contains(address + len(data) - 1):
                 raise ValueError(f"segment at 0x{address:08x} (+{len(data)}) is outside memory")
             mem.write(address, data)
+        self._watch_unmasking(segments)
         self.reset()
 
     def request_reset(self) -> None:
@@ -275,13 +301,7 @@ class Machine:
         count = self.counter.count
         nxt = self.clock.next_deadline()
         end = count + SLICE if nxt is None else min(nxt, count + SLICE)
-        if self._waits_behind_mask:
-            # an interrupt waits for PRIMASK/BASEPRI to open: look after few instructions
-            end = min(end, count + self._masked_step)
-            self._masked_step = min(self._masked_step * 2, 4096)
-        else:
-            self._masked_step = 1
-        self.counter.limit = max(end, count + 1) if end <= count else end
+        self.counter.limit = max(end, count + 1)
         self._intr = None
         self._bad_access = None
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)

@@ -309,8 +309,8 @@ class ExceptionModel:
         stacked_ipsr = xpsr & 0x1FF
         if to_thread:
             stacked_ipsr = 0
+        # NZCVQG first: that write also zeroes IPSR, which the full write then sets
         cpu.reg_write(A.UC_ARM_REG_XPSR_NZCVQG, xpsr & 0xF80F_0000)
         cpu.reg_write(A.UC_ARM_REG_XPSR, (xpsr & 0xFE0F_FC00 & ~(1 << 9)) | stacked_ipsr | (1 << 24))
-        cpu.reg_write(A.UC_ARM_REG_XPSR_NZCVQG, xpsr & 0xF80F_0000)
         cpu.reg_write(A.UC_ARM_REG_PC, pc | 1)
         self.event_register = True

@@ -1,0 +1,88 @@
+"""The embedded default: run jobs on our own emulated board (``sim``), in-process.
+
+Virtual time bounds the run; a wall-clock guard stops firmware that would take
+too long to emulate. Nothing outlives ``run``: the emulator is built per job.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar, Mapping
+
+from sim.boards import BOARDS, board as board_spec
+from sim.machine import Machine, StopCause
+
+from .base import Availability, Backend, Outcome, RunRequest, StopReason
+from .image import InvalidFirmware, load
+
+#: Wall-clock seconds allowed per virtual second before the guard stops a run.
+DEFAULT_WALL_FACTOR = 20.0
+DEFAULT_WALL_MINIMUM_S = 30.0
+
+_REASONS = {
+    StopCause.LIMIT: StopReason.LIMIT,
+    StopCause.EXIT: StopReason.EXIT,
+    StopCause.CANCEL: StopReason.CANCEL,
+    StopCause.LOCKUP: StopReason.FAULT,
+}
+
+
+class SimBackend(Backend):
+    name: ClassVar[str] = "sim"
+
+    @classmethod
+    def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:
+        return Availability(True, "built-in STM32F303 emulator (Unicorn)")
+
+    @classmethod
+    def boards(cls) -> tuple[str, ...]:
+        return tuple(sorted(BOARDS))
+
+    def run(self, request: RunRequest) -> Outcome:
+        infra: list[str] = []
+        started = time.monotonic()
+        try:
+            image = load(request.executable, request.format)
+        except (InvalidFirmware, OSError) as exc:
+            return Outcome(StopReason.INFRASTRUCTURE, infra_log=str(exc),
+                           detail=f"cannot load the executable: {exc}")
+        try:
+            spec = board_spec(request.board)
+        except KeyError as exc:
+            return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc.args[0]))
+        console = spec.console
+        sink = request.uart
+        machine = Machine(
+            spec,
+            uart_out=lambda name, data: sink(data) if name == console else None,
+            semihosting_out=sink,
+            note=infra.append,
+            trace=None,
+        )
+        try:
+            machine.load([(s.address, s.data) for s in image.segments])
+        except ValueError as exc:
+            return Outcome(StopReason.INFRASTRUCTURE, infra_log="\n".join(infra),
+                           detail=f"cannot place the image in memory: {exc}")
+        if request.uart_input:
+            machine.uart_receive(console, request.uart_input)
+        factor = float(self.options.get("wall_factor", DEFAULT_WALL_FACTOR))
+        wall = max(DEFAULT_WALL_MINIMUM_S, request.time_limit_s * factor)
+        result = machine.run(request.time_limit_s, cancel=request.cancel, wall_limit_s=wall)
+        infra.append(f"virtual time {result.seconds:.6f} s, {result.instructions} instructions, "
+                     f"{time.monotonic() - started:.3f} s wall")
+        if result.cause is StopCause.WALL_CLOCK:
+            return Outcome(StopReason.INFRASTRUCTURE, time_used_s=result.seconds,
+                           instructions=result.instructions, infra_log="\n".join(infra),
+                           detail=f"emulation took longer than {wall:.0f} s of wall time")
+        reason = _REASONS[result.cause]
+        detail = result.detail
+        if result.faults and reason is StopReason.LIMIT:
+            reason = StopReason.FAULT
+        if result.faults and not detail:
+            detail = result.faults[0]
+        if reason is StopReason.EXIT:
+            detail = detail or f"firmware exited with code {result.exit_code}"
+        infra.extend(result.faults)
+        return Outcome(reason, exit_code=result.exit_code, time_used_s=result.seconds,
+                       instructions=result.instructions, infra_log="\n".join(infra),
+                       detail=detail)

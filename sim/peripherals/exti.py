@@ -1,0 +1,139 @@
+"""EXTI controller of the STM32F303 (RM0316 section 14).
+
+Edges on a line set its pending bit when that edge is selected and the line is
+unmasked; pending lines drive their NVIC interrupts (lines 5..9 and 10..15
+share one each). GPIO pins reach lines 0..15 through SYSCFG's port selection,
+wired by :func:`connect_gpio_exti`.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping, Protocol
+
+from sim.regs import Access, Field, Peripheral, Register, per_pin
+from sim.signals import ClockTree
+from sim.vclock import VirtualClock
+
+from .irq import IrqOut
+
+#: NVIC interrupt of each EXTI line (RM0316 table 82 / section 14.2.5).
+IRQ_OF_LINE: dict[int, int] = {
+    0: 6, 1: 7, 2: 8, 3: 9, 4: 10,
+    **{line: 23 for line in range(5, 10)},
+    **{line: 40 for line in range(10, 16)},
+    16: 1,    # PVD
+    17: 41,   # RTC alarm
+    18: 42,   # USB wakeup
+    19: 2,    # RTC tamper/timestamp
+    20: 3,    # RTC wakeup
+    21: 64, 22: 64, 29: 64,   # COMP1/2, COMP3 (COMP1_2_3)
+    30: 65, 31: 65, 32: 65,   # COMP4/5/6 (COMP4_5_6)
+    33: 66,   # COMP7
+}
+#: Lines 23..28, 34, 35 are direct (wakeup) lines: no edge detection, no pending bit.
+DIRECT_LINES = frozenset({23, 24, 25, 26, 27, 28, 34, 35})
+
+# (IMR, EMR, RTSR, FTSR, SWIER, PR) offsets for lines 0..31 and 32..63.
+_BANKS = ((0x00, 0x04, 0x08, 0x0C, 0x10, 0x14), (0x20, 0x24, 0x28, 0x2C, 0x30, 0x34))
+_IMR_RESET = (0x1F80_0000, 0x0000_000C)
+
+
+class Exti(Peripheral):
+    """External interrupt/event controller.
+
+    ``irqs`` maps NVIC interrupt numbers (see :data:`IRQ_OF_LINE`) to lines;
+    :meth:`irq_numbers` lists the ones it can drive.
+    """
+
+    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
+                 note: Callable[[str], None] | None = None,
+                 irqs: Mapping[int, IrqOut] | None = None,
+                 on_event: Callable[[int], None] | None = None) -> None:
+        self.clock = clock
+        self.clocks = clocks
+        self.irqs = dict(irqs or {})
+        #: Called with the line number for an unmasked event (EMR): wakes WFE.
+        self.on_event = on_event
+        super().__init__(name, base, note=note)
+
+    @staticmethod
+    def irq_numbers() -> set[int]:
+        return set(IRQ_OF_LINE.values())
+
+    def registers(self) -> Iterable[Register]:
+        for bank, (imr, emr, rtsr, ftsr, swier, pr) in enumerate(_BANKS):
+            n = bank + 1
+            yield Register(f"IMR{n}", imr, _IMR_RESET[bank], per_pin("MR", 32, 1),
+                           on_write=lambda v: self._update_irq())
+            yield Register(f"EMR{n}", emr, 0, per_pin("MR", 32, 1))
+            yield Register(f"RTSR{n}", rtsr, 0, per_pin("TR", 32, 1))
+            yield Register(f"FTSR{n}", ftsr, 0, per_pin("TR", 32, 1))
+            yield Register(f"SWIER{n}", swier, 0, tuple(
+                Field(f"SWIER{i}", i, on_write=lambda old, new, line=32 * bank + i:
+                      self._swier_written(line, old, new)) for i in range(32)))
+            yield Register(f"PR{n}", pr, 0, per_pin("PR", 32, 1, Access.RC_W1),
+                           on_write=lambda v, bank=bank: self._pr_written(bank, v))
+
+    # -- inputs ------------------------------------------------------------------
+    def line_edge(self, line: int, rising: bool) -> None:
+        """An edge arrived on ``line``; pends it if that edge is selected."""
+        if line in DIRECT_LINES or not 0 <= line < 64:
+            return
+        imr, emr, rtsr, ftsr, _, pr = _BANKS[line >> 5]
+        bit = 1 << (line & 31)
+        if not self.values[rtsr if rising else ftsr] & bit:
+            return
+        self._trigger(line)
+
+    def _trigger(self, line: int) -> None:
+        imr, emr, _, _, _, pr = _BANKS[line >> 5]
+        bit = 1 << (line & 31)
+        if self.values[imr] & bit:
+            self.values[pr] |= bit
+        if self.values[emr] & bit and self.on_event is not None:
+            self.on_event(line)
+        self._update_irq()
+
+    def _swier_written(self, line: int, old: int, new: int) -> None:
+        # Writing 1 to a SWIER bit that is 0 triggers the line (RM0316 14.3.5).
+        if new and not old:
+            self._trigger(line)
+
+    def _pr_written(self, bank: int, value: int) -> None:
+        _, _, _, _, swier, pr = _BANKS[bank]
+        self.values[swier] &= ~value          # clearing PR clears SWIER too
+        self._update_irq()
+
+    def _update_irq(self) -> None:
+        """Each NVIC line is high while any of its lines is pending."""
+        levels: dict[int, bool] = {}
+        for line, irq in IRQ_OF_LINE.items():
+            imr, _, _, _, _, pr = _BANKS[line >> 5]
+            pending = bool(self.values[pr] >> (line & 31) & 1)
+            levels[irq] = levels.get(irq, False) or pending
+        for irq, level in levels.items():
+            out = self.irqs.get(irq)
+            if out is not None:
+                out.set(level)
+
+
+class InputPort(Protocol):
+    def on_input_change(self, callback: Callable[[int, int], None]) -> None: ...
+
+
+class PortSelect(Protocol):
+    def port_of_line(self, line: int) -> int: ...
+
+
+def connect_gpio_exti(ports: Mapping[int, InputPort] | Iterable[InputPort], syscfg: PortSelect,
+                      exti: Exti) -> None:
+    """Route GPIO pin edges to EXTI lines 0..15 through SYSCFG's EXTICR selection.
+
+    ``ports`` is a sequence of GPIO ports in order A, B, C... or a mapping from
+    port index (0 = A) to port; each must offer ``on_input_change``.
+    """
+    items = ports.items() if isinstance(ports, Mapping) else enumerate(ports)
+    for index, port in items:
+        def changed(pin: int, level: int, index: int = index) -> None:
+            if syscfg.port_of_line(pin) == index:
+                exti.line_edge(pin, bool(level))
+        port.on_input_change(changed)
