@@ -126,13 +126,16 @@ class Machine:
             cls = getattr(importlib.import_module(f"sim.{module_name}"), class_name)
             kwargs = dict(spec.args)
             for arg, irq in spec.irqs.items():
-                kwargs[arg] = IrqLine(self.exc, irq)
+                kwargs[arg] = (IrqLine(self.exc, irq) if isinstance(irq, int)
+                               else {n: IrqLine(self.exc, n) for n in irq})
             kwargs.update(self._wiring(spec.name, cls))
             accepted = cls.__init__.__code__.co_varnames
             kwargs.update({k: v for k, v in common.items() if k in accepted and k not in kwargs})
             p = cls(spec.name, spec.base, **kwargs)
             self.peripherals[spec.name] = p
             self.bus.add_peripheral(p)
+        for connect in self.board.soc.wiring:
+            connect(self.peripherals)
         for base, size in self.board.soc.peripheral_space:
             self.bus.fill_unmodelled(base, size)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 
 @dataclass(frozen=True)
@@ -23,8 +23,9 @@ class PeripheralSpec:
     #: "module:Class" below ``sim`` (e.g. "peripherals.usart:Usart").
     model: str
     base: int
-    #: Constructor argument name → IRQ number; each becomes an IrqLine.
-    irqs: dict[str, int] = field(default_factory=dict)
+    #: Constructor argument name → IRQ number (an IrqLine), or → several numbers
+    #: (a mapping of number → IrqLine, for blocks that drive many lines).
+    irqs: dict[str, int | tuple[int, ...]] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
 
 
@@ -39,4 +40,6 @@ class SocSpec:
     #: Address ranges that answer even where nothing is modelled.
     peripheral_space: tuple[tuple[int, int], ...]
     bitband: tuple[tuple[int, int, int], ...] = ()
+    #: Connections between built peripherals (called with name → peripheral).
+    wiring: tuple[Callable[[dict[str, Any]], None], ...] = ()
     reset_hz: int = 8_000_000

@@ -31,6 +31,37 @@ def _core_peripherals() -> tuple[PeripheralSpec, ...]:
     )
 
 
+def _device_peripherals() -> tuple[PeripheralSpec, ...]:
+    gpio = tuple(PeripheralSpec(f"GPIO{port}", f"{P}.gpio:GpioPort", 0x4800_0000 + 0x400 * i)
+                 for i, port in enumerate("ABCDEF"))
+    serial = (
+        PeripheralSpec("USART1", f"{P}.usart:Usart", 0x4001_3800, {"irq": 37},
+                       {"clock_name": "USART1CLK"}),
+        PeripheralSpec("USART2", f"{P}.usart:Usart", 0x4000_4400, {"irq": 38},
+                       {"clock_name": "USART2CLK"}),
+        PeripheralSpec("USART3", f"{P}.usart:Usart", 0x4000_4800, {"irq": 39},
+                       {"clock_name": "USART3CLK"}),
+        PeripheralSpec("UART4", f"{P}.usart:Usart", 0x4000_4C00, {"irq": 52},
+                       {"clock_name": "UART4CLK"}),
+        PeripheralSpec("UART5", f"{P}.usart:Usart", 0x4000_5000, {"irq": 53},
+                       {"clock_name": "UART5CLK"}),
+    )
+    return (
+        PeripheralSpec("RCC", f"{P}.rcc:Rcc", 0x4002_1000, {"irq": 5}),
+        *gpio,
+        *serial,
+        PeripheralSpec("SYSCFG", f"{P}.syscfg:Syscfg", 0x4001_0000),
+        PeripheralSpec("EXTI", f"{P}.exti:Exti", 0x4001_0400,
+                       {"irqs": (1, 2, 3, 6, 7, 8, 9, 10, 23, 40, 41, 42, 64, 65, 66)}),
+    )
+
+
+def _connect_exti(peripherals: dict) -> None:
+    from ..peripherals.exti import connect_gpio_exti
+    connect_gpio_exti([peripherals[f"GPIO{p}"] for p in "ABCDEF"], peripherals["SYSCFG"],
+                      peripherals["EXTI"])
+
+
 STM32F303RE = SocSpec(
     name="stm32f303re",
     cpu="cortex-m4f",
@@ -46,7 +77,8 @@ STM32F303RE = SocSpec(
             (0x1FFF_F800 - SYSMEM_BASE, _OPTION_BYTES),
         )),
     ),
-    peripherals=_core_peripherals(),
+    peripherals=_core_peripherals() + _device_peripherals(),
+    wiring=(_connect_exti,),
     peripheral_space=(
         (0x4000_0000, 0x0002_4400),  # APB1, APB2, AHB1
         (0x4800_0000, 0x0000_1800),  # AHB2: GPIO A-F
