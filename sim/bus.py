@@ -59,6 +59,9 @@ class Bus:
         self._pages: dict[int, Peripheral | list[Peripheral]] = {}
         self.peripherals: dict[str, Peripheral] = {}
         self._windows: list[tuple[int, int]] = []
+        #: Told of every peripheral read (address, value, peripheral, offset) and write.
+        self.read_observer: Callable[[int, int, Peripheral, int], None] | None = None
+        self.write_observer: Callable[[], None] | None = None
 
     # -- memories ------------------------------------------------------------
     def add_memory(self, name: str, base: int, size: int, *, writable: bool = True,
@@ -155,10 +158,13 @@ class Bus:
             self.note(f"read of 0x{address:08x}: no model in a shared page; 0")
             return 0
         try:
-            return p.read(address - p.base, size)
+            value = p.read(address - p.base, size)
         except Exception as exc:  # a model bug must not kill the run
             self.note(f"{p.name}: read of 0x{address:08x} failed in the model: {exc!r}")
             return 0
+        if self.read_observer is not None:
+            self.read_observer(address, value, p, address - p.base)
+        return value
 
     def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
         address = base + offset
@@ -166,6 +172,8 @@ class Bus:
         if p is None:
             self.note(f"write of 0x{address:08x}: no model in a shared page; ignored")
             return
+        if self.write_observer is not None:
+            self.write_observer()
         try:
             p.write(address - p.base, size, value)
         except Exception as exc:

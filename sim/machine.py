@@ -27,6 +27,7 @@ from .core import exceptions as X
 from .core.exceptions import ExceptionModel, Lockup
 from .core.semihosting import Semihosting, SemihostingExit
 from .counter import InstructionCounter
+from .pollskip import PollFastForward
 from .signals import ClockTree, IrqLine
 from .vclock import PS_PER_S, VirtualClock
 
@@ -60,7 +61,7 @@ class Machine:
     def __init__(self, board: BoardSpec, *, uart_out: Callable[[str, bytes], None] | None = None,
                  semihosting_out: Callable[[bytes], None] | None = None,
                  note: Callable[[str], None] | None = None, native: bool | None = None,
-                 trace: Callable[[str], None] | None = None) -> None:
+                 trace: Callable[[str], None] | None = None, fast_forward: bool = True) -> None:
         self.board = board
         soc = board.soc
         self._uart_out = uart_out or (lambda name, data: None)
@@ -69,7 +70,7 @@ class Machine:
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
         self.counter = InstructionCounter(self.uc, native=native)
         self.clock = VirtualClock(self.counter, soc.reset_hz)
-        self.clock_hook = self.clock  # peripherals schedule here; see _on_schedule
+        self.clock.deadline_listener = self.counter.stop_at
         self.clocks = ClockTree(HSI=8_000_000, HSE=board.hse_hz, LSI=40_000, LSE=32_768,
                                 SYSCLK=soc.reset_hz, HCLK=soc.reset_hz, PCLK1=soc.reset_hz,
                                 PCLK2=soc.reset_hz, TIMCLK1=soc.reset_hz, TIMCLK2=soc.reset_hz)
@@ -96,6 +97,10 @@ class Machine:
         for alias, target, size in soc.bitband:
             self.bus.add_bitband(alias, target, size)
         self._install_hooks()
+        self.poll = PollFastForward(lambda a, n: bytes(self.uc.mem_read(a, n)))
+        if fast_forward:
+            self.bus.read_observer = self._observe_read
+            self.bus.write_observer = self.poll.forget
         self._pending_fault: tuple[int, int, int | None, str] | None = None
         self._cause: StopCause | None = None
         self._exit_code: int | None = None
@@ -222,8 +227,12 @@ class Machine:
         self._reset_requested = False
 
     # -- host side ---------------------------------------------------------------
-    def uart_receive(self, name: str, data: bytes) -> None:
-        self.peripherals[name].receive(data)
+    def uart_receive(self, name: str, data: bytes, at_s: float | None = None) -> None:
+        """Bytes from the host into a serial port, now or at a virtual time."""
+        if at_s is None:
+            self.peripherals[name].receive(data)
+        else:
+            self.clock.at_time(int(at_s * PS_PER_S), lambda: self.peripherals[name].receive(data))
 
     # -- hooks (run inside Unicorn) -------------------------------------------------
     def _on_interrupt(self, uc: Uc, intno: int, _user: object) -> None:
@@ -234,6 +243,26 @@ class Machine:
                            _user: object) -> bool:
         self._bad_access = (access, address, size, value)
         return False
+
+    def _observe_read(self, address: int, value: int, peripheral: Any, offset: int) -> None:
+        """Skip the remaining turns of a pure polling loop (see ``sim.pollskip``)."""
+        poll = self.poll
+        if not poll.observe(address, value):
+            return
+        loop = poll.loop_at(self.uc.reg_read(A.UC_ARM_REG_PC))
+        if loop is None:
+            return
+        stable = peripheral.stable_until(offset)
+        if stable is None:
+            return
+        now = self.counter.count
+        nxt = self.clock.next_deadline()
+        until = min(stable, nxt if nxt is not None else now + SLICE)
+        turns = poll.turns_to_skip(loop, now, until)
+        if turns > 0:
+            self.counter.count = now + turns * loop.length
+            poll.skipped_turns += turns
+            poll.forget()
 
     # -- the run loop ------------------------------------------------------------------
     def run(self, limit_s: float, *, cancel: threading.Event | None = None,

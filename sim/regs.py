@@ -12,6 +12,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
 
+#: "Until something else happens": reads only change through writes or events.
+STABLE = 1 << 62
+
+
 class Access(enum.Enum):
     RW = "rw"        # stored as written
     RO = "r"         # writes ignored; value set by the model
@@ -51,6 +55,9 @@ class Register:
     write_mask: int = 0xFFFF_FFFF
     #: Registers that are not modelled beyond storage (logged once when touched).
     tagged: bool = False
+    #: ``on_read`` depends only on model state, never on the time of the read,
+    #: so the value can change only through writes or clock events.
+    stable: bool = False
     _by_access: dict[Access, int] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -107,6 +114,14 @@ class Peripheral:
 
     def reset(self) -> None:
         self.values = {off: reg.reset for off, reg in self._regs.items()}
+
+    def stable_until(self, offset: int) -> int | None:
+        """The cycle before which a read of ``offset`` cannot change without a write or
+        a clock event (``STABLE``), or None if reads depend on time itself."""
+        reg = self._regs.get(offset & ~3)
+        if reg is None or reg.on_read is None or reg.stable:
+            return STABLE
+        return None
 
     # -- helpers for models ------------------------------------------------
     def reg(self, name: str) -> Register:

@@ -45,6 +45,8 @@ class VirtualClock:
         self._queue: list[Event] = []
         self._seq = itertools.count()
         self._listeners: list[Callable[[int], None]] = []
+        #: Told of each new event's cycle, so a running slice can end in time for it.
+        self.deadline_listener: Callable[[int], None] | None = None
 
     # -- reading time ----------------------------------------------------
     @property
@@ -80,6 +82,8 @@ class VirtualClock:
         if anchored:
             for e in anchored:
                 e.when = max(now, self.cycle_at_ps(e.at_ps))
+                if self.deadline_listener is not None:
+                    self.deadline_listener(e.when)
             heapq.heapify(self._queue)
         for listener in self._listeners:
             listener(hz)
@@ -90,13 +94,15 @@ class VirtualClock:
         return self.at_cycle(self.cycles + max(0, cycles), callback)
 
     def at_cycle(self, when: int, callback: Callable[[], None]) -> Event:
-        event = Event(when, next(self._seq), callback)
-        heapq.heappush(self._queue, event)
-        return event
+        return self._push(Event(when, next(self._seq), callback))
 
     def at_time(self, at_ps: int, callback: Callable[[], None]) -> Event:
-        event = Event(self.cycle_at_ps(at_ps), next(self._seq), callback, at_ps)
+        return self._push(Event(self.cycle_at_ps(at_ps), next(self._seq), callback, at_ps))
+
+    def _push(self, event: Event) -> Event:
         heapq.heappush(self._queue, event)
+        if self.deadline_listener is not None:
+            self.deadline_listener(event.when)
         return event
 
     def next_deadline(self) -> int | None:

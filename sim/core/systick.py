@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from ..regs import Access, Field, Peripheral, Register
+from ..regs import STABLE, Access, Field, Peripheral, Register
 from ..vclock import Event, VirtualClock
 from .exceptions import SYSTICK, ExceptionModel
 
@@ -105,6 +105,14 @@ class SysTick(Peripheral):
         self._event = None
         self.exc.set_pending(SYSTICK)
         self._schedule()
+
+    def stable_until(self, offset: int) -> int | None:
+        if offset == 0x0:   # CSR: COUNTFLAG rises at the next wrap
+            nxt = self._first_zero_after(self.clock.cycles)
+            return STABLE if nxt is None else nxt
+        if offset == 0x8 and self._running:
+            return None     # CVR counts down every tick
+        return STABLE
 
     def _read_csr(self, stored: int) -> int:
         now = self.clock.cycles

@@ -1,0 +1,214 @@
+"""Flash memory interface of the STM32F303 (RM0316 section 4 / PM0075 style).
+
+Two jobs: ACR reads back what clock set-up code writes (wait states,
+prefetch, with PRFTBS following PRFTBE), and the programming interface, so
+firmware or a debugger's flash algorithm can unlock, erase pages and program
+half-words into the flash array the machine owns (``memory``).
+"""
+from __future__ import annotations
+
+from typing import Callable, Protocol
+
+from sim.regs import Access, Field, Peripheral, Register
+from sim.signals import ClockTree
+from sim.vclock import VirtualClock
+
+from .irq import IrqOut, NoIrq
+
+ACR, KEYR, OPTKEYR, SR, CR, AR, OBR, WRPR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x1C, 0x20
+KEY1, KEY2 = 0x4567_0123, 0xCDEF_89AB
+RDPRT_KEY = 0x00A5
+
+# SR bits
+BSY, PGERR, WRPRTERR, EOP = 1, 1 << 2, 1 << 4, 1 << 5
+# CR bits
+PG, PER, MER, OPTPG, OPTER, STRT, LOCK, OPTWRE, ERRIE, EOPIE, OBL_LAUNCH = (
+    1, 2, 4, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 9, 1 << 10, 1 << 12, 1 << 13)
+
+FLASH_BASE = 0x0800_0000
+PAGE_SIZE = 2048
+
+
+class FlashArray(Protocol):
+    """The flash contents, owned by the machine."""
+
+    def read(self, address: int, size: int) -> bytes: ...
+    def write(self, address: int, data: bytes) -> None: ...
+
+
+class FlashInterface(Peripheral):
+    """FLASH registers; ``size`` of the array in bytes (512 KiB on the F303RE)."""
+
+    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
+                 note: Callable[[str], None] | None = None,
+                 memory: FlashArray | None = None, flash_size: int = 512 * 1024,
+                 irq: IrqOut | None = None, obr_reset: int = 0xFFFF_FF00,
+                 wrpr_reset: int = 0xFFFF_FFFF) -> None:
+        self.clock = clock
+        self.clocks = clocks
+        self.memory = memory
+        self.flash_size = flash_size
+        self.irq = irq or NoIrq()
+        self._obr_reset = obr_reset
+        self._wrpr_reset = wrpr_reset
+        self._key_step = 0
+        self._opt_step = 0
+        self._locked_out = False
+        self._far = 0
+        self._cr_before = LOCK
+        super().__init__(name, base, note=note)
+
+    def registers(self) -> list[Register]:
+        return [
+            Register("ACR", ACR, reset=0x30, fields=(
+                Field("LATENCY", 0, 3), Field("HLFCYA", 3), Field("PRFTBE", 4),
+                Field("PRFTBS", 5, access=Access.RO),
+            ), on_write=self._acr_written),
+            Register("KEYR", KEYR, fields=(Field("FKEYR", 0, 32, Access.WO),),
+                     on_write=self._keyr_written),
+            Register("OPTKEYR", OPTKEYR, fields=(Field("OPTKEYR", 0, 32, Access.WO),),
+                     on_write=self._optkeyr_written),
+            Register("SR", SR, fields=(
+                Field("BSY", 0, access=Access.RO), Field("PGERR", 2, access=Access.RC_W1),
+                Field("WRPRTERR", 4, access=Access.RC_W1), Field("EOP", 5, access=Access.RC_W1),
+            ), on_write=lambda v: self._update_irq()),
+            Register("CR", CR, reset=LOCK, fields=(
+                Field("PG", 0), Field("PER", 1), Field("MER", 2), Field("OPTPG", 4),
+                Field("OPTER", 5), Field("STRT", 6, access=Access.RS),
+                Field("LOCK", 7, access=Access.RS), Field("OPTWRE", 9, access=Access.RC_W0),
+                Field("ERRIE", 10), Field("EOPIE", 12), Field("OBL_LAUNCH", 13, access=Access.RS),
+            ), on_write=self._cr_written),
+            Register("AR", AR, fields=(Field("FAR", 0, 32, Access.WO),),
+                     on_write=self._ar_written),
+            Register("OBR", OBR, reset=self._obr_reset, fields=(
+                Field("OPTERR", 0, access=Access.RO), Field("RDPRT", 1, 2, access=Access.RO),
+                Field("USER", 8, 8, access=Access.RO), Field("DATA0", 16, 8, access=Access.RO),
+                Field("DATA1", 24, 8, access=Access.RO),
+            )),
+            Register("WRPR", WRPR, reset=self._wrpr_reset,
+                     fields=(Field("WRP", 0, 32, Access.RO),)),
+        ]
+
+    def reset(self) -> None:
+        self._key_step = 0
+        self._opt_step = 0
+        self._locked_out = False
+        super().reset()
+        self._far = 0
+        self._update_irq()
+
+    # -- ACR ---------------------------------------------------------------------
+    def _acr_written(self, value: int) -> None:
+        # PRFTBS reports whether the prefetch buffer is on; it follows PRFTBE.
+        acr = self.values[ACR]
+        self.values[ACR] = (acr & ~0x20) | ((acr & 0x10) << 1)
+
+    # -- keys ----------------------------------------------------------------------
+    def _keyr_written(self, value: int) -> None:
+        key = value & 0xFFFF_FFFF
+        if self._locked_out or not self.values[CR] & LOCK:
+            self._wrong_key()   # any write once unlocked is a wrong sequence too
+            return
+        if self._key_step == 0 and key == KEY1:
+            self._key_step = 1
+        elif self._key_step == 1 and key == KEY2:
+            self._key_step = 0
+            self.values[CR] &= ~LOCK
+        else:
+            self._wrong_key()
+
+    def _wrong_key(self) -> None:
+        """A wrong key locks FLASH_CR until the next reset (and a bus error on the chip)."""
+        self._locked_out = True
+        self._key_step = 0
+        self.values[CR] |= LOCK
+        self.note("wrong flash key sequence: locked until reset")
+
+    def _optkeyr_written(self, value: int) -> None:
+        key = value & 0xFFFF_FFFF
+        if self._opt_step == 0 and key == KEY1:
+            self._opt_step = 1
+        elif self._opt_step == 1 and key == KEY2 and not self.values[CR] & LOCK:
+            self._opt_step = 0
+            self.values[CR] |= OPTWRE
+        else:
+            self._opt_step = 0
+
+    # -- CR: operations ------------------------------------------------------------
+    def write(self, offset: int, size: int, value: int) -> None:
+        self._cr_before = self.values[CR]
+        super().write(offset, size, value)
+
+    def _ar_written(self, value: int) -> None:
+        self._far = value   # write-only: kept for the next page erase
+
+    def _cr_written(self, value: int) -> None:
+        if self._cr_before & LOCK:
+            # FLASH_CR is write-protected while locked; setting LOCK again is harmless.
+            self.values[CR] = self._cr_before
+            return
+        cr = self.values[CR]
+        if cr & STRT:
+            if cr & PER:
+                self._erase(self._far, PAGE_SIZE)
+            elif cr & MER:
+                self._erase(FLASH_BASE, self.flash_size)
+            elif cr & OPTER:
+                self.note("option byte erase not modelled")
+                self._done()
+            self.values[CR] &= ~STRT
+        if cr & OBL_LAUNCH:
+            self.note("option byte reload (OBL_LAUNCH) not modelled")
+            self.values[CR] &= ~OBL_LAUNCH
+        self._update_irq()
+
+    def _erase(self, address: int, length: int) -> None:
+        """Erase the page holding ``address`` (or the whole array): bytes read 0xFF."""
+        address &= ~(PAGE_SIZE - 1)
+        if address < self.flash_size:
+            address += FLASH_BASE      # the boot alias at 0 names the same page
+        start = address if length == PAGE_SIZE else FLASH_BASE
+        if self.memory is None:
+            self._done()
+            return
+        if not FLASH_BASE <= start < FLASH_BASE + self.flash_size:
+            self.values[SR] |= WRPRTERR
+            self._update_irq()
+            return
+        self.memory.write(start, b"\xff" * length)
+        self._done()
+
+    def program_halfword(self, address: int, value: int) -> bool:
+        """The CPU wrote a half-word into flash while PG is set; True if it was programmed.
+
+        The chip refuses (PGERR) to program a location that is not erased,
+        unless the new value is 0; it also refuses while locked or without PG.
+        """
+        cr = self.values[CR]
+        if cr & LOCK or not cr & PG or self.memory is None:
+            self.values[SR] |= PGERR
+            self._update_irq()
+            return False
+        if address < self.flash_size:
+            address += FLASH_BASE      # written through the boot alias at 0
+        if address & 1 or not FLASH_BASE <= address < FLASH_BASE + self.flash_size:
+            self.values[SR] |= PGERR
+            self._update_irq()
+            return False
+        current = int.from_bytes(self.memory.read(address, 2), "little")
+        value &= 0xFFFF
+        if current != 0xFFFF and value != 0:
+            self.values[SR] |= PGERR
+            self._update_irq()
+            return False
+        self.memory.write(address, value.to_bytes(2, "little"))
+        self._done()
+        return True
+
+    def _done(self) -> None:
+        self.values[SR] = (self.values[SR] & ~BSY) | EOP
+        self._update_irq()
+
+    def _update_irq(self) -> None:
+        sr, cr = self.values[SR], self.values[CR]
+        self.irq.set(bool(cr & EOPIE and sr & EOP) or bool(cr & ERRIE and sr & (PGERR | WRPRTERR)))

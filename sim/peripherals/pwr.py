@@ -1,0 +1,44 @@
+"""PWR of the STM32F303 (RM0316 section 7): what firmware reads back or waits on.
+
+DBP must read back (RTC and LSE set-up code sets it, then checks it); the
+wakeup/standby flags clear through CWUF/CSBF; VREFINT is ready at once.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from sim.regs import Access, Field, Peripheral, Register
+from sim.signals import ClockTree
+from sim.vclock import VirtualClock
+
+CR, CSR = 0x00, 0x04
+WUF, SBF, VREFINTRDYF = 1, 2, 8
+
+
+class Pwr(Peripheral):
+    """Power controller; low-power modes themselves are the core's business (WFI/WFE)."""
+
+    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
+                 note: Callable[[str], None] | None = None) -> None:
+        self.clock = clock
+        self.clocks = clocks
+        super().__init__(name, base, note=note)
+
+    def registers(self) -> list[Register]:
+        return [
+            Register("CR", CR, fields=(
+                Field("LPDS", 0), Field("PDDS", 1),
+                Field("CWUF", 2, access=Access.WO), Field("CSBF", 3, access=Access.WO),
+                Field("PVDE", 4), Field("PLS", 5, 3), Field("DBP", 8),
+            ), on_write=self._cr_written),
+            Register("CSR", CSR, reset=VREFINTRDYF, fields=(
+                Field("WUF", 0, access=Access.RO), Field("SBF", 1, access=Access.RO),
+                Field("PVDO", 2, access=Access.RO), Field("VREFINTRDYF", 3, access=Access.RO),
+                Field("EWUP1", 8), Field("EWUP2", 9), Field("EWUP3", 10),
+            )),
+        ]
+
+    def _cr_written(self, value: int) -> None:
+        # CWUF/CSBF clear the wakeup and standby flags; PVDO stays 0 (VDD is fine).
+        clear = (WUF if value & 4 else 0) | (SBF if value & 8 else 0)
+        self.values[CSR] &= ~clear

@@ -1,0 +1,112 @@
+"""Every fixture prints exactly what the real board prints, at the right virtual time."""
+from __future__ import annotations
+
+import pytest
+
+from sim.machine import StopCause
+
+from .conftest import expected, run_firmware
+
+
+@pytest.mark.parametrize("name, limit", [("hello", 1.05), ("blink", 1.1), ("hal_clock", 0.6),
+                                         ("fault", 0.1), ("float", 0.2)])
+def test_prints_exactly_the_expected_text(name, limit):
+    r = run_firmware(name, limit)
+    assert r.output == expected(name)
+
+
+def test_uart_loop_prints_lines_in_order():
+    r = run_firmware("uart_loop", 0.9)
+    assert r.uart.startswith(expected("uart_loop"))
+
+
+def test_hello_counts_every_100_ms_of_virtual_time():
+    r = run_firmware("hello", 0.55)
+    ends = [t for t, b in r.timeline if b == ord("\n")]
+    # two header lines, then count=k completes at about 100k ms + 4.9 ms
+    for k, t in enumerate(ends[2:]):
+        assert abs(t - (0.1 * k + 0.0049)) < 0.0005, (k, t)
+    assert len(ends) == 2 + 6
+
+
+def test_uart_pacing_follows_the_baud_rate():
+    r = run_firmware("hello", 0.01)
+    times = [t for t, _ in r.timeline[:20]]
+    gaps = {round(b - a, 9) for a, b in zip(times, times[1:])}
+    # 115200 baud from PCLK1 = 36 MHz: BRR = 313, 10 bits a character
+    assert gaps == {round(10 * 313 / 36e6, 9)}
+
+
+def test_semihosting_exit_codes():
+    r = run_firmware("semihost_exit", 1)
+    assert r.result.cause is StopCause.EXIT and r.result.exit_code == 3
+    assert r.semihosting == expected("semihost_exit")
+    r0 = run_firmware("semihost_exit0", 1)
+    assert r0.result.exit_code == 0
+
+
+def test_compute_runs_to_its_exit_at_8_mhz():
+    r = run_firmware("compute", 20)
+    assert r.result.cause is StopCause.EXIT and r.result.exit_code == 0
+    assert r.semihosting == expected("compute")
+    assert r.result.seconds == pytest.approx(r.result.instructions / 8e6, rel=1e-9)
+
+
+def test_fault_is_reported_with_its_registers():
+    r = run_firmware("fault", 0.1)
+    assert r.result.cause is StopCause.LIMIT
+    assert any("0x60000000" in f for f in r.result.faults)
+    assert any("bus fault" in n and "0x60000000" in n for n in r.machine.notes)
+
+
+def test_echo_echoes_what_the_host_sends():
+    r = run_firmware("echo", 0.1, uart_input=b"ab\rc", input_at_s=0.005)
+    assert r.uart == expected("echo") + b"ab\r\nc"
+
+
+def test_input_sent_before_the_firmware_reads_overruns_as_on_the_chip():
+    r = run_firmware("echo", 0.1, uart_input=b"abc")
+    assert r.uart == expected("echo") + b"a"
+
+
+def test_spin_is_silent_until_the_limit():
+    r = run_firmware("spin", 0.05)
+    assert r.output == b"" and r.result.cause is StopCause.LIMIT
+    assert r.result.seconds == pytest.approx(0.05)
+
+
+def test_core_exception_model():
+    r = run_firmware("core_exceptions", 1)
+    assert r.semihosting.endswith(b"core_exceptions: ALL OK\n"), r.semihosting.decode()
+    assert r.result.exit_code == 0
+
+
+@pytest.mark.parametrize("name, limit", [("blink", 0.6), ("hello", 0.35), ("float", 0.2)])
+def test_same_firmware_same_log_every_run(name, limit):
+    a, b = run_firmware(name, limit), run_firmware(name, limit)
+    assert a.output == b.output and a.timeline == b.timeline
+    assert a.result.instructions == b.result.instructions
+
+
+@pytest.mark.parametrize("name, limit", [("hello", 0.25), ("blink", 0.3), ("core_exceptions", 1)])
+def test_fast_forward_of_polling_loops_is_exact(name, limit):
+    fast = run_firmware(name, limit)
+    slow = run_firmware(name, limit, fast_forward=False)
+    assert fast.output == slow.output and fast.timeline == slow.timeline
+    assert fast.result.instructions == slow.result.instructions
+
+
+@pytest.mark.parametrize("name, limit", [("core_exceptions", 1), ("blink", 0.3)])
+def test_python_counter_matches_the_native_one(name, limit):
+    native = run_firmware(name, limit)
+    python = run_firmware(name, limit, native=False)
+    assert native.output == python.output and native.timeline == python.timeline
+    assert native.result.instructions == python.result.instructions
+
+
+@pytest.mark.parametrize("fmt", ["bin", "hex"])
+def test_bin_and_hex_run_like_the_elf(fmt):
+    from .conftest import BUILD
+    elf = run_firmware("blink", 0.6)
+    other = run_firmware(BUILD / f"blink.{fmt}", 0.6)
+    assert other.output == elf.output
