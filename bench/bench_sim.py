@@ -1,0 +1,124 @@
+"""Simulator speed, printed as figures (never asserted): run ``python bench/bench_sim.py``.
+
+Figures: emulated MIPS on a compute loop and on a UART-printing loop, wall time
+for one virtual second of ``blink``, time from start to the first UART byte,
+and the compute loop under QEMU (netduinoplus2, -icount, semihosting) in the
+same run, as a ratio.
+"""
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from backends.image import load  # noqa: E402
+from sim.boards import board  # noqa: E402
+from sim.counter import InstructionCounter  # noqa: E402
+from sim.machine import Machine  # noqa: E402
+
+BUILD = ROOT / "fixtures" / "build"
+REPEATS = 3
+
+
+def build(name: str, **kw) -> tuple[Machine, list[float]]:
+    first: list[float] = []
+    machine = Machine(board("nucleo-f303re"),
+                      uart_out=lambda n, d: first.append(time.perf_counter()) if not first else None,
+                      **kw)
+    image = load(BUILD / f"{name}.elf")
+    machine.load([(s.address, s.data) for s in image.segments])
+    return machine, first
+
+
+def best(fn, repeats: int = REPEATS) -> float:
+    return min(fn() for _ in range(repeats))
+
+
+def compute_mips(native: bool | None = None) -> tuple[float, float]:
+    limit = 60 if native is not False else 0.5  # the Python counter is ~100x slower
+
+    def once() -> float:
+        m, _ = build("compute", native=native)
+        t = time.perf_counter()
+        r = m.run(limit)
+        once.instructions = r.instructions
+        return time.perf_counter() - t
+    wall = best(once, 1 if native is False else REPEATS)
+    return once.instructions / wall / 1e6, wall
+
+
+def uart_loop_mips() -> float:
+    def once() -> float:
+        m, _ = build("uart_loop")
+        t = time.perf_counter()
+        r = m.run(1.0)
+        once.instructions = r.instructions
+        return time.perf_counter() - t
+    wall = best(once)
+    return once.instructions / wall / 1e6
+
+
+def blink_second() -> float:
+    def once() -> float:
+        m, _ = build("blink")
+        t = time.perf_counter()
+        m.run(1.0)
+        return time.perf_counter() - t
+    return best(once)
+
+
+def first_byte() -> float:
+    def once() -> float:
+        t = time.perf_counter()
+        m, first = build("hello")
+        m.run(0.05)
+        return first[0] - t
+    return best(once)
+
+
+def qemu_compute() -> float | None:
+    qemu = shutil.which("qemu-system-arm")
+    if qemu is None:
+        return None
+    cmd = [qemu, "-M", "netduinoplus2", "-nographic", "-monitor", "none", "-serial", "none",
+           "-icount", "shift=0,align=off,sleep=off", "-semihosting-config",
+           "enable=on,target=native", "-kernel", str(BUILD / "compute.elf")]
+
+    def once() -> float:
+        t = time.perf_counter()
+        out = subprocess.run(cmd, capture_output=True, timeout=120)
+        wall = time.perf_counter() - t
+        if b"compute=0xe995bbd2" not in out.stdout + out.stderr:
+            raise RuntimeError(f"QEMU printed {out.stdout!r} {out.stderr!r}")
+        return wall
+    return best(once)
+
+
+def main() -> None:
+    mips, wall = compute_mips()
+    print(f"compute loop: {mips:8.1f} MIPS ({wall:.3f} s for 80 M instructions)  target >= 250")
+    t = time.perf_counter()
+    m, _ = build("compute")
+    r = m.run(60)
+    whole = time.perf_counter() - t
+    py_mips, _ = compute_mips(native=False)
+    print(f"compute loop, Python counter fallback: {py_mips:8.1f} MIPS")
+    print(f"UART-printing loop (uart_loop, 1 virtual s): {uart_loop_mips():8.1f} MIPS")
+    print(f"one virtual second of blink: {blink_second():.3f} s wall  target < 0.3")
+    print(f"start to first UART byte (hello): {first_byte():.3f} s  target < 0.2")
+    q = qemu_compute()
+    if q is None:
+        print("QEMU: qemu-system-arm not installed; no ratio")
+    else:
+        print(f"compute image, whole run including start-up: HWUT {whole:.3f} s, QEMU -icount "
+              f"{q:.3f} s; ratio HWUT/QEMU {whole / q:.2f}  target <= 2")
+
+
+if __name__ == "__main__":
+    main()
