@@ -6,6 +6,7 @@ an image that was accepted is one a backend can load.
 from __future__ import annotations
 
 import io
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ DEFAULT_REGIONS: tuple[tuple[int, int], ...] = (
     (0x2000_0000, 0x0001_0000),
 )
 FLASH_BASE = 0x0800_0000
+_HEX_RECORD = re.compile(rb":[0-9A-Fa-f]{10,}")
 
 
 class InvalidFirmware(ValueError):
@@ -56,8 +58,8 @@ class FirmwareImage:
 def detect_format(data: bytes) -> str:
     if data.startswith(b"\x7fELF"):
         return "elf"
-    head = data.lstrip(b"\xef\xbb\xbf \t\r\n")[:1]
-    if head == b":":
+    first_line = data.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].strip()
+    if _HEX_RECORD.fullmatch(first_line):
         return "hex"
     return "bin"
 
@@ -98,7 +100,12 @@ def _parse_elf(data: bytes) -> FirmwareImage:
         for seg in elf.iter_segments():
             if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:
                 continue
-            segments.append(Segment(seg["p_paddr"], seg.data()))
+            data = seg.data()
+            if len(data) != seg["p_filesz"]:
+                raise InvalidFirmware(
+                    f"ELF is truncated: the segment at 0x{seg['p_paddr']:08x} needs "
+                    f"{seg['p_filesz']} bytes, the file holds {len(data)}")
+            segments.append(Segment(seg["p_paddr"], data))
         entry = elf["e_entry"]
     except ELFError as exc:
         raise InvalidFirmware(f"ELF cannot be read: {exc}") from None

@@ -66,7 +66,8 @@ class SimBackend(Backend):
         if request.uart_input:
             machine.uart_receive(console, request.uart_input)
         factor = float(self.options.get("wall_factor", DEFAULT_WALL_FACTOR))
-        wall = max(DEFAULT_WALL_MINIMUM_S, request.time_limit_s * factor)
+        minimum = float(self.options.get("wall_minimum_s", DEFAULT_WALL_MINIMUM_S))
+        wall = max(minimum, request.time_limit_s * factor)
         result = machine.run(request.time_limit_s, cancel=request.cancel, wall_limit_s=wall)
         infra.append(f"virtual time {result.seconds:.6f} s, {result.instructions} instructions, "
                      f"{time.monotonic() - started:.3f} s wall")

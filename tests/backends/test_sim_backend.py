@@ -1,0 +1,97 @@
+"""The sim backend keeps the backend contract: streaming, limits, exit, cancel, faults, cleanup."""
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from backends.base import RunRequest, StopReason
+from backends.registry import load_backends
+from backends.sim import SimBackend
+
+BUILD = Path(__file__).resolve().parents[2] / "fixtures" / "build"
+
+
+def request(name: str, limit: float, *, fmt: str = "elf", sink=None, cancel=None,
+            uart_input: bytes = b"") -> RunRequest:
+    return RunRequest(BUILD / f"{name}.{fmt}", fmt, "nucleo-f303re", limit,
+                      sink or (lambda data: None), cancel or threading.Event(),
+                      uart_input=uart_input)
+
+
+def test_found_through_the_entry_point_group():
+    assert load_backends()["sim"] is SimBackend
+
+
+def test_streams_uart_bytes_as_they_are_sent():
+    chunks: list[bytes] = []
+    outcome = SimBackend("nucleo-f303re").run(request("hello", 0.35, sink=chunks.append))
+    assert outcome.reason is StopReason.LIMIT
+    assert len(chunks) > 10  # byte by byte as each frame completes, not one block at the end
+    assert b"".join(chunks).startswith(b"HWUT hello from NUCLEO-F303RE\r\n")
+    assert outcome.time_used_s == pytest.approx(0.35)
+    assert outcome.instructions and "virtual time" in outcome.infra_log
+
+
+def test_exit_code_from_semihosting():
+    out = bytearray()
+    outcome = SimBackend("nucleo-f303re").run(request("semihost_exit", 5, sink=out.extend))
+    assert outcome.reason is StopReason.EXIT and outcome.exit_code == 3
+    assert out == b"semihosting: hello\nok\n"
+
+
+def test_a_hardfault_is_an_outcome_not_an_infrastructure_error():
+    out = bytearray()
+    outcome = SimBackend("nucleo-f303re").run(request("fault", 0.05, sink=out.extend))
+    assert outcome.reason is StopReason.FAULT
+    assert "0x60000000" in outcome.detail
+    assert b"HardFault CFSR=0x00008200" in out
+
+
+@pytest.mark.parametrize("fmt", ["elf", "bin", "hex"])
+def test_all_three_formats(fmt):
+    out = bytearray()
+    SimBackend("nucleo-f303re").run(request("blink", 0.3, fmt=fmt, sink=out.extend))
+    assert out == b"tick 1 led=1\r\n"
+
+
+def test_cancel_stops_a_run_within_a_second():
+    cancel = threading.Event()
+    result = {}
+    threads_before = threading.active_count()
+
+    def work():
+        result["outcome"] = SimBackend("nucleo-f303re").run(request("echo", 300, cancel=cancel))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    time.sleep(0.3)
+    t = time.monotonic()
+    cancel.set()
+    worker.join(5)
+    assert not worker.is_alive() and time.monotonic() - t < 1.0
+    assert result["outcome"].reason is StopReason.CANCEL
+    assert threading.active_count() == threads_before
+
+
+def test_wall_clock_guard_ends_runaway_emulation():
+    outcome = SimBackend("nucleo-f303re", {"wall_factor": 0.0001, "wall_minimum_s": 0.2}).run(
+        request("echo", 300))
+    assert outcome.reason is StopReason.INFRASTRUCTURE
+    assert "wall time" in outcome.detail
+
+
+def test_unreadable_image_is_an_infrastructure_error(tmp_path):
+    bad = tmp_path / "x.elf"
+    bad.write_bytes(b"\x7fELF garbage")
+    outcome = SimBackend("nucleo-f303re").run(
+        RunRequest(bad, "elf", "nucleo-f303re", 1, lambda d: None, threading.Event()))
+    assert outcome.reason is StopReason.INFRASTRUCTURE and "ELF" in outcome.detail
+
+
+def test_console_input_reaches_the_firmware():
+    out = bytearray()
+    SimBackend("nucleo-f303re").run(request("echo", 0.05, sink=out.extend, uart_input=b"x"))
+    assert out.startswith(b"echo ready\r\n")
