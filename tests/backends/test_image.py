@@ -37,7 +37,8 @@ def test_bad_inputs_are_refused_with_a_reason(name, fragment):
 
 def test_detects_formats_by_content():
     assert detect_format(b"\x7fELF...") == "elf"
-    assert detect_format(b":10000000...") == "hex"
+    assert detect_format(b":10000000000102030405060708090A0B0C0D0E0F78\n") == "hex"
+    assert detect_format(b":\xb6\x24garbage") == "bin"
     assert detect_format(b"\x00\x10\x00\x20") == "bin"
 
 
