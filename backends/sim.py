@@ -55,8 +55,9 @@ class SimBackend(Backend):
             spec,
             uart_out=lambda name, data: sink(data) if name == console else None,
             semihosting_out=sink,
+            trace_out=(lambda port, data: request.other(data)) if request.other else None,
             note=infra.append,
-            trace=None,
+            trace=infra.append if self.options.get("trace_bus") else None,
         )
         try:
             machine.load([(s.address, s.data) for s in image.segments])

@@ -60,11 +60,13 @@ class Machine:
 
     def __init__(self, board: BoardSpec, *, uart_out: Callable[[str, bytes], None] | None = None,
                  semihosting_out: Callable[[bytes], None] | None = None,
+                 trace_out: Callable[[int, bytes], None] | None = None,
                  note: Callable[[str], None] | None = None, native: bool | None = None,
                  trace: Callable[[str], None] | None = None, fast_forward: bool = True) -> None:
         self.board = board
         soc = board.soc
         self._uart_out = uart_out or (lambda name, data: None)
+        self._trace_out = trace_out
         self._notes: list[str] = []
         self._note_sink = note
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
@@ -94,6 +96,9 @@ class Machine:
         self._reset_requested = False
         self._build_peripherals()
         self.bus.map_peripherals()
+        if trace is not None:  # one switch: every peripheral access by register name
+            for p in self.bus.peripherals.values():
+                p.trace = trace
         for alias, target, size in soc.bitband:
             self.bus.add_bitband(alias, target, size)
         self._install_hooks()
@@ -155,6 +160,8 @@ class Machine:
         if "external" in accepted:
             wiring["external"] = {b.pin: b.idle_level for b in self.board.buttons
                                   if b.port == name}
+        if "out" in accepted and self._trace_out is not None:
+            wiring["out"] = self._trace_out
         if "memory" in accepted:
             wiring["memory"] = self.bus.memory_at(0x0800_0000)
         return wiring
@@ -165,10 +172,11 @@ class Machine:
 
     # -- loading and reset --------------------------------------------------------
     def _watch_unmasking(self, segments: list[tuple[int, bytes]]) -> None:
-        """Hook every CPSIE and MSR PRIMASK/BASEPRI/FAULTMASK in the image.
+        """Hook every CPSIE, MSR PRIMASK/BASEPRI/FAULTMASK and SEV in the image.
 
         Unicorn runs these without telling anyone; an interrupt waiting behind
-        the mask must be taken right after them, so the CPU stops there.
+        the mask must be taken right after them, so the CPU stops there, and
+        SEV sets the event register that WFE consumes.
         """
         seen = 0
         for address, data in segments:
@@ -182,7 +190,13 @@ class Machine:
                     at = address + off
                     self.uc.hook_add(UC_HOOK_CODE, self._after_unmask, begin=at, end=at)
                     seen += 1
+                elif hw == 0xBF40:  # SEV: Unicorn runs it as a no-op
+                    at = address + off
+                    self.uc.hook_add(UC_HOOK_CODE, self._on_sev, begin=at, end=at)
         self._unmask_sites = seen
+
+    def _on_sev(self, uc: Uc, address: int, size: int, _user: object) -> None:
+        self.exc.event_register = True
 
     def _after_unmask(self, uc: Uc, address: int, size: int, _user: object) -> None:
         if self._waits_behind_mask:

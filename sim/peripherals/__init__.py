@@ -5,3 +5,19 @@ clock, clock tree, interrupt lines, host channels) through its constructor and
 knows nothing of the machine that maps it.
 """
 from __future__ import annotations
+
+from .crc import Crc
+from .dbgmcu import Dbgmcu
+from .dma import Dma
+from .exti import Exti, connect_gpio_exti
+from .flash_if import FlashInterface
+from .gpio import GpioPort
+from .irq import IrqOr
+from .pwr import Pwr
+from .rcc import Rcc
+from .syscfg import Syscfg
+from .timer import Timer
+from .usart import Usart
+
+__all__ = ["Crc", "Dbgmcu", "Dma", "Exti", "FlashInterface", "GpioPort", "IrqOr", "Pwr", "Rcc",
+           "Syscfg", "Timer", "Usart", "connect_gpio_exti"]

@@ -32,6 +32,7 @@ class Crc(Peripheral):
         self.clocks = clocks
         self._crc = 0xFFFF_FFFF
         self._size = 4
+        self._lane = 0
         super().__init__(name, base, note=note)
 
     def registers(self) -> list[Register]:

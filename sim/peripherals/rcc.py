@@ -117,9 +117,9 @@ class Rcc(Peripheral):
 
         def gate(reg: str, off: int, bits: tuple[tuple[str, int], ...], suffix: str,
                  reset: int = 0, bus: str | None = None) -> Register:
+            hook = (lambda v, bus=bus: self._rst_written(bus, v)) if bus else None
             return Register(reg, off, reset=reset,
-                            fields=tuple(Field(n + suffix, b) for n, b in bits),
-                            on_write=(lambda v, bus=bus: self._rst_written(bus, v)) if bus else None)
+                            fields=tuple(Field(n + suffix, b) for n, b in bits), on_write=hook)
 
         return [
             cr, cfgr, cir,

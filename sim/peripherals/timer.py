@@ -30,6 +30,7 @@ BDTR, DCR, DMAR, OR, CCMR3, CCR5, CCR6 = 0x44, 0x48, 0x4C, 0x50, 0x54, 0x58, 0x5
 CEN, UDIS, URS, OPM, DIR, ARPE, UIFREMAP = 1, 2, 4, 8, 16, 1 << 7, 1 << 11
 UIF, COMIF, TIF, BIF = 1, 1 << 5, 1 << 6, 1 << 7
 UDE = 1 << 8
+_FOREVER = 1 << 127
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,12 @@ TIMERS: dict[str, tuple[str, str]] = {
     "TIM4": ("general16", "TIMCLK1"),
     "TIM6": ("basic", "TIMCLK1"), "TIM7": ("basic", "TIMCLK1"),
     "TIM15": ("tim15", "TIMCLK2"), "TIM16": ("tim16", "TIMCLK2"), "TIM17": ("tim16", "TIMCLK2"),
+}
+#: Base addresses (RM0316 memory map).
+BASES: dict[str, int] = {
+    "TIM2": 0x4000_0000, "TIM3": 0x4000_0400, "TIM4": 0x4000_0800, "TIM6": 0x4000_1000,
+    "TIM7": 0x4000_1400, "TIM1": 0x4001_2C00, "TIM8": 0x4001_3400, "TIM15": 0x4001_4000,
+    "TIM16": 0x4001_4400, "TIM17": 0x4001_4800, "TIM20": 0x4001_5000,
 }
 #: NVIC numbers, per timer and output (``irq`` = one line for everything).
 IRQS: dict[str, dict[str, int]] = {
@@ -125,6 +132,7 @@ class Timer(Peripheral):
         self._max = (1 << self.kind.counter_bits) - 1
         self._run = _Run()
         self._seen = 0
+        self._quiet_until = 0              # before this cycle no wrap or match can happen
         self._event: Event | None = None
         self._noted_modes: set[str] = set()
         super().__init__(name, base, note=note)
@@ -179,7 +187,7 @@ class Timer(Peripheral):
                 Field("ETF", 8, 4), Field("ETPS", 12, 2), Field("ECE", 14), Field("ETP", 15),
                 Field("SMS3", 16)), on_write=cfg))
             regs.append(Register("CCMR1", CCMR1, write_mask=0x0101_FFFF, on_write=cfg))
-            regs.append(Register("CCER", CCER, write_mask=0x0033_BBBB, on_write=cfg))
+            regs.append(Register("CCER", CCER, write_mask=0x0033_FFFF, on_write=cfg))
             regs.append(Register("DCR", DCR, fields=(Field("DBA", 0, 5), Field("DBL", 8, 5)),
                                  tagged=True))
             regs.append(Register("DMAR", DMAR, tagged=True))
@@ -212,6 +220,7 @@ class Timer(Peripheral):
         self._run = _Run(anchor=self.clock.cycles, arr=self._max, period=self._ratio(),
                          ccr=(0,) * self.kind.channels)
         self._seen = self.clock.cycles
+        self._quiet_until = 0
         self._update_irq()
 
     # -- bus side: bring the counter up to date before every access ------------
@@ -223,6 +232,7 @@ class Timer(Peripheral):
         self._sync()
         self._rebase()
         super().write(offset, size, value)
+        self._quiet_until = 0
         self._update_irq()
         self._reschedule()
 
@@ -237,6 +247,7 @@ class Timer(Peripheral):
         self._sync()
         self._rebase()
         self._run.period = (self._run.psc + 1) * self._ratio()
+        self._quiet_until = 0
         self._reschedule()
 
     # -- the counter as a function of time --------------------------------------
@@ -314,15 +325,24 @@ class Timer(Peripheral):
         now = self.clock.cycles
         if now <= self._seen:
             return
+        if now < self._quiet_until:       # nothing can have happened since the last look
+            self._seen = now
+            return
+        self._quiet_until = _FOREVER
         while self._run.running:
             run = self._run
             seg = self._segment(run)
             if seg is None:
                 break
+            end = run.anchor + seg.ticks * run.period
             for tick, ch in seg.matches:
-                if self._seen < run.anchor + tick * run.period <= now:
+                at = run.anchor + tick * run.period
+                if self._seen < at <= now:
                     self._compare_match(ch)
+                elif at > now:
+                    end = min(end, at)
             if run.anchor + seg.ticks * run.period > now:
+                self._quiet_until = end
                 break
             self._run, uev = self._finish(run, seg)
             if uev:
@@ -400,7 +420,7 @@ class Timer(Peripheral):
         if self.kind.has_dir:
             cms = (cr1 >> 5) & 3
             if cms:
-                self._note_mode("center-aligned counting (CMS) not modelled; counting up/down by DIR")
+                self._note_mode("center-aligned mode (CMS) not modelled; counting by DIR")
             run.down = bool(cr1 & DIR)
         if not cr1 & ARPE:
             run.arr = self.values[ARR]
@@ -459,6 +479,7 @@ class Timer(Peripheral):
         if not (pol == 3 or (pol == 0 and rising) or (pol == 1 and not rising)):
             return
         self._rebase()
+        self._quiet_until = 0
         self.values[CCR_OFFSETS[ch]] = self.counter()
         if self.values[SR] >> (ch + 1) & 1:
             self.values[SR] |= 1 << (9 + ch)

@@ -35,6 +35,14 @@ EIE, DMAR, DMAT, CTSIE, OVRDIS, WUFIE = (1 << b for b in (0, 6, 7, 10, 12, 22))
 # ICR bits that clear ISR bits of the same position.
 ICR_MASK = PE | FE | NF | ORE | IDLE | TC | LBDF | CTSIF | RTOF | EOBF | CMF | WUF
 
+#: STM32F303xE serial ports: base address and NVIC interrupt (RM0316 memory map, vector table).
+PORTS: dict[str, tuple[int, int]] = {
+    "USART1": (0x4001_3800, 37), "USART2": (0x4000_4400, 38), "USART3": (0x4000_4800, 39),
+    "UART4": (0x4000_4C00, 52), "UART5": (0x4000_5000, 53),
+}
+#: Kernel clock when RCC does not publish ``<name>CLK`` (USART1 is on APB2).
+_DEFAULT_CLOCK = {"USART1": "PCLK2"}
+
 #: Stop bits in half bits, by CR2.STOP: 1, 0.5, 2, 1.5.
 _STOP_HALF_BITS = (2, 1, 4, 3)
 
@@ -46,14 +54,15 @@ class Usart(Peripheral):
                  note: Callable[[str], None] | None = None,
                  irq: IrqOut | None = None,
                  tx: Callable[[bytes], None] | None = None,
-                 clock_name: str = "PCLK1",
+                 clock_name: str | None = None,
                  dma_tx_request: Callable[[], None] | None = None,
                  dma_rx_request: Callable[[], None] | None = None) -> None:
         self.clock = clock
         self.clocks = clocks
         self.irq = irq or NoIrq()
         self.tx = tx or (lambda data: None)
-        #: ClockTree name of the kernel clock: PCLK1/PCLK2, or RCC's USARTxCLK.
+        #: ClockTree name of the kernel clock. Default: RCC's ``<name>CLK`` (which
+        #: follows CFGR3.USARTxSW) if published, else PCLK2 for USART1, PCLK1 others.
         self.clock_name = clock_name
         #: Called whenever TXE rises with CR3.DMAT set (the DMA then writes TDR).
         self.dma_tx_request = dma_tx_request
@@ -90,7 +99,7 @@ class Usart(Peripheral):
                 *flags("EIE", "IREN", "IRLP", "HDSEL", "NACK", "SCEN", "DMAR", "DMAT", "RTSE",
                        "CTSE", "CTSIE", "ONEBIT", "OVRDIS", "DDRE", "DEM", "DEP"),
                 Field("SCARCNT", 17, 3), Field("WUS", 20, 2), Field("WUFIE", 22),
-            ), on_write=lambda v: self._update_irq()),
+            ), on_write=self._cr3_written),
             Register("BRR", BRR, fields=(Field("BRR", 0, 16),)),
             Register("GTPR", GTPR, fields=(Field("PSC", 0, 8), Field("GT", 8, 8)), tagged=True),
             Register("RTOR", RTOR, fields=(Field("RTO", 0, 24), Field("BLEN", 24, 8)),
@@ -135,7 +144,7 @@ class Usart(Peripheral):
         word = 9 if cr1 & M0 else (7 if cr1 & M1 else 8)
         half_bits = 2 * (1 + word) + _STOP_HALF_BITS[(self.values[CR2] >> 12) & 3]
         brr = self.values[BRR] & 0xFFFF
-        fck = self.clocks.get(self.clock_name) or self.clocks.get("HCLK") or self.clock.hz
+        fck = self.clocks.get(self.kernel_clock()) or self.clocks.get("HCLK") or self.clock.hz
         hclk = self.clocks.get("HCLK") or self.clock.hz
         if cr1 & OVER8:
             div = (brr & ~0xF) | ((brr & 0x7) << 1)
@@ -144,16 +153,24 @@ class Usart(Peripheral):
             num, den = half_bits * max(brr, 16) * hclk, 2 * fck
         return max(1, -(-num // den))
 
+    def kernel_clock(self) -> str:
+        """The ClockTree name this port's baud rate is derived from."""
+        if self.clock_name:
+            return self.clock_name
+        own = f"{self.name}CLK"
+        return own if self.clocks.get(own) else _DEFAULT_CLOCK.get(self.name, "PCLK1")
+
     # -- ISR helpers ---------------------------------------------------------------
     def _isr(self, mask: int, on: bool) -> None:
         self.values[ISR] = (self.values[ISR] | mask) if on else (self.values[ISR] & ~mask)
 
     def _update_irq(self) -> None:
-        """The one place the interrupt level is decided (RM0316 table 'USART interrupt requests')."""
+        """The one place the interrupt level is decided (RM0316, USART interrupt requests)."""
         isr, cr1, cr3 = self.values[ISR], self.values[CR1], self.values[CR3]
         level = ((cr1 & TXEIE and isr & TXE) or (cr1 & TCIE and isr & TC)
                  or (cr1 & RXNEIE and isr & (RXNE | ORE)) or (cr1 & IDLEIE and isr & IDLE)
-                 or (cr1 & PEIE and isr & PE) or (cr3 & EIE and isr & (FE | NF | ORE) and cr3 & DMAR)
+                 or (cr1 & PEIE and isr & PE)
+                 or (cr3 & EIE and cr3 & DMAR and isr & (FE | NF | ORE))
                  or (cr1 & RTOIE and isr & RTOF) or (cr1 & CMIE and isr & CMF)
                  or (cr1 & EOBIE and isr & EOBF) or (cr3 & CTSIE and isr & CTSIF)
                  or (cr3 & WUFIE and isr & WUF))
@@ -182,6 +199,16 @@ class Usart(Peripheral):
             self._start_shift(None)
         if rx_on:
             self._schedule_rx()
+        self._update_irq()
+
+    def _cr3_written(self, value: int) -> None:
+        # DMA requests are levels on the chip: enabling DMAT with TXE already set
+        # (HAL_UART_Transmit_DMA does exactly that) requests the first byte at once.
+        isr, cr3 = self.values[ISR], self.values[CR3]
+        if cr3 & DMAT and isr & TXE and self.values[CR1] & TE and self.dma_tx_request:
+            self.dma_tx_request()
+        if cr3 & DMAR and isr & RXNE and self.dma_rx_request:
+            self.dma_rx_request()
         self._update_irq()
 
     def _rqr_written(self, value: int) -> None:

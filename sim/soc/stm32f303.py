@@ -28,6 +28,7 @@ def _core_peripherals() -> tuple[PeripheralSpec, ...]:
         PeripheralSpec("CoreDebug", f"{CORE}.dwt:CoreDebug", 0xE000_EDF0),
         PeripheralSpec("STIR", f"{CORE}.nvic:SoftwareTrigger", 0xE000_EF00),
         PeripheralSpec("DWT", f"{CORE}.dwt:Dwt", 0xE000_1000),
+        PeripheralSpec("ITM", f"{CORE}.itm:Itm", 0xE000_0000),
     )
 
 

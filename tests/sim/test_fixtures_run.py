@@ -110,3 +110,16 @@ def test_bin_and_hex_run_like_the_elf(fmt):
     elf = run_firmware("blink", 0.6)
     other = run_firmware(BUILD / f"blink.{fmt}", 0.6)
     assert other.output == elf.output
+
+
+def test_itm_stimulus_writes_are_captured_as_a_trace():
+    from sim.boards import board
+    from sim.machine import Machine
+    from backends.image import load
+    from .conftest import BUILD
+    trace = bytearray()
+    m = Machine(board("nucleo-f303re"), trace_out=lambda port, data: trace.extend(data))
+    m.load([(s.address, s.data) for s in load(BUILD / "itm_printf.elf").segments])
+    result = m.run(1)
+    assert result.cause is StopCause.EXIT
+    assert bytes(trace) == expected("itm_printf")

@@ -238,3 +238,90 @@ def test_any_sequence_never_raises(name: str, ops: list[tuple[int, int, int]]) -
         bench.advance(dt)
         t.read(off, 4)
         t.input_edge(1, True)
+
+
+class Isr:
+    """An interrupt handler: records when the line rises and clears the flags, as firmware does."""
+
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.timer: Timer | None = None
+        self.level = False
+        self.at: list[int] = []
+
+    def set(self, level: bool) -> None:
+        self.level = bool(level)
+        if level and self.timer is not None:
+            self.at.append(self.bench.counter.n)
+            self.timer.write(SR, 4, 0)
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(1, 60), st.integers(0, 6), st.integers(0, 3), st.booleans(),
+       st.integers(0, 500))
+def test_update_interrupts_at_the_computed_cycles(arr: int, psc: int, rcr: int, down: bool,
+                                                   start: int) -> None:
+    bench = Bench(72_000_000)
+    isr = Isr(bench)
+    t = Timer("TIM1", 0x4001_2C00, clock=bench.clock, clocks=bench.clocks, irq=isr)
+    isr.timer = t
+    bench.advance(start)
+    t.write(ARR, 4, arr)
+    t.write(PSC, 4, psc)
+    t.write(RCR, 4, rcr)
+    t.write(CR1, 4, DIR if down else 0)
+    t.write(EGR, 4, 1)
+    t.write(SR, 4, 0)
+    t.write(DIER, 4, 1)
+    t0 = bench.counter.n
+    t.write(CR1, 4, CEN | (DIR if down else 0))
+    period = (arr + 1) * (psc + 1) * (rcr + 1)
+    bench.advance(5 * period)
+    assert isr.at == [t0 + k * period for k in range(1, 6)]
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.integers(1, 60), st.integers(0, 6), st.integers(0, 70))
+def test_compare_interrupts_at_the_computed_cycles(arr: int, psc: int, ccr: int) -> None:
+    bench = Bench(72_000_000)
+    isr = Isr(bench)
+    t = Timer("TIM3", 0x4000_0400, clock=bench.clock, clocks=bench.clocks, irq=isr)
+    isr.timer = t
+    t.write(ARR, 4, arr)
+    t.write(PSC, 4, psc)
+    t.write(CCR1, 4, ccr)
+    t.write(EGR, 4, 1)
+    t.write(SR, 4, 0)
+    t.write(DIER, 4, 2)
+    t.write(CR1, 4, CEN)
+    tick, full = psc + 1, (arr + 1) * (psc + 1)
+    bench.advance(4 * full)
+    if ccr > arr:
+        expected: list[int] = []
+    elif ccr == 0:
+        expected = [k * full for k in range(1, 5)]
+    else:
+        expected = [ccr * tick + k * full for k in range(4) if ccr * tick + k * full <= 4 * full]
+    assert isr.at == expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(1, 20), st.integers(0, 3), st.integers(0, 3), st.integers(0, 100_000))
+def test_lazy_catch_up_keeps_the_phase(arr: int, psc: int, rcr: int, idle: int) -> None:
+    """After a long stretch nobody looked at, the next update comes when it should."""
+    bench = Bench(72_000_000)
+    isr = Isr(bench)
+    t = Timer("TIM1", 0x4001_2C00, clock=bench.clock, clocks=bench.clocks, irq=isr)
+    t.write(ARR, 4, arr)
+    t.write(PSC, 4, psc)
+    t.write(RCR, 4, rcr)
+    t.write(EGR, 4, 1)
+    t.write(CR1, 4, CEN)
+    bench.advance(idle)
+    isr.timer = t
+    t.write(SR, 4, 0)
+    t.write(DIER, 4, 1)
+    period = (arr + 1) * (psc + 1) * (rcr + 1)
+    bench.advance(2 * period)
+    first = (idle // period + 1) * period
+    assert isr.at[:2] == [first, first + period]

@@ -149,10 +149,11 @@ def test_input_waits_for_the_receiver_and_rxfrq_flushes() -> None:
 def test_dma_tx_request_when_tdr_empties() -> None:
     calls: list[int] = []
     u, bench, out, _ = make(dma_tx_request=lambda: calls.append(1))
-    u.write(CR3, 4, 1 << 7)
     enable(u, bench)
-    u.write(TDR, 4, 1)
+    u.write(CR3, 4, 1 << 7)                        # DMAT with TXE already set
     assert calls == [1]
+    u.write(TDR, 4, 1)                             # goes to the shift register: TXE again
+    assert calls == [1, 1]
 
 
 def test_baud_follows_the_clock_tree() -> None:

@@ -1,0 +1,186 @@
+"""DMA controller of the STM32F303 (RM0316 section 13): DMA1 (7 channels), DMA2 (5).
+
+``HAL_UART_Transmit_DMA`` and friends need it: a peripheral raises a request
+(USART TXE with DMAT, timer update with UDE ...) and the channel moves one
+data item between the peripheral register and memory, counting CNDTR down and
+raising half/complete-transfer flags. Transfers are immediate on request; the
+requesting peripheral's own timing (a USART's frame time) paces the stream.
+Memory-to-memory channels run to completion when enabled.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping
+
+from sim.regs import Access, Field, Peripheral, Register
+from sim.signals import ClockTree
+from sim.vclock import VirtualClock
+
+from .irq import IrqOut
+
+ISR, IFCR = 0x00, 0x04
+EN, TCIE, HTIE, TEIE, DIR, CIRC, PINC, MINC, MEM2MEM = (
+    1, 2, 4, 8, 16, 32, 64, 128, 1 << 14)
+GIF, TCIF, HTIF, TEIF = 1, 2, 4, 8
+#: NVIC interrupts per controller, channel 1 first (RM0316 vector table).
+IRQS: dict[str, tuple[int, ...]] = {
+    "DMA1": (11, 12, 13, 14, 15, 16, 17),
+    "DMA2": (56, 57, 58, 59, 60),
+}
+BASES = {"DMA1": 0x4002_0000, "DMA2": 0x4002_0400}
+
+BusRead = Callable[[int, int], int]
+BusWrite = Callable[[int, int, int], None]
+
+
+def _ch_offset(channel: int) -> int:
+    """Offset of CCRx for 1-based ``channel``: CCR, CNDTR, CPAR, CMAR follow it."""
+    return 0x08 + 20 * (channel - 1)
+
+
+class Dma(Peripheral):
+    """One DMA controller; ``bus_read``/``bus_write`` reach memory and peripherals.
+
+    ``irqs`` maps 1-based channel numbers to interrupt outputs. The machine
+    routes each peripheral's request callback to :meth:`request`.
+    """
+
+    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
+                 note: Callable[[str], None] | None = None, channels: int | None = None,
+                 bus_read: BusRead | None = None, bus_write: BusWrite | None = None,
+                 irqs: Mapping[int, IrqOut] | None = None) -> None:
+        self.clock = clock
+        self.clocks = clocks
+        self.channels = channels or len(IRQS.get(name, IRQS["DMA1"]))
+        self.bus_read = bus_read
+        self.bus_write = bus_write
+        self.irqs = dict(irqs or {})
+        self._remaining: dict[int, int] = {}
+        self._pointers: dict[int, tuple[int, int, int]] = {}
+        self._queue: list[int] = []
+        self._serving = False
+        super().__init__(name, base, note=note)
+
+    def registers(self) -> Iterable[Register]:
+        isr_fields = []
+        for ch in range(1, self.channels + 1):
+            for i, flag in enumerate(("GIF", "TCIF", "HTIF", "TEIF")):
+                isr_fields.append(Field(f"{flag}{ch}", 4 * (ch - 1) + i, access=Access.RO))
+        yield Register("ISR", ISR, fields=tuple(isr_fields))
+        yield Register("IFCR", IFCR, fields=tuple(
+            Field(f"C{f.name}", f.lsb, access=Access.WO) for f in isr_fields),
+            on_write=self._ifcr_written)
+        for ch in range(1, self.channels + 1):
+            off = _ch_offset(ch)
+            yield Register(f"CCR{ch}", off, fields=(
+                Field("EN", 0), Field("TCIE", 1), Field("HTIE", 2), Field("TEIE", 3),
+                Field("DIR", 4), Field("CIRC", 5), Field("PINC", 6), Field("MINC", 7),
+                Field("PSIZE", 8, 2), Field("MSIZE", 10, 2), Field("PL", 12, 2),
+                Field("MEM2MEM", 14),
+            ), on_write=lambda v, ch=ch: self._ccr_written(ch))
+            yield Register(f"CNDTR{ch}", off + 4, fields=(Field("NDT", 0, 16),),
+                           on_write=lambda v, ch=ch: self._cndtr_written(ch))
+            yield Register(f"CPAR{ch}", off + 8)
+            yield Register(f"CMAR{ch}", off + 12)
+
+    def reset(self) -> None:
+        self._remaining = {}
+        self._pointers = {}
+        self._queue = []
+        super().reset()
+        self._update_irq()
+
+    # -- configuration -------------------------------------------------------------
+    def _ccr_written(self, ch: int) -> None:
+        ccr = self.values[_ch_offset(ch)]
+        if ccr & EN and ch not in self._pointers:
+            # Enabling latches the addresses and the count (RM0316 13.4.3).
+            off = _ch_offset(ch)
+            total = self.values[off + 4] & 0xFFFF
+            self._pointers[ch] = (self.values[off + 8], self.values[off + 12], total)
+            self._remaining[ch] = total
+            if ccr & MEM2MEM:
+                while ch in self._pointers and self._remaining.get(ch):
+                    self._transfer(ch)
+        elif not ccr & EN:
+            self._pointers.pop(ch, None)
+        self._update_irq()
+
+    def _cndtr_written(self, ch: int) -> None:
+        if ch in self._pointers:     # read-only while the channel is enabled
+            self.values[_ch_offset(ch) + 4] = self._remaining.get(ch, 0)
+
+    def _ifcr_written(self, value: int) -> None:
+        for ch in range(self.channels):
+            if value >> 4 * ch & GIF:       # CGIF clears all four flags of the channel
+                value |= 0xF << 4 * ch
+        self.values[ISR] &= ~value
+        self._update_irq()
+
+    # -- requests ----------------------------------------------------------------
+    def request(self, channel: int) -> None:
+        """A peripheral asks ``channel`` (1-based) for one data item.
+
+        A request raised while a transfer is under way (writing TDR makes the
+        USART ask for the next byte at once) is served after it, in order, as
+        the controller serves requests one at a time.
+        """
+        self._queue.append(channel)
+        if self._serving:
+            return
+        self._serving = True
+        try:
+            while self._queue:
+                ch = self._queue.pop(0)
+                if ch in self._pointers and self._remaining.get(ch):
+                    self._transfer(ch)
+        finally:
+            self._serving = False
+        self._update_irq()
+
+    def _transfer(self, ch: int) -> None:
+        off = _ch_offset(ch)
+        ccr = self.values[off]
+        psize = 1 << ((ccr >> 8) & 3)
+        msize = 1 << ((ccr >> 10) & 3)
+        par, mar, total = self._pointers[ch]
+        done = total - self._remaining[ch]
+        paddr = par + (done * psize if ccr & PINC else 0)
+        maddr = mar + (done * msize if ccr & MINC else 0)
+        src, ssize, dst, dsize = ((maddr, msize, paddr, psize) if ccr & DIR
+                                  else (paddr, psize, maddr, msize))
+        if self.bus_read is None or self.bus_write is None:
+            self._error(ch)
+            return
+        try:
+            value = self.bus_read(src, ssize)
+            self.bus_write(dst, dsize, value & ((1 << 8 * dsize) - 1))
+        except Exception as exc:  # a bus fault on a DMA access is the transfer error flag
+            self.note(f"channel {ch}: bus error ({exc}); channel disabled")
+            self._error(ch)
+            return
+        self._remaining[ch] -= 1
+        left = self._remaining[ch]
+        shift = 4 * (ch - 1)
+        if left == total // 2:
+            self.values[ISR] |= (GIF | HTIF) << shift
+        if left == 0:
+            self.values[ISR] |= (GIF | TCIF) << shift
+            if ccr & CIRC and not ccr & MEM2MEM:
+                self._remaining[ch] = total
+        self.values[off + 4] = (self.values[off + 4] & ~0xFFFF) | self._remaining[ch]
+
+    def _error(self, ch: int) -> None:
+        off = _ch_offset(ch)
+        self.values[ISR] |= (GIF | TEIF) << 4 * (ch - 1)
+        self.values[off] &= ~EN
+        self._pointers.pop(ch, None)
+
+    def _update_irq(self) -> None:
+        """A channel's line is high while an enabled flag of it is set."""
+        isr = self.values[ISR]
+        for ch, out in self.irqs.items():
+            ccr = self.values.get(_ch_offset(ch), 0)
+            flags = (isr >> 4 * (ch - 1)) & 0xF
+            enabled = (TCIF if ccr & TCIE else 0) | (HTIF if ccr & HTIE else 0) \
+                | (TEIF if ccr & TEIE else 0)
+            out.set(bool(flags & enabled))
