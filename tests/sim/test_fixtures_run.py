@@ -88,7 +88,7 @@ def test_same_firmware_same_log_every_run(name, limit):
     assert a.result.instructions == b.result.instructions
 
 
-@pytest.mark.parametrize("name, limit", [("hello", 0.25), ("blink", 0.3), ("core_exceptions", 1)])
+@pytest.mark.parametrize("name, limit", [("hello", 0.06), ("blink", 0.3), ("core_exceptions", 1)])
 def test_fast_forward_of_polling_loops_is_exact(name, limit):
     fast = run_firmware(name, limit)
     slow = run_firmware(name, limit, fast_forward=False)
