@@ -55,6 +55,24 @@ class RunResult:
     detail: str = ""
 
 
+class _FlashArray:
+    """The flash contents as the FLASH interface programs them; code translated
+    from a changed page is dropped so the CPU sees the new bytes."""
+
+    def __init__(self, memory: Any, uc: Uc) -> None:
+        self._memory = memory
+        self._uc = uc
+
+    def read(self, address: int, size: int) -> bytes:
+        return self._memory.read(address, size)
+
+    def write(self, address: int, data: bytes) -> None:
+        self._memory.write(address, data)
+        off = self._memory.offset(address)
+        for start in (self._memory.base, *self._memory.aliases):
+            self._uc.ctl_remove_cache(start + off, start + off + len(data))
+
+
 class Machine:
     """One emulated board. Build, ``load`` an image, ``run``; not reusable across threads."""
 
@@ -163,7 +181,7 @@ class Machine:
         if "out" in accepted and self._trace_out is not None:
             wiring["out"] = self._trace_out
         if "memory" in accepted:
-            wiring["memory"] = self.bus.memory_at(0x0800_0000)
+            wiring["memory"] = _FlashArray(self.bus.memory_at(0x0800_0000), self.uc)
         return wiring
 
     def _install_hooks(self) -> None:
@@ -410,6 +428,26 @@ class Machine:
         uc.reg_write(A.UC_ARM_REG_R0, result)
         uc.reg_write(A.UC_ARM_REG_PC, (pc + 2) | 1)
 
+    def _flash_write(self, pc: int, access: tuple[int, int, int, int]) -> bool:
+        """A store into flash goes to the FLASH interface, as on the chip: it programs
+        half-words while PG is set and flags PGERR otherwise. The store is then done."""
+        _, address, size, value = access
+        flash = self.peripherals.get("FLASH")
+        mem = self.bus.memory_at(address)
+        if flash is None or mem is None or mem.name != "flash":
+            return False
+        if size == 4:
+            flash.program_halfword(address, value & 0xFFFF)
+            flash.program_halfword(address + 2, value >> 16)
+        elif size == 2:
+            flash.program_halfword(address, value)
+        else:
+            flash.program_halfword(address | 1, value)  # byte writes are refused (PGERR)
+        first = self._halfword(pc)
+        length = 4 if first >> 11 in (0b11101, 0b11110, 0b11111) else 2
+        self.uc.reg_write(A.UC_ARM_REG_PC, (pc + length) | 1)
+        return True
+
     def _on_cpu_error(self, err: UcError) -> None:
         uc = self.uc
         pc = uc.reg_read(A.UC_ARM_REG_PC)
@@ -431,6 +469,8 @@ class Machine:
             self.exc.raise_fault(X.BUSFAULT, X.CFSR_IBUSERR,
                                  why=f"instruction fetch from 0x{pc:08x}")
             self.note(f"bus fault: instruction fetch from unmapped 0x{pc:08x}")
+        elif err.errno == UC_ERR_WRITE_PROT and bad and self._flash_write(pc, bad):
+            return
         elif err.errno in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_READ_PROT,
                            UC_ERR_WRITE_PROT):
             address = bad[1] if bad else 0

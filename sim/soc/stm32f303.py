@@ -51,6 +51,7 @@ def _device_peripherals() -> tuple[PeripheralSpec, ...]:
         PeripheralSpec("RCC", f"{P}.rcc:Rcc", 0x4002_1000, {"irq": 5}),
         *gpio,
         *serial,
+        PeripheralSpec("FLASH", f"{P}.flash_if:FlashInterface", 0x4002_2000, {"irq": 4}),
         PeripheralSpec("SYSCFG", f"{P}.syscfg:Syscfg", 0x4001_0000),
         PeripheralSpec("EXTI", f"{P}.exti:Exti", 0x4001_0400,
                        {"irqs": (1, 2, 3, 6, 7, 8, 9, 10, 23, 40, 41, 42, 64, 65, 66)}),

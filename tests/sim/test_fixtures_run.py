@@ -75,6 +75,11 @@ def test_spin_is_silent_until_the_limit():
     assert r.result.seconds == pytest.approx(0.05)
 
 
+def test_flash_programming_interface_from_firmware():
+    r = run_firmware("flash_program", 1)
+    assert r.semihosting == expected("flash_program") and r.result.exit_code == 0
+
+
 def test_core_exception_model():
     r = run_firmware("core_exceptions", 1)
     assert r.semihosting.endswith(b"core_exceptions: ALL OK\n"), r.semihosting.decode()
