@@ -399,7 +399,7 @@ class Machine:
             self.exc.exit(pc | 1 if pc >= 0xFFFF_FF00 else uc.reg_read(A.UC_ARM_REG_PC))
         elif intno == _INTR_SVC:
             if self.exc.group(self.exc.prio[X.SVCALL]) < self.exc.execution_priority():
-                self.exc.pending[X.SVCALL] = True
+                self.exc.pending |= 1 << X.SVCALL
             else:
                 self.exc.raise_fault(X.HARDFAULT, 0, why=f"SVC at 0x{pc - 2:08x} while masked")
         elif intno == _INTR_BKPT:

@@ -18,6 +18,8 @@ from typing import Callable
 from unicorn import Uc
 from unicorn import arm_const as A
 
+from .regfile import RegisterFile
+
 RESET, NMI, HARDFAULT, MEMMANAGE, BUSFAULT, USAGEFAULT = 1, 2, 3, 4, 5, 6
 SVCALL, DEBUGMON, PENDSV, SYSTICK = 11, 12, 14, 15
 IRQ_BASE = 16
@@ -82,17 +84,27 @@ class ExceptionModel:
         self.sevonpend = False
         self.event_register = False
         self.fault_log: list[str] = []
+        regs = RegisterFile(cpu)
+        self._write_regs = regs.write
+        self._read_masks = regs.reader((A.UC_ARM_REG_BASEPRI, A.UC_ARM_REG_PRIMASK,
+                                        A.UC_ARM_REG_FAULTMASK))
+        self._read_entry = regs.reader((A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR,
+                                        A.UC_ARM_REG_SP) + _BASIC)
+        self._read_fp = regs.reader(_FP + (A.UC_ARM_REG_FPSCR,))
+        self._read_exit = regs.reader((A.UC_ARM_REG_IPSR, A.UC_ARM_REG_CONTROL,
+                                       A.UC_ARM_REG_MSP, A.UC_ARM_REG_PSP))
         self.reset()
 
     def reset(self) -> None:
         n = IRQ_BASE + self.irq_count
-        self.pending = [False] * n
-        self.active = [False] * n
-        self.enabled = [False] * n
-        self.levels = [False] * n
+        # Bit masks indexed by exception number: arbitration runs between every
+        # two slices, so it must cost little when nothing is pending.
+        self.pending = 0
+        self.active = 0
+        self.enabled = 0
+        self.levels = 0
         self.prio = [0] * n
         self.prio[RESET], self.prio[NMI], self.prio[HARDFAULT] = -3, -2, -1
-        self.active_count = 0
         self.faults = FaultStatus()
         self.vtor = 0
         self.prigroup = 0
@@ -103,36 +115,47 @@ class ExceptionModel:
         return self.cpu.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
 
     def is_enabled(self, exc: int) -> bool:
-        return self.enabled[exc]
+        return bool(self.enabled >> exc & 1)
 
     def is_pending(self, exc: int) -> bool:
-        return self.pending[exc]
+        return bool(self.pending >> exc & 1)
 
     def is_active(self, exc: int) -> bool:
-        return self.active[exc]
+        return bool(self.active >> exc & 1)
+
+    def any_irq_pending(self) -> bool:
+        return bool(self.pending >> IRQ_BASE)
+
+    def active_count(self) -> int:
+        return bin(self.active).count("1")
 
     def set_enabled(self, exc: int, on: bool) -> None:
-        self.enabled[exc] = on
-        if on and self.pending[exc]:
-            self._on_change()
+        if on:
+            self.enabled |= 1 << exc
+            if self.pending >> exc & 1:
+                self._on_change()
+        else:
+            self.enabled &= ~(1 << exc)
 
     def set_pending(self, exc: int) -> None:
-        if not self.pending[exc]:
-            self.pending[exc] = True
+        if not self.pending >> exc & 1:
+            self.pending |= 1 << exc
             if self.sevonpend:
                 self.event_register = True
         self._on_change()
 
     def clear_pending(self, exc: int) -> None:
-        self.pending[exc] = False
-        if exc >= IRQ_BASE and self.levels[exc] and not self.active[exc]:
-            self.pending[exc] = True  # a level still asserted pends again at once
+        self.pending &= ~(1 << exc)
+        if exc >= IRQ_BASE and self.levels >> exc & 1 and not self.active >> exc & 1:
+            self.pending |= 1 << exc  # a level still asserted pends again at once
 
     def set_irq_level(self, irq: int, level: bool) -> None:
         exc = IRQ_BASE + irq
-        self.levels[exc] = level
         if level:
+            self.levels |= 1 << exc
             self.set_pending(exc)
+        else:
+            self.levels &= ~(1 << exc)
 
     def set_priority(self, exc: int, value: int) -> None:
         if exc > HARDFAULT:
@@ -149,41 +172,46 @@ class ExceptionModel:
         return prio & (0xFF << (self.prigroup + 1)) & 0xFF
 
     # -- arbitration --------------------------------------------------------
-    def _usable(self, exc: int) -> bool:
-        if exc >= IRQ_BASE:
-            return self.enabled[exc]
-        if exc in (MEMMANAGE, BUSFAULT, USAGEFAULT):
-            return bool(self.shcsr_enables & (1 << (16 + exc - MEMMANAGE)))
-        return True
+    def _usable_mask(self) -> int:
+        # system exceptions other than the three configurable faults are always usable
+        fixed = ((1 << IRQ_BASE) - 1) & ~((1 << MEMMANAGE) | (1 << BUSFAULT) | (1 << USAGEFAULT))
+        faults = (self.shcsr_enables >> 16 & 7) << MEMMANAGE
+        return fixed | faults | (self.enabled & ~((1 << IRQ_BASE) - 1))
 
     def highest_pending(self) -> int | None:
-        """The pending, enabled exception with the best priority (lowest number wins ties)."""
-        best, best_key = None, None
-        for exc, p in enumerate(self.pending):
-            if p and self._usable(exc):
-                key = (self.prio[exc], exc)
-                if best_key is None or key < best_key:
-                    best, best_key = exc, key
+        """The pending, usable exception with the best priority (lowest number wins ties)."""
+        bits = self.pending & self._usable_mask()
+        if not bits:
+            return None
+        best, best_prio = None, 1 << 16
+        prio = self.prio
+        while bits:
+            low = bits & -bits
+            exc = low.bit_length() - 1
+            if prio[exc] < best_prio:
+                best, best_prio = exc, prio[exc]
+            bits ^= low
         return best
 
     def active_priority(self) -> int:
         """Execution priority from active exceptions only (256 = thread, nothing active)."""
         best = 256
-        if self.active_count:
-            for exc, a in enumerate(self.active):
-                if a:
-                    best = min(best, self.group(self.prio[exc]))
+        bits = self.active
+        while bits:
+            low = bits & -bits
+            best = min(best, self.group(self.prio[low.bit_length() - 1]))
+            bits ^= low
         return best
 
     def execution_priority(self) -> int:
         best = self.active_priority()
-        cpu = self.cpu
-        basepri = cpu.reg_read(A.UC_ARM_REG_BASEPRI) & self.priority_mask
+        basepri, primask, faultmask = self._read_masks()
+        basepri &= self.priority_mask
         if basepri:
             best = min(best, self.group(basepri))
-        if cpu.reg_read(A.UC_ARM_REG_PRIMASK) & 1:
+        if primask & 1:
             best = min(best, 0)
-        if cpu.reg_read(A.UC_ARM_REG_FAULTMASK) & 1:
+        if faultmask & 1:
             best = min(best, -1)
         return best
 
@@ -203,6 +231,9 @@ class ExceptionModel:
         exc = self.highest_pending()
         return exc is not None and self.group(self.prio[exc]) < self.active_priority()
 
+    def _usable(self, exc: int) -> bool:
+        return bool(self._usable_mask() >> exc & 1)
+
     # -- faults ---------------------------------------------------------------
     def raise_fault(self, kind: int, cfsr_bits: int, *, bfar: int | None = None,
                     mmfar: int | None = None, why: str = "") -> None:
@@ -220,7 +251,7 @@ class ExceptionModel:
         if target == HARDFAULT and self.execution_priority() <= -1:
             raise Lockup(why or "fault while HardFault or NMI was active")
         self.fault_log.append(f"{name_of(target)}: {why}")
-        self.pending[target] = True
+        self.pending |= 1 << target
 
     # -- entry and return -------------------------------------------------------
     def _fp_active(self) -> bool:
@@ -229,88 +260,78 @@ class ExceptionModel:
     def enter(self, exc: int, return_address: int) -> None:
         """Stack the frame and start the handler of ``exc``."""
         cpu = self.cpu
-        control = cpu.reg_read(A.UC_ARM_REG_CONTROL)
-        xpsr = cpu.reg_read(A.UC_ARM_REG_XPSR)
+        control, xpsr, sp, *basic = self._read_entry()
         handler_mode = (xpsr & 0x1FF) != 0
         on_psp = not handler_mode and bool(control & CONTROL_SPSEL)
-        sp = cpu.reg_read(A.UC_ARM_REG_SP)
         extended = bool(control & CONTROL_FPCA)
         size = 0x68 if extended else 0x20
         frame = (sp - size) & ~7
         realigned = (sp - size) & 4
-        values = [cpu.reg_read(r) for r in _BASIC]
-        values += [return_address & ~1, (xpsr & ~(1 << 9)) | (1 << 24) | ((1 << 9) if realigned else 0)]
-        data = struct.pack("<8I", *values)
+        data = struct.pack("<8I", *basic, return_address & ~1,
+                           (xpsr & ~(1 << 9)) | (1 << 24) | ((1 << 9) if realigned else 0))
         if extended:
-            data += struct.pack("<16I", *[cpu.reg_read(r) for r in _FP])
-            data += struct.pack("<II", cpu.reg_read(A.UC_ARM_REG_FPSCR), 0)
+            data += struct.pack("<17I", *self._read_fp()) + b"\0\0\0\0"
         cpu.mem_write(frame, data)
         exc_return = 0xFFFF_FFE1 if extended else 0xFFFF_FFF1
         if not handler_mode:
             exc_return |= 0x8
             if on_psp:
                 exc_return |= 0x4
-        # IPSR first: in handler mode SP is MSP and CONTROL may be written.
-        cpu.reg_write(A.UC_ARM_REG_XPSR, (xpsr & 0xF80F_0000) | (1 << 24) | exc)
-        if on_psp:
-            cpu.reg_write(A.UC_ARM_REG_PSP, frame)
-        else:
-            cpu.reg_write(A.UC_ARM_REG_SP, frame)
-        cpu.reg_write(A.UC_ARM_REG_CONTROL, control & CONTROL_NPRIV)
-        cpu.reg_write(A.UC_ARM_REG_LR, exc_return)
         vector = self._read_word((self.vtor & ~0x7F) + 4 * exc)
         if not vector & 1:
             self.faults.hfsr |= HFSR_VECTTBL
             raise Lockup(f"vector of {name_of(exc)} (0x{vector:08x}) is not a Thumb address")
-        cpu.reg_write(A.UC_ARM_REG_PC, vector | 1)
-        self.pending[exc] = False
-        self.active[exc] = True
-        self.active_count += 1
+        # In order: IPSR first (handler mode: SP is MSP, CONTROL may be written).
+        self._write_regs((
+            (A.UC_ARM_REG_XPSR, (xpsr & 0xF80F_0000) | (1 << 24) | exc),
+            (A.UC_ARM_REG_PSP if on_psp else A.UC_ARM_REG_SP, frame),
+            (A.UC_ARM_REG_CONTROL, control & CONTROL_NPRIV),
+            (A.UC_ARM_REG_LR, exc_return),
+            (A.UC_ARM_REG_PC, vector | 1),
+        ))
+        self.pending &= ~(1 << exc)
+        self.active |= 1 << exc
         self.event_register = True
 
     def exit(self, exc_return: int) -> None:
         """Undo ``enter`` for the handler that branched to ``exc_return``."""
         cpu = self.cpu
-        ipsr = cpu.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
-        if ipsr == 0 or (exc_return & 0xF) not in (0x1, 0x9, 0xD) or not self.active[ipsr]:
+        ipsr, control, frame_msp, frame_psp = self._read_exit()
+        ipsr &= 0x1FF
+        if ipsr == 0 or (exc_return & 0xF) not in (0x1, 0x9, 0xD) or not self.active >> ipsr & 1:
             self.raise_fault(USAGEFAULT, CFSR_INVPC,
                              why=f"bad exception return 0x{exc_return:08x} from IPSR {ipsr}")
             return
-        self.active[ipsr] = False
-        self.active_count -= 1
-        if ipsr >= IRQ_BASE and self.levels[ipsr]:
-            self.pending[ipsr] = True
+        self.active &= ~(1 << ipsr)
+        if ipsr >= IRQ_BASE and self.levels >> ipsr & 1:
+            self.pending |= 1 << ipsr
         to_thread = bool(exc_return & 0x8)
         use_psp = bool(exc_return & 0x4)
         extended = not exc_return & 0x10
-        frame = cpu.reg_read(A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP)
+        frame = frame_psp if use_psp else frame_msp
         size = 0x68 if extended else 0x20
         raw = bytes(cpu.mem_read(frame, size))
         words = struct.unpack_from("<8I", raw)
-        for reg, value in zip(_BASIC, words):
-            cpu.reg_write(reg, value)
-        if extended:
-            for reg, value in zip(_FP, struct.unpack_from("<16I", raw, 0x20)):
-                cpu.reg_write(reg, value)
         pc, xpsr = words[6], words[7]
         sp = frame + size + (4 if xpsr & (1 << 9) else 0)
-        control = cpu.reg_read(A.UC_ARM_REG_CONTROL) & CONTROL_NPRIV
+        control &= CONTROL_NPRIV
         if to_thread and use_psp:
             control |= CONTROL_SPSEL
         if extended:
             control |= CONTROL_FPCA | CONTROL_SFPA
-        cpu.reg_write(A.UC_ARM_REG_CONTROL, control)
+        stacked_ipsr = 0 if to_thread else xpsr & 0x1FF
+        writes = list(zip(_BASIC, words[:6]))
         if extended:
-            cpu.reg_write(A.UC_ARM_REG_FPSCR, struct.unpack_from("<I", raw, 0x60)[0])
-        if use_psp:
-            cpu.reg_write(A.UC_ARM_REG_PSP, sp)
-        else:
-            cpu.reg_write(A.UC_ARM_REG_MSP, sp)
-        stacked_ipsr = xpsr & 0x1FF
-        if to_thread:
-            stacked_ipsr = 0
-        # NZCVQG first: that write also zeroes IPSR, which the full write then sets
-        cpu.reg_write(A.UC_ARM_REG_XPSR_NZCVQG, xpsr & 0xF80F_0000)
-        cpu.reg_write(A.UC_ARM_REG_XPSR, (xpsr & 0xFE0F_FC00 & ~(1 << 9)) | stacked_ipsr | (1 << 24))
-        cpu.reg_write(A.UC_ARM_REG_PC, pc | 1)
+            writes += list(zip(_FP, struct.unpack_from("<16I", raw, 0x20)))
+        writes.append((A.UC_ARM_REG_CONTROL, control))   # still privileged here
+        if extended:
+            writes.append((A.UC_ARM_REG_FPSCR, struct.unpack_from("<I", raw, 0x60)[0]))
+        writes += [
+            (A.UC_ARM_REG_PSP if use_psp else A.UC_ARM_REG_MSP, sp),
+            # NZCVQG first: that write also zeroes IPSR, which the full write then sets
+            (A.UC_ARM_REG_XPSR_NZCVQG, xpsr & 0xF80F_0000),
+            (A.UC_ARM_REG_XPSR, (xpsr & 0xFE0F_FC00 & ~(1 << 9)) | stacked_ipsr | (1 << 24)),
+            (A.UC_ARM_REG_PC, pc | 1),
+        ]
+        self._write_regs(writes)
         self.event_register = True

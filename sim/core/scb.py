@@ -68,16 +68,16 @@ class Scb(Peripheral):
         value = active & 0x1FF
         if pending is not None:
             value |= (pending & 0x1FF) << 12
-        if any(exc.pending[IRQ_BASE:]):
+        if exc.any_irq_pending():
             value |= 1 << 22
-        others = sum(1 for a in exc.active if a) - (1 if active else 0)
+        others = exc.active_count() - (1 if active else 0)
         if others == 0:
             value |= 1 << 11  # RETTOBASE
-        if exc.pending[SYSTICK]:
+        if exc.is_pending(SYSTICK):
             value |= 1 << 26
-        if exc.pending[PENDSV]:
+        if exc.is_pending(PENDSV):
             value |= 1 << 28
-        if exc.pending[NMI]:
+        if exc.is_pending(NMI):
             value |= 1 << 31
         return value
 
@@ -113,10 +113,10 @@ class Scb(Peripheral):
         exc = self.exc
         value = exc.shcsr_enables
         for bit, n in self._SHCSR_ACTIVE.items():
-            if exc.active[n]:
+            if exc.is_active(n):
                 value |= 1 << bit
         for bit, n in self._SHCSR_PENDED.items():
-            if exc.pending[n]:
+            if exc.is_pending(n):
                 value |= 1 << bit
         return value
 

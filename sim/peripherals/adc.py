@@ -1,0 +1,238 @@
+"""ADC of the STM32F303 (RM0316 section 15): the handshakes HAL waits on, and conversions.
+
+HAL's ADC code waits for ADCAL to clear after calibration, for ADRDY after
+ADEN, and for EOC/EOS after ADSTART; a register that merely reads back what
+was written hangs those loops. This model answers them with the timing of the
+chip (conversion = sampling time + 12.5 ADC clock cycles) and converts the
+values a board setting gives per channel (12-bit, right-aligned by default).
+"""
+from __future__ import annotations
+
+from typing import Callable, Mapping
+
+from sim.regs import Access, Field, Peripheral, Register, flags
+from sim.signals import ClockTree
+from sim.vclock import Event, VirtualClock
+
+from .irq import IrqOut, NoIrq
+
+ISR, IER, CR, CFGR, SMPR1, SMPR2, TR1, TR2, TR3 = (
+    0x00, 0x04, 0x08, 0x0C, 0x14, 0x18, 0x20, 0x24, 0x28)
+SQR = (0x30, 0x34, 0x38, 0x3C)
+DR, JSQR, CALFACT = 0x40, 0x4C, 0xB4
+ADRDY, EOSMP, EOC, EOS, OVR = 1, 2, 4, 8, 16
+ADEN, ADDIS, ADSTART, ADSTP, ADCAL = 1, 2, 4, 16, 1 << 31
+CONT, DMAEN, ALIGN = 1 << 13, 1, 1 << 5
+#: Sampling times in half ADC clock cycles, by SMPx code (1.5 .. 601.5 cycles).
+_SAMPLE_HALF = (3, 5, 9, 15, 39, 123, 363, 1203)
+#: Calibration takes 112 ADC clock cycles (RM0316: tCAL).
+CAL_CYCLES = 112
+#: Instances: base address, NVIC interrupt, common block base.
+ADCS: dict[str, tuple[int, int, int]] = {
+    "ADC1": (0x5000_0000, 18, 0x5000_0300), "ADC2": (0x5000_0100, 18, 0x5000_0300),
+    "ADC3": (0x5000_0400, 47, 0x5000_0700), "ADC4": (0x5000_0500, 61, 0x5000_0700),
+}
+
+
+class AdcCommon(Peripheral):
+    """ADC12_COMMON / ADC34_COMMON: CCR holds the clock mode the instances use."""
+
+    size = 0x100
+
+    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
+                 note: Callable[[str], None] | None = None) -> None:
+        self.clock = clock
+        self.clocks = clocks
+        super().__init__(name, base, note=note)
+
+    def registers(self) -> list[Register]:
+        return [
+            Register("CSR", 0x00, fields=(Field("FLAGS", 0, 32, Access.RO),), tagged=True),
+            Register("CCR", 0x08, fields=(
+                Field("MULT", 0, 5), Field("DELAY", 8, 4), Field("DMACFG", 13),
+                Field("MDMA", 14, 2), Field("CKMODE", 16, 2), Field("VREFEN", 22),
+                Field("TSEN", 23), Field("VBATEN", 24))),
+            Register("CDR", 0x0C, fields=(Field("RDATA", 0, 32, Access.RO),), tagged=True),
+        ]
+
+    def ckmode(self) -> int:
+        return (self.values[0x08] >> 16) & 3
+
+
+class Adc(Peripheral):
+    """One ADC instance; ``channel_values`` maps channel number to a 12-bit reading."""
+
+    size = 0x100
+
+    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
+                 note: Callable[[str], None] | None = None, irq: IrqOut | None = None,
+                 common: AdcCommon | None = None, clock_name: str | None = None,
+                 channel_values: Mapping[int, int] | None = None,
+                 dma_request: Callable[[], None] | None = None) -> None:
+        self.clock = clock
+        self.clocks = clocks
+        self.irq = irq or NoIrq()
+        self.common = common
+        #: Asynchronous kernel clock name (RCC publishes ADC12CLK / ADC34CLK).
+        self.clock_name = clock_name or ("ADC12CLK" if name in ("ADC1", "ADC2") else "ADC34CLK")
+        self.channel_values: dict[int, int] = dict(channel_values or {})
+        self.dma_request = dma_request
+        self._event: Event | None = None
+        self._rank = 0
+        self._data = 0
+        self._calibrating = False
+        super().__init__(name, base, note=note)
+
+    def registers(self) -> list[Register]:
+        isr_names = ("ADRDY", "EOSMP", "EOC", "EOS", "OVR", "JEOC", "JEOS", "AWD1", "AWD2",
+                     "AWD3", "JQOVF")
+        sq = [Register("SQR1", SQR[0], fields=(Field("L", 0, 4),) + tuple(
+            Field(f"SQ{i + 1}", 6 + 6 * i, 5) for i in range(4)))]
+        sq += [Register(f"SQR{n + 2}", SQR[n + 1], fields=tuple(
+            Field(f"SQ{5 + 5 * n + i}", 6 * i, 5) for i in range(5 if n < 2 else 2)))
+            for n in range(3)]
+        return [
+            Register("ISR", ISR, fields=flags(*isr_names, access=Access.RC_W1),
+                     on_write=lambda v: self._update_irq()),
+            Register("IER", IER, fields=flags(*(n + "IE" for n in isr_names)),
+                     on_write=lambda v: self._update_irq()),
+            Register("CR", CR, reset=0x2000_0000, fields=(
+                Field("ADEN", 0, access=Access.RS), Field("ADDIS", 1, access=Access.RS),
+                Field("ADSTART", 2, access=Access.RS), Field("JADSTART", 3, access=Access.RS),
+                Field("ADSTP", 4, access=Access.RS), Field("JADSTP", 5, access=Access.RS),
+                Field("ADVREGEN", 28, 2), Field("ADCALDIF", 30),
+                Field("ADCAL", 31, access=Access.RS)),
+                on_write=self._cr_written),
+            Register("CFGR", CFGR, fields=(
+                Field("DMAEN", 0), Field("DMACFG", 1), Field("RES", 3, 2), Field("ALIGN", 5),
+                Field("EXTSEL", 6, 4), Field("EXTEN", 10, 2), Field("OVRMOD", 12),
+                Field("CONT", 13), Field("AUTDLY", 14), Field("DISCEN", 16),
+                Field("DISCNUM", 17, 3), Field("JDISCEN", 20), Field("JQM", 21),
+                Field("AWD1SGL", 22), Field("AWD1EN", 23), Field("JAWD1EN", 24),
+                Field("JAUTO", 25), Field("AWD1CH", 26, 5))),
+            Register("SMPR1", SMPR1, write_mask=0x3FFF_FFF8),
+            Register("SMPR2", SMPR2, write_mask=0x07FF_FFFF),
+            Register("TR1", TR1, reset=0x0FFF_0000, write_mask=0x0FFF_0FFF, tagged=True),
+            Register("TR2", TR2, reset=0x00FF_0000, write_mask=0x00FF_00FF, tagged=True),
+            Register("TR3", TR3, reset=0x00FF_0000, write_mask=0x00FF_00FF, tagged=True),
+            *sq,
+            Register("DR", DR, fields=(Field("RDATA", 0, 16, Access.RO),), on_read=self._dr_read),
+            Register("JSQR", JSQR, tagged=True),
+            *(Register(f"OFR{i + 1}", 0x60 + 4 * i, tagged=True) for i in range(4)),
+            *(Register(f"JDR{i + 1}", 0x80 + 4 * i, write_mask=0) for i in range(4)),
+            Register("AWD2CR", 0xA0, write_mask=0x7FFFE, tagged=True),
+            Register("AWD3CR", 0xA4, write_mask=0x7FFFE, tagged=True),
+            Register("DIFSEL", 0xB0, write_mask=0x7FFFE),
+            Register("CALFACT", CALFACT, write_mask=0x007F_007F),
+        ]
+
+    def reset(self) -> None:
+        if self._event is not None:
+            self._event.cancel()
+            self._event = None
+        self._rank = 0
+        self._data = 0
+        self._calibrating = False
+        super().reset()
+        self._update_irq()
+
+    # -- timing -------------------------------------------------------------------
+    def _core_cycles(self, adc_half_cycles: int) -> int:
+        """Core cycles for a number of half ADC clock cycles, from the clock mode."""
+        hclk = self.clocks.get("HCLK") or self.clock.hz
+        mode = self.common.ckmode() if self.common is not None else 0
+        if mode:
+            div = (1, 1, 2, 4)[mode]
+            return max(1, -(-adc_half_cycles * div // 2))
+        adc_hz = self.clocks.get(self.clock_name) or hclk   # no async clock set up: HCLK
+        return max(1, -(-adc_half_cycles * hclk // (2 * adc_hz)))
+
+    def _sequence(self) -> list[int]:
+        """Channels of the regular sequence, rank 1 first (SQR1.L + 1 of them)."""
+        length = (self.values[SQR[0]] & 0xF) + 1
+        chans = []
+        for rank in range(length):
+            reg, slot = (0, rank + 1) if rank < 4 else ((rank + 1) // 5, (rank + 1) % 5)
+            chans.append((self.values[SQR[reg]] >> 6 * slot) & 0x1F)
+        return chans
+
+    def _conversion_half_cycles(self, channel: int) -> int:
+        smpr = SMPR1 if channel < 10 else SMPR2
+        code = (self.values[smpr] >> 3 * (channel % 10)) & 7
+        return _SAMPLE_HALF[code] + 25
+
+    # -- control -----------------------------------------------------------------
+    def _cr_written(self, value: int) -> None:
+        cr = self.values[CR]
+        if value & ADCAL and cr & ADCAL and not self._calibrating:
+            self._calibrating = True
+            self._schedule(self._core_cycles(2 * CAL_CYCLES), self._calibrated)
+        if value & ADDIS and cr & ADEN:
+            self._stop()
+            self.values[CR] &= ~(ADEN | ADDIS)
+            self.values[ISR] &= ~ADRDY
+        elif value & ADEN and not cr & ADDIS:
+            self.values[ISR] |= ADRDY       # ready at once (tSTAB is below our resolution)
+        if value & ADSTP:
+            self._stop()
+            self.values[CR] &= ~(ADSTART | ADSTP)
+        elif value & ADSTART and cr & ADEN and self._event is None:
+            self._rank = 0
+            self._start_conversion()
+        elif value & ADSTART and not cr & ADEN:
+            self.values[CR] &= ~ADSTART     # ignored unless the ADC is enabled
+        self._update_irq()
+
+    def _schedule(self, cycles: int, callback: Callable[[], None]) -> None:
+        if self._event is not None:
+            self._event.cancel()
+        self._event = self.clock.after(cycles, callback)
+
+    def _stop(self) -> None:
+        if self._event is not None:
+            self._event.cancel()
+            self._event = None
+
+    def _calibrated(self) -> None:
+        self._event = None
+        self._calibrating = False
+        self.values[CR] &= ~ADCAL
+        self.values[CALFACT] = (self.values[CALFACT] & ~0x7F) | 0x40
+
+    def _start_conversion(self) -> None:
+        chans = self._sequence()
+        ch = chans[self._rank % len(chans)]
+        self._schedule(self._core_cycles(self._conversion_half_cycles(ch)),
+                       lambda: self._converted(ch))
+
+    def _converted(self, channel: int) -> None:
+        self._event = None
+        res_bits = 12 - 2 * ((self.values[CFGR] >> 3) & 3)
+        raw = (self.channel_values.get(channel, 0) & 0xFFF) >> (12 - res_bits)
+        data = raw << (16 - res_bits) if self.values[CFGR] & ALIGN else raw
+        if self.values[ISR] & EOC:
+            self.values[ISR] |= OVR
+            if not self.values[CFGR] & (1 << 12):   # OVRMOD=0: keep the old data
+                data = self._data
+        self._data = data
+        self.values[ISR] |= EOSMP | EOC
+        if self.values[CFGR] & DMAEN and self.dma_request is not None:
+            self.dma_request()
+        self._rank += 1
+        if self._rank >= len(self._sequence()):
+            self.values[ISR] |= EOS
+            self._rank = 0
+            if not self.values[CFGR] & CONT:
+                self.values[CR] &= ~ADSTART
+        if self.values[CR] & ADSTART:
+            self._start_conversion()
+        self._update_irq()
+
+    def _dr_read(self, stored: int) -> int:
+        if self.values[ISR] & EOC:
+            self.values[ISR] &= ~EOC
+            self._update_irq()
+        return self._data
+
+    def _update_irq(self) -> None:
+        self.irq.set(bool(self.values[ISR] & self.values[IER] & 0x7FF))
