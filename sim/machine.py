@@ -266,6 +266,32 @@ class Machine:
         else:
             self.clock.at_time(int(at_s * PS_PER_S), lambda: self.peripherals[name].receive(data))
 
+    def drive_pin(self, port: str, pin: int, level: int | None, at_s: float | None = None) -> None:
+        """Drive a GPIO pin from outside (1/0) or release it (None), now or at a virtual time."""
+        gpio = self.peripherals[port]
+        if at_s is None:
+            gpio.set_input(pin, level)
+        else:
+            self.clock.at_time(int(at_s * PS_PER_S), lambda: gpio.set_input(pin, level))
+
+    def press(self, button: str, at_s: float, release_s: float | None = None) -> None:
+        """Press a board button (B1 ...) at a virtual time, and release it later."""
+        b = next((b for b in self.board.buttons if b.name == button), None)
+        if b is None:
+            raise KeyError(f"{self.board.name} has no button {button!r}; it has "
+                           f"{', '.join(x.name for x in self.board.buttons) or 'none'}")
+        self.drive_pin(b.port, b.pin, 1 - b.idle_level, at_s)
+        if release_s is not None:
+            self.drive_pin(b.port, b.pin, None, release_s)
+
+    def watch_leds(self, callback: Callable[[str, int, float], None]) -> None:
+        """``callback(led, level, seconds)`` whenever a board LED changes."""
+        for led in self.board.leds:
+            def changed(pin: int, level: int, led=led) -> None:
+                if pin == led.pin:
+                    callback(led.name, level, self.clock.seconds())
+            self.peripherals[led.port].on_output(changed)
+
     # -- hooks (run inside Unicorn) -------------------------------------------------
     def _on_interrupt(self, uc: Uc, intno: int, _user: object) -> None:
         self._intr = intno

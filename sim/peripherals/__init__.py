@@ -7,6 +7,7 @@ knows nothing of the machine that maps it.
 from __future__ import annotations
 
 from .adc import Adc, AdcCommon
+from .bxcan import BxCan, CanFrame
 from .crc import Crc
 from .dbgmcu import Dbgmcu
 from .dma import Dma
@@ -20,5 +21,5 @@ from .syscfg import Syscfg
 from .timer import Timer
 from .usart import Usart
 
-__all__ = ["Adc", "AdcCommon", "Crc", "Dbgmcu", "Dma", "Exti", "FlashInterface", "GpioPort", "IrqOr", "Pwr", "Rcc",
+__all__ = ["Adc", "AdcCommon", "BxCan", "CanFrame", "Crc", "Dbgmcu", "Dma", "Exti", "FlashInterface", "GpioPort", "IrqOr", "Pwr", "Rcc",
            "Syscfg", "Timer", "Usart", "connect_gpio_exti"]

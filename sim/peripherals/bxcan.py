@@ -15,7 +15,7 @@ from typing import Callable, Iterable
 
 from sim.regs import Access, Field, Peripheral, Register, flags
 from sim.signals import ClockTree
-from sim.vclock import VirtualClock
+from sim.vclock import Event, VirtualClock
 
 from .irq import IrqOut, NoIrq
 
@@ -63,7 +63,8 @@ class BxCan(Peripheral):
         self.tx = tx
         self._fifos: tuple[deque[tuple[CanFrame, int]], deque[tuple[CanFrame, int]]] = (
             deque(), deque())
-        self._pending: dict[int, object] = {}
+        self._pending: dict[int, Event] = {}
+        self._btr_before = 0
         super().__init__(name, base, note=note)
 
     # -- declarations --------------------------------------------------------
@@ -100,7 +101,7 @@ class BxCan(Peripheral):
             Field("TEC", 16, 8, access=Access.RO), Field("REC", 24, 8, access=Access.RO)))
         yield Register("BTR", BTR, reset=0x0123_0000, fields=(
             Field("BRP", 0, 10), Field("TS1", 16, 4), Field("TS2", 20, 3), Field("SJW", 24, 2),
-            Field("LBKM", 30), Field("SILM", 31)), on_write=self._init_only(BTR))
+            Field("LBKM", 30), Field("SILM", 31)), on_write=self._btr_written)
         for n in range(3):
             off = TX_BASE + 0x10 * n
             yield Register(f"TI{n}R", off, on_write=lambda v, n=n: self._tir_written(n))
@@ -122,7 +123,7 @@ class BxCan(Peripheral):
 
     def reset(self) -> None:
         for ev in self._pending.values():
-            ev.cancel()  # type: ignore[attr-defined]
+            ev.cancel()
         self._pending = {}
         self._fifos[0].clear()
         self._fifos[1].clear()
@@ -130,14 +131,14 @@ class BxCan(Peripheral):
         self._update_irq()
 
     # -- modes ---------------------------------------------------------------
-    def _init_only(self, offset: int) -> Callable[[int], None]:
-        """BTR can only change in initialisation mode; otherwise the write is undone."""
-        def written(value: int) -> None:
-            if not self.values[MSR] & INAK:
-                self.values[offset] = self._btr_kept
-            self._btr_kept = self.values[offset]
-        self._btr_kept = 0x0123_0000
-        return written
+    def write(self, offset: int, size: int, value: int) -> None:
+        self._btr_before = self.values[BTR]
+        super().write(offset, size, value)
+
+    def _btr_written(self, value: int) -> None:
+        # BTR can only change in initialisation mode (RM0316 31.9.2).
+        if not self.values[MSR] & INAK:
+            self.values[BTR] = self._btr_before
 
     def _mcr_written(self, value: int) -> None:
         mcr = self.values[MCR]
@@ -151,6 +152,8 @@ class BxCan(Peripheral):
             msr |= SLAKI
         msr = (msr & ~(INAK | SLAK)) | (INAK if inak else 0) | (SLAK if slak else 0)
         self.values[MSR] = msr
+        if self._running():
+            self._flush_requests()
         self._update_irq()
 
     def _running(self) -> bool:
@@ -220,7 +223,7 @@ class BxCan(Peripheral):
             if value >> (8 * n + 7) & 1:    # ABRQ: abort a pending request
                 ev = self._pending.pop(n, None)
                 if ev is not None:
-                    ev.cancel()  # type: ignore[attr-defined]
+                    ev.cancel()
                 self.values[TX_BASE + 0x10 * n] &= ~TXRQ
                 self.values[TSR] = (self.values[TSR] & ~(0x80 << 8 * n)) | (1 << (26 + n)) \
                     | (1 << 8 * n)
@@ -300,7 +303,6 @@ class BxCan(Peripheral):
         for n, (out, rfr) in enumerate(((self.irq_rx0, RF0R), (self.irq_rx1, RF1R))):
             r = self.values[rfr]
             shift = 1 + 3 * n
-            self.irq_rx0 if n == 0 else self.irq_rx1
             out.set(bool(ier >> shift & 1 and r & 3 or ier >> (shift + 1) & 1 and r & 8
                          or ier >> (shift + 2) & 1 and r & 16))
         sce = (ier >> 15 & 1 and msr & ERRI) or (ier >> 16 & 1 and msr & WKUI) \

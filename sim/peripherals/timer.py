@@ -381,7 +381,7 @@ class Timer(Peripheral):
     def _rebase(self) -> None:
         """Move the anchor to the last tick boundary, so configuration can change now."""
         run = self._run
-        if not run.running:
+        if not run.running or run.arr == 0:
             return
         k = (self.clock.cycles - run.anchor) // run.period
         if k > 0:
@@ -391,8 +391,8 @@ class Timer(Peripheral):
     def counter(self) -> int:
         """CNT now (after ``_sync``)."""
         run = self._run
-        if not run.running:
-            return run.cnt
+        if not run.running or run.arr == 0:
+            return run.cnt          # stopped, or blocked while ARR is 0
         k = (self.clock.cycles - run.anchor) // run.period
         return (run.cnt - k if run.down else run.cnt + k) & self._max
 

@@ -128,3 +128,19 @@ def test_itm_stimulus_writes_are_captured_as_a_trace():
     result = m.run(1)
     assert result.cause is StopCause.EXIT
     assert bytes(trace) == expected("itm_printf")
+
+
+def test_blink_toggles_ld2_every_250_ms():
+    from sim.boards import board
+    from sim.machine import Machine
+    from backends.image import load
+    from .conftest import BUILD
+    changes = []
+    m = Machine(board("nucleo-f303re"))
+    m.watch_leds(lambda led, level, t: changes.append((led, level, round(t, 4))))
+    m.load([(s.address, s.data) for s in load(BUILD / "blink.elf").segments])
+    m.run(1.01)
+    assert changes[0][1:] == (0, pytest.approx(0, abs=0.001))  # configured as output, low
+    changes = changes[1:]
+    assert [(led, level) for led, level, _ in changes] == [("LD2", 1), ("LD2", 0)] * 2
+    assert [t for *_, t in changes] == pytest.approx([0.25, 0.5, 0.75, 1.0], abs=0.002)

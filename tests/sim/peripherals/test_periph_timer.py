@@ -325,3 +325,14 @@ def test_lazy_catch_up_keeps_the_phase(arr: int, psc: int, rcr: int, idle: int) 
     bench.advance(2 * period)
     first = (idle // period + 1) * period
     assert isr.at[:2] == [first, first + period]
+
+
+def test_counter_is_blocked_while_arr_is_zero() -> None:
+    t, bench, _ = make("TIM3")
+    t.write(ARR, 4, 0)
+    t.write(CR1, 4, CEN)
+    bench.advance(100)
+    assert t.read(CNT, 4) == 0 and not t.read(SR, 4) & 1
+    t.write(ARR, 4, 9)
+    bench.advance(5)
+    assert t.read(CNT, 4) == 5
