@@ -65,7 +65,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def ms(values: list[float]) -> str:
-    return f"median {statistics.median(values) * 1e3:7.2f} ms  p99 {percentile(values, 0.99) * 1e3:7.2f} ms"
+    median, p99 = statistics.median(values) * 1e3, percentile(values, 0.99) * 1e3
+    return f"median {median:7.2f} ms  p99 {p99:7.2f} ms"
 
 
 def throughput(url: str, headers: dict[str, str], paths: list[str], clients: int,

@@ -42,7 +42,7 @@ class FlashInterface(Peripheral):
     def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
                  note: Callable[[str], None] | None = None,
                  memory: FlashArray | None = None, flash_size: int = 512 * 1024,
-                 irq: IrqOut | None = None, obr_reset: int = 0xFFFF_FF00,
+                 irq: IrqOut | None = None, obr_reset: int = 0xFFFF_7F00,
                  wrpr_reset: int = 0xFFFF_FFFF) -> None:
         self.clock = clock
         self.clocks = clocks

@@ -73,6 +73,7 @@ BASES: dict[str, int] = {
 IRQS: dict[str, dict[str, int]] = {
     "TIM1": {"brk": 24, "up": 25, "trg_com": 26, "cc": 27},
     "TIM8": {"brk": 43, "up": 44, "trg_com": 45, "cc": 46},
+    "TIM20": {"brk": 77, "up": 78, "trg_com": 79, "cc": 80},
     "TIM2": {"irq": 28}, "TIM3": {"irq": 29}, "TIM4": {"irq": 30},
     "TIM6": {"irq": 54}, "TIM7": {"irq": 55},
     "TIM15": {"irq": 24}, "TIM16": {"irq": 25}, "TIM17": {"irq": 26},

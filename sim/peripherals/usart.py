@@ -186,14 +186,15 @@ class Usart(Peripheral):
         self._isr(TEACK, tx_on)
         self._isr(REACK, rx_on)
         if not enabled:
-            # UE=0 stops the USART at once: current operations are discarded.
-            if self._tx_event is not None:
-                self._tx_event.cancel()
-            self._tx_event = None
+            # UE=0 stops the USART at once: current operations are discarded
+            # and every ISR flag returns to its reset value (RM0316, CR1.UE).
+            for ev in (self._tx_event, self._idle_event):
+                if ev is not None:
+                    ev.cancel()
+            self._tx_event = self._idle_event = None
             self._shift_busy = False
             self._tdr_full = False
-            self._isr(TXE | TC, True)
-            self._isr(RXNE | ORE | IDLE | BUSY, False)
+            self.values[ISR] = TXE | TC
         elif tx_on and not was_tx_on and not self._shift_busy:
             # Setting TE sends an idle frame before the first data frame.
             self._start_shift(None)

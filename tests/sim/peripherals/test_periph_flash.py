@@ -118,7 +118,7 @@ def test_option_key_sets_optwre_and_software_clears_it() -> None:
     assert f.read(CR, 4) & OPTWRE
     f.write(CR, 4, 0)
     assert not f.read(CR, 4) & OPTWRE
-    assert f.read(OBR, 4) == 0xFFFF_FF00 and f.read(WRPR, 4) == 0xFFFF_FFFF
+    assert f.read(OBR, 4) == 0xFFFF_7F00 and f.read(WRPR, 4) == 0xFFFF_FFFF
 
 
 @settings(max_examples=150, deadline=None)

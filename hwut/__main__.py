@@ -1,0 +1,4 @@
+"""``python -m hwut`` is the ``hwut`` command."""
+from .cli import main
+
+main()

@@ -1,0 +1,40 @@
+"""The Falcon app factory: everything it serves comes in as arguments, nothing global."""
+from __future__ import annotations
+
+import falcon
+
+from . import errors
+from .auth import AuthMiddleware
+from .config import Config
+from .resources import jobs, misc, targets
+from .scheduler import Scheduler
+from .store import Store
+
+BASE = "/apiv1"
+
+
+def create_app(store: Store, scheduler: Scheduler, config: Config) -> falcon.App:
+    app = falcon.App(middleware=[AuthMiddleware(store.users)])
+    app.req_options.strip_url_path_trailing_slash = True
+    app.req_options.auto_parse_qs_csv = False
+    errors.install(app)
+    deps = (store, scheduler, config)
+
+    app.add_route(f"{BASE}/version", misc.VersionResource())
+    app.add_route(f"{BASE}/auth_test", misc.AuthTestResource())
+    app.add_route(f"{BASE}/jobs", jobs.JobListResource(*deps))
+    app.add_route(f"{BASE}/jobs/submit", jobs.SubmitResource(*deps))
+    job, finished = jobs.JobResource(*deps), jobs.IsFinishedResource(*deps)
+    log, other = jobs.LogResource(*deps), jobs.OtherResource(*deps)
+    infra = jobs.InfraLogResource(*deps)
+    for prefix in ("job", "jobs"):  # the document spells both
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}", job)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/is_finished", finished)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/log", log)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/other", other)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/infra_log", infra)
+    app.add_route(f"{BASE}/targets/boards", targets.BoardListResource(*deps))
+    app.add_route(f"{BASE}/targets/boards/{{name}}", targets.BoardResource(*deps))
+    app.add_route(f"{BASE}/targets/microcontrollers", targets.McuListResource(*deps))
+    app.add_route(f"{BASE}/targets/microcontrollers/{{name}}", targets.McuResource(*deps))
+    return app

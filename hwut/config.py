@@ -1,0 +1,182 @@
+"""Server configuration: one typed options registry plus the board and target data.
+
+Priority of an option's value: command line > environment (``HWUT_*``) > config
+file > built-in default. Boards, their backend and instance count, and the
+microcontroller data come from the TOML file only (they are structured data).
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.toml")
+
+
+class ConfigError(ValueError):
+    """The configuration is wrong; the message names the option or table."""
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    name: str
+    type: type
+    default: Any
+    help: str
+
+    @property
+    def env(self) -> str:
+        return "HWUT_" + self.name.upper().replace(".", "_")
+
+
+def _default_data_dir() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
+                                                            "share")
+    return os.path.join(base, "hwut")
+
+
+OPTIONS: dict[str, OptionInfo] = {o.name: o for o in (
+    OptionInfo("data_dir", str, _default_data_dir(),
+               "Directory for the job database, executables and logs."),
+    OptionInfo("server.host", str, "127.0.0.1", "Address `hwut serve` listens on."),
+    OptionInfo("server.port", int, 5000, "TCP port `hwut serve` listens on (0: any free port)."),
+    OptionInfo("server.threads", int, 8, "waitress worker threads serving HTTP requests."),
+    OptionInfo("limits.max_executable_bytes", int, 5 * 1024 * 1024,
+               "Largest executable accepted by PUT /jobs/submit, in bytes."),
+    OptionInfo("limits.min_duration_seconds", int, 1, "Smallest duration_limit_seconds."),
+    OptionInfo("limits.max_duration_seconds", int, 300, "Largest duration_limit_seconds."),
+    OptionInfo("limits.default_duration_seconds", int, 60,
+               "duration_limit_seconds when the client gives none."),
+    OptionInfo("scheduler.hang_grace_seconds", float, 30.0,
+               "How long past its time limit a backend may take before it is declared hung "
+               "(the job becomes ERROR and the board instance is replaced)."),
+    OptionInfo("scheduler.hang_factor", float, 25.0,
+               "An emulator may run slower than real time: a run may last up to "
+               "time limit x hang_factor + hang_grace_seconds of wall time."),
+    OptionInfo("scheduler.cancel_grace_seconds", float, 5.0,
+               "How long a backend may take to stop after a cancel before it counts as hung."),
+    OptionInfo("scheduler.poll_seconds", float, 0.5,
+               "Longest time an idle worker sleeps before looking for work again."),
+)}
+
+
+def _convert(info: OptionInfo, value: Any, source: str) -> Any:
+    try:
+        if info.type is bool and isinstance(value, str):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        if info.type is int and isinstance(value, bool):
+            raise TypeError
+        return info.type(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"option {info.name} from {source}: {value!r} is not a "
+                          f"{info.type.__name__}") from None
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    name: str
+    backend: str
+    instances: int = 1
+    options: Mapping[str, Any] = field(default_factory=dict)
+    microcontroller: str | None = None
+    description: str | None = None
+
+    def target_record(self) -> dict[str, Any]:
+        record: dict[str, Any] = {"name": self.name}
+        if self.microcontroller:
+            record["microcontroller"] = self.microcontroller
+        if self.description:
+            record["description"] = self.description
+        return record
+
+
+@dataclass(frozen=True)
+class Config:
+    values: Mapping[str, Any]
+    boards: tuple[BoardConfig, ...]
+    microcontrollers: tuple[dict[str, Any], ...]
+    source: str = "<defaults>"
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(os.path.expanduser(str(self.values["data_dir"])))
+
+    def board(self, name: str) -> BoardConfig | None:
+        return next((b for b in self.boards if b.name == name), None)
+
+    def with_values(self, **overrides: Any) -> Config:
+        """A copy with options replaced (keys use '_' for '.', e.g. server_port)."""
+        values = dict(self.values)
+        for key, value in overrides.items():
+            name = key if key in OPTIONS else key.replace("_", ".", 1)
+            if name not in OPTIONS:
+                raise ConfigError(f"unknown option {key}")
+            values[name] = _convert(OPTIONS[name], value, "override")
+        return Config(values, self.boards, self.microcontrollers, self.source)
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None,
+                cli: Mapping[str, Any] | None = None) -> Config:
+    """Read ``path`` (or the shipped default) and apply environment and command-line values."""
+    environ = os.environ if environ is None else environ
+    path = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+
+    values = {name: info.default for name, info in OPTIONS.items()}
+    file_options = data.get("options", {})
+    for name, value in file_options.items():
+        if name not in OPTIONS:
+            raise ConfigError(f"{path}: unknown option {name!r}; known: {', '.join(OPTIONS)}")
+        values[name] = _convert(OPTIONS[name], value, str(path))
+    for name, info in OPTIONS.items():
+        if info.env in environ and environ[info.env] != "":
+            values[name] = _convert(info, environ[info.env], info.env)
+    for name, value in (cli or {}).items():
+        if value is not None:
+            values[name] = _convert(OPTIONS[name], value, "command line")
+
+    boards = []
+    for entry in data.get("boards", []):
+        try:
+            board = BoardConfig(name=str(entry["name"]), backend=str(entry["backend"]),
+                                instances=int(entry.get("instances", 1)),
+                                options=dict(entry.get("options", {})),
+                                microcontroller=entry.get("microcontroller"),
+                                description=entry.get("description"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ConfigError(f"{path}: [[boards]] entry {entry!r} is incomplete: {exc}") from None
+        if board.instances < 0:
+            raise ConfigError(f"{path}: board {board.name}: instances must be >= 0")
+        boards.append(board)
+    mcus = tuple(dict(m) for m in data.get("microcontrollers", []))
+    for mcu in mcus:
+        if "name" not in mcu:
+            raise ConfigError(f"{path}: a [[microcontrollers]] entry has no name")
+    _check_limits(values)
+    return Config(values, tuple(boards), mcus, str(path))
+
+
+def _check_limits(values: Mapping[str, Any]) -> None:
+    low, high = values["limits.min_duration_seconds"], values["limits.max_duration_seconds"]
+    default = values["limits.default_duration_seconds"]
+    if not 1 <= low <= default <= high:
+        raise ConfigError("limits: need 1 <= min_duration_seconds <= default_duration_seconds"
+                          " <= max_duration_seconds")
+
+
+def describe_options() -> str:
+    """Every option with its environment variable and default, for --help texts."""
+    return "\n".join(f"{o.name} ({o.env}, default {o.default!r}): {o.help}"
+                     for o in OPTIONS.values())

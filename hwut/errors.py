@@ -1,0 +1,47 @@
+"""Every error answer in one place: JSON ``{"title", "description"}``, never internals."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import falcon
+
+from .jobs import TransitionError
+from .store import UnknownJob
+
+log = logging.getLogger(__name__)
+
+
+def serialize_error(req: falcon.Request, resp: falcon.Response,
+                    exc: falcon.HTTPError) -> None:
+    """JSON whatever the client's Accept header says; the description is always present."""
+    body = exc.to_dict()
+    body.setdefault("description", body.get("title", ""))
+    resp.content_type = falcon.MEDIA_JSON
+    resp.text = json.dumps(body)
+
+
+def _unknown_job(req: falcon.Request, resp: falcon.Response, exc: UnknownJob,
+                 params: dict[str, Any]) -> None:
+    raise falcon.HTTPNotFound(title="Not Found", description=f"There is no job {exc.args[0]}.")
+
+
+def _transition(req: falcon.Request, resp: falcon.Response, exc: TransitionError,
+                params: dict[str, Any]) -> None:
+    raise falcon.HTTPBadRequest(title="Bad Request", description=str(exc))
+
+
+def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception,
+                params: dict[str, Any]) -> None:
+    log.exception("unhandled error on %s %s", req.method, req.path)
+    raise falcon.HTTPInternalServerError(
+        title="Internal Server Error",
+        description="The server failed to handle the request; the error was logged.")
+
+
+def install(app: falcon.App) -> None:
+    app.set_error_serializer(serialize_error)
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(UnknownJob, _unknown_job)
+    app.add_error_handler(TransitionError, _transition)

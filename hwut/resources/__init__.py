@@ -1,0 +1,1 @@
+"""HTTP resources; each receives what it needs (store, scheduler, config) in its constructor."""

@@ -1,0 +1,224 @@
+"""Job routes: submit, show, cancel, is_finished, list, log and the trace files.
+
+Choices where the v1 document is silent:
+- Submit refuses an empty body or a bad query with 400, an oversized body with 413
+  and a body that is not a runnable ELF/HEX/BIN with 415; the description says why.
+- The owner and admins get the extended view (with ``queue_position`` while
+  WAITING); everybody else signed in gets the short view. Logs, trace files and
+  cancel are for the owner and admins only (403 for others).
+- The log exists from the moment the job is RUNNING and grows while it runs, so
+  ``GET .../log`` answers 404 only before that (WAITING, QUEUED, or a job that
+  never started). ``?offset=N`` returns the bytes from N on, and the headers
+  ``X-HWUT-Job-Status`` and ``X-HWUT-Size`` let a poller know when it has all.
+- ``GET .../other`` is the ITM/SWO trace, ``GET .../infra_log`` what the emulator
+  or probe said about the run; both 404 when the run produced none.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import falcon
+
+from backends import image as firmware
+
+from ..config import Config
+from ..jobs import Job, JobStatus, TransitionError
+from ..scheduler import Scheduler
+from ..store import Store
+from ..users import User
+from .params import bad_request, int_param, single
+
+log = logging.getLogger(__name__)
+
+MAX_COMMENT = 1000
+
+
+def may_act(user: User, job: Job) -> bool:
+    """Owners and admins see everything about a job and may cancel it."""
+    return user.is_admin or user.name == job.owner
+
+
+def forbidden(job: Job) -> falcon.HTTPForbidden:
+    return falcon.HTTPForbidden(title="Forbidden",
+                                description=f"Job {job.id} belongs to another user.")
+
+
+class _JobBase:
+    def __init__(self, store: Store, scheduler: Scheduler, config: Config) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.config = config
+
+    def view(self, user: User, job: Job) -> dict[str, Any]:
+        if may_act(user, job):
+            return job.extended_view(self.store.jobs.queue_position(job))
+        return job.short_view()
+
+    def known_boards(self) -> list[str]:
+        names = {b.name for b in self.config.boards}
+        names.update(self.store.targets.names("boards"))
+        return sorted(names)
+
+
+class SubmitResource(_JobBase):
+    def _duration(self, req: falcon.Request) -> int:
+        low = self.config["limits.min_duration_seconds"]
+        high = self.config["limits.max_duration_seconds"]
+        return int_param(req, "duration_limit_seconds",
+                         self.config["limits.default_duration_seconds"], low, high)
+
+    def _read_body(self, req: falcon.Request) -> bytes:
+        limit = int(self.config["limits.max_executable_bytes"])
+        too_big = falcon.HTTPContentTooLarge(
+            title="Content Too Large",
+            description=f"The executable is larger than the limit of {limit} bytes.")
+        if req.content_length is not None and req.content_length > limit:
+            raise too_big
+        data = req.bounded_stream.read(limit + 1)
+        if len(data) > limit:
+            raise too_big
+        return data
+
+    def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
+        user: User = req.context.user
+        known = self.known_boards()
+        board = single(req, "board")
+        if not board:
+            raise bad_request(f"'board' is required; known boards: {', '.join(known)}")
+        if board not in known:
+            shown = board if len(board) <= 64 else board[:64] + "..."
+            raise bad_request(f"unknown board {shown!r}; known boards: {', '.join(known)}")
+        duration = self._duration(req)
+        comment = single(req, "comment")
+        if comment is not None and len(comment) > MAX_COMMENT:
+            raise bad_request(f"'comment' is at most {MAX_COMMENT} characters")
+        data = self._read_body(req)
+        if not data:
+            raise bad_request("the executable (the request body) is empty; send an ELF, "
+                              "Intel HEX or BIN file, e.g. with curl -T firmware.elf")
+        try:
+            parsed = firmware.parse(data)
+        except firmware.InvalidFirmware as exc:
+            raise falcon.HTTPUnsupportedMediaType(
+                title="Unsupported Media Type",
+                description=f"Not a runnable executable: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the parser must never turn an upload into a 500
+            log.warning("firmware parser failed on an upload: %r", exc)
+            raise falcon.HTTPUnsupportedMediaType(
+                title="Unsupported Media Type",
+                description="Not a runnable executable: it cannot be parsed as ELF, "
+                            "Intel HEX or a Cortex-M BIN image") from None
+        job = self.store.jobs.submit(user.name, board, duration, data, parsed.format,
+                                     comment=comment)
+        resp.status = falcon.HTTP_201
+        resp.location = f"/apiv1/jobs/{job.id}"
+        resp.media = self.view(user, job)
+
+
+class JobResource(_JobBase):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
+        resp.media = self.view(req.context.user, self.store.jobs.get(job_id))
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
+        user: User = req.context.user
+        job = self.store.jobs.get(job_id)
+        if not may_act(user, job):
+            raise forbidden(job)
+        try:
+            self.scheduler.cancel(job_id, by=user.name)
+        except TransitionError as exc:
+            raise bad_request(
+                f"Unable to cancel job. Current job status: {exc.current.value}") from None
+        resp.status = falcon.HTTP_204
+
+
+class IsFinishedResource(_JobBase):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
+        job = self.store.jobs.get(job_id)
+        if not job.status.ended:
+            raise falcon.HTTPNotFound(title="Not Found",
+                                      description=f"Job {job_id} is {job.status.value}.")
+        resp.status = falcon.HTTP_204
+
+
+class JobListResource(_JobBase):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        user: User = req.context.user
+        limit = int_param(req, "limit", 50, 0, 1000)
+        offset = int_param(req, "offset", 0, 0)
+        raw_status = single(req, "status")
+        status = None
+        if raw_status:
+            try:
+                status = JobStatus(raw_status.strip().upper())
+            except ValueError:
+                raise bad_request("'status' must be one of "
+                                  f"{', '.join(s.value for s in JobStatus)}") from None
+        board = single(req, "board") or None
+        owner = None if user.is_admin else user.name
+        jobs = self.store.jobs.list(owner=owner, status=status, board=board, limit=limit,
+                                    offset=offset)
+        resp.media = [job.short_view() for job in jobs]
+
+
+class _FileResource(_JobBase):
+    """A job's file, readable by its owner or an admin; ``offset`` skips what a poller has."""
+
+    content_type = "text/plain"
+
+    def filename(self, job: Job) -> str | None:
+        raise NotImplementedError
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
+        user: User = req.context.user
+        job = self.store.jobs.get(job_id)
+        if not may_act(user, job):
+            raise forbidden(job)
+        offset = int_param(req, "offset", 0, 0)
+        name = self.filename(job)
+        path = self.store.jobs.artifact_path(name) if name else None
+        if path is None or not path.exists():
+            raise falcon.HTTPNotFound(
+                title="Not Found",
+                description=f"Job {job_id} has no {self.what} (status {job.status.value}).")
+        with open(path, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            fh.seek(min(offset, size))
+            data = fh.read()
+        resp.content_type = self.content_type
+        resp.set_header("X-HWUT-Job-Status", job.status.value)
+        resp.set_header("X-HWUT-Size", str(size))
+        resp.data = data
+
+    what = "file"
+
+
+class LogResource(_FileResource):
+    """The UART log: there from the moment the job is RUNNING and growing while it runs
+    (so clients can stream it with ``?offset=N``); 404 before the job started."""
+
+    what = "log yet"
+
+    def filename(self, job: Job) -> str | None:
+        return job.filename_log
+
+
+class InfraLogResource(_FileResource):
+    """What the emulator or probe reported about the run (not the board's output)."""
+
+    what = "infrastructure log"
+
+    def filename(self, job: Job) -> str | None:
+        return job.filename_infra
+
+
+class OtherResource(_FileResource):
+    """The secondary trace (ITM/SWO) a backend produced; 404 when there is none."""
+
+    content_type = "application/octet-stream"
+    what = "trace file"
+
+    def filename(self, job: Job) -> str | None:
+        return job.filename_other

@@ -1,0 +1,127 @@
+"""Targets: boards and microcontrollers; anyone signed in reads, admins change."""
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from ..auth import require_admin
+from ..config import Config
+from ..scheduler import Scheduler
+from ..store import Store
+from ..targets import TargetError
+from .params import bad_request, bool_param
+
+
+class _TargetBase:
+    kind = "boards"
+
+    def __init__(self, store: Store, scheduler: Scheduler, config: Config) -> None:
+        self.store = store
+        self.scheduler = scheduler
+        self.config = config
+
+    def not_found(self, name: str) -> falcon.HTTPNotFound:
+        known = ", ".join(self.store.targets.names(self.kind)) or "none"
+        return falcon.HTTPNotFound(title="Not Found",
+                                   description=f"No {self.kind[:-1]} {name!r}; known: {known}")
+
+    def extended(self, record: dict[str, Any]) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class TargetListResource(_TargetBase):
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        records = self.store.targets.list(self.kind)
+        if bool_param(req, "extended"):
+            records = [self.extended(r) for r in records]
+        resp.media = records
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_admin(req)
+        body = req.get_media()
+        try:
+            record = self.store.targets.create(self.kind, body)
+        except TargetError as exc:
+            raise bad_request(str(exc)) from None
+        resp.status = falcon.HTTP_201
+        resp.location = f"/apiv1/targets/{self.kind}/{record['name']}"
+        resp.media = record
+
+
+class TargetResource(_TargetBase):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        record = self.store.targets.get(self.kind, name)
+        if record is None:
+            raise self.not_found(name)
+        resp.media = self.extended(record) if bool_param(req, "extended") else record
+
+    def in_use(self, name: str) -> str | None:
+        raise NotImplementedError
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        require_admin(req)
+        if self.store.targets.get(self.kind, name) is None:
+            raise self.not_found(name)
+        reason = self.in_use(name)
+        if reason:
+            raise falcon.HTTPConflict(title="Conflict",
+                                      description=f"Cannot delete {name!r}: {reason}")
+        self.store.targets.delete(self.kind, name)
+        resp.status = falcon.HTTP_204
+
+
+class _BoardMixin:
+    kind = "boards"
+    store: Store
+    scheduler: Scheduler
+    config: Config
+
+    def extended(self, record: dict[str, Any]) -> dict[str, Any]:
+        result = dict(record)
+        mcu_name = record.get("microcontroller")
+        mcu = self.store.targets.get("microcontrollers", mcu_name) if mcu_name else None
+        result["microcontroller"] = mcu
+        result["manufacturer"] = mcu.get("manufacturer") if mcu else None
+        instances = self.scheduler.boards_with_instances().get(record["name"], [])
+        result["instances"] = [i.describe() for i in instances]
+        result["available"] = any(i.state != "unavailable" for i in instances)
+        return result
+
+    def in_use(self, name: str) -> str | None:
+        board = self.config.board(name)
+        if board is not None and board.instances:
+            return f"the server config gives it {board.instances} instance(s)"
+        return None
+
+
+class _McuMixin:
+    kind = "microcontrollers"
+    store: Store
+
+    def extended(self, record: dict[str, Any]) -> dict[str, Any]:
+        result = dict(record)
+        result["boards"] = [b["name"] for b in self.store.targets.list("boards")
+                            if b.get("microcontroller") == record["name"]]
+        return result
+
+    def in_use(self, name: str) -> str | None:
+        users = [b["name"] for b in self.store.targets.list("boards")
+                 if b.get("microcontroller") == name]
+        return f"used by boards {', '.join(users)}" if users else None
+
+
+class BoardListResource(_BoardMixin, TargetListResource):
+    pass
+
+
+class BoardResource(_BoardMixin, TargetResource):
+    pass
+
+
+class McuListResource(_McuMixin, TargetListResource):
+    pass
+
+
+class McuResource(_McuMixin, TargetResource):
+    pass

@@ -1,0 +1,362 @@
+"""The job store: a small live table, archive shards for ended jobs, an in-memory index.
+
+Why this shape: TinyDB rewrites a whole file on every write, so one table holding
+every job ever run makes each submit slower than the last. Here the file rewritten
+on a submit or a status change holds only the live jobs (WAITING, QUEUED, RUNNING),
+and an ended job moves once into the archive shard for its id range
+(``shard_size`` ids per file, 250 by default: small enough that reading an old
+job parses little), so no write touches more than one bounded file.
+An in-memory index (id -> owner, status, board, plus per-owner id lists) answers
+listings and the next id without reading the archive.
+
+Every status change goes through :meth:`JobStore.transition`, under one lock, and
+is refused when :data:`hwut.jobs.TRANSITIONS` does not allow it.
+"""
+from __future__ import annotations
+
+import bisect
+import datetime as _dt
+import json
+import os
+import secrets
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.table import Document
+
+from .jobs import ENDED, Job, JobStatus, TransitionError, allowed, format_time, utcnow
+from .storage import AtomicJSONStorage, atomic_write_bytes, fsync_dir
+from .targets import TargetStore
+from .users import UserStore
+
+Clock = Callable[[], _dt.datetime]
+NameFactory = Callable[[], str]
+
+RESTART_DETAIL = "server restarted"
+
+
+def random_name() -> str:
+    """A file name no client can choose or guess (43 URL-safe characters)."""
+    return secrets.token_urlsafe(32)
+
+
+def users_path(data_dir: Path) -> Path:
+    """Where the users live, so that ``hwut user`` can open them without the job tables."""
+    return Path(data_dir) / "db" / "users.json"
+
+
+class UnknownJob(KeyError):
+    """No job with this id."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Summary:
+    """What listings filter on, for every job ever run: kept small (slots, interned names)."""
+
+    owner: str
+    status: JobStatus
+    board: str
+
+
+class JobStore:
+    """Jobs and their artifact files (executable, log, trace) inside ``data_dir``."""
+
+    def __init__(self, data_dir: Path, clock: Clock = utcnow,
+                 name_factory: NameFactory = random_name, shard_size: int = 250,
+                 durable: bool = True, open_shards: int = 16) -> None:
+        self.data_dir = Path(data_dir)
+        self.db_dir = self.data_dir / "db"
+        self.archive_dir = self.db_dir / "archive"
+        self.artifact_dir = self.data_dir / "artifacts"
+        for folder in (self.db_dir, self.archive_dir, self.artifact_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.name_factory = name_factory
+        self.durable = durable
+        self.shard_size = self._layout(shard_size)
+        self._lock = threading.RLock()
+        #: Held by callers that must read and change a job in one step (cancel).
+        self.lock = self._lock
+        self._changed = threading.Condition(self._lock)
+        self._live_db = TinyDB(self.db_dir / "live.json", storage=AtomicJSONStorage,
+                               durable=durable)
+        self._live_table = self._live_db.table("jobs")
+        self._shards: OrderedDict[int, TinyDB] = OrderedDict()
+        self._open_shards = open_shards
+        self._live: dict[int, Job] = {}
+        self._index: dict[int, _Summary] = {}
+        self._ids: list[int] = []
+        self._by_owner: dict[str, list[int]] = {}
+        self._load()
+
+    # ---- loading and recovery -------------------------------------------------
+
+    def _layout(self, shard_size: int) -> int:
+        """The shard size is fixed when the data dir is created (ids map to shards by it)."""
+        path = self.db_dir / "layout.json"
+        if path.exists():
+            return int(json.loads(path.read_text())["shard_size"])
+        atomic_write_bytes(path, json.dumps({"shard_size": shard_size}).encode())
+        return shard_size
+
+    def _shard_path(self, shard: int) -> Path:
+        return self.archive_dir / f"jobs-{shard:06d}.json"
+
+    def _load(self) -> None:
+        """Build the index from the shards and the live table (archive wins on overlap)."""
+        for folder in (self.db_dir, self.archive_dir):
+            for leftover in folder.glob(".*.tmp"):  # a write cut short by a kill
+                leftover.unlink(missing_ok=True)
+        for path in sorted(self.archive_dir.glob("jobs-*.json")):
+            raw = path.read_bytes()
+            if not raw.strip():
+                continue
+            for doc_id, record in json.loads(raw).get("jobs", {}).items():
+                self._remember(int(doc_id), record["owner"], JobStatus(record["status"]),
+                               record["board"])
+        stale = []
+        for doc in self._live_table.all():
+            if doc.doc_id in self._index:
+                stale.append(doc.doc_id)  # killed between archive write and live delete
+                continue
+            job = Job.from_record(dict(doc))
+            self._live[job.id] = job
+            self._remember(job.id, job.owner, job.status, job.board)
+        if stale:
+            self._live_table.remove(doc_ids=stale)
+
+    def _remember(self, job_id: int, owner: str, status: JobStatus, board: str) -> None:
+        if job_id not in self._index:
+            if not self._ids or job_id > self._ids[-1]:
+                self._ids.append(job_id)
+            else:
+                bisect.insort(self._ids, job_id)
+            ids = self._by_owner.setdefault(owner, [])
+            if not ids or job_id > ids[-1]:
+                ids.append(job_id)
+            else:
+                bisect.insort(ids, job_id)
+        self._index[job_id] = _Summary(sys.intern(owner), status, sys.intern(board))
+
+    def recover(self) -> list[int]:
+        """After a restart: QUEUED and RUNNING jobs become ERROR; WAITING ones stay to run."""
+        failed = []
+        with self._lock:
+            for job in sorted(self._live.values(), key=lambda j: j.id):
+                if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+                    self.transition(job.id, JobStatus.ERROR, detail=RESTART_DETAIL,
+                                    finished=format_time(self.clock()))
+                    failed.append(job.id)
+        return failed
+
+    # ---- artifacts ---------------------------------------------------------------
+
+    def artifact_path(self, name: str) -> Path:
+        """Where an artifact lives; names come from the name factory, never from a client."""
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"not an artifact name: {name!r}")
+        return self.artifact_dir / name
+
+    def _write_artifact(self, data: bytes) -> str:
+        name = self.name_factory()
+        path = self.artifact_path(name)
+        with open(path, "xb") as fh:
+            fh.write(data)
+            fh.flush()
+            if self.durable:
+                os.fsync(fh.fileno())
+        if self.durable:
+            fsync_dir(self.artifact_dir)
+        return name
+
+    def new_artifact_name(self) -> str:
+        return self.name_factory()
+
+    # ---- jobs --------------------------------------------------------------------
+
+    def submit(self, owner: str, board: str, duration_limit_seconds: int, executable: bytes,
+               fmt: str, comment: str | None = None) -> Job:
+        """Store the executable and the WAITING job durably before the caller answers 201."""
+        filename = self._write_artifact(executable)
+        with self._lock:
+            job_id = (self._ids[-1] + 1) if self._ids else 1
+            job = Job(id=job_id, created=format_time(self.clock()), status=JobStatus.WAITING,
+                      owner=owner, board=board, duration_limit_seconds=duration_limit_seconds,
+                      filename_executable=filename, format=fmt, comment=comment)
+            self._live_table.insert(Document(job.to_record(), doc_id=job_id))
+            self._live[job_id] = job
+            self._remember(job_id, owner, job.status, board)
+            self._changed.notify_all()
+        return job
+
+    def insert_ended(self, jobs: Iterable[Job]) -> None:
+        """Write already-ended jobs straight into the archive, shard by shard (bulk fill)."""
+        grouped: dict[int, list[Job]] = {}
+        for job in jobs:
+            if job.status not in ENDED:
+                raise ValueError(f"job {job.id} is {job.status.value}, not ended")
+            grouped.setdefault(job.id // self.shard_size, []).append(job)
+        with self._lock:
+            for shard, batch in sorted(grouped.items()):
+                table = self._shard(shard).table("jobs")
+                table.insert_multiple(Document(j.to_record(), doc_id=j.id) for j in batch)
+                for job in batch:
+                    self._remember(job.id, job.owner, job.status, job.board)
+
+    def _shard(self, shard: int) -> TinyDB:
+        db = self._shards.get(shard)
+        if db is None:
+            db = TinyDB(self._shard_path(shard), storage=AtomicJSONStorage,
+                        durable=self.durable)
+            self._shards[shard] = db
+            while len(self._shards) > self._open_shards:
+                self._shards.popitem(last=False)[1].close()
+        else:
+            self._shards.move_to_end(shard)
+        return db
+
+    def get(self, job_id: int) -> Job:
+        with self._lock:
+            job = self._live.get(job_id)
+            if job is not None:
+                return job
+            if job_id not in self._index:
+                raise UnknownJob(job_id)
+            doc = self._shard(job_id // self.shard_size).table("jobs").get(doc_id=job_id)
+            if doc is None:
+                raise UnknownJob(job_id)
+            return Job.from_record(dict(doc))
+
+    def exists(self, job_id: int) -> bool:
+        with self._lock:
+            return job_id in self._index
+
+    def transition(self, job_id: int, status: JobStatus, **changes: Any) -> Job:
+        """The only way a status changes: checked against the table, one locked durable write."""
+        with self._lock:
+            job = self._live.get(job_id)
+            if job is None:
+                current = self.get(job_id).status  # raises UnknownJob
+                raise TransitionError(job_id, current, status)
+            if not allowed(job.status, status):
+                raise TransitionError(job_id, job.status, status)
+            record = job.to_record()
+            record.update(changes)
+            record["status"] = status.value
+            updated = Job.from_record(record)
+            if status in ENDED:
+                table = self._shard(job_id // self.shard_size).table("jobs")
+                table.upsert(Document(updated.to_record(), doc_id=job_id))
+                self._live_table.remove(doc_ids=[job_id])
+                del self._live[job_id]
+            else:
+                self._live_table.update(updated.to_record(), doc_ids=[job_id])
+                self._live[job_id] = updated
+            self._index[job_id] = _Summary(sys.intern(updated.owner), status,
+                                           sys.intern(updated.board))
+            self._changed.notify_all()
+            return updated
+
+    def update_live(self, job_id: int, **changes: Any) -> Job:
+        """Change fields of a live job other than its status (e.g. the log's name)."""
+        if "status" in changes:
+            raise ValueError("status changes go through transition()")
+        with self._lock:
+            job = self._live.get(job_id)
+            if job is None:
+                raise UnknownJob(job_id)
+            record = job.to_record()
+            record.update(changes)
+            updated = Job.from_record(record)
+            self._live_table.update(updated.to_record(), doc_ids=[job_id])
+            self._live[job_id] = updated
+            return updated
+
+    def claim_next(self, board: str, instance: str) -> Job | None:
+        """FIFO per board: the oldest WAITING job for ``board`` becomes QUEUED on ``instance``."""
+        with self._lock:
+            waiting = [j.id for j in self._live.values()
+                       if j.board == board and j.status is JobStatus.WAITING]
+            if not waiting:
+                return None
+            return self.transition(min(waiting), JobStatus.QUEUED, instance=instance)
+
+    def wait_for_change(self, timeout: float) -> None:
+        """Sleep until a job is submitted or changes status, or ``timeout`` passes."""
+        with self._changed:
+            self._changed.wait(timeout)
+
+    def wake(self) -> None:
+        """Wake every worker sleeping in wait_for_change (used on shutdown)."""
+        with self._changed:
+            self._changed.notify_all()
+
+    def queue_position(self, job: Job) -> int | None:
+        """1 for the next job its board will take; None once the job is no longer WAITING."""
+        if job.status is not JobStatus.WAITING:
+            return None
+        with self._lock:
+            return 1 + sum(1 for j in self._live.values()
+                           if j.board == job.board and j.status is JobStatus.WAITING
+                           and j.id < job.id)
+
+    def live_jobs(self) -> list[Job]:
+        with self._lock:
+            return sorted(self._live.values(), key=lambda j: j.id)
+
+    def list(self, owner: str | None = None, status: JobStatus | None = None,
+             board: str | None = None, limit: int = 50, offset: int = 0) -> list[Job]:
+        """Newest first; ``owner`` None means every owner's jobs."""
+        with self._lock:
+            ids = self._ids if owner is None else self._by_owner.get(owner, [])
+            picked: list[int] = []
+            skipped = 0
+            for job_id in reversed(ids):
+                summary = self._index[job_id]
+                if status is not None and summary.status is not status:
+                    continue
+                if board is not None and summary.board != board:
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                    continue
+                if len(picked) >= limit:
+                    break
+                picked.append(job_id)
+            return [self.get(job_id) for job_id in picked]
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._ids)
+
+    def close(self) -> None:
+        with self._lock:
+            self._live_db.close()
+            for db in self._shards.values():
+                db.close()
+            self._shards.clear()
+
+
+class Store:
+    """Everything the service keeps in its data dir: jobs, users, targets."""
+
+    def __init__(self, data_dir: Path, clock: Clock = utcnow,
+                 name_factory: NameFactory = random_name,
+                 token_factory: NameFactory = random_name,
+                 password_hasher: Any = None, shard_size: int = 250,
+                 durable: bool = True) -> None:
+        self.data_dir = Path(data_dir)
+        self.jobs = JobStore(self.data_dir, clock=clock, name_factory=name_factory,
+                             shard_size=shard_size, durable=durable)
+        self.users = UserStore(users_path(self.data_dir), clock=clock,
+                               token_factory=token_factory, hasher=password_hasher)
+        self.targets = TargetStore(self.jobs.db_dir / "targets.json", durable=durable)
+
+    def close(self) -> None:
+        self.jobs.close()

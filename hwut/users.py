@@ -1,0 +1,189 @@
+"""Users, their argon2 password hashes and their API token hashes.
+
+Passwords are hashed with argon2 (memory-hard) and never stored or logged in
+clear; API tokens are random and only their SHA-256 is stored (a token is long
+and random, so a fast hash is enough and keeps Bearer checks cheap per request).
+The CLI's ``hwut user add`` writes this file while a server may be running, so
+writers take a file lock and readers reload when the file changed on disk.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import fcntl
+import hashlib
+import re
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from tinydb import Query, TinyDB
+
+from .jobs import format_time, utcnow
+from .storage import AtomicJSONStorage
+
+ROLES = ("user", "admin")
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+
+
+class UserError(ValueError):
+    """A user cannot be created or changed; the message says why."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class UserStore:
+    def __init__(self, path: Path, clock: Callable[[], _dt.datetime] = utcnow,
+                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+                 hasher: PasswordHasher | None = None) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.token_factory = token_factory
+        self.hasher = hasher or PasswordHasher()
+        self._lock = threading.RLock()
+        self._stamp: tuple[int, int] | None = None
+        self._by_token: dict[str, User] = {}
+        self._basic_ok: dict[tuple[str, str], User] = {}
+        self._refresh(force=True)
+
+    # ---- cross-process consistency ------------------------------------------------
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _refresh(self, force: bool = False) -> None:
+        """Reload when another process (``hwut user add``) replaced the file."""
+        stamp = self._file_stamp()
+        if not force and stamp == self._stamp:
+            return
+        # A fresh TinyDB: the old one caches the table's next id, which another
+        # process may have used meanwhile.
+        self._db = TinyDB(self.path, storage=AtomicJSONStorage)
+        self._table = self._db.table("users")
+        self._stamp = stamp
+        self._by_token = {}
+        for doc in self._table.all():
+            user = User(doc["name"], doc["role"])
+            for digest in doc.get("tokens", []):
+                self._by_token[digest] = user
+        self._basic_ok = {}
+
+    @contextmanager
+    def _writing(self) -> Iterator[None]:
+        lock_path = self.path.with_suffix(".lock")
+        with self._lock, open(lock_path, "a") as lock_file:
+            fcntl.flock(lock_file, fcntl.LOCK_EX)
+            try:
+                self._refresh(force=True)
+                yield
+                self._refresh(force=True)
+            finally:
+                fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+    # ---- queries ---------------------------------------------------------------------
+
+    def _record(self, name: str) -> dict[str, Any] | None:
+        doc = self._table.get(Query().name == name)
+        return dict(doc) if doc is not None else None
+
+    def get(self, name: str) -> User | None:
+        with self._lock:
+            self._refresh()
+            record = self._record(name)
+            return User(record["name"], record["role"]) if record else None
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            self._refresh()
+            return [{"name": d["name"], "role": d["role"], "created": d.get("created"),
+                     "tokens": len(d.get("tokens", []))} for d in self._table.all()]
+
+    def is_empty(self) -> bool:
+        with self._lock:
+            self._refresh()
+            return len(self._table) == 0
+
+    def verify_token(self, token: str) -> User | None:
+        with self._lock:
+            self._refresh()
+            return self._by_token.get(token_hash(token))
+
+    def verify_password(self, name: str, password: str) -> User | None:
+        """argon2 is slow on purpose; a successful check is remembered (by hash) until
+        the users file changes so that polling clients do not pay it per request."""
+        key = (name, token_hash(password))
+        with self._lock:
+            self._refresh()
+            cached = self._basic_ok.get(key)
+            if cached is not None:
+                return cached
+            record = self._record(name)
+        if record is None or not record.get("password_hash"):
+            return None
+        try:
+            self.hasher.verify(record["password_hash"], password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        user = User(record["name"], record["role"])
+        with self._lock:
+            self._basic_ok[key] = user
+        return user
+
+    # ---- changes ---------------------------------------------------------------------
+
+    def add(self, name: str, admin: bool = False, password: str | None = None
+            ) -> tuple[User, str, str]:
+        """Create a user; returns the user, its password and its first API token."""
+        if not NAME_PATTERN.match(name or ""):
+            raise UserError("a user name is 1 to 64 letters, digits, '.', '_' or '-'")
+        password = password or secrets.token_urlsafe(18)
+        token = self.token_factory()
+        with self._writing():
+            if self._record(name) is not None:
+                raise UserError(f"user {name!r} already exists")
+            role = "admin" if admin else "user"
+            self._table.insert({"name": name, "role": role,
+                                "password_hash": self.hasher.hash(password),
+                                "tokens": [token_hash(token)],
+                                "created": format_time(self.clock())})
+        return User(name, role), password, token
+
+    def new_token(self, name: str) -> str:
+        """Issue another API token for ``name`` (old ones stay valid)."""
+        token = self.token_factory()
+        with self._writing():
+            record = self._record(name)
+            if record is None:
+                raise UserError(f"no user {name!r}")
+            tokens = record.get("tokens", []) + [token_hash(token)]
+            self._table.update({"tokens": tokens}, Query().name == name)
+        return token
+
+    def set_password(self, name: str, password: str) -> None:
+        with self._writing():
+            if self._record(name) is None:
+                raise UserError(f"no user {name!r}")
+            self._table.update({"password_hash": self.hasher.hash(password)},
+                               Query().name == name)

@@ -1,0 +1,46 @@
+"""A real Store on tmp_path, the scheduler on test-only backends, falcon's test client."""
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # hwut_testenv, hwut_fakes
+
+from hwut_fakes import BlockingBackend
+from hwut_testenv import BACKENDS, FAST_HASHER, Env, make_config
+
+from hwut.service import Service, build_service
+
+
+@pytest.fixture
+def make_env(tmp_path: Path) -> Iterator[Callable[..., Env]]:
+    services: list[Service] = []
+
+    def factory(start: bool = True, **values: Any) -> Env:
+        config = make_config(tmp_path / f"data{len(services)}", **values)
+        service = build_service(config, BACKENDS, password_hasher=FAST_HASHER)
+        services.append(service)
+        if start:
+            service.start()
+        return Env(service)
+
+    yield factory
+    BlockingBackend.release.set()
+    for service in services:
+        service.stop()
+    BlockingBackend.release.clear()
+
+
+@pytest.fixture
+def env(make_env: Callable[..., Env]) -> Env:
+    return make_env()
+
+
+@pytest.fixture
+def idle_env(make_env: Callable[..., Env]) -> Env:
+    """Workers not started: jobs stay WAITING."""
+    return make_env(start=False)
