@@ -82,6 +82,29 @@ def first_byte() -> float:
     return best(once)
 
 
+def exception_cost() -> tuple[float, float]:
+    """systick_1mhz: 100000 SysTick exceptions in 0.1 virtual s."""
+    def once() -> float:
+        m, _ = build("systick_1mhz")
+        t = time.perf_counter()
+        m.run(1.0)
+        return time.perf_counter() - t
+    wall = best(once, 1)
+    return wall / 100_000 * 1e6, wall * 10
+
+
+def polling_mips() -> float:
+    """echo waiting for input: a USART status poll through function calls (not a pure loop)."""
+    def once() -> float:
+        m, _ = build("echo")
+        t = time.perf_counter()
+        r = m.run(1.0)
+        once.instructions = r.instructions
+        return time.perf_counter() - t
+    wall = best(once)
+    return once.instructions / wall / 1e6
+
+
 def qemu_compute() -> float | None:
     qemu = shutil.which("qemu-system-arm")
     if qemu is None:
@@ -112,6 +135,10 @@ def main() -> None:
     print(f"UART-printing loop (uart_loop, 1 virtual s): {uart_loop_mips():8.1f} MIPS")
     print(f"one virtual second of blink: {blink_second():.3f} s wall  target < 0.3")
     print(f"start to first UART byte (hello): {first_byte():.3f} s  target < 0.2")
+    per, second = exception_cost()
+    print(f"exception entry + return (1 MHz SysTick): {per:.1f} us each, {second:.1f} s wall per "
+          f"virtual second  target < 5 us, < 5 s")
+    print(f"status-register polling loop (echo idle): {polling_mips():8.1f} MIPS  target >= 20")
     q = qemu_compute()
     if q is None:
         print("QEMU: qemu-system-arm not installed; no ratio")

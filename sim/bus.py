@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ctypes
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc
 
@@ -59,9 +59,12 @@ class Bus:
         self._pages: dict[int, Peripheral | list[Peripheral]] = {}
         self.peripherals: dict[str, Peripheral] = {}
         self._windows: list[tuple[int, int]] = []
-        #: Told of every peripheral read (address, value, peripheral, offset) and write.
-        self.read_observer: Callable[[int, int, Peripheral, int], None] | None = None
+        #: Told of every peripheral read (address, value, peripheral, offset); returns
+        #: the cycle until which the value may be served from the read cache, or None.
+        self.read_observer: Callable[[int, int, Peripheral, int], int | None] | None = None
         self.write_observer: Callable[[], None] | None = None
+        self._cache: Any = None
+        self._horizon: int | None = None
 
     # -- memories ------------------------------------------------------------
     def add_memory(self, name: str, base: int, size: int, *, writable: bool = True,
@@ -131,8 +134,10 @@ class Bus:
             raise LookupError(address)
         mem.write(address, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
 
-    def map_peripherals(self) -> None:
-        """Map MMIO windows over runs of consecutive peripheral pages."""
+    def map_peripherals(self, cache: Any = None) -> None:
+        """Map MMIO windows over runs of consecutive peripheral pages, through the
+        native read cache when one is given (``sim.mmio_cache``)."""
+        self._cache = cache
         pages = sorted(self._pages)
         start = prev = None
         runs = []
@@ -148,8 +153,28 @@ class Bus:
             runs.append((start, prev))
         for first, last in runs:
             base, size = first * PAGE, (last - first + 1) * PAGE
-            self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
+            if cache is not None:
+                cache.map(base, size)
+            else:
+                self.uc.mmio_map(base, size, self._mmio_read, base, self._mmio_write, base)
             self._windows.append((base, size))
+
+    def invalidate(self) -> None:
+        """Model state changed outside a bus write (an event, the host): forget cached reads."""
+        if self._cache is not None:
+            self._cache.clear()
+
+    def cached_read(self, address: int, size: int) -> int:
+        """The native cache missed: ask the model, and let the cache keep the answer."""
+        value = self._mmio_read(self.uc, address, size, 0)
+        horizon = self._horizon
+        if horizon is not None:
+            self._horizon = None
+            self._cache.fill(address, size, value, horizon)
+        return value
+
+    def cached_write(self, address: int, size: int, value: int) -> None:
+        self._mmio_write(self.uc, address, size, value, 0)
 
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
         address = base + offset
@@ -163,7 +188,7 @@ class Bus:
             self.note(f"{p.name}: read of 0x{address:08x} failed in the model: {exc!r}")
             return 0
         if self.read_observer is not None:
-            self.read_observer(address, value, p, address - p.base)
+            self._horizon = self.read_observer(address, value, p, address - p.base)
         return value
 
     def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
@@ -202,6 +227,7 @@ class Bus:
             try:
                 word = self.read(word_addr, 4)
                 word = (word & ~(1 << shift)) | ((value & 1) << shift)
+                self.invalidate()
                 self.write(word_addr, 4, word)
             except LookupError:
                 self.note(f"bit-band write to 0x{byte_addr:08x}: nothing there")

@@ -9,12 +9,12 @@ hook behave the same; the Python one is only slower.
 from __future__ import annotations
 
 import ctypes
-import importlib.util
-import os
 from pathlib import Path
 
 from unicorn import UC_HOOK_CODE, Uc
 from unicorn.unicorn_py3 import unicorn as _ucpy
+
+from .nativelib import LIB
 
 NEVER = (1 << 63) - 1
 
@@ -23,19 +23,7 @@ class _CounterStruct(ctypes.Structure):
     _fields_ = [("count", ctypes.c_uint64), ("limit", ctypes.c_uint64), ("stop", ctypes.c_void_p)]
 
 
-def _native_library() -> ctypes.CDLL | None:
-    if os.environ.get("HWUT_SIM_NATIVE", "1") == "0":
-        return None
-    spec = importlib.util.find_spec("sim._native")
-    if spec is None or spec.origin is None:
-        return None
-    try:
-        return ctypes.CDLL(spec.origin)
-    except OSError:
-        return None
-
-
-_LIB = _native_library()
+_LIB = LIB
 
 
 class InstructionCounter:
@@ -68,6 +56,10 @@ class InstructionCounter:
             uc.emu_stop()
             return
         self._count += 1
+
+    def count_address(self) -> int | None:
+        """Where the native counter keeps its count (for native readers of time)."""
+        return ctypes.addressof(self._c) if self.native else None
 
     def cycles(self) -> int:
         return self._c.count if self.native else self._count

@@ -27,6 +27,7 @@ from .core import exceptions as X
 from .core.exceptions import ExceptionModel, Lockup
 from .core.semihosting import Semihosting, SemihostingExit
 from .counter import InstructionCounter
+from . import mmio_cache
 from .pollskip import PollFastForward
 from .signals import ClockTree, IrqLine
 from .vclock import PS_PER_S, VirtualClock
@@ -113,14 +114,19 @@ class Machine:
             core_hz=lambda: self.clock.hz, note=self.note)
         self._reset_requested = False
         self._build_peripherals()
-        self.bus.map_peripherals()
+        self.poll = PollFastForward(lambda a, n: bytes(self.uc.mem_read(a, n)))
+        cache = None
+        if fast_forward and self.counter.native and mmio_cache.available():
+            cache = mmio_cache.NativeReadCache(self.uc, self.counter.count_address(),
+                                               self.bus.cached_read, self.bus.cached_write)
+        self.read_cache = cache
+        self.bus.map_peripherals(cache)
         if trace is not None:  # one switch: every peripheral access by register name
             for p in self.bus.peripherals.values():
                 p.trace = trace
         for alias, target, size in soc.bitband:
             self.bus.add_bitband(alias, target, size)
         self._install_hooks()
-        self.poll = PollFastForward(lambda a, n: bytes(self.uc.mem_read(a, n)))
         if fast_forward:
             self.bus.read_observer = self._observe_read
             self.bus.write_observer = self.poll.forget
@@ -262,6 +268,7 @@ class Machine:
     def uart_receive(self, name: str, data: bytes, at_s: float | None = None) -> None:
         """Bytes from the host into a serial port, now or at a virtual time."""
         if at_s is None:
+            self.bus.invalidate()
             self.peripherals[name].receive(data)
         else:
             self.clock.at_time(int(at_s * PS_PER_S), lambda: self.peripherals[name].receive(data))
@@ -270,6 +277,7 @@ class Machine:
         """Drive a GPIO pin from outside (1/0) or release it (None), now or at a virtual time."""
         gpio = self.peripherals[port]
         if at_s is None:
+            self.bus.invalidate()
             gpio.set_input(pin, level)
         else:
             self.clock.at_time(int(at_s * PS_PER_S), lambda: gpio.set_input(pin, level))
@@ -302,25 +310,29 @@ class Machine:
         self._bad_access = (access, address, size, value)
         return False
 
-    def _observe_read(self, address: int, value: int, peripheral: Any, offset: int) -> None:
-        """Skip the remaining turns of a pure polling loop (see ``sim.pollskip``)."""
-        poll = self.poll
-        if not poll.observe(address, value):
-            return
-        loop = poll.loop_at(self.uc.reg_read(A.UC_ARM_REG_PC))
-        if loop is None:
-            return
+    def _observe_read(self, address: int, value: int, peripheral: Any, offset: int) -> int | None:
+        """Skip the remaining turns of a pure polling loop (see ``sim.pollskip``), and
+        say until when this read may be answered from the native read cache."""
         stable = peripheral.stable_until(offset)
         if stable is None:
-            return
+            self.poll.forget()
+            return None
         now = self.counter.count
         nxt = self.clock.next_deadline()
         until = min(stable, nxt if nxt is not None else now + SLICE)
-        turns = poll.turns_to_skip(loop, now, until)
-        if turns > 0:
-            self.counter.count = now + turns * loop.length
-            poll.skipped_turns += turns
-            poll.forget()
+        poll = self.poll
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        repeated = poll.observe(pc, address, value)
+        loop = poll.loop_at(pc)
+        if loop is None:
+            return until if self.read_cache is not None else None
+        if repeated:
+            turns = poll.turns_to_skip(loop, now, until)
+            if turns > 0:
+                self.counter.count = now + turns * loop.length
+                poll.skipped_turns += turns
+                poll.forget()
+        return None  # a pure loop: its next read must reach the skipper
 
     # -- the run loop ------------------------------------------------------------------
     def run(self, limit_s: float, *, cancel: threading.Event | None = None,
@@ -337,7 +349,8 @@ class Machine:
                 if deadline is not None and time.monotonic() > deadline:
                     self._stop(StopCause.WALL_CLOCK)
                     break
-                self.clock.run_due()
+                if self.clock.run_due():
+                    self.bus.invalidate()
                 if self._cause is not None:
                     break
                 if self._reset_requested:

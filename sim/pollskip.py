@@ -20,8 +20,9 @@ from typing import Callable
 from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs, CsError
 from capstone import arm_const as C
 
-#: Consecutive identical reads from one instruction before the loop is examined.
-REPEATS = 4
+#: Identical reads in a row (after the first) before turns are skipped: one
+#: repeat from a pure loop proves that the value leads back to the same load.
+REPEATS = 1
 _MAX_BODY = 12
 _LOADS = {"ldr", "ldrb", "ldrh", "ldrsb", "ldrsh"}
 _PURE = {"tst", "teq", "cmp", "cmn", "and", "ands", "orr", "orrs", "eor", "eors", "lsl", "lsls",
@@ -45,7 +46,7 @@ class PollFastForward:
         self._md = Cs(CS_ARCH_ARM, CS_MODE_THUMB | CS_MODE_MCLASS)
         self._md.detail = True
         self._loops: dict[int, Loop | None] = {}
-        self._last: tuple[int, int] | None = None
+        self._last: tuple[int, int, int] | None = None
         self._repeats = 0
         self.skipped_turns = 0
 
@@ -57,9 +58,10 @@ class PollFastForward:
     def invalidate_code(self) -> None:
         self._loops.clear()
 
-    def observe(self, address: int, value: int) -> bool:
-        """Count a repeat; True when the caller should look at the PC."""
-        key = (address, value)
+    def observe(self, pc: int, address: int, value: int) -> bool:
+        """True when the same instruction read the same value again, with no other
+        peripheral access in between."""
+        key = (pc, address, value)
         if key == self._last:
             self._repeats += 1
             return self._repeats >= REPEATS

@@ -17,9 +17,12 @@ from .gpio import GpioPort
 from .irq import IrqOr
 from .pwr import Pwr
 from .rcc import Rcc
+from .rtc import Rtc
 from .syscfg import Syscfg
 from .timer import Timer
 from .usart import Usart
 
-__all__ = ["Adc", "AdcCommon", "BxCan", "CanFrame", "Crc", "Dbgmcu", "Dma", "Exti", "FlashInterface", "GpioPort", "IrqOr", "Pwr", "Rcc",
-           "Syscfg", "Timer", "Usart", "connect_gpio_exti"]
+__all__ = [
+    "Adc", "AdcCommon", "BxCan", "CanFrame", "Crc", "Dbgmcu", "Dma", "Exti", "FlashInterface",
+    "GpioPort", "IrqOr", "Pwr", "Rcc", "Rtc", "Syscfg", "Timer", "Usart", "connect_gpio_exti",
+]

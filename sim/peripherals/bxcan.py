@@ -49,18 +49,19 @@ class CanFrame:
 
 
 class BxCan(Peripheral):
-    """The CAN controller; ``tx`` receives frames sent in normal mode, ``receive`` injects."""
+    """The CAN controller; ``bus_tx`` receives frames sent in normal mode, ``receive`` injects."""
 
     def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
                  note: Callable[[str], None] | None = None,
                  irq_tx: IrqOut | None = None, irq_rx0: IrqOut | None = None,
                  irq_rx1: IrqOut | None = None, irq_sce: IrqOut | None = None,
-                 tx: Callable[[CanFrame], None] | None = None) -> None:
+                 bus_tx: Callable[[CanFrame], None] | None = None) -> None:
         self.clock = clock
         self.clocks = clocks
         self.irq_tx, self.irq_rx0 = irq_tx or NoIrq(), irq_rx0 or NoIrq()
         self.irq_rx1, self.irq_sce = irq_rx1 or NoIrq(), irq_sce or NoIrq()
-        self.tx = tx
+        #: The host side of the CAN bus: sees frames sent in normal mode and acknowledges them.
+        self.bus_tx = bus_tx
         self._fifos: tuple[deque[tuple[CanFrame, int]], deque[tuple[CanFrame, int]]] = (
             deque(), deque())
         self._pending: dict[int, Event] = {}
@@ -197,11 +198,11 @@ class BxCan(Peripheral):
         off = TX_BASE + 0x10 * n
         frame = self._frame(n)
         btr = self.values[BTR]
-        acked = bool(btr & LBKM) or self.tx is not None
+        acked = bool(btr & LBKM) or self.bus_tx is not None
         shift = 8 * n
         if acked:
-            if not btr & SILM and self.tx is not None:
-                self.tx(frame)
+            if not btr & SILM and self.bus_tx is not None:
+                self.bus_tx(frame)
             if btr & LBKM:
                 self._accept(frame)
             self.values[TSR] |= (1 | 2) << shift

@@ -133,7 +133,7 @@ class Rcc(Peripheral):
                 Field("LSERDY", 1, access=RO),
                 Field("LSEBYP", 2),
                 Field("LSEDRV", 3, 2),
-                Field("RTCSEL", 8, 2),
+                Field("RTCSEL", 8, 2, on_write=self._recompute),
                 Field("RTCEN", 15),
                 Field("BDRST", 16, on_write=self._bdrst),
             )),
@@ -305,6 +305,8 @@ class Rcc(Peripheral):
                   PLLCLK=pll, SYSCLK=sysclk, HCLK=hclk, PCLK1=pclk1, PCLK2=pclk2,
                   TIMCLK1=pclk1 if div1 == 1 else 2 * pclk1,
                   TIMCLK2=pclk2 if div2 == 1 else 2 * pclk2)
+        # RTCSEL: 00 no clock, 01 LSE, 10 LSI, 11 HSE/32.
+        hz["RTCCLK"] = (0, hz["LSE"], hz["LSI"], hz["HSE"] // 32)[self._field("BDCR", 8, 2)]
         kernel = {1: sysclk, 2: hz["LSE"], 3: HSI_HZ}
         for usart, (lsb, pclk) in _USART_SW.items():
             hz[f"{usart}CLK"] = kernel.get(self._field("CFGR3", lsb, 2), hz[pclk])

@@ -93,10 +93,12 @@ def test_same_firmware_same_log_every_run(name, limit):
     assert a.result.instructions == b.result.instructions
 
 
-@pytest.mark.parametrize("name, limit", [("hello", 0.06), ("blink", 0.3), ("core_exceptions", 1)])
-def test_fast_forward_of_polling_loops_is_exact(name, limit):
-    fast = run_firmware(name, limit)
-    slow = run_firmware(name, limit, fast_forward=False)
+@pytest.mark.parametrize("name, limit", [("hello", 0.06), ("blink", 0.3), ("core_exceptions", 1),
+                                         ("echo", 0.02)])
+def test_fast_forward_and_read_cache_are_exact(name, limit):
+    """Skipped polling turns and cached reads change nothing but the wall time."""
+    fast = run_firmware(name, limit, uart_input=b"hey\r", input_at_s=0.002)
+    slow = run_firmware(name, limit, fast_forward=False, uart_input=b"hey\r", input_at_s=0.002)
     assert fast.output == slow.output and fast.timeline == slow.timeline
     assert fast.result.instructions == slow.result.instructions
 

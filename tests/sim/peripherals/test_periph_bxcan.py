@@ -91,7 +91,7 @@ def test_normal_mode_without_a_bus_is_an_ack_error() -> None:
 
 
 def test_host_side_receive_through_a_filter() -> None:
-    can, bench, lines = make(tx=lambda f: None)
+    can, bench, lines = make(bus_tx=lambda f: None)
     hal_init(can, 0)
     can.write(FMR, 4, 1)
     can.write(F0R1, 4, 0x321 << 21)

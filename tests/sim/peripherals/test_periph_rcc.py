@@ -137,3 +137,12 @@ def test_any_writes_never_raise_and_clocks_stay_positive(ops: list[tuple[int, in
         rcc.read(off, size)
     for name in ("SYSCLK", "HCLK", "PCLK1", "PCLK2", "TIMCLK1", "TIMCLK2"):
         assert bench.clocks[name] > 0
+
+
+def test_rtcclk_follows_rtcsel() -> None:
+    rcc, bench = make()
+    setbits(rcc, BDCR, 1 | (0b01 << 8))             # LSEON, RTCSEL = LSE
+    assert bench.clocks["RTCCLK"] == 32_768
+    setbits(rcc, CSR, 1)
+    rcc.write(BDCR, 4, 1 | (0b10 << 8))             # LSI
+    assert bench.clocks["RTCCLK"] == 40_000

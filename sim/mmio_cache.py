@@ -1,0 +1,78 @@
+"""Serving peripheral windows through the native read cache (``sim/native/mmio.c``).
+
+A read the model declares stable until a cycle is remembered in C and
+answered there until that cycle, unless a write or a clock event comes first
+(both empty the cache). See ``Bus.map_peripherals`` for the plain Python path.
+"""
+from __future__ import annotations
+
+import ctypes
+from typing import Callable
+
+from unicorn import Uc, UcError
+from unicorn.unicorn_py3 import unicorn as _ucpy
+
+from .nativelib import LIB
+
+READ_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint32)
+WRITE_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint64)
+SLOTS = 64
+
+
+class _Slot(ctypes.Structure):
+    _fields_ = [("address", ctypes.c_uint64), ("value", ctypes.c_uint64),
+                ("valid_until", ctypes.c_uint64), ("size", ctypes.c_uint32),
+                ("pad", ctypes.c_uint32)]
+
+
+class _Cache(ctypes.Structure):
+    _fields_ = [("cycles", ctypes.c_void_p), ("read", READ_FN), ("write", WRITE_FN),
+                ("hits", ctypes.c_uint64), ("misses", ctypes.c_uint64),
+                ("slots", _Slot * SLOTS)]
+
+
+class _Window(ctypes.Structure):
+    _fields_ = [("cache", ctypes.c_void_p), ("base", ctypes.c_uint64)]
+
+
+def available() -> bool:
+    return LIB is not None
+
+
+class NativeReadCache:
+    def __init__(self, uc: Uc, count_address: int,
+                 read: Callable[[int, int], int], write: Callable[[int, int, int], None]) -> None:
+        self._uc = uc
+        self._read_cb = READ_FN(read)     # kept alive as long as the cache
+        self._write_cb = WRITE_FN(write)
+        self._cache = _Cache(count_address, self._read_cb, self._write_cb, 0, 0)
+        self._windows: list[_Window] = []
+
+    def map(self, base: int, size: int) -> None:
+        window = _Window(ctypes.addressof(self._cache), base)
+        self._windows.append(window)
+        read_fn = ctypes.cast(LIB.hwut_mmio_read, ctypes.c_void_p)
+        write_fn = ctypes.cast(LIB.hwut_mmio_write, ctypes.c_void_p)
+        ptr = ctypes.c_void_p(ctypes.addressof(window))
+        err = _ucpy.uclib.uc_mmio_map(self._uc._uch, ctypes.c_uint64(base), ctypes.c_uint64(size),
+                                      read_fn, ptr, write_fn, ptr)
+        if err:
+            raise UcError(err)
+
+    def fill(self, address: int, size: int, value: int, valid_until: int) -> None:
+        LIB.hwut_mmio_fill(ctypes.byref(self._cache), ctypes.c_uint64(address),
+                           ctypes.c_uint32(size), ctypes.c_uint64(value),
+                           ctypes.c_uint64(valid_until))
+
+    def clear(self) -> None:
+        slots = self._cache.slots
+        for i in range(SLOTS):
+            slots[i].valid_until = 0
+
+    @property
+    def hits(self) -> int:
+        return self._cache.hits
+
+    @property
+    def misses(self) -> int:
+        return self._cache.misses

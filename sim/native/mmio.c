@@ -1,0 +1,78 @@
+/* Read cache in front of the Python peripheral models.
+ *
+ * Every MMIO access through Python costs over a microsecond. Most reads in a
+ * polling loop return a value the model has declared stable until a known
+ * cycle (no write and no clock event can intervene before it), so the first
+ * read is answered by Python and the rest, up to that cycle, from here. Any
+ * write through this window empties the cache; Python empties it whenever a
+ * clock event fires. Without this file the same Python callbacks serve every
+ * access, with the same results. */
+#include <stdint.h>
+
+#define SLOTS 64
+
+typedef uint64_t (*hwut_read_fn)(uint64_t address, uint32_t size);
+typedef void (*hwut_write_fn)(uint64_t address, uint32_t size, uint64_t value);
+
+typedef struct {
+    uint64_t address;
+    uint64_t value;
+    uint64_t valid_until; /* cycle count; 0 = empty */
+    uint32_t size;
+    uint32_t pad;
+} hwut_slot;
+
+typedef struct {
+    const uint64_t *cycles;   /* the instruction counter's count */
+    hwut_read_fn read;        /* Python: model read (may fill a slot) */
+    hwut_write_fn write;      /* Python: model write */
+    uint64_t hits;
+    uint64_t misses;
+    hwut_slot slots[SLOTS];
+} hwut_mmio;
+
+typedef struct {
+    hwut_mmio *cache;
+    uint64_t base;
+} hwut_window;
+
+static unsigned slot_of(uint64_t address) { return (unsigned)((address >> 2) % SLOTS); }
+
+uint64_t hwut_mmio_read(void *uc, uint64_t offset, unsigned size, hwut_window *w)
+{
+    (void)uc;
+    hwut_mmio *c = w->cache;
+    uint64_t address = w->base + offset;
+    hwut_slot *s = &c->slots[slot_of(address)];
+    if (s->valid_until && s->address == address && s->size == size && *c->cycles < s->valid_until) {
+        c->hits++;
+        return s->value;
+    }
+    c->misses++;
+    return c->read(address, size);
+}
+
+void hwut_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, hwut_window *w)
+{
+    (void)uc;
+    hwut_mmio *c = w->cache;
+    for (unsigned i = 0; i < SLOTS; i++)
+        c->slots[i].valid_until = 0;
+    c->write(w->base + offset, size, value);
+}
+
+void hwut_mmio_fill(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t value,
+                    uint64_t valid_until)
+{
+    hwut_slot *s = &c->slots[slot_of(address)];
+    s->address = address;
+    s->size = size;
+    s->value = value;
+    s->valid_until = valid_until;
+}
+
+void hwut_mmio_clear(hwut_mmio *c)
+{
+    for (unsigned i = 0; i < SLOTS; i++)
+        c->slots[i].valid_until = 0;
+}
