@@ -31,6 +31,7 @@ class Run:
 
 def run_firmware(name_or_path: str | Path, limit_s: float, *, board_name: str = "nucleo-f303re",
                  uart_input: bytes = b"", input_at_s: float | None = None,
+                 presses: tuple[tuple[str, float, float | None], ...] = (),
                  **machine_args) -> Run:
     path = Path(name_or_path)
     if not path.suffix:
@@ -49,6 +50,8 @@ def run_firmware(name_or_path: str | Path, limit_s: float, *, board_name: str = 
     holder["m"] = machine
     image = load(path)
     machine.load([(s.address, s.data) for s in image.segments])
+    for button, at, release in presses:
+        machine.press(button, at, release)
     if uart_input:
         machine.uart_receive(spec.console, uart_input, input_at_s)
     result = machine.run(limit_s, wall_limit_s=120)

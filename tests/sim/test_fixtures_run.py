@@ -80,6 +80,22 @@ def test_flash_programming_interface_from_firmware():
     assert r.semihosting == expected("flash_program") and r.result.exit_code == 0
 
 
+def test_system_reset_dwt_grouping_faultmask_and_vtor():
+    r = run_firmware("core_system", 1)
+    assert r.semihosting == expected("core_system") and r.result.exit_code == 0
+    assert any("system reset requested" in n for n in r.machine.notes)
+
+
+def test_b1_pressed_and_released_on_schedule():
+    import re
+    r = run_firmware("button", 1.0, presses=(("B1", 0.5, 0.7),))
+    m = re.fullmatch(rb"B1 idle=1\r\npressed at (\d+) ms\r\nreleased at (\d+) ms\r\n", r.uart)
+    assert m, r.uart
+    pressed, released = int(m[1]), int(m[2])
+    # SysTick starts after the idle line (~1 ms of UART at 8 MHz): its count lags by that
+    assert 497 <= pressed <= 499 and released - pressed == 200
+
+
 def test_core_exception_model():
     r = run_firmware("core_exceptions", 1)
     assert r.semihosting.endswith(b"core_exceptions: ALL OK\n"), r.semihosting.decode()
