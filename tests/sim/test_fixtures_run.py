@@ -96,6 +96,11 @@ def test_b1_pressed_and_released_on_schedule():
     assert 497 <= pressed <= 499 and released - pressed == 200
 
 
+def test_interrupt_driven_uart_with_wfi_under_primask():
+    r = run_firmware("uart_irq", 0.05, uart_input=b"hello\r", input_at_s=0.01)
+    assert r.uart == expected("uart_irq") + b"HELLO\r\n"
+
+
 def test_core_exception_model():
     r = run_firmware("core_exceptions", 1)
     assert r.semihosting.endswith(b"core_exceptions: ALL OK\n"), r.semihosting.decode()

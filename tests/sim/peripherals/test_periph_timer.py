@@ -336,3 +336,21 @@ def test_counter_is_blocked_while_arr_is_zero() -> None:
     t.write(ARR, 4, 9)
     bench.advance(5)
     assert t.read(CNT, 4) == 5
+
+
+def test_stable_until_tells_the_read_cache_when_lazy_flags_change() -> None:
+    t, bench, _ = make("TIM6")
+    t.write(PSC, 4, 9)
+    t.write(ARR, 4, 99)
+    t.write(EGR, 4, 1)
+    t.write(SR, 4, 0)
+    t.write(CR1, 4, CEN)                   # no interrupt: no clock event at all
+    assert bench.clock.next_deadline() is None
+    bench.advance(15)
+    assert t.stable_until(SR) == 1000      # UIF rises at the overflow
+    assert t.stable_until(CNT) == 20       # CNT moves at the next tick
+    bench.advance(985)
+    assert t.read(SR, 4) & 1
+    t.write(CR1, 4, 0)
+    from sim.regs import STABLE
+    assert t.stable_until(CNT) == STABLE
