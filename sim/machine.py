@@ -29,6 +29,7 @@ from .core.semihosting import Semihosting, SemihostingExit
 from .counter import InstructionCounter
 from . import mmio_cache
 from .pollskip import PollFastForward
+from .peripherals.irq import IrqOr
 from .signals import ClockTree, IrqLine
 from .vclock import PS_PER_S, VirtualClock
 
@@ -155,13 +156,20 @@ class Machine:
         common = {"clock": self.clock, "clocks": self.clocks, "exceptions": self.exc,
                   "note": self.note, "request_reset": self.request_reset,
                   "irq_count": self.board.soc.irq_count}
+        shared: dict[int, IrqOr] = {}
+
+        def line(irq: int) -> Any:
+            """Lines shared by several sources (TIM1_UP_TIM16 ...) see the OR of them."""
+            if irq not in shared:
+                shared[irq] = IrqOr(IrqLine(self.exc, irq))
+            return shared[irq].input()
+
         for spec in self.board.soc.peripherals:
             module_name, class_name = spec.model.split(":")
             cls = getattr(importlib.import_module(f"sim.{module_name}"), class_name)
             kwargs = dict(spec.args)
             for arg, irq in spec.irqs.items():
-                kwargs[arg] = (IrqLine(self.exc, irq) if isinstance(irq, int)
-                               else {n: IrqLine(self.exc, n) for n in irq})
+                kwargs[arg] = line(irq) if isinstance(irq, int) else {n: line(n) for n in irq}
             kwargs.update(self._wiring(spec.name, cls))
             accepted = cls.__init__.__code__.co_varnames
             kwargs.update({k: v for k, v in common.items() if k in accepted and k not in kwargs})
@@ -369,9 +377,23 @@ class Machine:
             self.faults.append(detail)
         finally:
             limit.cancel()
-        return RunResult(self._cause, self._exit_code, self.clock.seconds(), self.counter.count,
+        seconds, instructions = self.clock.seconds(), self.counter.count
+        if self._cause is StopCause.EXIT:
+            self._drain()
+        return RunResult(self._cause, self._exit_code, seconds, instructions,
                          list(self.faults) + [f for f in self.exc.fault_log if f not in self.faults],
                          detail)
+
+    def _drain(self, window_s: float = 0.002) -> None:
+        """The core halted (semihosting exit) but peripherals run on: let what is in
+        flight, the last bytes in a UART's transmitter, finish."""
+        end = self.clock.cycle_at_ps(self.clock.now_ps() + int(window_s * PS_PER_S))
+        while True:
+            nxt = self.clock.next_deadline()
+            if nxt is None or nxt > end:
+                break
+            self.counter.count = max(self.counter.count, nxt)
+            self.clock.run_due()
 
     def _stop(self, cause: StopCause) -> None:
         if self._cause is None:

@@ -38,7 +38,7 @@ class Crc(Peripheral):
     def registers(self) -> list[Register]:
         return [
             Register("DR", DR, reset=0xFFFF_FFFF, fields=(Field("DR", 0, 32, Access.WO),),
-                     on_read=self._dr_read, on_write=self._dr_written),
+                     on_read=self._dr_read, on_write=self._dr_written, stable=True),
             Register("IDR", IDR, fields=(Field("IDR", 0, 8),)),
             Register("CR", CR, fields=(
                 Field("RESET", 0, access=Access.WO), Field("POLYSIZE", 3, 2),

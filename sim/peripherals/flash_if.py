@@ -135,6 +135,10 @@ class FlashInterface(Peripheral):
             self._opt_step = 0
 
     # -- CR: operations ------------------------------------------------------------
+    def stable_until(self, offset: int) -> int | None:
+        """SR also changes when the machine programs a half-word (not a register write)."""
+        return None if offset & ~3 == SR else super().stable_until(offset)
+
     def write(self, offset: int, size: int, value: int) -> None:
         self._cr_before = self.values[CR]
         super().write(offset, size, value)

@@ -67,7 +67,10 @@ class GpioPort(Peripheral):
                      on_write=lambda v: changed(OSPEEDR)),
             Register("PUPDR", PUPDR, resets.get(PUPDR, 0), per_pin("PUPDR", 16, 2),
                      on_write=lambda v: changed(PUPDR)),
-            Register("IDR", IDR, 0, per_pin("IDR", 16, 1, Access.RO), on_read=self._idr_read),
+            # IDR changes only through writes and set_input (a clock event or the host):
+            # stable for the machine's read cache, so button-wait loops run natively.
+            Register("IDR", IDR, 0, per_pin("IDR", 16, 1, Access.RO), on_read=self._idr_read,
+                     stable=True),
             Register("ODR", ODR, 0, per_pin("ODR", 16, 1), on_write=lambda v: self._pins_changed()),
             Register("BSRR", BSRR, 0, per_pin("BS", 16, 1, Access.WO)
                      + tuple(Field(f"BR{i}", 16 + i, 1, Access.WO) for i in range(16)),

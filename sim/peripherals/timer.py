@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable
 
-from sim.regs import Access, Field, Peripheral, Register, flags
+from sim.regs import STABLE, Access, Field, Peripheral, Register, flags
 from sim.signals import ClockTree
 from sim.vclock import Event, VirtualClock
 
@@ -237,6 +237,25 @@ class Timer(Peripheral):
         self._update_irq()
         self._reschedule()
 
+    def stable_until(self, offset: int) -> int | None:
+        """When a read of ``offset`` can next change (for the machine's read cache).
+
+        Flags here are brought up to date lazily, without clock events, so the
+        answer is the model's own: the next counter tick for CNT, the next wrap
+        or compare match for everything else.
+        """
+        if self._quiet_until == 0:
+            self._sync(force=True)
+        else:
+            self._sync()
+        run = self._run
+        if not run.running or run.arr == 0:
+            return STABLE
+        if offset & ~3 == CNT:
+            k = (self.clock.cycles - run.anchor) // run.period
+            return run.anchor + (k + 1) * run.period
+        return min(self._quiet_until, STABLE)
+
     # -- clocks ------------------------------------------------------------------
     def _ratio(self) -> int:
         """Core cycles per timer-clock tick (HCLK/TIMCLKx, an integer on the F3)."""
@@ -321,10 +340,10 @@ class Timer(Peripheral):
                 and run.ccr == tuple(self.values[CCR_OFFSETS[ch]]
                                      for ch in range(self.kind.channels)))
 
-    def _sync(self) -> None:
+    def _sync(self, force: bool = False) -> None:
         """Apply every update and compare match up to now, at the cycle it happened."""
         now = self.clock.cycles
-        if now <= self._seen:
+        if now <= self._seen and not force:
             return
         if now < self._quiet_until:       # nothing can have happened since the last look
             self._seen = now

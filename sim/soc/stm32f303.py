@@ -47,8 +47,27 @@ def _device_peripherals() -> tuple[PeripheralSpec, ...]:
         PeripheralSpec("UART5", f"{P}.usart:Usart", 0x4000_5000, {"irq": 53},
                        {"clock_name": "UART5CLK"}),
     )
+    timer = f"{P}.timer:Timer"
+    timers = (
+        PeripheralSpec("TIM2", timer, 0x4000_0000, {"irq": 28}),
+        PeripheralSpec("TIM3", timer, 0x4000_0400, {"irq": 29}),
+        PeripheralSpec("TIM4", timer, 0x4000_0800, {"irq": 30}),
+        PeripheralSpec("TIM6", timer, 0x4000_1000, {"irq": 54}),
+        PeripheralSpec("TIM7", timer, 0x4000_1400, {"irq": 55}),
+        PeripheralSpec("TIM1", timer, 0x4001_2C00,
+                       {"irq_brk": 24, "irq_up": 25, "irq_trg_com": 26, "irq_cc": 27}),
+        PeripheralSpec("TIM8", timer, 0x4001_3400,
+                       {"irq_brk": 43, "irq_up": 44, "irq_trg_com": 45, "irq_cc": 46}),
+        PeripheralSpec("TIM15", timer, 0x4001_4000, {"irq": 24}),
+        PeripheralSpec("TIM16", timer, 0x4001_4400, {"irq": 25}),
+        PeripheralSpec("TIM17", timer, 0x4001_4800, {"irq": 26}),
+    )
     return (
         PeripheralSpec("RCC", f"{P}.rcc:Rcc", 0x4002_1000, {"irq": 5}),
+        *timers,
+        PeripheralSpec("PWR", f"{P}.pwr:Pwr", 0x4000_7000),
+        PeripheralSpec("CRC", f"{P}.crc:Crc", 0x4002_3000),
+        PeripheralSpec("DBGMCU", f"{P}.dbgmcu:Dbgmcu", 0xE004_2000),
         *gpio,
         *serial,
         PeripheralSpec("FLASH", f"{P}.flash_if:FlashInterface", 0x4002_2000, {"irq": 4}),

@@ -101,6 +101,13 @@ def test_interrupt_driven_uart_with_wfi_under_primask():
     assert r.uart == expected("uart_irq") + b"HELLO\r\n"
 
 
+def test_timer_interrupts_counter_and_one_pulse():
+    r = run_firmware("timers", 2)
+    assert r.uart == expected("timers") and r.result.exit_code == 0
+    first_line_end = next(t for t, b in r.timeline if b == ord("\n"))
+    assert first_line_end == pytest.approx(0.5 + 16 * 10 / 115200, abs=0.0005)
+
+
 def test_core_exception_model():
     r = run_firmware("core_exceptions", 1)
     assert r.semihosting.endswith(b"core_exceptions: ALL OK\n"), r.semihosting.decode()

@@ -173,3 +173,14 @@ def test_any_sequence_never_raises(ops: list[tuple[int, int, int]]) -> None:
         u.write(off, 4, value)
         u.read(off, 4)
         bench.advance(dt)
+
+
+def test_isr_is_not_cacheable_while_rdr_holds_a_byte() -> None:
+    u, bench, *_ = make()
+    enable(u, bench)
+    assert u.stable_until(ISR) is not None
+    u.receive(b"k")
+    bench.advance(CHAR)
+    assert u.stable_until(ISR) is None          # an RDR read will change it
+    u.read(RDR, 4)
+    assert u.stable_until(ISR) is not None
