@@ -1,0 +1,140 @@
+"""The Renode platform files describe the same board as our own model (sim/soc, sim/boards).
+
+Both are data about one chip; this keeps them from drifting apart and keeps the
+.repl files within the format's rules (four-space indents, ``using`` first).
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from backends.renode import PLATFORMS, console_of, platform_dir
+from sim.boards import BOARDS
+from sim.soc.stm32f303 import STM32F303RE
+
+SOC = platform_dir() / "stm32f303re.repl"
+BOARD = platform_dir() / PLATFORMS["nucleo-f303re"]
+_ENTRY = re.compile(r"^(?P<name>\w+):(?P<rest>.*)$")
+
+
+def entries(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """Entry name -> (the head after the colon, its indented attribute lines)."""
+    found: dict[str, tuple[str, list[str]]] = {}
+    current: str | None = None
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("//"):
+            continue
+        match = _ENTRY.match(line)
+        if match:
+            current = match.group("name")
+            head, attrs = found.get(current, ("", []))
+            found[current] = (head or match.group("rest").strip(), attrs)
+        elif line.startswith(" ") and current is not None:
+            found[current][1].append(line.strip())
+        else:
+            current = None
+    return found
+
+
+def address(head: str) -> int:
+    match = re.search(r"@\s*(?:sysbus\s+)?<?\s*(0x[0-9A-Fa-f]+)", head)
+    assert match, head
+    return int(match.group(1), 16)
+
+
+def irqs(attrs: list[str]) -> list[int]:
+    return [int(n) for a in attrs for n in re.findall(r"^->\s*nvic@(\d+)$", a)]
+
+
+SOC_ENTRIES = entries(SOC)
+
+
+@pytest.mark.parametrize("path", [SOC, BOARD])
+def test_indentation_follows_the_platform_format(path):
+    in_script = False
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if "'''" in line:
+            in_script = line.count("'''") == 1 and not in_script
+            continue
+        if in_script:
+            continue
+        assert "\t" not in line, f"{path.name}:{number}: tab"
+        indent = len(line) - len(line.lstrip(" "))
+        assert indent % 4 == 0, f"{path.name}:{number}: indent {indent} is not a multiple of 4"
+
+
+def test_the_board_uses_the_soc_file_first():
+    lines = [ln for ln in BOARD.read_text().splitlines()
+             if ln.strip() and not ln.startswith("//")]
+    assert lines[0] == 'using "./stm32f303re.repl"'
+
+
+def test_core_matches_our_model():
+    head, attrs = SOC_ENTRIES["cpu"]
+    assert "CPU.CortexM" in head and f'cpuType: "{STM32F303RE.cpu}"' in attrs
+    head, attrs = SOC_ENTRIES["nvic"]
+    assert address(head) == 0xE000E000
+    mask = int(next(a for a in attrs if a.startswith("priorityMask")).split(":")[1], 16)
+    assert mask == (0xFF << (8 - STM32F303RE.priority_bits)) & 0xFF
+    assert "systickFrequency: 72000000" in attrs
+
+
+def test_memories_match_our_model():
+    memories = {m.name: m for m in STM32F303RE.memories}
+    _, flash_attrs = SOC_ENTRIES["flash"]
+    text = SOC.read_text()
+    assert re.search(r"flash: Memory\.MappedMemory @ \{\s*sysbus 0x08000000;\s*sysbus 0x0\s*\}",
+                     text)
+    assert f"size: 0x{memories['flash'].size:X}" in flash_attrs
+    for repl, ours in (("sram", "sram"), ("ccmram", "ccmram")):
+        head, attrs = SOC_ENTRIES[repl]
+        assert address(head) == memories[ours].base
+        assert f"size: 0x{memories[ours].size:X}" in attrs
+
+
+@pytest.mark.parametrize("spec", [p for p in STM32F303RE.peripherals
+                                  if p.name.startswith(("USART", "UART", "GPIO", "RCC", "EXTI",
+                                                        "SYSCFG"))],
+                         ids=lambda p: p.name)
+def test_peripherals_sit_where_our_model_puts_them(spec):
+    name = {"RCC": "rcc", "EXTI": "exti", "SYSCFG": "syscfg"}.get(spec.name)
+    if name is None and spec.name.startswith("GPIO"):
+        name = f"gpioPort{spec.name[-1]}"
+    name = name or spec.name.lower()
+    head, attrs = SOC_ENTRIES[name]
+    assert address(head) == spec.base
+    if spec.name.startswith(("USART", "UART")):
+        assert "UART.STM32F7_USART" in head
+        assert irqs(attrs) == [spec.irqs["irq"]]
+        assert any(a.startswith("frequency:") for a in attrs)
+
+
+def test_exti_lines_reach_the_irqs_of_our_model():
+    _, attrs = SOC_ENTRIES["exti"]
+    ours = set(next(p for p in STM32F303RE.peripherals if p.name == "EXTI").irqs["irqs"])
+    wired = {int(n) for a in attrs for n in re.findall(r"nvic@\[?([\d, -]+)", a)
+             for n in re.split(r"[ ,]+", n.strip()) if n and "-" not in n}
+    wired |= {n for a in attrs for lo, hi in re.findall(r"nvic@\[(\d+)-(\d+)\]", a)
+              for n in range(int(lo), int(hi) + 1)}
+    wired |= {23, 40} if {"nvicInput23", "nvicInput40"} <= SOC_ENTRIES.keys() else set()
+    assert wired <= ours
+    assert {6, 7, 8, 9, 10, 23, 40} <= wired
+
+
+def test_board_wiring_matches_the_board_spec():
+    spec = BOARDS["nucleo-f303re"]
+    board = entries(BOARD)
+    assert console_of(BOARD) == f"sysbus.{spec.console.lower()}"
+    for led in spec.leds:
+        head, _ = board[led.name]
+        port = f"gpioPort{led.port[-1]}"
+        assert head == f"Miscellaneous.LED @ {port} {led.pin}"
+        assert f"{led.pin} -> {led.name}@0" in board[port][1]
+    for button in spec.buttons:
+        head, attrs = board[button.name]
+        port = f"gpioPort{button.port[-1]}"
+        assert head == f"Miscellaneous.Button @ {port} {button.pin}"
+        assert f"-> {port}@{button.pin}" in attrs
+        assert ("invert: true" in attrs) == (button.idle_level == 1)
