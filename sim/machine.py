@@ -196,6 +196,14 @@ class Machine:
             wiring["out"] = self._trace_out
         if "memory" in accepted:
             wiring["memory"] = _FlashArray(self.bus.memory_at(0x0800_0000), self.uc)
+        if "bus_read" in accepted:  # DMA masters see the bus as the CPU does
+            wiring["bus_read"] = self.bus.read
+            wiring["bus_write"] = self.bus.write
+        if "on_event" in accepted:  # EXTI events wake WFE
+            wiring["on_event"] = lambda line: setattr(self.exc, "event_register", True)
+        if "common" in accepted:
+            wiring["common"] = self.peripherals.get(
+                "ADC12_COMMON" if name in ("ADC1", "ADC2") else "ADC34_COMMON")
         return wiring
 
     def _install_hooks(self) -> None:
@@ -248,11 +256,16 @@ class Machine:
         self._reset_requested = True
         self.counter.stop_soon()
 
-    def reset(self) -> None:
-        """Core and peripheral reset; memory keeps its content, as on the chip."""
+    def reset(self, system: bool = False) -> None:
+        """Core and peripheral reset; memory keeps its content, as on the chip. A system
+        reset (SYSRESETREQ) keeps what only power-on clears (RCC's backup domain)."""
         self.exc.reset()
+        self.bus.invalidate()
         for p in self.peripherals.values():
-            p.reset()
+            if system and hasattr(p, "system_reset"):
+                p.system_reset("software")
+            else:
+                p.reset()
         self.clocks.update(SYSCLK=self.board.soc.reset_hz, HCLK=self.board.soc.reset_hz,
                            PCLK1=self.board.soc.reset_hz, PCLK2=self.board.soc.reset_hz,
                            TIMCLK1=self.board.soc.reset_hz, TIMCLK2=self.board.soc.reset_hz)
@@ -323,6 +336,8 @@ class Machine:
         say until when this read may be answered from the native read cache."""
         stable = peripheral.stable_until(offset)
         if stable is None:
+            # the read may have changed the model (RDR pops RXNE): cached answers are stale
+            self.bus.invalidate()
             self.poll.forget()
             return None
         now = self.counter.count
@@ -363,7 +378,7 @@ class Machine:
                     break
                 if self._reset_requested:
                     self.note(f"system reset requested at {self.clock.seconds():.6f} s")
-                    self.reset()
+                    self.reset(system=True)
                     continue
                 if self._take_exception():
                     continue

@@ -167,7 +167,7 @@ class Peripheral:
     def write(self, offset: int, size: int, value: int) -> None:
         word_off = offset & ~3
         shift = (offset & 3) * 8
-        mask = ((1 << (size * 8)) - 1) << shift
+        mask = (((1 << (size * 8)) - 1) << shift) & 0xFFFF_FFFF
         value = (value << shift) & mask
         reg = self._regs.get(word_off)
         if self.trace is not None:

@@ -62,9 +62,23 @@ def _device_peripherals() -> tuple[PeripheralSpec, ...]:
         PeripheralSpec("TIM16", timer, 0x4001_4400, {"irq": 25}),
         PeripheralSpec("TIM17", timer, 0x4001_4800, {"irq": 26}),
     )
+    analog = (
+        PeripheralSpec("ADC12_COMMON", f"{P}.adc:AdcCommon", 0x5000_0300),
+        PeripheralSpec("ADC34_COMMON", f"{P}.adc:AdcCommon", 0x5000_0700),
+        PeripheralSpec("ADC1", f"{P}.adc:Adc", 0x5000_0000, {"irq": 18}),
+        PeripheralSpec("ADC2", f"{P}.adc:Adc", 0x5000_0100, {"irq": 18}),
+        PeripheralSpec("ADC3", f"{P}.adc:Adc", 0x5000_0400, {"irq": 47}),
+        PeripheralSpec("ADC4", f"{P}.adc:Adc", 0x5000_0500, {"irq": 61}),
+    )
     return (
         PeripheralSpec("RCC", f"{P}.rcc:Rcc", 0x4002_1000, {"irq": 5}),
         *timers,
+        *analog,
+        PeripheralSpec("DMA1", f"{P}.dma:Dma", 0x4002_0000, {"irqs": (11, 12, 13, 14, 15, 16, 17)}),
+        PeripheralSpec("DMA2", f"{P}.dma:Dma", 0x4002_0400, {"irqs": (56, 57, 58, 59, 60)}),
+        PeripheralSpec("CAN", f"{P}.bxcan:BxCan", 0x4000_6400,
+                       {"irq_tx": 19, "irq_rx0": 20, "irq_rx1": 21, "irq_sce": 22}),
+        PeripheralSpec("RTC", f"{P}.rtc:Rtc", 0x4000_2800),
         PeripheralSpec("PWR", f"{P}.pwr:Pwr", 0x4000_7000),
         PeripheralSpec("CRC", f"{P}.crc:Crc", 0x4002_3000),
         PeripheralSpec("DBGMCU", f"{P}.dbgmcu:Dbgmcu", 0xE004_2000),
@@ -79,8 +93,37 @@ def _device_peripherals() -> tuple[PeripheralSpec, ...]:
 
 def _connect_exti(peripherals: dict) -> None:
     from ..peripherals.exti import connect_gpio_exti
-    connect_gpio_exti([peripherals[f"GPIO{p}"] for p in "ABCDEF"], peripherals["SYSCFG"],
-                      peripherals["EXTI"])
+    exti = peripherals["EXTI"]
+    connect_gpio_exti([peripherals[f"GPIO{p}"] for p in "ABCDEF"], peripherals["SYSCFG"], exti)
+    rtc = peripherals["RTC"]
+    rtc.on_wakeup = lambda: exti.line_edge(20, True)
+    rtc.on_alarm = lambda: exti.line_edge(17, True)
+
+
+#: DMA request lines (RM0316 tables 78/79): peripheral, request → controller, channel
+DMA_REQUESTS = {
+    ("USART1", "tx"): ("DMA1", 4), ("USART1", "rx"): ("DMA1", 5),
+    ("USART2", "tx"): ("DMA1", 7), ("USART2", "rx"): ("DMA1", 6),
+    ("USART3", "tx"): ("DMA1", 2), ("USART3", "rx"): ("DMA1", 3),
+    ("UART4", "tx"): ("DMA2", 5), ("UART4", "rx"): ("DMA2", 3),
+    ("TIM2", "UP"): ("DMA1", 2), ("TIM6", "UP"): ("DMA2", 3), ("TIM7", "UP"): ("DMA2", 4),
+    ("ADC1", "adc"): ("DMA1", 1), ("ADC2", "adc"): ("DMA2", 1),
+}
+
+
+def _connect_dma(peripherals: dict) -> None:
+    def request(controller: str, channel: int):
+        return lambda *_: peripherals[controller].request(channel)
+
+    for (name, kind), (controller, channel) in DMA_REQUESTS.items():
+        p = peripherals[name]
+        attr = {"tx": "dma_tx_request", "rx": "dma_rx_request"}.get(kind, "dma_request")
+        if kind in ("UP",):
+            previous = p.dma_request
+            p.dma_request = (lambda which, prev=previous, go=request(controller, channel):
+                             go() if which == "UP" else prev and prev(which))
+        else:
+            setattr(p, attr, request(controller, channel))
 
 
 STM32F303RE = SocSpec(
@@ -99,7 +142,7 @@ STM32F303RE = SocSpec(
         )),
     ),
     peripherals=_core_peripherals() + _device_peripherals(),
-    wiring=(_connect_exti,),
+    wiring=(_connect_exti, _connect_dma),
     peripheral_space=(
         (0x4000_0000, 0x0002_4400),  # APB1, APB2, AHB1
         (0x4800_0000, 0x0000_1800),  # AHB2: GPIO A-F
