@@ -9,9 +9,10 @@ from __future__ import annotations
 import enum
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Mapping
+from typing import Any, ClassVar
 
 #: Receives log bytes as the board produces them.
 ByteSink = Callable[[bytes], None]

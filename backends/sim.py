@@ -6,9 +6,11 @@ too long to emulate. Nothing outlives ``run``: the emulator is built per job.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar, Mapping
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
-from sim.boards import BOARDS, board as board_spec
+from sim.boards import BOARDS
+from sim.boards import board as board_spec
 from sim.machine import Machine, StopCause
 
 from .base import Availability, Backend, Outcome, RunRequest, StopReason

@@ -12,24 +12,38 @@ import enum
 import importlib
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from unicorn import (UC_ARCH_ARM, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_ERR_INSN_INVALID,
-                     UC_ERR_READ_PROT, UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT,
-                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_MEM_INVALID, UC_MODE_MCLASS,
-                     UC_MODE_THUMB, Uc, UcError)
+from unicorn import (
+    UC_ARCH_ARM,
+    UC_ERR_FETCH_PROT,
+    UC_ERR_FETCH_UNMAPPED,
+    UC_ERR_INSN_INVALID,
+    UC_ERR_READ_PROT,
+    UC_ERR_READ_UNMAPPED,
+    UC_ERR_WRITE_PROT,
+    UC_ERR_WRITE_UNMAPPED,
+    UC_HOOK_CODE,
+    UC_HOOK_INTR,
+    UC_HOOK_MEM_INVALID,
+    UC_MODE_MCLASS,
+    UC_MODE_THUMB,
+    Uc,
+    UcError,
+)
 from unicorn import arm_const as A
 
+from . import mmio_cache
 from .boards.spec import BoardSpec
 from .bus import Bus
 from .core import exceptions as X
 from .core.exceptions import ExceptionModel, Lockup
 from .core.semihosting import Semihosting, SemihostingExit
 from .counter import InstructionCounter
-from . import mmio_cache
-from .pollskip import PollFastForward
 from .peripherals.irq import IrqOr
+from .pollskip import PollFastForward
 from .signals import ClockTree, IrqLine
 from .vclock import PS_PER_S, VirtualClock
 
@@ -434,8 +448,7 @@ class Machine:
         if nxt is None:  # nothing can ever wake the core; the limit event always exists
             self._stop(StopCause.LIMIT)
             return
-        if nxt > self.counter.count:
-            self.counter.count = nxt  # virtual time jumps; no instructions run
+        self.counter.count = max(self.counter.count, nxt)  # virtual time jumps; no instructions run
 
     def _run_slice(self) -> None:
         count = self.counter.count

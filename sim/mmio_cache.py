@@ -7,7 +7,7 @@ answered there until that cycle, unless a write or a clock event comes first
 from __future__ import annotations
 
 import ctypes
-from typing import Callable
+from collections.abc import Callable
 
 from unicorn import Uc, UcError
 from unicorn.unicorn_py3 import unicorn as _ucpy

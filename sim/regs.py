@@ -8,9 +8,9 @@ field callbacks, never in chains of ``if offset == ...``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
-
+from typing import Protocol
 
 #: "Until something else happens": reads only change through writes or events.
 STABLE = 1 << 62

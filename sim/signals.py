@@ -5,7 +5,8 @@ machine, so it can be built and tested alone.
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 
 class InterruptSink(Protocol):

@@ -1,7 +1,7 @@
 """DWT (0xE0001000) cycle counter and CoreDebug DEMCR, used for cycle-exact delays."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..regs import Peripheral, Register
 from ..vclock import VirtualClock

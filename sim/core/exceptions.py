@@ -12,8 +12,8 @@ FPCA or FPSCR is dropped; GE flags are restored through XPSR_NZCVQG.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from unicorn import Uc
 from unicorn import arm_const as A

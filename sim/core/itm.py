@@ -2,7 +2,7 @@
 debugger would collect over SWO; the job keeps it as its ``other`` file."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..regs import Peripheral, Register
 

@@ -1,10 +1,10 @@
 """NVIC registers (ISER/ICER/ISPR/ICPR/IABR/IPR, STIR) over the exception model."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..regs import Access, Field, Peripheral, Register
-from .exceptions import ExceptionModel, IRQ_BASE
+from .exceptions import IRQ_BASE, ExceptionModel
 
 
 class Nvic(Peripheral):

@@ -7,7 +7,7 @@ registers are 32 bits wide, which lets the batches use plain uint32 arrays.
 from __future__ import annotations
 
 import ctypes
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from unicorn import Uc, UcError
 from unicorn.unicorn_py3 import unicorn as _ucpy

@@ -2,11 +2,19 @@
 to the exception model, plus CPACR and the fault status registers."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..regs import Access, Field, Peripheral, Register
-from .exceptions import (BUSFAULT, IRQ_BASE, MEMMANAGE, NMI, PENDSV, SVCALL, SYSTICK,
-                         USAGEFAULT, ExceptionModel)
+from .exceptions import (
+    BUSFAULT,
+    MEMMANAGE,
+    NMI,
+    PENDSV,
+    SVCALL,
+    SYSTICK,
+    USAGEFAULT,
+    ExceptionModel,
+)
 
 CPUID_CORTEX_M4_R0P1 = 0x410F_C241
 VECTKEY = 0x05FA

@@ -6,8 +6,9 @@ only ``:tt`` and the read-only ``:semihosting-features`` pseudo-file open.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from typing import ClassVar
 
 SYS_OPEN, SYS_CLOSE, SYS_WRITEC, SYS_WRITE0, SYS_WRITE, SYS_READ = 0x01, 0x02, 0x03, 0x04, 0x05, 0x06
 SYS_READC, SYS_ISERROR, SYS_ISTTY, SYS_SEEK, SYS_FLEN = 0x07, 0x08, 0x09, 0x0A, 0x0C
@@ -188,7 +189,7 @@ class Semihosting:
     def _tickfreq(self, arg: int) -> int:
         return TICKFREQ
 
-    _ops: ClassVar[dict[int, Callable[["Semihosting", int], int]]] = {
+    _ops: ClassVar[dict[int, Callable[[Semihosting, int], int]]] = {
         SYS_OPEN: _open, SYS_CLOSE: _close, SYS_WRITEC: _writec, SYS_WRITE0: _write0,
         SYS_WRITE: _write, SYS_READ: _read, SYS_READC: _readc, SYS_ISERROR: _iserror,
         SYS_ISTTY: _istty, SYS_SEEK: _seek, SYS_FLEN: _flen, SYS_TMPNAM: _refuse,

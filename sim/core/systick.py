@@ -5,7 +5,7 @@ clock event is scheduled only when the wrap must raise an interrupt.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 from ..regs import STABLE, Access, Field, Peripheral, Register
 from ..vclock import Event, VirtualClock

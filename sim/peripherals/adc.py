@@ -8,7 +8,7 @@ values a board setting gives per channel (12-bit, right-aligned by default).
 """
 from __future__ import annotations
 
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from sim.regs import Access, Field, Peripheral, Register, flags
 from sim.signals import ClockTree

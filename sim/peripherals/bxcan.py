@@ -10,8 +10,8 @@ error, which is what this model reports.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 from sim.regs import Access, Field, Peripheral, Register, flags
 from sim.signals import ClockTree
@@ -40,11 +40,11 @@ class CanFrame:
     data: bytes
 
     @classmethod
-    def standard(cls, stid: int, data: bytes, rtr: bool = False) -> "CanFrame":
+    def standard(cls, stid: int, data: bytes, rtr: bool = False) -> CanFrame:
         return cls((stid & 0x7FF) << 21 | int(rtr) << 1, len(data), bytes(data[:8]))
 
     @classmethod
-    def extended(cls, exid: int, data: bytes, rtr: bool = False) -> "CanFrame":
+    def extended(cls, exid: int, data: bytes, rtr: bool = False) -> CanFrame:
         return cls((exid & 0x1FFF_FFFF) << 3 | 4 | int(rtr) << 1, len(data), bytes(data[:8]))
 
 

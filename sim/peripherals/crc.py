@@ -8,7 +8,7 @@ bit reversal.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register
 from sim.signals import ClockTree

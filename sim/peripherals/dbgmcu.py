@@ -5,7 +5,7 @@ STM32F303xD/E); the freeze bits are kept as written (no debugger halts here).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register
 from sim.signals import ClockTree

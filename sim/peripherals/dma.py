@@ -9,7 +9,7 @@ Memory-to-memory channels run to completion when enabled.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from sim.regs import Access, Field, Peripheral, Register
 from sim.signals import ClockTree

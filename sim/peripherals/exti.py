@@ -7,7 +7,8 @@ wired by :func:`connect_gpio_exti`.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Protocol
+from collections.abc import Callable, Iterable, Mapping
+from typing import Protocol
 
 from sim.regs import Access, Field, Peripheral, Register, per_pin
 from sim.signals import ClockTree

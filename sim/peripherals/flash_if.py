@@ -7,7 +7,8 @@ half-words into the flash array the machine owns (``memory``).
 """
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 from sim.regs import Access, Field, Peripheral, Register
 from sim.signals import ClockTree

@@ -9,7 +9,7 @@ Listeners see output changes (LEDs) and pin level changes (EXTI).
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register, per_pin
 from sim.signals import ClockTree

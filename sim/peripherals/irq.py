@@ -18,7 +18,7 @@ class IrqOut(Protocol):
 
 
 class _Input:
-    def __init__(self, owner: "IrqOr", index: int) -> None:
+    def __init__(self, owner: IrqOr, index: int) -> None:
         self._owner = owner
         self._index = index
         self.level = False

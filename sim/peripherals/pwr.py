@@ -5,7 +5,7 @@ wakeup/standby flags clear through CWUF/CSBF; VREFINT is ready at once.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register
 from sim.signals import ClockTree

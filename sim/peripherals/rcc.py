@@ -8,7 +8,7 @@ time per instruction), baud rates and timer rates.
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register, flags
 from sim.signals import ClockTree

@@ -11,7 +11,7 @@ their edges go to EXTI lines 20 and 17 through ``on_wakeup``/``on_alarm``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Callable
+from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register
 from sim.signals import ClockTree

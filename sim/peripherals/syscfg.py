@@ -6,7 +6,7 @@ each of EXTI lines 0..15. ``connect_gpio_exti`` (in ``exti.py``) asks
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register, flags
 from sim.signals import ClockTree

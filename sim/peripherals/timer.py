@@ -13,8 +13,8 @@ HCLK/TIMCLKx core cycles (TIMCLK1 for TIM2/3/4/6/7, TIMCLK2 for TIM1/8/15/16/17)
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from sim.regs import STABLE, Access, Field, Peripheral, Register, flags
 from sim.signals import ClockTree

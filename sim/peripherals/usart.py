@@ -9,7 +9,7 @@ arrive back to back, one character time apart, and overrun (ORE) like the chip.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register, flags
 from sim.signals import ClockTree

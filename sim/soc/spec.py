@@ -1,8 +1,9 @@
 """The shape of a SoC description (see ``stm32f303.py`` for one)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)

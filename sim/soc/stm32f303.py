@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
+from typing import Any
 
 from .spec import MemorySpec, PeripheralSpec, SocSpec
 
@@ -112,18 +114,31 @@ DMA_REQUESTS = {
 
 
 def _connect_dma(peripherals: dict) -> None:
-    def request(controller: str, channel: int):
-        return lambda *_: peripherals[controller].request(channel)
-
     for (name, kind), (controller, channel) in DMA_REQUESTS.items():
-        p = peripherals[name]
-        attr = {"tx": "dma_tx_request", "rx": "dma_rx_request"}.get(kind, "dma_request")
-        if kind in ("UP",):
-            previous = p.dma_request
-            p.dma_request = (lambda which, prev=previous, go=request(controller, channel):
-                             go() if which == "UP" else prev and prev(which))
+        p, dma = peripherals[name], peripherals[controller]
+        go = _requester(dma, channel)
+        if kind == "tx":
+            p.dma_tx_request = go
+        elif kind == "rx":
+            p.dma_rx_request = go
+        elif kind == "UP":  # timers name the request: only the update one goes here
+            p.dma_request = _only_update(p.dma_request, go)
         else:
-            setattr(p, attr, request(controller, channel))
+            p.dma_request = go
+
+
+def _requester(dma: Any, channel: int) -> Callable[..., None]:
+    return lambda *_: dma.request(channel)
+
+
+def _only_update(previous: Callable[[str], None] | None,
+                 go: Callable[..., None]) -> Callable[[str], None]:
+    def request(which: str) -> None:
+        if which == "UP":
+            go()
+        elif previous is not None:
+            previous(which)
+    return request
 
 
 STM32F303RE = SocSpec(

@@ -7,10 +7,7 @@ reproducibility needs arm-none-eabi-gcc and is skipped without it.
 from __future__ import annotations
 
 import io
-import shutil
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest

@@ -148,9 +148,10 @@ def test_bin_and_hex_run_like_the_elf(fmt):
 
 
 def test_itm_stimulus_writes_are_captured_as_a_trace():
+    from backends.image import load
     from sim.boards import board
     from sim.machine import Machine
-    from backends.image import load
+
     from .conftest import BUILD
     trace = bytearray()
     m = Machine(board("nucleo-f303re"), trace_out=lambda port, data: trace.extend(data))
@@ -161,9 +162,10 @@ def test_itm_stimulus_writes_are_captured_as_a_trace():
 
 
 def test_blink_toggles_ld2_every_250_ms():
+    from backends.image import load
     from sim.boards import board
     from sim.machine import Machine
-    from backends.image import load
+
     from .conftest import BUILD
     changes = []
     m = Machine(board("nucleo-f303re"))

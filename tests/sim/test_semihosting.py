@@ -5,10 +5,25 @@ import struct
 
 import pytest
 
-from sim.core.semihosting import (ADP_STOPPED_APPLICATION_EXIT, SYS_CLOCK, SYS_ELAPSED, SYS_EXIT,
-                                  SYS_EXIT_EXTENDED, SYS_FLEN, SYS_OPEN, SYS_READ, SYS_READC,
-                                  SYS_REMOVE, SYS_RENAME, SYS_SYSTEM, SYS_WRITE, SYS_WRITE0,
-                                  SYS_WRITEC, Semihosting, SemihostingExit)
+from sim.core.semihosting import (
+    ADP_STOPPED_APPLICATION_EXIT,
+    SYS_CLOCK,
+    SYS_ELAPSED,
+    SYS_EXIT,
+    SYS_EXIT_EXTENDED,
+    SYS_FLEN,
+    SYS_OPEN,
+    SYS_READ,
+    SYS_READC,
+    SYS_REMOVE,
+    SYS_RENAME,
+    SYS_SYSTEM,
+    SYS_WRITE,
+    SYS_WRITE0,
+    SYS_WRITEC,
+    Semihosting,
+    SemihostingExit,
+)
 
 BASE = 0x2000_0000
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from periph_support import Bench, Line
+
 from sim.peripherals.exti import IRQ_OF_LINE, Exti, connect_gpio_exti
 from sim.peripherals.gpio import GpioPort
 from sim.peripherals.syscfg import Syscfg

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from periph_support import Bench, Line
+
 from sim.peripherals.rcc import Rcc
 from sim.peripherals.timer import Timer
 from sim.peripherals.usart import Usart

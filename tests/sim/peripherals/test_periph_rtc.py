@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from periph_support import Bench
+
 from sim.peripherals.rtc import Rtc
 
 TR, DR, CR, ISR, PRER, WUTR, ALRMAR, WPR, SSR = (

@@ -5,8 +5,8 @@ import binascii
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from periph_support import Bench
+
 from sim.peripherals.crc import Crc
 from sim.peripherals.dbgmcu import Dbgmcu
 from sim.peripherals.pwr import Pwr
