@@ -77,7 +77,7 @@ class SimBackend(Backend):
         if result.cause is StopCause.WALL_CLOCK:
             return Outcome(StopReason.INFRASTRUCTURE, time_used_s=result.seconds,
                            instructions=result.instructions, infra_log="\n".join(infra),
-                           detail=f"emulation took longer than {wall:.0f} s of wall time")
+                           detail=f"emulation took longer than {wall:.1f} s of wall time")
         reason = _REASONS[result.cause]
         detail = result.detail
         if result.faults and reason is StopReason.LIMIT:

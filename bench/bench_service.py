@@ -29,8 +29,9 @@ from hwut.server import BackgroundServer
 from hwut.service import build_service
 from hwut.store import JobStore
 
-#: A valid minimal Cortex-M image (SP in RAM, Thumb reset handler in flash).
-FIRMWARE = (0x2000_1000).to_bytes(4, "little") + (0x0800_0009).to_bytes(4, "little") + bytes(8)
+#: Real firmware (the hello fixture), submitted as a user would; the benchmark's
+#: board has no instances, so the jobs wait and never run.
+FIRMWARE = (Path(__file__).resolve().parents[1] / "fixtures" / "build" / "hello.bin").read_bytes()
 
 
 class Trivial:

@@ -9,6 +9,18 @@ job parses little), so no write touches more than one bounded file.
 An in-memory index (id -> owner, status, board, plus per-owner id lists) answers
 listings and the next id without reading the archive.
 
+Reading one old job must not cost a whole shard's parse. Parsed shards are kept in
+a small LRU (``open_shards``), but with 100k jobs there are 400 shards and random
+lookups miss it almost every time. So the first read of a shard that is not in the
+LRU decodes only the wanted record from the file's text: the file is compact JSON,
+``"<id>":{`` marks each record, and that pattern cannot occur inside a JSON string,
+where quotes are escaped (a file in any other layout falls back to the full parse).
+A shard read again soon after (a listing page, a client polling an old job) is
+parsed into the LRU.
+
+On start, artifact files that no job names are removed (:meth:`JobStore.recover`):
+a server killed between writing an upload and recording its job leaves one behind.
+
 Every status change goes through :meth:`JobStore.transition`, under one lock, and
 is refused when :data:`hwut.jobs.TRANSITIONS` does not allow it.
 """
@@ -17,6 +29,7 @@ from __future__ import annotations
 import bisect
 import datetime as _dt
 import json
+import logging
 import os
 import secrets
 import sys
@@ -35,10 +48,36 @@ from .storage import AtomicJSONStorage, atomic_write_bytes, fsync_dir
 from .targets import TargetStore
 from .users import UserStore
 
+log = logging.getLogger(__name__)
+
 Clock = Callable[[], _dt.datetime]
 NameFactory = Callable[[], str]
 
 RESTART_DETAIL = "server restarted"
+
+#: The job fields that name files in the artifact dir.
+ARTIFACT_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra")
+
+_DECODER = json.JSONDecoder()
+
+
+def find_record(text: str, job_id: int) -> dict[str, Any] | None:
+    """Job ``job_id``'s record in a shard file's compact JSON text, decoding nothing else.
+
+    None when it is not there or the text is not in the compact layout
+    ``{"jobs":{"1":{...},"2":{...}}}`` (the caller then parses the file in full).
+    """
+    key = f'"{job_id}":{{'
+    pos = text.find(key)
+    while pos > 0:
+        if text[pos - 1] in "{,":  # a key of the jobs table, not of a nested object
+            try:
+                record, _ = _DECODER.raw_decode(text, pos + len(key) - 1)
+            except ValueError:
+                return None
+            return record if isinstance(record, dict) else None
+        pos = text.find(key, pos + 1)
+    return None
 
 
 def random_name() -> str:
@@ -69,7 +108,8 @@ class JobStore:
 
     def __init__(self, data_dir: Path, clock: Clock = utcnow,
                  name_factory: NameFactory = random_name, shard_size: int = 250,
-                 durable: bool = True, open_shards: int = 16) -> None:
+                 durable: bool = True, open_shards: int = 16, glanced_shards: int = 8
+                 ) -> None:
         self.data_dir = Path(data_dir)
         self.db_dir = self.data_dir / "db"
         self.archive_dir = self.db_dir / "archive"
@@ -89,6 +129,11 @@ class JobStore:
         self._live_table = self._live_db.table("jobs")
         self._shards: OrderedDict[int, TinyDB] = OrderedDict()
         self._open_shards = open_shards
+        #: Shards lately read record by record (LRU of shard numbers): read again, parsed.
+        self._glanced: OrderedDict[int, None] = OrderedDict()
+        self._glanced_shards = glanced_shards
+        #: Artifact files no job named when the store was opened; recover() removes them.
+        self._unreferenced: set[str] = set()
         self._live: dict[int, Job] = {}
         self._index: dict[int, _Summary] = {}
         self._ids: list[int] = []
@@ -109,10 +154,14 @@ class JobStore:
         return self.archive_dir / f"jobs-{shard:06d}.json"
 
     def _load(self) -> None:
-        """Build the index from the shards and the live table (archive wins on overlap)."""
+        """Build the index from the shards and the live table (archive wins on overlap),
+        and note which artifact files no job names (one pass over what is read anyway)."""
         for folder in (self.db_dir, self.archive_dir):
             for leftover in folder.glob(".*.tmp"):  # a write cut short by a kill
                 leftover.unlink(missing_ok=True)
+        with os.scandir(self.artifact_dir) as entries:
+            unreferenced = {e.name for e in entries
+                            if e.is_file(follow_symlinks=False) and not e.name.startswith(".")}
         for path in sorted(self.archive_dir.glob("jobs-*.json")):
             raw = path.read_bytes()
             if not raw.strip():
@@ -120,8 +169,12 @@ class JobStore:
             for doc_id, record in json.loads(raw).get("jobs", {}).items():
                 self._remember(int(doc_id), record["owner"], JobStatus(record["status"]),
                                record["board"])
+                for name in ARTIFACT_FIELDS:
+                    unreferenced.discard(record.get(name))
         stale = []
         for doc in self._live_table.all():
+            for name in ARTIFACT_FIELDS:
+                unreferenced.discard(doc.get(name))
             if doc.doc_id in self._index:
                 stale.append(doc.doc_id)  # killed between archive write and live delete
                 continue
@@ -130,6 +183,7 @@ class JobStore:
             self._remember(job.id, job.owner, job.status, job.board)
         if stale:
             self._live_table.remove(doc_ids=stale)
+        self._unreferenced = unreferenced
 
     def _remember(self, job_id: int, owner: str, status: JobStatus, board: str) -> None:
         if job_id not in self._index:
@@ -145,7 +199,10 @@ class JobStore:
         self._index[job_id] = _Summary(sys.intern(owner), status, sys.intern(board))
 
     def recover(self) -> list[int]:
-        """After a restart: QUEUED and RUNNING jobs become ERROR; WAITING ones stay to run."""
+        """After a restart: QUEUED and RUNNING jobs become ERROR; WAITING ones stay to run.
+        Artifact files that no job named when the store was opened are removed: an upload
+        written by a server killed before it recorded the job (or a log or trace file
+        created for a run whose job never came to name it); nothing could ever serve them."""
         failed = []
         with self._lock:
             for job in sorted(self._live.values(), key=lambda j: j.id):
@@ -153,6 +210,16 @@ class JobStore:
                     self.transition(job.id, JobStatus.ERROR, detail=RESTART_DETAIL,
                                     finished=format_time(self.clock()))
                     failed.append(job.id)
+            named = {getattr(job, f) for job in self._live.values() for f in ARTIFACT_FIELDS}
+            orphans = sorted(self._unreferenced - named)
+            self._unreferenced = set()
+            for name in orphans:
+                self.artifact_path(name).unlink(missing_ok=True)
+            if orphans:
+                if self.durable:
+                    fsync_dir(self.artifact_dir)
+                log.warning("removed %d artifact file(s) that no job names (left by a crash)",
+                            len(orphans))
         return failed
 
     # ---- artifacts ---------------------------------------------------------------
@@ -210,8 +277,10 @@ class JobStore:
                     self._remember(job.id, job.owner, job.status, job.board)
 
     def _shard(self, shard: int) -> TinyDB:
+        """The shard as an open TinyDB (for writes, and reads of recently written shards)."""
         db = self._shards.get(shard)
         if db is None:
+            self._glanced.pop(shard, None)
             db = TinyDB(self._shard_path(shard), storage=AtomicJSONStorage,
                         durable=self.durable)
             self._shards[shard] = db
@@ -228,10 +297,28 @@ class JobStore:
                 return job
             if job_id not in self._index:
                 raise UnknownJob(job_id)
-            doc = self._shard(job_id // self.shard_size).table("jobs").get(doc_id=job_id)
-            if doc is None:
+            record = self._archived(job_id)
+            if record is None:
                 raise UnknownJob(job_id)
-            return Job.from_record(dict(doc))
+            return Job.from_record(record)
+
+    def _archived(self, job_id: int) -> dict[str, Any] | None:
+        """An ended job's record: from its parsed shard when that is in the LRU or was read
+        lately, else decoded alone from the shard's text (see the module docstring)."""
+        shard = job_id // self.shard_size
+        if shard not in self._shards and shard not in self._glanced:
+            self._glanced[shard] = None
+            while len(self._glanced) > self._glanced_shards:
+                self._glanced.popitem(last=False)
+            try:
+                text = self._shard_path(shard).read_text()
+            except FileNotFoundError:
+                return None
+            record = find_record(text, job_id)
+            if record is not None:
+                return record
+        doc = self._shard(shard).table("jobs").get(doc_id=job_id)
+        return None if doc is None else dict(doc)
 
     def exists(self, job_id: int) -> bool:
         with self._lock:
@@ -341,6 +428,7 @@ class JobStore:
             for db in self._shards.values():
                 db.close()
             self._shards.clear()
+            self._glanced.clear()
 
 
 class Store:

@@ -151,7 +151,8 @@ class Machine:
         self._sleeping = False
         self._waits_behind_mask = False
         self._unmask_sites = 0
-        self._unexplained_stops = 0
+        #: Core cycles spent asleep (WFI/WFE): time that passed with no instructions.
+        self.slept_cycles = 0
         self.faults: list[str] = []
 
     # -- construction -----------------------------------------------------------
@@ -183,7 +184,12 @@ class Machine:
             cls = getattr(importlib.import_module(f"sim.{module_name}"), class_name)
             kwargs = dict(spec.args)
             for arg, irq in spec.irqs.items():
-                kwargs[arg] = line(irq) if isinstance(irq, int) else {n: line(n) for n in irq}
+                if isinstance(irq, int):
+                    kwargs[arg] = line(irq)
+                elif isinstance(irq, dict):
+                    kwargs[arg] = {key: line(n) for key, n in irq.items()}
+                else:
+                    kwargs[arg] = {n: line(n) for n in irq}
             kwargs.update(self._wiring(spec.name, cls))
             accepted = cls.__init__.__code__.co_varnames
             kwargs.update({k: v for k, v in common.items() if k in accepted and k not in kwargs})
@@ -406,7 +412,7 @@ class Machine:
             self.faults.append(detail)
         finally:
             limit.cancel()
-        seconds, instructions = self.clock.seconds(), self.counter.count
+        seconds, instructions = self.clock.seconds(), self.counter.count - self.slept_cycles
         if self._cause is StopCause.EXIT:
             self._drain()
         return RunResult(self._cause, self._exit_code, seconds, instructions,

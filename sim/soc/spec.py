@@ -24,9 +24,10 @@ class PeripheralSpec:
     #: "module:Class" below ``sim`` (e.g. "peripherals.usart:Usart").
     model: str
     base: int
-    #: Constructor argument name → IRQ number (an IrqLine), or → several numbers
-    #: (a mapping of number → IrqLine, for blocks that drive many lines).
-    irqs: dict[str, int | tuple[int, ...]] = field(default_factory=dict)
+    #: Constructor argument name → IRQ number (an IrqLine); → several numbers (a
+    #: mapping of number → IrqLine, for EXTI); or → {key: number} (a mapping of the
+    #: model's own key, such as a DMA channel, → IrqLine).
+    irqs: dict[str, int | tuple[int, ...] | dict[int, int]] = field(default_factory=dict)
     args: dict[str, Any] = field(default_factory=dict)
 
 

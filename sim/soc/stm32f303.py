@@ -76,8 +76,10 @@ def _device_peripherals() -> tuple[PeripheralSpec, ...]:
         PeripheralSpec("RCC", f"{P}.rcc:Rcc", 0x4002_1000, {"irq": 5}),
         *timers,
         *analog,
-        PeripheralSpec("DMA1", f"{P}.dma:Dma", 0x4002_0000, {"irqs": (11, 12, 13, 14, 15, 16, 17)}),
-        PeripheralSpec("DMA2", f"{P}.dma:Dma", 0x4002_0400, {"irqs": (56, 57, 58, 59, 60)}),
+        PeripheralSpec("DMA1", f"{P}.dma:Dma", 0x4002_0000,
+                       {"irqs": {ch: 10 + ch for ch in range(1, 8)}}),       # by channel
+        PeripheralSpec("DMA2", f"{P}.dma:Dma", 0x4002_0400,
+                       {"irqs": {ch: 55 + ch for ch in range(1, 6)}}),
         PeripheralSpec("CAN", f"{P}.bxcan:BxCan", 0x4000_6400,
                        {"irq_tx": 19, "irq_rx0": 20, "irq_rx1": 21, "irq_sce": 22}),
         PeripheralSpec("RTC", f"{P}.rtc:Rtc", 0x4000_2800),

@@ -1,4 +1,4 @@
-"""A real Store on tmp_path, the scheduler on test-only backends, falcon's test client."""
+"""A real Store on tmp_path, the scheduler on the real sim backend, falcon's test client."""
 from __future__ import annotations
 
 import sys
@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # hwut_testenv, hwut_fakes
+sys.path.insert(0, str(Path(__file__).parent))  # hwut_testenv, fixture_firmware, ...
 
-from hwut_fakes import BlockingBackend
 from hwut_testenv import BACKENDS, FAST_HASHER, Env, make_config
 
 from hwut.service import Service, build_service
@@ -29,10 +28,8 @@ def make_env(tmp_path: Path) -> Iterator[Callable[..., Env]]:
         return Env(service)
 
     yield factory
-    BlockingBackend.release.set()
     for service in services:
         service.stop()
-    BlockingBackend.release.clear()
 
 
 @pytest.fixture

@@ -1,4 +1,10 @@
-"""Shared helpers for the API tests: config, users, the test client wrapper."""
+"""Shared helpers for the API tests: config, users, the test client wrapper.
+
+Jobs run on the real ``sim`` backend (found through the ``hwut.backends`` entry
+points) with the committed fixture firmware; ``failing_backends`` supplies only the
+failure modes the real backend cannot produce on demand (boards ``board-raise`` and
+``board-hang``).
+"""
 from __future__ import annotations
 
 import base64
@@ -9,27 +15,31 @@ from typing import Any
 
 import falcon.testing
 from argon2 import PasswordHasher
-from hwut_fakes import BlockingBackend, FakeBackend, tiny_bin
+from failing_backends import HangingBackend, RaisingBackend
+from fixture_firmware import image
 
+from backends.registry import load_backends
 from hwut.config import BoardConfig, Config, load_config
 from hwut.jobs import JobStatus
 from hwut.service import Service
 
 FAST_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
-BACKENDS = {"fake": FakeBackend, "blocking": BlockingBackend}
+BACKENDS = {**load_backends(), "raising": RaisingBackend, "hanging": HangingBackend}
+assert "sim" in BACKENDS, "the sim backend is not installed (pip install -e '.[dev]')"
 
 BOARDS = (
-    BoardConfig("nucleo-f303re", "fake", 1, {"mode": "print"}, "stm32f303re"),
-    BoardConfig("board-exit", "fake", 1, {"mode": "exit", "code": 3}, "stm32f303re"),
-    BoardConfig("board-fault", "fake", 1, {"mode": "fault"}),
-    BoardConfig("board-raise", "fake", 1, {"mode": "raise"}),
-    BoardConfig("board-infra", "fake", 1, {"mode": "infra"}),
-    BoardConfig("board-hang", "fake", 1, {"mode": "hang"}),
-    BoardConfig("board-trace", "fake", 1, {"mode": "trace"}),
-    BoardConfig("board-block", "blocking", 1, {}),
-    BoardConfig("board-none", "fake", 0, {}),
+    BoardConfig("nucleo-f303re", "sim", 1, {}, "stm32f303re"),
+    # configured with no instance: its jobs stay WAITING
+    BoardConfig("board-none", "sim", 0, {}, "stm32f303re"),
+    BoardConfig("board-raise", "raising", 1, {}),
+    BoardConfig("board-hang", "hanging", 1, {}),
     BoardConfig("board-missing", "not-installed", 1, {}),
 )
+
+
+def sim_board(instances: int = 1, **options: Any) -> tuple[BoardConfig, ...]:
+    """A config offering only nucleo-f303re on the sim backend with these options."""
+    return (BoardConfig("nucleo-f303re", "sim", instances, options, "stm32f303re"),)
 
 
 def make_config(data_dir: Path, boards: tuple[BoardConfig, ...] = BOARDS, **values: Any
@@ -63,12 +73,22 @@ class Env:
             self.headers[name] = bearer(token)
             self.passwords[name] = password
 
-    def submit(self, user: str = "alice", board: str = "nucleo-f303re", limit: int = 1,
-               body: bytes | None = None, **params: Any) -> falcon.testing.Result:
+    def submit(self, user: str = "alice", board: str = "nucleo-f303re", limit: Any = 1,
+               body: bytes | None = None, firmware: str = "hello", fmt: str = "elf",
+               **params: Any) -> falcon.testing.Result:
+        """PUT a fixture image (``hello.elf`` unless told) or ``body``."""
         query = {"board": board, "duration_limit_seconds": limit, **params}
         return self.client.simulate_put("/apiv1/jobs/submit", params=query,
-                                        body=tiny_bin() if body is None else body,
+                                        body=image(firmware, fmt) if body is None else body,
                                         headers=self.headers[user])
+
+    def get(self, path: str, user: str = "alice", **kwargs: Any) -> falcon.testing.Result:
+        return self.client.simulate_get(path, headers=self.headers[user], **kwargs)
+
+    def log(self, job_id: int, user: str = "alice") -> bytes:
+        r = self.get(f"/apiv1/jobs/{job_id}/log", user)
+        assert r.status_code == 200, r.text
+        return r.content
 
     def wait(self, job_id: int, until: Callable[[JobStatus], bool] = lambda s: s.ended,
              timeout: float = 10.0) -> JobStatus:
@@ -79,4 +99,12 @@ class Env:
                 return status
             time.sleep(0.01)
 
-
+    def wait_for_log(self, job_id: int, prefix: bytes, timeout: float = 10.0) -> bytes:
+        """Poll the log route until the log starts with ``prefix`` (the job runs meanwhile)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            r = self.get(f"/apiv1/jobs/{job_id}/log")
+            if (r.status_code == 200 and r.content.startswith(prefix)) \
+                    or time.monotonic() > deadline:
+                return r.content
+            time.sleep(0.01)

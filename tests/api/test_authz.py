@@ -2,9 +2,12 @@
 from __future__ import annotations
 
 import pytest
-from hwut_fakes import tiny_bin
+from fixture_firmware import SEMIHOST, image
 
-# route -> expected status for (anonymous, other, owner, admin); {id} is alice's finished job
+from hwut.jobs import JobStatus
+
+# route -> expected status for (anonymous, other, owner, admin); {id} is alice's finished
+# semihost_exit job (it prints, exits with 3 and the sim reports on the run; no ITM trace)
 MATRIX = [
     ("GET", "/apiv1/version", (200, 200, 200, 200)),
     ("GET", "/apiv1/auth_test", (401, 200, 200, 200)),
@@ -17,7 +20,7 @@ MATRIX = [
     ("GET", "/apiv1/jobs/{id}/log", (401, 403, 200, 200)),
     ("GET", "/apiv1/job/{id}/log", (401, 403, 200, 200)),
     ("GET", "/apiv1/jobs/{id}/other", (401, 403, 404, 404)),
-    ("GET", "/apiv1/jobs/{id}/infra_log", (401, 403, 404, 404)),
+    ("GET", "/apiv1/jobs/{id}/infra_log", (401, 403, 200, 200)),
     ("DELETE", "/apiv1/jobs/{id}", (401, 403, 400, 400)),
     ("DELETE", "/apiv1/jobs/{waiting}", (401, 403, 204, 204)),
     ("GET", "/apiv1/targets/boards", (401, 200, 200, 200)),
@@ -35,8 +38,8 @@ WHO = ("anonymous", "bob", "alice", "admin")
 @pytest.mark.parametrize("method, path, expected", MATRIX, ids=[f"{m} {p}" for m, p, _ in MATRIX])
 @pytest.mark.parametrize("who", range(4), ids=WHO)
 def test_matrix(env, method, path, expected, who):
-    finished = env.submit().json["id"]
-    env.wait(finished)
+    finished = env.submit(firmware="semihost_exit").json["id"]
+    assert env.wait(finished) is JobStatus.FINISHED
     waiting = env.submit(board="board-none").json["id"]
     admin = env.headers["admin"]
     env.client.simulate_post("/apiv1/targets/microcontrollers", json={"name": "mcu-x"},
@@ -48,22 +51,28 @@ def test_matrix(env, method, path, expected, who):
                                  headers=admin)
     kwargs = {}
     if method == "PUT":
-        kwargs["body"] = tiny_bin()
+        kwargs["body"] = image("semihost_exit")
     if method == "POST":
         kwargs["json"] = {"name": f"new-{who}"}
     r = env.client.simulate_request(method, url, headers=env.headers[WHO[who]], **kwargs)
     assert r.status_code == expected[who], r.text
     if r.status_code == 401:
         assert "www-authenticate" in r.headers
+    if r.status_code == 200 and path.endswith("/log"):
+        assert r.content == SEMIHOST
+    if r.status_code == 200 and path.endswith("/infra_log"):
+        assert "virtual time" in r.text
+    if r.status_code == 403:
+        assert "belongs to another user" in r.json["description"] or "admin" in r.text
 
 
 def test_other_user_gets_short_view_only(env):
-    job_id = env.submit(comment="private").json["id"]
+    job_id = env.submit(firmware="semihost_exit", comment="private").json["id"]
     r = env.client.simulate_get(f"/apiv1/jobs/{job_id}", headers=env.headers["bob"])
     assert "comment" not in r.json and "private" not in r.text
 
 
 def test_other_user_does_not_see_jobs_in_list(env):
-    env.submit()
+    env.submit(firmware="semihost_exit")
     r = env.client.simulate_get("/apiv1/jobs", headers=env.headers["bob"])
     assert r.json == []

@@ -6,7 +6,7 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from hwut_fakes import tiny_bin
+from fixture_firmware import BAD, BUILD, HELLO_1S, SEMIHOST, image
 
 from hwut.cli import main
 from hwut.client import (
@@ -21,8 +21,6 @@ from hwut.client import (
     write_client_config,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 def client_for(env, who="alice", **kw) -> Client:
     token = env.headers[who]["Authorization"].split()[1]
@@ -34,12 +32,12 @@ def test_client_round_trip(env):
     with client_for(env, sleep=lambda s: None) as client:
         assert client.version()["api"] == "v1"
         assert client.auth_test()["user"] == "alice"
-        job = client.submit(tiny_bin(), "board-exit", 1, comment="c")
+        job = client.submit(image("semihost_exit"), "nucleo-f303re", 1, comment="c")
         queued, logged = [], []
         final = client.wait(job["id"], on_queue=queued.append, on_log=logged.append)
         assert final["status"] == "FINISHED"
-        assert b"".join(logged) == client.log(job["id"])
-        assert b"bye" in b"".join(logged)
+        assert (final["stop_reason"], final["exit_code"]) == ("exit", 3)
+        assert b"".join(logged) == client.log(job["id"]) == SEMIHOST
         assert client.is_finished(job["id"])
         assert exit_code_for(final) == 3
         assert [j["id"] for j in client.jobs()] == [job["id"]]
@@ -50,6 +48,19 @@ def test_client_round_trip(env):
         with pytest.raises(HwutError) as err:
             client.submit(b"junk", "nucleo-f303re", 1)
         assert err.value.status == 415
+
+
+def test_client_streams_a_longer_log_and_submits_a_path(env, tmp_path):
+    firmware = tmp_path / "hello.hex"
+    firmware.write_bytes(image("hello", "hex"))
+    with client_for(env, sleep=lambda s: None) as client:
+        job = client.submit(firmware, "nucleo-f303re", 1)
+        assert job["format"] == "hex"
+        logged: list[bytes] = []
+        final = client.wait(job["id"], on_log=logged.append)
+        assert b"".join(logged) == HELLO_1S
+        assert (final["status"], final["stop_reason"]) == ("FINISHED", "limit")
+        assert exit_code_for(final) == 0
 
 
 def test_client_basic_auth(env):
@@ -99,16 +110,12 @@ def test_cli_user_commands(tmp_path):
     assert UserStore(users_path(Path(data))).verify_token(token).name == "ci"
 
 
-FIXTURES = REPO / "fixtures"
-
-
-@pytest.mark.skipif(not (FIXTURES / "build").is_dir(), reason="fixtures not built")
 def test_fixture_images_accepted_and_bad_ones_refused(idle_env):
-    for path in sorted((FIXTURES / "build").glob("*.*")):
+    for path in sorted(BUILD.glob("*.*")):
         r = idle_env.submit(body=path.read_bytes())
         assert r.status_code == 201, (path.name, r.json)
         assert r.json["format"] == path.suffix[1:]
-    for path in sorted((FIXTURES / "bad").glob("*.*")):
+    for path in sorted(BAD.glob("*.*")):
         r = idle_env.submit(body=path.read_bytes())
         assert 400 <= r.status_code < 500, path.name
         assert r.json["description"]
@@ -116,7 +123,7 @@ def test_fixture_images_accepted_and_bad_ones_refused(idle_env):
 
 def test_client_is_finished_and_unknown_job(idle_env):
     with client_for(idle_env) as client:
-        job = client.submit(tiny_bin(), "nucleo-f303re", 1)
+        job = client.submit(image("hello"), "nucleo-f303re", 1)
         assert client.is_finished(job["id"]) is False
         with pytest.raises(HwutError) as err:
             client.is_finished(12345)

@@ -5,12 +5,20 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from hwut_fakes import tiny_bin
+from fixture_firmware import DOCUMENTED, FAULT, FORMATS, HELLO_1S, SEMIHOST, SPIN_LIMIT, image
+from hwut_testenv import sim_board
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from hwut.config import BoardConfig
 from hwut.jobs import ENDED, TRANSITIONS, JobStatus, TransitionError
 from hwut.store import JobStore
+
+#: The documented fixture images: the only uploads a property makes to be accepted.
+FIXTURE_IMAGES = {f"{n}.{f}": image(n, f) for n in DOCUMENTED for f in FORMATS}
+real_firmware = st.sampled_from(sorted(FIXTURE_IMAGES))
+
+BOARD = "nucleo-f303re"
 
 SETTINGS = settings(max_examples=60, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -47,7 +55,8 @@ def shared_env(tmp_path_factory):
        path=st.sampled_from(PATHS) | text.map(lambda s: "/apiv1/" + s),
        query=params, extra=headers,
        who=st.sampled_from(["anonymous", "alice", "admin"]),
-       body=st.binary(max_size=200) | st.just(tiny_bin()) | st.just(b"\x7fELF\x01\x01\x01"))
+       body=st.binary(max_size=200) | real_firmware.map(FIXTURE_IMAGES.get)
+       | st.just(b"\x7fELF\x01\x01\x01"))
 def test_no_input_gives_5xx(shared_env, method, path, query, extra, who, body):
     hdrs = {**shared_env.headers[who], **extra}
     try:
@@ -64,9 +73,20 @@ def test_no_input_gives_5xx(shared_env, method, path, query, extra, who, body):
 def test_any_upload_is_accepted_or_refused_with_4xx(shared_env, body):
     r = shared_env.client.simulate_put(
         "/apiv1/jobs/submit", params={"board": "board-none", "duration_limit_seconds": "1"},
-        body=tiny_bin() + body if body[:1] == b"\x00" else body,
-        headers=shared_env.headers["alice"])
+        body=body, headers=shared_env.headers["alice"])
     assert r.status_code in (201, 400, 413, 415), r.text
+    if r.status_code != 201:
+        assert r.json["description"]
+
+
+@SETTINGS
+@given(name=real_firmware)
+def test_every_fixture_image_is_accepted_in_its_format(shared_env, name):
+    r = shared_env.client.simulate_put(
+        "/apiv1/jobs/submit", params={"board": "board-none", "duration_limit_seconds": "1"},
+        body=FIXTURE_IMAGES[name], headers=shared_env.headers["alice"])
+    assert r.status_code == 201, r.text
+    assert r.json["format"] == name.rsplit(".", 1)[1]
 
 
 @settings(max_examples=80, deadline=None)
@@ -127,13 +147,25 @@ def test_pagination_never_skips_or_repeats(tmp_path_factory, owners, ended, limi
     store.close()
 
 
+#: A board the server offers on the sim backend but the sim does not model: every job
+#: on it is an infrastructure error (ERROR) reported by the real backend, at once.
+UNMODELLED = "nucleo-l476rg"
+#: What a plan's step runs: firmware, board, and how its job ends if nobody cancels it.
+RUNS = {
+    "hello": ("hello", BOARD, ("FINISHED", "limit", None), HELLO_1S),
+    "exit": ("semihost_exit", BOARD, ("FINISHED", "exit", 3), SEMIHOST),
+    "fault": ("fault", BOARD, ("FINISHED", "fault", None), FAULT),
+    "spin": ("spin", BOARD, None, b""),  # never ends by itself: canceled by admin below
+    "error": ("hello", UNMODELLED, ("ERROR", "infrastructure_error", None), b""),
+}
+
+
 @settings(max_examples=8, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(plan=st.lists(st.tuples(st.sampled_from(["nucleo-f303re", "board-exit", "board-raise",
-                                                "board-block", "board-infra"]),
-                               st.booleans()), min_size=1, max_size=8))
+@given(plan=st.lists(st.tuples(st.sampled_from(sorted(RUNS)), st.booleans()),
+                     min_size=1, max_size=8))
 def test_live_scheduler_only_takes_allowed_transitions(make_env, plan):
-    env = make_env()
+    env = make_env(boards=sim_board() + (BoardConfig(UNMODELLED, "sim", 1, {}),))
     seen: list[tuple[JobStatus, JobStatus]] = []
     store = env.service.store.jobs
     original = store.transition
@@ -147,14 +179,26 @@ def test_live_scheduler_only_takes_allowed_transitions(make_env, plan):
 
     store.transition = recording  # instance attribute: this store only
     ids = []
-    for board, cancel in plan:
-        job_id = env.submit(board=board).json["id"]
+    for run, cancel in plan:
+        firmware, board, _, _ = RUNS[run]
+        limit = SPIN_LIMIT if run == "spin" else 1
+        job_id = env.submit(firmware=firmware, board=board, limit=limit).json["id"]
         ids.append(job_id)
         if cancel:
             env.client.simulate_delete(f"/apiv1/jobs/{job_id}", headers=env.headers["alice"])
-    for job_id, (board, cancel) in zip(ids, plan):
-        if board == "board-block" and not cancel:
+    for job_id, (run, cancel) in zip(ids, plan, strict=True):
+        if run == "spin" and not cancel:
             env.client.simulate_delete(f"/apiv1/jobs/{job_id}", headers=env.headers["admin"])
-        assert env.wait(job_id, timeout=5).ended
+        assert env.wait(job_id, timeout=10).ended
+        job = store.get(job_id)
+        outcome, log = RUNS[run][2:]
+        if job.status is JobStatus.CANCELED:
+            assert job.detail == f"canceled by {'alice' if cancel else 'admin'}"
+        else:  # not canceled, or it ended before the cancel came
+            assert (job.status.value, job.stop_reason, job.exit_code) == outcome
+            if job.status is JobStatus.FINISHED:
+                assert env.log(job_id) == log
+            else:
+                assert job.detail.startswith(f"unknown board '{UNMODELLED}'")
     assert all(after in TRANSITIONS[before] for before, after in seen), seen
     env.service.stop()

@@ -2,8 +2,18 @@
 from __future__ import annotations
 
 import pytest
-from hwut_fakes import tiny_bin
-from hwut_testenv import basic
+from fixture_firmware import (
+    FAULT,
+    HELLO_1S,
+    HELLO_BANNER,
+    HELLO_COUNTS,
+    ITM,
+    SEMIHOST,
+    SPIN_LIMIT,
+    expected,
+    image,
+)
+from hwut_testenv import basic, sim_board
 
 from hwut.jobs import JobStatus
 
@@ -52,6 +62,7 @@ def test_submit_created(env):
     assert job["comment"] == "Bla blubb comment"
     assert job["duration_limit_seconds"] == 2
     assert job["board"] == "nucleo-f303re"
+    assert job["format"] == "elf"
     assert len(job["filename_executable"]) >= 40
     assert job["filename_log"] is None
     assert len(job["created"]) == len("2020-01-01 00:00:00.000000")
@@ -59,7 +70,7 @@ def test_submit_created(env):
 
 def test_submit_default_duration(idle_env):
     r = idle_env.client.simulate_put("/apiv1/jobs/submit", params={"board": "nucleo-f303re"},
-                                     body=tiny_bin(), headers=idle_env.headers["alice"])
+                                     body=image("hello"), headers=idle_env.headers["alice"])
     assert r.status_code == 201
     assert r.json["duration_limit_seconds"] == 60
     assert r.json["queue_position"] == 1
@@ -76,7 +87,7 @@ def test_submit_unknown_board_lists_known(idle_env):
     r = idle_env.submit(board="nucleo-xyz")
     assert r.status_code == 400
     assert "nucleo-f303re" in r.json["description"]
-    r = idle_env.client.simulate_put("/apiv1/jobs/submit", body=tiny_bin(),
+    r = idle_env.client.simulate_put("/apiv1/jobs/submit", body=image("hello"),
                                      headers=idle_env.headers["alice"])
     assert r.status_code == 400
     assert "'board' is required" in r.json["description"]
@@ -100,22 +111,21 @@ def test_submit_invalid_firmware(idle_env, body, reason):
 
 
 def test_submit_too_large(make_env):
-    env = make_env(start=False, limits_max_executable_bytes=64)
-    r = env.submit(body=tiny_bin(b"\x00" * 100))
+    env = make_env(start=False, limits_max_executable_bytes=1024)
+    assert len(image("semihost_exit", "bin")) <= 1024 < len(image("hello", "bin"))
+    assert env.submit(firmware="semihost_exit", fmt="bin").status_code == 201
+    r = env.submit(firmware="hello", fmt="bin")
     assert r.status_code == 413
-    assert "64 bytes" in r.json["description"]
+    assert "1024 bytes" in r.json["description"]
 
 
-def test_submit_hex_accepted(idle_env):
-    data = tiny_bin()
-    record = bytes([len(data), 0, 0, 0]) + data
-    checksum = (-sum(record)) & 0xFF
-    ext = bytes([2, 0, 0, 4, 0x08, 0x00])
-    hexfile = (":" + (ext + bytes([(-sum(ext)) & 0xFF])).hex().upper() + "\n:"
-               + (record + bytes([checksum])).hex().upper() + "\n:00000001FF\n")
-    r = idle_env.submit(body=hexfile.encode())
+@pytest.mark.parametrize("fmt", ["elf", "hex", "bin"])
+def test_every_format_is_accepted_and_runs(env, fmt):
+    r = env.submit(firmware="hello", fmt=fmt)
     assert r.status_code == 201, r.json
-    assert r.json["format"] == "hex"
+    assert r.json["format"] == fmt
+    assert env.wait(r.json["id"]) is JobStatus.FINISHED
+    assert env.log(r.json["id"]) == HELLO_1S
 
 
 def test_job_views_and_spellings(env):
@@ -126,7 +136,10 @@ def test_job_views_and_spellings(env):
         assert own.status_code == 200
         assert own.json["status"] == "FINISHED"
         assert own.json["stop_reason"] == "limit"
+        assert own.json["exit_code"] is None
+        assert own.json["time_used_seconds"] == pytest.approx(1.0)
         assert own.json["started"] and own.json["finished"]
+        assert own.json["started"] <= own.json["finished"]
         other = env.client.simulate_get(f"/apiv1/{prefix}/{job_id}", headers=env.headers["bob"])
         assert set(other.json) == {"id", "created", "status", "owner"}
         admin = env.client.simulate_get(f"/apiv1/{prefix}/{job_id}",
@@ -174,16 +187,35 @@ def test_cancel_finished_400(env):
 
 
 def test_cancel_running_stops_backend(env):
-    job_id = env.submit(board="board-block").json["id"]
+    # hello with a 300 s limit runs for many seconds of wall time: RUNNING until canceled
+    job_id = env.submit(limit=SPIN_LIMIT).json["id"]
     assert env.wait(job_id, lambda s: s is JobStatus.RUNNING) is JobStatus.RUNNING
-    r = env.client.simulate_get(f"/apiv1/jobs/{job_id}/log", headers=env.headers["alice"])
-    assert r.status_code == 200  # the partial log is served while running
+    partial = env.wait_for_log(job_id, HELLO_BANNER + b"count=0\r\n")
+    assert partial.startswith(HELLO_BANNER + b"count=0\r\n")  # streamed while running
+    r = env.get(f"/apiv1/jobs/{job_id}/log")
     assert r.headers["x-hwut-job-status"] == "RUNNING"
     r = env.client.simulate_delete(f"/apiv1/jobs/{job_id}", headers=env.headers["admin"])
     assert r.status_code == 204
     assert env.wait(job_id, timeout=2) is JobStatus.CANCELED
     job = env.service.store.jobs.get(job_id)
     assert job.detail == "canceled by admin"
+    assert job.stop_reason == "cancel"
+    assert 0 < job.time_used_seconds < SPIN_LIMIT
+    log = env.log(job_id)  # what it printed until the cancel (it may end mid-line)
+    assert log.startswith(partial) and HELLO_COUNTS.startswith(log.removeprefix(HELLO_BANNER))
+
+
+def test_cancel_spin_and_the_instance_takes_the_next_job(env):
+    spin = env.submit(firmware="spin", limit=SPIN_LIMIT).json["id"]
+    assert env.wait(spin, lambda s: s is JobStatus.RUNNING) is JobStatus.RUNNING
+    after = env.submit(firmware="semihost_exit").json["id"]
+    assert env.service.store.jobs.get(after).status is JobStatus.WAITING  # one instance
+    assert env.client.simulate_delete(f"/apiv1/jobs/{spin}",
+                                      headers=env.headers["alice"]).status_code == 204
+    assert env.wait(spin) is JobStatus.CANCELED
+    assert env.log(spin) == b""  # spin prints nothing
+    assert env.wait(after) is JobStatus.FINISHED
+    assert env.log(after) == SEMIHOST
 
 
 def test_log_404_before_running_and_offset(idle_env, env):
@@ -196,7 +228,8 @@ def test_log_404_before_running_and_offset(idle_env, env):
     r = env.client.simulate_get(f"/apiv1/jobs/{job_id}/log", headers=env.headers["alice"])
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/plain")
-    assert r.text.startswith("HWUT fake start") and "HWUT done" in r.text
+    assert r.content == HELLO_1S
+    assert r.headers["x-hwut-size"] == str(len(HELLO_1S))
     tail = env.client.simulate_get(f"/apiv1/jobs/{job_id}/log", params={"offset": 5},
                                    headers=env.headers["alice"])
     assert tail.text == r.text[5:]
@@ -209,11 +242,13 @@ def test_log_404_before_running_and_offset(idle_env, env):
 
 
 def test_other_trace(env):
-    job_id = env.submit(board="board-trace").json["id"]
+    job_id = env.submit(firmware="itm_printf").json["id"]
     env.wait(job_id)
     r = env.client.simulate_get(f"/apiv1/jobs/{job_id}/other", headers=env.headers["alice"])
     assert r.status_code == 200
-    assert r.content == b"\x01\x02ITM"
+    assert r.headers["content-type"] == "application/octet-stream"
+    assert r.content == ITM  # printed over ITM/SWO ...
+    assert env.log(job_id) == b""  # ... and not on the UART
     job_id = env.submit().json["id"]
     env.wait(job_id)
     r = env.client.simulate_get(f"/apiv1/jobs/{job_id}/other", headers=env.headers["alice"])
@@ -222,7 +257,7 @@ def test_other_trace(env):
 
 def test_list_jobs_filters_and_visibility(idle_env):
     ids = [idle_env.submit(user=u).json["id"] for u in ("alice", "bob", "alice")]
-    idle_env.submit(user="alice", board="board-exit")
+    idle_env.submit(user="alice", board="board-none")
     r = idle_env.client.simulate_get("/apiv1/jobs", headers=idle_env.headers["alice"])
     assert [j["owner"] for j in r.json] == ["alice"] * 3
     assert [j["id"] for j in r.json] == sorted([j["id"] for j in r.json], reverse=True)
@@ -251,26 +286,49 @@ def test_list_jobs_bad_params(idle_env, params):
 
 
 def test_outcomes(env):
-    expected = {
-        "board-exit": (JobStatus.FINISHED, "exit", 3),
-        "board-fault": (JobStatus.FINISHED, "fault", None),
-        "board-infra": (JobStatus.ERROR, "infrastructure_error", None),
-        "board-raise": (JobStatus.ERROR, None, None),
+    cases = {  # firmware: (status, stop reason, exit code, UART log)
+        "semihost_exit": (JobStatus.FINISHED, "exit", 3, SEMIHOST),
+        "semihost_exit0": (JobStatus.FINISHED, "exit", 0, expected("semihost_exit0")),
+        "fault": (JobStatus.FINISHED, "fault", None, FAULT),
+        "hello": (JobStatus.FINISHED, "limit", None, HELLO_1S),
     }
-    ids = {board: env.submit(board=board).json["id"] for board in expected}
-    for board, (status, reason, code) in expected.items():
-        assert env.wait(ids[board]) is status, board
-        job = env.service.store.jobs.get(ids[board])
-        assert job.stop_reason == reason
-        assert job.exit_code == code
-    assert "probe on fire" in env.service.store.jobs.get(ids["board-raise"]).detail
-    assert env.service.store.jobs.get(ids["board-fault"]).detail.startswith("HardFault")
-    r = env.client.simulate_get(f"/apiv1/jobs/{ids['board-fault']}/infra_log",
-                                headers=env.headers["alice"])
-    assert r.status_code == 200 and r.text == "core locked up\n"
-    r = env.client.simulate_get(f"/apiv1/jobs/{ids['board-exit']}/infra_log",
-                                headers=env.headers["alice"])
-    assert r.status_code == 404
+    ids = {name: env.submit(firmware=name).json["id"] for name in cases}
+    for name, (status, reason, code, log) in cases.items():
+        assert env.wait(ids[name]) is status, name
+        job = env.service.store.jobs.get(ids[name])
+        assert (job.stop_reason, job.exit_code) == (reason, code), name
+        assert env.log(ids[name]) == log, name
+    jobs = env.service.store.jobs
+    assert jobs.get(ids["semihost_exit"]).detail == "firmware exited with code 3"
+    fault = jobs.get(ids["fault"])
+    assert fault.detail.startswith("HardFault") and "0x60000000" in fault.detail
+    r = env.get(f"/apiv1/jobs/{ids['fault']}/infra_log")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/plain")
+    assert "bus fault: read of 0x60000000" in r.text and "virtual time" in r.text
+    r = env.get(f"/apiv1/jobs/{ids['semihost_exit']}/infra_log")
+    assert r.status_code == 200 and "virtual time" in r.text
+
+
+def test_backend_that_raises_is_an_error_and_frees_the_instance(env):
+    first = env.submit(board="board-raise").json["id"]
+    second = env.submit(board="board-raise").json["id"]
+    for job_id in (first, second):  # the instance took the next job
+        assert env.wait(job_id) is JobStatus.ERROR
+        job = env.service.store.jobs.get(job_id)
+        assert job.detail == "backend raised RuntimeError: probe on fire"
+        assert job.stop_reason is None and job.finished
+
+
+def test_emulator_that_cannot_keep_up_is_an_error(make_env):
+    # the sim's own wall-clock guard, set far too tight: a real infrastructure failure
+    env = make_env(boards=sim_board(wall_factor=0.0, wall_minimum_s=0.2))
+    job_id = env.submit(firmware="spin", limit=SPIN_LIMIT).json["id"]
+    assert env.wait(job_id) is JobStatus.ERROR
+    job = env.service.store.jobs.get(job_id)
+    assert job.stop_reason == "infrastructure_error"
+    assert job.detail.startswith("emulation took longer than")
+    assert 0 < job.time_used_seconds < SPIN_LIMIT
+    assert "virtual time" in env.get(f"/apiv1/jobs/{job_id}/infra_log").text
 
 
 def test_hung_backend_becomes_error_and_instance_is_replaced(env):
@@ -285,7 +343,7 @@ def test_hung_backend_becomes_error_and_instance_is_replaced(env):
 
 def test_queue_position(idle_env):
     ids = [idle_env.submit().json["id"] for _ in range(3)]
-    idle_env.submit(board="board-exit")
+    idle_env.submit(board="board-none")
     r = idle_env.client.simulate_get(f"/apiv1/jobs/{ids[2]}", headers=idle_env.headers["alice"])
     assert r.json["queue_position"] == 3
 
@@ -298,7 +356,7 @@ def test_targets_read(env):
                                 params={"extended": "true"}, headers=h)
     assert r.json["manufacturer"] == "STMicroelectronics"
     assert r.json["microcontroller"]["name"] == "stm32f303re"
-    assert r.json["instances"][0]["backend"] == "fake"
+    assert r.json["instances"][0]["backend"] == "sim"
     assert r.json["instances"][0]["state"] in ("idle", "busy")
     r = env.client.simulate_get("/apiv1/targets/boards/board-missing",
                                 params={"extended": "1"}, headers=h)

@@ -9,7 +9,7 @@ import pytest
 from hwut_testenv import FAST_HASHER
 
 from hwut.jobs import Job, JobStatus, TransitionError
-from hwut.store import RESTART_DETAIL, JobStore, Store, UnknownJob
+from hwut.store import RESTART_DETAIL, JobStore, Store, UnknownJob, find_record
 
 
 def fixed_clock():
@@ -167,3 +167,82 @@ def test_one_server_per_data_dir(make_env, tmp_path):
     env = make_env(start=False)
     with pytest.raises(DataDirInUse):
         build_service(env.service.config, {})
+
+
+def test_old_jobs_are_read_without_parsing_their_shard(tmp_path):
+    store = JobStore(tmp_path, shard_size=10, durable=False)
+    for i in range(1, 36):
+        job = store.submit("u", "b", 1, b"x", "bin", comment=f'"{i + 1}":{{"id":1}} \\ {i}')
+        store.transition(job.id, JobStatus.CANCELED, detail="ünïcode")
+    wanted = {i: store.get(i) for i in range(1, 36)}
+    store.close()
+    again = JobStore(tmp_path, open_shards=2, glanced_shards=2)
+    for i in (3, 17, 25, 1, 35, 12, 3, 3):  # cold shards, then one read again (parsed)
+        assert again.get(i) == wanted[i]
+    page = again.list(limit=10, offset=5)
+    assert [j.id for j in page] == list(range(30, 20, -1))
+    assert page == [wanted[i] for i in range(30, 20, -1)]
+
+
+def test_a_shard_in_another_json_layout_is_parsed(tmp_path):
+    store = JobStore(tmp_path, shard_size=10, durable=False)
+    for _ in range(15):
+        store.transition(store.submit("u", "b", 1, b"x", "bin").id, JobStatus.CANCELED)
+    store.close()
+    path = tmp_path / "db" / "archive" / "jobs-000001.json"
+    path.write_text(json.dumps(json.loads(path.read_text()), indent=2))  # '"12": {'
+    again = JobStore(tmp_path)
+    assert again.get(12).id == 12 and again.get(12).status is JobStatus.CANCELED
+    with pytest.raises(UnknownJob):
+        again.get(99)
+
+
+def test_find_record():
+    text = '{"jobs":{"1":{"id":1,"comment":"\\"2\\":{x"},"12":{"id":12},"2":{"id":2}}}'
+    assert find_record(text, 1) == {"id": 1, "comment": '"2":{x'}
+    assert find_record(text, 2) == {"id": 2}
+    assert find_record(text, 12) == {"id": 12}
+    assert find_record(text, 3) is None
+    assert find_record('{"jobs": {"1": {"id": 1}}}', 1) is None  # not compact: caller parses
+
+
+def test_recover_removes_executables_no_job_names(tmp_path):
+    store = JobStore(tmp_path)
+    kept = store.submit("u", "b", 1, b"\x7fELF one", "elf")
+    running = store.submit("u", "b", 1, b"\x7fELF two", "elf")
+    store.transition(running.id, JobStatus.QUEUED)
+    store.transition(running.id, JobStatus.RUNNING, filename_log="runlog")
+    store.artifact_path("runlog").write_bytes(b"partial")
+    ended = store.submit("u", "b", 1, b"\x7fELF three", "elf")
+    store.transition(ended.id, JobStatus.CANCELED)
+    # what submit() does first, by a server killed before it recorded the job:
+    orphan = store._write_artifact(b"\x7fELF uploaded, never recorded")
+    assert store.artifact_path(orphan).exists()
+    # no close(): as if killed
+    again = JobStore(tmp_path)
+    assert again.recover() == [running.id]
+    left = {p.name for p in (tmp_path / "artifacts").iterdir()}
+    assert left == {kept.filename_executable, running.filename_executable, "runlog",
+                    ended.filename_executable}
+    assert again.artifact_path("runlog").read_bytes() == b"partial"  # its log is kept
+    assert again.recover() == []  # nothing more to do
+    assert {p.name for p in (tmp_path / "artifacts").iterdir()} == left
+
+
+def test_service_start_removes_an_unrecorded_upload(make_env, tmp_path):
+    from hwut_testenv import make_config
+
+    from hwut.service import build_service
+    env = make_env(start=False)
+    job_id = env.submit(firmware="semihost_exit").json["id"]
+    data_dir = env.service.config.data_dir
+    orphan = data_dir / "artifacts" / "left-by-a-kill"
+    orphan.write_bytes(b"\x7fELF")
+    env.service.stop()
+    service = build_service(make_config(data_dir), {}, password_hasher=FAST_HASHER)
+    try:
+        assert not orphan.exists()
+        job = service.store.jobs.get(job_id)
+        assert service.store.jobs.artifact_path(job.filename_executable).exists()
+    finally:
+        service.stop()

@@ -1,4 +1,4 @@
-"""End-to-end fixtures: the real waitress server in a subprocess."""
+"""End-to-end fixtures: the real waitress server in a subprocess, jobs on the sim backend."""
 from __future__ import annotations
 
 import sys
@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # hwut_e2e
-sys.path.insert(0, str(Path(__file__).parents[1] / "api"))  # hwut_fakes
+sys.path.insert(0, str(Path(__file__).parents[1] / "api"))  # fixture_firmware
 
-from hwut_e2e import Server, fake_config
+from hwut_e2e import Server, sim_config
 
 
 @pytest.fixture
-def fake_server(tmp_path: Path) -> Iterator[Server]:
-    server = Server(tmp_path, fake_config(tmp_path)).start()
+def server(tmp_path: Path) -> Iterator[Server]:
+    """``hwut serve`` with one sim instance of nucleo-f303re."""
+    server = Server(tmp_path, sim_config(tmp_path)).start()
     yield server
     server.stop()

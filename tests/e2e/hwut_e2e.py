@@ -2,20 +2,24 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 
 REPO = Path(__file__).resolve().parents[2]
-FAKES_DIR = REPO / "tests" / "api"
 HELLO = REPO / "fixtures" / "build" / "hello.elf"
 
-FAKE_CONFIG = """
+#: The shipped board on the sim backend, with a chosen number of instances (the shipped
+#: default has 2; one makes queueing deterministic and keeps a spinning job off both cores).
+SIM_CONFIG = """
 [options]
 "scheduler.poll_seconds" = 0.05
 
@@ -26,9 +30,9 @@ manufacturer = "STMicroelectronics"
 [[boards]]
 name = "nucleo-f303re"
 microcontroller = "stm32f303re"
-backend = "{backend}"
+backend = "sim"
 instances = {instances}
-options = {{ mode = "print", scale = 0.05 }}
+options = {{}}
 """
 
 
@@ -39,9 +43,7 @@ class Server:
         self.tmp = tmp
         self.data_dir = tmp / "data"
         self.config = config
-        self.env = {**os.environ, "HWUT_CLIENT_CONFIG": str(tmp / "client.toml"),
-                    "PYTHONPATH": os.pathsep.join(filter(None, [str(FAKES_DIR),
-                                                                os.environ.get("PYTHONPATH")]))}
+        self.env = {**os.environ, "HWUT_CLIENT_CONFIG": str(tmp / "client.toml")}
         for key in ("HWUT_URL", "HWUT_TOKEN", "HWUT_USER", "HWUT_PASSWORD"):
             self.env.pop(key, None)
         self.proc: subprocess.Popen[str] | None = None
@@ -75,6 +77,16 @@ class Server:
                               capture_output=True,
                               text=True, env=self.env, cwd=self.tmp, timeout=timeout)
 
+    def cli_bytes(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+        """As :meth:`cli`, with stdout and stderr as bytes (UART logs end lines in CR LF)."""
+        return subprocess.run([sys.executable, "-m", "hwut.cli", *args], check=False,
+                              capture_output=True, env=self.env, cwd=self.tmp, timeout=timeout)
+
+    def cli_background(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, "-m", "hwut.cli", *args],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=self.env, cwd=self.tmp)
+
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
@@ -93,16 +105,49 @@ def admin_token(server: Server) -> str:
     return re.search(r"token:\s+(\S+)", server.banner).group(1)
 
 
-def fake_config(tmp: Path, backend: str = "hwut_fakes:FakeBackend", instances: int = 1) -> Path:
+def sim_config(tmp: Path, instances: int = 1) -> Path:
     path = tmp / "server.toml"
-    path.write_text(FAKE_CONFIG.format(backend=backend, instances=instances))
+    path.write_text(SIM_CONFIG.format(instances=instances))
     return path
 
 
-def wait_ended(url: str, job_id: int, headers: dict[str, str], timeout: float = 30) -> dict:
+ENDED = ("FINISHED", "ERROR", "CANCELED")
+
+
+def wait_ended(url: str, job_id: int, headers: dict[str, str], timeout: float = 30,
+               statuses: tuple[str, ...] = ENDED) -> dict:
+    """Poll the job until its status is one of ``statuses`` (or the timeout passes)."""
     deadline = time.monotonic() + timeout
     while True:
         job = httpx.get(f"{url}/apiv1/jobs/{job_id}", headers=headers).json()
-        if job["status"] in ("FINISHED", "ERROR", "CANCELED") or time.monotonic() > deadline:
+        if job["status"] in statuses or time.monotonic() > deadline:
             return job
-        time.sleep(0.1)
+        time.sleep(0.05)
+
+
+def read_until(stream: IO[str], wanted: str, timeout: float = 30) -> list[str]:
+    """Lines read from ``stream`` up to the first containing ``wanted`` (or EOF, or the
+    timeout); reading happens in a thread so a silent stream cannot block the test."""
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def reader() -> None:
+        for line in iter(stream.readline, ""):
+            lines.put(line)
+            if wanted in line:
+                return
+        lines.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            break
+        if line is None:
+            break
+        seen.append(line)
+        if wanted in line:
+            break
+    return seen

@@ -9,9 +9,8 @@ import sys
 
 import httpx
 import pytest
+from fixture_firmware import HELLO_1S
 from hwut_e2e import HELLO, Server, admin_token, wait_ended
-
-EXPECTED = "HWUT hello from NUCLEO-F303RE"
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("backends.sim") is None or not HELLO.exists(),
@@ -26,9 +25,9 @@ def sim_server(tmp_path):
 
 
 def test_cli_submit_wait(sim_server):
-    r = sim_server.cli("submit", str(HELLO), "--board", "nucleo-f303re", "--limit", "1",
-                       "--wait")
-    assert EXPECTED in r.stdout, r.stderr
+    r = sim_server.cli_bytes("submit", str(HELLO), "--board", "nucleo-f303re", "--limit", "1",
+                             "--wait")
+    assert r.stdout == HELLO_1S, r.stderr
     assert r.returncode == 0, r.stderr
 
 
@@ -51,13 +50,15 @@ def test_curl_submit(sim_server):
     assert job["status"] == "FINISHED", job
     r = httpx.get(f"{url}/apiv1/jobs/{job_id}/is_finished", auth=("curl", "pw"))
     assert r.status_code == 204
+    assert job["stop_reason"] == "limit" and job["owner"] == "curl"
     log = subprocess.run(["curl", "-s", "-u", "curl:pw", "-X", "GET",
                           f"{url}/apiv1/jobs/{job_id}/log"],
-                         check=False, capture_output=True, text=True, timeout=30).stdout
-    assert EXPECTED in log
+                         check=False, capture_output=True, timeout=30).stdout
+    assert log == HELLO_1S
 
 
 def test_demo_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "hwut.cli", "demo"], check=False, capture_output=True,
-                       text=True, timeout=120, cwd=tmp_path)
-    assert EXPECTED in r.stdout, r.stderr
+                       timeout=120, cwd=tmp_path)
+    assert r.stdout == HELLO_1S, r.stderr
+    assert r.returncode == 0 and b"FINISHED (stop reason limit" in r.stderr
