@@ -221,6 +221,8 @@ class Machine:
             wiring["bus_write"] = self.bus.write
         if "on_event" in accepted:  # EXTI events wake WFE
             wiring["on_event"] = lambda line: setattr(self.exc, "event_register", True)
+        if "channel_values" in accepted:
+            wiring["channel_values"] = {ch: v for adc, ch, v in self.board.analog if adc == name}
         if "common" in accepted:
             wiring["common"] = self.peripherals.get(
                 "ADC12_COMMON" if name in ("ADC1", "ADC2") else "ADC34_COMMON")

@@ -31,6 +31,8 @@ class BoardSpec:
     hse_hz: int
     leds: tuple[Led, ...] = ()
     buttons: tuple[Button, ...] = ()
+    #: What the ADC inputs read: (ADC, channel, 12-bit value); unlisted inputs read 0.
+    analog: tuple[tuple[str, int, int], ...] = ()
     manufacturer: str = "STMicroelectronics"
 
 
@@ -41,6 +43,9 @@ NUCLEO_F303RE = BoardSpec(
     hse_hz=8_000_000,          # MCO of the ST-LINK, HSE bypass
     leds=(Led("LD2", "GPIOA", 5),),
     buttons=(Button("B1", "GPIOC", 13, idle_level=1),),
+    # A0 (PA0, ADC1_IN1) at mid-scale as a pot would leave it; the internal
+    # reference (ADC1_IN18) reads its typical 1.23 V against 3.3 V.
+    analog=(("ADC1", 1, 2048), ("ADC1", 18, 1526)),
 )
 
 STM32F3DISCOVERY = BoardSpec(

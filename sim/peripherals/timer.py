@@ -197,7 +197,7 @@ class Timer(Peripheral):
         for i in range(nch):
             regs.append(Register(f"CCR{i + 1}", CCR_OFFSETS[i],
                                  fields=(Field(f"CCR{i + 1}", 0, self.kind.counter_bits),),
-                                 on_write=cfg))
+                                 on_write=cfg, on_read=lambda v, ch=i: self._ccr_read(ch, v)))
         if k.rcr_bits:
             regs.append(Register("RCR", RCR, fields=(Field("REP", 0, k.rcr_bits),), on_write=cfg))
         if k.has_bdtr:
@@ -237,6 +237,17 @@ class Timer(Peripheral):
         self._update_irq()
         self._reschedule()
 
+    def _is_input(self, ch: int) -> bool:
+        ccmr = self.values.get(CCMR1 if ch < 2 else CCMR2, 0)
+        return bool((ccmr >> 8 * (ch & 1)) & 3)
+
+    def _ccr_read(self, ch: int, value: int) -> int:
+        """In input capture, reading CCRx clears CCxIF (RM0316, TIMx_SR)."""
+        if self._is_input(ch) and self.values[SR] >> (ch + 1) & 1:
+            self.values[SR] &= ~(1 << (ch + 1))
+            self._update_irq()
+        return value
+
     def stable_until(self, offset: int) -> int | None:
         """When a read of ``offset`` can next change (for the machine's read cache).
 
@@ -244,6 +255,8 @@ class Timer(Peripheral):
         answer is the model's own: the next counter tick for CNT, the next wrap
         or compare match for everything else.
         """
+        if offset & ~3 in CCR_OFFSETS and self._is_input(CCR_OFFSETS.index(offset & ~3)):
+            return None  # in input capture the read clears CCxIF
         if self._quiet_until == 0:
             self._sync(force=True)
         else:

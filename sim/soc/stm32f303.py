@@ -104,6 +104,43 @@ def _connect_exti(peripherals: dict) -> None:
     rtc.on_alarm = lambda: exti.line_edge(17, True)
 
 
+#: Timer inputs on pins (DS9118 alternate-function table): (port, pin, AF) → timer, channel
+TIMER_INPUTS = {
+    ("GPIOA", 0, 1): ("TIM2", 1), ("GPIOA", 5, 1): ("TIM2", 1), ("GPIOA", 15, 1): ("TIM2", 1),
+    ("GPIOA", 1, 1): ("TIM2", 2), ("GPIOB", 3, 1): ("TIM2", 2),
+    ("GPIOA", 2, 1): ("TIM2", 3), ("GPIOB", 10, 1): ("TIM2", 3),
+    ("GPIOA", 3, 1): ("TIM2", 4), ("GPIOB", 11, 1): ("TIM2", 4),
+    ("GPIOA", 6, 2): ("TIM3", 1), ("GPIOB", 4, 2): ("TIM3", 1), ("GPIOC", 6, 2): ("TIM3", 1),
+    ("GPIOA", 7, 2): ("TIM3", 2), ("GPIOB", 5, 2): ("TIM3", 2), ("GPIOC", 7, 2): ("TIM3", 2),
+    ("GPIOB", 0, 2): ("TIM3", 3), ("GPIOC", 8, 2): ("TIM3", 3),
+    ("GPIOB", 1, 2): ("TIM3", 4), ("GPIOC", 9, 2): ("TIM3", 4),
+    ("GPIOB", 6, 2): ("TIM4", 1), ("GPIOB", 7, 2): ("TIM4", 2),
+    ("GPIOB", 8, 2): ("TIM4", 3), ("GPIOB", 9, 2): ("TIM4", 4),
+    ("GPIOA", 2, 9): ("TIM15", 1), ("GPIOA", 3, 9): ("TIM15", 2),
+    ("GPIOA", 6, 1): ("TIM16", 1), ("GPIOB", 4, 1): ("TIM16", 1), ("GPIOB", 8, 1): ("TIM16", 1),
+    ("GPIOA", 7, 1): ("TIM17", 1), ("GPIOB", 9, 1): ("TIM17", 1),
+}
+
+
+def _connect_capture(peripherals: dict) -> None:
+    """Edges on a pin in alternate-function mode reach the timer channel it feeds."""
+    for port in "ABCDEF":
+        gpio = peripherals[f"GPIO{port}"]
+        gpio.on_input_change(_capture_router(gpio, peripherals))
+
+
+def _capture_router(gpio: Any, peripherals: dict) -> Callable[[int, int], None]:
+    def changed(pin: int, level: int) -> None:
+        if (gpio.get("MODER") >> 2 * pin) & 3 != 2:  # not alternate function
+            return
+        afr = gpio.get("AFRL" if pin < 8 else "AFRH")
+        af = (afr >> 4 * (pin & 7)) & 0xF
+        target = TIMER_INPUTS.get((gpio.name, pin, af))
+        if target is not None:
+            peripherals[target[0]].input_edge(target[1], bool(level))
+    return changed
+
+
 #: DMA request lines (RM0316 tables 78/79): peripheral, request → controller, channel
 DMA_REQUESTS = {
     ("USART1", "tx"): ("DMA1", 4), ("USART1", "rx"): ("DMA1", 5),
@@ -159,7 +196,7 @@ STM32F303RE = SocSpec(
         )),
     ),
     peripherals=_core_peripherals() + _device_peripherals(),
-    wiring=(_connect_exti, _connect_dma),
+    wiring=(_connect_exti, _connect_dma, _connect_capture),
     peripheral_space=(
         (0x4000_0000, 0x0002_4400),  # APB1, APB2, AHB1
         (0x4800_0000, 0x0000_1800),  # AHB2: GPIO A-F

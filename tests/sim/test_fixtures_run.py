@@ -108,6 +108,21 @@ def test_timer_interrupts_counter_and_one_pulse():
     assert first_line_end == pytest.approx(0.5 + 16 * 10 / 115200, abs=0.0005)
 
 
+def test_input_capture_from_pin_edges_and_adc_from_the_board():
+    from backends.image import load
+    from sim.boards import board
+    from sim.machine import Machine
+
+    from .conftest import BUILD
+    out = bytearray()
+    m = Machine(board("nucleo-f303re"), uart_out=lambda name, data: out.extend(data))
+    m.load([(s.address, s.data) for s in load(BUILD / "capture_adc.elf").segments])
+    for i, t in enumerate([0.010, 0.011, 0.0125, 0.0135, 0.015]):  # rising edges 2.5 ms apart
+        m.drive_pin("GPIOA", 15, 1 - i % 2, t)
+    assert m.run(0.1).exit_code == 0
+    assert bytes(out) == expected("capture_adc")  # A0 reads the board's 2048
+
+
 def test_core_exception_model():
     r = run_firmware("core_exceptions", 1)
     assert r.semihosting.endswith(b"core_exceptions: ALL OK\n"), r.semihosting.decode()
