@@ -298,14 +298,24 @@ def boards(ctx: click.Context, extended: bool) -> None:
     """List the boards the server offers."""
     try:
         with _client(ctx) as client:
-            found = client.boards(extended)
+            found = client.boards(True)
     except HwutError as exc:
         _fail(exc)
     if extended:
         _print_json(found)
         return
     for board in found:
-        click.echo(f"{board['name']:<20} {board.get('microcontroller') or ''}")
+        mcu = board.get("microcontroller") or ""
+        if isinstance(mcu, dict):
+            mcu = mcu.get("name", "")
+        instances = board.get("instances") or []
+        click.echo(f"{board['name']:<20} {mcu:<14} {len(instances)} instance(s)")
+        for inst in instances:
+            avail = inst.get("availability") or {}
+            status = "available" if avail.get("ok") else "NOT available"
+            detail = f": {avail['detail']}" if avail.get("detail") else ""
+            click.echo(f"  {inst['name']:<22} {inst.get('backend', ''):<8} "
+                       f"{inst.get('state', ''):<8} {status}{detail}")
 
 
 # ---- users ------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ def test_first_serve_bootstraps_admin_and_client_config(server):
     assert server.url in config and admin_token(server) in config
     r = server.cli("boards")
     assert r.returncode == 0 and "nucleo-f303re" in r.stdout
+    # each instance with its backend and whether that backend can run here
+    assert "nucleo-f303re#0" in r.stdout and "sim" in r.stdout and " available" in r.stdout
 
 
 def test_submit_wait_streams_log_and_exits_zero(server):
