@@ -38,37 +38,34 @@ def best(fn, repeats: int = REPEATS) -> float:
     return min(fn() for _ in range(repeats))
 
 
-def compute_mips(native: bool | None = None) -> tuple[float, float]:
-    limit = 60 if native is not False else 0.5  # the Python counter is ~100x slower
-
-    def once() -> float:
-        m, _ = build("compute", native=native)
+def timed_run(name: str, limit_s: float, repeats: int = REPEATS, **machine_args) -> tuple[float, int]:
+    """Best wall time of running ``name`` for ``limit_s`` virtual seconds, and its
+    instruction count (the same every run)."""
+    walls, instructions = [], 0
+    for _ in range(repeats):
+        m, _ = build(name, **machine_args)
         t = time.perf_counter()
-        r = m.run(limit)
-        once.instructions = r.instructions
-        return time.perf_counter() - t
-    wall = best(once, 1 if native is False else REPEATS)
-    return once.instructions / wall / 1e6, wall
+        r = m.run(limit_s)
+        walls.append(time.perf_counter() - t)
+        instructions = r.instructions
+    return min(walls), instructions
+
+
+def compute_mips(native: bool | None = None) -> tuple[float, float]:
+    if native is False:  # the Python counter is ~100x slower: a shorter run
+        wall, n = timed_run("compute", 0.5, 1, native=False)
+    else:
+        wall, n = timed_run("compute", 60)
+    return n / wall / 1e6, wall
 
 
 def uart_loop_mips() -> float:
-    def once() -> float:
-        m, _ = build("uart_loop")
-        t = time.perf_counter()
-        r = m.run(1.0)
-        once.instructions = r.instructions
-        return time.perf_counter() - t
-    wall = best(once)
-    return once.instructions / wall / 1e6
+    wall, n = timed_run("uart_loop", 1.0)
+    return n / wall / 1e6
 
 
 def blink_second() -> float:
-    def once() -> float:
-        m, _ = build("blink")
-        t = time.perf_counter()
-        m.run(1.0)
-        return time.perf_counter() - t
-    return best(once)
+    return timed_run("blink", 1.0)[0]
 
 
 def first_byte() -> float:
@@ -82,25 +79,14 @@ def first_byte() -> float:
 
 def exception_cost() -> tuple[float, float]:
     """systick_1mhz: 100000 SysTick exceptions in 0.1 virtual s."""
-    def once() -> float:
-        m, _ = build("systick_1mhz")
-        t = time.perf_counter()
-        m.run(1.0)
-        return time.perf_counter() - t
-    wall = best(once, 1)
+    wall, _ = timed_run("systick_1mhz", 1.0, 1)
     return wall / 100_000 * 1e6, wall * 10
 
 
 def polling_mips() -> float:
     """echo waiting for input: a USART status poll through function calls (not a pure loop)."""
-    def once() -> float:
-        m, _ = build("echo")
-        t = time.perf_counter()
-        r = m.run(1.0)
-        once.instructions = r.instructions
-        return time.perf_counter() - t
-    wall = best(once)
-    return once.instructions / wall / 1e6
+    wall, n = timed_run("echo", 1.0)
+    return n / wall / 1e6
 
 
 def qemu_compute() -> float | None:
