@@ -48,7 +48,8 @@ class SimBackend(Backend):
             return Outcome(StopReason.INFRASTRUCTURE, infra_log=str(exc),
                            detail=f"cannot load the executable: {exc}")
         try:
-            spec = board_spec(request.board)
+            # a server board may go by its own name and say which model it is
+            spec = board_spec(str(self.options.get("model", request.board)))
         except KeyError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc.args[0]))
         console = spec.console

@@ -93,3 +93,12 @@ def test_console_input_reaches_the_firmware():
     out = bytearray()
     SimBackend("nucleo-f303re").run(request("echo", 0.05, sink=out.extend, uart_input=b"x"))
     assert out.startswith(b"echo ready\r\n")
+
+
+def test_a_board_with_its_own_name_names_its_model():
+    out = bytearray()
+    req = RunRequest(BUILD / "semihost_exit.elf", "elf", "lab-bench-3", 1, out.extend,
+                     threading.Event())
+    assert SimBackend("lab-bench-3").run(req).reason is StopReason.INFRASTRUCTURE
+    outcome = SimBackend("lab-bench-3", {"model": "nucleo-f303re"}).run(req)
+    assert outcome.exit_code == 3 and out == b"semihosting: hello\nok\n"
