@@ -39,6 +39,7 @@ from . import mmio_cache
 from .boards.spec import BoardSpec
 from .bus import Bus
 from .core import exceptions as X
+from .core.cpustate import NO_INTR, new_state
 from .core.exceptions import ExceptionModel, Lockup
 from .core.semihosting import Semihosting, SemihostingExit
 from .counter import InstructionCounter
@@ -104,7 +105,10 @@ class Machine:
         self._notes: list[str] = []
         self._note_sink = note
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
-        self.counter = InstructionCounter(self.uc, native=native)
+        self.state = new_state()
+        self.counter = InstructionCounter(self.uc, native=native, state=self.state)
+        #: With the native hook, SysTick wraps and exception entry/return happen in C.
+        self.native = self.counter.native
         self.clock = VirtualClock(self.counter, soc.reset_hz)
         self.clock.deadline_listener = self.counter.stop_at
         self.clocks = ClockTree(HSI=8_000_000, HSE=board.hse_hz, LSI=40_000, LSE=32_768,
@@ -115,7 +119,9 @@ class Machine:
         self.exc = ExceptionModel(self.uc, irq_count=soc.irq_count,
                                   priority_bits=soc.priority_bits,
                                   read_word=lambda a: self.bus.read(a, 4),
-                                  on_change=self.counter.stop_soon)
+                                  on_change=self.counter.stop_soon, state=self.state)
+        if not self.native:
+            self.exc._on_deadline = self.counter.stop_at
         for m in soc.memories:
             mem = self.bus.add_memory(m.name, m.base, m.size, writable=m.writable,
                                       fill=m.fill, aliases=m.aliases)
@@ -229,7 +235,11 @@ class Machine:
         return wiring
 
     def _install_hooks(self) -> None:
-        self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        if self.native:
+            self.state.fast = 1
+            self.counter.add_native_interrupts()
+        else:
+            self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
 
     # -- loading and reset --------------------------------------------------------
@@ -353,6 +363,13 @@ class Machine:
         self._bad_access = (access, address, size, value)
         return False
 
+    def _next_deadline(self) -> int | None:
+        """The next cycle at which something outside the CPU happens (events, SysTick)."""
+        nxt, tick = self.clock.next_deadline(), self.exc.systick_next
+        if tick is None:
+            return nxt
+        return tick if nxt is None else min(nxt, tick)
+
     def _observe_read(self, address: int, value: int, peripheral: Any, offset: int) -> int | None:
         """Skip the remaining turns of a pure polling loop (see ``sim.pollskip``), and
         say until when this read may be answered from the native read cache."""
@@ -363,7 +380,7 @@ class Machine:
             self.poll.forget()
             return None
         now = self.counter.count
-        nxt = self.clock.next_deadline()
+        nxt = self._next_deadline()
         until = min(stable, nxt if nxt is not None else now + SLICE)
         poll = self.poll
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
@@ -402,6 +419,7 @@ class Machine:
                     self.note(f"system reset requested at {self.clock.seconds():.6f} s")
                     self.reset(system=True)
                     continue
+                self.exc.systick_catch_up(self.counter.count)
                 if self._take_exception():
                     continue
                 if self._sleeping:
@@ -452,7 +470,7 @@ class Machine:
             if self._sleep_kind == "wfe":
                 self.exc.event_register = False
             return
-        nxt = self.clock.next_deadline()
+        nxt = self._next_deadline()
         if nxt is None:  # nothing can ever wake the core; the limit event always exists
             self._stop(StopCause.LIMIT)
             return
@@ -460,10 +478,12 @@ class Machine:
 
     def _run_slice(self) -> None:
         count = self.counter.count
-        nxt = self.clock.next_deadline()
+        # With the native hook SysTick is taken inside the engine: no slice ends for it.
+        nxt = self.clock.next_deadline() if self.native else self._next_deadline()
         end = count + SLICE if nxt is None else min(nxt, count + SLICE)
         self.counter.limit = max(end, count + 1)
         self._intr = None
+        self.state.last_intno = NO_INTR
         self._bad_access = None
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
         try:
@@ -471,6 +491,8 @@ class Machine:
         except UcError as err:
             self._on_cpu_error(err)
             return
+        if self.native and self.state.last_intno != NO_INTR:
+            self._intr = self.state.last_intno
         if self._intr is not None:
             self._on_cpu_interrupt(self._intr)
         elif self.counter.count < self.counter.limit and self._cause is None:

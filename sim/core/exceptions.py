@@ -15,9 +15,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from unicorn import Uc
+from unicorn import Uc, UcError
 from unicorn import arm_const as A
 
+from .cpustate import NONE_CYCLE, CpuState, get_set, new_state, put_set
 from .regfile import RegisterFile
 
 RESET, NMI, HARDFAULT, MEMMANAGE, BUSFAULT, USAGEFAULT = 1, 2, 3, 4, 5, 6
@@ -70,19 +71,19 @@ class ExceptionModel:
 
     def __init__(self, cpu: Uc, *, irq_count: int, priority_bits: int = 4,
                  read_word: Callable[[int], int],
-                 on_change: Callable[[], None]) -> None:
+                 on_change: Callable[[], None], state: CpuState | None = None) -> None:
         self.cpu = cpu
         self.irq_count = irq_count
-        self.priority_mask = (0xFF << (8 - priority_bits)) & 0xFF
+        #: Shared with the native hook: pending/active/enabled/levels, priorities,
+        #: VTOR, PRIGROUP, the event register and SysTick's next wrap live here.
+        self.s = state if state is not None else new_state()
+        self.s.n_exc = IRQ_BASE + irq_count
+        self.s.priority_mask = (0xFF << (8 - priority_bits)) & 0xFF
+        self.priority_mask = self.s.priority_mask
         self._read_word = read_word
         #: Called whenever something may now be taken (the run loop stops the slice).
         self._on_change = on_change
         self.faults = FaultStatus()
-        self.vtor = 0
-        self.prigroup = 0
-        self.shcsr_enables = 0  # MEMFAULTENA(16) BUSFAULTENA(17) USGFAULTENA(18)
-        self.sevonpend = False
-        self.event_register = False
         self.fault_log: list[str] = []
         regs = RegisterFile(cpu)
         self._write_regs = regs.write
@@ -95,22 +96,61 @@ class ExceptionModel:
                                        A.UC_ARM_REG_MSP, A.UC_ARM_REG_PSP))
         self.reset()
 
-    def reset(self) -> None:
-        n = IRQ_BASE + self.irq_count
-        # Bit masks indexed by exception number: arbitration runs between every
-        # two slices, so it must cost little when nothing is pending.
-        self.pending = 0
-        self.active = 0
-        self.enabled = 0
-        self.levels = 0
-        self.prio = [0] * n
-        self.prio[RESET], self.prio[NMI], self.prio[HARDFAULT] = -3, -2, -1
-        self.faults = FaultStatus()
-        self.vtor = 0
-        self.prigroup = 0
-        self.shcsr_enables = 0
+    # The state, as Python sees it (bit sets as ints).
+    pending = property(lambda self: get_set(self.s.pending),
+                       lambda self, v: put_set(self.s.pending, v))
+    active = property(lambda self: get_set(self.s.active),
+                      lambda self, v: put_set(self.s.active, v))
+    enabled = property(lambda self: get_set(self.s.enabled),
+                       lambda self, v: put_set(self.s.enabled, v))
+    levels = property(lambda self: get_set(self.s.levels),
+                      lambda self, v: put_set(self.s.levels, v))
+    prio = property(lambda self: self.s.prio)
+    vtor = property(lambda self: self.s.vtor, lambda self, v: setattr(self.s, "vtor", v))
+    prigroup = property(lambda self: self.s.prigroup,
+                        lambda self, v: setattr(self.s, "prigroup", v))
+    shcsr_enables = property(lambda self: self.s.shcsr_enables,
+                             lambda self, v: setattr(self.s, "shcsr_enables", v))
+    sevonpend = property(lambda self: bool(self.s.sevonpend),
+                         lambda self, v: setattr(self.s, "sevonpend", int(bool(v))))
+    event_register = property(lambda self: bool(self.s.event_register),
+                              lambda self, v: setattr(self.s, "event_register", int(bool(v))))
 
-    # -- state used by the registers ---------------------------------------
+    def reset(self) -> None:
+        s = self.s
+        for name in ("pending", "active", "enabled", "levels"):
+            put_set(getattr(s, name), 0)
+        for i in range(len(s.prio)):
+            s.prio[i] = 0
+        s.prio[RESET], s.prio[NMI], s.prio[HARDFAULT] = -3, -2, -1
+        s.vtor = s.prigroup = s.shcsr_enables = 0
+        s.systick_next, s.systick_period = NONE_CYCLE, 0
+        self.faults = FaultStatus()
+
+    # -- SysTick's wraps, kept here so the native hook can take them too ------------
+    def set_systick(self, next_cycle: int | None, period: int) -> None:
+        """SysTick pends at ``next_cycle`` and every ``period`` cycles after (0: once)."""
+        self.s.systick_next = NONE_CYCLE if next_cycle is None else next_cycle
+        self.s.systick_period = period
+        if next_cycle is not None:
+            self._on_deadline(next_cycle)
+
+    @property
+    def systick_next(self) -> int | None:
+        nxt = self.s.systick_next
+        return None if nxt == NONE_CYCLE else nxt
+
+    def systick_catch_up(self, now: int) -> None:
+        """Pend SysTick for wraps due by ``now`` (what the native hook does inline)."""
+        s = self.s
+        if now >= s.systick_next:
+            while now >= s.systick_next:
+                s.systick_next = (s.systick_next + s.systick_period if s.systick_period
+                                  else NONE_CYCLE)
+            self.set_pending(SYSTICK)
+
+    _on_deadline: Callable[[int], None] = staticmethod(lambda cycle: None)
+
     def cpu_ipsr(self) -> int:
         return self.cpu.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
 
@@ -271,7 +311,10 @@ class ExceptionModel:
                            (xpsr & ~(1 << 9)) | (1 << 24) | ((1 << 9) if realigned else 0))
         if extended:
             data += struct.pack("<17I", *self._read_fp()) + b"\0\0\0\0"
-        cpu.mem_write(frame, data)
+        try:
+            cpu.mem_write(frame, data)
+        except UcError:
+            raise Lockup(f"stacking for {name_of(exc)} failed: SP 0x{sp:08x} is not in RAM") from None
         exc_return = 0xFFFF_FFE1 if extended else 0xFFFF_FFF1
         if not handler_mode:
             exc_return |= 0x8

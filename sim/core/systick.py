@@ -1,15 +1,17 @@
 """SysTick (0xE000E010): a 24-bit down-counter on the core clock or HCLK/8.
 
-The counter is not ticked; its value is computed from the cycle count, and a
-clock event is scheduled only when the wrap must raise an interrupt.
+The counter is not ticked; its value is computed from the cycle count. The
+wraps that raise the interrupt are handed to the exception model as a cycle
+and a period, so the native hook can take a 1 MHz SysTick without a round trip
+through Python.
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
 from ..regs import STABLE, Access, Field, Peripheral, Register
-from ..vclock import Event, VirtualClock
-from .exceptions import SYSTICK, ExceptionModel
+from ..vclock import VirtualClock
+from .exceptions import ExceptionModel
 
 
 class SysTick(Peripheral):
@@ -22,9 +24,9 @@ class SysTick(Peripheral):
         self._calib = calib
         self._start = 0      # cycle at which the counter held _c0
         self._c0 = 0
+        self._reload = 0     # the reload in effect (RVR takes effect at the next wrap)
         self._running = False
         self._last_flag_check = 0
-        self._event: Event | None = None
         super().__init__(name, base, note=note)
 
     def registers(self) -> Iterable[Register]:
@@ -33,7 +35,7 @@ class SysTick(Peripheral):
             Field("TICKINT", 1, on_write=lambda o, n: self._restart()),
             Field("CLKSOURCE", 2, on_write=lambda o, n: self._restart()),
             Field("COUNTFLAG", 16, access=Access.RO)), on_read=self._read_csr)
-        yield Register("RVR", 0x4, write_mask=0x00FF_FFFF)
+        yield Register("RVR", 0x4, write_mask=0x00FF_FFFF, on_write=lambda _v: self._restart())
         yield Register("CVR", 0x8, on_read=lambda _v: self.current(),
                        on_write=lambda _v: self._clear_current())
         yield Register("CALIB", 0xC, reset=self._calib, write_mask=0)
@@ -42,9 +44,8 @@ class SysTick(Peripheral):
         super().reset()
         self._running = False
         self._c0 = 0
-        if getattr(self, "_event", None):
-            self._event.cancel()
-        self._event = None
+        self._reload = 0
+        self.exc.set_systick(None, 0)
 
     # timing ----------------------------------------------------------------
     @property
@@ -57,7 +58,7 @@ class SysTick(Peripheral):
     def current(self) -> int:
         if not self._running:
             return self._c0
-        reload = self.get("RVR")
+        reload = self._reload
         n = self._ticks(self.clock.cycles)
         if n < self._c0 or reload == 0:
             return max(0, self._c0 - n)
@@ -65,7 +66,7 @@ class SysTick(Peripheral):
 
     def _first_zero_after(self, cycles: int) -> int | None:
         """Cycle of the first 1→0 transition strictly after ``cycles``."""
-        reload = self.get("RVR")
+        reload = self._reload
         if not self._running:
             return None
         first = self._c0 if self._c0 else reload + 1
@@ -74,16 +75,20 @@ class SysTick(Peripheral):
         n = self._ticks(cycles)
         if n < first:
             k = first
+        elif reload == 0:
+            return None
         else:
             period = reload + 1
             k = first + ((n - first) // period + 1) * period
         return self._start + k * self._div
 
     def _restart(self) -> None:
-        """ENABLE/CLKSOURCE/TICKINT changed: re-anchor the counter at its current value."""
+        """ENABLE/CLKSOURCE/TICKINT/RVR changed: re-anchor the counter at its value now.
+        A new reload counts from the next wrap on, as on the core."""
         now = self.clock.cycles
         value = self.current()
         self._running = bool(self.get("CSR") & 1)
+        self._reload = self.get("RVR")
         self._c0, self._start = value, now
         self._schedule()
 
@@ -93,18 +98,12 @@ class SysTick(Peripheral):
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._event is not None:
-            self._event.cancel()
-            self._event = None
         if self._running and self.get("CSR") & 2:
             when = self._first_zero_after(self.clock.cycles)
-            if when is not None:
-                self._event = self.clock.at_cycle(when, self._wrap)
-
-    def _wrap(self) -> None:
-        self._event = None
-        self.exc.set_pending(SYSTICK)
-        self._schedule()
+            period = (self._reload + 1) * self._div if self._reload else 0
+            self.exc.set_systick(when, period)
+        else:
+            self.exc.set_systick(None, 0)
 
     def stable_until(self, offset: int) -> int | None:
         if offset == 0x0:   # CSR: COUNTFLAG rises at the next wrap

@@ -146,10 +146,15 @@ def test_fast_forward_and_read_cache_are_exact(name, limit):
     assert fast.result.instructions == slow.result.instructions
 
 
-@pytest.mark.parametrize("name, limit", [("core_exceptions", 1), ("blink", 0.3)])
-def test_python_counter_matches_the_native_one(name, limit):
-    native = run_firmware(name, limit)
-    python = run_firmware(name, limit, native=False)
+@pytest.mark.parametrize("name, limit", [("core_exceptions", 1), ("blink", 0.3),
+                                         ("systick_1mhz", 0.004), ("core_system", 1),
+                                         ("uart_irq", 0.02), ("timers", 0.25), ("fw_rtos", 0.03),
+                                         ("float", 0.03)])
+def test_python_core_matches_the_native_one(name, limit):
+    """The native hook (counting, SysTick, exception entry and return in C) and the
+    Python model give the same run, cycle for cycle."""
+    native = run_firmware(name, limit, uart_input=b"ok\r", input_at_s=0.01)
+    python = run_firmware(name, limit, native=False, uart_input=b"ok\r", input_at_s=0.01)
     assert native.output == python.output and native.timeline == python.timeline
     assert native.result.instructions == python.result.instructions
 

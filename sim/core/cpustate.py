@@ -1,0 +1,59 @@
+"""The core state that the native hook (sim/native/counter.c) and the Python
+exception model share: one ctypes struct, so either side can act on it and both
+always agree. The field order must match ``hwut_cpu`` in counter.c."""
+from __future__ import annotations
+
+import ctypes
+
+from unicorn import arm_const as A
+
+WORDS = 4
+NONE_CYCLE = (1 << 64) - 1
+NO_INTR = 0xFFFF_FFFF
+
+#: Register ids in the order counter.c indexes them (R_R0 ... R_FPSCR, then S0-S15).
+REGISTER_ORDER = (
+    A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_R2, A.UC_ARM_REG_R3, A.UC_ARM_REG_R12,
+    A.UC_ARM_REG_LR, A.UC_ARM_REG_PC, A.UC_ARM_REG_SP, A.UC_ARM_REG_MSP, A.UC_ARM_REG_PSP,
+    A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR, A.UC_ARM_REG_XPSR_NZCVQG, A.UC_ARM_REG_IPSR,
+    A.UC_ARM_REG_BASEPRI, A.UC_ARM_REG_PRIMASK, A.UC_ARM_REG_FAULTMASK, A.UC_ARM_REG_FPSCR,
+    *(A.UC_ARM_REG_S0 + i for i in range(16)),
+)
+
+
+class CpuState(ctypes.Structure):
+    _fields_ = [
+        ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64), ("stop", ctypes.c_void_p),
+        ("systick_next", ctypes.c_uint64), ("systick_period", ctypes.c_uint64),
+        ("pending", ctypes.c_uint32 * WORDS), ("active", ctypes.c_uint32 * WORDS),
+        ("enabled", ctypes.c_uint32 * WORDS), ("levels", ctypes.c_uint32 * WORDS),
+        ("prio", ctypes.c_int32 * (32 * WORDS)),
+        ("n_exc", ctypes.c_uint32), ("prigroup", ctypes.c_uint32), ("vtor", ctypes.c_uint32),
+        ("shcsr_enables", ctypes.c_uint32), ("priority_mask", ctypes.c_uint32),
+        ("event_register", ctypes.c_uint32), ("sevonpend", ctypes.c_uint32),
+        ("fast", ctypes.c_uint32), ("last_intno", ctypes.c_uint32),
+        ("entries", ctypes.c_uint64), ("exits", ctypes.c_uint64),
+        ("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p),
+        ("mem_read", ctypes.c_void_p), ("mem_write", ctypes.c_void_p),
+        ("regs", ctypes.c_int32 * len(REGISTER_ORDER)),
+    ]
+
+
+def get_set(words: ctypes.Array) -> int:
+    """A bit set held in 32-bit words, as one Python int."""
+    return words[0] | words[1] << 32 | words[2] << 64 | words[3] << 96
+
+
+def put_set(words: ctypes.Array, value: int) -> None:
+    for i in range(WORDS):
+        words[i] = (value >> (32 * i)) & 0xFFFF_FFFF
+
+
+def new_state() -> CpuState:
+    state = CpuState()
+    state.limit = (1 << 63) - 1
+    state.systick_next = NONE_CYCLE
+    state.last_intno = NO_INTR
+    for i, reg in enumerate(REGISTER_ORDER):
+        state.regs[i] = reg
+    return state
