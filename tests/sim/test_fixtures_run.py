@@ -123,6 +123,16 @@ def test_input_capture_from_pin_edges_and_adc_from_the_board():
     assert bytes(out) == expected("capture_adc")  # A0 reads the board's 2048
 
 
+@pytest.mark.parametrize("fmt", ["elf", "bin", "hex"])
+def test_bootloader_starts_the_application_at_its_offset(fmt):
+    from .conftest import BUILD
+    r = run_firmware(BUILD / f"bootloader.{fmt}", 1)
+    assert r.uart == expected("bootloader") and r.result.exit_code == 0
+    line_ends = [t for t, b in r.timeline if b == ord("\n")]
+    # "starting application" follows the 20 ms window timed on TIM2->CNT (1 kHz)
+    assert 0.020 < line_ends[1] < 0.020 + 30 * 10 / 115200 + 0.001
+
+
 def test_core_exception_model():
     r = run_firmware("core_exceptions", 1)
     assert r.semihosting.endswith(b"core_exceptions: ALL OK\n"), r.semihosting.decode()
