@@ -129,8 +129,9 @@ def test_bootloader_starts_the_application_at_its_offset(fmt):
     r = run_firmware(BUILD / f"bootloader.{fmt}", 1)
     assert r.uart == expected("bootloader") and r.result.exit_code == 0
     line_ends = [t for t, b in r.timeline if b == ord("\n")]
-    # "starting application" follows the 20 ms window timed on TIM2->CNT (1 kHz)
-    assert 0.020 < line_ends[1] < 0.020 + 30 * 10 / 115200 + 0.001
+    # both boot lines on the wire (57 characters at 115200) plus the 20 ms window
+    # timed on TIM2->CNT at 1 kHz
+    assert line_ends[1] == pytest.approx(0.020 + 57 * 10 / 115200, abs=0.0005)
 
 
 def test_core_exception_model():
