@@ -119,9 +119,9 @@ class Machine:
         self.exc = ExceptionModel(self.uc, irq_count=soc.irq_count,
                                   priority_bits=soc.priority_bits,
                                   read_word=lambda a: self.bus.read(a, 4),
-                                  on_change=self.counter.stop_soon, state=self.state)
-        if not self.native:
-            self.exc._on_deadline = self.counter.stop_at
+                                  on_change=self.counter.stop_soon, state=self.state,
+                                  # without the native hook a slice must end at each wrap
+                                  on_systick=None if self.native else self.counter.stop_at)
         for m in soc.memories:
             mem = self.bus.add_memory(m.name, m.base, m.size, writable=m.writable,
                                       fill=m.fill, aliases=m.aliases)
@@ -151,10 +151,10 @@ class Machine:
         if fast_forward:
             self.bus.read_observer = self._observe_read
             self.bus.write_observer = self.poll.forget
-        self._pending_fault: tuple[int, int, int | None, str] | None = None
         self._cause: StopCause | None = None
         self._exit_code: int | None = None
         self._sleeping = False
+        self._sleep_kind = "wfi"
         self._waits_behind_mask = False
         self._unmask_sites = 0
         #: Core cycles spent asleep (WFI/WFE): time that passed with no instructions.

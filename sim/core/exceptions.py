@@ -71,7 +71,8 @@ class ExceptionModel:
 
     def __init__(self, cpu: Uc, *, irq_count: int, priority_bits: int = 4,
                  read_word: Callable[[int], int],
-                 on_change: Callable[[], None], state: CpuState | None = None) -> None:
+                 on_change: Callable[[], None], state: CpuState | None = None,
+                 on_systick: Callable[[int], None] | None = None) -> None:
         self.cpu = cpu
         self.irq_count = irq_count
         #: Shared with the native hook: pending/active/enabled/levels, priorities,
@@ -83,6 +84,8 @@ class ExceptionModel:
         self._read_word = read_word
         #: Called whenever something may now be taken (the run loop stops the slice).
         self._on_change = on_change
+        #: Told of the cycle of SysTick's next wrap when it changes.
+        self._on_systick = on_systick or (lambda cycle: None)
         self.faults = FaultStatus()
         self.fault_log: list[str] = []
         regs = RegisterFile(cpu)
@@ -133,7 +136,7 @@ class ExceptionModel:
         self.s.systick_next = NONE_CYCLE if next_cycle is None else next_cycle
         self.s.systick_period = period
         if next_cycle is not None:
-            self._on_deadline(next_cycle)
+            self._on_systick(next_cycle)
 
     @property
     def systick_next(self) -> int | None:
@@ -148,8 +151,6 @@ class ExceptionModel:
                 s.systick_next = (s.systick_next + s.systick_period if s.systick_period
                                   else NONE_CYCLE)
             self.set_pending(SYSTICK)
-
-    _on_deadline: Callable[[int], None] = staticmethod(lambda cycle: None)
 
     def cpu_ipsr(self) -> int:
         return self.cpu.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
