@@ -38,8 +38,10 @@ class RunRequest:
     cancel: threading.Event
     #: Secondary trace output (ITM/SWO); None when the job keeps none.
     other: ByteSink | None = None
-    #: Bytes fed to the console UART's receive side, in order.
+    #: Bytes fed to the console UART's receive side, in order, once it listens.
     uart_input: bytes = b""
+    #: Scripted button presses: (button, press at s, release at s or None), virtual time.
+    presses: tuple[tuple[str, float, float | None], ...] = ()
 
 
 @dataclass

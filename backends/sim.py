@@ -67,8 +67,13 @@ class SimBackend(Backend):
         except ValueError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, infra_log="\n".join(infra),
                            detail=f"cannot place the image in memory: {exc}")
-        if request.uart_input:
-            machine.uart_receive(console, request.uart_input)
+        if request.uart_input:  # typed, not burst: each byte once the last one was read
+            machine.uart_receive(console, request.uart_input, paced=True)
+        try:
+            for button, at, release in request.presses:
+                machine.press(button, at, release)
+        except KeyError as exc:
+            return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc.args[0]))
         factor = float(self.options.get("wall_factor", DEFAULT_WALL_FACTOR))
         minimum = float(self.options.get("wall_minimum_s", DEFAULT_WALL_MINIMUM_S))
         wall = max(minimum, request.time_limit_s * factor)

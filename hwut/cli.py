@@ -205,13 +205,18 @@ def _stream(chunk: bytes) -> None:
 @click.option("--board", "-b", required=True, help="Board name (see `hwut boards`).")
 @click.option("--limit", "-l", type=int, help="Time limit in seconds (server default 60).")
 @click.option("--comment", "-c", help="Title or description of the job.")
+@click.option("--input", "-i", "console_input",
+              help="Text sent to the board's console once the firmware listens.")
+@click.option("--press", "-p", "presses", multiple=True, metavar="BUTTON@S[-S]",
+              help="Press a board button at a virtual time, e.g. B1@0.5-0.7 (repeatable).")
 @click.option("--wait", "-w", is_flag=True, help="Wait, stream the log, exit with its code.")
 @click.pass_context
 def submit(ctx: click.Context, file: str, board: str, limit: int | None, comment: str | None,
-           wait: bool) -> None:
+           console_input: str | None, presses: tuple[str, ...], wait: bool) -> None:
     try:
         with _client(ctx) as client:
-            job = client.submit(Path(file), board, limit, comment)
+            job = client.submit(Path(file), board, limit, comment, console_input=console_input,
+                                presses=list(presses))
             if not wait:
                 _print_json(job)
                 return

@@ -147,7 +147,8 @@ class Client:
         return self._request("GET", "/auth_test").json()
 
     def submit(self, executable: bytes | Path, board: str, limit: int | None = None,
-               comment: str | None = None) -> dict[str, Any]:
+               comment: str | None = None, console_input: str | None = None,
+               presses: list[str] | None = None) -> dict[str, Any]:
         data = Path(executable).read_bytes() if isinstance(executable, (str, Path)) \
             else executable
         params: dict[str, Any] = {"board": board}
@@ -155,6 +156,10 @@ class Client:
             params["duration_limit_seconds"] = limit
         if comment is not None:
             params["comment"] = comment
+        if console_input:
+            params["input"] = console_input
+        if presses:
+            params["press"] = list(presses)
         return self._request("PUT", "/jobs/submit", params=params, content=data).json()
 
     def job(self, job_id: int) -> dict[str, Any]:

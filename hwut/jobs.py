@@ -72,7 +72,7 @@ SHORT_FIELDS = ("id", "created", "status", "owner")
 EXTENDED_FIELDS = SHORT_FIELDS + (
     "comment", "duration_limit_seconds", "filename_executable", "filename_log",
     "filename_other", "board", "format", "started", "finished", "stop_reason",
-    "exit_code", "detail", "time_used_seconds", "filename_infra")
+    "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses")
 
 
 @dataclass
@@ -100,6 +100,9 @@ class Job:
     time_used_seconds: float | None = None
     instance: str | None = None
     cancel_requested: bool = False
+    #: Console input sent once the firmware listens; scripted button presses.
+    input: str | None = None
+    presses: list[list[Any]] | None = None
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)

@@ -223,7 +223,9 @@ class Scheduler:
                 executable=self.store.artifact_path(job.filename_executable),
                 format=job.format, board=job.board,
                 time_limit_s=float(job.duration_limit_seconds), uart=uart, cancel=cancel,
-                other=other)
+                other=other, uart_input=(job.input or "").encode(),
+                presses=tuple((str(b), float(at), None if rel is None else float(rel))
+                              for b, at, rel in job.presses or ()))
             outcome, failure = self._call_backend(instance, request, cancel)
         finally:
             uart.close()

@@ -248,14 +248,16 @@ class JobStore:
     # ---- jobs --------------------------------------------------------------------
 
     def submit(self, owner: str, board: str, duration_limit_seconds: int, executable: bytes,
-               fmt: str, comment: str | None = None) -> Job:
+               fmt: str, comment: str | None = None, console_input: str | None = None,
+               presses: list[Any] | None = None) -> Job:
         """Store the executable and the WAITING job durably before the caller answers 201."""
         filename = self._write_artifact(executable)
         with self._lock:
             job_id = (self._ids[-1] + 1) if self._ids else 1
             job = Job(id=job_id, created=format_time(self.clock()), status=JobStatus.WAITING,
                       owner=owner, board=board, duration_limit_seconds=duration_limit_seconds,
-                      filename_executable=filename, format=fmt, comment=comment)
+                      filename_executable=filename, format=fmt, comment=comment,
+                      input=console_input, presses=[list(p) for p in presses] if presses else None)
             self._live_table.insert(Document(job.to_record(), doc_id=job_id))
             self._live[job_id] = job
             self._remember(job_id, owner, job.status, board)

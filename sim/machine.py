@@ -318,13 +318,16 @@ class Machine:
         self._reset_requested = False
 
     # -- host side ---------------------------------------------------------------
-    def uart_receive(self, name: str, data: bytes, at_s: float | None = None) -> None:
-        """Bytes from the host into a serial port, now or at a virtual time."""
+    def uart_receive(self, name: str, data: bytes, at_s: float | None = None,
+                     paced: bool = False) -> None:
+        """Bytes from the host into a serial port, now or at a virtual time; ``paced``
+        sends each byte only after the firmware read the previous one."""
+        port = self.peripherals[name]
         if at_s is None:
             self.bus.invalidate()
-            self.peripherals[name].receive(data)
+            port.receive(data, paced)
         else:
-            self.clock.at_time(int(at_s * PS_PER_S), lambda: self.peripherals[name].receive(data))
+            self.clock.at_time(int(at_s * PS_PER_S), lambda: port.receive(data, paced))
 
     def drive_pin(self, port: str, pin: int, level: int | None, at_s: float | None = None) -> None:
         """Drive a GPIO pin from outside (1/0) or release it (None), now or at a virtual time."""

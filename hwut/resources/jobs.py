@@ -23,6 +23,7 @@ import falcon
 
 from backends import image as firmware
 
+from .. import inputs
 from ..config import Config
 from ..jobs import Job, JobStatus, TransitionError
 from ..scheduler import Scheduler
@@ -94,6 +95,11 @@ class SubmitResource(_JobBase):
         comment = single(req, "comment")
         if comment is not None and len(comment) > MAX_COMMENT:
             raise bad_request(f"'comment' is at most {MAX_COMMENT} characters")
+        try:
+            console_input = inputs.parse_input(single(req, "input"))
+            presses = inputs.parse_presses(req.get_param_as_list("press"), duration)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
         data = self._read_body(req)
         if not data:
             raise bad_request("the executable (the request body) is empty; send an ELF, "
@@ -111,7 +117,8 @@ class SubmitResource(_JobBase):
                 description="Not a runnable executable: it cannot be parsed as ELF, "
                             "Intel HEX or a Cortex-M BIN image") from None
         job = self.store.jobs.submit(user.name, board, duration, data, parsed.format,
-                                     comment=comment)
+                                     comment=comment, console_input=console_input,
+                                     presses=presses)
         resp.status = falcon.HTTP_201
         resp.location = f"/apiv1/jobs/{job.id}"
         resp.media = self.view(user, job)

@@ -77,6 +77,7 @@ class Usart(Peripheral):
         self._rx_event: Event | None = None
         self._idle_event: Event | None = None
         self._rdr = 0
+        self._paced = False
         super().__init__(name, base, note=note)
 
     # -- declarations --------------------------------------------------------
@@ -272,12 +273,15 @@ class Usart(Peripheral):
         self._update_irq()
 
     # -- receiver --------------------------------------------------------------
-    def receive(self, data: bytes) -> None:
+    def receive(self, data: bytes, paced: bool = False) -> None:
         """Host side: queue bytes that arrive back to back, one frame time apart.
 
         Bytes wait while the receiver is disabled (UE and RE), so input that a
         job supplies at start is not lost to the firmware's own bring-up time.
+        ``paced``: the host sends each byte only once the previous one was read
+        from RDR (a person typing, not a burst), so slow firmware loses nothing.
         """
+        self._paced = paced
         self._rx_queue.extend(data)
         self._schedule_rx()
 
@@ -308,7 +312,8 @@ class Usart(Peripheral):
             self._idle_event.cancel()
             self._idle_event = None
         if self._rx_queue:
-            self._schedule_rx()
+            if not (self._paced and self.values[ISR] & RXNE):
+                self._schedule_rx()     # a paced host waits until RDR is read
         else:
             self._isr(BUSY, False)
             self._idle_event = self.clock.after(self.char_cycles(), self._line_idle)
@@ -323,4 +328,6 @@ class Usart(Peripheral):
         if self.values[ISR] & RXNE:
             self._isr(RXNE, False)
             self._update_irq()
+            if self._paced and self._rx_queue:
+                self._schedule_rx()
         return self._rdr

@@ -435,3 +435,36 @@ def test_catch_all_hides_internals(env, monkeypatch):
     assert r.status_code == 500
     assert "secret" not in r.text
     assert r.json["title"] == "Internal Server Error"
+
+
+def test_console_input_reaches_the_firmware(env):
+    r = env.submit(firmware="echo", limit=1, input="hi\r")
+    assert r.status_code == 201 and r.json["input"] == "hi\r"
+    assert env.wait(r.json["id"]) is JobStatus.FINISHED
+    assert env.log(r.json["id"]) == b"echo ready\r\nhi\r\n"
+
+
+def test_button_presses_are_scripted_in_virtual_time(env):
+    r = env.client.simulate_put(
+        "/apiv1/jobs/submit", body=image("button"), headers=env.headers["alice"],
+        query_string="board=nucleo-f303re&duration_limit_seconds=1"
+                     "&press=B1@0.2-0.3&press=B1@0.6")
+    assert r.status_code == 201, r.text
+    assert r.json["presses"] == [["B1", 0.2, 0.3], ["B1", 0.6, None]]
+    assert env.wait(r.json["id"]) is JobStatus.FINISHED
+    log = env.log(r.json["id"]).decode()
+    assert log.count("pressed at") == 2 and log.count("released at") == 1
+
+
+@pytest.mark.parametrize("press, why", [
+    ("B1", "must look like"), ("B1@x", "must look like"), ("B1@2", "within the job"),
+    ("B1@0.5-0.4", "release after"), ("@0.5", "must look like")])
+def test_bad_presses_are_refused_with_what_is_allowed(idle_env, press, why):
+    r = idle_env.submit(press=press)
+    assert r.status_code == 400 and why in r.json["description"]
+
+
+def test_unknown_button_is_an_error_of_the_run(env):
+    r = env.submit(firmware="button", limit=1, press="B9@0.1")
+    assert env.wait(r.json["id"]) is JobStatus.ERROR
+    assert "no button 'B9'" in env.get(f"/apiv1/jobs/{r.json['id']}").json["detail"]

@@ -89,10 +89,20 @@ def test_unreadable_image_is_an_infrastructure_error(tmp_path):
     assert outcome.reason is StopReason.INFRASTRUCTURE and "ELF" in outcome.detail
 
 
-def test_console_input_reaches_the_firmware():
+def test_console_input_is_typed_not_burst():
+    # echo prints its banner before it reads: a burst would overrun, typed input does not
     out = bytearray()
-    SimBackend("nucleo-f303re").run(request("echo", 0.05, sink=out.extend, uart_input=b"x"))
-    assert out.startswith(b"echo ready\r\n")
+    SimBackend("nucleo-f303re").run(request("echo", 0.05, sink=out.extend, uart_input=b"ab\rc"))
+    assert out == b"echo ready\r\nab\r\nc"
+
+
+def test_button_presses_reach_the_firmware():
+    import re
+    out = bytearray()
+    req = RunRequest(BUILD / "button.elf", "elf", "nucleo-f303re", 1.0, out.extend,
+                     threading.Event(), presses=(("B1", 0.5, 0.7),))
+    SimBackend("nucleo-f303re").run(req)
+    assert re.fullmatch(rb"B1 idle=1\r\npressed at 49\d ms\r\nreleased at 69\d ms\r\n", out)
 
 
 def test_a_board_with_its_own_name_names_its_model():

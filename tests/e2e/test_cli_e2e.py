@@ -91,3 +91,14 @@ def test_wait_shows_queue_position_and_cancel_exit_code(server):
     assert server.cli("cancel", str(first_id)).returncode == 0
     r = server.cli("log", str(first_id))
     assert r.returncode == 0 and r.stdout == ""  # spin prints nothing
+
+
+def test_submit_with_console_input_and_a_button_press(server):
+    r = server.cli_bytes("submit", str(path("echo")), "--board", "nucleo-f303re",
+                         "--limit", "1", "--input", "hey\r", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"echo ready\r\nhey\r\n"
+    r = server.cli_bytes("submit", str(path("button")), "--board", "nucleo-f303re",
+                         "--limit", "1", "--press", "B1@0.25-0.5", "--wait")
+    assert r.returncode == 0, r.stderr
+    assert b"pressed at 24" in r.stdout and b"released at 49" in r.stdout
