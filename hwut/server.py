@@ -17,8 +17,16 @@ class BackgroundServer:
         self.port: int = self._server.effective_port  # type: ignore[union-attr]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
         self.url = f"http://{shown}:{self.port}"
-        self._thread = threading.Thread(target=self._server.run, name="hwut-waitress",
-                                        daemon=True)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._serve, name="hwut-waitress", daemon=True)
+
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except OSError:
+            # close() pulls the socket from under a select() in progress; expected then
+            if not self._stopping:
+                raise
 
     def start(self) -> BackgroundServer:
         self._thread.start()
@@ -29,6 +37,7 @@ class BackgroundServer:
         self._server.run()
 
     def stop(self) -> None:
+        self._stopping = True
         self._server.close()
         self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
         self._thread.join(timeout=5)
