@@ -123,12 +123,18 @@ class Bus:
         mem = self.memory_at(address)
         if mem is not None:
             return int.from_bytes(mem.read(address, size), "little")
+        if address // PAGE in self._pages:  # a gap in a shared page answers like the CPU sees it
+            self.note(f"read of 0x{address:08x}: no model in a shared page; 0")
+            return 0
         raise LookupError(address)
 
     def write(self, address: int, size: int, value: int) -> None:
         p = self.find(address)
         if p is not None:
             p.write(address - p.base, size, value)
+            return
+        if address // PAGE in self._pages:
+            self.note(f"write of 0x{address:08x}: no model in a shared page; ignored")
             return
         mem = self.memory_at(address)
         if mem is None or not mem.writable:

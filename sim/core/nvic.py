@@ -62,6 +62,21 @@ class Nvic(Peripheral):
             yield Register(f"IPR{w}", 0x300 + 4 * w, on_read=read_prio, on_write=write_prio)
 
 
+class ControlType(Peripheral):
+    """ICTR and ACTLR at 0xE000E000: how many interrupt lines the NVIC has."""
+
+    size = 0x10
+
+    def __init__(self, name: str, base: int, *, irq_count: int,
+                 note: Callable[[str], None] | None = None) -> None:
+        self.irq_count = irq_count
+        super().__init__(name, base, note=note)
+
+    def registers(self) -> Iterable[Register]:
+        yield Register("ICTR", 0x4, reset=(self.irq_count + 31) // 32 - 1, write_mask=0)
+        yield Register("ACTLR", 0x8, write_mask=0x307)
+
+
 class SoftwareTrigger(Peripheral):
     """STIR at 0xE000EF00, with the FPU context registers next to it."""
 

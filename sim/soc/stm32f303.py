@@ -24,6 +24,7 @@ P = "peripherals"
 
 def _core_peripherals() -> tuple[PeripheralSpec, ...]:
     return (
+        PeripheralSpec("ICTR", f"{CORE}.nvic:ControlType", 0xE000_E000),
         PeripheralSpec("SysTick", f"{CORE}.systick:SysTick", 0xE000_E010),
         PeripheralSpec("NVIC", f"{CORE}.nvic:Nvic", 0xE000_E100),
         PeripheralSpec("SCB", f"{CORE}.scb:Scb", 0xE000_ED00),
