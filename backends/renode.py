@@ -410,6 +410,9 @@ class _Job:
         if request.uart_input:
             infra += ("\nconsole input is not supported by the Renode backend: "
                       f"{len(request.uart_input)} bytes ignored")
+        if request.presses:
+            infra += ("\nscripted button presses are not supported by the Renode backend: "
+                      f"{len(request.presses)} ignored")
         return Outcome(reason, exit_code=code, time_used_s=used, infra_log=infra, detail=detail)
 
     def _watch(self, started: float, wall: float, poll: float) -> tuple[StopReason, str]:
