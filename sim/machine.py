@@ -131,8 +131,7 @@ class Machine:
             read_memory=lambda a, n: bytes(self.uc.mem_read(a, n)),
             write_memory=lambda a, d: self.uc.mem_write(a, bytes(d)),
             console=semihosting_out or (lambda data: None),
-            now_s=self.clock.seconds, cycles=lambda: self.clock.cycles,
-            core_hz=lambda: self.clock.hz, note=self.note)
+            now_s=self.clock.seconds, note=self.note)
         self._reset_requested = False
         self._build_peripherals()
         self.poll = PollFastForward(lambda a, n: bytes(self.uc.mem_read(a, n)))

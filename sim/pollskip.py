@@ -55,9 +55,6 @@ class PollFastForward:
         self._last = None
         self._repeats = 0
 
-    def invalidate_code(self) -> None:
-        self._loops.clear()
-
     def observe(self, pc: int, address: int, value: int) -> bool:
         """True when the same instruction read the same value again, with no other
         peripheral access in between."""

@@ -28,11 +28,6 @@ class IrqLine:
             if self._sink is not None:
                 self._sink.set_irq_level(self.irq, level)
 
-    def pulse(self) -> None:
-        """Edge-style request (EXTI software trigger, pended once)."""
-        self.set(True)
-        self.set(False)
-
 
 class ClockTree:
     """Named clock frequencies in Hz that RCC publishes and peripherals read.

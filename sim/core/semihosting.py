@@ -38,8 +38,6 @@ class Semihosting:
     write_memory: Callable[[int, bytes], None]
     console: Callable[[bytes], None]
     now_s: Callable[[], float]
-    cycles: Callable[[], int]
-    core_hz: Callable[[], int]
     stdin: bytearray = field(default_factory=bytearray)
     note: Callable[[str], None] = lambda line: None
     errno: int = 0

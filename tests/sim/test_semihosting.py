@@ -50,7 +50,7 @@ def host():
     ram = Ram()
     out = bytearray()
     sh = Semihosting(read_memory=ram.read, write_memory=ram.write, console=out.extend,
-                     now_s=lambda: 2.5, cycles=lambda: 20_000_000, core_hz=lambda: 8_000_000)
+                     now_s=lambda: 2.5)
     return sh, ram, out
 
 
