@@ -61,6 +61,9 @@ class SimBackend(Backend):
             trace_out=(lambda port, data: request.other(data)) if request.other else None,
             note=infra.append,
             trace=infra.append if self.options.get("trace_bus") else None,
+            # "exact" (default): interrupts at the next instruction; "block": faster,
+            # at the next translated block (see sim/counter.py)
+            timing=str(self.options.get("timing", "exact")),
         )
         try:
             machine.load([(s.address, s.data) for s in image.segments])

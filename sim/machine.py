@@ -76,9 +76,10 @@ class _FlashArray:
     """The flash contents as the FLASH interface programs them; code translated
     from a changed page is dropped so the CPU sees the new bytes."""
 
-    def __init__(self, memory: Any, uc: Uc) -> None:
+    def __init__(self, memory: Any, uc: Uc, code_changed: Callable[[], None]) -> None:
         self._memory = memory
         self._uc = uc
+        self._code_changed = code_changed
 
     def read(self, address: int, size: int) -> bytes:
         return self._memory.read(address, size)
@@ -88,6 +89,7 @@ class _FlashArray:
         off = self._memory.offset(address)
         for start in (self._memory.base, *self._memory.aliases):
             self._uc.ctl_remove_cache(start + off, start + off + len(data))
+        self._code_changed()
 
 
 class Machine:
@@ -97,7 +99,8 @@ class Machine:
                  semihosting_out: Callable[[bytes], None] | None = None,
                  trace_out: Callable[[int, bytes], None] | None = None,
                  note: Callable[[str], None] | None = None, native: bool | None = None,
-                 trace: Callable[[str], None] | None = None, fast_forward: bool = True) -> None:
+                 trace: Callable[[str], None] | None = None, fast_forward: bool = True,
+                 timing: str = "exact") -> None:
         self.board = board
         soc = board.soc
         self._uart_out = uart_out or (lambda name, data: None)
@@ -106,7 +109,7 @@ class Machine:
         self._note_sink = note
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
         self.state = new_state()
-        self.counter = InstructionCounter(self.uc, native=native, state=self.state)
+        self.counter = InstructionCounter(self.uc, native=native, state=self.state, timing=timing)
         #: With the native hook, SysTick wraps and exception entry/return happen in C.
         self.native = self.counter.native
         self.clock = VirtualClock(self.counter, soc.reset_hz)
@@ -220,7 +223,8 @@ class Machine:
         if "out" in accepted and self._trace_out is not None:
             wiring["out"] = self._trace_out
         if "memory" in accepted:
-            wiring["memory"] = _FlashArray(self.bus.memory_at(0x0800_0000), self.uc)
+            wiring["memory"] = _FlashArray(self.bus.memory_at(0x0800_0000), self.uc,
+                                           self.counter.forget_blocks)
         if "bus_read" in accepted:  # DMA masters see the bus as the CPU does
             wiring["bus_read"] = self.bus.read
             wiring["bus_write"] = self.bus.write

@@ -21,6 +21,14 @@ REGISTER_ORDER = (
 )
 
 
+BLOCK_SLOTS = 4096
+
+
+class BlockSlot(ctypes.Structure):
+    _fields_ = [("address", ctypes.c_uint64), ("size", ctypes.c_uint32),
+                ("insns", ctypes.c_uint32)]
+
+
 class CpuState(ctypes.Structure):
     _fields_ = [
         ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64), ("stop", ctypes.c_void_p),
@@ -36,6 +44,7 @@ class CpuState(ctypes.Structure):
         ("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p),
         ("mem_read", ctypes.c_void_p), ("mem_write", ctypes.c_void_p),
         ("regs", ctypes.c_int32 * len(REGISTER_ORDER)),
+        ("blocks", BlockSlot * BLOCK_SLOTS),
     ]
 
 
@@ -47,6 +56,11 @@ def get_set(words: ctypes.Array) -> int:
 def put_set(words: ctypes.Array, value: int) -> None:
     for i in range(WORDS):
         words[i] = (value >> (32 * i)) & 0xFFFF_FFFF
+
+
+def clear_blocks(state: CpuState) -> None:
+    """Forget cached block lengths (code changed: flash programmed)."""
+    ctypes.memset(ctypes.addressof(state.blocks), 0, ctypes.sizeof(state.blocks))
 
 
 def new_state() -> CpuState:

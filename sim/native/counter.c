@@ -32,6 +32,14 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define CONTROL_FPCA 4u
 #define CONTROL_SFPA 8u
 
+#define BLOCK_SLOTS 4096
+
+/* Instruction counts of translated blocks, by address (block-granular timing). */
+typedef struct {
+    uint64_t address;
+    uint32_t size, insns;
+} hwut_block_slot;
+
 typedef struct {
     uint64_t count;          /* instructions executed (plus cycles slept) */
     uint64_t limit;          /* stop before executing instruction number limit+1 */
@@ -47,6 +55,7 @@ typedef struct {
     mem_read_fn mem_read;
     mem_write_fn mem_write;
     int32_t regs[R_COUNT];
+    hwut_block_slot blocks[BLOCK_SLOTS];   /* per machine: images differ */
 } hwut_cpu;
 
 static int bit(const uint32_t *set, unsigned n) { return (set[n >> 5] >> (n & 31)) & 1u; }
@@ -261,6 +270,50 @@ void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         return;
     }
     c->count++;
+}
+
+/* Block-granular timing (opt-in): the same work once per translated block.
+ * A block's instruction count is decoded once and cached by address; an
+ * interrupt or a slice end waits for the next block boundary. */
+static uint32_t block_insns(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+{
+    hwut_block_slot *block_cache = c->blocks;
+    unsigned slot = (unsigned)((address >> 1) % BLOCK_SLOTS);
+    if (block_cache[slot].size == size && block_cache[slot].address == address)
+        return block_cache[slot].insns;
+    uint16_t code[512];
+    uint32_t n = 0, bytes = size > sizeof code ? (uint32_t)sizeof code : size;
+    if (c->mem_read(uc, address, code, bytes) == 0) {
+        for (uint32_t i = 0; i < bytes / 2; i++, n++) {
+            unsigned top = code[i] >> 11;
+            if (top == 0x1D || top == 0x1E || top == 0x1F)
+                i++;   /* the second half of a 32-bit instruction */
+        }
+    } else {
+        n = (size + 1) / 2;
+    }
+    block_cache[slot].address = address;
+    block_cache[slot].size = size;
+    block_cache[slot].insns = n;
+    return n;
+}
+
+void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    if (c->count >= c->limit) {
+        c->stop(uc);     /* the block does not run: the engine stops before it */
+        return;
+    }
+    if (c->count >= c->systick_next && c->fast) {
+        systick_due(c);
+        int exc = next_to_take(c, uc);
+        if (exc >= 0 && enter(c, uc, (unsigned)exc, (uint32_t)address) == 0)
+            return;      /* the block runs after the handler */
+        c->limit = c->count;
+        c->stop(uc);
+        return;
+    }
+    c->count += block_insns(c, uc, address, size);
 }
 
 void hwut_intr(void *uc, uint32_t intno, hwut_cpu *c)

@@ -136,12 +136,6 @@ class Adc(Peripheral):
         super().reset()
         self._update_irq()
 
-    def stable_until(self, offset: int) -> int | None:
-        """ISR may not be cached while EOC is set: reading DR (a read) clears it."""
-        if offset & ~3 == ISR and self.values[ISR] & EOC:
-            return None
-        return super().stable_until(offset)
-
     # -- timing -------------------------------------------------------------------
     def _core_cycles(self, adc_half_cycles: int) -> int:
         """Core cycles for a number of half ADC clock cycles, from the clock mode."""

@@ -154,13 +154,6 @@ class Usart(Peripheral):
             num, den = half_bits * max(brr, 16) * hclk, 2 * fck
         return max(1, -(-num // den))
 
-    def stable_until(self, offset: int) -> int | None:
-        """ISR may not be cached while RXNE is set: reading RDR (a read, not a write
-        or a clock event) clears it. Otherwise the base class's answer holds."""
-        if offset & ~3 == ISR and self.values[ISR] & RXNE:
-            return None
-        return super().stable_until(offset)
-
     def kernel_clock(self) -> str:
         """The ClockTree name this port's baud rate is derived from."""
         if self.clock_name:

@@ -112,3 +112,11 @@ def test_a_board_with_its_own_name_names_its_model():
     assert SimBackend("lab-bench-3").run(req).reason is StopReason.INFRASTRUCTURE
     outcome = SimBackend("lab-bench-3", {"model": "nucleo-f303re"}).run(req)
     assert outcome.exit_code == 3 and out == b"semihosting: hello\nok\n"
+
+
+def test_block_timing_is_a_board_option():
+    out = bytearray()
+    outcome = SimBackend("nucleo-f303re", {"timing": "block"}).run(
+        request("hello", 0.35, sink=out.extend))
+    assert outcome.reason is StopReason.LIMIT
+    assert out.startswith(b"HWUT hello from NUCLEO-F303RE\r\nSYSCLK=72000000\r\ncount=0\r\n")
