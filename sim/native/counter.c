@@ -247,6 +247,18 @@ static void systick_due(hwut_cpu *c)
     c->systick_next = c->systick_period ? c->systick_next + c->systick_period : NONE_CYCLE;
 }
 
+/* SysTick wrapped before the code at ``address``: take it now if it may preempt,
+ * else stop so the run loop decides (a mask or an active handler holds it). */
+static void systick_wrap(hwut_cpu *c, void *uc, uint64_t address)
+{
+    systick_due(c);
+    int exc = next_to_take(c, uc);
+    if (exc >= 0 && enter(c, uc, (unsigned)exc, (uint32_t)address) == 0)
+        return;
+    c->limit = c->count;
+    c->stop(uc);
+}
+
 void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 {
     (void)size;
@@ -255,18 +267,7 @@ void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         return;
     }
     if (c->count >= c->systick_next && c->fast) {
-        systick_due(c);
-        int exc = next_to_take(c, uc);
-        if (exc >= 0) {
-            if (enter(c, uc, (unsigned)exc, (uint32_t)address) == 0)
-                return;      /* the instruction at ``address`` runs after the handler */
-            c->limit = c->count;
-            c->stop(uc);
-            return;
-        }
-        /* pending but masked: the run loop's unmask watch takes it later */
-        c->limit = c->count;
-        c->stop(uc);
+        systick_wrap(c, uc, address);   /* the instruction at ``address`` waits */
         return;
     }
     c->count++;
@@ -305,12 +306,7 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         return;
     }
     if (c->count >= c->systick_next && c->fast) {
-        systick_due(c);
-        int exc = next_to_take(c, uc);
-        if (exc >= 0 && enter(c, uc, (unsigned)exc, (uint32_t)address) == 0)
-            return;      /* the block runs after the handler */
-        c->limit = c->count;
-        c->stop(uc);
+        systick_wrap(c, uc, address);   /* the block waits */
         return;
     }
     c->count += block_insns(c, uc, address, size);
