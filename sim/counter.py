@@ -32,7 +32,6 @@ def thumb_instructions(code: bytes) -> int:
         i += 4 if code[i + 1] >> 3 in (0x1D, 0x1E, 0x1F) else 2
         n += 1
     return n
-_LIB = LIB
 
 
 def _fn(name: str) -> int:
@@ -47,8 +46,8 @@ class InstructionCounter:
         if timing not in TIMINGS:
             raise ValueError(f"timing must be one of {', '.join(TIMINGS)}, not {timing!r}")
         self.timing = timing
-        use_native = _LIB is not None if native is None else native
-        if use_native and _LIB is None:
+        use_native = LIB is not None if native is None else native
+        if use_native and LIB is None:
             raise RuntimeError("the native counter is not built (sim._native missing)")
         self.native = use_native
         self._uc = uc
@@ -69,7 +68,7 @@ class InstructionCounter:
 
     def _add_native(self, kind: int, function: str) -> ctypes.c_size_t:
         handle = ctypes.c_size_t()
-        fn = ctypes.cast(getattr(_LIB, function), ctypes.c_void_p)
+        fn = ctypes.cast(getattr(LIB, function), ctypes.c_void_p)
         err = _ucpy.uclib.uc_hook_add(self._uc._uch, ctypes.byref(handle), kind, fn,
                                       ctypes.byref(self._c), ctypes.c_uint64(1),
                                       ctypes.c_uint64(0))

@@ -39,12 +39,6 @@ class AdcCommon(Peripheral):
 
     size = 0x100
 
-    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
-                 note: Callable[[str], None] | None = None) -> None:
-        self.clock = clock
-        self.clocks = clocks
-        super().__init__(name, base, note=note)
-
     def registers(self) -> list[Register]:
         return [
             Register("CSR", 0x00, fields=(Field("FLAGS", 0, 32, Access.RO),), tagged=True),

@@ -11,8 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register
-from sim.signals import ClockTree
-from sim.vclock import VirtualClock
 
 DR, IDR, CR, INIT, POL = 0x00, 0x04, 0x08, 0x10, 0x14
 #: POLYSIZE encodings: 32, 16, 8, 7 bits.
@@ -26,10 +24,7 @@ def _reverse(value: int, bits: int) -> int:
 class Crc(Peripheral):
     """CRC unit; DR reads the running CRC, writes feed data."""
 
-    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
-                 note: Callable[[str], None] | None = None) -> None:
-        self.clock = clock
-        self.clocks = clocks
+    def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None) -> None:
         self._crc = 0xFFFF_FFFF
         self._size = 4
         self._lane = 0

@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register
-from sim.signals import ClockTree
-from sim.vclock import VirtualClock
 
 IDCODE_F303XE = 0x1003_6446
 
@@ -17,10 +15,7 @@ IDCODE_F303XE = 0x1003_6446
 class Dbgmcu(Peripheral):
     """Debug MCU registers at 0xE0042000."""
 
-    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
-                 note: Callable[[str], None] | None = None, idcode: int = IDCODE_F303XE) -> None:
-        self.clock = clock
-        self.clocks = clocks
+    def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None, idcode: int = IDCODE_F303XE) -> None:
         self._idcode = idcode
         super().__init__(name, base, note=note)
 

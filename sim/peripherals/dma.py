@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 
 from sim.regs import Access, Field, Peripheral, Register
-from sim.signals import ClockTree
-from sim.vclock import VirtualClock
 
 from .irq import IrqOut
 
@@ -44,12 +42,10 @@ class Dma(Peripheral):
     routes each peripheral's request callback to :meth:`request`.
     """
 
-    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
-                 note: Callable[[str], None] | None = None, channels: int | None = None,
+    def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None,
+                 channels: int | None = None,
                  bus_read: BusRead | None = None, bus_write: BusWrite | None = None,
                  irqs: Mapping[int, IrqOut] | None = None) -> None:
-        self.clock = clock
-        self.clocks = clocks
         self.channels = channels or len(IRQS.get(name, IRQS["DMA1"]))
         self.bus_read = bus_read
         self.bus_write = bus_write

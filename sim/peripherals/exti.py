@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from sim.regs import Access, Field, Peripheral, Register, per_pin
-from sim.signals import ClockTree
-from sim.vclock import VirtualClock
 
 from .irq import IrqOut
 
@@ -45,12 +43,9 @@ class Exti(Peripheral):
     :meth:`irq_numbers` lists the ones it can drive.
     """
 
-    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
-                 note: Callable[[str], None] | None = None,
+    def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None,
                  irqs: Mapping[int, IrqOut] | None = None,
                  on_event: Callable[[int], None] | None = None) -> None:
-        self.clock = clock
-        self.clocks = clocks
         self.irqs = dict(irqs or {})
         #: Called with the line number for an unmasked event (EMR): wakes WFE.
         self.on_event = on_event

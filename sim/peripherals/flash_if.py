@@ -11,8 +11,6 @@ from collections.abc import Callable
 from typing import Protocol
 
 from sim.regs import Access, Field, Peripheral, Register
-from sim.signals import ClockTree
-from sim.vclock import VirtualClock
 
 from .irq import IrqOut, NoIrq
 
@@ -40,13 +38,10 @@ class FlashArray(Protocol):
 class FlashInterface(Peripheral):
     """FLASH registers; ``size`` of the array in bytes (512 KiB on the F303RE)."""
 
-    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
-                 note: Callable[[str], None] | None = None,
+    def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None,
                  memory: FlashArray | None = None, flash_size: int = 512 * 1024,
                  irq: IrqOut | None = None, obr_reset: int = 0xFFFF_7F00,
                  wrpr_reset: int = 0xFFFF_FFFF) -> None:
-        self.clock = clock
-        self.clocks = clocks
         self.memory = memory
         self.flash_size = flash_size
         self.irq = irq or NoIrq()

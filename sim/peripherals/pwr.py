@@ -5,11 +5,7 @@ wakeup/standby flags clear through CWUF/CSBF; VREFINT is ready at once.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sim.regs import Access, Field, Peripheral, Register
-from sim.signals import ClockTree
-from sim.vclock import VirtualClock
 
 CR, CSR = 0x00, 0x04
 WUF, SBF, VREFINTRDYF = 1, 2, 8
@@ -18,11 +14,6 @@ WUF, SBF, VREFINTRDYF = 1, 2, 8
 class Pwr(Peripheral):
     """Power controller; low-power modes themselves are the core's business (WFI/WFE)."""
 
-    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
-                 note: Callable[[str], None] | None = None) -> None:
-        self.clock = clock
-        self.clocks = clocks
-        super().__init__(name, base, note=note)
 
     def registers(self) -> list[Register]:
         return [

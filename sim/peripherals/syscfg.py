@@ -9,8 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sim.regs import Access, Field, Peripheral, Register, flags
-from sim.signals import ClockTree
-from sim.vclock import VirtualClock
 
 EXTICR_OFFSETS = (0x08, 0x0C, 0x10, 0x14)
 
@@ -18,10 +16,7 @@ EXTICR_OFFSETS = (0x08, 0x0C, 0x10, 0x14)
 class Syscfg(Peripheral):
     """System configuration controller; ``mem_mode`` is the boot selection at reset."""
 
-    def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
-                 note: Callable[[str], None] | None = None, mem_mode: int = 0) -> None:
-        self.clock = clock
-        self.clocks = clocks
+    def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None, mem_mode: int = 0) -> None:
         self._mem_mode = mem_mode & 3
         #: Called with the new MEM_MODE (0 flash, 1 system memory, 3 SRAM at 0).
         self.on_remap: Callable[[int], None] | None = None

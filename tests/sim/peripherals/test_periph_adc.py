@@ -16,7 +16,7 @@ ADRDY, EOC, EOS, OVR = 1, 4, 8, 16
 def make(**values: int) -> tuple[Adc, AdcCommon, Bench, Line]:
     bench = Bench(72_000_000)
     line = Line()
-    common = AdcCommon("ADC12_COMMON", 0x5000_0300, clock=bench.clock, clocks=bench.clocks)
+    common = AdcCommon("ADC12_COMMON", 0x5000_0300)
     adc = Adc("ADC1", 0x5000_0000, clock=bench.clock, clocks=bench.clocks, irq=line,
               common=common, channel_values={int(k[2:]): v for k, v in values.items()})
     common.write(0x08, 4, 1 << 16)                  # CKMODE = HCLK/1, as Cube sets it

@@ -44,7 +44,7 @@ def test_usart2_tx_by_dma_channel7() -> None:
     u = Usart("USART2", 0x4000_4400, clock=bench.clock, clocks=bench.clocks, tx=out.append,
               dma_tx_request=lambda: dma.request(7))
     bus = Bus(u)
-    dma = Dma("DMA1", 0x4002_0000, clock=bench.clock, clocks=bench.clocks,
+    dma = Dma("DMA1", 0x4002_0000,
               bus_read=bus.read, bus_write=bus.write, irqs={7: line})
     bus.ram[0:6] = b"hello\n"
     u.write(0x0C, 4, 313)
@@ -64,9 +64,8 @@ def test_usart2_tx_by_dma_channel7() -> None:
 
 
 def test_memory_to_memory_runs_at_once() -> None:
-    bench = Bench()
     bus = Bus()
-    dma = Dma("DMA2", 0x4002_0400, clock=bench.clock, clocks=bench.clocks,
+    dma = Dma("DMA2", 0x4002_0400,
               bus_read=bus.read, bus_write=bus.write)
     bus.ram[0:8] = bytes(range(1, 9))
     dma.write(CPAR1, 4, 0x2000_0000)
@@ -78,9 +77,8 @@ def test_memory_to_memory_runs_at_once() -> None:
 
 
 def test_circular_reloads_and_cndtr_is_locked_while_enabled() -> None:
-    bench = Bench()
     bus = Bus()
-    dma = Dma("DMA1", 0x4002_0000, clock=bench.clock, clocks=bench.clocks,
+    dma = Dma("DMA1", 0x4002_0000,
               bus_read=bus.read, bus_write=bus.write)
     dma.write(CPAR1, 4, 0x2000_0000)
     dma.write(CMAR1, 4, 0x2000_0080)
@@ -95,9 +93,8 @@ def test_circular_reloads_and_cndtr_is_locked_while_enabled() -> None:
 
 
 def test_bus_error_sets_teif_and_disables() -> None:
-    bench = Bench()
     bus = Bus()
-    dma = Dma("DMA1", 0x4002_0000, clock=bench.clock, clocks=bench.clocks,
+    dma = Dma("DMA1", 0x4002_0000,
               bus_read=bus.read, bus_write=bus.write)
     dma.write(CPAR1, 4, 0x1234_0000)
     dma.write(CMAR1, 4, 0x2000_0000)
@@ -111,9 +108,8 @@ def test_bus_error_sets_teif_and_disables() -> None:
 @given(st.lists(st.tuples(st.integers(0, 0x90).map(lambda x: x & ~3), st.integers(0, 0xFFFF_FFFF),
                           st.integers(1, 7)), max_size=30))
 def test_any_sequence_never_raises(ops: list[tuple[int, int, int]]) -> None:
-    bench = Bench()
     bus = Bus()
-    dma = Dma("DMA1", 0x4002_0000, clock=bench.clock, clocks=bench.clocks,
+    dma = Dma("DMA1", 0x4002_0000,
               bus_read=bus.read, bus_write=bus.write)
     for off, value, ch in ops:
         dma.write(off, 4, value)

@@ -15,8 +15,8 @@ IMR, EMR, RTSR, FTSR, SWIER, PR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
 def make() -> tuple[Exti, Syscfg, list[GpioPort], dict[int, Line]]:
     bench = Bench()
     lines = {irq: Line() for irq in Exti.irq_numbers()}
-    exti = Exti("EXTI", 0x4001_0400, clock=bench.clock, clocks=bench.clocks, irqs=lines)
-    syscfg = Syscfg("SYSCFG", 0x4001_0000, clock=bench.clock, clocks=bench.clocks)
+    exti = Exti("EXTI", 0x4001_0400, irqs=lines)
+    syscfg = Syscfg("SYSCFG", 0x4001_0000)
     ports = [GpioPort(f"GPIO{c}", 0x4800_0000 + 0x400 * i, clock=bench.clock,
                       clocks=bench.clocks, external={13: 1} if c == "C" else None)
              for i, c in enumerate("ABCDEF")]
@@ -78,9 +78,8 @@ def test_irq_mapping() -> None:
 
 
 def test_events_wake() -> None:
-    bench = Bench()
     seen: list[int] = []
-    exti = Exti("EXTI", 0x4001_0400, clock=bench.clock, clocks=bench.clocks,
+    exti = Exti("EXTI", 0x4001_0400,
                 on_event=seen.append)
     exti.write(EMR, 4, 1 << 2)
     exti.write(RTSR, 4, 1 << 2)

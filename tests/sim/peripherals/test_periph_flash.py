@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from periph_support import Bench
 
 from sim.peripherals.flash_if import FLASH_BASE, FlashInterface
 
@@ -28,9 +27,8 @@ class Array:
 
 
 def make(size: int = 16 * 2048) -> tuple[FlashInterface, Array]:
-    bench = Bench()
     mem = Array(size)
-    return FlashInterface("FLASH", 0x4002_2000, clock=bench.clock, clocks=bench.clocks,
+    return FlashInterface("FLASH", 0x4002_2000,
                           memory=mem, flash_size=size), mem
 
 

@@ -5,7 +5,6 @@ import binascii
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from periph_support import Bench
 
 from sim.peripherals.crc import Crc
 from sim.peripherals.dbgmcu import Dbgmcu
@@ -13,13 +12,11 @@ from sim.peripherals.pwr import Pwr
 
 
 def crc_unit() -> Crc:
-    bench = Bench()
-    return Crc("CRC", 0x4002_3000, clock=bench.clock, clocks=bench.clocks)
+    return Crc("CRC", 0x4002_3000)
 
 
 def test_pwr_dbp_reads_back_and_flags_clear() -> None:
-    bench = Bench()
-    p = Pwr("PWR", 0x4000_7000, clock=bench.clock, clocks=bench.clocks)
+    p = Pwr("PWR", 0x4000_7000)
     assert p.read(0, 4) == 0 and p.read(4, 4) == 0x8
     p.write(0, 4, 1 << 8)
     assert p.read(0, 4) == 1 << 8
@@ -29,8 +26,7 @@ def test_pwr_dbp_reads_back_and_flags_clear() -> None:
 
 
 def test_dbgmcu_idcode() -> None:
-    bench = Bench()
-    d = Dbgmcu("DBGMCU", 0xE004_2000, clock=bench.clock, clocks=bench.clocks)
+    d = Dbgmcu("DBGMCU", 0xE004_2000)
     assert d.read(0, 4) == 0x1003_6446 and d.read(0, 4) & 0xFFF == 0x446
     d.write(0, 4, 0)
     assert d.read(0, 4) == 0x1003_6446
