@@ -240,3 +240,17 @@ class Bus:
                 self.note(f"bit-band write to 0x{byte_addr:08x}: nothing there")
 
         self.uc.mmio_map(alias, size * 32, read, None, write, None)
+        self._windows.append((alias, size * 32))
+
+    def mmio_ranges(self) -> list[tuple[int, int]]:
+        """The MMIO windows as few [start, end) ranges: neighbours merge when no
+        memory lies between them (an unmapped gap faults either way)."""
+        merged: list[list[int]] = []
+        for base, size in sorted(self._windows):
+            if merged and not any(merged[-1][1] <= m.base + off < base
+                                  for m in self.memories
+                                  for off in (0, *(a - m.base for a in m.aliases))):
+                merged[-1][1] = max(merged[-1][1], base + size)
+            else:
+                merged.append([base, base + size])
+        return [(lo, hi) for lo, hi in merged]

@@ -10,15 +10,19 @@ in the shared ``CpuState``.
 ``timing="block"`` (opt-in) counts once per translated block instead: several
 times faster, still the same run every time, but a slice ends, and an
 interrupt is taken, at the next block boundary rather than the next instruction.
+
+``precharge`` keeps exact timing and gains most of that speed: see
+``hwut_block_exact`` in counter.c and ``Machine`` for how a flash block whose
+instructions nobody can watch is counted once, at its start.
 """
 from __future__ import annotations
 
 import ctypes
 
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, Uc
+from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_TLB_FILL, UC_TLB_VIRTUAL, Uc
 from unicorn.unicorn_py3 import unicorn as _ucpy
 
-from .core.cpustate import CpuState, clear_blocks, new_state
+from .core.cpustate import MAX_DENY, CpuState, clear_blocks, new_state
 from .nativelib import LIB
 
 NEVER = (1 << 63) - 1
@@ -58,34 +62,81 @@ class InstructionCounter:
             c.stop = _fn("uc_emu_stop")
             c.reg_read, c.reg_write = _fn("uc_reg_read"), _fn("uc_reg_write")
             c.mem_read, c.mem_write = _fn("uc_mem_read"), _fn("uc_mem_write")
-            self._handles = [self._add_native(UC_HOOK_CODE, "hwut_count") if timing == "exact"
-                             else self._add_native(UC_HOOK_BLOCK, "hwut_block")]
+            self._handles = ([self._add_native(UC_HOOK_CODE, "hwut_count"),
+                              self._add_native(UC_HOOK_BLOCK, "hwut_block_exact")]
+                             if timing == "exact" else [self._add_native(UC_HOOK_BLOCK, "hwut_block")])
         elif timing == "exact":
             uc.hook_add(UC_HOOK_CODE, self._python_hook)
+            uc.hook_add(UC_HOOK_BLOCK, self._python_block_start)
         else:
             self._blocks: dict[tuple[int, int], int] = {}
             uc.hook_add(UC_HOOK_BLOCK, self._python_block_hook)
 
-    def _add_native(self, kind: int, function: str) -> ctypes.c_size_t:
+    def _add_native(self, kind: int, function: str, begin: int = 1,
+                    end: int = 0) -> ctypes.c_size_t:
         handle = ctypes.c_size_t()
         fn = ctypes.cast(getattr(LIB, function), ctypes.c_void_p)
         err = _ucpy.uclib.uc_hook_add(self._uc._uch, ctypes.byref(handle), kind, fn,
-                                      ctypes.byref(self._c), ctypes.c_uint64(1),
-                                      ctypes.c_uint64(0))
+                                      ctypes.byref(self._c), ctypes.c_uint64(begin),
+                                      ctypes.c_uint64(end))
         if err:
             raise RuntimeError(f"uc_hook_add for {function} failed: {err}")
         return handle
+
+    def enable_precharge(self, flash_base: int, flash_size: int,
+                         mmio: list[tuple[int, int]], marks: ctypes.Array) -> None:
+        """Count flash code at ``flash_base`` per block and its alias at 0 per
+        instruction; ``mmio`` ranges are refused to precharged blocks, ``marks``
+        (one bit per flash half-word) keeps blocks counted. Before the first run."""
+        if not (self.native and self.timing == "exact"):
+            raise RuntimeError("precharging needs the native counter and exact timing")
+        if len(mmio) > MAX_DENY:
+            raise ValueError(f"at most {MAX_DENY} MMIO ranges, not {len(mmio)}")
+        c, uc = self._c, self._uc
+        if c.precharge:
+            return
+        c.flash_base, c.flash_size = flash_base, flash_size
+        c.n_deny = len(mmio)
+        for i, (lo, hi) in enumerate(mmio):
+            c.deny_lo[i], c.deny_hi[i] = lo, hi
+        c.marks = ctypes.addressof(marks)
+        self._marks = marks
+        c.ctl = _fn("uc_ctl")
+        _ucpy.uclib.uc_hook_del(uc._uch, self._handles.pop(0))
+        self._handles += [self._add_native(UC_HOOK_CODE, "hwut_count", 0, flash_base - 1),
+                          self._add_native(UC_HOOK_CODE, "hwut_count", flash_base + flash_size,
+                                           0xFFFF_FFFF)]
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        self._handles.append(self._add_native(UC_HOOK_TLB_FILL, "hwut_tlb_fill"))
+        c.precharge = 1
 
     def add_native_interrupts(self) -> None:
         """Let C handle exception returns (and report other interrupts in ``last_intno``)."""
         self._handles.append(self._add_native(UC_HOOK_INTR, "hwut_intr"))
 
+    def _skipped(self, start: int, end: int) -> int:
+        """IT-block instructions in [start, end) that failed their condition: the
+        code hook never sees them, but each takes its cycle (as ``skipped`` in C)."""
+        if not 0 < end - start <= 16:
+            return 0
+        return thumb_instructions(bytes(self._uc.mem_read(start, end - start)))
+
     def _python_hook(self, uc: Uc, address: int, size: int, _user: object) -> None:
         c = self._c
+        if address != c.next_pc:
+            c.count += self._skipped(c.next_pc, address)
+            c.next_pc = address
         if c.count >= c.limit:
             uc.emu_stop()
             return
         c.count += 1
+        c.next_pc = address + size
+
+    def _python_block_start(self, uc: Uc, address: int, size: int, _user: object) -> None:
+        c = self._c
+        if address == c.block_end and c.next_pc != c.block_end:
+            c.count += self._skipped(c.next_pc, c.block_end)
+        c.next_pc, c.block_end = address, address + size
 
     def _python_block_hook(self, uc: Uc, address: int, size: int, _user: object) -> None:
         c = self._c

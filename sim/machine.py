@@ -8,6 +8,7 @@ semihosting, fault, sleep).
 """
 from __future__ import annotations
 
+import ctypes
 import enum
 import importlib
 import threading
@@ -42,7 +43,7 @@ from .core import exceptions as X
 from .core.cpustate import NO_INTR, new_state
 from .core.exceptions import ExceptionModel, Lockup
 from .core.semihosting import Semihosting, SemihostingExit
-from .counter import InstructionCounter
+from .counter import InstructionCounter, thumb_instructions
 from .peripherals.irq import IrqOr
 from .pollskip import PollFastForward
 from .signals import ClockTree, IrqLine
@@ -100,7 +101,7 @@ class Machine:
                  trace_out: Callable[[int, bytes], None] | None = None,
                  note: Callable[[str], None] | None = None, native: bool | None = None,
                  trace: Callable[[str], None] | None = None, fast_forward: bool = True,
-                 timing: str = "exact") -> None:
+                 timing: str = "exact", precharge: bool = True) -> None:
         self.board = board
         soc = board.soc
         self._uart_out = uart_out or (lambda name, data: None)
@@ -112,6 +113,9 @@ class Machine:
         self.counter = InstructionCounter(self.uc, native=native, state=self.state, timing=timing)
         #: With the native hook, SysTick wraps and exception entry/return happen in C.
         self.native = self.counter.native
+        self._want_precharge = precharge and self.native and timing == "exact"
+        #: The flash whose code runs precharged (see ``_enable_precharge``), if any.
+        self.precharged_flash: Any = None
         self.clock = VirtualClock(self.counter, soc.reset_hz)
         self.clock.deadline_listener = self.counter.stop_at
         self.clocks = ClockTree(HSI=8_000_000, HSE=board.hse_hz, LSI=40_000, LSE=32_768,
@@ -246,7 +250,7 @@ class Machine:
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
 
     # -- loading and reset --------------------------------------------------------
-    def _watch_unmasking(self, segments: list[tuple[int, bytes]]) -> None:
+    def _watch_unmasking(self, segments: list[tuple[int, bytes]]) -> list[int]:
         """Hook every CPSIE, MSR PRIMASK/BASEPRI/FAULTMASK and SEV in the image.
 
         Unicorn runs these without telling anyone; an interrupt waiting behind
@@ -254,6 +258,7 @@ class Machine:
         SEV sets the event register that WFE consumes.
         """
         seen = 0
+        marks = []
         for address, data in segments:
             for off in range(0, len(data) - 1, 2):
                 hw = data[off] | data[off + 1] << 8
@@ -262,13 +267,70 @@ class Machine:
                     hw2 = data[off + 2] | data[off + 3] << 8
                     hit = hw2 & 0xFF00 == 0x8800 and 0x10 <= (hw2 & 0xFF) <= 0x13
                 if hit:
-                    at = address + off
-                    self.uc.hook_add(UC_HOOK_CODE, self._after_unmask, begin=at, end=at)
+                    for at in self._views(address + off):
+                        self.uc.hook_add(UC_HOOK_CODE, self._after_unmask, begin=at, end=at)
+                    marks.append(address + off)
                     seen += 1
                 elif hw == 0xBF40:  # SEV: Unicorn runs it as a no-op
-                    at = address + off
-                    self.uc.hook_add(UC_HOOK_CODE, self._on_sev, begin=at, end=at)
+                    for at in self._views(address + off):
+                        self.uc.hook_add(UC_HOOK_CODE, self._on_sev, begin=at, end=at)
         self._unmask_sites = seen
+        return marks
+
+    # -- precharging ------------------------------------------------------------
+    def _plan_precharge(self) -> None:
+        """Precharge when the image runs from flash at its own address: code there
+        then runs counted at the alias and quickly at the canonical address (see
+        ``hwut_block_exact`` in sim/native/counter.c). An image linked at the alias
+        runs counted throughout, so that every address it sees stays its own."""
+        flash = next((m for m in self.bus.memories if m.name == "flash" and 0 in m.aliases),
+                     None)
+        if (not self._want_precharge or flash is None or self.precharged_flash is not None
+                or not flash.base <= self.bus.read(4, 4) & ~1 < flash.base + flash.size):
+            return
+        self.precharged_flash = flash
+        self._marks = (ctypes.c_ubyte * (flash.size // 16))()
+
+    def _views(self, address: int) -> list[int]:
+        """Where the instruction at ``address`` may run: flash code in both views."""
+        flash = self.precharged_flash
+        if flash is not None and flash.base <= address < flash.base + flash.size:
+            return [address, address - flash.base]
+        return [address]
+
+    def _mark(self, address: int) -> None:
+        """The instruction at ``address`` (canonical) runs counted from now on."""
+        off = address - self.precharged_flash.base
+        self._marks[off >> 4] |= 1 << ((off >> 1) & 7)
+
+    def _canonical(self, address: int) -> int:
+        """The address firmware would see: flash code counted at the alias is the
+        same code as at the canonical address."""
+        flash = self.precharged_flash
+        if flash is not None and address < flash.size:
+            return address + flash.base
+        return address
+
+    def _rewind_precharged(self) -> bool:
+        """An error inside a precharged block (an MMIO access refused, a fault, a
+        flash write): count up to the instruction, mark it, and run it again
+        counted at the alias, where it does what it does with exact time. (Only
+        an error can stop such a block early: traps end a block, and the core
+        model raises none mid-block.)"""
+        st = self.state
+        if not st.quick:
+            return False
+        st.quick = 0
+        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        if not st.quick_pc <= pc < st.quick_pc + st.quick_size:
+            return False
+        st.denied = 0
+        before = bytes(self.uc.mem_read(st.quick_pc, pc - st.quick_pc))
+        st.count = st.quick_start + thumb_instructions(before)
+        self._mark(pc)
+        self.counter.forget_blocks()
+        self.uc.reg_write(A.UC_ARM_REG_PC, (pc - self.precharged_flash.base) | 1)
+        return True
 
     def _on_sev(self, uc: Uc, address: int, size: int, _user: object) -> None:
         self.exc.event_register = True
@@ -284,7 +346,14 @@ class Machine:
             if mem is None or not mem.contains(address + len(data) - 1):
                 raise ValueError(f"segment at 0x{address:08x} (+{len(data)}) is outside memory")
             mem.write(address, data)
-        self._watch_unmasking(segments)
+        self._plan_precharge()
+        flash = self.precharged_flash
+        if flash is not None:  # its hooks first: the count goes up before the unmask hooks look
+            self.counter.enable_precharge(flash.base, flash.size, self.bus.mmio_ranges(),
+                                          self._marks)
+        for at in self._watch_unmasking(segments):
+            if flash is not None and flash.contains(at):
+                self._mark(self._canonical(at))
         self.reset()
 
     def request_reset(self) -> None:
@@ -389,7 +458,7 @@ class Machine:
         nxt = self._next_deadline()
         until = min(stable, nxt if nxt is not None else now + SLICE)
         poll = self.poll
-        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        pc = self._canonical(self.uc.reg_read(A.UC_ARM_REG_PC))
         repeated = poll.observe(pc, address, value)
         loop = poll.loop_at(pc)
         if loop is None:
@@ -467,7 +536,7 @@ class Machine:
         if exc is None:
             return False
         self._sleeping = False
-        self.exc.enter(exc, self.uc.reg_read(A.UC_ARM_REG_PC))
+        self.exc.enter(exc, self._canonical(self.uc.reg_read(A.UC_ARM_REG_PC)))
         return True
 
     def _sleep(self) -> None:
@@ -491,6 +560,7 @@ class Machine:
         self._intr = None
         self.state.last_intno = NO_INTR
         self._bad_access = None
+        self.state.quick = 0
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
         try:
             self.uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF)
@@ -519,7 +589,7 @@ class Machine:
 
     def _on_cpu_interrupt(self, intno: int) -> None:
         uc = self.uc
-        pc = uc.reg_read(A.UC_ARM_REG_PC)
+        pc = self._canonical(uc.reg_read(A.UC_ARM_REG_PC))
         if intno == _INTR_EXC_EXIT:
             self.exc.exit(pc | 1 if pc >= 0xFFFF_FF00 else uc.reg_read(A.UC_ARM_REG_PC))
         elif intno == _INTR_SVC:
@@ -574,8 +644,10 @@ class Machine:
         return True
 
     def _on_cpu_error(self, err: UcError) -> None:
+        if self._rewind_precharged():
+            return
         uc = self.uc
-        pc = uc.reg_read(A.UC_ARM_REG_PC)
+        pc = self._canonical(uc.reg_read(A.UC_ARM_REG_PC))
         bad = self._bad_access
         if err.errno == UC_ERR_INSN_INVALID:
             if self._halfword(pc - 2) == 0xBF20 or (self._halfword(pc - 4) == 0xF3AF

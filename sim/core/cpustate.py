@@ -22,11 +22,13 @@ REGISTER_ORDER = (
 
 
 BLOCK_SLOTS = 4096
+MAX_DENY = 16
 
 
 class BlockSlot(ctypes.Structure):
     _fields_ = [("address", ctypes.c_uint64), ("size", ctypes.c_uint32),
-                ("insns", ctypes.c_uint32)]
+                ("insns", ctypes.c_uint32), ("flags", ctypes.c_uint32),
+                ("spare", ctypes.c_uint32)]
 
 
 class CpuState(ctypes.Structure):
@@ -44,6 +46,18 @@ class CpuState(ctypes.Structure):
         ("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p),
         ("mem_read", ctypes.c_void_p), ("mem_write", ctypes.c_void_p),
         ("regs", ctypes.c_int32 * len(REGISTER_ORDER)),
+        ("quick_start", ctypes.c_uint64), ("quick_pc", ctypes.c_uint32),
+        ("quick_size", ctypes.c_uint32), ("quick", ctypes.c_uint32),
+        ("precharge", ctypes.c_uint32), ("flash_base", ctypes.c_uint32),
+        ("flash_size", ctypes.c_uint32), ("mmio_in_tlb", ctypes.c_uint32),
+        ("denied", ctypes.c_uint32), ("call_return", ctypes.c_uint32),
+        ("next_pc", ctypes.c_uint32), ("block_end", ctypes.c_uint32),
+        ("tlb_streak", ctypes.c_uint32), ("it_stale", ctypes.c_uint32),
+        ("it_lo", ctypes.c_uint32), ("it_hi", ctypes.c_uint32),
+        ("n_deny", ctypes.c_uint32), ("deny_lo", ctypes.c_uint64 * MAX_DENY),
+        ("deny_hi", ctypes.c_uint64 * MAX_DENY), ("marks", ctypes.c_void_p),
+        ("ctl", ctypes.c_void_p), ("precharged", ctypes.c_uint64),
+        ("denials", ctypes.c_uint64),
         ("blocks", BlockSlot * BLOCK_SLOTS),
     ]
 

@@ -8,6 +8,7 @@
  * struct and is the reference: without the compiled module, or with ``fast``
  * clear, Python does all of it with the same results. Anything unusual (a bad
  * vector, a bad EXC_RETURN) is left to Python. */
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -15,6 +16,7 @@ typedef int (*stop_fn)(void *uc);
 typedef int (*reg_fn)(void *uc, int regid, void *value);
 typedef int (*mem_read_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
 typedef int (*mem_write_fn)(void *uc, uint64_t address, const void *bytes, uint64_t size);
+typedef int (*ctl_fn)(void *uc, int control, ...);
 
 enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL, R_XPSR,
        R_NZCVQG, R_IPSR, R_BASEPRI, R_PRIMASK, R_FAULTMASK, R_FPSCR, R_S0, R_COUNT = R_S0 + 16 };
@@ -33,12 +35,25 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define CONTROL_SFPA 8u
 
 #define BLOCK_SLOTS 4096
+#define BLOCK_MARKED 1u      /* holds an instruction that must run counted */
+#define BLOCK_CALL 2u        /* ends with BL or BLX */
+#define MAX_DENY 16
+#define MEM_FETCH 18         /* uc_mem_type UC_MEM_FETCH */
+#define CTL_TLB_FLUSH_WRITE (11 | (1 << 30))   /* UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0) */
+#define CTL_TB_REMOVE_WRITE (9 | (2 << 26) | (1 << 30))   /* UC_CTL_TB_REMOVE_CACHE, 2 args */
+#define XPSR_IT 0x0600FC00u
+#define FLUSH_AFTER 256u     /* blocks; a TLB flush costs about as much as that many */
 
-/* Instruction counts of translated blocks, by address (block-granular timing). */
+/* Instruction counts of translated blocks, by address. */
 typedef struct {
     uint64_t address;
-    uint32_t size, insns;
+    uint32_t size, insns, flags, spare;
 } hwut_block_slot;
+
+typedef struct {
+    uint64_t paddr;
+    int perms;
+} hwut_tlb_entry;   /* uc_tlb_entry */
 
 typedef struct {
     uint64_t count;          /* instructions executed (plus cycles slept) */
@@ -55,6 +70,19 @@ typedef struct {
     mem_read_fn mem_read;
     mem_write_fn mem_write;
     int32_t regs[R_COUNT];
+    /* Precharging (exact timing, see hwut_block_exact). */
+    uint64_t quick_start;    /* the count before the precharged block now running */
+    uint32_t quick_pc, quick_size, quick;   /* that block; quick is 1 while it runs */
+    uint32_t precharge, flash_base, flash_size;
+    uint32_t mmio_in_tlb, denied, call_return;
+    uint32_t next_pc, block_end;   /* where the next instruction and this block end */
+    uint32_t tlb_streak;     /* blocks run counted since MMIO entered the TLB */
+    uint32_t it_stale, it_lo, it_hi;   /* see hwut_tlb_fill */
+    uint32_t n_deny;
+    uint64_t deny_lo[MAX_DENY], deny_hi[MAX_DENY];   /* MMIO: [lo, hi) */
+    const uint8_t *marks;    /* one bit per flash half-word: run counted */
+    ctl_fn ctl;
+    uint64_t precharged, denials;
     hwut_block_slot blocks[BLOCK_SLOTS];   /* per machine: images differ */
 } hwut_cpu;
 
@@ -165,6 +193,8 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
     static const int basic[6] = { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR };
     for (int i = 0; i < 6; i++)
         words[i] = rd(c, uc, basic[i]);
+    if (c->precharge && return_address < c->flash_size)
+        return_address += c->flash_base;   /* code runs counted at the alias; firmware sees one flash */
     words[6] = return_address & ~1u;
     words[7] = (xpsr & ~(1u << 9)) | (1u << 24) | (realigned ? (1u << 9) : 0u);
     if (extended) {
@@ -259,9 +289,27 @@ static void systick_wrap(hwut_cpu *c, void *uc, uint64_t address)
     c->stop(uc);
 }
 
+/* Instructions in [from, to): conditional ones in an IT block that failed their
+ * condition. Unicorn's code hook skips them; on the chip each still takes its
+ * cycle, and a precharged block counts them, so the hooks count them too. */
+static uint32_t skipped(hwut_cpu *c, void *uc, uint32_t from, uint32_t to)
+{
+    uint16_t code[8];
+    if (to <= from || to - from > sizeof code || c->mem_read(uc, from, code, to - from))
+        return 0;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < (to - from) / 2; i++, n++)
+        if ((code[i] >> 11) >= 0x1D)
+            i++;
+    return n;
+}
+
 void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 {
-    (void)size;
+    if (address != c->next_pc) {
+        c->count += skipped(c, uc, c->next_pc, (uint32_t)address);
+        c->next_pc = (uint32_t)address;
+    }
     if (c->count >= c->limit) {
         c->stop(uc);
         return;
@@ -271,34 +319,77 @@ void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         return;
     }
     c->count++;
+    c->next_pc = (uint32_t)(address + size);
 }
 
-/* Block-granular timing (opt-in): the same work once per translated block.
- * A block's instruction count is decoded once and cached by address; an
- * interrupt or a slice end waits for the next block boundary. */
-static uint32_t block_insns(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+/* A translated block's instruction count and flags, decoded once and cached by
+ * address. */
+static int marked(const hwut_cpu *c, uint64_t address)
 {
-    hwut_block_slot *block_cache = c->blocks;
-    unsigned slot = (unsigned)((address >> 1) % BLOCK_SLOTS);
-    if (block_cache[slot].size == size && block_cache[slot].address == address)
-        return block_cache[slot].insns;
+    uint64_t offset = address - c->flash_base;
+    if (address < c->flash_size)
+        offset = address;   /* the alias */
+    else if (offset >= c->flash_size)
+        return 0;
+    return c->marks && ((c->marks[offset >> 4] >> ((offset >> 1) & 7)) & 1u);
+}
+
+/* Does the Thumb instruction starting with ``hw1`` (then ``hw2``) access memory? */
+static int accesses_memory(uint16_t hw1, uint16_t hw2)
+{
+    (void)hw2;
+    if ((hw1 >> 11) >= 0x1D)   /* 32-bit: LDM/STM/LDRD/STRD/TBB, loads/stores, VLDR/VSTR */
+        return (hw1 & 0xFE00u) == 0xE800u || (hw1 & 0xFE00u) == 0xF800u
+               || (hw1 & 0xEE00u) == 0xEC00u;
+    return (hw1 >= 0x4800u && hw1 < 0xA000u)    /* literal, register and immediate forms */
+           || (hw1 & 0xF600u) == 0xB400u         /* PUSH, POP */
+           || (hw1 & 0xF000u) == 0xC000u;        /* LDM, STM */
+}
+
+static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+{
+    /* the high bits keep a flash block and its alias twin out of each other's slot */
+    hwut_block_slot *slot = &c->blocks[((address >> 1) + (address >> 22)) % BLOCK_SLOTS];
+    if (slot->size == size && slot->address == address)
+        return slot;
     uint16_t code[512];
-    uint32_t n = 0, bytes = size > sizeof code ? (uint32_t)sizeof code : size;
+    uint32_t n = 0, flags = 0, bytes = size > sizeof code ? (uint32_t)sizeof code : size;
     if (c->mem_read(uc, address, code, bytes) == 0) {
+        unsigned in_it = 0;   /* instructions of an IT block still to come */
         for (uint32_t i = 0; i < bytes / 2; i++, n++) {
             unsigned top = code[i] >> 11;
-            if (top == 0x1D || top == 0x1E || top == 0x1F)
+            int call;
+            if (marked(c, address + 2u * i))
+                flags |= BLOCK_MARKED;
+            /* A memory access inside an IT block stays counted: refused and
+             * resumed there, the engine keeps a stale IT state afterwards. */
+            if (in_it && accesses_memory(code[i], i + 1 < bytes / 2 ? code[i + 1] : 0))
+                flags |= BLOCK_MARKED;
+            if (in_it)
+                in_it--;
+            if ((code[i] & 0xFF00u) == 0xBF00u && (code[i] & 0xFu))
+                in_it = 4u - (unsigned)__builtin_ctz(code[i] & 0xFu);
+            if (top == 0x1D || top == 0x1E || top == 0x1F) {
+                call = top == 0x1E && i + 1 < bytes / 2 && (code[i + 1] & 0xC000u) == 0xC000u;
                 i++;   /* the second half of a 32-bit instruction */
+            } else {
+                call = (code[i] & 0xFF87u) == 0x4780u;   /* BLX Rm */
+            }
+            flags = call ? (flags | BLOCK_CALL) : (flags & ~BLOCK_CALL);
         }
     } else {
         n = (size + 1) / 2;
+        flags = BLOCK_MARKED;
     }
-    block_cache[slot].address = address;
-    block_cache[slot].size = size;
-    block_cache[slot].insns = n;
-    return n;
+    slot->address = address;
+    slot->size = size;
+    slot->insns = n;
+    slot->flags = flags;
+    return slot;
 }
 
+/* Block-granular timing (opt-in): the same work once per translated block. An
+ * interrupt or a slice end waits for the next block boundary. */
 void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 {
     if (c->count >= c->limit) {
@@ -309,7 +400,142 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         systick_wrap(c, uc, address);   /* the block waits */
         return;
     }
-    c->count += block_insns(c, uc, address, size);
+    c->count += block_info(c, uc, address, size)->insns;
+}
+
+/* Exact timing. Without precharging this only accounts for skipped IT-block
+ * instructions (see ``skipped``). With it: flash is mapped twice: code at the canonical address
+ * (0x08000000) has no per-instruction hook, code at the alias (0x00000000) has
+ * hwut_count. A flash block runs at the canonical address, its instructions all
+ * counted here at its start, when nothing in it can tell the difference: no
+ * deadline falls inside it, and no instruction in it is marked (CPSIE, MSR to a
+ * mask: they must stop right after themselves). An MMIO access is refused while
+ * such a block runs (hwut_tlb_fill); Python then rewinds the count to that
+ * instruction, marks it, and resumes it at the alias, where each instruction is
+ * counted before it runs, as without precharging. Other blocks run at the alias,
+ * and return to the canonical address at the first block that qualifies. */
+void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    if (c->it_stale) {
+        c->it_stale = 0;
+        uint32_t xpsr = rd(c, uc, R_XPSR);
+        if ((address < c->it_lo || address >= c->it_hi) && (xpsr & XPSR_IT)) {
+            wr(c, uc, R_XPSR, xpsr & ~XPSR_IT);   /* the IT block is over */
+            /* this block was translated for that state: drop it (and the jumps
+             * chained to it), and look it up again */
+            c->ctl(uc, CTL_TB_REMOVE_WRITE, (uint64_t)address, (uint64_t)address + 2u);
+            wr(c, uc, R_PC, (uint32_t)address | 1u);
+            return;
+        }
+    }
+    if (address == c->block_end && c->next_pc != c->block_end)
+        c->count += skipped(c, uc, c->next_pc, c->block_end);   /* the last ones failed */
+    c->next_pc = (uint32_t)address;
+    c->block_end = (uint32_t)(address + size);
+    if (!c->precharge)
+        return;
+    if (c->call_return) {
+        /* The previous block, counted, ended with a call: its return address is
+         * the alias's. Canonical before the callee's first instruction sees it. */
+        if (rd(c, uc, R_LR) == c->call_return)
+            wr(c, uc, R_LR, c->call_return + c->flash_base);
+        c->call_return = 0;
+    }
+    c->quick = 0;
+    if (c->count >= c->limit) {
+        c->stop(uc);
+        return;
+    }
+    if (c->count >= c->systick_next && c->fast) {
+        systick_wrap(c, uc, address);
+        return;
+    }
+    int canonical = address - c->flash_base < c->flash_size;
+    if (!canonical && address >= c->flash_size)
+        return;   /* RAM or system memory: always counted */
+    hwut_block_slot *b = block_info(c, uc, address, size);
+    uint64_t end = c->count + b->insns;
+    int counted = (b->flags & BLOCK_MARKED) || end > c->limit
+                  || (c->fast && end > c->systick_next);
+    if (!counted && c->mmio_in_tlb) {
+        /* An MMIO page in the TLB would not be refused: flushing it out costs,
+         * so code that touches MMIO often stays counted for a while. */
+        if (++c->tlb_streak < FLUSH_AFTER) {
+            counted = 1;
+        } else {
+            c->ctl(uc, CTL_TLB_FLUSH_WRITE);
+            c->mmio_in_tlb = 0;
+            c->tlb_streak = 0;
+        }
+    }
+    if (!canonical) {
+        if (!counted)
+            wr(c, uc, R_PC, (uint32_t)(address + c->flash_base) | 1u);
+        else if (b->flags & BLOCK_CALL)
+            c->call_return = (uint32_t)(address + size) | 1u;
+        return;
+    }
+    if (counted) {
+        wr(c, uc, R_PC, (uint32_t)(address - c->flash_base) | 1u);
+        return;
+    }
+    c->quick = 1;
+    c->quick_start = c->count;
+    c->quick_pc = (uint32_t)address;
+    c->quick_size = size;
+    c->count = end;
+    c->next_pc = c->block_end;
+    c->precharged++;
+}
+
+/* A TLB fill inside an IT block leaves the engine's IT state behind once the
+ * block is over (Unicorn 2.1, TLB_VIRTUAL mode); the next block looked up by
+ * address would run as if still inside it. Note where the IT block ends, so
+ * that hwut_block_exact can clear the state and look that block up again. */
+static void note_it_state(hwut_cpu *c, void *uc)
+{
+    uint32_t xpsr = rd(c, uc, R_XPSR);
+    uint32_t it = ((xpsr >> 25) & 3u) | (((xpsr >> 10) & 0x3Fu) << 2);
+    if (!(it & 0xFu))
+        return;
+    uint32_t pc = rd(c, uc, R_PC) & ~1u, end = pc;
+    uint16_t code[8];
+    if (c->mem_read(uc, pc, code, sizeof code))
+        return;
+    for (unsigned left = 4u - (unsigned)__builtin_ctz(it & 0xFu), i = 0; left && i < 8; left--)
+        if ((code[i] >> 11) >= 0x1D) {
+            i += 2;
+            end += 4;
+        } else {
+            i += 1;
+            end += 2;
+        }
+    c->it_stale = 1;
+    c->it_lo = pc;
+    c->it_hi = end;
+}
+
+/* Identity mapping; MMIO refused while a precharged block runs. */
+bool hwut_tlb_fill(void *uc, uint64_t vaddr, int access, hwut_tlb_entry *entry, hwut_cpu *c)
+{
+    note_it_state(c, uc);
+    entry->paddr = vaddr;
+    entry->perms = 7;   /* UC_PROT_ALL: the regions' own protection still applies */
+    if (access == MEM_FETCH)
+        return true;
+    for (uint32_t i = 0; i < c->n_deny; i++) {
+        if (vaddr >= c->deny_lo[i] && vaddr < c->deny_hi[i]) {
+            if (c->quick) {
+                c->denied = 1;
+                c->denials++;
+                return false;
+            }
+            c->mmio_in_tlb = 1;
+            c->tlb_streak = 0;
+            break;
+        }
+    }
+    return true;
 }
 
 void hwut_intr(void *uc, uint32_t intno, hwut_cpu *c)
