@@ -37,6 +37,7 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define BLOCK_SLOTS 4096
 #define BLOCK_MARKED 1u      /* holds an instruction that must run counted */
 #define BLOCK_CALL 2u        /* ends with BL or BLX */
+#define BLOCK_MEMORY 4u      /* has a load or store */
 #define MAX_DENY 16
 #define MEM_FETCH 18         /* uc_mem_type UC_MEM_FETCH */
 #define CTL_TLB_FLUSH_WRITE (11 | (1 << 30))   /* UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0) */
@@ -367,6 +368,8 @@ static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint
                 flags |= BLOCK_MARKED;
             if (in_it)
                 in_it--;
+            if (accesses_memory(code[i], i + 1 < bytes / 2 ? code[i + 1] : 0))
+                flags |= BLOCK_MEMORY;
             if ((code[i] & 0xFF00u) == 0xBF00u && (code[i] & 0xFu))
                 in_it = 4u - (unsigned)__builtin_ctz(code[i] & 0xFu);
             if (top == 0x1D || top == 0x1E || top == 0x1F) {
@@ -457,9 +460,10 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     uint64_t end = c->count + b->insns;
     int counted = (b->flags & BLOCK_MARKED) || end > c->limit
                   || (c->fast && end > c->systick_next);
-    if (!counted && c->mmio_in_tlb) {
+    if (!counted && c->mmio_in_tlb && (b->flags & BLOCK_MEMORY)) {
         /* An MMIO page in the TLB would not be refused: flushing it out costs,
-         * so code that touches MMIO often stays counted for a while. */
+         * so code that touches MMIO often stays counted for a while (a block
+         * without loads and stores cannot touch it). */
         if (++c->tlb_streak < FLUSH_AFTER) {
             counted = 1;
         } else {
