@@ -113,6 +113,8 @@ class Machine:
         self.counter = InstructionCounter(self.uc, native=native, state=self.state, timing=timing)
         #: With the native hook, SysTick wraps and exception entry/return happen in C.
         self.native = self.counter.native
+        #: Exact timing counted per block where nothing can tell (``_plan_precharge``);
+        #: ``precharge=False`` counts every instruction: the reference it must match.
         self._want_precharge = precharge and self.native and timing == "exact"
         #: The flash whose code runs precharged (see ``_enable_precharge``), if any.
         self.precharged_flash: Any = None
