@@ -40,7 +40,7 @@ from . import mmio_cache
 from .boards.spec import BoardSpec
 from .bus import Bus
 from .core import exceptions as X
-from .core.cpustate import NO_INTR, new_state
+from .core.cpustate import MAX_DENY, NO_INTR, new_state
 from .core.exceptions import ExceptionModel, Lockup
 from .core.semihosting import Semihosting, SemihostingExit
 from .counter import InstructionCounter, thumb_instructions
@@ -116,7 +116,7 @@ class Machine:
         #: Exact timing counted per block where nothing can tell (``_plan_precharge``);
         #: ``precharge=False`` counts every instruction: the reference it must match.
         self._want_precharge = precharge and self.native and timing == "exact"
-        #: The flash whose code runs precharged (see ``_enable_precharge``), if any.
+        #: The flash whose code runs precharged (see ``_plan_precharge``), if any.
         self.precharged_flash: Any = None
         self.clock = VirtualClock(self.counter, soc.reset_hz)
         self.clock.deadline_listener = self.counter.stop_at
@@ -288,7 +288,8 @@ class Machine:
         flash = next((m for m in self.bus.memories if m.name == "flash" and 0 in m.aliases),
                      None)
         if (not self._want_precharge or flash is None or self.precharged_flash is not None
-                or not flash.base <= self.bus.read(4, 4) & ~1 < flash.base + flash.size):
+                or not flash.base <= self.bus.read(4, 4) & ~1 < flash.base + flash.size
+                or len(self.bus.mmio_ranges()) > MAX_DENY):
             return
         self.precharged_flash = flash
         self._marks = (ctypes.c_ubyte * (flash.size // 16))()
@@ -326,7 +327,6 @@ class Machine:
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
         if not st.quick_pc <= pc < st.quick_pc + st.quick_size:
             return False
-        st.denied = 0
         before = bytes(self.uc.mem_read(st.quick_pc, pc - st.quick_pc))
         st.count = st.quick_start + thumb_instructions(before)
         self._mark(pc)

@@ -50,7 +50,7 @@ class CpuState(ctypes.Structure):
         ("quick_size", ctypes.c_uint32), ("quick", ctypes.c_uint32),
         ("precharge", ctypes.c_uint32), ("flash_base", ctypes.c_uint32),
         ("flash_size", ctypes.c_uint32), ("mmio_in_tlb", ctypes.c_uint32),
-        ("denied", ctypes.c_uint32), ("call_return", ctypes.c_uint32),
+        ("call_return", ctypes.c_uint32),
         ("next_pc", ctypes.c_uint32), ("block_end", ctypes.c_uint32),
         ("tlb_streak", ctypes.c_uint32), ("it_stale", ctypes.c_uint32),
         ("it_lo", ctypes.c_uint32), ("it_hi", ctypes.c_uint32),

@@ -43,7 +43,7 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define CTL_TLB_FLUSH_WRITE (11 | (1 << 30))   /* UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0) */
 #define CTL_TB_REMOVE_WRITE (9 | (2 << 26) | (1 << 30))   /* UC_CTL_TB_REMOVE_CACHE, 2 args */
 #define XPSR_IT 0x0600FC00u
-#define FLUSH_AFTER 256u     /* blocks; a TLB flush costs about as much as that many */
+#define FLUSH_AFTER 256u     /* blocks run counted before MMIO is flushed out of the TLB */
 
 /* Instruction counts of translated blocks, by address. */
 typedef struct {
@@ -75,7 +75,7 @@ typedef struct {
     uint64_t quick_start;    /* the count before the precharged block now running */
     uint32_t quick_pc, quick_size, quick;   /* that block; quick is 1 while it runs */
     uint32_t precharge, flash_base, flash_size;
-    uint32_t mmio_in_tlb, denied, call_return;
+    uint32_t mmio_in_tlb, call_return;
     uint32_t next_pc, block_end;   /* where the next instruction and this block end */
     uint32_t tlb_streak;     /* blocks run counted since MMIO entered the TLB */
     uint32_t it_stale, it_lo, it_hi;   /* see hwut_tlb_fill */
@@ -335,10 +335,9 @@ static int marked(const hwut_cpu *c, uint64_t address)
     return c->marks && ((c->marks[offset >> 4] >> ((offset >> 1) & 7)) & 1u);
 }
 
-/* Does the Thumb instruction starting with ``hw1`` (then ``hw2``) access memory? */
-static int accesses_memory(uint16_t hw1, uint16_t hw2)
+/* Does the Thumb instruction whose first half-word is ``hw1`` access memory? */
+static int accesses_memory(uint16_t hw1)
 {
-    (void)hw2;
     if ((hw1 >> 11) >= 0x1D)   /* 32-bit: LDM/STM/LDRD/STRD/TBB, loads/stores, VLDR/VSTR */
         return (hw1 & 0xFE00u) == 0xE800u || (hw1 & 0xFE00u) == 0xF800u
                || (hw1 & 0xEE00u) == 0xEC00u;
@@ -364,11 +363,11 @@ static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint
                 flags |= BLOCK_MARKED;
             /* A memory access inside an IT block stays counted: refused and
              * resumed there, the engine keeps a stale IT state afterwards. */
-            if (in_it && accesses_memory(code[i], i + 1 < bytes / 2 ? code[i + 1] : 0))
+            if (in_it && accesses_memory(code[i]))
                 flags |= BLOCK_MARKED;
             if (in_it)
                 in_it--;
-            if (accesses_memory(code[i], i + 1 < bytes / 2 ? code[i + 1] : 0))
+            if (accesses_memory(code[i]))
                 flags |= BLOCK_MEMORY;
             if ((code[i] & 0xFF00u) == 0xBF00u && (code[i] & 0xFu))
                 in_it = 4u - (unsigned)__builtin_ctz(code[i] & 0xFu);
@@ -407,9 +406,9 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 }
 
 /* Exact timing. Without precharging this only accounts for skipped IT-block
- * instructions (see ``skipped``). With it: flash is mapped twice: code at the canonical address
- * (0x08000000) has no per-instruction hook, code at the alias (0x00000000) has
- * hwut_count. A flash block runs at the canonical address, its instructions all
+ * instructions (see ``skipped``). With it, flash is mapped twice: code at the
+ * canonical address (0x08000000) has no per-instruction hook, code at the alias
+ * (0x00000000) has hwut_count. A flash block runs at the canonical address, its instructions all
  * counted here at its start, when nothing in it can tell the difference: no
  * deadline falls inside it, and no instruction in it is marked (CPSIE, MSR to a
  * mask: they must stop right after themselves). An MMIO access is refused while
@@ -530,7 +529,6 @@ bool hwut_tlb_fill(void *uc, uint64_t vaddr, int access, hwut_tlb_entry *entry, 
     for (uint32_t i = 0; i < c->n_deny; i++) {
         if (vaddr >= c->deny_lo[i] && vaddr < c->deny_hi[i]) {
             if (c->quick) {
-                c->denied = 1;
                 c->denials++;
                 return false;
             }
