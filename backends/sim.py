@@ -52,6 +52,10 @@ class SimBackend(Backend):
             spec = board_spec(str(self.options.get("model", request.board)))
         except KeyError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc.args[0]))
+        precharge = self.options.get("precharge", True)
+        if not isinstance(precharge, bool):
+            return Outcome(StopReason.INFRASTRUCTURE,
+                           detail=f"board option precharge must be true or false, not {precharge!r}")
         console = spec.console
         sink = request.uart
         machine = Machine(
@@ -64,6 +68,9 @@ class SimBackend(Backend):
             # "exact" (default): interrupts at the next instruction; "block": faster,
             # at the next translated block (see sim/counter.py)
             timing=str(self.options.get("timing", "exact")),
+            # exact timing counted per block where nothing can tell; false counts every
+            # instruction (the same results, slower: a way out should precharging misbehave)
+            precharge=precharge,
         )
         try:
             machine.load([(s.address, s.data) for s in image.segments])

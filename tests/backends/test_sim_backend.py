@@ -121,3 +121,14 @@ def test_block_timing_is_a_board_option():
         request("hello", 0.35, sink=out.extend))
     assert outcome.reason is StopReason.LIMIT
     assert out.startswith(b"HWUT hello from NUCLEO-F303RE\r\nSYSCLK=72000000\r\ncount=0\r\n")
+
+
+def test_precharging_is_a_board_option_with_the_same_results():
+    runs = []
+    for options in ({}, {"precharge": False}):
+        out = bytearray()
+        outcome = SimBackend("nucleo-f303re", options).run(request("hello", 0.35, sink=out.extend))
+        runs.append((outcome.reason, outcome.instructions, outcome.time_used_s, bytes(out)))
+    assert runs[0] == runs[1] and runs[0][0] is StopReason.LIMIT
+    bad = SimBackend("nucleo-f303re", {"precharge": "no"}).run(request("hello", 0.35))
+    assert bad.reason is StopReason.INFRASTRUCTURE and "precharge must be true or false" in bad.detail
