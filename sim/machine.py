@@ -288,11 +288,14 @@ class Machine:
         flash = next((m for m in self.bus.memories if m.name == "flash" and 0 in m.aliases),
                      None)
         if (not self._want_precharge or flash is None or self.precharged_flash is not None
-                or not flash.base <= self.bus.read(4, 4) & ~1 < flash.base + flash.size
-                or len(self.bus.mmio_ranges()) > MAX_DENY):
+                or not flash.base <= self.bus.read(4, 4) & ~1 < flash.base + flash.size):
+            return
+        mmio = self.bus.mmio_ranges()
+        if len(mmio) > MAX_DENY:
             return
         self.precharged_flash = flash
         self._marks = (ctypes.c_ubyte * (flash.size // 16))()
+        self.counter.enable_precharge(flash.base, flash.size, mmio, self._marks)
 
     def _views(self, address: int) -> list[int]:
         """Where the instruction at ``address`` may run: flash code in both views."""
@@ -348,11 +351,8 @@ class Machine:
             if mem is None or not mem.contains(address + len(data) - 1):
                 raise ValueError(f"segment at 0x{address:08x} (+{len(data)}) is outside memory")
             mem.write(address, data)
-        self._plan_precharge()
+        self._plan_precharge()  # its hooks first: the count goes up before the unmask hooks look
         flash = self.precharged_flash
-        if flash is not None:  # its hooks first: the count goes up before the unmask hooks look
-            self.counter.enable_precharge(flash.base, flash.size, self.bus.mmio_ranges(),
-                                          self._marks)
         for at in self._watch_unmasking(segments):
             if flash is not None and flash.contains(at):
                 self._mark(self._canonical(at))

@@ -290,6 +290,9 @@ static void systick_wrap(hwut_cpu *c, void *uc, uint64_t address)
     c->stop(uc);
 }
 
+/* Does a Thumb instruction starting with this half-word take two (0b11101, 0b1111x)? */
+static int wide(uint16_t hw) { return (hw >> 11) >= 0x1D; }
+
 /* Instructions in [from, to): conditional ones in an IT block that failed their
  * condition. Unicorn's code hook skips them; on the chip each still takes its
  * cycle, and a precharged block counts them, so the hooks count them too. */
@@ -300,7 +303,7 @@ static uint32_t skipped(hwut_cpu *c, void *uc, uint32_t from, uint32_t to)
         return 0;
     uint32_t n = 0;
     for (uint32_t i = 0; i < (to - from) / 2; i++, n++)
-        if ((code[i] >> 11) >= 0x1D)
+        if (wide(code[i]))
             i++;
     return n;
 }
@@ -338,7 +341,7 @@ static int marked(const hwut_cpu *c, uint64_t address)
 /* Does the Thumb instruction whose first half-word is ``hw1`` access memory? */
 static int accesses_memory(uint16_t hw1)
 {
-    if ((hw1 >> 11) >= 0x1D)   /* 32-bit: LDM/STM/LDRD/STRD/TBB, loads/stores, VLDR/VSTR */
+    if (wide(hw1))   /* 32-bit: LDM/STM/LDRD/STRD/TBB, loads/stores, VLDR/VSTR */
         return (hw1 & 0xFE00u) == 0xE800u || (hw1 & 0xFE00u) == 0xF800u
                || (hw1 & 0xEE00u) == 0xEC00u;
     return (hw1 >= 0x4800u && hw1 < 0xA000u)    /* literal, register and immediate forms */
@@ -357,7 +360,6 @@ static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint
     if (c->mem_read(uc, address, code, bytes) == 0) {
         unsigned in_it = 0;   /* instructions of an IT block still to come */
         for (uint32_t i = 0; i < bytes / 2; i++, n++) {
-            unsigned top = code[i] >> 11;
             int call;
             if (marked(c, address + 2u * i))
                 flags |= BLOCK_MARKED;
@@ -371,8 +373,8 @@ static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint
                 flags |= BLOCK_MEMORY;
             if ((code[i] & 0xFF00u) == 0xBF00u && (code[i] & 0xFu))
                 in_it = 4u - (unsigned)__builtin_ctz(code[i] & 0xFu);
-            if (top == 0x1D || top == 0x1E || top == 0x1F) {
-                call = top == 0x1E && i + 1 < bytes / 2 && (code[i + 1] & 0xC000u) == 0xC000u;
+            if (wide(code[i])) {
+                call = (code[i] >> 11) == 0x1E && i + 1 < bytes / 2 && (code[i + 1] & 0xC000u) == 0xC000u;
                 i++;   /* the second half of a 32-bit instruction */
             } else {
                 call = (code[i] & 0xFF87u) == 0x4780u;   /* BLX Rm */
@@ -506,7 +508,7 @@ static void note_it_state(hwut_cpu *c, void *uc)
     if (c->mem_read(uc, pc, code, sizeof code))
         return;
     for (unsigned left = 4u - (unsigned)__builtin_ctz(it & 0xFu), i = 0; left && i < 8; left--)
-        if ((code[i] >> 11) >= 0x1D) {
+        if (wide(code[i])) {
             i += 2;
             end += 4;
         } else {
