@@ -2,5 +2,5 @@
 Python (same results, slower) where no C compiler is present."""
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("sim._native", ["sim/native/counter.c", "sim/native/mmio.c"], optional=True,
+setup(ext_modules=[Extension("hwut.sim._native", ["sim/native/counter.c", "sim/native/mmio.c"], optional=True,
                              extra_compile_args=["-O2"])])

@@ -1,1 +1,2 @@
-"""Backends run firmware on a board instance; see ``backends.base`` for the contract."""
+"""Backends run firmware on a board instance (installed as ``hwut.backends``); see
+``hwut.backends.base`` for the contract."""

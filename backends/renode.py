@@ -28,10 +28,9 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import IO, Any, ClassVar
-
-import sim
 
 from .base import Availability, Backend, Outcome, RunRequest, StopReason
 
@@ -137,12 +136,11 @@ def _not_found(candidates: list[Path]) -> Path:
 
 
 def platform_dir() -> Path:
-    """Our platform files, shipped as package data of ``sim`` (a namespace package)."""
-    for folder in sim.__path__:
-        candidate = Path(folder).resolve() / "renode"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("sim/renode/ (the Renode platform files) is not installed")
+    """Our platform files, shipped as package data of ``hwut.sim``."""
+    candidate = Path(str(resources.files("hwut.sim") / "renode"))
+    if candidate.is_dir():
+        return candidate
+    raise FileNotFoundError("hwut.sim's renode/ folder (the Renode platform files) is not installed")
 
 
 def console_of(board_file: Path) -> str:

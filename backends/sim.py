@@ -9,9 +9,9 @@ import time
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from sim.boards import BOARDS
-from sim.boards import board as board_spec
-from sim.machine import Machine, StopCause
+from hwut.sim.boards import BOARDS
+from hwut.sim.boards import board as board_spec
+from hwut.sim.machine import Machine, StopCause
 
 from .base import Availability, Backend, Outcome, RunRequest, StopReason
 from .image import InvalidFirmware, load

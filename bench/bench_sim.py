@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backends.image import load
-from sim.boards import board
-from sim.machine import Machine
+from hwut.backends.image import load
+from hwut.sim.boards import board
+from hwut.sim.machine import Machine
 
 BUILD = ROOT / "fixtures" / "build"
 REPEATS = 3

@@ -32,8 +32,8 @@ from .client import (
 from .config import ConfigError, describe_options, load_config
 from .users import UserError, UserStore
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEMO_FIRMWARE = REPO_ROOT / "fixtures" / "build" / "hello.elf"
+#: The ``hello`` fixture, shipped as package data so that ``hwut demo`` works from any install.
+DEMO_FIRMWARE = Path(__file__).resolve().parent / "demo" / "hello.elf"
 
 SUBMIT_HELP = f"""Submit FILE (ELF, Intel HEX or BIN) to run on BOARD for at most LIMIT seconds.
 
@@ -162,7 +162,7 @@ def demo(file: str | None, board: str, limit: int) -> None:
     """Start a throw-away server, run a fixture firmware through it and print its output.
 
     The server listens on a free loopback port with a temporary data dir and the
-    shipped config; FILE defaults to the repository's fixtures/build/hello.elf.
+    shipped config; FILE defaults to the shipped ``hello`` fixture (fixtures/build/hello.elf).
     """
     from .server import BackgroundServer
     from .service import build_service

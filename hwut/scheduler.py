@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends.base import Availability, Backend, Outcome, RunRequest, StopReason
+from hwut.backends.base import Availability, Backend, Outcome, RunRequest, StopReason
 
 from .config import BoardConfig, Config
 from .jobs import Job, JobStatus, TransitionError, format_time

@@ -13,8 +13,8 @@ from typing import IO, Any
 
 import falcon
 
-from backends.base import Backend
-from backends.registry import load_backends
+from hwut.backends.base import Backend
+from hwut.backends.registry import load_backends
 
 from .app import create_app
 from .config import Config

@@ -52,7 +52,7 @@ class InstructionCounter:
         self.timing = timing
         use_native = LIB is not None if native is None else native
         if use_native and LIB is None:
-            raise RuntimeError("the native counter is not built (sim._native missing)")
+            raise RuntimeError("the native counter is not built (hwut.sim._native missing)")
         self.native = use_native
         self._uc = uc
         self._c = state if state is not None else new_state()

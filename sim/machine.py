@@ -195,7 +195,7 @@ class Machine:
 
         for spec in self.board.soc.peripherals:
             module_name, class_name = spec.model.split(":")
-            cls = getattr(importlib.import_module(f"sim.{module_name}"), class_name)
+            cls = getattr(importlib.import_module(f"{__package__}.{module_name}"), class_name)
             kwargs = dict(spec.args)
             for arg, irq in spec.irqs.items():
                 if isinstance(irq, int):

@@ -1,4 +1,4 @@
-"""The optional native helpers (``sim/native/*.c``, built into ``sim._native``).
+"""The optional native helpers (``sim/native/*.c``, built into ``hwut.sim._native``).
 
 Absent when no C compiler was there at install time, or when HWUT_SIM_NATIVE=0;
 every user of it has a Python path with the same results.
@@ -13,7 +13,7 @@ import os
 def _load() -> ctypes.CDLL | None:
     if os.environ.get("HWUT_SIM_NATIVE", "1") == "0":
         return None
-    spec = importlib.util.find_spec("sim._native")
+    spec = importlib.util.find_spec(f"{__package__}._native")
     if spec is None or spec.origin is None:
         return None
     try:

@@ -1,42 +1,73 @@
-"""Imports go down, never up: sim knows nothing of backends or hwut; hwut reaches
-emulators only through the backend contract."""
+"""Imports go down, never up: sim knows nothing of backends or the service; the
+service reaches emulators only through the backend contract.
+
+The repository folders ``sim/`` and ``backends/`` are the import packages
+``hwut.sim`` and ``hwut.backends``; every other ``hwut.*`` module is the service.
+"""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SIM, BACKENDS = "hwut.sim", "hwut.backends"
 
 
-def imported_packages(folder: str) -> dict[str, set[str]]:
+def _layer(module: str) -> str:
+    """'sim', 'backends', 'service' for our own modules, else the top-level name."""
+    if module == SIM or module.startswith(SIM + "."):
+        return "sim"
+    if module == BACKENDS or module.startswith(BACKENDS + "."):
+        return "backends"
+    if module == "hwut" or module.startswith("hwut."):
+        return "service"
+    return module.split(".")[0]
+
+
+def imported_modules(folder: str) -> dict[str, set[str]]:
+    """Absolute imports of each file below ``folder`` (relative ones stay in the layer)."""
     found: dict[str, set[str]] = {}
     for path in (ROOT / folder).rglob("*.py"):
-        tops: set[str] = set()
+        modules: set[str] = set()
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
-                tops |= {a.name.split(".")[0] for a in node.names}
+                modules |= {a.name for a in node.names}
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-                tops.add(node.module.split(".")[0])
-        found[str(path.relative_to(ROOT))] = tops
+                modules.add(node.module)
+                if node.module in ("hwut", "hwut.sim", "hwut.backends"):
+                    modules |= {f"{node.module}.{a.name}" for a in node.names}
+        found[str(path.relative_to(ROOT))] = modules
     return found
 
 
-def test_sim_imports_neither_backends_nor_hwut():
-    for path, tops in imported_packages("sim").items():
-        assert not tops & {"backends", "hwut"}, path
+def layers(folder: str) -> dict[str, set[str]]:
+    return {path: {_layer(m) for m in mods} for path, mods in imported_modules(folder).items()}
+
+
+def test_sim_imports_neither_backends_nor_the_service():
+    for path, used in layers("sim").items():
+        assert not used & {"backends", "service"}, path
+
+
+def test_no_generic_top_level_imports_remain():
+    """``sim`` and ``backends`` are only importable as ``hwut.sim`` and ``hwut.backends``."""
+    for folder in ("sim", "backends", "hwut", "tests", "bench"):
+        for path, mods in imported_modules(folder).items():
+            tops = {m.split(".")[0] for m in mods}
+            assert not tops & {"sim", "backends", "fixtures"}, path
 
 
 def test_backends_do_not_import_the_service():
-    for path, tops in imported_packages("backends").items():
-        assert "hwut" not in tops, path
+    for path, used in layers("backends").items():
+        assert "service" not in used, path
 
 
 def test_only_emulator_backends_import_sim():
-    for path, tops in imported_packages("backends").items():
-        if "sim" in tops:
+    for path, used in layers("backends").items():
+        if "sim" in used:
             assert Path(path).name in {"sim.py", "renode.py"}, path
 
 
 def test_the_service_never_imports_sim():
-    for path, tops in imported_packages("hwut").items():
-        assert "sim" not in tops, path
+    for path, used in layers("hwut").items():
+        assert "sim" not in used, path

@@ -21,7 +21,7 @@ from typing import Any
 
 import falcon
 
-from backends import image as firmware
+from hwut.backends import image as firmware
 
 from .. import inputs
 from ..config import Config

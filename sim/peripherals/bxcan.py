@@ -13,9 +13,9 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from sim.regs import Access, Field, Peripheral, Register, flags
-from sim.signals import ClockTree
-from sim.vclock import Event, VirtualClock
+from hwut.sim.regs import Access, Field, Peripheral, Register, flags
+from hwut.sim.signals import ClockTree
+from hwut.sim.vclock import Event, VirtualClock
 
 from .irq import IrqOut, NoIrq
 

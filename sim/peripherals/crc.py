@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.regs import Access, Field, Peripheral, Register
 
 DR, IDR, CR, INIT, POL = 0x00, 0x04, 0x08, 0x10, 0x14
 #: POLYSIZE encodings: 32, 16, 8, 7 bits.

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.regs import Access, Field, Peripheral, Register
 
 IDCODE_F303XE = 0x1003_6446
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.regs import Access, Field, Peripheral, Register
 
 from .irq import IrqOut
 

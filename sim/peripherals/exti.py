@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
-from sim.regs import Access, Field, Peripheral, Register, per_pin
+from hwut.sim.regs import Access, Field, Peripheral, Register, per_pin
 
 from .irq import IrqOut
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.regs import Access, Field, Peripheral, Register, per_pin
-from sim.signals import ClockTree
-from sim.vclock import VirtualClock
+from hwut.sim.regs import Access, Field, Peripheral, Register, per_pin
+from hwut.sim.signals import ClockTree
+from hwut.sim.vclock import VirtualClock
 
 MODER, OTYPER, OSPEEDR, PUPDR, IDR, ODR, BSRR, LCKR, AFRL, AFRH, BRR = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20, 0x24, 0x28)

@@ -5,7 +5,7 @@ wakeup/standby flags clear through CWUF/CSBF; VREFINT is ready at once.
 """
 from __future__ import annotations
 
-from sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.regs import Access, Field, Peripheral, Register
 
 CR, CSR = 0x00, 0x04
 WUF, SBF, VREFINTRDYF = 1, 2, 8

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.regs import Access, Field, Peripheral, Register, flags
-from sim.signals import ClockTree
-from sim.vclock import VirtualClock
+from hwut.sim.regs import Access, Field, Peripheral, Register, flags
+from hwut.sim.signals import ClockTree
+from hwut.sim.vclock import VirtualClock
 
 from .irq import IrqOut, NoIrq
 

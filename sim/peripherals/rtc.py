@@ -13,9 +13,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from sim.regs import Access, Field, Peripheral, Register
-from sim.signals import ClockTree
-from sim.vclock import PS_PER_S, Event, VirtualClock
+from hwut.sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.signals import ClockTree
+from hwut.sim.vclock import PS_PER_S, Event, VirtualClock
 
 TR, DR, CR, ISR, PRER, WUTR, ALRMAR, ALRMBR, WPR, SSR = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x1C, 0x20, 0x24, 0x28)

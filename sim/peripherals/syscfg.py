@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sim.regs import Access, Field, Peripheral, Register, flags
+from hwut.sim.regs import Access, Field, Peripheral, Register, flags
 
 EXTICR_OFFSETS = (0x08, 0x0C, 0x10, 0x14)
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from sim.regs import STABLE, Access, Field, Peripheral, Register, flags
-from sim.signals import ClockTree
-from sim.vclock import Event, VirtualClock
+from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags
+from hwut.sim.signals import ClockTree
+from hwut.sim.vclock import Event, VirtualClock
 
 from .irq import IrqOut
 

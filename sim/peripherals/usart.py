@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
-from sim.regs import Access, Field, Peripheral, Register, flags
-from sim.signals import ClockTree
-from sim.vclock import Event, VirtualClock
+from hwut.sim.regs import Access, Field, Peripheral, Register, flags
+from hwut.sim.signals import ClockTree
+from hwut.sim.vclock import Event, VirtualClock
 
 from .irq import IrqOut, NoIrq
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from backends.base import Backend, Outcome, RunRequest
+from hwut.backends.base import Backend, Outcome, RunRequest
 
 
 class RaisingBackend(Backend):

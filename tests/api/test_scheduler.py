@@ -10,9 +10,9 @@ from pathlib import Path
 
 from failing_backends import GarbageBackend, UnconstructibleBackend
 from fixture_firmware import HELLO_1S, SEMIHOST, SPIN_LIMIT, image
+from hwut.backends.base import Backend
 from hwut_testenv import BACKENDS, make_config, sim_board
 
-from backends.base import Backend
 from hwut.config import BoardConfig
 from hwut.jobs import JobStatus
 from hwut.scheduler import Scheduler
@@ -102,20 +102,20 @@ def test_backend_that_cannot_start_makes_instance_unavailable(tmp_path):
 
 
 def test_hwut_sees_backends_only_through_the_contract():
-    allowed = {"backends.base", "backends.image", "backends.registry"}
+    allowed = {"hwut.backends.base", "hwut.backends.image", "hwut.backends.registry"}
     package = Path(__file__).resolve().parents[2] / "hwut"
     for path in package.rglob("*.py"):
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             names = []
             if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] if node.module != "backends" else \
-                    [f"backends.{a.name}" for a in node.names]
+                names = [node.module] if node.module != "hwut.backends" else \
+                    [f"hwut.backends.{a.name}" for a in node.names]
             elif isinstance(node, ast.Import):
                 names = [a.name for a in node.names]
             for name in names:
-                assert not name.startswith("sim"), f"{path.name} imports {name}"
-                if name.startswith("backends"):
+                assert not name.startswith("hwut.sim"), f"{path.name} imports {name}"
+                if name.startswith("hwut.backends"):
                     assert name in allowed, f"{path.name} imports {name}"
 
 

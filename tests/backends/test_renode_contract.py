@@ -18,10 +18,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from backends.base import RunRequest, StopReason
-from backends.registry import load_backends
-from backends.renode import (
+from hwut.backends.base import RunRequest, StopReason
+from hwut.backends.registry import load_backends
+from hwut.backends.renode import (
     RenodeBackend,
     RenodeNotFound,
     build_script,
@@ -220,7 +219,7 @@ def test_a_platform_error_is_reported(tmp_path, monkeypatch):
     platforms.mkdir()
     (platforms / "nucleo_f303re.repl").write_text(
         '// hwut-console: sysbus.usart2\nusing "./no_such_soc.repl"\n')
-    monkeypatch.setattr("backends.renode.platform_dir", lambda: platforms)
+    monkeypatch.setattr("hwut.backends.renode.platform_dir", lambda: platforms)
     work = tmp_path / "work"
     work.mkdir()
     outcome = backend(work).run(request("hello", 1))
@@ -335,7 +334,7 @@ def test_renode_runs_installed_copy_is_found(tmp_path):
 def test_found_through_the_entry_point_group():
     found = load_backends()
     if "renode" not in found:
-        pytest.skip('entry point not registered yet: add renode = "backends.renode:RenodeBackend"')
+        pytest.skip('entry point not registered yet: add renode = "hwut.backends.renode:RenodeBackend"')
     assert found["renode"] is RenodeBackend
 
 

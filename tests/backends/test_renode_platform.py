@@ -9,10 +9,9 @@ import re
 from pathlib import Path
 
 import pytest
-
-from backends.renode import PLATFORMS, console_of, platform_dir
-from sim.boards import BOARDS
-from sim.soc.stm32f303 import STM32F303RE
+from hwut.backends.renode import PLATFORMS, console_of, platform_dir
+from hwut.sim.boards import BOARDS
+from hwut.sim.soc.stm32f303 import STM32F303RE
 
 SOC = platform_dir() / "stm32f303re.repl"
 BOARD = platform_dir() / PLATFORMS["nucleo-f303re"]

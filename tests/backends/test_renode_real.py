@@ -12,10 +12,9 @@ import threading
 from pathlib import Path
 
 import pytest
-
-from backends.base import RunRequest, StopReason
-from backends.renode import RenodeBackend, RenodeNotFound, find_renode
-from backends.sim import SimBackend
+from hwut.backends.base import RunRequest, StopReason
+from hwut.backends.renode import RenodeBackend, RenodeNotFound, find_renode
+from hwut.backends.sim import SimBackend
 
 pytestmark = pytest.mark.renode
 

@@ -6,10 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-
-from backends.base import RunRequest, StopReason
-from backends.registry import load_backends
-from backends.sim import SimBackend
+from hwut.backends.base import RunRequest, StopReason
+from hwut.backends.registry import load_backends
+from hwut.backends.sim import SimBackend
 
 BUILD = Path(__file__).resolve().parents[2] / "fixtures" / "build"
 

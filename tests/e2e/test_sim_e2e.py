@@ -13,7 +13,7 @@ from fixture_firmware import HELLO_1S
 from hwut_e2e import HELLO, Server, admin_token, wait_ended
 
 pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("backends.sim") is None or not HELLO.exists(),
+    importlib.util.find_spec("hwut.backends.sim") is None or not HELLO.exists(),
     reason="needs the sim backend (backends/sim.py) and fixtures/build/hello.elf")
 
 

@@ -5,10 +5,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-
-from backends.image import load
-from sim.boards import board
-from sim.machine import Machine, RunResult
+from hwut.backends.image import load
+from hwut.sim.boards import board
+from hwut.sim.machine import Machine, RunResult
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "fixtures" / "build"

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import pytest
-
-from sim.boards import BOARDS, board
+from hwut.sim.boards import BOARDS, board
 
 from .conftest import run_firmware
 

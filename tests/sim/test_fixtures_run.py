@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import pytest
-
-from sim.machine import StopCause
+from hwut.sim.machine import StopCause
 
 from .conftest import expected, run_firmware
 
@@ -109,9 +108,9 @@ def test_timer_interrupts_counter_and_one_pulse():
 
 
 def test_input_capture_from_pin_edges_and_adc_from_the_board():
-    from backends.image import load
-    from sim.boards import board
-    from sim.machine import Machine
+    from hwut.backends.image import load
+    from hwut.sim.boards import board
+    from hwut.sim.machine import Machine
 
     from .conftest import BUILD
     out = bytearray()
@@ -179,9 +178,9 @@ def test_bin_and_hex_run_like_the_elf(fmt):
 
 
 def test_itm_stimulus_writes_are_captured_as_a_trace():
-    from backends.image import load
-    from sim.boards import board
-    from sim.machine import Machine
+    from hwut.backends.image import load
+    from hwut.sim.boards import board
+    from hwut.sim.machine import Machine
 
     from .conftest import BUILD
     trace = bytearray()
@@ -193,9 +192,9 @@ def test_itm_stimulus_writes_are_captured_as_a_trace():
 
 
 def test_blink_toggles_ld2_every_250_ms():
-    from backends.image import load
-    from sim.boards import board
-    from sim.machine import Machine
+    from hwut.backends.image import load
+    from hwut.sim.boards import board
+    from hwut.sim.machine import Machine
 
     from .conftest import BUILD
     changes = []

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from sim.machine import StopCause
+from hwut.sim.machine import StopCause
 
 from .conftest import expected, run_firmware
 

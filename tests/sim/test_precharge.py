@@ -4,10 +4,9 @@ could see: same bytes at the same virtual times, same counts, same notes."""
 from __future__ import annotations
 
 import pytest
-
-from sim.boards import board
-from sim.machine import Machine
-from sim.nativelib import LIB
+from hwut.sim.boards import board
+from hwut.sim.machine import Machine
+from hwut.sim.nativelib import LIB
 
 from .conftest import BUILD, run_firmware
 

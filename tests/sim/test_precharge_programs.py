@@ -5,12 +5,11 @@ to the cycle."""
 from __future__ import annotations
 
 import pytest
+from hwut.sim.boards import board
+from hwut.sim.machine import Machine
+from hwut.sim.nativelib import LIB
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from sim.boards import board
-from sim.machine import Machine
-from sim.nativelib import LIB
 
 pytestmark = pytest.mark.skipif(LIB is None, reason="the native counter is not built")
 

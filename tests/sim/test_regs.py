@@ -1,7 +1,7 @@
 """The declarative register base: field access kinds, sub-word access, unmodelled notes."""
 from __future__ import annotations
 
-from sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.regs import Access, Field, Peripheral, Register
 
 
 class Demo(Peripheral):

@@ -4,8 +4,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-
-from sim.core.semihosting import (
+from hwut.sim.core.semihosting import (
     ADP_STOPPED_APPLICATION_EXIT,
     SYS_CLOCK,
     SYS_ELAPSED,

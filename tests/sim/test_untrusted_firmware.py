@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import struct
 
+from hwut.sim.boards import board
+from hwut.sim.machine import Machine, StopCause
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from sim.boards import board
-from sim.machine import Machine, StopCause
 
 
 def image(code: bytes, vectors: list[int]) -> list[tuple[int, bytes]]:

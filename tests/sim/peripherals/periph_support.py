@@ -5,8 +5,8 @@ plays this role in a run; here the test moves time by hand and fires due events.
 """
 from __future__ import annotations
 
-from sim.signals import ClockTree
-from sim.vclock import VirtualClock
+from hwut.sim.signals import ClockTree
+from hwut.sim.vclock import VirtualClock
 
 
 class Counter:

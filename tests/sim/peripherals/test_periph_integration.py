@@ -1,11 +1,10 @@
 """RCC driving the others through the clock tree, as the SoC wires them."""
 from __future__ import annotations
 
+from hwut.sim.peripherals.rcc import Rcc
+from hwut.sim.peripherals.timer import Timer
+from hwut.sim.peripherals.usart import Usart
 from periph_support import Bench, Line
-
-from sim.peripherals.rcc import Rcc
-from sim.peripherals.timer import Timer
-from sim.peripherals.usart import Usart
 
 
 def cube_72mhz(rcc: Rcc) -> None:

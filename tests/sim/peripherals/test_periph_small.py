@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import binascii
 
+from hwut.sim.peripherals.crc import Crc
+from hwut.sim.peripherals.dbgmcu import Dbgmcu
+from hwut.sim.peripherals.pwr import Pwr
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from sim.peripherals.crc import Crc
-from sim.peripherals.dbgmcu import Dbgmcu
-from sim.peripherals.pwr import Pwr
 
 
 def crc_unit() -> Crc:

@@ -1,11 +1,10 @@
 """Timers against RM0316: counting from virtual time, preloads, update/compare events."""
 from __future__ import annotations
 
+from hwut.sim.peripherals.timer import Timer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench, Line
-
-from sim.peripherals.timer import Timer
 
 CR1, DIER, SR, EGR, CCMR1, CCER, CNT, PSC, ARR, RCR, CCR1 = (
     0x00, 0x0C, 0x10, 0x14, 0x18, 0x20, 0x24, 0x28, 0x2C, 0x30, 0x34)
@@ -354,5 +353,5 @@ def test_stable_until_tells_the_read_cache_when_lazy_flags_change() -> None:
     bench.advance(985)
     assert t.read(SR, 4) & 1
     t.write(CR1, 4, 0)
-    from sim.regs import STABLE
+    from hwut.sim.regs import STABLE
     assert t.stable_until(CNT) == STABLE
