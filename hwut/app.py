@@ -6,7 +6,8 @@ import falcon
 from . import errors
 from .auth import AuthMiddleware
 from .config import Config
-from .resources import jobs, misc, targets
+from .requestlog import RequestLogMiddleware
+from .resources import jobs, limits, misc, targets, users
 from .scheduler import Scheduler
 from .store import Store
 
@@ -14,7 +15,7 @@ BASE = "/apiv1"
 
 
 def create_app(store: Store, scheduler: Scheduler, config: Config) -> falcon.App:
-    app = falcon.App(middleware=[AuthMiddleware(store.users)])
+    app = falcon.App(middleware=[RequestLogMiddleware(), AuthMiddleware(store.users)])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     errors.install(app)
@@ -37,4 +38,11 @@ def create_app(store: Store, scheduler: Scheduler, config: Config) -> falcon.App
     app.add_route(f"{BASE}/targets/boards/{{name}}", targets.BoardResource(*deps))
     app.add_route(f"{BASE}/targets/microcontrollers", targets.McuListResource(*deps))
     app.add_route(f"{BASE}/targets/microcontrollers/{{name}}", targets.McuResource(*deps))
+    app.add_route(f"{BASE}/limits", limits.LimitsResource(config))
+    app.add_route(f"{BASE}/users", users.UserListResource(store.users))
+    app.add_route(f"{BASE}/users/{{name}}", users.UserResource(store.users))
+    app.add_route(f"{BASE}/users/{{name}}/password", users.PasswordResource(store.users))
+    app.add_route(f"{BASE}/users/{{name}}/tokens", users.TokenListResource(store.users))
+    app.add_route(f"{BASE}/users/{{name}}/tokens/{{token_id}}",
+                  users.TokenResource(store.users))
     return app

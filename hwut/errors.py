@@ -17,6 +17,13 @@ def serialize_error(req: falcon.Request, resp: falcon.Response,
                     exc: falcon.HTTPError) -> None:
     """JSON whatever the client's Accept header says; the description is always present."""
     body = exc.to_dict()
+    # Falcon's own answers (no route, wrong method) come titled "404 Not Found"
+    body["title"] = str(body.get("title", "")).removeprefix(f"{exc.status_code} ")
+    if isinstance(exc, falcon.HTTPMethodNotAllowed) and not exc.description:
+        allowed = (exc.headers or {}).get("Allow", "")
+        body["description"] = f"{req.method} is not allowed on {req.path}; allowed: {allowed}."
+    elif isinstance(exc, falcon.HTTPRouteNotFound) and not exc.description:
+        body["description"] = f"There is no route {req.path}; the API lives under /apiv1."
     body.setdefault("description", body.get("title", ""))
     resp.content_type = falcon.MEDIA_JSON
     resp.text = json.dumps(body)

@@ -195,6 +195,7 @@ class Scheduler:
                 self._cancels.pop(job.id, None)
 
     def _fail(self, job_id: int, detail: str, **changes: Any) -> None:
+        log.info("job %d ERROR: %s", job_id, detail)
         try:
             self.store.transition(job_id, JobStatus.ERROR, detail=detail,
                                   finished=format_time(self.store.clock()), **changes)
@@ -219,6 +220,8 @@ class Scheduler:
                 self.store.artifact_path(log_name).unlink(missing_ok=True)
                 return
             instance.job_id = job.id
+            log.info("job %d started on %s (owner %s, limit %s s)", job.id, instance.name,
+                     job.owner, job.duration_limit_seconds)
             request = RunRequest(
                 executable=self.store.artifact_path(job.filename_executable),
                 format=job.format, board=job.board,
@@ -262,6 +265,9 @@ class Scheduler:
             changes.pop("detail", None)  # keep "canceled by ..."
         else:
             status = JobStatus.FINISHED
+        log.info("job %d %s: stop reason %s, exit code %s, %.3f s used%s", job_id,
+                 status.value, outcome.reason.value, outcome.exit_code, outcome.time_used_s,
+                 f" ({changes['detail']})" if changes.get("detail") else "")
         self.store.transition(job_id, status, **changes)
 
     def _call_backend(self, instance: Instance, request: RunRequest,

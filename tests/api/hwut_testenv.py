@@ -17,8 +17,8 @@ import falcon.testing
 from argon2 import PasswordHasher
 from failing_backends import HangingBackend, RaisingBackend
 from fixture_firmware import image
-from hwut.backends.registry import load_backends
 
+from hwut.backends.registry import load_backends
 from hwut.config import BoardConfig, Config, load_config
 from hwut.jobs import JobStatus
 from hwut.service import Service

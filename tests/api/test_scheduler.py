@@ -10,9 +10,9 @@ from pathlib import Path
 
 from failing_backends import GarbageBackend, UnconstructibleBackend
 from fixture_firmware import HELLO_1S, SEMIHOST, SPIN_LIMIT, image
-from hwut.backends.base import Backend
 from hwut_testenv import BACKENDS, make_config, sim_board
 
+from hwut.backends.base import Backend
 from hwut.config import BoardConfig
 from hwut.jobs import JobStatus
 from hwut.scheduler import Scheduler

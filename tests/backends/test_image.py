@@ -4,9 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hwut.backends.image import InvalidFirmware, detect_format, load, parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from hwut.backends.image import InvalidFirmware, detect_format, load, parse
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 

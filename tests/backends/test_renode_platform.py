@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from hwut.backends.renode import PLATFORMS, console_of, platform_dir
 from hwut.sim.boards import BOARDS
 from hwut.sim.soc.stm32f303 import STM32F303RE

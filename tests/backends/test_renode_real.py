@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from hwut.backends.base import RunRequest, StopReason
 from hwut.backends.renode import RenodeBackend, RenodeNotFound, find_renode
 from hwut.backends.sim import SimBackend

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from hwut.backends.base import RunRequest, StopReason
 from hwut.backends.registry import load_backends
 from hwut.backends.sim import SimBackend

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from hwut.backends.image import load
 from hwut.sim.boards import board
 from hwut.sim.machine import Machine, RunResult

@@ -3,6 +3,7 @@ and slice ends wait for the next translated block instead of the next instructio
 from __future__ import annotations
 
 import pytest
+
 from hwut.sim.counter import InstructionCounter
 
 from .conftest import expected, run_firmware

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hwut.sim.boards import BOARDS, board
 
 from .conftest import run_firmware

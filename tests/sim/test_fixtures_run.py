@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hwut.sim.machine import StopCause
 
 from .conftest import expected, run_firmware

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from hwut.sim.machine import StopCause
 
 from .conftest import expected, run_firmware

@@ -4,6 +4,7 @@ could see: same bytes at the same virtual times, same counts, same notes."""
 from __future__ import annotations
 
 import pytest
+
 from hwut.sim.boards import board
 from hwut.sim.machine import Machine
 from hwut.sim.nativelib import LIB

@@ -5,11 +5,12 @@ to the cycle."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from hwut.sim.boards import board
 from hwut.sim.machine import Machine
 from hwut.sim.nativelib import LIB
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 pytestmark = pytest.mark.skipif(LIB is None, reason="the native counter is not built")
 

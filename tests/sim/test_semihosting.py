@@ -4,6 +4,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+
 from hwut.sim.core.semihosting import (
     ADP_STOPPED_APPLICATION_EXIT,
     SYS_CLOCK,

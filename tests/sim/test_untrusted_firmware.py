@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import struct
 
-from hwut.sim.boards import board
-from hwut.sim.machine import Machine, StopCause
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from hwut.sim.boards import board
+from hwut.sim.machine import Machine, StopCause
 
 
 def image(code: bytes, vectors: list[int]) -> list[tuple[int, bytes]]:

@@ -1,9 +1,10 @@
 """Virtual time: exact integer arithmetic, events in cycles, re-anchoring on clock changes."""
 from __future__ import annotations
 
-from hwut.sim.vclock import PS_PER_S, VirtualClock
 from hypothesis import given
 from hypothesis import strategies as st
+
+from hwut.sim.vclock import PS_PER_S, VirtualClock
 
 
 class Counter:

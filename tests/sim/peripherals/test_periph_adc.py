@@ -1,10 +1,11 @@
 """ADC against RM0316: calibration, enable handshake, conversions and their timing."""
 from __future__ import annotations
 
-from hwut.sim.peripherals.adc import Adc, AdcCommon
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench, Line
+
+from hwut.sim.peripherals.adc import Adc, AdcCommon
 
 ISR, IER, CR, CFGR, SMPR1, SQR1, SQR2, DR, CALFACT = (
     0x00, 0x04, 0x08, 0x0C, 0x14, 0x30, 0x34, 0x40, 0xB4)

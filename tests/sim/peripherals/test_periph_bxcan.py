@@ -1,10 +1,11 @@
 """bxCAN against RM0316: init/sleep handshakes, loopback transmit and receive, filters."""
 from __future__ import annotations
 
-from hwut.sim.peripherals.bxcan import BxCan, CanFrame
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench, Line
+
+from hwut.sim.peripherals.bxcan import BxCan, CanFrame
 
 MCR, MSR, TSR, RF0R, RF1R, IER, ESR, BTR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C
 TI0R, TDT0R, TDL0R, TDH0R = 0x180, 0x184, 0x188, 0x18C

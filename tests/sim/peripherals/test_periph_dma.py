@@ -1,11 +1,12 @@
 """DMA against RM0316: requests move items, CNDTR counts, HT/TC flags, circular, USART TX."""
 from __future__ import annotations
 
-from hwut.sim.peripherals.dma import Dma
-from hwut.sim.peripherals.usart import Usart
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench, Line
+
+from hwut.sim.peripherals.dma import Dma
+from hwut.sim.peripherals.usart import Usart
 
 ISR, IFCR = 0x00, 0x04
 CCR7, CNDTR7, CPAR7, CMAR7 = 0x80, 0x84, 0x88, 0x8C

@@ -1,12 +1,13 @@
 """SYSCFG + EXTI against RM0316: edge selection, masking, pending, SWIER, GPIO routing."""
 from __future__ import annotations
 
-from hwut.sim.peripherals.exti import IRQ_OF_LINE, Exti, connect_gpio_exti
-from hwut.sim.peripherals.gpio import GpioPort
-from hwut.sim.peripherals.syscfg import Syscfg
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench, Line
+
+from hwut.sim.peripherals.exti import IRQ_OF_LINE, Exti, connect_gpio_exti
+from hwut.sim.peripherals.gpio import GpioPort
+from hwut.sim.peripherals.syscfg import Syscfg
 
 IMR, EMR, RTSR, FTSR, SWIER, PR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
 

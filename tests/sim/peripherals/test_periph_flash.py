@@ -1,9 +1,10 @@
 """FLASH interface against RM0316: ACR read-back, unlock sequence, erase, program."""
 from __future__ import annotations
 
-from hwut.sim.peripherals.flash_if import FLASH_BASE, FlashInterface
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from hwut.sim.peripherals.flash_if import FLASH_BASE, FlashInterface
 
 ACR, KEYR, OPTKEYR, SR, CR, AR, OBR, WRPR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x1C, 0x20
 PG, PER, MER, STRT, LOCK, OPTWRE = 1, 2, 4, 64, 128, 512

@@ -1,10 +1,11 @@
 """GPIO against RM0316: reset values, IDR sources, BSRR/BRR, LCKR, listeners."""
 from __future__ import annotations
 
-from hwut.sim.peripherals.gpio import GpioPort
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench
+
+from hwut.sim.peripherals.gpio import GpioPort
 
 MODER, OTYPER, OSPEEDR, PUPDR, IDR, ODR, BSRR, LCKR, AFRL, AFRH, BRR = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20, 0x24, 0x28)

@@ -1,10 +1,11 @@
 """RCC driving the others through the clock tree, as the SoC wires them."""
 from __future__ import annotations
 
+from periph_support import Bench, Line
+
 from hwut.sim.peripherals.rcc import Rcc
 from hwut.sim.peripherals.timer import Timer
 from hwut.sim.peripherals.usart import Usart
-from periph_support import Bench, Line
 
 
 def cube_72mhz(rcc: Rcc) -> None:

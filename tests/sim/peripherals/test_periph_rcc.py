@@ -1,10 +1,11 @@
 """RCC against RM0316: reset values, ready flags, SWS, and the computed clock tree."""
 from __future__ import annotations
 
-from hwut.sim.peripherals.rcc import Rcc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench
+
+from hwut.sim.peripherals.rcc import Rcc
 
 CR, CFGR, CIR, AHBENR, BDCR, CSR, CFGR2, CFGR3 = 0x00, 0x04, 0x08, 0x14, 0x20, 0x24, 0x2C, 0x30
 

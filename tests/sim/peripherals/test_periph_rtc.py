@@ -1,10 +1,11 @@
 """RTC against RM0316: write protection, init handshake, calendar on virtual time, wakeup."""
 from __future__ import annotations
 
-from hwut.sim.peripherals.rtc import Rtc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench
+
+from hwut.sim.peripherals.rtc import Rtc
 
 TR, DR, CR, ISR, PRER, WUTR, ALRMAR, WPR, SSR = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x1C, 0x24, 0x28)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import binascii
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from hwut.sim.peripherals.crc import Crc
 from hwut.sim.peripherals.dbgmcu import Dbgmcu
 from hwut.sim.peripherals.pwr import Pwr
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 
 def crc_unit() -> Crc:

@@ -1,10 +1,11 @@
 """Timers against RM0316: counting from virtual time, preloads, update/compare events."""
 from __future__ import annotations
 
-from hwut.sim.peripherals.timer import Timer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench, Line
+
+from hwut.sim.peripherals.timer import Timer
 
 CR1, DIER, SR, EGR, CCMR1, CCER, CNT, PSC, ARR, RCR, CCR1 = (
     0x00, 0x0C, 0x10, 0x14, 0x18, 0x20, 0x24, 0x28, 0x2C, 0x30, 0x34)

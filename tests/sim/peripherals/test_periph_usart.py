@@ -1,10 +1,11 @@
 """USART against RM0316: flags, pacing in virtual time, receive and overrun, interrupts."""
 from __future__ import annotations
 
-from hwut.sim.peripherals.usart import Usart
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench, Line
+
+from hwut.sim.peripherals.usart import Usart
 
 CR1, CR2, CR3, BRR, RQR, ISR, ICR, RDR, TDR = 0x00, 0x04, 0x08, 0x0C, 0x18, 0x1C, 0x20, 0x24, 0x28
 UE, RE, TE, RXNEIE, TCIE, TXEIE, IDLEIE = 1, 4, 8, 1 << 5, 1 << 6, 1 << 7, 1 << 4
