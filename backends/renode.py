@@ -32,12 +32,14 @@ from importlib import resources
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
-from .base import Availability, Backend, Outcome, RunRequest, StopReason
+from . import simboards
+from .base import Availability, Backend, BoardInfo, Outcome, RunRequest, StopReason
 
 #: Board name -> platform file in sim/renode/ (the board file ``using`` the SoC file).
 PLATFORMS: dict[str, str] = {"nucleo-f303re": "nucleo_f303re.repl"}
 #: Where the board file names its console (a comment line Renode ignores).
 _CONSOLE_MARK = re.compile(r"^//\s*hwut-console:\s*(\S+)\s*$", re.MULTILINE)
+#: Where BIN images go when the board's data says nothing else (the STM32 flash).
 FLASH_BASE = 0x0800_0000
 
 #: Defaults of the backend options (server config, per board instance).
@@ -170,7 +172,7 @@ def _monitor_path(path: Path) -> str:
 
 def build_script(*, platform: Path, console: str, firmware: Path, fmt: str, uart_file: Path,
                  limit_s: float, mips: int | None = 72,
-                 extra: tuple[str, ...] | list[str] = ()) -> str:
+                 extra: tuple[str, ...] | list[str] = (), flash_base: int = FLASH_BASE) -> str:
     """The one-shot monitor script of one job (the exact lines Renode runs).
 
     Peripherals are named in full (``sysbus.cpu``, ``sysbus.usart2``): the
@@ -179,10 +181,10 @@ def build_script(*, platform: Path, console: str, firmware: Path, fmt: str, uart
     """
     load = {
         "elf": [f"sysbus LoadELF {_monitor_path(firmware)}"],
-        "bin": [f"sysbus LoadBinary {_monitor_path(firmware)} 0x{FLASH_BASE:08X}",
-                f"sysbus.cpu VectorTableOffset 0x{FLASH_BASE:08X}"],
+        "bin": [f"sysbus LoadBinary {_monitor_path(firmware)} 0x{flash_base:08X}",
+                f"sysbus.cpu VectorTableOffset 0x{flash_base:08X}"],
         "hex": [f"sysbus LoadHEX {_monitor_path(firmware)}",
-                f"sysbus.cpu VectorTableOffset 0x{FLASH_BASE:08X}"],
+                f"sysbus.cpu VectorTableOffset 0x{flash_base:08X}"],
     }
     if fmt not in load:
         raise ValueError(f"unknown executable format {fmt!r}")
@@ -305,6 +307,17 @@ class RenodeBackend(Backend):
         return tuple(sorted(PLATFORMS))
 
     @classmethod
+    def board_info(cls, board: str, options: Mapping[str, Any] | None = None
+                   ) -> BoardInfo | None:
+        """Boards with a platform file; their facts come from the sim's specs, which the
+        platform files are tested against. Renode is not fed console input or presses
+        (it would ignore them), so the service refuses jobs that ask for them."""
+        spec = simboards.find(board) if board in PLATFORMS else None
+        if spec is None:
+            return None
+        return simboards.board_info(spec, console_input=False, presses=False)
+
+    @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:
         """Renode found and answering ``--version``: ok with the version line."""
         opts = dict(options or {})
@@ -382,7 +395,7 @@ class _Job:
                 platform=self.platform, console=console_of(self.platform),
                 firmware=request.executable, fmt=request.format, uart_file=self.uart_file,
                 limit_s=request.time_limit_s, mips=opt("performance_mips"),
-                extra=tuple(opt("extra_commands") or ()))
+                extra=tuple(opt("extra_commands") or ()), flash_base=self._flash_base())
         except (ValueError, OSError) as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=f"cannot prepare the Renode job: {exc}")
         self.script.write_text(script)
@@ -412,6 +425,11 @@ class _Job:
             infra += ("\nscripted button presses are not supported by the Renode backend: "
                       f"{len(request.presses)} ignored")
         return Outcome(reason, exit_code=code, time_used_s=used, infra_log=infra, detail=detail)
+
+    def _flash_base(self) -> int:
+        """Where BIN images load and the vectors are: the board's flash, from the sim data."""
+        info = self.backend.board_info(self.request.board, self.backend.options)
+        return info.memory.bin_base if info is not None else FLASH_BASE
 
     def _watch(self, started: float, wall: float, poll: float) -> tuple[StopReason, str]:
         """Stream until Renode quits, fails, the firmware exits, the job is cancelled or time is up."""

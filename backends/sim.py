@@ -1,7 +1,8 @@
-"""The embedded default: run jobs on our own emulated board (``sim``), in-process.
+"""The embedded default: run jobs on our own emulated board (``sim``).
 
-Virtual time bounds the run; a wall-clock guard stops firmware that would take
-too long to emulate. Nothing outlives ``run``: the emulator is built per job.
+Virtual time bounds the run; the job's process has a CPU-time budget that stops
+firmware too slow to emulate (``hwut.runner``), and a board may add a wall-clock
+guard (option ``wall_factor``). Nothing outlives ``run``: the emulator is built per job.
 """
 from __future__ import annotations
 
@@ -13,12 +14,9 @@ from hwut.sim.boards import BOARDS
 from hwut.sim.boards import board as board_spec
 from hwut.sim.machine import Machine, StopCause
 
-from .base import Availability, Backend, Outcome, RunRequest, StopReason
+from . import simboards
+from .base import Availability, Backend, BoardInfo, Outcome, RunRequest, StopReason
 from .image import InvalidFirmware, load
-
-#: Wall-clock seconds allowed per virtual second before the guard stops a run.
-DEFAULT_WALL_FACTOR = 20.0
-DEFAULT_WALL_MINIMUM_S = 30.0
 
 _REASONS = {
     StopCause.LIMIT: StopReason.LIMIT,
@@ -33,25 +31,35 @@ class SimBackend(Backend):
 
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:
-        return Availability(True, "built-in STM32F303 emulator (Unicorn)")
+        return Availability(True, "built-in STM32F3 emulator (Unicorn)")
 
     @classmethod
     def boards(cls) -> tuple[str, ...]:
         return tuple(sorted(BOARDS))
 
+    @classmethod
+    def board_info(cls, board: str, options: Mapping[str, Any] | None = None
+                   ) -> BoardInfo | None:
+        """The board's model (option ``model``, else the board's own name) as data; this
+        backend feeds console input and scripted presses."""
+        spec = simboards.find(str(dict(options or {}).get("model", board)))
+        if spec is None:
+            return None
+        return simboards.board_info(spec, name=board, console_input=True, presses=True)
+
     def run(self, request: RunRequest) -> Outcome:
         infra: list[str] = []
         started = time.monotonic()
-        try:
-            image = load(request.executable, request.format)
-        except (InvalidFirmware, OSError) as exc:
-            return Outcome(StopReason.INFRASTRUCTURE, infra_log=str(exc),
-                           detail=f"cannot load the executable: {exc}")
         try:
             # a server board may go by its own name and say which model it is
             spec = board_spec(str(self.options.get("model", request.board)))
         except KeyError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc.args[0]))
+        try:
+            image = load(request.executable, request.format, simboards.memory_map(spec.soc))
+        except (InvalidFirmware, OSError) as exc:
+            return Outcome(StopReason.INFRASTRUCTURE, infra_log=str(exc),
+                           detail=f"cannot load the executable: {exc}")
         precharge = self.options.get("precharge", True)
         if not isinstance(precharge, bool):
             return Outcome(StopReason.INFRASTRUCTURE,
@@ -84,16 +92,19 @@ class SimBackend(Backend):
                 machine.press(button, at, release)
         except KeyError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc.args[0]))
-        factor = float(self.options.get("wall_factor", DEFAULT_WALL_FACTOR))
-        minimum = float(self.options.get("wall_minimum_s", DEFAULT_WALL_MINIMUM_S))
-        wall = max(minimum, request.time_limit_s * factor)
+        # No wall-clock guard unless a board asks for one: wall time depends on what else
+        # the machine does, and the job's process has a CPU-time budget instead.
+        wall: float | None = None
+        if "wall_factor" in self.options:
+            wall = max(float(self.options.get("wall_minimum_s", 0.0)),
+                       request.time_limit_s * float(self.options["wall_factor"]))
         result = machine.run(request.time_limit_s, cancel=request.cancel, wall_limit_s=wall)
         infra.append(f"virtual time {result.seconds:.6f} s, {result.instructions} instructions, "
                      f"{time.monotonic() - started:.3f} s wall")
         if result.cause is StopCause.WALL_CLOCK:
             return Outcome(StopReason.INFRASTRUCTURE, time_used_s=result.seconds,
                            instructions=result.instructions, infra_log="\n".join(infra),
-                           detail=f"emulation took longer than {wall:.1f} s of wall time")
+                           detail=f"emulation took longer than {wall or 0:.1f} s of wall time")
         reason = _REASONS[result.cause]
         detail = result.detail
         if result.faults and reason is StopReason.LIMIT:

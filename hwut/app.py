@@ -8,6 +8,7 @@ from .auth import AuthMiddleware
 from .config import Config
 from .requestlog import RequestLogMiddleware
 from .resources import jobs, limits, misc, targets, users
+from .resources.files import StreamSlots
 from .scheduler import Scheduler
 from .store import Store
 
@@ -26,8 +27,9 @@ def create_app(store: Store, scheduler: Scheduler, config: Config) -> falcon.App
     app.add_route(f"{BASE}/jobs", jobs.JobListResource(*deps))
     app.add_route(f"{BASE}/jobs/submit", jobs.SubmitResource(*deps))
     job, finished = jobs.JobResource(*deps), jobs.IsFinishedResource(*deps)
-    log, other = jobs.LogResource(*deps), jobs.OtherResource(*deps)
-    infra = jobs.InfraLogResource(*deps)
+    streams = StreamSlots(int(config["server.max_streams"]))  # shared by the file routes
+    log, other = jobs.LogResource(*deps, streams), jobs.OtherResource(*deps, streams)
+    infra = jobs.InfraLogResource(*deps, streams)
     for prefix in ("job", "jobs"):  # the document spells both
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}", job)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/is_finished", finished)

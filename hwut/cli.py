@@ -1,8 +1,12 @@
 """The ``hwut`` command: serve, demo, submit and friends, and user administration.
 
 Client commands take the server URL and credentials from --url/--token/--user/
---password, else HWUT_URL/HWUT_TOKEN/HWUT_USER/HWUT_PASSWORD, else the client
-config file that the first ``hwut serve`` writes.
+--password, else HWUT_URL/HWUT_TOKEN/HWUT_USER/HWUT_PASSWORD, else a profile of the
+client config file (--profile or HWUT_PROFILE, default ``default``) that ``hwut serve``
+writes when it creates a data dir's first admin.
+
+Exit codes come from one table (``hwut.client.EXIT_CODES``); click's own usage errors
+exit with EXIT_USAGE (64), not click's 2, which a firmware may return.
 """
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import logging
 import signal
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,80 +24,134 @@ import click
 
 from . import __version__
 from .client import (
-    EXIT_CANCELED,
-    EXIT_CLIENT,
-    EXIT_ERROR,
-    EXIT_FAULT,
+    DEFAULT_PROFILE,
+    EXIT_INTERRUPTED,
+    EXIT_LIMIT_DEMO,
+    EXIT_USAGE,
     Client,
     HwutError,
+    WaitTimeout,
     client_config_path,
+    describe_outcome,
     exit_code_for,
+    exit_table,
+    profile_conflict,
     resolve_settings,
     write_client_config,
 )
-from .config import ConfigError, describe_options, load_config
+from .config import Config, ConfigError, describe_options, load_config
+from .storage import DamagedStoreFile, StorageFull
 from .users import UserError, UserStore
 
 #: The ``hello`` fixture, shipped as package data so that ``hwut demo`` works from any install.
 DEMO_FIRMWARE = Path(__file__).resolve().parent / "demo" / "hello.elf"
+#: How long ``--wait`` and ``hwut demo`` wait for a job by default (queue time included).
+DEFAULT_WAIT_TIMEOUT = 600.0
+
+EXIT_HELP = "\b\nExit status:\n" + exit_table()
 
 SUBMIT_HELP = f"""Submit FILE (ELF, Intel HEX or BIN) to run on BOARD for at most LIMIT seconds.
 
 \b
-With --wait: the queue position goes to stderr while the job waits, the board's
-output streams to stdout while it runs, and the exit status tells how it ended:
-  the firmware's own exit code (0-255) when it exited by semihosting,
-  0   the time limit was reached (the normal end of a firmware that never exits),
-  {EXIT_ERROR} ERROR (the infrastructure failed: backend crashed or hung, server restarted),
-  {EXIT_CANCELED} CANCELED,
-  {EXIT_FAULT} the firmware faulted (HardFault),
-  {EXIT_CLIENT}   the request failed (connection, authentication, refused upload).
+With --wait: while the job waits, stderr says why (its queue position, or that no
+instance of the board is available); the board's output streams to stdout while it
+runs; a last line on stderr says how it ended, and the exit status tells it too.
 Without --wait it prints the job as JSON and exits 0.
+
+{EXIT_HELP}
 """
 
 
-def _config(config_path: str | None, **cli: Any):
+class HwutGroup(click.Group):
+    """Exit codes from the table: click's usage errors (2 by default) and other click
+    errors (1) exit EXIT_USAGE, Ctrl-C EXIT_INTERRUPTED."""
+
+    @staticmethod
+    def _recode(exc: click.ClickException) -> None:
+        if exc.exit_code in (1, 2):
+            exc.exit_code = EXIT_USAGE
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.ClickException as exc:
+            self._recode(exc)
+            raise
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            self._recode(exc)
+            raise
+        except (KeyboardInterrupt, click.Abort):
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(EXIT_INTERRUPTED) from None
+
+
+def _config(config_path: str | None, **cli: Any) -> Config:
     try:
         return load_config(Path(config_path) if config_path else None, cli=cli)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
 
 
-def _users(data_dir: str | None, config_path: str | None) -> UserStore:
-    from .store import users_path
-    config = _config(config_path, data_dir=data_dir)
-    return UserStore(users_path(config.data_dir))
-
-
-def _client(ctx: click.Context) -> Client:
-    return Client(resolve_settings(**ctx.obj))
-
-
 def _fail(exc: HwutError) -> None:
     click.echo(f"error: {exc}", err=True)
-    sys.exit(EXIT_CLIENT)
+    sys.exit(exc.exit_code)
+
+
+@contextmanager
+def _api(ctx: click.Context) -> Iterator[Client]:
+    """A client from the settings; any failure becomes a message and its exit code."""
+    try:
+        with Client(resolve_settings(**ctx.obj)) as client:
+            yield client
+    except HwutError as exc:
+        _fail(exc)
 
 
 def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2))
 
 
-@click.group()
+def _stream(chunk: bytes) -> None:
+    sys.stdout.buffer.write(chunk)
+    sys.stdout.buffer.flush()
+
+
+def _say_waiting(job_id: int) -> Callable[[str], None]:
+    def on_wait(why: str) -> None:
+        click.echo(f"job {job_id} waiting: {why}", err=True)
+    return on_wait
+
+
+_timeout_option = click.option(
+    "--timeout", "-t", type=click.FloatRange(min=0), default=DEFAULT_WAIT_TIMEOUT,
+    show_default=True, help="Give up waiting after this many seconds (0: never); exit 46. "
+    "The job itself goes on.")
+
+
+@click.group(cls=HwutGroup, epilog=EXIT_HELP)
 @click.version_option(__version__, prog_name="hwut")
 @click.option("--url", envvar="HWUT_URL", help="Server URL, e.g. http://127.0.0.1:5000")
 @click.option("--token", envvar="HWUT_TOKEN", help="API token (Authorization: Bearer).")
 @click.option("--user", envvar="HWUT_USER", help="User name for HTTP Basic.")
 @click.option("--password", envvar="HWUT_PASSWORD", help="Password for HTTP Basic.")
+@click.option("--profile", envvar="HWUT_PROFILE",
+              help="Client config profile to use (default: 'default').")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 @click.pass_context
 def main(ctx: click.Context, url: str | None, token: str | None, user: str | None,
-         password: str | None, verbose: bool) -> None:
+         password: str | None, profile: str | None, verbose: bool) -> None:
     """HWUT: run firmware on emulated or real boards and get back what the board printed."""
     logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
         logging.getLogger("hwut").setLevel(logging.INFO)
-    ctx.obj = {"url": url, "token": token, "user": user, "password": password}
+    ctx.obj = {"url": url, "token": token, "user": user, "password": password,
+               "profile": profile}
 
 
 # ---- server side ------------------------------------------------------------------------
@@ -104,33 +164,58 @@ def main(ctx: click.Context, url: str | None, token: str | None, user: str | Non
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Data directory (data_dir).")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, exists=True),
               help="Server config TOML (default: the shipped one).")
-def serve(host: str | None, port: int | None, threads: int | None, data_dir: str | None,
-          config_path: str | None) -> None:
-    """Run the HWUT server with waitress until interrupted."""
-    from .server import BackgroundServer
+@click.option("--profile", "serve_profile",
+              help="Client config profile that gets the URL and the first admin's token "
+                   "when this data dir is new (default: hwut --profile, HWUT_PROFILE, else "
+                   "'default'); one that holds another server's is never overwritten.")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, threads: int | None,
+          data_dir: str | None, config_path: str | None, serve_profile: str | None) -> None:
+    """Run the HWUT server with waitress until interrupted (it blocks)."""
+    from .server import BackgroundServer, server_options
     from .service import DataDirInUse, build_service, ensure_admin
+
+    serve_profile = serve_profile or ctx.obj.get("profile") or DEFAULT_PROFILE
 
     config = _config(config_path, **{"server.host": host, "server.port": port,
                                      "server.threads": threads, "data_dir": data_dir})
     try:
         service = build_service(config)
-    except DataDirInUse as exc:
+    except (DataDirInUse, DamagedStoreFile, StorageFull, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
+    path = client_config_path()
+    try:
+        conflict = profile_conflict(path, serve_profile, config.data_dir) \
+            if service.store.users.is_empty() else None
+    except HwutError as exc:
+        service.stop()
+        raise click.ClickException(exc.description) from None
+    if conflict:
+        service.stop()
+        raise click.ClickException(f"not serving: {conflict}")
     try:
         server = BackgroundServer(service.app, config["server.host"], config["server.port"],
-                                  config["server.threads"])
+                                  config["server.threads"], **server_options(config))
     except OSError as exc:
         service.stop()
         raise click.ClickException(f"cannot listen on {config['server.host']}:"
                                    f"{config['server.port']}: {exc}") from None
-    created = ensure_admin(service.store)
+    try:
+        created = ensure_admin(service.store)
+    except StorageFull as exc:
+        server.stop()
+        service.stop()
+        raise click.ClickException(str(exc)) from None
     if created:
         name, password, token = created
-        path = client_config_path()
-        write_client_config(path, server.url, token)
+        write_client_config(path, server.url, token, profile=serve_profile,
+                            data_dir=config.data_dir)
+        use = "" if serve_profile == DEFAULT_PROFILE else \
+            f"; use it with `hwut --profile {serve_profile} ...`"
         click.echo(f"Created the first user '{name}' (admin). Shown once, keep them:\n"
                    f"  password: {password}\n  token:    {token}\n"
-                   f"The URL and token were written to {path}.")
+                   f"The URL and token were written to {path} as profile "
+                   f"'{serve_profile}'{use}.")
     service.start()
     signal.signal(signal.SIGTERM, _interrupt)
     click.echo(f"HWUT serving on {server.url} (data dir {config.data_dir})", err=False)
@@ -154,19 +239,23 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-@main.command()
+@main.command(epilog=EXIT_HELP.replace(
+    "Exit status:", f"Exit status: as submit --wait, but {EXIT_LIMIT_DEMO} when the job\n"
+    "reached its time limit (the hello firmware never exits):"))
 @click.argument("file", required=False, type=click.Path(dir_okay=False, exists=True))
 @click.option("--board", default="nucleo-f303re", show_default=True)
 @click.option("--limit", default=1, show_default=True, help="Time limit in seconds.")
-def demo(file: str | None, board: str, limit: int) -> None:
+@_timeout_option
+def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
     """Start a throw-away server, run a fixture firmware through it and print its output.
 
     The server listens on a free loopback port with a temporary data dir and the
     shipped config; FILE defaults to the shipped ``hello`` fixture (fixtures/build/hello.elf).
     """
-    from .server import BackgroundServer
+    from .server import BackgroundServer, server_options
     from .service import build_service
 
+    logging.getLogger("hwut").setLevel(logging.WARNING)  # the demo shows the board, not us
     firmware = Path(file) if file else DEMO_FIRMWARE
     if not firmware.exists():
         raise click.ClickException(f"{firmware} does not exist; pass a firmware FILE")
@@ -174,31 +263,29 @@ def demo(file: str | None, board: str, limit: int) -> None:
         config = _config(None, data_dir=data_dir)
         service = build_service(config)
         _, _, token = service.store.users.add("demo", admin=True)
-        server = BackgroundServer(service.app, "127.0.0.1", 0, 4).start()
+        server = BackgroundServer(service.app, "127.0.0.1", 0, 4,
+                                  **server_options(config)).start()
         service.start()
         click.echo(f"HWUT demo server on {server.url}; submitting {firmware.name} to {board} "
                    f"with a {limit} s limit", err=True)
         try:
             with Client(resolve_settings(url=server.url, token=token, environ={})) as client:
                 job = client.submit(firmware, board, limit)
-                job = client.wait(job["id"], on_log=_stream, poll=0.1)
+                job = client.wait(job["id"], on_log=_stream, poll=0.1,
+                                  timeout=timeout or None, on_wait=_say_waiting(job["id"]))
+        except WaitTimeout as exc:
+            _fail(HwutError(0, exc.title, f"gave up waiting for the demo job after "
+                            f"{timeout:g} s (still {exc.job['status']})", exc.exit_code))
         except HwutError as exc:
             _fail(exc)
         finally:
             service.stop()
             server.stop()
-        click.echo(f"\n-- job {job['id']} {job['status']} "
-                   f"(stop reason {job.get('stop_reason')}, exit code {job.get('exit_code')})",
-                   err=True)
-        sys.exit(exit_code_for(job))
+        click.echo("\n-- " + describe_outcome(job, EXIT_LIMIT_DEMO), err=True)
+        sys.exit(exit_code_for(job, EXIT_LIMIT_DEMO))
 
 
 # ---- client side ------------------------------------------------------------------------
-
-def _stream(chunk: bytes) -> None:
-    sys.stdout.buffer.write(chunk)
-    sys.stdout.buffer.flush()
-
 
 @main.command(help=SUBMIT_HELP)
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
@@ -210,31 +297,21 @@ def _stream(chunk: bytes) -> None:
 @click.option("--press", "-p", "presses", multiple=True, metavar="BUTTON@S[-S]",
               help="Press a board button at a virtual time, e.g. B1@0.5-0.7 (repeatable).")
 @click.option("--wait", "-w", is_flag=True, help="Wait, stream the log, exit with its code.")
+@_timeout_option
 @click.pass_context
 def submit(ctx: click.Context, file: str, board: str, limit: int | None, comment: str | None,
-           console_input: str | None, presses: tuple[str, ...], wait: bool) -> None:
-    try:
-        with _client(ctx) as client:
-            job = client.submit(Path(file), board, limit, comment, console_input=console_input,
-                                presses=list(presses))
-            if not wait:
-                _print_json(job)
-                return
-            click.echo(f"job {job['id']} submitted", err=True)
-            last: list[int | None] = [None]
-
-            def on_queue(position: int | None) -> None:
-                if position != last[0]:
-                    click.echo(f"job {job['id']} waiting, position {position} in the queue",
-                               err=True)
-                    last[0] = position
-
-            final = client.wait(job["id"], on_queue=on_queue, on_log=_stream)
-    except HwutError as exc:
-        _fail(exc)
-    click.echo(f"job {final['id']} {final['status']} (stop reason {final.get('stop_reason')}, "
-               f"exit code {final.get('exit_code')}"
-               + (f", {final['detail']}" if final.get("detail") else "") + ")", err=True)
+           console_input: str | None, presses: tuple[str, ...], wait: bool,
+           timeout: float) -> None:
+    with _api(ctx) as client:
+        job = client.submit(Path(file), board, limit, comment, console_input=console_input,
+                            presses=list(presses))
+        if not wait:
+            _print_json(job)
+            return
+        click.echo(f"job {job['id']} submitted", err=True)
+        final = client.wait(job["id"], on_log=_stream, timeout=timeout or None,
+                            on_wait=_say_waiting(job["id"]))
+    click.echo(describe_outcome(final), err=True)
     sys.exit(exit_code_for(final))
 
 
@@ -243,27 +320,51 @@ def submit(ctx: click.Context, file: str, board: str, limit: int | None, comment
 @click.pass_context
 def status(ctx: click.Context, job_id: int) -> None:
     """Show a job as JSON."""
-    try:
-        with _client(ctx) as client:
-            _print_json(client.job(job_id))
-    except HwutError as exc:
-        _fail(exc)
+    with _api(ctx) as client:
+        _print_json(client.job(job_id))
+
+
+KINDS = ("uart", "other", "infra")
 
 
 @main.command()
 @click.argument("job_id", type=int)
-@click.option("--follow", "-f", is_flag=True, help="Keep streaming until the job ends.")
+@click.option("--kind", "-k", type=click.Choice(KINDS), default="uart", show_default=True,
+              help="uart: what the board printed; other: the ITM/SWO trace; infra: what "
+                   "the emulator or probe said about the run.")
+@click.option("--follow", "-f", is_flag=True, help="Keep streaming until the job ends (uart).")
 @click.pass_context
-def log(ctx: click.Context, job_id: int, follow: bool) -> None:
-    """Print a job's UART log (so far)."""
-    try:
-        with _client(ctx) as client:
-            if follow:
-                client.wait(job_id, on_log=_stream)
-            else:
-                _stream(client.log(job_id))
-    except HwutError as exc:
-        _fail(exc)
+def log(ctx: click.Context, job_id: int, kind: str, follow: bool) -> None:
+    """Print a job's UART log (so far), or its ITM trace or infrastructure log."""
+    if follow and kind != "uart":
+        raise click.UsageError("--follow streams the UART log only")
+    with _api(ctx) as client:
+        if follow:
+            client.wait(job_id, on_log=_stream, timeout=None)
+        elif kind == "other":
+            _stream(client.other(job_id))
+        elif kind == "infra":
+            _stream(client.infra_log(job_id))
+        else:
+            _stream(client.log(job_id))
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.pass_context
+def other(ctx: click.Context, job_id: int) -> None:
+    """Print a job's ITM/SWO trace (same as log --kind other)."""
+    with _api(ctx) as client:
+        _stream(client.other(job_id))
+
+
+@main.command("infra-log")
+@click.argument("job_id", type=int)
+@click.pass_context
+def infra_log(ctx: click.Context, job_id: int) -> None:
+    """Print what the emulator or probe said about a job's run (log --kind infra)."""
+    with _api(ctx) as client:
+        _stream(client.infra_log(job_id))
 
 
 @main.command()
@@ -271,12 +372,13 @@ def log(ctx: click.Context, job_id: int, follow: bool) -> None:
 @click.pass_context
 def cancel(ctx: click.Context, job_id: int) -> None:
     """Cancel a WAITING, QUEUED or RUNNING job."""
-    try:
-        with _client(ctx) as client:
-            client.cancel(job_id)
-    except HwutError as exc:
-        _fail(exc)
+    with _api(ctx) as client:
+        client.cancel(job_id)
     click.echo(f"job {job_id} canceled")
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
 
 
 @main.command()
@@ -288,12 +390,14 @@ def cancel(ctx: click.Context, job_id: int) -> None:
 def jobs(ctx: click.Context, limit: int, offset: int, status: str | None,
          board: str | None) -> None:
     """List jobs, newest first (your own; all of them for admins)."""
-    try:
-        with _client(ctx) as client:
-            for job in client.jobs(limit, offset, status, board):
-                click.echo(f"{job['id']:>8}  {job['created']}  {job['status']:<9} {job['owner']}")
-    except HwutError as exc:
-        _fail(exc)
+    with _api(ctx) as client:
+        found = client.jobs(limit, offset, status, board, extended=True)
+    click.echo(f"{'ID':>8}  {'CREATED':<26}  {'BOARD':<16} {'STATUS':<9} {'STOP':<20} "
+               f"{'EXIT':>5}  OWNER")
+    for job in found:
+        click.echo(f"{job['id']:>8}  {job['created']:<26}  {_cell(job.get('board')):<16} "
+                   f"{job['status']:<9} {_cell(job.get('stop_reason')):<20} "
+                   f"{_cell(job.get('exit_code')):>5}  {job['owner']}")
 
 
 @main.command()
@@ -301,11 +405,8 @@ def jobs(ctx: click.Context, limit: int, offset: int, status: str | None,
 @click.pass_context
 def boards(ctx: click.Context, extended: bool) -> None:
     """List the boards the server offers."""
-    try:
-        with _client(ctx) as client:
-            found = client.boards(True)
-    except HwutError as exc:
-        _fail(exc)
+    with _api(ctx) as client:
+        found = client.boards(True)
     if extended:
         _print_json(found)
         return
@@ -317,17 +418,17 @@ def boards(ctx: click.Context, extended: bool) -> None:
         click.echo(f"{board['name']:<20} {mcu:<14} {len(instances)} instance(s)")
         for inst in instances:
             avail = inst.get("availability") or {}
-            status = "available" if avail.get("ok") else "NOT available"
-            detail = f": {avail['detail']}" if avail.get("detail") else ""
-            click.echo(f"  {inst['name']:<22} {inst.get('backend', ''):<8} "
-                       f"{inst.get('state', ''):<8} {status}{detail}")
+            summary = inst.get("summary") or inst.get("state", "")
+            detail = f" ({avail['detail']})" if avail.get("ok") and avail.get("detail") else ""
+            click.echo(f"  {inst['name']:<22} {inst.get('backend', ''):<8} {summary}{detail}")
 
 
 # ---- users ------------------------------------------------------------------------------
 
-@main.group()
+@main.group(cls=HwutGroup)
 def user() -> None:
-    """Manage users directly in the data dir (works whether or not the server runs)."""
+    """Manage users: directly in a data dir (whether or not a server runs on it), or with
+    --server through the API of the server the client settings name."""
 
 
 _data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
@@ -335,6 +436,26 @@ _data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
 _config_option = click.option("--config", "config_path",
                               type=click.Path(dir_okay=False, exists=True),
                               help="Server config TOML.")
+_server_option = click.option("--server", "via_server", is_flag=True,
+                              help="Through the server's API (admin, or your own user) "
+                                   "instead of the data dir.")
+
+
+def _users(data_dir: str | None, config_path: str | None) -> tuple[UserStore, Path]:
+    from .store import users_path
+    config = _config(config_path, data_dir=data_dir)
+    try:
+        return UserStore(users_path(config.data_dir)), config.data_dir
+    except DamagedStoreFile as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _user_errors() -> Iterator[None]:
+    try:
+        yield
+    except UserError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @user.command("add")
@@ -343,15 +464,22 @@ _config_option = click.option("--config", "config_path",
 @click.option("--password", "new_password", help="Password (default: a random one).")
 @_data_dir_option
 @_config_option
-def user_add(name: str, admin: bool, new_password: str | None, data_dir: str | None,
-             config_path: str | None) -> None:
+@_server_option
+@click.pass_context
+def user_add(ctx: click.Context, name: str, admin: bool, new_password: str | None,
+             data_dir: str | None, config_path: str | None, via_server: bool) -> None:
     """Create user NAME and print its password and API token."""
-    try:
-        created, password, token = _users(data_dir, config_path).add(name, admin,
-                                                                     new_password)
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"user:     {created.name} ({created.role})")
+    if via_server:
+        with _api(ctx) as client:
+            made = client.add_user(name, admin, new_password)
+        created_name, role, password, token = (made["name"], made["role"],
+                                               made.get("password"), made["token"])
+    else:
+        with _user_errors():
+            created, password, token = _users(data_dir, config_path)[0].add(
+                name, admin, new_password)
+        created_name, role = created.name, created.role
+    click.echo(f"user:     {created_name} ({role})")
     if not new_password:
         click.echo(f"password: {password}")
     click.echo(f"token:    {token}")
@@ -360,23 +488,160 @@ def user_add(name: str, admin: bool, new_password: str | None, data_dir: str | N
 @user.command("list")
 @_data_dir_option
 @_config_option
-def user_list(data_dir: str | None, config_path: str | None) -> None:
-    """List users and their roles."""
-    for record in _users(data_dir, config_path).list():
-        click.echo(f"{record['name']:<20} {record['role']:<6} tokens: {record['tokens']}")
+@_server_option
+@click.pass_context
+def user_list(ctx: click.Context, data_dir: str | None, config_path: str | None,
+              via_server: bool) -> None:
+    """List users, their roles and how many tokens they have."""
+    if via_server:
+        with _api(ctx) as client:
+            records = client.users()
+            click.echo(f"users of the server {client.settings.url}:")
+    else:
+        store, where = _users(data_dir, config_path)
+        records = store.list()
+        click.echo(f"users in data dir {where} ({store.path}):")
+    for record in records:
+        click.echo(f"  {record['name']:<20} {record['role']:<6} tokens: {record['tokens']}")
+
+
+@user.command("delete")
+@click.argument("name")
+@_data_dir_option
+@_config_option
+@_server_option
+@click.pass_context
+def user_delete(ctx: click.Context, name: str, data_dir: str | None, config_path: str | None,
+                via_server: bool) -> None:
+    """Delete user NAME; its tokens and password stop working at once. The last admin
+    cannot be deleted."""
+    if via_server:
+        with _api(ctx) as client:
+            client.delete_user(name)
+    else:
+        with _user_errors():
+            _users(data_dir, config_path)[0].delete(name)
+    click.echo(f"user {name} deleted")
+
+
+@user.command("passwd")
+@click.argument("name")
+@click.option("--password", "new_password", envvar="HWUT_NEW_PASSWORD",
+              help="The new password (default: asked twice, not echoed).")
+@_data_dir_option
+@_config_option
+@_server_option
+@click.pass_context
+def user_passwd(ctx: click.Context, name: str, new_password: str | None,
+                data_dir: str | None, config_path: str | None, via_server: bool) -> None:
+    """Set the password of NAME."""
+    if not new_password:
+        new_password = click.prompt(f"new password for {name}", hide_input=True,
+                                    confirmation_prompt=True)
+    assert new_password is not None
+    if via_server:
+        with _api(ctx) as client:
+            client.set_password(name, new_password)
+    else:
+        with _user_errors():
+            _users(data_dir, config_path)[0].set_password(name, new_password)
+    click.echo(f"password of {name} changed")
 
 
 @user.command("token")
 @click.argument("name")
 @_data_dir_option
 @_config_option
-def user_token(name: str, data_dir: str | None, config_path: str | None) -> None:
+@_server_option
+@click.pass_context
+def user_token(ctx: click.Context, name: str, data_dir: str | None, config_path: str | None,
+               via_server: bool) -> None:
     """Issue a new API token for NAME and print it."""
-    try:
-        click.echo(_users(data_dir, config_path).new_token(name))
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from None
+    if via_server:
+        with _api(ctx) as client:
+            click.echo(client.new_token(name))
+        return
+    with _user_errors():
+        click.echo(_users(data_dir, config_path)[0].new_token(name))
+
+
+@user.command("tokens")
+@click.argument("name")
+@_data_dir_option
+@_config_option
+@_server_option
+@click.pass_context
+def user_tokens(ctx: click.Context, name: str, data_dir: str | None, config_path: str | None,
+                via_server: bool) -> None:
+    """List the ids of NAME's tokens (the start of each token's SHA-256)."""
+    if via_server:
+        with _api(ctx) as client:
+            ids = [t["id"] for t in client.tokens(name)]
+    else:
+        with _user_errors():
+            ids = _users(data_dir, config_path)[0].token_ids(name)
+    for ident in ids:
+        click.echo(ident)
+
+
+@user.command("revoke")
+@click.argument("name")
+@click.argument("token", required=False)
+@click.option("--all", "revoke_all", is_flag=True, help="Revoke every token of NAME.")
+@_data_dir_option
+@_config_option
+@_server_option
+@click.pass_context
+def user_revoke(ctx: click.Context, name: str, token: str | None, revoke_all: bool,
+                data_dir: str | None, config_path: str | None, via_server: bool) -> None:
+    """Revoke TOKEN of NAME (the token itself, or its id from `hwut user tokens`), or with
+    --all every token of NAME. A token given is hashed here; it is never sent."""
+    if bool(token) == revoke_all:
+        raise click.UsageError("give either a TOKEN (or token id) or --all")
+    if via_server:
+        with _api(ctx) as client:
+            if revoke_all:
+                count = client.revoke_all_tokens(name)
+            else:
+                assert token is not None
+                client.revoke_token(name, token)
+                count = 1
+    else:
+        with _user_errors():
+            count = _users(data_dir, config_path)[0].revoke(
+                name, None if revoke_all else [str(token)])
+    click.echo(f"{count} token(s) of {name} revoked")
 
 
 if __name__ == "__main__":
     main()
+
+
+# ---- the store --------------------------------------------------------------------------
+
+@main.group(cls=HwutGroup)
+def store() -> None:
+    """Check or repair the data dir's database files (see README, "The data dir")."""
+
+
+@store.command("check")
+@_data_dir_option
+@_config_option
+def store_check(data_dir: str | None, config_path: str | None) -> None:
+    """Say whether every store file is readable; changes nothing (a server may run)."""
+    from .storecheck import check_command
+    text, code = check_command(_config(config_path, data_dir=data_dir).data_dir)
+    click.echo(text)
+    sys.exit(code)
+
+
+@store.command("repair")
+@_data_dir_option
+@_config_option
+def store_repair(data_dir: str | None, config_path: str | None) -> None:
+    """Salvage what is readable from damaged store files (the server must be stopped);
+    each damaged original is kept beside its repaired file."""
+    from .storecheck import repair_command
+    text, code = repair_command(_config(config_path, data_dir=data_dir).data_dir)
+    click.echo(text)
+    sys.exit(code)

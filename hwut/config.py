@@ -44,6 +44,13 @@ OPTIONS: dict[str, OptionInfo] = {o.name: o for o in (
     OptionInfo("server.host", str, "127.0.0.1", "Address `hwut serve` listens on."),
     OptionInfo("server.port", int, 5000, "TCP port `hwut serve` listens on (0: any free port)."),
     OptionInfo("server.threads", int, 8, "waitress worker threads serving HTTP requests."),
+    OptionInfo("server.max_streams", int, 4,
+               "Job files (logs, traces) sent at once; more readers get 503 and retry, so "
+               "slow readers never hold every HTTP thread."),
+    OptionInfo("server.channel_timeout_seconds", int, 30,
+               "waitress closes a connection idle this long (a client that stopped reading "
+               "or never finished its headers)."),
+    OptionInfo("server.connection_limit", int, 100, "waitress's limit on open connections."),
     OptionInfo("limits.max_executable_bytes", int, 5 * 1024 * 1024,
                "Largest executable accepted by PUT /jobs/submit, in bytes."),
     OptionInfo("limits.min_duration_seconds", int, 1, "Smallest duration_limit_seconds."),
@@ -60,6 +67,20 @@ OPTIONS: dict[str, OptionInfo] = {o.name: o for o in (
                "How long a backend may take to stop after a cancel before it counts as hung."),
     OptionInfo("scheduler.poll_seconds", float, 0.5,
                "Longest time an idle worker sleeps before looking for work again."),
+    OptionInfo("jobs.cpu_seconds_per_virtual_second", float, 10.0,
+               "CPU seconds a job's process may use per second of its time limit; a job "
+               "that needs more stops with stop reason cpu_limit (too slow to emulate)."),
+    OptionInfo("jobs.min_cpu_seconds", float, 30.0, "The smallest CPU budget of a job."),
+    OptionInfo("jobs.max_cpu_seconds", float, 600.0, "The largest CPU budget of a job."),
+    OptionInfo("jobs.max_uart_bytes", int, 16 * 1024 * 1024,
+               "Largest UART log a job keeps; a firmware that prints more is stopped there "
+               "(stop reason output_limit)."),
+    OptionInfo("jobs.max_other_bytes", int, 16 * 1024 * 1024,
+               "Largest trace (ITM, the job's 'other' file) a job keeps; stopped likewise."),
+    OptionInfo("jobs.max_infra_bytes", int, 1024 * 1024,
+               "Largest infrastructure log a job keeps (its head and tail are kept)."),
+    OptionInfo("jobs.max_memory_bytes", int, 4 * 1024 * 1024 * 1024,
+               "Address space of a job's process (the emulator reserves about 1 GiB)."),
 )}
 
 

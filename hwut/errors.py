@@ -8,6 +8,7 @@ from typing import Any
 import falcon
 
 from .jobs import TransitionError
+from .storage import DamagedStoreFile, StorageFull
 from .store import UnknownJob
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,26 @@ def _transition(req: falcon.Request, resp: falcon.Response, exc: TransitionError
     raise falcon.HTTPBadRequest(title="Bad Request", description=str(exc))
 
 
+def _storage_full(req: falcon.Request, resp: falcon.Response, exc: StorageFull,
+                  params: dict[str, Any]) -> None:
+    """The disk is full: nothing was stored and the store still works, so the client
+    may retry later (507, not a 500: it is not a bug, and no path is shown)."""
+    log.error("storage full on %s %s: %s", req.method, req.path, exc)
+    raise falcon.HTTPError(falcon.HTTP_507, title="Insufficient Storage",
+                           description="The server has no space left to store this; "
+                                       "nothing was stored. Try again later.")
+
+
+def _damaged_store(req: falcon.Request, resp: falcon.Response, exc: DamagedStoreFile,
+                   params: dict[str, Any]) -> None:
+    """A store file went bad while the server ran: the admin needs the file's name
+    (the log has it), the client only that the server cannot serve this now."""
+    log.error("on %s %s: %s", req.method, req.path, exc)
+    raise falcon.HTTPServiceUnavailable(
+        title="Service Unavailable",
+        description="The server's store needs repair; the error was logged for its admin.")
+
+
 def _unexpected(req: falcon.Request, resp: falcon.Response, exc: Exception,
                 params: dict[str, Any]) -> None:
     log.exception("unhandled error on %s %s", req.method, req.path)
@@ -52,3 +73,5 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(UnknownJob, _unknown_job)
     app.add_error_handler(TransitionError, _transition)
+    app.add_error_handler(StorageFull, _storage_full)
+    app.add_error_handler(DamagedStoreFile, _damaged_store)

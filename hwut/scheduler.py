@@ -1,15 +1,20 @@
-"""Board instances and their workers: FIFO per board, one job at a time per instance.
+"""Board instances and their workers: one job at a time per instance.
 
-Each configured board instance has a backend object and a worker thread. The
-worker loop reads top to bottom: stop requested? -> claim the oldest WAITING job
-for my board (QUEUED) -> RUNNING -> run the backend under a watchdog -> record
-the outcome -> the instance is free again. A backend that raises turns the job
-into ERROR with the reason; one that does not return within its time limit plus
-grace is declared hung, its job becomes ERROR and the instance gets a fresh
-backend object (the stuck thread is abandoned; its log writes are dropped).
+Each configured board instance has a worker thread. The worker loop reads top to
+bottom: stop requested? -> claim the next WAITING job for my board (QUEUED) ->
+RUNNING -> run it in a process of its own (``hwut.runner``) -> record the outcome ->
+the instance is free again. The job's process is bounded by the kernel (CPU time,
+memory, files) and killed with its process group on cancel, on a hang and when the
+server stops, so a job can neither take the server down nor leave anything behind:
+a crash is an ERROR with a short reason and the instance takes the next job.
+
+``why_not_runnable`` tells the submit route whether a board has an instance that
+can ever take a job (and if not, why: it answers 503 with that); WAITING jobs of
+a board that has none become ERROR with the same reason (``fail_unrunnable``).
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import threading
@@ -18,19 +23,35 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from hwut.backends.base import Availability, Backend, Outcome, RunRequest, StopReason
+from hwut.backends.base import (
+    Availability,
+    Backend,
+    BoardInfo,
+    Outcome,
+    StopReason,
+)
+from hwut.backends.registry import load_failure
 
 from .config import BoardConfig, Config
 from .jobs import Job, JobStatus, TransitionError, format_time
+from .runner.process import JobProcess, job_context
+from .runner.spec import JobSpec, Limits
+from .storage import StorageFull
 from .store import JobStore
 
 log = logging.getLogger(__name__)
+
+#: How long a worker waits before trying again when the disk is full.
+STORAGE_RETRY_S = 1.0
 
 
 def resolve_backend(name: str, known: Mapping[str, type[Backend]]) -> type[Backend]:
     """A backend by entry-point name, or by ``module:Class`` for locally defined ones."""
     if name in known:
         return known[name]
+    failure = load_failure(name, known)
+    if failure is not None:  # installed, but broken: say why, not "not installed"
+        raise LookupError(f"backend {name!r} failed to load: {failure}")
     if ":" in name:
         module_name, _, attr = name.partition(":")
         cls = getattr(importlib.import_module(module_name), attr)
@@ -42,10 +63,13 @@ def resolve_backend(name: str, known: Mapping[str, type[Backend]]) -> type[Backe
 
 
 class _LogSink:
-    """Appends bytes to a file as they arrive; silently drops them once closed."""
+    """Appends bytes to a job's file as they arrive; silently drops them once closed.
+
+    Unbuffered: what a write accepted is in the file, so closing never has bytes left
+    to fail on (a full disk fails the write that hit it, once)."""
 
     def __init__(self, path: Any) -> None:
-        self._fh = open(path, "ab")  # noqa: SIM115 - open for the whole run, closed by close()
+        self._fh = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
         self._lock = threading.Lock()
         self.written = 0
 
@@ -53,8 +77,9 @@ class _LogSink:
         with self._lock:
             if self._fh.closed:
                 return
-            self._fh.write(data)
-            self._fh.flush()
+            view = memoryview(data)
+            while view:
+                view = view[self._fh.write(view):]
             self.written += len(data)
 
     def close(self) -> None:
@@ -72,7 +97,8 @@ class Instance:
     backend: Backend | None = None
     availability: Availability = field(default_factory=lambda: Availability(True))
     job_id: int | None = None
-    replaced: int = 0
+    #: The running job's process (its pid is what an operator would look for).
+    process: JobProcess | None = None
 
     @property
     def state(self) -> str:
@@ -80,9 +106,24 @@ class Instance:
             return "unavailable"
         return "busy" if self.job_id is not None else "idle"
 
+    @property
+    def unavailable_reason(self) -> str | None:
+        """Why this instance cannot run jobs; None when it can (now or once free)."""
+        if self.state != "unavailable":
+            return None
+        return self.availability.detail or "its backend could not be started"
+
+    @property
+    def summary(self) -> str:
+        """One line for people: "idle", "busy (job 7)" or "unavailable: <reason>"."""
+        reason = self.unavailable_reason
+        if reason is not None:
+            return f"unavailable: {reason}"
+        return f"busy (job {self.job_id})" if self.state == "busy" else self.state
+
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "backend": self.board.backend, "state": self.state,
-                "job": self.job_id,
+                "job": self.job_id, "summary": self.summary,
                 "availability": {"ok": self.availability.ok,
                                  "detail": self.availability.detail}}
 
@@ -98,18 +139,41 @@ class Scheduler:
         self._cancels: dict[int, threading.Event] = {}
         self._threads: list[threading.Thread] = []
         self.instances: list[Instance] = []
+        self._context: Any = None  # the job processes' fork server, made by start()
+        #: What each configured board's backend says about it (see BoardInfo); a board
+        #: missing here has a backend that knows nothing of it or could not be loaded.
+        self.infos: dict[str, BoardInfo] = {}
         for board in config.boards:
+            try:
+                cls: type[Backend] | str = resolve_backend(board.backend, backends)
+            except (LookupError, ImportError, AttributeError) as exc:
+                cls = str(exc)
+            else:
+                info = self._board_info(board, cls)
+                if info is not None:
+                    self.infos[board.name] = info
+                elif cls.boards():  # it lists what it runs, and this board is not among them
+                    cls = (f"backend {board.backend!r} cannot run board {board.name!r}; it "
+                           f"runs {', '.join(cls.boards())}")
             for number in range(board.instances):
-                self.instances.append(self._make_instance(board, number, backends))
+                self.instances.append(self._make_instance(board, number, cls))
+
+    @staticmethod
+    def _board_info(board: BoardConfig, cls: type[Backend]) -> BoardInfo | None:
+        try:
+            info = cls.board_info(board.name, board.options)
+        except Exception:  # a third-party backend may fail in any way: it then knows nothing
+            log.exception("backend %s failed to describe board %s", board.backend, board.name)
+            return None
+        return info if isinstance(info, BoardInfo) else None
 
     def _make_instance(self, board: BoardConfig, number: int,
-                       backends: Mapping[str, type[Backend]]) -> Instance:
+                       cls: type[Backend] | str) -> Instance:
+        """``cls`` is the backend class, or why there is none."""
         name = f"{board.name}#{number}"
-        try:
-            cls = resolve_backend(board.backend, backends)
-        except (LookupError, ImportError, AttributeError) as exc:
-            log.error("board instance %s: %s", name, exc)
-            return Instance(name, board, None, availability=Availability(False, str(exc)))
+        if isinstance(cls, str):
+            log.error("board instance %s: %s", name, cls)
+            return Instance(name, board, None, availability=Availability(False, cls))
         instance = Instance(name, board, cls)
         try:
             instance.availability = cls.availability(board.options)
@@ -122,6 +186,10 @@ class Scheduler:
     # ---- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
+        self.fail_unrunnable()
+        # the fork server imports every backend in use once; each job forks from it
+        self._context = job_context(sorted({i.backend_cls.__module__ for i in self.instances
+                                            if i.backend_cls is not None}))
         for instance in self.instances:
             if instance.state == "unavailable":
                 continue
@@ -154,20 +222,66 @@ class Scheduler:
             result.setdefault(instance.board.name, []).append(instance)
         return result
 
+    # ---- can a board run jobs? -------------------------------------------------------
+
+    def board_info(self, board: str) -> BoardInfo | None:
+        return self.infos.get(board)
+
+    def why_not_runnable(self, board: str) -> str | None:
+        """None when some instance of ``board`` can run a job, now or once it is free;
+        else why no job for it could ever start (quoted to clients and in job details)."""
+        instances = [i for i in self.instances if i.board.name == board]
+        if any(i.unavailable_reason is None for i in instances):
+            return None
+        head = f"board {board} has no instance that can run jobs"
+        if not instances:
+            configured = self.config.board(board)
+            why = ("the server config gives it 0 instances" if configured is not None
+                   else "the server config does not serve it (it exists only in the targets "
+                        "API)")
+            return f"{head}: {why}"
+        return f"{head}: " + "; ".join(f"{i.name} unavailable: {i.unavailable_reason}"
+                                       for i in instances)
+
+    def fail_unrunnable(self, board: str | None = None) -> list[int]:
+        """WAITING jobs of boards no instance can run become ERROR with the reason, so
+        no job waits for ever (after a restart with another config, or when a board's
+        only instance could not be restarted). ``board`` None: every board."""
+        failed: list[int] = []
+        reasons: dict[str, str | None] = {}
+        for job in self.store.live_jobs():
+            if job.status is not JobStatus.WAITING or board not in (None, job.board):
+                continue
+            if job.board not in reasons:
+                reasons[job.board] = self.why_not_runnable(job.board)
+            reason = reasons[job.board]
+            if reason is None:
+                continue
+            try:
+                self.store.transition(job.id, JobStatus.ERROR, detail=reason,
+                                      finished=format_time(self.store.clock()))
+            except TransitionError:  # claimed or canceled meanwhile
+                continue
+            failed.append(job.id)
+        if failed:
+            log.warning("jobs %s can never run and are now ERROR", ", ".join(map(str, failed)))
+        return failed
+
     # ---- cancel ----------------------------------------------------------------------
 
-    def cancel(self, job_id: int, by: str) -> Job:
+    def cancel(self, job_id: int, by: str, why: str | None = None) -> Job:
         """WAITING/QUEUED: CANCELED at once. RUNNING: the backend is told to stop and the
-        worker records CANCELED when it has. Ended: TransitionError."""
+        worker records CANCELED when it has. Ended: TransitionError. ``why`` is added to
+        the detail ("canceled by admin: board x deleted")."""
+        detail = f"canceled by {by}" + (f": {why}" if why else "")
         with self.store.lock:
             job = self.store.get(job_id)
             if job.status in (JobStatus.WAITING, JobStatus.QUEUED):
                 return self.store.transition(job_id, JobStatus.CANCELED,
                                              finished=format_time(self.store.clock()),
-                                             detail=f"canceled by {by}")
+                                             detail=detail)
             if job.status is JobStatus.RUNNING:
-                job = self.store.update_live(job_id, cancel_requested=True,
-                                             detail=f"canceled by {by}")
+                job = self.store.update_live(job_id, cancel_requested=True, detail=detail)
                 event = self._cancels.get(job_id)
                 if event is not None:
                     event.set()
@@ -179,9 +293,12 @@ class Scheduler:
     def _work(self, instance: Instance) -> None:
         poll = float(self.config["scheduler.poll_seconds"])
         while not self._stop.is_set():
-            if instance.backend is None:
-                return  # the backend could not be replaced after a hang
-            job = self.store.claim_next(instance.board.name, instance.name)
+            try:
+                job = self.store.claim_next(instance.board.name, instance.name)
+            except StorageFull as exc:  # the disk is full: wait for room, never die
+                log.warning("worker %s cannot claim a job: %s", instance.name, exc)
+                self._stop.wait(STORAGE_RETRY_S)
+                continue
             if job is None:
                 self.store.wait_for_change(poll)
                 continue
@@ -196,11 +313,22 @@ class Scheduler:
 
     def _fail(self, job_id: int, detail: str, **changes: Any) -> None:
         log.info("job %d ERROR: %s", job_id, detail)
-        try:
-            self.store.transition(job_id, JobStatus.ERROR, detail=detail,
-                                  finished=format_time(self.store.clock()), **changes)
-        except TransitionError:
-            pass
+        self._finish(job_id, JobStatus.ERROR, detail=detail,
+                     finished=format_time(self.store.clock()), **changes)
+
+    def _finish(self, job_id: int, status: JobStatus, **changes: Any) -> None:
+        """Record a job's end; with the disk full, retry until there is room (the worker
+        waits, the job's end is not lost) or the server stops."""
+        while True:
+            try:
+                self.store.transition(job_id, status, **changes)
+                return
+            except TransitionError:
+                return
+            except StorageFull as exc:
+                log.warning("job %d: cannot record its end yet: %s", job_id, exc)
+                if self._stop.wait(STORAGE_RETRY_S):
+                    return
 
     def _run(self, instance: Instance, job: Job) -> None:
         """QUEUED -> RUNNING -> backend under the watchdog -> the outcome recorded."""
@@ -222,14 +350,8 @@ class Scheduler:
             instance.job_id = job.id
             log.info("job %d started on %s (owner %s, limit %s s)", job.id, instance.name,
                      job.owner, job.duration_limit_seconds)
-            request = RunRequest(
-                executable=self.store.artifact_path(job.filename_executable),
-                format=job.format, board=job.board,
-                time_limit_s=float(job.duration_limit_seconds), uart=uart, cancel=cancel,
-                other=other, uart_input=(job.input or "").encode(),
-                presses=tuple((str(b), float(at), None if rel is None else float(rel))
-                              for b, at, rel in job.presses or ()))
-            outcome, failure = self._call_backend(instance, request, cancel)
+            outcome, failure = self._call_backend(instance, self._spec(instance, job),
+                                                  uart, other, cancel)
         finally:
             uart.close()
             other.close()
@@ -250,9 +372,11 @@ class Scheduler:
         if outcome.detail:
             changes["detail"] = outcome.detail
         if outcome.infra_log:
-            infra_name = self.store.new_artifact_name()
-            self.store.artifact_path(infra_name).write_text(outcome.infra_log)
-            changes["filename_infra"] = infra_name
+            try:
+                changes["filename_infra"] = self.store.write_artifact(
+                    outcome.infra_log.encode("utf-8", "replace"))
+            except StorageFull:
+                log.warning("job %d: no room for its infrastructure log; dropped", job_id)
         stopped = outcome.reason is StopReason.CANCEL or cancel.is_set()
         if outcome.reason is StopReason.INFRASTRUCTURE:
             status = JobStatus.ERROR
@@ -268,54 +392,49 @@ class Scheduler:
         log.info("job %d %s: stop reason %s, exit code %s, %.3f s used%s", job_id,
                  status.value, outcome.reason.value, outcome.exit_code, outcome.time_used_s,
                  f" ({changes['detail']})" if changes.get("detail") else "")
-        self.store.transition(job_id, status, **changes)
+        self._finish(job_id, status, **changes)
 
-    def _call_backend(self, instance: Instance, request: RunRequest,
-                      cancel: threading.Event) -> tuple[Outcome | None, str]:
-        """Run the backend in a thread under a watchdog; (outcome, "") or (None, why not)."""
-        backend = instance.backend
-        assert backend is not None
-        result: dict[str, Any] = {}
+    def _spec(self, instance: Instance, job: Job) -> JobSpec:
+        """Everything the job's process needs, as data (it may run on another host)."""
+        assert instance.backend_cls is not None
+        cls = instance.backend_cls
+        return JobSpec(
+            job_id=job.id, backend=f"{cls.__module__}:{cls.__qualname__}", board=job.board,
+            options=dict(instance.board.options),
+            executable=str(self.store.artifact_path(job.filename_executable)),
+            format=job.format, time_limit_s=float(job.duration_limit_seconds),
+            uart_input=(job.input or "").encode(),
+            presses=tuple((str(b), float(at), None if rel is None else float(rel))
+                          for b, at, rel in job.presses or ()),
+            limits=self.limits(float(job.duration_limit_seconds)))
 
-        def target() -> None:
-            try:
-                result["outcome"] = backend.run(request)
-            except Exception as exc:  # any backend failure becomes the job's ERROR reason
-                log.exception("backend of %s raised", instance.name)
-                result["error"] = f"backend raised {type(exc).__name__}: {exc}"
+    def limits(self, time_limit_s: float) -> Limits:
+        """A job's bounds: its CPU budget grows with its time limit, within the caps."""
+        cpu = time_limit_s * float(self.config["jobs.cpu_seconds_per_virtual_second"])
+        cpu = min(max(cpu, float(self.config["jobs.min_cpu_seconds"])),
+                  float(self.config["jobs.max_cpu_seconds"]))
+        return Limits(cpu_seconds=cpu, uart_bytes=int(self.config["jobs.max_uart_bytes"]),
+                      other_bytes=int(self.config["jobs.max_other_bytes"]),
+                      infra_bytes=int(self.config["jobs.max_infra_bytes"]),
+                      memory_bytes=int(self.config["jobs.max_memory_bytes"]))
 
-        runner = threading.Thread(target=target, name=f"hwut-run-{instance.name}", daemon=True)
-        runner.start()
+    def _call_backend(self, instance: Instance, spec: JobSpec, uart: _LogSink,
+                      other: _LogSink, cancel: threading.Event) -> tuple[Outcome | None, str]:
+        """Run the job in its own process; (outcome, "") or (None, why there is none)."""
         factor = float(self.config["scheduler.hang_factor"])
         grace = float(self.config["scheduler.hang_grace_seconds"])
-        cancel_grace = float(self.config["scheduler.cancel_grace_seconds"])
-        started = self.monotonic()
-        canceled_at: float | None = None
-        while runner.is_alive():
-            runner.join(0.05)
-            now = self.monotonic()
-            if cancel.is_set() and canceled_at is None:
-                canceled_at = now
-            over_limit = now - started > request.time_limit_s * factor + grace
-            over_cancel = canceled_at is not None and now - canceled_at > cancel_grace
-            if runner.is_alive() and (over_limit or over_cancel):
-                cancel.set()
-                self._replace_backend(instance)
-                return None, (f"the backend did not stop within "
-                              f"{now - started:.1f} s; board instance {instance.name} replaced")
-        if "error" in result:
-            return None, result["error"]
-        outcome = result.get("outcome")
-        if not isinstance(outcome, Outcome):
-            return None, f"the backend returned {type(outcome).__name__}, not an Outcome"
-        return outcome, ""
-
-    def _replace_backend(self, instance: Instance) -> None:
-        assert instance.backend_cls is not None
-        instance.replaced += 1
+        process = JobProcess(
+            spec, self._context,
+            cancel_grace_s=float(self.config["scheduler.cancel_grace_seconds"]),
+            # a backstop for a job that neither ends nor uses CPU (a hung probe)
+            wall_limit_s=max(spec.time_limit_s * factor + grace, grace))
+        instance.process = process
         try:
-            instance.backend = instance.backend_cls(instance.board.name, instance.board.options)
-        except Exception as exc:  # the new instance may fail like the first one could
-            log.exception("replacing the backend of %s failed", instance.name)
-            instance.backend = None
-            instance.availability = Availability(False, f"backend failed to restart: {exc}")
+            return process.run(uart, other, cancel), ""
+        except OSError as exc:  # writing the job's files failed; the process is gone
+            if exc.errno == errno.ENOSPC:
+                return None, "storage full: the server's disk has no room for the job's log"
+            log.exception("job %d on %s: writing its files failed", spec.job_id, instance.name)
+            return None, f"the server could not write the job's files ({exc.strerror})"
+        finally:
+            instance.process = None

@@ -42,16 +42,27 @@ class JsonErrorChannel(HTTPChannel):
     error_task_class = JsonErrorTask
 
 
+def server_options(config: Any) -> dict[str, int]:
+    """The waitress settings the service's config decides (see ``hwut options``)."""
+    return {"max_executable_bytes": int(config["limits.max_executable_bytes"]),
+            "channel_timeout": int(config["server.channel_timeout_seconds"]),
+            "connection_limit": int(config["server.connection_limit"])}
+
+
 class BackgroundServer:
     """waitress in a daemon thread; ``url`` is known once constructed (port 0 allowed)."""
 
     def __init__(self, app: Any, host: str = "127.0.0.1", port: int = 0, threads: int = 4,
-                 max_executable_bytes: int = 5 * 1024 * 1024) -> None:
-        # waitress reads a whole body before the app sees it: refuse oversized ones first
+                 max_executable_bytes: int = 5 * 1024 * 1024, channel_timeout: int = 30,
+                 connection_limit: int = 100) -> None:
+        # waitress reads a whole body before the app sees it: refuse oversized ones first;
+        # idle connections (a stalled reader, headers that never end) are closed
         self._server = create_server(app, host=host, port=port, threads=threads,
                                      ident="hwut", clear_untrusted_proxy_headers=True,
                                      max_request_body_size=max_executable_bytes
-                                     + BODY_SLACK_BYTES)
+                                     + BODY_SLACK_BYTES, channel_timeout=channel_timeout,
+                                     cleanup_interval=max(1, min(10, channel_timeout)),
+                                     connection_limit=connection_limit)
         self._server.channel_class = JsonErrorChannel  # type: ignore[union-attr]
         self.port: int = self._server.effective_port  # type: ignore[union-attr]
         shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
@@ -77,6 +88,7 @@ class BackgroundServer:
 
     def stop(self) -> None:
         self._stopping = True
-        self._server.close()
+        # requests in flight finish first: closing first pulls the trigger from under them
         self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+        self._server.close()
         self._thread.join(timeout=5)

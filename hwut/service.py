@@ -4,11 +4,9 @@ Kept apart from the CLI so tests, the demo and ``hwut serve`` build the same thi
 """
 from __future__ import annotations
 
-import fcntl
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 import falcon
@@ -19,26 +17,11 @@ from hwut.backends.registry import load_backends
 from .app import create_app
 from .config import Config
 from .scheduler import Scheduler
+from .storage import DataDirInUse, lock_data_dir  # noqa: F401 - DataDirInUse: callers import it here
 from .store import Store
+from .targets import seed_records
 
 log = logging.getLogger(__name__)
-
-
-class DataDirInUse(RuntimeError):
-    """Another server already uses this data dir (two writers would corrupt it)."""
-
-
-def lock_data_dir(data_dir: Path) -> IO[str]:
-    """Hold an exclusive lock on the data dir for the life of the server; the kernel
-    drops it when the process dies, so a SIGKILLed server never blocks a restart."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / "server.lock", "a")  # noqa: SIM115 - held until stop()
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise DataDirInUse(f"another hwut server uses the data dir {data_dir}") from None
-    return handle
 
 
 @dataclass
@@ -58,27 +41,37 @@ class Service:
         self.lock.close()
 
 
-def seed_targets(store: Store, config: Config) -> None:
-    store.targets.seed("microcontrollers", config.microcontrollers)
-    store.targets.seed("boards", [b.target_record() for b in config.boards])
+def seed_targets(store: Store, config: Config, scheduler: Scheduler) -> None:
+    """The targets API's boards and microcontrollers, from the config and what each
+    board's backend knows (ConfigError when the config contradicts it)."""
+    mcus, boards = seed_records(config, scheduler.infos)
+    store.targets.seed("microcontrollers", mcus)
+    store.targets.seed("boards", boards)
 
 
 def build_service(config: Config, backends: Mapping[str, type[Backend]] | None = None,
                   **store_options: Any) -> Service:
-    """Open the data dir, fail what a crash interrupted, and wire the app (not started)."""
+    """Open the data dir, fail what a crash interrupted, and wire the app (not started).
+
+    A damaged store file raises :class:`hwut.storage.DamagedStoreFile` (its message
+    names the file and the way out) before anything is changed or removed; a full disk
+    raises :class:`hwut.storage.StorageFull`. Both leave the data dir unlocked."""
     lock = lock_data_dir(config.data_dir)
+    store: Store | None = None
     try:
         store = Store(config.data_dir, **store_options)
-        seed_targets(store, config)
         failed = store.jobs.recover()
+        scheduler = Scheduler(store.jobs, config,
+                              load_backends() if backends is None else backends)
+        seed_targets(store, config, scheduler)
     except BaseException:
+        if store is not None:
+            store.close()
         lock.close()
         raise
     if failed:
         log.warning("server restarted: jobs %s were QUEUED or RUNNING and are now ERROR",
                     ", ".join(map(str, failed)))
-    scheduler = Scheduler(store.jobs, config,
-                          load_backends() if backends is None else backends)
     return Service(config, store, scheduler, create_app(store, scheduler, config), lock)
 
 

@@ -20,6 +20,18 @@ parsed into the LRU.
 
 On start, artifact files that no job names are removed (:meth:`JobStore.recover`):
 a server killed between writing an upload and recording its job leaves one behind.
+That is only safe when every table was read in full, so a damaged file stops the
+store from opening (:class:`hwut.storage.DamagedStoreFile`) instead of reading as an
+empty table, and recover() keeps every file when any table was unreadable or the
+tables hold no job although ids were given out.
+
+Ids are never reused: ``db/last_id.json`` holds the highest id ever given out and is
+written (atomically, fsynced) before the job is recorded, so even a lost table does
+not bring an old id back. A missing mark (a data dir from before it existed) is
+rebuilt from the tables; a damaged one refuses like any other store file.
+
+Out of space, writes raise :class:`hwut.storage.StorageFull` after removing what
+they created; the in-memory state changes only after its write succeeded.
 
 Every status change goes through :meth:`JobStore.transition`, under one lock, and
 is refused when :data:`hwut.jobs.TRANSITIONS` does not allow it.
@@ -44,7 +56,16 @@ from tinydb import TinyDB
 from tinydb.table import Document
 
 from .jobs import ENDED, Job, JobStatus, TransitionError, allowed, format_time, utcnow
-from .storage import AtomicJSONStorage, atomic_write_bytes, fsync_dir
+from .storage import (
+    AtomicJSONStorage,
+    DamagedStoreFile,
+    StorageFull,
+    atomic_write_bytes,
+    fsync_dir,
+    is_full,
+    read_json_file,
+    read_tables,
+)
 from .targets import TargetStore
 from .users import UserStore
 
@@ -55,10 +76,16 @@ NameFactory = Callable[[], str]
 
 RESTART_DETAIL = "server restarted"
 
+#: The file in ``db/`` holding the highest job id ever given out.
+ID_MARK_NAME = "last_id.json"
+#: The file in ``db/`` that fixes the data dir's shard size.
+LAYOUT_NAME = "layout.json"
+
 #: The job fields that name files in the artifact dir.
 ARTIFACT_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra")
 
 _DECODER = json.JSONDecoder()
+_STATUS_VALUES = frozenset(s.value for s in JobStatus)
 
 
 def find_record(text: str, job_id: int) -> dict[str, Any] | None:
@@ -90,6 +117,60 @@ def users_path(data_dir: Path) -> Path:
     return Path(data_dir) / "db" / "users.json"
 
 
+def read_id_mark(path: Path) -> int | None:
+    """The highest job id given out, from the mark file; None when there is none yet."""
+    data = read_json_file(path)
+    if data is None:
+        return None
+    value = data.get("last_id") if isinstance(data, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise DamagedStoreFile(path, 'not a job id mark: expected {"last_id": <id>}')
+    return value
+
+
+def write_id_mark(path: Path, last_id: int, durable: bool = True) -> None:
+    atomic_write_bytes(path, json.dumps({"last_id": last_id}).encode(), durable=durable)
+
+
+def read_layout(path: Path) -> int | None:
+    """The data dir's shard size from ``layout.json``; None when the file does not exist."""
+    data = read_json_file(path)
+    if data is None:
+        return None
+    value = data.get("shard_size") if isinstance(data, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise DamagedStoreFile(path, 'not a layout: expected {"shard_size": <ids per shard>}')
+    return value
+
+
+def check_job_record(path: Path, doc_id: str, record: dict[str, Any]) -> Job:
+    """The job in a table record, or :class:`DamagedStoreFile` naming the record: a
+    record that cannot be read is damage too, not a reason to crash with a KeyError."""
+    try:
+        job = Job.from_record(record)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DamagedStoreFile(path, f"job record {doc_id} is not a job ({exc!r})") from None
+    if str(job.id) != doc_id:
+        raise DamagedStoreFile(path, f"job record {doc_id} holds job {job.id}")
+    return job
+
+
+def archived_summaries(path: Path) -> list[tuple[int, str, JobStatus, str, dict[str, Any]]]:
+    """(id, owner, status, board, record) of every job in an archive shard, checked only
+    as far as the index needs (a full :class:`Job` per record would slow every start);
+    :class:`DamagedStoreFile` for a damaged file or record; [] for a missing file."""
+    tables = read_tables(path)
+    out = []
+    for doc_id, record in (tables or {}).get("jobs", {}).items():
+        owner, status, board = record.get("owner"), record.get("status"), record.get("board")
+        if not (isinstance(owner, str) and isinstance(board, str)
+                and status in _STATUS_VALUES and record.get("id") == int(doc_id)):
+            raise DamagedStoreFile(path, f"job record {doc_id} lacks a valid id, owner, "
+                                   "status or board")
+        out.append((int(doc_id), owner, JobStatus(status), board, record))
+    return out
+
+
 class UnknownJob(KeyError):
     """No job with this id."""
 
@@ -108,8 +189,11 @@ class JobStore:
 
     def __init__(self, data_dir: Path, clock: Clock = utcnow,
                  name_factory: NameFactory = random_name, shard_size: int = 250,
-                 durable: bool = True, open_shards: int = 16, glanced_shards: int = 8
-                 ) -> None:
+                 durable: bool = True, open_shards: int = 16, glanced_shards: int = 8,
+                 tolerate_damage: bool = False) -> None:
+        """``tolerate_damage`` opens a store with damaged files for inspection: they are
+        skipped and listed in :attr:`damaged`, writes to them still refuse, and
+        :meth:`recover` then removes nothing. The server never passes it."""
         self.data_dir = Path(data_dir)
         self.db_dir = self.data_dir / "db"
         self.archive_dir = self.db_dir / "archive"
@@ -138,17 +222,31 @@ class JobStore:
         self._index: dict[int, _Summary] = {}
         self._ids: list[int] = []
         self._by_owner: dict[str, list[int]] = {}
+        #: The highest id ever given out (what ``db/last_id.json`` says, or more).
+        self._last_id = 0
+        self.tolerate_damage = tolerate_damage
+        #: The damaged files skipped (only with ``tolerate_damage``).
+        self.damaged: list[DamagedStoreFile] = []
         self._load()
 
     # ---- loading and recovery -------------------------------------------------
 
     def _layout(self, shard_size: int) -> int:
-        """The shard size is fixed when the data dir is created (ids map to shards by it)."""
-        path = self.db_dir / "layout.json"
-        if path.exists():
-            return int(json.loads(path.read_text())["shard_size"])
+        """The shard size is fixed when the data dir is created (ids map to shards by it);
+        a data dir with shards but no layout cannot be read by guessing it."""
+        path = self.db_dir / LAYOUT_NAME
+        stored = read_layout(path)
+        if stored is not None:
+            return stored
+        if any(self.archive_dir.glob("jobs-*.json")):
+            raise DamagedStoreFile(path, "the file is missing although the archive holds "
+                                   "shards (their shard size cannot be guessed)")
         atomic_write_bytes(path, json.dumps({"shard_size": shard_size}).encode())
         return shard_size
+
+    @property
+    def id_mark_path(self) -> Path:
+        return self.db_dir / ID_MARK_NAME
 
     def _shard_path(self, shard: int) -> Path:
         return self.archive_dir / f"jobs-{shard:06d}.json"
@@ -162,28 +260,46 @@ class JobStore:
         with os.scandir(self.artifact_dir) as entries:
             unreferenced = {e.name for e in entries
                             if e.is_file(follow_symlinks=False) and not e.name.startswith(".")}
+        mark = self._guarded(lambda: read_id_mark(self.id_mark_path))
         for path in sorted(self.archive_dir.glob("jobs-*.json")):
-            raw = path.read_bytes()
-            if not raw.strip():
-                continue
-            for doc_id, record in json.loads(raw).get("jobs", {}).items():
-                self._remember(int(doc_id), record["owner"], JobStatus(record["status"]),
-                               record["board"])
+            summaries = self._guarded(lambda path=path: archived_summaries(path)) or []
+            for job_id, owner, status, board, record in summaries:
+                self._remember(job_id, owner, status, board)
                 for name in ARTIFACT_FIELDS:
                     unreferenced.discard(record.get(name))
+        live_path = self.db_dir / "live.json"
         stale = []
-        for doc in self._live_table.all():
+        live = self._guarded(lambda: [check_job_record(live_path, str(doc.doc_id), dict(doc))
+                                      for doc in self._live_table.all()]) or []
+        for job in live:
             for name in ARTIFACT_FIELDS:
-                unreferenced.discard(doc.get(name))
-            if doc.doc_id in self._index:
-                stale.append(doc.doc_id)  # killed between archive write and live delete
+                unreferenced.discard(getattr(job, name))
+            if job.id in self._index:
+                stale.append(job.id)  # killed between archive write and live delete
                 continue
-            job = Job.from_record(dict(doc))
             self._live[job.id] = job
             self._remember(job.id, job.owner, job.status, job.board)
         if stale:
             self._live_table.remove(doc_ids=stale)
         self._unreferenced = unreferenced
+        highest = self._ids[-1] if self._ids else 0
+        self._last_id = max(mark or 0, highest)
+        if mark is not None and mark < highest:
+            log.warning("%s said %d but job %d exists: raised", self.id_mark_path, mark,
+                        highest)
+        if (mark is None or mark < highest) and not self.damaged:
+            write_id_mark(self.id_mark_path, self._last_id, durable=self.durable)
+
+    def _guarded(self, read: Callable[[], Any]) -> Any:
+        """``read()``; with ``tolerate_damage`` a damaged file is noted and reads as None."""
+        try:
+            return read()
+        except DamagedStoreFile as exc:
+            if not self.tolerate_damage:
+                raise
+            log.warning("%s", exc)
+            self.damaged.append(exc)
+            return None
 
     def _remember(self, job_id: int, owner: str, status: JobStatus, board: str) -> None:
         if job_id not in self._index:
@@ -213,6 +329,11 @@ class JobStore:
             named = {getattr(job, f) for job in self._live.values() for f in ARTIFACT_FIELDS}
             orphans = sorted(self._unreferenced - named)
             self._unreferenced = set()
+            refusal = self._orphan_removal_refused()
+            if orphans and refusal:
+                log.warning("kept %d artifact file(s) that no job names: %s", len(orphans),
+                            refusal)
+                orphans = []
             for name in orphans:
                 self.artifact_path(name).unlink(missing_ok=True)
             if orphans:
@@ -221,6 +342,16 @@ class JobStore:
                 log.warning("removed %d artifact file(s) that no job names (left by a crash)",
                             len(orphans))
         return failed
+
+    def _orphan_removal_refused(self) -> str | None:
+        """Why files no job names must not be removed now, or None when it is safe: only
+        a complete read of every table proves that no job names them."""
+        if self.damaged:
+            return "unreadable: " + ", ".join(str(d.path) for d in self.damaged)
+        if not self._index and self._last_id > 0:
+            return (f"the tables hold no job, but ids up to {self._last_id} were given out "
+                    f"({self.id_mark_path}); run `hwut store check`")
+        return None
 
     # ---- artifacts ---------------------------------------------------------------
 
@@ -231,16 +362,32 @@ class JobStore:
         return self.artifact_dir / name
 
     def _write_artifact(self, data: bytes) -> str:
+        """A new artifact file holding ``data``; out of space, :class:`StorageFull` and
+        no partial file."""
         name = self.name_factory()
         path = self.artifact_path(name)
-        with open(path, "xb") as fh:
-            fh.write(data)
-            fh.flush()
+        created = False
+        try:
+            with open(path, "xb") as fh:
+                created = True
+                fh.write(data)
+                fh.flush()
+                if self.durable:
+                    os.fsync(fh.fileno())
             if self.durable:
-                os.fsync(fh.fileno())
-        if self.durable:
-            fsync_dir(self.artifact_dir)
+                fsync_dir(self.artifact_dir)
+        except BaseException as exc:
+            if created:
+                path.unlink(missing_ok=True)
+            if isinstance(exc, OSError) and is_full(exc) and not isinstance(exc, StorageFull):
+                raise StorageFull.from_error(exc, path) from exc
+            raise
         return name
+
+    def write_artifact(self, data: bytes) -> str:
+        """A new artifact file holding ``data`` (e.g. a job's infrastructure log), its name
+        returned; out of space, :class:`StorageFull` and no partial file."""
+        return self._write_artifact(data)
 
     def new_artifact_name(self) -> str:
         return self.name_factory()
@@ -250,15 +397,24 @@ class JobStore:
     def submit(self, owner: str, board: str, duration_limit_seconds: int, executable: bytes,
                fmt: str, comment: str | None = None, console_input: str | None = None,
                presses: list[Any] | None = None) -> Job:
-        """Store the executable and the WAITING job durably before the caller answers 201."""
+        """Store the executable and the WAITING job durably before the caller answers 201.
+
+        The id mark is written before the job: a crash between them loses an id, never
+        reuses one. A failed write (:class:`StorageFull`) removes the executable and
+        leaves the store as it was, apart from the id it used up."""
         filename = self._write_artifact(executable)
         with self._lock:
-            job_id = (self._ids[-1] + 1) if self._ids else 1
+            job_id = self._last_id + 1
             job = Job(id=job_id, created=format_time(self.clock()), status=JobStatus.WAITING,
                       owner=owner, board=board, duration_limit_seconds=duration_limit_seconds,
                       filename_executable=filename, format=fmt, comment=comment,
                       input=console_input, presses=[list(p) for p in presses] if presses else None)
-            self._live_table.insert(Document(job.to_record(), doc_id=job_id))
+            try:
+                self._raise_mark(job_id)
+                self._live_table.insert(Document(job.to_record(), doc_id=job_id))
+            except BaseException:
+                self.artifact_path(filename).unlink(missing_ok=True)
+                raise
             self._live[job_id] = job
             self._remember(job_id, owner, job.status, board)
             self._changed.notify_all()
@@ -272,11 +428,27 @@ class JobStore:
                 raise ValueError(f"job {job.id} is {job.status.value}, not ended")
             grouped.setdefault(job.id // self.shard_size, []).append(job)
         with self._lock:
+            if grouped:
+                self._raise_mark(max(j.id for batch in grouped.values() for j in batch))
             for shard, batch in sorted(grouped.items()):
                 table = self._shard(shard).table("jobs")
                 table.insert_multiple(Document(j.to_record(), doc_id=j.id) for j in batch)
                 for job in batch:
                     self._remember(job.id, job.owner, job.status, job.board)
+
+    def _raise_mark(self, job_id: int) -> None:
+        """Record durably that ids up to ``job_id`` are given out (never lowered)."""
+        if self.damaged:  # opened for inspection only: the mark may be one of them
+            raise self.damaged[0]
+        if job_id > self._last_id:
+            write_id_mark(self.id_mark_path, job_id, durable=self.durable)
+            self._last_id = job_id
+
+    @property
+    def last_id(self) -> int:
+        """The highest job id ever given out: the next job gets a higher one."""
+        with self._lock:
+            return self._last_id
 
     def _shard(self, shard: int) -> TinyDB:
         """The shard as an open TinyDB (for writes, and reads of recently written shards)."""
@@ -316,6 +488,8 @@ class JobStore:
                 text = self._shard_path(shard).read_text()
             except FileNotFoundError:
                 return None
+            except UnicodeDecodeError:
+                text = ""  # damaged since it was opened: the full parse below says how
             record = find_record(text, job_id)
             if record is not None:
                 return record

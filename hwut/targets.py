@@ -1,18 +1,24 @@
 """Boards and microcontrollers offered by the targets API.
 
 The server config seeds them (a board the config gives instances for is always
-present); admins can add more or delete ones that no config instance uses.
+present); admins can add more or delete ones that no config instance uses. The
+facts about a board and its microcontroller (memory, buttons, console) come from
+its backend (``BoardInfo``, derived from the sim's SoC and board data), not from
+a second hand-written copy: a config entry that contradicts them is refused.
 """
 from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from tinydb import Query, TinyDB
 
+from hwut.backends.base import BoardInfo
+
+from .config import Config, ConfigError
 from .storage import AtomicJSONStorage
 
 KINDS = ("boards", "microcontrollers")
@@ -25,6 +31,49 @@ FIELDS: dict[str, dict[str, type | tuple[type, ...]]] = {
                          "flash_bytes": int, "ram_bytes": int, "max_clock_hz": int,
                          "description": str},
 }
+#: Fields a config may word differently from the backend's data (prose, not facts).
+_PROSE = frozenset({"description"})
+
+
+def seed_records(config: Config, infos: Mapping[str, BoardInfo]
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(microcontrollers, boards) as the targets API offers them for ``config``.
+
+    A board its backend knows gets its microcontroller and wiring from the backend;
+    ``[[microcontrollers]]`` entries describe chips no backend knows (a physical
+    board's), and may only repeat, never contradict, what a backend says.
+    """
+    mcus: dict[str, dict[str, Any]] = {}
+    for board in config.boards:
+        info = infos.get(board.name)
+        if info is not None:
+            mcus[info.microcontroller.name] = info.microcontroller.record()
+    for entry in config.microcontrollers:
+        derived = mcus.get(entry["name"])
+        if derived is not None:
+            wrong = sorted(k for k, v in entry.items()
+                           if k in derived and k not in _PROSE and derived[k] != v)
+            if wrong:
+                raise ConfigError(
+                    f"{config.source}: [[microcontrollers]] {entry['name']}: "
+                    + ", ".join(f"{k} = {entry[k]!r}" for k in wrong)
+                    + " contradicts the board data ("
+                    + ", ".join(f"{k} = {derived[k]!r}" for k in wrong)
+                    + "); remove the entry, the backend supplies it")
+        mcus[entry["name"]] = {**(derived or {}), **entry}
+    boards = []
+    for board in config.boards:
+        record = board.target_record()
+        info = infos.get(board.name)
+        if info is not None:
+            chip = info.microcontroller.name
+            if board.microcontroller not in (None, chip):
+                raise ConfigError(f"{config.source}: board {board.name}: microcontroller = "
+                                  f"{board.microcontroller!r}, but it carries {chip!r}")
+            record.update(microcontroller=chip, console=info.console,
+                          buttons=list(info.buttons), leds=list(info.leds))
+        boards.append(record)
+    return sorted(mcus.values(), key=lambda m: m["name"]), boards
 
 
 class TargetError(ValueError):
@@ -35,6 +84,7 @@ class TargetStore:
     def __init__(self, path: Path, durable: bool = True) -> None:
         self._lock = threading.RLock()
         self._db = TinyDB(Path(path), storage=AtomicJSONStorage, durable=durable)
+        self._db.tables()  # read now: a damaged file stops the store from opening
 
     def seed(self, kind: str, records: Iterable[dict[str, Any]]) -> None:
         """Make the config's targets present (the config wins over stored copies)."""

@@ -35,6 +35,18 @@ class UserError(ValueError):
     """A user cannot be created or changed; the message says why."""
 
 
+class UnknownUser(UserError):
+    """There is no user (or token) of that name."""
+
+
+class LastAdmin(UserError):
+    """The change would leave the server without an admin."""
+
+
+#: A token's public name: the first characters of its SHA-256 (which is what is stored).
+TOKEN_ID_CHARS = 12
+
+
 @dataclass(frozen=True)
 class User:
     name: str
@@ -176,14 +188,56 @@ class UserStore:
         with self._writing():
             record = self._record(name)
             if record is None:
-                raise UserError(f"no user {name!r}")
+                raise UnknownUser(f"no user {name!r}")
             tokens = record.get("tokens", []) + [token_hash(token)]
             self._table.update({"tokens": tokens}, Query().name == name)
         return token
 
     def set_password(self, name: str, password: str) -> None:
+        if not password:
+            raise UserError("a password must not be empty")
         with self._writing():
             if self._record(name) is None:
-                raise UserError(f"no user {name!r}")
+                raise UnknownUser(f"no user {name!r}")
             self._table.update({"password_hash": self.hasher.hash(password)},
                                Query().name == name)
+
+    def delete(self, name: str) -> None:
+        """Remove ``name``; its tokens and password stop working at once (every check
+        reloads a changed file). The last admin cannot be deleted."""
+        with self._writing():
+            record = self._record(name)
+            if record is None:
+                raise UnknownUser(f"no user {name!r}")
+            admins = [d["name"] for d in self._table.all() if d["role"] == "admin"]
+            if record["role"] == "admin" and admins == [name]:
+                raise LastAdmin(f"{name!r} is the last admin; create another admin first")
+            self._table.remove(Query().name == name)
+
+    def token_ids(self, name: str) -> list[str]:
+        """The public names of ``name``'s tokens (see :data:`TOKEN_ID_CHARS`)."""
+        with self._lock:
+            self._refresh()
+            record = self._record(name)
+            if record is None:
+                raise UnknownUser(f"no user {name!r}")
+            return [d[:TOKEN_ID_CHARS] for d in record.get("tokens", [])]
+
+    def revoke(self, name: str, token_ids: list[str] | None = None) -> int:
+        """Revoke the tokens with these ids (or a token itself, hashed here), or all of
+        ``name``'s tokens when ``token_ids`` is None; returns how many were revoked."""
+        with self._writing():
+            record = self._record(name)
+            if record is None:
+                raise UnknownUser(f"no user {name!r}")
+            tokens: list[str] = record.get("tokens", [])
+            if token_ids is None:
+                kept: list[str] = []
+            else:
+                wanted = {t if len(t) == TOKEN_ID_CHARS else token_hash(t)[:TOKEN_ID_CHARS]
+                          for t in token_ids}
+                kept = [d for d in tokens if d[:TOKEN_ID_CHARS] not in wanted]
+                if len(kept) == len(tokens):
+                    raise UnknownUser(f"user {name!r} has no such token")
+            self._table.update({"tokens": kept}, Query().name == name)
+        return len(tokens) - len(kept)

@@ -66,6 +66,9 @@ class Bus:
         self.write_observer: Callable[[], None] | None = None
         self._cache: Any = None
         self._horizon: int | None = None
+        #: Reads and writes a peripheral model raised on (a model bug, noted and
+        #: answered with 0 / ignored so that the run goes on); tests want 0.
+        self.model_errors = 0
 
     # -- memories ------------------------------------------------------------
     def add_memory(self, name: str, base: int, size: int, *, writable: bool = True,
@@ -192,6 +195,7 @@ class Bus:
         try:
             value = p.read(address - p.base, size)
         except Exception as exc:  # a model bug must not kill the run
+            self.model_errors += 1
             self.note(f"{p.name}: read of 0x{address:08x} failed in the model: {exc!r}")
             return 0
         if self.read_observer is not None:
@@ -209,6 +213,7 @@ class Bus:
         try:
             p.write(address - p.base, size, value)
         except Exception as exc:
+            self.model_errors += 1
             self.note(f"{p.name}: write of 0x{address:08x} failed in the model: {exc!r}")
 
     # -- bit-band ---------------------------------------------------------------

@@ -44,6 +44,7 @@ from .core.cpustate import MAX_DENY, NO_INTR, new_state
 from .core.exceptions import ExceptionModel, Lockup
 from .core.semihosting import Semihosting, SemihostingExit
 from .counter import InstructionCounter, thumb_instructions
+from .notes import NoteLog
 from .peripherals.irq import IrqOr
 from .pollskip import PollFastForward
 from .signals import ClockTree, IrqLine
@@ -106,8 +107,8 @@ class Machine:
         soc = board.soc
         self._uart_out = uart_out or (lambda name, data: None)
         self._trace_out = trace_out
-        self._notes: list[str] = []
-        self._note_sink = note
+        #: The infrastructure log, bounded: repeats counted, not repeated (``sim.notes``).
+        self._notes = NoteLog(note)
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
         self.state = new_state()
         self.counter = InstructionCounter(self.uc, native=native, state=self.state, timing=timing)
@@ -171,14 +172,14 @@ class Machine:
 
     # -- construction -----------------------------------------------------------
     def note(self, line: str) -> None:
-        """Infrastructure log: what the emulator noticed (never the UART output)."""
-        if self._note_sink is not None:
-            self._note_sink(line)
-        self._notes.append(line)
+        """Infrastructure log: what the emulator noticed (never the UART output). A
+        note seen before is counted; the sink gets summaries (see ``sim.notes``)."""
+        self._notes.add(line)
 
     @property
     def notes(self) -> list[str]:
-        return list(self._notes)
+        """The notes passed on so far, summaries included (bounded)."""
+        return list(self._notes.lines)
 
     def _build_peripherals(self) -> None:
         self.peripherals: dict[str, Any] = {}
@@ -229,8 +230,8 @@ class Machine:
         if "out" in accepted and self._trace_out is not None:
             wiring["out"] = self._trace_out
         if "memory" in accepted:
-            wiring["memory"] = _FlashArray(self.bus.memory_at(0x0800_0000), self.uc,
-                                           self.counter.forget_blocks)
+            flash = self.bus.memory_at(self.board.soc.memory("flash").base)
+            wiring["memory"] = _FlashArray(flash, self.uc, self.counter.forget_blocks)
         if "bus_read" in accepted:  # DMA masters see the bus as the CPU does
             wiring["bus_read"] = self.bus.read
             wiring["bus_write"] = self.bus.write
@@ -512,8 +513,11 @@ class Machine:
         seconds, instructions = self.clock.seconds(), self.counter.count - self.slept_cycles
         if self._cause is StopCause.EXIT:
             self._drain()
+        self._notes.finish()  # "note repeated N times" for what was only counted
+        fault_log = self.exc.fault_log
+        fault_log.finish()
         return RunResult(self._cause, self._exit_code, seconds, instructions,
-                         list(self.faults) + [f for f in self.exc.fault_log if f not in self.faults],
+                         list(self.faults) + [f for f in fault_log.lines if f not in self.faults],
                          detail)
 
     def _drain(self, window_s: float = 0.002) -> None:

@@ -24,6 +24,9 @@ from capstone import arm_const as C
 #: repeat from a pure loop proves that the value leads back to the same load.
 REPEATS = 1
 _MAX_BODY = 12
+#: Loop analyses kept (by PC of the load); code that polls from ever new places
+#: (copied or generated code) starts the cache afresh rather than growing it.
+MAX_SITES = 4096
 _LOADS = {"ldr", "ldrb", "ldrh", "ldrsb", "ldrsh"}
 _PURE = {"tst", "teq", "cmp", "cmn", "and", "ands", "orr", "orrs", "eor", "eors", "lsl", "lsls",
          "lsr", "lsrs", "asr", "asrs", "ubfx", "sbfx", "uxtb", "uxth", "sxtb", "sxth", "mov",
@@ -38,6 +41,8 @@ _FLAGS = -1  # pseudo register for the condition flags
 class Loop:
     start: int
     length: int  # instructions per turn
+    #: The bytes analysed: self-modifying code may have replaced them since.
+    code: bytes = b""
 
 
 class PollFastForward:
@@ -67,13 +72,23 @@ class PollFastForward:
         return False
 
     def loop_at(self, pc: int) -> Loop | None:
-        if pc not in self._loops:
-            self._loops[pc] = self._analyse(pc)
-        return self._loops[pc]
+        loops = self._loops
+        if pc not in loops:
+            if len(loops) >= MAX_SITES:  # code that reads from ever new places (copied, generated)
+                loops.clear()
+            loops[pc] = self._analyse(pc)
+        return loops[pc]
 
     def turns_to_skip(self, loop: Loop, now: int, stable_until: int) -> int:
         """Whole turns that end strictly before the register may change."""
         if stable_until <= now + loop.length:
+            return 0
+        try:
+            same = self._read_code(loop.start, len(loop.code)) == loop.code
+        except Exception:
+            same = False
+        if not same:  # rewritten since it was analysed: analyse again when next seen
+            self._loops.clear()
             return 0
         return (stable_until - 1 - now) // loop.length - 1
 
@@ -107,7 +122,8 @@ class PollFastForward:
             return None
         if not self._pure(body, pc):
             return None
-        return Loop(target, len(body))
+        end = branch.address + branch.size
+        return Loop(target, len(body), self._read_code(target, end - target))
 
     def _pure(self, body: list, pc: int) -> bool:
         written: set[int] = set()

@@ -15,6 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 PS_PER_S = 10**12
+#: Cancelled events leave the queue lazily, when they reach its head; firmware that
+#: reprograms a far-off event in a loop would pile them up, so the queue is swept
+#: whenever it doubles past this size (the order events fire in does not change).
+_SWEEP_MIN = 1024
 
 
 class CycleSource:
@@ -43,6 +47,7 @@ class VirtualClock:
         self._base_cycles = 0
         self._base_ps = 0
         self._queue: list[Event] = []
+        self._sweep_at = _SWEEP_MIN
         self._seq = itertools.count()
         self._listeners: list[Callable[[int], None]] = []
         #: Told of each new event's cycle, so a running slice can end in time for it.
@@ -100,7 +105,12 @@ class VirtualClock:
         return self._push(Event(self.cycle_at_ps(at_ps), next(self._seq), callback, at_ps))
 
     def _push(self, event: Event) -> Event:
-        heapq.heappush(self._queue, event)
+        q = self._queue
+        if len(q) >= self._sweep_at:
+            q[:] = [e for e in q if not e.cancelled]
+            heapq.heapify(q)
+            self._sweep_at = max(_SWEEP_MIN, 2 * len(q))
+        heapq.heappush(q, event)
         if self.deadline_listener is not None:
             self.deadline_listener(event.when)
         return event

@@ -1,8 +1,13 @@
 """Job routes: submit, show, cancel, is_finished, list, log and the trace files.
 
 Choices where the v1 document is silent:
-- Submit refuses an empty body or a bad query with 400, an oversized body with 413
-  and a body that is not a runnable ELF/HEX/BIN with 415; the description says why.
+- Submit answers at once, with the reason, whatever it can know before a run:
+  400 for a bad or unknown query parameter, an empty body, a press of a button
+  the board lacks, console input or presses its backend cannot feed, and an
+  executable that needs memory the board asked for lacks; 413 for an oversized
+  body; 415 for a body that is not a Cortex-M ELF/HEX/BIN at all; 503 (with
+  Retry-After) when no instance of the board can run jobs (none configured, or
+  every one unavailable), instead of a job that would wait for ever.
 - The owner and admins get the extended view (with ``queue_position`` while
   WAITING); everybody else signed in gets the short view. Logs, trace files and
   cancel are for the owner and admins only (403 for others).
@@ -22,6 +27,7 @@ from typing import Any
 import falcon
 
 from hwut.backends import image as firmware
+from hwut.backends.base import ARMV7M, BoardInfo
 
 from .. import inputs
 from ..config import Config
@@ -29,11 +35,17 @@ from ..jobs import Job, JobStatus, TransitionError
 from ..scheduler import Scheduler
 from ..store import Store
 from ..users import User
-from .params import bad_request, int_param, single
+from .files import FileSlice, StreamSlots, byte_range
+from .params import bad_request, bool_param, int_param, single
 
 log = logging.getLogger(__name__)
 
 MAX_COMMENT = 1000
+#: Query parameters of PUT /jobs/submit; any other is refused (a typo must not turn
+#: into a default silently).
+SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press")
+#: Seconds a client is told to wait before trying a board that cannot run jobs again.
+RETRY_AFTER_S = 60
 
 
 def may_act(user: User, job: Job) -> bool:
@@ -82,8 +94,40 @@ class SubmitResource(_JobBase):
             raise too_big
         return data
 
+    def _refuse_unknown_params(self, req: falcon.Request) -> None:
+        unknown = sorted(set(req.params) - set(SUBMIT_PARAMS))
+        if unknown:
+            shown = ", ".join(repr(u if len(u) <= 40 else u[:40] + "...") for u in unknown[:5])
+            raise bad_request(f"unknown query parameter(s) {shown}; allowed: "
+                              f"{', '.join(SUBMIT_PARAMS)}")
+
+    def _refuse_unrunnable(self, board: str) -> None:
+        """503 at once rather than a job that would wait for ever."""
+        reason = self.scheduler.why_not_runnable(board)
+        if reason is not None:
+            raise falcon.HTTPServiceUnavailable(
+                title="Service Unavailable", description=f"Not accepted: {reason}.",
+                retry_after=RETRY_AFTER_S)
+
+    @staticmethod
+    def _check_for_board(board: str, info: BoardInfo | None, console_input: str | None,
+                         presses: list[inputs.Press]) -> None:
+        """What the board (through its backend's BoardInfo) can check before a run."""
+        if presses:
+            if info is None or not info.presses:
+                raise bad_request(f"board {board} cannot run scripted button presses "
+                                  "('press'): its backend does not support them")
+            unknown = sorted({b for b, _, _ in presses} - set(info.buttons))
+            if unknown:
+                raise bad_request(f"board {board} has no button {', '.join(map(repr, unknown))}"
+                                  f"; its buttons: {', '.join(info.buttons) or 'none'}")
+        if console_input is not None and (info is None or not info.console_input):
+            raise bad_request(f"board {board} cannot be fed console input ('input'): its "
+                              "backend does not support it")
+
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         user: User = req.context.user
+        self._refuse_unknown_params(req)
         known = self.known_boards()
         board = single(req, "board")
         if not board:
@@ -100,12 +144,17 @@ class SubmitResource(_JobBase):
             presses = inputs.parse_presses(req.get_param_as_list("press"), duration)
         except ValueError as exc:
             raise bad_request(str(exc)) from None
+        self._refuse_unrunnable(board)
+        info = self.scheduler.board_info(board)
+        self._check_for_board(board, info, console_input, presses)
         data = self._read_body(req)
         if not data:
             raise bad_request("the executable (the request body) is empty; send an ELF, "
                               "Intel HEX or BIN file, e.g. with curl -T firmware.elf")
         try:
-            parsed = firmware.parse(data)
+            parsed = firmware.parse(data, memory=info.memory if info else ARMV7M)
+        except firmware.DoesNotFit as exc:
+            raise bad_request(f"The executable does not fit board {board}: {exc}") from None
         except firmware.InvalidFirmware as exc:
             raise falcon.HTTPUnsupportedMediaType(
                 title="Unsupported Media Type",
@@ -165,15 +214,29 @@ class JobListResource(_JobBase):
                                   f"{', '.join(s.value for s in JobStatus)}") from None
         board = single(req, "board") or None
         owner = None if user.is_admin else user.name
+        extended = bool_param(req, "extended")
         jobs = self.store.jobs.list(owner=owner, status=status, board=board, limit=limit,
                                     offset=offset)
-        resp.media = [job.short_view() for job in jobs]
+        # extended: the owner's (or an admin's) view of each job, as GET /jobs/{id} gives
+        resp.media = [self.view(user, job) if extended else job.short_view() for job in jobs]
 
 
 class _FileResource(_JobBase):
-    """A job's file, readable by its owner or an admin; ``offset`` skips what a poller has."""
+    """A job's file, readable by its owner or an admin, streamed.
+
+    ``?offset=N`` skips what a poller already has (200, possibly empty); a ``Range``
+    header gets 206 with ``Content-Range``. The headers ``X-HWUT-Size`` (the file's size
+    when the request was served) and ``X-HWUT-Job-Status`` tell a poller whether to come
+    back. At most ``streams`` files are sent at once; past that, 503 with Retry-After.
+    """
 
     content_type = "text/plain"
+    what = "file"
+
+    def __init__(self, store: Store, scheduler: Scheduler, config: Config,
+                 streams: StreamSlots | None = None) -> None:
+        super().__init__(store, scheduler, config)
+        self.streams = streams or StreamSlots(4)
 
     def filename(self, job: Job) -> str | None:
         raise NotImplementedError
@@ -184,22 +247,43 @@ class _FileResource(_JobBase):
         if not may_act(user, job):
             raise forbidden(job)
         offset = int_param(req, "offset", 0, 0)
+        if offset and req.range is not None:
+            raise bad_request("give 'offset' or a Range header, not both")
         name = self.filename(job)
         path = self.store.jobs.artifact_path(name) if name else None
         if path is None or not path.exists():
             raise falcon.HTTPNotFound(
                 title="Not Found",
                 description=f"Job {job_id} has no {self.what} (status {job.status.value}).")
-        with open(path, "rb") as fh:
-            size = os.fstat(fh.fileno()).st_size
-            fh.seek(min(offset, size))
-            data = fh.read()
+        release = self.streams.take()
+        if release is None:
+            raise falcon.HTTPServiceUnavailable(
+                title="Service Unavailable", retry_after=1,
+                description="Too many files are being sent right now; retry in a second.")
+        try:
+            fh = open(path, "rb")  # noqa: SIM115 - closed by FileSlice.close
+        except OSError:
+            release()
+            raise
+        size = os.fstat(fh.fileno()).st_size
+        try:
+            span = byte_range(req, size)
+        except falcon.HTTPError:
+            fh.close()
+            release()
+            raise
+        if span is None:
+            start, end = min(offset, size), size
+        else:
+            start, end = span
+            resp.status = falcon.HTTP_206
+            resp.content_range = (start, end - 1, size)
+        fh.seek(start)
         resp.content_type = self.content_type
+        resp.set_header("Accept-Ranges", "bytes")
         resp.set_header("X-HWUT-Job-Status", job.status.value)
         resp.set_header("X-HWUT-Size", str(size))
-        resp.data = data
-
-    what = "file"
+        resp.set_stream(FileSlice(fh, end - start, release), end - start)
 
 
 class LogResource(_FileResource):

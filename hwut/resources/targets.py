@@ -1,4 +1,10 @@
-"""Targets: boards and microcontrollers; anyone signed in reads, admins change."""
+"""Targets: boards and microcontrollers; anyone signed in reads, admins change.
+
+Deleting a board that jobs still wait for cancels those jobs, with the reason in
+their detail ("canceled by admin: board x deleted"): nothing could serve them
+afterwards, and a job must never wait for ever. (A board the server config gives
+instances cannot be deleted: 409.)
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -7,6 +13,7 @@ import falcon
 
 from ..auth import require_admin
 from ..config import Config
+from ..jobs import JobStatus, TransitionError
 from ..scheduler import Scheduler
 from ..store import Store
 from ..targets import TargetError
@@ -59,6 +66,9 @@ class TargetResource(_TargetBase):
     def in_use(self, name: str) -> str | None:
         raise NotImplementedError
 
+    def release(self, name: str, by: str) -> None:
+        """What deleting ``name`` ends (nothing unless a kind says otherwise)."""
+
     def on_delete(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         require_admin(req)
         if self.store.targets.get(self.kind, name) is None:
@@ -68,6 +78,7 @@ class TargetResource(_TargetBase):
             raise falcon.HTTPConflict(title="Conflict",
                                       description=f"Cannot delete {name!r}: {reason}")
         self.store.targets.delete(self.kind, name)
+        self.release(name, req.context.user.name)
         resp.status = falcon.HTTP_204
 
 
@@ -85,7 +96,12 @@ class _BoardMixin:
         result["manufacturer"] = mcu.get("manufacturer") if mcu else None
         instances = self.scheduler.boards_with_instances().get(record["name"], [])
         result["instances"] = [i.describe() for i in instances]
-        result["available"] = any(i.state != "unavailable" for i in instances)
+        reason = self.scheduler.why_not_runnable(record["name"])
+        result["available"] = reason is None
+        result["unavailable_reason"] = reason
+        info = self.scheduler.board_info(record["name"])
+        result["capabilities"] = {"console_input": bool(info and info.console_input),
+                                  "presses": bool(info and info.presses)}
         return result
 
     def in_use(self, name: str) -> str | None:
@@ -93,6 +109,15 @@ class _BoardMixin:
         if board is not None and board.instances:
             return f"the server config gives it {board.instances} instance(s)"
         return None
+
+    def release(self, name: str, by: str) -> None:
+        """Cancel the jobs still waiting for the deleted board: nothing can serve them."""
+        for job in self.store.jobs.live_jobs():
+            if job.board == name and job.status in (JobStatus.WAITING, JobStatus.QUEUED):
+                try:
+                    self.scheduler.cancel(job.id, by=by, why=f"board {name} deleted")
+                except TransitionError:  # it ended meanwhile
+                    pass
 
 
 class _McuMixin:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..soc.spec import SocSpec
-from ..soc.stm32f303 import STM32F303RE
+from ..soc.stm32f303 import STM32F303RE, STM32F303VC
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ NUCLEO_F303RE = BoardSpec(
 
 STM32F3DISCOVERY = BoardSpec(
     name="stm32f3discovery",
-    soc=STM32F303RE,  # the board carries an F303VC; the F303RE map is a superset for our models
+    soc=STM32F303VC,
     console="USART1",
     hse_hz=8_000_000,
     leds=tuple(Led(f"LD{n}", "GPIOE", pin) for n, pin in zip(range(3, 11), range(8, 16))),

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from unicorn import Uc, UcError
 from unicorn import arm_const as A
 
+from ..notes import NoteLog
 from .cpustate import NONE_CYCLE, CpuState, get_set, new_state, put_set
 from .regfile import RegisterFile
 
@@ -32,6 +33,7 @@ NAMES = {NMI: "NMI", HARDFAULT: "HardFault", MEMMANAGE: "MemManage", BUSFAULT: "
 # CFSR bits (RM0316 / ARMv7-M ARM B3.2.15)
 CFSR_IACCVIOL = 1 << 0
 CFSR_IBUSERR = 1 << 8
+CFSR_UNSTKERR = 1 << 11
 CFSR_PRECISERR = 1 << 9
 CFSR_BFARVALID = 1 << 15
 CFSR_UNDEFINSTR = 1 << 16
@@ -87,7 +89,8 @@ class ExceptionModel:
         #: Told of the cycle of SysTick's next wrap when it changes.
         self._on_systick = on_systick or (lambda cycle: None)
         self.faults = FaultStatus()
-        self.fault_log: list[str] = []
+        #: What faulted, bounded: a fault loop is counted, not listed (``sim.notes``).
+        self.fault_log = NoteLog(what="fault")
         regs = RegisterFile(cpu)
         self._write_regs = regs.write
         self._read_masks = regs.reader((A.UC_ARM_REG_BASEPRI, A.UC_ARM_REG_PRIMASK,
@@ -291,7 +294,7 @@ class ExceptionModel:
             f.hfsr |= HFSR_FORCED
         if target == HARDFAULT and self.execution_priority() <= -1:
             raise Lockup(why or "fault while HardFault or NMI was active")
-        self.fault_log.append(f"{name_of(target)}: {why}")
+        self.fault_log.add(f"{name_of(target)}: {why}")
         self.pending |= 1 << target
 
     # -- entry and return -------------------------------------------------------
@@ -300,6 +303,9 @@ class ExceptionModel:
 
     def enter(self, exc: int, return_address: int) -> None:
         """Stack the frame and start the handler of ``exc``."""
+        vector = self._read_vector(exc)
+        if vector is None:
+            return  # HardFault pended in its place
         cpu = self.cpu
         control, xpsr, sp, *basic = self._read_entry()
         handler_mode = (xpsr & 0x1FF) != 0
@@ -321,7 +327,6 @@ class ExceptionModel:
             exc_return |= 0x8
             if on_psp:
                 exc_return |= 0x4
-        vector = self._read_word((self.vtor & ~0x7F) + 4 * exc)
         if not vector & 1:
             self.faults.hfsr |= HFSR_VECTTBL
             raise Lockup(f"vector of {name_of(exc)} (0x{vector:08x}) is not a Thumb address")
@@ -337,6 +342,33 @@ class ExceptionModel:
         self.active |= 1 << exc
         self.event_register = True
 
+    def _read_vector(self, exc: int) -> int | None:
+        """The handler address of ``exc`` from the table at VTOR, or None when the read
+        fails and a HardFault was pended instead.
+
+        ARMv7-M ARM (DDI 0403E.b) B1.5.14 "Fault behavior", the fault table: a BusFault
+        on the vector table read during exception entry is always escalated to
+        HardFault, with HFSR.VECTTBL set (B3.2.16); the exception being entered stays
+        pending. B1.5.15 "Unrecoverable exception cases": the same fault while
+        entering HardFault or NMI, or at an execution priority of -1 or below
+        (HardFault active, FAULTMASK set), cannot be taken: the core locks up.
+        (The native hook leaves a failed vector read to this code.)
+        """
+        address = (self.vtor & ~0x7F) + 4 * exc
+        try:
+            return self._read_word(address)
+        except LookupError:
+            pass
+        self.faults.hfsr |= HFSR_VECTTBL
+        why = (f"vector table read for {name_of(exc)} at 0x{address:08x} failed "
+               f"(VTOR 0x{self.vtor:08x})")
+        if exc in (HARDFAULT, NMI) or self.execution_priority() <= -1:
+            raise Lockup(why)
+        self.fault_log.add(f"{name_of(HARDFAULT)}: {why}")
+        self.pending |= 1 << HARDFAULT
+        self._on_change()
+        return None
+
     def exit(self, exc_return: int) -> None:
         """Undo ``enter`` for the handler that branched to ``exc_return``."""
         cpu = self.cpu
@@ -346,15 +378,23 @@ class ExceptionModel:
             self.raise_fault(USAGEFAULT, CFSR_INVPC,
                              why=f"bad exception return 0x{exc_return:08x} from IPSR {ipsr}")
             return
-        self.active &= ~(1 << ipsr)
-        if ipsr >= IRQ_BASE and self.levels >> ipsr & 1:
-            self.pending |= 1 << ipsr
         to_thread = bool(exc_return & 0x8)
         use_psp = bool(exc_return & 0x4)
         extended = not exc_return & 0x10
         frame = frame_psp if use_psp else frame_msp
         size = 0x68 if extended else 0x20
-        raw = bytes(cpu.mem_read(frame, size))
+        try:
+            raw = bytes(cpu.mem_read(frame, size))
+        except UcError:
+            # The architecture takes a BusFault (BFSR.UNSTKERR, B1.5.14) tail-chained
+            # with the frame where it is; with the stack pointer outside memory the
+            # model stops here instead, as for a failed stacking (see ``enter``).
+            self.faults.cfsr |= CFSR_UNSTKERR
+            raise Lockup(f"unstacking for the return from {name_of(ipsr)} failed: "
+                         f"{'PSP' if use_psp else 'MSP'} 0x{frame:08x} is not in RAM") from None
+        self.active &= ~(1 << ipsr)
+        if ipsr >= IRQ_BASE and self.levels >> ipsr & 1:
+            self.pending |= 1 << ipsr
         words = struct.unpack_from("<8I", raw)
         pc, xpsr = words[6], words[7]
         sp = frame + size + (4 if xpsr & (1 << 9) else 0)

@@ -36,13 +36,16 @@ class FlashArray(Protocol):
 
 
 class FlashInterface(Peripheral):
-    """FLASH registers; ``size`` of the array in bytes (512 KiB on the F303RE)."""
+    """FLASH registers; ``flash_base``/``flash_size`` of the array come from the SoC spec."""
 
     def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None,
-                 memory: FlashArray | None = None, flash_size: int = 512 * 1024,
+                 memory: FlashArray | None = None, flash_base: int = FLASH_BASE,
+                 flash_size: int = 512 * 1024,
                  irq: IrqOut | None = None, obr_reset: int = 0xFFFF_7F00,
                  wrpr_reset: int = 0xFFFF_FFFF) -> None:
         self.memory = memory
+        #: Where the array sits and how big it is: the SoC spec's flash (one source).
+        self.flash_base = flash_base
         self.flash_size = flash_size
         self.irq = irq or NoIrq()
         self._obr_reset = obr_reset
@@ -152,7 +155,7 @@ class FlashInterface(Peripheral):
             if cr & PER:
                 self._erase(self._far, PAGE_SIZE)
             elif cr & MER:
-                self._erase(FLASH_BASE, self.flash_size)
+                self._erase(self.flash_base, self.flash_size)
             elif cr & OPTER:
                 self.note("option byte erase not modelled")
                 self._done()
@@ -166,12 +169,12 @@ class FlashInterface(Peripheral):
         """Erase the page holding ``address`` (or the whole array): bytes read 0xFF."""
         address &= ~(PAGE_SIZE - 1)
         if address < self.flash_size:
-            address += FLASH_BASE      # the boot alias at 0 names the same page
-        start = address if length == PAGE_SIZE else FLASH_BASE
+            address += self.flash_base  # the boot alias at 0 names the same page
+        start = address if length == PAGE_SIZE else self.flash_base
         if self.memory is None:
             self._done()
             return
-        if not FLASH_BASE <= start < FLASH_BASE + self.flash_size:
+        if not self.flash_base <= start < self.flash_base + self.flash_size:
             self.values[SR] |= WRPRTERR
             self._update_irq()
             return
@@ -190,8 +193,8 @@ class FlashInterface(Peripheral):
             self._update_irq()
             return False
         if address < self.flash_size:
-            address += FLASH_BASE      # written through the boot alias at 0
-        if address & 1 or not FLASH_BASE <= address < FLASH_BASE + self.flash_size:
+            address += self.flash_base  # written through the boot alias at 0
+        if address & 1 or not self.flash_base <= address < self.flash_base + self.flash_size:
             self.values[SR] |= PGERR
             self._update_irq()
             return False

@@ -45,3 +45,14 @@ class SocSpec:
     #: Connections between built peripherals (called with name → peripheral).
     wiring: tuple[Callable[[dict[str, Any]], None], ...] = ()
     reset_hz: int = 8_000_000
+    #: Highest core clock the datasheet allows (what the targets API shows).
+    max_hz: int = 72_000_000
+    manufacturer: str = "STMicroelectronics"
+
+    def memory(self, name: str) -> MemorySpec:
+        """The memory called ``name`` ("flash", "sram", ...); KeyError names the known ones."""
+        for m in self.memories:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.name} has no memory {name!r}; it has "
+                       f"{', '.join(m.name for m in self.memories)}")

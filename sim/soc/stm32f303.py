@@ -1,4 +1,8 @@
-"""STM32F303xE (RM0316, DS9118): memory map, peripherals and their IRQ numbers."""
+"""STM32F303 (RM0316; DS9118 for xB/xC, DS10362 for xD/xE): memory map, peripherals and their IRQ numbers.
+
+The F303 parts differ in memory sizes only as far as our models go: ``stm32f303``
+builds the spec from the sizes, and each part is one call (variants are data).
+"""
 from __future__ import annotations
 
 import struct
@@ -7,16 +11,20 @@ from typing import Any
 
 from .spec import MemorySpec, PeripheralSpec, SocSpec
 
-FLASH_BASE, FLASH_SIZE = 0x0800_0000, 512 * 1024
-SRAM_BASE, SRAM_SIZE = 0x2000_0000, 64 * 1024
-CCM_BASE, CCM_SIZE = 0x1000_0000, 16 * 1024
+KIB = 1024
+FLASH_BASE = 0x0800_0000
+SRAM_BASE = 0x2000_0000
+CCM_BASE = 0x1000_0000
 SYSMEM_BASE, SYSMEM_SIZE = 0x1FFF_D800, 0x2800  # system memory, UID, flash size, option bytes
+#: Where the chip reports its flash size in KiB (RM0316 34.2, "Memory size data register").
+FLASH_SIZE_REGISTER = 0x1FFF_F7CC
+UID_ADDRESS = 0x1FFF_F7AC
+OPTION_BYTES_ADDRESS = 0x1FFF_F800
 
 # Option bytes: RDP level 0 (0xAA/0x55), USER 0x7F, data bytes and WRP erased.
 _OPTION_BYTES = bytes([0xAA, 0x55, 0x7F, 0x80, 0xFF, 0x00, 0xFF, 0x00,
                        0xFF, 0x00, 0xFF, 0x00, 0xFF, 0x00, 0xFF, 0x00])
 _UID = struct.pack("<III", 0x0033_0021, 0x3436_5111, 0x3036_3538)  # a plausible lot/wafer/xy
-_FLASH_SIZE_KB = struct.pack("<H", FLASH_SIZE // 1024)
 
 CORE = "core"
 P = "peripherals"
@@ -35,7 +43,7 @@ def _core_peripherals() -> tuple[PeripheralSpec, ...]:
     )
 
 
-def _device_peripherals() -> tuple[PeripheralSpec, ...]:
+def _device_peripherals(flash_size: int) -> tuple[PeripheralSpec, ...]:
     gpio = tuple(PeripheralSpec(f"GPIO{port}", f"{P}.gpio:GpioPort", 0x4800_0000 + 0x400 * i)
                  for i, port in enumerate("ABCDEF"))
     serial = (
@@ -89,7 +97,8 @@ def _device_peripherals() -> tuple[PeripheralSpec, ...]:
         PeripheralSpec("DBGMCU", f"{P}.dbgmcu:Dbgmcu", 0xE004_2000),
         *gpio,
         *serial,
-        PeripheralSpec("FLASH", f"{P}.flash_if:FlashInterface", 0x4002_2000, {"irq": 4}),
+        PeripheralSpec("FLASH", f"{P}.flash_if:FlashInterface", 0x4002_2000, {"irq": 4},
+                       {"flash_base": FLASH_BASE, "flash_size": flash_size}),
         PeripheralSpec("SYSCFG", f"{P}.syscfg:Syscfg", 0x4001_0000),
         PeripheralSpec("EXTI", f"{P}.exti:Exti", 0x4001_0400,
                        {"irqs": (1, 2, 3, 6, 7, 8, 9, 10, 23, 40, 41, 42, 64, 65, 66)}),
@@ -181,28 +190,43 @@ def _only_update(previous: Callable[[str], None] | None,
     return request
 
 
-STM32F303RE = SocSpec(
-    name="stm32f303re",
-    cpu="cortex-m4f",
-    irq_count=82,
-    priority_bits=4,
-    memories=(
-        MemorySpec("flash", FLASH_BASE, FLASH_SIZE, writable=False, fill=0xFF, aliases=(0x0,)),
-        MemorySpec("sram", SRAM_BASE, SRAM_SIZE),
-        MemorySpec("ccmram", CCM_BASE, CCM_SIZE),
-        MemorySpec("system", SYSMEM_BASE, SYSMEM_SIZE, writable=False, fill=0xFF, content=(
-            (0x1FFF_F7AC - SYSMEM_BASE, _UID),
-            (0x1FFF_F7CC - SYSMEM_BASE, _FLASH_SIZE_KB),
-            (0x1FFF_F800 - SYSMEM_BASE, _OPTION_BYTES),
-        )),
-    ),
-    peripherals=_core_peripherals() + _device_peripherals(),
-    wiring=(_connect_exti, _connect_dma, _connect_capture),
-    peripheral_space=(
-        (0x4000_0000, 0x0002_4400),  # APB1, APB2, AHB1
-        (0x4800_0000, 0x0000_1800),  # AHB2: GPIO A-F
-        (0x5000_0000, 0x0000_0800),  # AHB3: ADC1-4
-        (0xE000_0000, 0x0010_0000),  # private peripheral bus (ITM, DWT, SCS, TPIU...)
-    ),
-    bitband=((0x2200_0000, SRAM_BASE, 0x10_0000), (0x4200_0000, 0x4000_0000, 0x10_0000)),
-)
+def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int) -> SocSpec:
+    """One F303 part: the same core, peripherals and map, with its memory sizes.
+
+    The flash size register (0x1FFFF7CC) reads the part's flash in KiB, as on the chip.
+    """
+    flash_size, sram_size, ccm_size = flash_kib * KIB, sram_kib * KIB, ccm_kib * KIB
+    return SocSpec(
+        name=name,
+        cpu="cortex-m4f",
+        irq_count=82,
+        priority_bits=4,
+        memories=(
+            MemorySpec("flash", FLASH_BASE, flash_size, writable=False, fill=0xFF,
+                       aliases=(0x0,)),
+            MemorySpec("sram", SRAM_BASE, sram_size),
+            MemorySpec("ccmram", CCM_BASE, ccm_size),
+            MemorySpec("system", SYSMEM_BASE, SYSMEM_SIZE, writable=False, fill=0xFF, content=(
+                (UID_ADDRESS - SYSMEM_BASE, _UID),
+                (FLASH_SIZE_REGISTER - SYSMEM_BASE, struct.pack("<H", flash_kib)),
+                (OPTION_BYTES_ADDRESS - SYSMEM_BASE, _OPTION_BYTES),
+            )),
+        ),
+        peripherals=_core_peripherals() + _device_peripherals(flash_size),
+        wiring=(_connect_exti, _connect_dma, _connect_capture),
+        peripheral_space=(
+            (0x4000_0000, 0x0002_4400),  # APB1, APB2, AHB1
+            (0x4800_0000, 0x0000_1800),  # AHB2: GPIO A-F (the F303xB/C/D/E here have no G/H)
+            (0x5000_0000, 0x0000_0800),  # AHB3: ADC1-4
+            (0xE000_0000, 0x0010_0000),  # private peripheral bus (ITM, DWT, SCS, TPIU...)
+        ),
+        bitband=((0x2200_0000, SRAM_BASE, 0x10_0000), (0x4200_0000, 0x4000_0000, 0x10_0000)),
+    )
+
+
+#: NUCLEO-F303RE's part (DS10362, "xE"): 512 KiB flash, 64 KiB SRAM, 16 KiB CCM SRAM.
+STM32F303RE = stm32f303("stm32f303re", flash_kib=512, sram_kib=64, ccm_kib=16)
+#: STM32F3DISCOVERY's part (DS9118, "xC"): 256 KiB flash, 40 KiB SRAM, 8 KiB CCM SRAM.
+STM32F303VC = stm32f303("stm32f303vc", flash_kib=256, sram_kib=40, ccm_kib=8)
+
+SOCS: dict[str, SocSpec] = {s.name: s for s in (STM32F303RE, STM32F303VC)}

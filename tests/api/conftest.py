@@ -10,6 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # hwut_testenv, fixture_firmware, ...
 
+from disk_support import tiny_disk_at
 from hwut_testenv import BACKENDS, FAST_HASHER, Env, make_config
 
 from hwut.service import Service, build_service
@@ -41,3 +42,9 @@ def env(make_env: Callable[..., Env]) -> Env:
 def idle_env(make_env: Callable[..., Env]) -> Env:
     """Workers not started: jobs stay WAITING."""
     return make_env(start=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 1 MiB tmpfs under tmp_path (skipped where mounting is not allowed)."""
+    yield from tiny_disk_at(tmp_path / "disk")

@@ -26,8 +26,8 @@ class RaisingBackend(Backend):
 
 class HangingBackend(Backend):
     """``run`` ignores its limit and the cancel signal for ``hang_s`` wall seconds (10 by
-    default, far past the test config's hang grace), then returns; the scheduler has given
-    up on it long before. It ends by itself so no thread outlives the test by much."""
+    default, far past the test config's hang grace); the scheduler kills its process long
+    before."""
 
     name = "hanging"
 

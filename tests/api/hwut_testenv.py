@@ -29,7 +29,7 @@ assert "sim" in BACKENDS, "the sim backend is not installed (pip install -e '.[d
 
 BOARDS = (
     BoardConfig("nucleo-f303re", "sim", 1, {}, "stm32f303re"),
-    # configured with no instance: its jobs stay WAITING
+    # configured with no instance: submits are refused with 503
     BoardConfig("board-none", "sim", 0, {}, "stm32f303re"),
     BoardConfig("board-raise", "raising", 1, {}),
     BoardConfig("board-hang", "hanging", 1, {}),
@@ -46,9 +46,9 @@ def make_config(data_dir: Path, boards: tuple[BoardConfig, ...] = BOARDS, **valu
                 ) -> Config:
     base = load_config(environ={})
     config = Config(dict(base.values), boards, base.microcontrollers)
-    return config.with_values(data_dir=str(data_dir), scheduler_hang_grace_seconds=0.5,
-                              scheduler_hang_factor=0.0, scheduler_cancel_grace_seconds=1.0,
-                              scheduler_poll_seconds=0.05, **values)
+    quick = {"scheduler_hang_grace_seconds": 0.5, "scheduler_hang_factor": 0.0,
+             "scheduler_cancel_grace_seconds": 1.0, "scheduler_poll_seconds": 0.05}
+    return config.with_values(data_dir=str(data_dir), **{**quick, **values})
 
 
 def basic(name: str, password: str) -> dict[str, str]:
@@ -81,6 +81,12 @@ class Env:
         return self.client.simulate_put("/apiv1/jobs/submit", params=query,
                                         body=image(firmware, fmt) if body is None else body,
                                         headers=self.headers[user])
+
+    def stranded_job(self, user: str = "alice", board: str = "board-none") -> int:
+        """A job WAITING for a board nobody serves, as one left from before a restart with
+        another config would be (the submit route refuses to create one: 503). Made with
+        the store's own submit, after the scheduler started: it stays WAITING."""
+        return self.service.store.jobs.submit(user, board, 1, image("hello"), "elf").id
 
     def get(self, path: str, user: str = "alice", **kwargs: Any) -> falcon.testing.Result:
         return self.client.simulate_get(path, headers=self.headers[user], **kwargs)

@@ -40,7 +40,7 @@ WHO = ("anonymous", "bob", "alice", "admin")
 def test_matrix(env, method, path, expected, who):
     finished = env.submit(firmware="semihost_exit").json["id"]
     assert env.wait(finished) is JobStatus.FINISHED
-    waiting = env.submit(board="board-none").json["id"]
+    waiting = env.stranded_job()
     admin = env.headers["admin"]
     env.client.simulate_post("/apiv1/targets/microcontrollers", json={"name": "mcu-x"},
                              headers=admin)

@@ -72,7 +72,7 @@ def test_no_input_gives_5xx(shared_env, method, path, query, extra, who, body):
 @given(body=st.binary(max_size=300))
 def test_any_upload_is_accepted_or_refused_with_4xx(shared_env, body):
     r = shared_env.client.simulate_put(
-        "/apiv1/jobs/submit", params={"board": "board-none", "duration_limit_seconds": "1"},
+        "/apiv1/jobs/submit", params={"board": BOARD, "duration_limit_seconds": "1"},
         body=body, headers=shared_env.headers["alice"])
     assert r.status_code in (201, 400, 413, 415), r.text
     if r.status_code != 201:
@@ -83,7 +83,7 @@ def test_any_upload_is_accepted_or_refused_with_4xx(shared_env, body):
 @given(name=real_firmware)
 def test_every_fixture_image_is_accepted_in_its_format(shared_env, name):
     r = shared_env.client.simulate_put(
-        "/apiv1/jobs/submit", params={"board": "board-none", "duration_limit_seconds": "1"},
+        "/apiv1/jobs/submit", params={"board": BOARD, "duration_limit_seconds": "1"},
         body=FIXTURE_IMAGES[name], headers=shared_env.headers["alice"])
     assert r.status_code == 201, r.text
     assert r.json["format"] == name.rsplit(".", 1)[1]
@@ -147,16 +147,18 @@ def test_pagination_never_skips_or_repeats(tmp_path_factory, owners, ended, limi
     store.close()
 
 
-#: A board the server offers on the sim backend but the sim does not model: every job
-#: on it is an infrastructure error (ERROR) reported by the real backend, at once.
-UNMODELLED = "nucleo-l476rg"
+#: A board the server offers on the sim backend with an option value the backend refuses
+#: at run time: every job on it is an infrastructure error (ERROR) reported by the real
+#: backend, at once. (A board the sim does not model is refused at submit: 503.)
+MISCONFIGURED = BoardConfig("nucleo-misconfigured", "sim", 1,
+                            {"model": "nucleo-f303re", "precharge": "sometimes"})
 #: What a plan's step runs: firmware, board, and how its job ends if nobody cancels it.
 RUNS = {
     "hello": ("hello", BOARD, ("FINISHED", "limit", None), HELLO_1S),
     "exit": ("semihost_exit", BOARD, ("FINISHED", "exit", 3), SEMIHOST),
     "fault": ("fault", BOARD, ("FINISHED", "fault", None), FAULT),
     "spin": ("spin", BOARD, None, b""),  # never ends by itself: canceled by admin below
-    "error": ("hello", UNMODELLED, ("ERROR", "infrastructure_error", None), b""),
+    "error": ("hello", MISCONFIGURED.name, ("ERROR", "infrastructure_error", None), b""),
 }
 
 
@@ -165,7 +167,7 @@ RUNS = {
 @given(plan=st.lists(st.tuples(st.sampled_from(sorted(RUNS)), st.booleans()),
                      min_size=1, max_size=8))
 def test_live_scheduler_only_takes_allowed_transitions(make_env, plan):
-    env = make_env(boards=sim_board() + (BoardConfig(UNMODELLED, "sim", 1, {}),))
+    env = make_env(boards=sim_board() + (MISCONFIGURED,))
     seen: list[tuple[JobStatus, JobStatus]] = []
     store = env.service.store.jobs
     original = store.transition
@@ -199,6 +201,6 @@ def test_live_scheduler_only_takes_allowed_transitions(make_env, plan):
             if job.status is JobStatus.FINISHED:
                 assert env.log(job_id) == log
             else:
-                assert job.detail.startswith(f"unknown board '{UNMODELLED}'")
+                assert job.detail == "board option precharge must be true or false, not 'sometimes'"
     assert all(after in TRANSITIONS[before] for before, after in seen), seen
     env.service.stop()

@@ -6,13 +6,14 @@ Both are data about one chip; this keeps them from drifting apart and keeps the
 from __future__ import annotations
 
 import re
+import struct
 from pathlib import Path
 
 import pytest
 
-from hwut.backends.renode import PLATFORMS, console_of, platform_dir
+from hwut.backends.renode import PLATFORMS, RenodeBackend, console_of, platform_dir
 from hwut.sim.boards import BOARDS
-from hwut.sim.soc.stm32f303 import STM32F303RE
+from hwut.sim.soc.stm32f303 import FLASH_SIZE_REGISTER, STM32F303RE
 
 SOC = platform_dir() / "stm32f303re.repl"
 BOARD = platform_dir() / PLATFORMS["nucleo-f303re"]
@@ -138,3 +139,59 @@ def test_board_wiring_matches_the_board_spec():
         assert head == f"Miscellaneous.Button @ {port} {button.pin}"
         assert f"-> {port}@{button.pin}" in attrs
         assert ("invert: true" in attrs) == (button.idle_level == 1)
+
+
+def _repl_memories() -> dict[str, tuple[tuple[int, ...], int]]:
+    """Memory entries of the SoC file: name -> (addresses, size)."""
+    text = SOC.read_text()
+    found = {}
+    for name in ("flash", "sram", "ccmram", "systemMemory"):
+        head, attrs = SOC_ENTRIES[name]
+        block = re.search(rf"^{name}: Memory\.\w+ @ (\{{[^}}]*\}}|sysbus \w+)", text, re.MULTILINE)
+        assert block, name
+        addresses = tuple(int(a, 16) for a in re.findall(r"sysbus (0x[0-9A-Fa-f]+)",
+                                                        block.group(1)))
+        size = int(next(a for a in attrs if a.startswith("size:")).split(":")[1], 16)
+        found[name] = (addresses, size)
+    return found
+
+
+def test_what_the_service_checks_images_against_is_what_renode_maps():
+    """The renode backend's BoardInfo (from the sim's specs) is the platform file's map:
+    an image accepted at submit loads in Renode."""
+    info = RenodeBackend.board_info("nucleo-f303re")
+    assert info is not None and info.microcontroller.name == STM32F303RE.name
+    repl = _repl_memories()
+    mapped = sorted((a, size) for name in ("flash", "sram", "ccmram")
+                    for a in repl[name][0] for size in [repl[name][1]])
+    assert list(info.memory.regions) == mapped
+    assert info.memory.bin_base == repl["flash"][0][0]
+    assert set(info.memory.ram) == {(repl[n][0][0], repl[n][1]) for n in ("sram", "ccmram")}
+
+
+def test_system_memory_words_match_our_model():
+    """Unique ID, flash size in KiB (0x1FFFF7CC) and option bytes: the words the platform
+    file writes are the bytes of our SoC spec."""
+    system = STM32F303RE.memory("system")
+    (base,), size = _repl_memories()["systemMemory"]
+    assert (base, size) == (system.base, system.size)
+    ours = bytearray([system.fill]) * system.size
+    for offset, data in system.content:
+        ours[offset:offset + len(data)] = data
+    _, attrs = SOC_ENTRIES["systemMemory"]
+    writes = [(int(o, 16), int(v, 16)) for a in attrs
+              for o, v in re.findall(r"WriteDoubleWord (0x[0-9A-Fa-f]+) (0x[0-9A-Fa-f]+)", a)]
+    assert {o for o, _ in writes} >= {o & ~3 for o, _ in system.content}
+    for offset, value in writes:
+        assert struct.unpack_from("<I", ours, offset)[0] == value, hex(offset)
+    flash_kib = struct.unpack_from("<H", ours, FLASH_SIZE_REGISTER - system.base)[0]
+    assert flash_kib * 1024 == STM32F303RE.memory("flash").size
+
+
+def test_renode_refuses_what_it_cannot_feed():
+    """Renode ignores console input and presses: its BoardInfo says so, and knows only the
+    boards it has a platform file for."""
+    info = RenodeBackend.board_info("nucleo-f303re")
+    assert info is not None and (info.console_input, info.presses) == (False, False)
+    assert info.buttons == ("B1",) and info.console == "USART2"
+    assert RenodeBackend.board_info("stm32f3discovery") is None

@@ -58,7 +58,7 @@ def run(backend, name: str, limit: float) -> tuple[bytes, object]:
     return bytes(out), outcome
 
 
-@pytest.mark.parametrize("name,limit", [("hello", 1.05), ("blink", 1.1), ("hal_clock", 0.6)])
+@pytest.mark.parametrize("name,limit", [("hello", 1), ("blink", 1), ("hal_clock", 0.6)])
 def test_uart_output_matches_the_simulator(renode, name, limit):
     expected, _ = run(SimBackend(BOARD), name, limit)
     got, outcome = run(RenodeBackend(BOARD, {"renode_path": str(renode)}), name, limit)

@@ -2,12 +2,24 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import httpx
 from fixture_firmware import FAULT, HELLO_1S, SEMIHOST, SPIN_LIMIT, path
-from hwut_e2e import admin_token, read_until, wait_ended
+from hwut_e2e import Server, admin_token, read_until, wait_ended
 
-from hwut.client import EXIT_CANCELED, EXIT_FAULT
+from hwut.client import (
+    EXIT_CANCELED,
+    EXIT_FAULT,
+    EXIT_LIMIT,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+)
 
 
 def test_first_serve_bootstraps_admin_and_client_config(server):
@@ -17,16 +29,17 @@ def test_first_serve_bootstraps_admin_and_client_config(server):
     r = server.cli("boards")
     assert r.returncode == 0 and "nucleo-f303re" in r.stdout
     # each instance with its backend and whether that backend can run here
-    assert "nucleo-f303re#0" in r.stdout and "sim" in r.stdout and " available" in r.stdout
+    assert "nucleo-f303re#0" in r.stdout and "sim" in r.stdout and " idle" in r.stdout
 
 
-def test_submit_wait_streams_log_and_exits_zero(server):
+def test_submit_wait_streams_log_and_exits_42_at_the_limit(server):
     r = server.cli_bytes("submit", str(path("hello")), "--board", "nucleo-f303re",
                          "--limit", "1", "--comment", "e2e", "--wait")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == EXIT_LIMIT, r.stderr
     assert r.stdout == HELLO_1S
     err = r.stderr.decode()
-    assert "FINISHED (stop reason limit" in err
+    assert err.splitlines()[-1].endswith(" FINISHED: time limit reached (1 s) without the "
+                                         "firmware exiting; exit status 42")
     job_id = int(err.split()[1])
     status = json.loads(server.cli("status", str(job_id)).stdout)
     assert status["comment"] == "e2e" and status["stop_reason"] == "limit"
@@ -34,7 +47,7 @@ def test_submit_wait_streams_log_and_exits_zero(server):
     assert server.cli_bytes("log", str(job_id)).stdout == HELLO_1S
     assert str(job_id) in server.cli("jobs").stdout
     r = server.cli("cancel", str(job_id))
-    assert r.returncode == 1 and "Current job status: FINISHED" in r.stderr
+    assert r.returncode == EXIT_REFUSED and "Current job status: FINISHED" in r.stderr
 
 
 def test_submit_wait_exits_with_the_firmware_exit_code(server):
@@ -42,12 +55,12 @@ def test_submit_wait_exits_with_the_firmware_exit_code(server):
                          "-l", "1", "--wait")
     assert r.returncode == 3, r.stderr
     assert r.stdout == SEMIHOST
-    assert b"FINISHED (stop reason exit, exit code 3" in r.stderr
+    assert b"FINISHED: the firmware exited with code 3; exit status 3" in r.stderr
     r = server.cli_bytes("submit", str(path("fault", "bin")), "-b", "nucleo-f303re",
                          "-l", "1", "--wait")
     assert r.returncode == EXIT_FAULT, r.stderr
     assert r.stdout == FAULT
-    assert b"HardFault" in r.stderr
+    assert b"FINISHED: the firmware FAULTED (HardFault" in r.stderr
 
 
 def test_user_add_while_serving_and_bad_upload(server):
@@ -63,7 +76,7 @@ def test_user_add_while_serving_and_bad_upload(server):
     junk = server.tmp / "junk.bin"
     junk.write_bytes(b"not firmware")
     r = server.cli("submit", str(junk), "--board", "nucleo-f303re")
-    assert r.returncode == 1 and "415" in r.stderr
+    assert r.returncode == EXIT_REFUSED and re.match(r"error: 4\d\d ", r.stderr)
 
 
 def test_wait_shows_queue_position_and_cancel_exit_code(server):
@@ -78,7 +91,8 @@ def test_wait_shows_queue_position_and_cancel_exit_code(server):
     try:
         assert waiting.stderr is not None
         seen = read_until(waiting.stderr, "in the queue")
-        assert seen and seen[-1].strip() == f"job {first_id + 1} waiting, position 1 in the queue"
+        assert seen and seen[-1].strip() == (f"job {first_id + 1} waiting: position 1 in the "
+                                             "queue for nucleo-f303re")
         assert server.cli("cancel", str(first_id + 1)).returncode == 0
         out, err = waiting.communicate(timeout=30)
     finally:
@@ -96,9 +110,57 @@ def test_wait_shows_queue_position_and_cancel_exit_code(server):
 def test_submit_with_console_input_and_a_button_press(server):
     r = server.cli_bytes("submit", str(path("echo")), "--board", "nucleo-f303re",
                          "--limit", "1", "--input", "hey\r", "--wait")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == EXIT_LIMIT, r.stderr
     assert r.stdout == b"echo ready\r\nhey\r\n"
     r = server.cli_bytes("submit", str(path("button")), "--board", "nucleo-f303re",
                          "--limit", "1", "--press", "B1@0.25-0.5", "--wait")
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == EXIT_LIMIT, r.stderr
     assert b"pressed at 24" in r.stdout and b"released at 49" in r.stdout
+
+
+def serve_process(server: Server, data_dir: Path, *extra: str) -> subprocess.Popen[str]:
+    """Another ``hwut serve`` with the same client config as ``server``."""
+    return subprocess.Popen([sys.executable, "-m", "hwut.cli", "serve", "--port", "0",
+                             "--data-dir", str(data_dir), "--config", str(server.config),
+                             *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=server.env, cwd=server.tmp)
+
+
+def test_a_second_serve_does_not_overwrite_the_saved_url_and_token(server):
+    before = (server.tmp / "client.toml").read_text()
+    refused = serve_process(server, server.tmp / "other")
+    out, err = refused.communicate(timeout=30)
+    assert refused.returncode == EXIT_USAGE, err
+    assert "not serving: the client profile 'default'" in err
+    assert f"data dir {server.data_dir}" in err and "hwut serve --profile NAME" in err
+    assert (server.tmp / "client.toml").read_text() == before
+
+    second = serve_process(server, server.tmp / "other", "--profile", "second")
+    try:
+        assert second.stdout is not None
+        seen = read_until(second.stdout, "HWUT serving on")
+        assert "as profile 'second'; use it with `hwut --profile second ...`" in "".join(seen)
+        url = re.search(r"HWUT serving on (\S+)", seen[-1]).group(1)
+        config = tomllib.loads((server.tmp / "client.toml").read_text())["profiles"]
+        assert config["default"]["url"] == server.url
+        assert (config["second"]["url"], config["second"]["data_dir"]) == (
+            url, str((server.tmp / "other").resolve()))
+        assert server.cli("--profile", "second", "jobs").returncode == 0
+        env = {**server.env, "HWUT_PROFILE": "second"}
+        r = subprocess.run([sys.executable, "-m", "hwut.cli", "user", "list", "--server"],
+                           env=env, capture_output=True, text=True, timeout=30)
+        assert r.stdout.startswith(f"users of the server {url}:"), r.stderr
+        r = server.cli("user", "list", "--server")
+        assert r.stdout.startswith(f"users of the server {server.url}:"), r.stderr
+    finally:
+        second.terminate()
+        second.wait(10)
+
+
+def test_process_exit_codes_for_usage_and_an_unreachable_server(server):
+    r = server.cli("submit", str(path("hello")))
+    assert r.returncode == EXIT_USAGE and "Missing option '--board'" in r.stderr
+    r = server.cli("--url", "http://127.0.0.1:1", "jobs")
+    assert r.returncode == EXIT_UNREACHABLE
+    assert r.stderr.startswith("error: cannot reach http://127.0.0.1:1")
+    assert "Traceback" not in r.stderr

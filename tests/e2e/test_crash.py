@@ -83,5 +83,7 @@ def test_sigkill_during_submit_burst(tmp_path, request):
     named = {job[f] for job in jobs.values() for f in FILE_FIELDS if job[f]}
     assert {p.name for p in (server.data_dir / "artifacts").iterdir()} == named
 
+    # a new id is above every id given out; the kill may have come between the id mark
+    # and the job's record, which uses up one id that was never acknowledged
     r = http.put(base + SUBMIT.format(limit=1), content=image("semihost_exit"))
-    assert r.status_code == 201 and r.json()["id"] == len(ids) + 1
+    assert r.status_code == 201 and r.json()["id"] in (len(ids) + 1, len(ids) + 2)

@@ -28,7 +28,7 @@ def test_cli_submit_wait(sim_server):
     r = sim_server.cli_bytes("submit", str(HELLO), "--board", "nucleo-f303re", "--limit", "1",
                              "--wait")
     assert r.stdout == HELLO_1S, r.stderr
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 42, r.stderr  # the time limit reached (hwut.client.EXIT_LIMIT)
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
@@ -61,4 +61,4 @@ def test_demo_command(tmp_path):
     r = subprocess.run([sys.executable, "-m", "hwut.cli", "demo"], check=False, capture_output=True,
                        timeout=120, cwd=tmp_path)
     assert r.stdout == HELLO_1S, r.stderr
-    assert r.returncode == 0 and b"FINISHED (stop reason limit" in r.stderr
+    assert r.returncode == 0 and b"FINISHED: time limit reached (1 s)" in r.stderr

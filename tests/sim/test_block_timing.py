@@ -8,7 +8,7 @@ from hwut.sim.counter import InstructionCounter
 
 from .conftest import expected, run_firmware
 
-CASES = [("hello", 1.05), ("blink", 1.1), ("hal_clock", 0.6), ("float", 0.2), ("timers", 2)]
+CASES = [("hello", 1), ("blink", 1), ("hal_clock", 0.6), ("float", 0.2), ("timers", 2)]
 
 
 @pytest.mark.parametrize("name, limit", CASES)

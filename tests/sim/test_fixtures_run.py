@@ -8,7 +8,7 @@ from hwut.sim.machine import StopCause
 from .conftest import expected, run_firmware
 
 
-@pytest.mark.parametrize("name, limit", [("hello", 1.05), ("blink", 1.1), ("hal_clock", 0.6),
+@pytest.mark.parametrize("name, limit", [("hello", 1), ("blink", 1), ("hal_clock", 0.6),
                                          ("fault", 0.1), ("float", 0.2)])
 def test_prints_exactly_the_expected_text(name, limit):
     r = run_firmware(name, limit)

@@ -1,0 +1,261 @@
+"""The job's own process: bounds itself, builds the backend, runs, reports, exits.
+
+It is forked from a fork server that has the interpreter and the emulator imported
+already, so a job starts in milliseconds; it makes itself a process-group leader so
+that the server can end it, and anything it started, with one signal. Whatever the
+backend does, the server gets either an OUTCOME frame or a dead process, never a
+thread left behind in its own address space.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import os
+import resource
+import signal
+import sys
+import threading
+import traceback
+from dataclasses import replace
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from hwut.backends.base import Backend, Outcome, RunRequest, StopReason
+
+from . import wire
+from .spec import JobSpec, Limits
+
+#: How often buffered output goes to the server: streaming, without a frame per byte.
+FLUSH_INTERVAL_S = 0.02
+#: Output is sent in frames of at most this many bytes.
+CHUNK_BYTES = 256 * 1024
+#: The infrastructure log travels in the OUTCOME frame, so it is never larger than this.
+MAX_INFRA_BYTES = wire.MAX_FRAME_BYTES - wire.MAX_HEADER_BYTES - 1024
+#: After the server went away, how long the job may take to stop before it exits anyway.
+ORPHAN_GRACE_S = 3.0
+
+
+class StopRequest:
+    """Why the run is being stopped; the first reason wins."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.reason: str | None = None
+        self.detail = ""
+        self._lock = threading.Lock()
+
+    def request(self, reason: str, detail: str = "") -> None:
+        with self._lock:
+            if self.reason is None:
+                self.reason, self.detail = reason, detail
+        self.event.set()
+
+
+class Channel:
+    """The connection to the server; frames from several threads never interleave."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+
+    def send(self, frame: wire.Frame) -> None:
+        data = wire.encode(frame)
+        with self._lock:
+            self.conn.send_bytes(data)
+
+
+class OutputStream:
+    """One output of the firmware (UART, trace): buffered, sent in chunks, capped.
+
+    At the cap the bytes up to it are kept and the run is asked to stop: a firmware
+    that floods its console has said what it will say, and emulating on only burns
+    CPU. The log is then exactly the first ``cap`` bytes the board printed.
+    """
+
+    def __init__(self, channel: Channel, kind: wire.Kind, cap: int, stop: StopRequest,
+                 what: str) -> None:
+        self.channel, self.kind, self.cap, self.stop, self.what = channel, kind, cap, stop, what
+        self.total = 0
+        self._buffer = bytearray()
+        self._lock = threading.Lock()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            room = self.cap - self.total
+            if room <= 0:
+                return
+            if len(data) >= room:
+                data = data[:room]
+                self.stop.request("output", f"the {self.what} reached its limit of "
+                                            f"{self.cap} bytes")
+            self._buffer += data
+            self.total += len(data)
+            if len(self._buffer) >= CHUNK_BYTES:
+                self._flush_locked()
+
+    def flush(self) -> None:
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        while self._buffer:
+            chunk = bytes(self._buffer[:CHUNK_BYTES])
+            del self._buffer[:CHUNK_BYTES]
+            self.channel.send(wire.Frame(self.kind, payload=chunk))
+
+
+def apply_limits(limits: Limits) -> None:
+    """Kernel-enforced bounds: the soft CPU limit signals (SIGXCPU, handled as a stop),
+    the hard one a few seconds later kills a job that did not stop."""
+    cpu = max(1, math.ceil(limits.cpu_seconds))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
+    resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_backend(path: str) -> type[Backend]:
+    module_name, _, qualname = path.partition(":")
+    target: Any = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    if not (isinstance(target, type) and issubclass(target, Backend)):
+        raise TypeError(f"{path} is not a Backend subclass")
+    return target
+
+
+def cap_text(text: str, limit: int) -> str:
+    """The head and the tail of a long text, with the cut said where it is."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= limit:
+        return text
+    half = max(0, limit // 2 - 64)
+    cut = len(data) - 2 * half
+    return (data[:half].decode("utf-8", "ignore")
+            + f"\n[... {cut} bytes of the infrastructure log cut ...]\n"
+            + data[-half:].decode("utf-8", "ignore"))
+
+
+def _listen(channel: Channel, stop: StopRequest) -> None:
+    """The server's side of the conversation: a cancel, or the server going away."""
+    while True:
+        try:
+            frame = wire.decode(channel.conn.recv_bytes(wire.MAX_FRAME_BYTES))
+        except (EOFError, OSError, wire.ProtocolError):
+            stop.request("orphaned", "the server went away")
+            threading.Timer(ORPHAN_GRACE_S, os._exit, args=(3,)).start()
+            return
+        if frame.kind is wire.Kind.CANCEL:
+            stop.request("cancel")
+
+
+def _flush_periodically(streams: tuple[OutputStream, ...], done: threading.Event) -> None:
+    while not done.wait(FLUSH_INTERVAL_S):
+        for stream in streams:
+            stream.flush()
+
+
+def run_job(spec: JobSpec, channel: Channel, stop: StopRequest,
+            streams: tuple[OutputStream, OutputStream]) -> Outcome:
+    """Build the backend, run it, and turn our own stop requests into their reasons."""
+    uart, other = streams
+    try:
+        backend = load_backend(spec.backend)(spec.board, spec.options)
+    except Exception as exc:  # a backend constructor may fail in any way
+        return Outcome(StopReason.INFRASTRUCTURE, infra_log=traceback.format_exc(),
+                       detail=f"the backend could not start: {type(exc).__name__}")
+    request = RunRequest(executable=Path(spec.executable), format=spec.format,
+                         board=spec.board, time_limit_s=spec.time_limit_s, uart=uart.write,
+                         cancel=stop.event, other=other.write, uart_input=spec.uart_input,
+                         presses=spec.presses)
+    try:
+        outcome = backend.run(request)
+        if not isinstance(outcome, Outcome):
+            return Outcome(StopReason.INFRASTRUCTURE,
+                           detail=f"the backend returned {type(outcome).__name__}, "
+                                  "not an Outcome")
+    except MemoryError:
+        return Outcome(StopReason.INFRASTRUCTURE, infra_log=traceback.format_exc(),
+                       detail=f"the job ran out of memory (limit {spec.limits.memory_bytes} "
+                              "bytes)")
+    except Exception as exc:  # any backend failure is the job's ERROR, told briefly
+        return Outcome(StopReason.INFRASTRUCTURE, infra_log=traceback.format_exc(),
+                       detail=f"the backend failed: {type(exc).__name__}")
+    finally:
+        try:
+            backend.close()
+        except Exception:  # noqa: BLE001 - the outcome matters more than a failed close
+            pass
+    return _explain(outcome, stop, spec)
+
+
+def _explain(outcome: Outcome, stop: StopRequest, spec: JobSpec) -> Outcome:
+    if outcome.reason not in (StopReason.CANCEL, StopReason.LIMIT):
+        return outcome
+    if stop.reason == "cpu":
+        return replace(outcome, reason=StopReason.CPU_LIMIT, detail=(
+            f"firmware too slow to emulate: {outcome.time_used_s:.3f} of "
+            f"{spec.time_limit_s:g} virtual s in {cpu_seconds():.0f} CPU s "
+            f"(the job's CPU limit is {spec.limits.cpu_seconds:g} s)"))
+    if stop.reason == "output":
+        return replace(outcome, reason=StopReason.OUTPUT_LIMIT,
+                       detail=f"{stop.detail} at {outcome.time_used_s:.6f} s of virtual time")
+    return outcome
+
+
+def serve(conn: Connection) -> None:
+    """The job process's body: START in, output and one OUTCOME out."""
+    channel = Channel(conn)
+    stop = StopRequest()
+    start = wire.decode(conn.recv_bytes(wire.MAX_FRAME_BYTES))
+    if start.kind is not wire.Kind.START:
+        raise wire.ProtocolError(f"expected START, got {start.kind.value}")
+    spec = JobSpec.from_json(start.fields["spec"])
+    apply_limits(spec.limits)
+    signal.signal(signal.SIGXCPU, lambda signum, frame: stop.request("cpu"))
+    threading.Thread(target=_listen, args=(channel, stop), daemon=True,
+                     name="hwut-job-listen").start()
+    streams = (OutputStream(channel, wire.Kind.UART, spec.limits.uart_bytes, stop, "UART log"),
+               OutputStream(channel, wire.Kind.OTHER, spec.limits.other_bytes, stop,
+                            "trace (other)"))
+    done = threading.Event()
+    flusher = threading.Thread(target=_flush_periodically, args=(streams, done), daemon=True,
+                               name="hwut-job-flush")
+    flusher.start()
+    try:
+        outcome = run_job(spec, channel, stop, streams)
+    finally:
+        done.set()
+        flusher.join()
+    for stream in streams:
+        stream.flush()
+    channel.send(outcome_frame(outcome, spec.limits.infra_bytes))
+
+
+def outcome_frame(outcome: Outcome, infra_limit: int) -> wire.Frame:
+    return wire.Frame(wire.Kind.OUTCOME, {
+        "reason": outcome.reason.value, "exit_code": outcome.exit_code,
+        "time_used_s": outcome.time_used_s, "instructions": outcome.instructions,
+        "detail": outcome.detail[:1000], "cpu_s": round(cpu_seconds(), 3),
+    }, cap_text(outcome.infra_log, min(infra_limit, MAX_INFRA_BYTES)).encode("utf-8", "replace"))
+
+
+def main(conn: Connection) -> None:
+    """Entry point in the forked process: its own process group, and out it goes."""
+    os.setsid()
+    code = 0
+    try:
+        serve(conn)
+    except Exception:  # reported by the exit code and stderr; the server says ERROR
+        traceback.print_exc()
+        code = 1
+    finally:
+        conn.close()
+    sys.exit(code)

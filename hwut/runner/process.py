@@ -1,0 +1,201 @@
+"""The server's side of a job's process: start it, pump its frames into the job's
+files, pass on a cancel, and make sure it is gone when ``run`` returns.
+
+Why a process and not a thread: a job is untrusted firmware on an emulator. In its
+own process it cannot take the server's memory or GIL, the kernel bounds its CPU
+time, memory and files, and a crash or a hang ends with a kill instead of a thread
+the server has to abandon.
+"""
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from collections.abc import Callable, Iterable
+from multiprocessing.connection import Connection
+from multiprocessing.context import BaseContext
+from typing import Any
+
+from hwut.backends.base import ByteSink, Outcome, StopReason
+
+from . import child, wire
+from .spec import JobSpec
+
+log = logging.getLogger(__name__)
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def job_context(preload: Iterable[str] = ()) -> BaseContext:
+    """Jobs fork from a fork server that imported the backends once (a job starts in
+    milliseconds, and never forks the threaded server itself).
+
+    ``__main__`` is preloaded too: multiprocessing re-imports the parent's main script in
+    each child otherwise. As with any multiprocessing program, a script that embeds the
+    server must guard its entry with ``if __name__ == "__main__"``.
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(  # type: ignore[attr-defined]
+        ["__main__", "hwut.runner.child", *preload])
+    return context
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    """CPU time of a running process from /proc (Linux), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
+def describe_exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+class JobProcess:
+    """One job in its own process; ``run`` returns only when the process is gone."""
+
+    def __init__(self, spec: JobSpec, context: BaseContext | None = None, *,
+                 cancel_grace_s: float = 1.0, wall_limit_s: float | None = None,
+                 poll_s: float = 0.05, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.spec = spec
+        self.context = context or job_context()
+        self.cancel_grace_s = cancel_grace_s
+        self.wall_limit_s = wall_limit_s
+        self.poll_s = poll_s
+        self.monotonic = monotonic
+        self.cpu_seen = 0.0
+        self.pid: int | None = None
+
+    def run(self, uart: ByteSink, other: ByteSink | None, cancel: Any) -> Outcome:
+        """Run to the job's end; ``cancel`` is a threading.Event set by whoever stops it."""
+        ours, theirs = self.context.Pipe(duplex=True)
+        process = self.context.Process(target=child.main, args=(theirs,), daemon=True,  # type: ignore[attr-defined]
+                                       name=f"hwut-job-{self.spec.job_id}")
+        try:
+            process.start()
+            self.pid = process.pid
+            theirs.close()
+            ours.send_bytes(wire.encode(wire.Frame(wire.Kind.START,
+                                                   {"spec": self.spec.to_json()})))
+            return self._pump(ours, process, uart, other, cancel)
+        except (BrokenPipeError, ConnectionResetError):
+            return self._died(ours, process, uart, other)
+        finally:
+            self._end(process)
+            ours.close()
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    def _pump(self, conn: Connection, process: Any, uart: ByteSink, other: ByteSink | None,
+              cancel: Any) -> Outcome:
+        started = self.monotonic()
+        canceled_at: float | None = None
+        while True:
+            if conn.poll(self.poll_s):
+                try:
+                    frame = wire.decode(conn.recv_bytes(wire.MAX_FRAME_BYTES))
+                except (EOFError, OSError):
+                    return self._died(conn, process, uart, other)
+                except wire.ProtocolError as exc:
+                    return Outcome(StopReason.INFRASTRUCTURE,
+                                   detail=f"the job process sent a frame we cannot read: {exc}")
+                outcome = self._dispatch(frame, uart, other)
+                if outcome is not None:
+                    return outcome
+            now = self.monotonic()
+            self._sample_cpu()
+            if cancel.is_set() and canceled_at is None:
+                canceled_at = now
+                try:
+                    conn.send_bytes(wire.encode(wire.Frame(wire.Kind.CANCEL)))
+                except OSError:
+                    pass  # it is ending anyway; the next rounds see how
+            if canceled_at is not None and now - canceled_at > self.cancel_grace_s:
+                return Outcome(StopReason.CANCEL, infra_log="the backend ignored the cancel",
+                               detail=f"the backend did not stop within "
+                                      f"{self.cancel_grace_s:g} s of the cancel; its process "
+                                      "was killed")
+            if self.wall_limit_s is not None and now - started > self.wall_limit_s:
+                return Outcome(StopReason.INFRASTRUCTURE,
+                               detail=f"the job did not end within {self.wall_limit_s:.0f} s "
+                                      "of wall time; its process was killed")
+            if not process.is_alive() and not conn.poll(0):
+                return self._died(conn, process, uart, other)
+
+    def _dispatch(self, frame: wire.Frame, uart: ByteSink, other: ByteSink | None
+                  ) -> Outcome | None:
+        if frame.kind is wire.Kind.UART:
+            uart(frame.payload)
+        elif frame.kind is wire.Kind.OTHER:
+            if other is not None:
+                other(frame.payload)
+        elif frame.kind is wire.Kind.OUTCOME:
+            return outcome_from(frame)
+        return None
+
+    def _died(self, conn: Connection, process: Any, uart: ByteSink,
+              other: ByteSink | None) -> Outcome:
+        """The process ended without an outcome: keep what it sent, say how it ended."""
+        try:
+            while conn.poll(0):
+                outcome = self._dispatch(wire.decode(conn.recv_bytes(wire.MAX_FRAME_BYTES)),
+                                         uart, other)
+                if outcome is not None:
+                    return outcome
+        except (EOFError, OSError, wire.ProtocolError):
+            pass
+        process.join(1.0)
+        how = describe_exit(process.exitcode)
+        limit = self.spec.limits.cpu_seconds
+        if process.exitcode == -signal.SIGKILL and self.cpu_seen >= limit - 1:
+            return Outcome(StopReason.CPU_LIMIT,
+                           detail=f"firmware too slow to emulate: the job used its CPU limit "
+                                  f"of {limit:g} s and did not stop; its process was killed")
+        return Outcome(StopReason.INFRASTRUCTURE,
+                       detail=f"the job's process ended without an outcome ({how})")
+
+    def _sample_cpu(self) -> None:
+        if self.pid is not None:
+            seen = process_cpu_seconds(self.pid)
+            if seen is not None:
+                self.cpu_seen = seen
+
+    def _end(self, process: Any) -> None:
+        """Kill the process group (the job and anything it started in it), then reap."""
+        if process.pid is not None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            process.join(5.0)
+            if process.is_alive():
+                log.error("job process %s survived SIGKILL", process.pid)
+            else:
+                process.close()
+
+
+def outcome_from(frame: wire.Frame) -> Outcome:
+    fields = frame.fields
+    try:
+        reason = StopReason(fields.get("reason"))
+    except ValueError:
+        return Outcome(StopReason.INFRASTRUCTURE,
+                       detail=f"the job reported an unknown stop reason {fields.get('reason')!r}")
+    exit_code = fields.get("exit_code")
+    return Outcome(reason, exit_code=exit_code if isinstance(exit_code, int) else None,
+                   time_used_s=float(fields.get("time_used_s") or 0.0),
+                   instructions=fields.get("instructions"),
+                   infra_log=frame.payload.decode("utf-8", "replace"),
+                   detail=str(fields.get("detail") or ""))
