@@ -162,15 +162,26 @@ def _flush_periodically(streams: tuple[OutputStream, ...], done: threading.Event
             stream.flush()
 
 
+#: Where a failure's traceback goes: the server's log (for the operator), never the job's
+#: files, which its owner reads (host paths, internals).
+SEE_SERVER_LOG = "the traceback is in the server's log"
+
+
+def _failed(detail: str, internal: list[str]) -> Outcome:
+    internal.append(traceback.format_exc())
+    return Outcome(StopReason.INFRASTRUCTURE, infra_log=f"{detail}; {SEE_SERVER_LOG}",
+                   detail=detail)
+
+
 def run_job(spec: JobSpec, channel: Channel, stop: StopRequest,
-            streams: tuple[OutputStream, OutputStream]) -> Outcome:
-    """Build the backend, run it, and turn our own stop requests into their reasons."""
+            streams: tuple[OutputStream, OutputStream], internal: list[str]) -> Outcome:
+    """Build the backend, run it, and turn our own stop requests into their reasons;
+    tracebacks go to ``internal``, for the server's log."""
     uart, other = streams
     try:
         backend = load_backend(spec.backend)(spec.board, spec.options)
     except Exception as exc:  # a backend constructor may fail in any way
-        return Outcome(StopReason.INFRASTRUCTURE, infra_log=traceback.format_exc(),
-                       detail=f"the backend could not start: {type(exc).__name__}")
+        return _failed(f"the backend could not start: {type(exc).__name__}", internal)
     request = RunRequest(executable=Path(spec.executable), format=spec.format,
                          board=spec.board, time_limit_s=spec.time_limit_s, uart=uart.write,
                          cancel=stop.event, other=other.write, uart_input=spec.uart_input,
@@ -182,12 +193,10 @@ def run_job(spec: JobSpec, channel: Channel, stop: StopRequest,
                            detail=f"the backend returned {type(outcome).__name__}, "
                                   "not an Outcome")
     except MemoryError:
-        return Outcome(StopReason.INFRASTRUCTURE, infra_log=traceback.format_exc(),
-                       detail=f"the job ran out of memory (limit {spec.limits.memory_bytes} "
-                              "bytes)")
+        return _failed(f"the job ran out of memory (limit {spec.limits.memory_bytes} bytes)",
+                       internal)
     except Exception as exc:  # any backend failure is the job's ERROR, told briefly
-        return Outcome(StopReason.INFRASTRUCTURE, infra_log=traceback.format_exc(),
-                       detail=f"the backend failed: {type(exc).__name__}")
+        return _failed(f"the backend failed: {type(exc).__name__}", internal)
     finally:
         try:
             backend.close()
@@ -229,21 +238,23 @@ def serve(conn: Connection) -> None:
     flusher = threading.Thread(target=_flush_periodically, args=(streams, done), daemon=True,
                                name="hwut-job-flush")
     flusher.start()
+    internal: list[str] = []
     try:
-        outcome = run_job(spec, channel, stop, streams)
+        outcome = run_job(spec, channel, stop, streams, internal)
     finally:
         done.set()
         flusher.join()
     for stream in streams:
         stream.flush()
-    channel.send(outcome_frame(outcome, spec.limits.infra_bytes))
+    channel.send(outcome_frame(outcome, spec.limits.infra_bytes, "".join(internal)))
 
 
-def outcome_frame(outcome: Outcome, infra_limit: int) -> wire.Frame:
+def outcome_frame(outcome: Outcome, infra_limit: int, internal: str = "") -> wire.Frame:
     return wire.Frame(wire.Kind.OUTCOME, {
         "reason": outcome.reason.value, "exit_code": outcome.exit_code,
         "time_used_s": outcome.time_used_s, "instructions": outcome.instructions,
         "detail": outcome.detail[:1000], "cpu_s": round(cpu_seconds(), 3),
+        "internal": cap_text(internal, 16 * 1024),
     }, cap_text(outcome.infra_log, min(infra_limit, MAX_INFRA_BYTES)).encode("utf-8", "replace"))
 
 

@@ -142,6 +142,10 @@ class JobProcess:
             if other is not None:
                 other(frame.payload)
         elif frame.kind is wire.Kind.OUTCOME:
+            internal = frame.fields.get("internal")
+            if internal:
+                log.error("job %d: the backend failed in its process:\n%s", self.spec.job_id,
+                          internal)
             return outcome_from(frame)
         return None
 

@@ -74,3 +74,18 @@ def test_no_absolute_paths_in_images():
         data = path.read_bytes()
         assert str(FIXTURES).encode() not in data and b"/tmp/" not in data, path
 
+
+
+def test_the_fixtures_readme_names_only_files_that_exist():
+    """Every path fixtures/README.md names in backticks exists (relative to fixtures/ or
+    to the repository), and every committed image is described there."""
+    import re
+    text = (FIXTURES / "README.md").read_text()
+    root = FIXTURES.parent
+    named = set(re.findall(r"`([\w./-]+/[\w.-]+\.\w+)`", text))
+    named |= {f"expected/{n}" for n in re.findall(r"`expected/(\w+\.txt)`", text)}
+    missing = [p for p in sorted(named) if "NAME" not in p and not p.startswith(("/", "~"))
+               and not (FIXTURES / p).exists() and not (root / p).exists()]
+    assert not missing, missing
+    undocumented = sorted(p.stem for p in BUILD.glob("*.elf") if p.stem not in text)
+    assert not undocumented, undocumented
