@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import httpx
 from fixture_firmware import HELLO_BANNER, HELLO_COUNTS, SEMIHOST, SPIN_LIMIT, image
@@ -87,3 +88,46 @@ def test_sigkill_during_submit_burst(tmp_path, request):
     # and the job's record, which uses up one id that was never acknowledged
     r = http.put(base + SUBMIT.format(limit=1), content=image("semihost_exit"))
     assert r.status_code == 201 and r.json()["id"] in (len(ids) + 1, len(ids) + 2)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc: Linux)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_bytes().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != b"Z"
+
+
+def test_a_sigkilled_server_leaves_no_job_process_behind(tmp_path, request):
+    server = Server(tmp_path, sim_config(tmp_path, instances=1)).start()
+    request.addfinalizer(server.stop)
+    headers = {"Authorization": f"Bearer {admin_token(server)}"}
+    r = httpx.put(server.url + SUBMIT.format(limit=SPIN_LIMIT), content=image("hello"),
+                  headers=headers)
+    job = r.json()["id"]
+    assert wait_ended(server.url, job, headers, statuses=("RUNNING",))["status"] == "RUNNING"
+    assert server.proc is not None
+    below = _descendants(server.proc.pid)
+    assert below, "the job runs in processes of its own"
+    server.kill()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in below):
+        time.sleep(0.1)
+    assert not [p for p in below if _alive(p)]
