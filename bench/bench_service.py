@@ -23,14 +23,15 @@ import falcon
 import httpx
 from argon2 import PasswordHasher
 
+from hwut.backends.registry import load_backends
 from hwut.config import load_config
 from hwut.jobs import Job, JobStatus, format_time, utcnow
 from hwut.server import BackgroundServer
 from hwut.service import build_service
 from hwut.store import JobStore
 
-#: Real firmware (the hello fixture), submitted as a user would; the benchmark's
-#: board has no instances, so the jobs wait and never run.
+#: Real firmware (the hello fixture), submitted as a user would; the scheduler is not
+#: started, so the jobs wait and never run.
 FIRMWARE = (Path(__file__).resolve().parents[1] / "fixtures" / "build" / "hello.bin").read_bytes()
 
 
@@ -103,7 +104,8 @@ def run_size(count: int, samples: int, requests: int, clients: int) -> None:
         filled = time.perf_counter() - t0
         config = load_config(environ={}).with_values(data_dir=str(data_dir))
         t0 = time.perf_counter()
-        service = build_service(config, backends={},
+        # the real backends, but the scheduler is never started: jobs wait, never run
+        service = build_service(config, backends=load_backends(),
                                 password_hasher=PasswordHasher(time_cost=1, memory_cost=8,
                                                                parallelism=1))
         opened = time.perf_counter() - t0
