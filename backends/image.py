@@ -5,6 +5,25 @@ against the memory map of the board asked for (``MemoryMap``, from the backend's
 ``BoardInfo``), so an image that was accepted is one that board's backend can load.
 Two refusals: ``InvalidFirmware`` (not a Cortex-M executable at all) and its
 subclass ``DoesNotFit`` (an executable, but for memory this board lacks).
+
+Parsing runs in the submit request's thread, so what it costs is bounded by the board,
+never by what the upload claims:
+
+* ELF: the header and at most ``MAX_PROGRAM_HEADERS`` program headers are read and
+  checked before any segment's bytes are. A loadable segment (``PT_LOAD`` with file
+  bytes) must hold no more bytes in the file than in memory, stay inside the 32-bit
+  address space and inside the file; two segments may not overlap in memory (a loader
+  would write one over the other: no linker makes that) nor load the same bytes of the
+  file; and all of them together may not load more than the board's flash and RAM hold.
+  So the bytes read are at most the file's size and the board's memory.
+* Intel HEX: the data records are counted (a regular expression over the upload, up to
+  the end-of-file record) before ``intelhex``, which keeps a dict entry (~100 bytes of
+  Python memory) per data byte, sees the text; more data than the board's flash and RAM
+  hold is refused first.
+* BIN: the upload itself, within the service's executable size limit.
+
+What is accepted is what the loaders load: every ``PT_LOAD`` segment's file bytes at its
+physical address, every HEX data byte at its address, a BIN at the start of flash.
 """
 from __future__ import annotations
 
@@ -15,14 +34,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
+from elftools.elf.enums import ENUM_E_MACHINE
 from intelhex import IntelHex, IntelHexError
 
 from .base import ARMV7M, MemoryMap, Region
 
 FORMATS = ("elf", "hex", "bin")
+#: Program headers an ELF may have. Firmware has a handful (flash, RAM data, RAM code,
+#: ARM.exidx, GNU_STACK); 64 leaves room for any linker script and bounds the header read.
+MAX_PROGRAM_HEADERS = 64
 _HEX_RECORD = re.compile(rb":[0-9A-Fa-f]{10,}")
+#: How much of an upload detect_format() looks at.
+_DETECT_BYTES = 64 * 1024
+#: An Intel HEX data record's length field, at the start of a line (intelhex's lines end
+#: at "\n"; anything it would store starts so) ...
+_HEX_DATA = re.compile(rb"^:([0-9A-Fa-f]{2})[0-9A-Fa-f]{4}00", re.MULTILINE)
+#: ... and the end-of-file record, after which intelhex reads nothing.
+_HEX_EOF = re.compile(rb"^:00[0-9A-Fa-f]{4}01", re.MULTILINE)
+#: Elf32_Ehdr (ELF spec, figure 1-3) and Elf32_Phdr (figure 2-1), little-endian.
+_EHDR = struct.Struct("<16sHHIIIIIHHHHHH")
+_PHDR = struct.Struct("<IIIIIIII")
+_EM_ARM = 40
+_PT_LOAD = 1
+_MACHINES = {number: name for name, number in ENUM_E_MACHINE.items() if name != "_default_"}
 #: Where any Cortex-M may have its stack (the code region above the usual flash, and
 #: the SRAM region): an initial SP there marks a vector table, if not for this board.
 _ANY_STACK: tuple[Region, ...] = ((0x1000_0000, 0x3000_0000),)
@@ -62,7 +96,8 @@ class FirmwareImage:
 def detect_format(data: bytes) -> str:
     if data.startswith(b"\x7fELF"):
         return "elf"
-    first_line = data.lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].strip()
+    # a record is at most 521 characters: a bounded head, not a copy of the whole upload
+    first_line = data[:_DETECT_BYTES].lstrip(b"\xef\xbb\xbf \t\r\n").split(b"\n", 1)[0].strip()
     if _HEX_RECORD.fullmatch(first_line):
         return "hex"
     return "bin"
@@ -75,9 +110,9 @@ def parse(data: bytes, fmt: str | None = None, memory: MemoryMap = ARMV7M) -> Fi
         raise InvalidFirmware("the executable is empty")
     fmt = fmt or detect_format(data)
     if fmt == "elf":
-        image = _parse_elf(data)
+        image = _parse_elf(data, memory)
     elif fmt == "hex":
-        image = _parse_hex(data)
+        image = _parse_hex(data, memory)
     elif fmt == "bin":
         image = FirmwareImage("bin", (Segment(memory.bin_base, bytes(data)),))
     else:
@@ -95,37 +130,112 @@ def load(path: Path, fmt: str | None = None, memory: MemoryMap = ARMV7M) -> Firm
     return parse(Path(path).read_bytes(), fmt, memory)
 
 
-def _parse_elf(data: bytes) -> FirmwareImage:
-    try:
-        elf = ELFFile(io.BytesIO(data))
-        machine = elf["e_machine"]
-        if machine != "EM_ARM":
-            raise InvalidFirmware(f"ELF is for {machine}, not ARM (EM_ARM)")
-        if elf.elfclass != 32 or not elf.little_endian:
-            raise InvalidFirmware("ELF must be 32-bit little-endian for a Cortex-M")
-        segments = []
-        for seg in elf.iter_segments():
-            if seg["p_type"] != "PT_LOAD" or seg["p_filesz"] == 0:
-                continue
-            data = seg.data()
-            if len(data) != seg["p_filesz"]:
-                raise InvalidFirmware(
-                    f"ELF is truncated: the segment at 0x{seg['p_paddr']:08x} needs "
-                    f"{seg['p_filesz']} bytes, the file holds {len(data)}")
-            segments.append(Segment(seg["p_paddr"], data))
-        entry = elf["e_entry"]
-    except ELFError as exc:
-        raise InvalidFirmware(f"ELF cannot be read: {exc}") from None
-    except (struct.error, ValueError, IndexError) as exc:
-        if isinstance(exc, InvalidFirmware):
-            raise
-        raise InvalidFirmware(f"ELF is truncated or damaged: {exc}") from None
-    if not segments:
+def _capacity(memory: MemoryMap) -> int:
+    """The most bytes an image may load on the board: its regions' sizes together."""
+    return sum(size for _, size in memory.regions)
+
+
+def _too_big(what: str, size: int, memory: MemoryMap) -> DoesNotFit:
+    return DoesNotFit(f"{what} {size} bytes, more than the board's flash and RAM hold "
+                      f"({_capacity(memory)} bytes: {_regions_text(memory.regions)})")
+
+
+def _parse_elf(data: bytes, memory: MemoryMap) -> FirmwareImage:
+    """Header, then program headers, then the checks, and only then the segments' bytes."""
+    if not data.startswith(b"\x7fELF"):
+        raise InvalidFirmware("ELF cannot be read: it does not start with the ELF magic "
+                              "number (7f 45 4c 46)")
+    if len(data) < 20:
+        raise InvalidFirmware(f"ELF is truncated: its header needs {_EHDR.size} bytes, "
+                              f"the file holds {len(data)}")
+    ei_class, ei_data = data[4], data[5]
+    if ei_class not in (1, 2) or ei_data not in (1, 2):
+        raise InvalidFirmware(f"ELF cannot be read: invalid class ({ei_class}) or data "
+                              f"encoding ({ei_data}) in its identification bytes")
+    (machine,) = struct.unpack_from("<H" if ei_data == 1 else ">H", data, 18)
+    if machine != _EM_ARM:
+        raise InvalidFirmware(f"ELF is for {_MACHINES.get(machine, f'machine {machine}')}, "
+                              "not ARM (EM_ARM)")
+    if ei_class != 1 or ei_data != 1:
+        raise InvalidFirmware("ELF must be 32-bit little-endian for a Cortex-M")
+    if len(data) < _EHDR.size:
+        raise InvalidFirmware(f"ELF is truncated: its header needs {_EHDR.size} bytes, "
+                              f"the file holds {len(data)}")
+    header = _EHDR.unpack_from(data)
+    entry, phoff, phentsize, phnum = header[4], header[5], header[9], header[10]
+    loads = _loadable(data, phoff, phentsize, phnum)
+    if not loads:
         raise InvalidFirmware("ELF has no loadable segments")
-    return FirmwareImage("elf", tuple(segments), entry)
+    _refuse_overlaps(loads)
+    total = sum(size for _, _, size in loads)
+    if total > _capacity(memory):
+        raise _too_big("ELF loads", total, memory)
+    segments = tuple(Segment(address, bytes(data[offset:offset + size]))
+                     for address, offset, size in loads)
+    return FirmwareImage("elf", segments, entry)
 
 
-def _parse_hex(data: bytes) -> FirmwareImage:
+def _loadable(data: bytes, phoff: int, phentsize: int, phnum: int
+              ) -> list[tuple[int, int, int]]:
+    """(physical address, file offset, file size) of each PT_LOAD segment with file bytes,
+    checked against the file and the address space."""
+    if phnum > MAX_PROGRAM_HEADERS:
+        raise InvalidFirmware(f"ELF has {phnum} program headers; at most "
+                              f"{MAX_PROGRAM_HEADERS} are accepted (firmware has a handful)")
+    if phnum and phentsize < _PHDR.size:
+        raise InvalidFirmware(f"ELF cannot be read: its program headers are {phentsize} "
+                              f"bytes each, not {_PHDR.size}")
+    if phnum and phoff + (phnum - 1) * phentsize + _PHDR.size > len(data):
+        raise InvalidFirmware(f"ELF is truncated: its {phnum} program headers at offset "
+                              f"{phoff} end past the end of the file ({len(data)} bytes)")
+    loads = []
+    for n in range(phnum):
+        p_type, offset, _, paddr, filesz, memsz, _, _ = _PHDR.unpack_from(
+            data, phoff + n * phentsize)
+        if p_type != _PT_LOAD or filesz == 0:
+            continue
+        if filesz > memsz:
+            raise InvalidFirmware(f"ELF segment at 0x{paddr:08x} has more bytes in the file "
+                                  f"({filesz}) than in memory ({memsz})")
+        if paddr + memsz > 1 << 32:
+            raise InvalidFirmware(f"ELF segment at 0x{paddr:08x} (+{memsz} bytes) runs past "
+                                  "the end of the 32-bit address space")
+        if offset + filesz > len(data):
+            raise InvalidFirmware(
+                f"ELF is truncated: the segment at 0x{paddr:08x} needs {filesz} bytes, "
+                f"the file holds {max(0, len(data) - offset)}")
+        loads.append((paddr, offset, filesz))
+    return loads
+
+
+def _refuse_overlaps(loads: list[tuple[int, int, int]]) -> None:
+    """Segments that a loader would write over each other, or that load the same file
+    bytes twice: no linker output does either."""
+    by_address = sorted(loads)
+    for (a, _, a_size), (b, _, b_size) in zip(by_address, by_address[1:]):
+        if a + a_size > b:
+            raise InvalidFirmware(
+                f"ELF segments overlap in memory: 0x{a:08x}-0x{a + a_size - 1:08x} and "
+                f"0x{b:08x}-0x{b + b_size - 1:08x} (a loader would write one over the other)")
+    by_offset = sorted(loads, key=lambda load: load[1])
+    for (a, a_off, a_size), (b, b_off, _) in zip(by_offset, by_offset[1:]):
+        if a_off + a_size > b_off:
+            raise InvalidFirmware(f"ELF segments at 0x{a:08x} and 0x{b:08x} load the same "
+                                  f"bytes of the file (from offset {b_off})")
+
+
+def _hex_data_bytes(data: bytes) -> int:
+    """An upper bound of the data bytes intelhex would store: the data records' length
+    fields up to the end-of-file record, without decoding anything."""
+    eof = _HEX_EOF.search(data)
+    end = eof.start() if eof else len(data)
+    return sum(int(m.group(1), 16) for m in _HEX_DATA.finditer(data, 0, end))
+
+
+def _parse_hex(data: bytes, memory: MemoryMap) -> FirmwareImage:
+    size = _hex_data_bytes(data)
+    if size > _capacity(memory):
+        raise _too_big("Intel HEX holds", size, memory)
     ih = IntelHex()
     try:
         ih.loadhex(io.StringIO(data.decode("ascii")))

@@ -99,7 +99,8 @@ class SimBackend(Backend):
             wall = max(float(self.options.get("wall_minimum_s", 0.0)),
                        request.time_limit_s * float(self.options["wall_factor"]))
         result = machine.run(request.time_limit_s, cancel=request.cancel, wall_limit_s=wall)
-        infra.append(f"virtual time {result.seconds:.6f} s, {result.instructions} instructions, "
+        infra.append(f"virtual time {result.seconds:.6f} s, {result.instructions} instructions "
+                     f"executed, {result.slept_cycles} cycles asleep (WFI/WFE), "
                      f"{time.monotonic() - started:.3f} s wall")
         if result.cause is StopCause.WALL_CLOCK:
             return Outcome(StopReason.INFRASTRUCTURE, time_used_s=result.seconds,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import falcon
 
 from . import errors
-from .auth import AuthMiddleware
+from .auth import AuthMiddleware, FailureThrottle
 from .config import Config
 from .requestlog import RequestLogMiddleware
 from .resources import jobs, limits, misc, targets, users
@@ -15,8 +15,13 @@ from .store import Store
 BASE = "/apiv1"
 
 
-def create_app(store: Store, scheduler: Scheduler, config: Config) -> falcon.App:
-    app = falcon.App(middleware=[RequestLogMiddleware(), AuthMiddleware(store.users)])
+def create_app(store: Store, scheduler: Scheduler, config: Config,
+               auth: AuthMiddleware | None = None) -> falcon.App:
+    """``auth`` is shared with the HTTP server's check before bodies (one throttle);
+    by default one is made from the config."""
+    if auth is None:
+        auth = AuthMiddleware(store.users, FailureThrottle.from_config(config))
+    app = falcon.App(middleware=[RequestLogMiddleware(), auth])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     errors.install(app)

@@ -172,8 +172,7 @@ def main(ctx: click.Context, url: str | None, token: str | None, user: str | Non
 def serve(ctx: click.Context, host: str | None, port: int | None, threads: int | None,
           data_dir: str | None, config_path: str | None, serve_profile: str | None) -> None:
     """Run the HWUT server with waitress until interrupted (it blocks)."""
-    from .server import BackgroundServer, server_options
-    from .service import DataDirInUse, build_service, ensure_admin
+    from .service import DataDirInUse, build_service, ensure_admin, make_server
 
     serve_profile = serve_profile or ctx.obj.get("profile") or DEFAULT_PROFILE
 
@@ -194,8 +193,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int |
         service.stop()
         raise click.ClickException(f"not serving: {conflict}")
     try:
-        server = BackgroundServer(service.app, config["server.host"], config["server.port"],
-                                  config["server.threads"], **server_options(config))
+        server = make_server(service, config["server.host"], config["server.port"],
+                             config["server.threads"])
     except OSError as exc:
         service.stop()
         raise click.ClickException(f"cannot listen on {config['server.host']}:"
@@ -252,8 +251,7 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
     The server listens on a free loopback port with a temporary data dir and the
     shipped config; FILE defaults to the shipped ``hello`` fixture (fixtures/build/hello.elf).
     """
-    from .server import BackgroundServer, server_options
-    from .service import build_service
+    from .service import build_service, make_server
 
     logging.getLogger("hwut").setLevel(logging.WARNING)  # the demo shows the board, not us
     firmware = Path(file) if file else DEMO_FIRMWARE
@@ -263,8 +261,7 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
         config = _config(None, data_dir=data_dir)
         service = build_service(config)
         _, _, token = service.store.users.add("demo", admin=True)
-        server = BackgroundServer(service.app, "127.0.0.1", 0, 4,
-                                  **server_options(config)).start()
+        server = make_server(service, "127.0.0.1", 0, 4).start()
         service.start()
         click.echo(f"HWUT demo server on {server.url}; submitting {firmware.name} to {board} "
                    f"with a {limit} s limit", err=True)

@@ -81,7 +81,36 @@ OPTIONS: dict[str, OptionInfo] = {o.name: o for o in (
                "Largest infrastructure log a job keeps (its head and tail are kept)."),
     OptionInfo("jobs.max_memory_bytes", int, 4 * 1024 * 1024 * 1024,
                "Address space of a job's process (the emulator reserves about 1 GiB)."),
+    OptionInfo("quota.max_waiting_jobs", int, 100,
+               "WAITING jobs one user may have, all boards together; a submit past it "
+               "answers 429 with Retry-After (0: no limit). Admins are exempt while "
+               "quota.admins_exempt is true."),
+    OptionInfo("quota.max_running_per_user", int, 0,
+               "Instances of one board one user's jobs may hold at once (QUEUED or "
+               "RUNNING); the user's further jobs stay WAITING while others' run "
+               "(0: all instances of the board). Admins included."),
+    OptionInfo("quota.admins_exempt", bool, True,
+               "Admins may queue past quota.max_waiting_jobs (maintenance and regression "
+               "batches); the running limit and the round-robin still apply to them."),
 )}
+
+#: Authentication: failed logins are throttled (429 with Retry-After, no argon2 run)
+#: per user name and per client address, over a sliding window.
+OPTIONS.update({o.name: o for o in (
+    OptionInfo("auth.max_failures_per_user", int, 10,
+               "Failed logins for one user name within auth.failure_window_seconds (from "
+               "any address) after which password logins for it answer 429 until the "
+               "window frees (0: no limit). API tokens of that user keep working."),
+    OptionInfo("auth.max_failures_per_address", int, 30,
+               "Failed logins or token checks from one client address within "
+               "auth.failure_window_seconds after which its attempts answer 429 (0: no "
+               "limit)."),
+    OptionInfo("auth.failure_window_seconds", float, 60.0,
+               "The sliding window over which failed logins are counted."),
+    OptionInfo("auth.max_tracked_keys", int, 10000,
+               "User names and addresses whose failures are remembered at once; past it "
+               "the least recently failed are forgotten (bounds memory under a flood)."),
+)})
 
 
 def _convert(info: OptionInfo, value: Any, source: str) -> Any:
@@ -195,6 +224,9 @@ def _check_limits(values: Mapping[str, Any]) -> None:
     if not 1 <= low <= default <= high:
         raise ConfigError("limits: need 1 <= min_duration_seconds <= default_duration_seconds"
                           " <= max_duration_seconds")
+    for name in ("quota.max_waiting_jobs", "quota.max_running_per_user"):
+        if values[name] < 0:
+            raise ConfigError(f"option {name}: must be >= 0 (0: no limit), not {values[name]}")
 
 
 def describe_options() -> str:

@@ -9,9 +9,12 @@ import falcon
 
 from .jobs import TransitionError
 from .storage import DamagedStoreFile, StorageFull
-from .store import UnknownJob
+from .store import QuotaExceeded, UnknownJob
 
 log = logging.getLogger(__name__)
+
+#: Seconds a user over the waiting-jobs quota is told to wait before submitting again.
+QUOTA_RETRY_AFTER_S = 60
 
 
 def serialize_error(req: falcon.Request, resp: falcon.Response,
@@ -50,6 +53,17 @@ def _storage_full(req: falcon.Request, resp: falcon.Response, exc: StorageFull,
                                        "nothing was stored. Try again later.")
 
 
+def _over_quota(req: falcon.Request, resp: falcon.Response, exc: QuotaExceeded,
+                params: dict[str, Any]) -> None:
+    raise falcon.HTTPTooManyRequests(
+        title="Too Many Requests",
+        description=f"You have {exc.waiting} job{'s' if exc.waiting != 1 else ''} waiting; "
+                    f"the limit is {exc.limit} waiting "
+                    "jobs per user (quota.max_waiting_jobs). Submit again when some have "
+                    "started, or cancel some.",
+        retry_after=QUOTA_RETRY_AFTER_S)
+
+
 def _damaged_store(req: falcon.Request, resp: falcon.Response, exc: DamagedStoreFile,
                    params: dict[str, Any]) -> None:
     """A store file went bad while the server ran: the admin needs the file's name
@@ -74,4 +88,5 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(UnknownJob, _unknown_job)
     app.add_error_handler(TransitionError, _transition)
     app.add_error_handler(StorageFull, _storage_full)
+    app.add_error_handler(QuotaExceeded, _over_quota)
     app.add_error_handler(DamagedStoreFile, _damaged_store)

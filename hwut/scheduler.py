@@ -3,10 +3,12 @@
 Each configured board instance has a worker thread. The worker loop reads top to
 bottom: stop requested? -> claim the next WAITING job for my board (QUEUED) ->
 RUNNING -> run it in a process of its own (``hwut.runner``) -> record the outcome ->
-the instance is free again. The job's process is bounded by the kernel (CPU time,
-memory, files) and killed with its process group on cancel, on a hang and when the
-server stops, so a job can neither take the server down nor leave anything behind:
-a crash is an ERROR with a short reason and the instance takes the next job.
+the instance is free again. Which job is next is the store's round-robin between
+users, passing over a user whose jobs hold ``quota.max_running_per_user`` instances.
+The job's process is bounded by the kernel (CPU time, memory, files) and killed with
+its process group on cancel, on a hang and when the server stops, so a job can
+neither take the server down nor leave anything behind: a crash is an ERROR with a
+short reason and the instance takes the next job.
 
 ``why_not_runnable`` tells the submit route whether a board has an instance that
 can ever take a job (and if not, why: it answers 503 with that); WAITING jobs of
@@ -36,7 +38,7 @@ from .config import BoardConfig, Config
 from .jobs import Job, JobStatus, TransitionError, format_time
 from .runner.process import JobProcess, job_context
 from .runner.spec import JobSpec, Limits
-from .storage import StorageFull
+from .storage import StorageFull, private_opener
 from .store import JobStore
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,8 @@ class _LogSink:
     to fail on (a full disk fails the write that hit it, once)."""
 
     def __init__(self, path: Any) -> None:
-        self._fh = open(path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        self._fh = open(path, "ab", buffering=0,  # noqa: SIM115 - closed by close()
+                        opener=private_opener)  # mode 0600
         self._lock = threading.Lock()
         self.written = 0
 
@@ -294,7 +297,8 @@ class Scheduler:
         poll = float(self.config["scheduler.poll_seconds"])
         while not self._stop.is_set():
             try:
-                job = self.store.claim_next(instance.board.name, instance.name)
+                job = self.store.claim_next(instance.board.name, instance.name,
+                                            max_running=self.max_running(instance.board))
             except StorageFull as exc:  # the disk is full: wait for room, never die
                 log.warning("worker %s cannot claim a job: %s", instance.name, exc)
                 self._stop.wait(STORAGE_RETRY_S)
@@ -310,6 +314,12 @@ class Scheduler:
             finally:
                 instance.job_id = None
                 self._cancels.pop(job.id, None)
+
+    def max_running(self, board: BoardConfig) -> int | None:
+        """How many instances of ``board`` one user's jobs may hold at once; None: all
+        (option ``quota.max_running_per_user``, 0 meaning all instances)."""
+        limit = int(self.config["quota.max_running_per_user"])
+        return limit if 0 < limit < board.instances else None
 
     def _fail(self, job_id: int, detail: str, **changes: Any) -> None:
         log.info("job %d ERROR: %s", job_id, detail)

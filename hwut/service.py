@@ -15,8 +15,10 @@ from hwut.backends.base import Backend
 from hwut.backends.registry import load_backends
 
 from .app import create_app
+from .auth import AuthMiddleware, FailureThrottle
 from .config import Config
 from .scheduler import Scheduler
+from .server import BackgroundServer, server_options
 from .storage import DataDirInUse, lock_data_dir  # noqa: F401 - DataDirInUse: callers import it here
 from .store import Store
 from .targets import seed_records
@@ -31,6 +33,8 @@ class Service:
     scheduler: Scheduler
     app: falcon.App
     lock: IO[str]
+    #: the app's authentication (and its failure throttle), shared with the HTTP server
+    auth: AuthMiddleware | None = None
 
     def start(self) -> None:
         self.scheduler.start()
@@ -72,7 +76,18 @@ def build_service(config: Config, backends: Mapping[str, type[Backend]] | None =
     if failed:
         log.warning("server restarted: jobs %s were QUEUED or RUNNING and are now ERROR",
                     ", ".join(map(str, failed)))
-    return Service(config, store, scheduler, create_app(store, scheduler, config), lock)
+    auth = AuthMiddleware(store.users, FailureThrottle.from_config(config))
+    return Service(config, store, scheduler, create_app(store, scheduler, config, auth), lock,
+                   auth)
+
+
+def make_server(service: Service, host: str, port: int, threads: int) -> BackgroundServer:
+    """waitress for ``service`` (not started) with the config's settings
+    (:func:`hwut.server.server_options`) and credentials checked before request
+    bodies are read."""
+    early = service.auth.early_refusal if service.auth is not None else None
+    return BackgroundServer(service.app, host, port, threads, early_auth=early,
+                            **server_options(service.config))
 
 
 def ensure_admin(store: Store) -> tuple[str, str, str] | None:

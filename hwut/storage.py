@@ -35,6 +35,11 @@ from typing import IO, Any
 
 from tinydb.storages import Storage
 
+#: Everything the store creates is its owner's alone: directories 0700, files 0600
+#: (explicit modes at creation, not the process umask; temp files from mkstemp are 0600).
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
 #: errno values that mean "no room to write": the disk, or the owner's quota.
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
@@ -81,14 +86,25 @@ def data_dir_of(path: Path) -> Path | None:
 def lock_data_dir(data_dir: Path) -> IO[str]:
     """Hold an exclusive lock on the data dir for as long as the handle is open; the
     kernel drops it when the process dies, so a SIGKILLed server never blocks a restart."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    handle = open(data_dir / "server.lock", "a")  # noqa: SIM115 - held by the caller
+    make_private_dir(data_dir)
+    handle = open(data_dir / "server.lock", "a",  # noqa: SIM115 - held by the caller
+                  opener=private_opener)
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
         raise DataDirInUse(f"another hwut server uses the data dir {data_dir}") from None
     return handle
+
+
+def private_opener(path: str, flags: int) -> int:
+    """``open(..., opener=private_opener)``: a file created by it is mode 0600."""
+    return os.open(path, flags, PRIVATE_FILE_MODE)
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (mode 0700) and missing parents; an existing one is left as is."""
+    Path(path).mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
 
 
 def is_full(exc: BaseException) -> bool:

@@ -35,6 +35,16 @@ they created; the in-memory state changes only after its write succeeded.
 
 Every status change goes through :meth:`JobStore.transition`, under one lock, and
 is refused when :data:`hwut.jobs.TRANSITIONS` does not allow it.
+
+The queue is fair between users: per board, the owners with WAITING jobs take turns
+(round-robin), and each owner's jobs go in submit order. Whose turn it is follows
+from when each owner was last handed an instance of the board: the owner served
+longest ago (or never) goes first, ties broken by the owner's oldest waiting job.
+So a user who submits one job while another has a hundred waiting gets the next
+free instance, and users with long queues alternate. An owner held back by the
+per-user running limit (``max_running`` of :meth:`JobStore.claim_next`) keeps the
+turn and gets the first instance free once one of their jobs ends. The turns live
+in memory: after a restart everybody starts as never served.
 """
 from __future__ import annotations
 
@@ -63,6 +73,8 @@ from .storage import (
     atomic_write_bytes,
     fsync_dir,
     is_full,
+    make_private_dir,
+    private_opener,
     read_json_file,
     read_tables,
 )
@@ -175,6 +187,16 @@ class UnknownJob(KeyError):
     """No job with this id."""
 
 
+class QuotaExceeded(Exception):
+    """The owner already has ``limit`` WAITING jobs (``waiting`` of them); nothing stored."""
+
+    def __init__(self, owner: str, limit: int, waiting: int) -> None:
+        super().__init__(f"{owner} has {waiting} waiting jobs; the limit is {limit}")
+        self.owner = owner
+        self.limit = limit
+        self.waiting = waiting
+
+
 @dataclass(frozen=True, slots=True)
 class _Summary:
     """What listings filter on, for every job ever run: kept small (slots, interned names)."""
@@ -198,8 +220,8 @@ class JobStore:
         self.db_dir = self.data_dir / "db"
         self.archive_dir = self.db_dir / "archive"
         self.artifact_dir = self.data_dir / "artifacts"
-        for folder in (self.db_dir, self.archive_dir, self.artifact_dir):
-            folder.mkdir(parents=True, exist_ok=True)
+        for folder in (self.data_dir, self.db_dir, self.archive_dir, self.artifact_dir):
+            make_private_dir(folder)
         self.clock = clock
         self.name_factory = name_factory
         self.durable = durable
@@ -224,6 +246,17 @@ class JobStore:
         self._by_owner: dict[str, list[int]] = {}
         #: The highest id ever given out (what ``db/last_id.json`` says, or more).
         self._last_id = 0
+        #: The queue (kept by :meth:`_account`): board -> owner -> WAITING ids, oldest
+        #: first; an owner without waiting jobs on a board has no entry.
+        self._queues: dict[str, dict[str, list[int]]] = {}
+        #: WAITING jobs per owner, all boards together (the waiting-jobs quota).
+        self._waiting: dict[str, int] = {}
+        #: QUEUED or RUNNING jobs per (board, owner) (the running-instances quota).
+        self._busy: dict[tuple[str, str], int] = {}
+        #: board -> owner -> the claim number when the owner was last handed an
+        #: instance of the board (the round-robin's turns; see the module docstring).
+        self._served: dict[str, dict[str, int]] = {}
+        self._claims = 0
         self.tolerate_damage = tolerate_damage
         #: The damaged files skipped (only with ``tolerate_damage``).
         self.damaged: list[DamagedStoreFile] = []
@@ -279,6 +312,7 @@ class JobStore:
                 continue
             self._live[job.id] = job
             self._remember(job.id, job.owner, job.status, job.board)
+            self._account(job, None)
         if stale:
             self._live_table.remove(doc_ids=stale)
         self._unreferenced = unreferenced
@@ -313,6 +347,36 @@ class JobStore:
             else:
                 bisect.insort(ids, job_id)
         self._index[job_id] = _Summary(sys.intern(owner), status, sys.intern(board))
+
+    def _account(self, job: Job, old: JobStatus | None) -> None:
+        """Keep the queue, the waiting counts and the busy counts in step with one
+        job's status going from ``old`` (None: a job new to the live table) to
+        ``job.status``. Called under the lock, after the change was written."""
+        if old is JobStatus.WAITING:
+            queues = self._queues[job.board]
+            queues[job.owner].remove(job.id)
+            if not queues[job.owner]:
+                del queues[job.owner]
+                if not queues:
+                    del self._queues[job.board]
+            self._waiting[job.owner] -= 1
+            if not self._waiting[job.owner]:
+                del self._waiting[job.owner]
+        elif old in (JobStatus.QUEUED, JobStatus.RUNNING):
+            key = (job.board, job.owner)
+            self._busy[key] -= 1
+            if not self._busy[key]:
+                del self._busy[key]
+        if job.status is JobStatus.WAITING:
+            queue = self._queues.setdefault(job.board, {}).setdefault(job.owner, [])
+            if not queue or job.id > queue[-1]:
+                queue.append(job.id)
+            else:
+                bisect.insort(queue, job.id)  # a claimed job given back (server stop)
+            self._waiting[job.owner] = self._waiting.get(job.owner, 0) + 1
+        elif job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+            key = (job.board, job.owner)
+            self._busy[key] = self._busy.get(key, 0) + 1
 
     def recover(self) -> list[int]:
         """After a restart: QUEUED and RUNNING jobs become ERROR; WAITING ones stay to run.
@@ -368,7 +432,7 @@ class JobStore:
         path = self.artifact_path(name)
         created = False
         try:
-            with open(path, "xb") as fh:
+            with open(path, "xb", opener=private_opener) as fh:
                 created = True
                 fh.write(data)
                 fh.flush()
@@ -396,14 +460,20 @@ class JobStore:
 
     def submit(self, owner: str, board: str, duration_limit_seconds: int, executable: bytes,
                fmt: str, comment: str | None = None, console_input: str | None = None,
-               presses: list[Any] | None = None) -> Job:
+               presses: list[Any] | None = None, max_waiting: int | None = None) -> Job:
         """Store the executable and the WAITING job durably before the caller answers 201.
 
         The id mark is written before the job: a crash between them loses an id, never
         reuses one. A failed write (:class:`StorageFull`) removes the executable and
-        leaves the store as it was, apart from the id it used up."""
+        leaves the store as it was, apart from the id it used up. With ``max_waiting``,
+        an owner who already has that many WAITING jobs gets :class:`QuotaExceeded`
+        (checked under the lock, so concurrent submits cannot slip past it)."""
         filename = self._write_artifact(executable)
         with self._lock:
+            waiting = self._waiting.get(owner, 0)
+            if max_waiting is not None and waiting >= max_waiting:
+                self.artifact_path(filename).unlink(missing_ok=True)
+                raise QuotaExceeded(owner, max_waiting, waiting)
             job_id = self._last_id + 1
             job = Job(id=job_id, created=format_time(self.clock()), status=JobStatus.WAITING,
                       owner=owner, board=board, duration_limit_seconds=duration_limit_seconds,
@@ -417,6 +487,7 @@ class JobStore:
                 raise
             self._live[job_id] = job
             self._remember(job_id, owner, job.status, board)
+            self._account(job, None)
             self._changed.notify_all()
         return job
 
@@ -521,6 +592,7 @@ class JobStore:
             else:
                 self._live_table.update(updated.to_record(), doc_ids=[job_id])
                 self._live[job_id] = updated
+            self._account(updated, job.status)
             self._index[job_id] = _Summary(sys.intern(updated.owner), status,
                                            sys.intern(updated.board))
             self._changed.notify_all()
@@ -541,14 +613,31 @@ class JobStore:
             self._live[job_id] = updated
             return updated
 
-    def claim_next(self, board: str, instance: str) -> Job | None:
-        """FIFO per board: the oldest WAITING job for ``board`` becomes QUEUED on ``instance``."""
+    def _turn(self, board: str, owner: str, queue: list[int]) -> tuple[int, int]:
+        """Sorts the owners with WAITING jobs on ``board`` in the order they take turns:
+        served longest ago (0: never) first, then the oldest waiting job first."""
+        return self._served.get(board, {}).get(owner, 0), queue[0]
+
+    def claim_next(self, board: str, instance: str,
+                   max_running: int | None = None) -> Job | None:
+        """The next WAITING job for ``board`` becomes QUEUED on ``instance``: the oldest
+        job of the owner whose turn it is (round-robin between owners, see the module
+        docstring). Owners whose jobs already hold ``max_running`` instances of the board
+        are passed over: their jobs stay WAITING, and they keep their turn. None when
+        no job can be claimed. O(owners waiting on the board)."""
         with self._lock:
-            waiting = [j.id for j in self._live.values()
-                       if j.board == board and j.status is JobStatus.WAITING]
-            if not waiting:
+            queues = self._queues.get(board)
+            if not queues:
                 return None
-            return self.transition(min(waiting), JobStatus.QUEUED, instance=instance)
+            ready = [(self._turn(board, owner, queue), owner) for owner, queue in queues.items()
+                     if max_running is None or self._busy.get((board, owner), 0) < max_running]
+            if not ready:
+                return None
+            _, owner = min(ready)
+            job = self.transition(queues[owner][0], JobStatus.QUEUED, instance=instance)
+            self._claims += 1
+            self._served.setdefault(board, {})[owner] = self._claims
+            return job
 
     def wait_for_change(self, timeout: float) -> None:
         """Sleep until a job is submitted or changes status, or ``timeout`` passes."""
@@ -561,13 +650,36 @@ class JobStore:
             self._changed.notify_all()
 
     def queue_position(self, job: Job) -> int | None:
-        """1 for the next job its board will take; None once the job is no longer WAITING."""
+        """1 for the next job its board will take; None once the job is no longer WAITING.
+
+        The position at which :meth:`claim_next` will hand the job out if nothing else
+        is submitted or canceled: owners take turns in a fixed order (their
+        :meth:`_turn`), one job each, so a job that is the k-th of its owner's queue comes
+        after everybody's first k-1 jobs and after the k-th jobs of the owners before its
+        owner. Exact whenever no owner is held back by the running limit; an owner who
+        is comes at their turn, which holds if one of their jobs has ended by then.
+        O(owners waiting on the board)."""
         if job.status is not JobStatus.WAITING:
             return None
         with self._lock:
-            return 1 + sum(1 for j in self._live.values()
-                           if j.board == job.board and j.status is JobStatus.WAITING
-                           and j.id < job.id)
+            current = self._live.get(job.id)
+            if current is None or current.status is not JobStatus.WAITING:
+                return None
+            queues = self._queues[job.board]
+            mine = queues[job.owner]
+            k = bisect.bisect_left(mine, job.id)  # jobs of the owner ahead of this one
+            turn = self._turn(job.board, job.owner, mine)
+            position = 1
+            for owner, queue in queues.items():
+                position += min(len(queue), k)
+                if len(queue) > k and self._turn(job.board, owner, queue) < turn:
+                    position += 1
+            return position
+
+    def waiting_count(self, owner: str) -> int:
+        """How many WAITING jobs ``owner`` has, all boards together."""
+        with self._lock:
+            return self._waiting.get(owner, 0)
 
     def live_jobs(self) -> list[Job]:
         with self._lock:

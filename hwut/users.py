@@ -5,6 +5,13 @@ clear; API tokens are random and only their SHA-256 is stored (a token is long
 and random, so a fast hash is enough and keeps Bearer checks cheap per request).
 The CLI's ``hwut user add`` writes this file while a server may be running, so
 writers take a file lock and readers reload when the file changed on disk.
+
+A failed Basic login costs the same whether the user exists or not: an unknown
+user (or one without a password) is checked against a dummy argon2 hash made once
+with this store's hasher, so the answer time does not tell which names exist.
+:meth:`UserStore.knows_name` and :meth:`UserStore.knows_token` answer from the last
+loaded snapshot without ever waiting for the lock: the HTTP server's I/O thread asks
+them before it reads a request body (see :mod:`hwut.server`).
 """
 from __future__ import annotations
 
@@ -25,7 +32,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from tinydb import Query, TinyDB
 
 from .jobs import format_time, utcnow
-from .storage import AtomicJSONStorage
+from .storage import AtomicJSONStorage, make_private_dir, private_opener
 
 ROLES = ("user", "admin")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -66,14 +73,18 @@ class UserStore:
                  token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32),
                  hasher: PasswordHasher | None = None) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (self.path.parent.parent, self.path.parent):  # data dir, db/
+            make_private_dir(folder)
         self.clock = clock
         self.token_factory = token_factory
         self.hasher = hasher or PasswordHasher()
         self._lock = threading.RLock()
         self._stamp: tuple[int, int] | None = None
         self._by_token: dict[str, User] = {}
+        #: name -> has a password; replaced whole on reload (read without the lock)
+        self._names: dict[str, bool] = {}
         self._basic_ok: dict[tuple[str, str], User] = {}
+        self._dummy_hash: str | None = None
         self._refresh(force=True)
 
     # ---- cross-process consistency ------------------------------------------------
@@ -95,17 +106,20 @@ class UserStore:
         self._db = TinyDB(self.path, storage=AtomicJSONStorage)
         self._table = self._db.table("users")
         self._stamp = stamp
-        self._by_token = {}
+        by_token: dict[str, User] = {}
+        names: dict[str, bool] = {}
         for doc in self._table.all():
             user = User(doc["name"], doc["role"])
+            names[user.name] = bool(doc.get("password_hash"))
             for digest in doc.get("tokens", []):
-                self._by_token[digest] = user
+                by_token[digest] = user
+        self._by_token, self._names = by_token, names
         self._basic_ok = {}
 
     @contextmanager
     def _writing(self) -> Iterator[None]:
         lock_path = self.path.with_suffix(".lock")
-        with self._lock, open(lock_path, "a") as lock_file:
+        with self._lock, open(lock_path, "a", opener=private_opener) as lock_file:
             fcntl.flock(lock_file, fcntl.LOCK_EX)
             try:
                 self._refresh(force=True)
@@ -137,6 +151,31 @@ class UserStore:
             self._refresh()
             return len(self._table) == 0
 
+    def _glance(self) -> None:
+        """Reload if the file changed, unless another thread holds the lock (then the
+        last snapshot answers): for callers that must never wait."""
+        if self._lock.acquire(blocking=False):
+            try:
+                self._refresh()
+            finally:
+                self._lock.release()
+
+    def knows_name(self, name: str) -> bool:
+        """Whether ``name`` is a user with a password (no argon2, never waits)."""
+        self._glance()
+        return self._names.get(name, False)
+
+    def knows_token(self, token: str) -> bool:
+        """Whether ``token`` is a valid API token (a hash lookup, never waits)."""
+        self._glance()
+        return token_hash(token) in self._by_token
+
+    def _dummy(self) -> str:
+        """A hash of a random password with this store's hasher, made on first use."""
+        if self._dummy_hash is None:
+            self._dummy_hash = self.hasher.hash(secrets.token_urlsafe(18))
+        return self._dummy_hash
+
     def verify_token(self, token: str) -> User | None:
         with self._lock:
             self._refresh()
@@ -152,11 +191,13 @@ class UserStore:
             if cached is not None:
                 return cached
             record = self._record(name)
-        if record is None or not record.get("password_hash"):
-            return None
+        stored = record.get("password_hash") if record is not None else None
         try:
-            self.hasher.verify(record["password_hash"], password)
+            # the same argon2 work whether or not the user exists (no name enumeration)
+            self.hasher.verify(stored or self._dummy(), password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return None
+        if record is None or not stored:
             return None
         user = User(record["name"], record["role"])
         with self._lock:
@@ -172,12 +213,13 @@ class UserStore:
             raise UserError("a user name is 1 to 64 letters, digits, '.', '_' or '-'")
         password = password or secrets.token_urlsafe(18)
         token = self.token_factory()
+        hashed = self.hasher.hash(password)  # slow: not while holding the lock
         with self._writing():
             if self._record(name) is not None:
                 raise UserError(f"user {name!r} already exists")
             role = "admin" if admin else "user"
             self._table.insert({"name": name, "role": role,
-                                "password_hash": self.hasher.hash(password),
+                                "password_hash": hashed,
                                 "tokens": [token_hash(token)],
                                 "created": format_time(self.clock())})
         return User(name, role), password, token
@@ -196,10 +238,11 @@ class UserStore:
     def set_password(self, name: str, password: str) -> None:
         if not password:
             raise UserError("a password must not be empty")
+        hashed = self.hasher.hash(password)  # slow: not while holding the lock
         with self._writing():
             if self._record(name) is None:
                 raise UnknownUser(f"no user {name!r}")
-            self._table.update({"password_hash": self.hasher.hash(password)},
+            self._table.update({"password_hash": hashed},
                                Query().name == name)
 
     def delete(self, name: str) -> None:

@@ -36,12 +36,13 @@ from unicorn import (
 )
 from unicorn import arm_const as A
 
-from . import mmio_cache
+from . import mmio_cache, traps
 from .boards.spec import BoardSpec
 from .bus import Bus
 from .core import exceptions as X
 from .core.cpustate import MAX_DENY, NO_INTR, new_state
 from .core.exceptions import ExceptionModel, Lockup
+from .core.itm import SwvConsole
 from .core.semihosting import Semihosting, SemihostingExit
 from .counter import InstructionCounter, thumb_instructions
 from .notes import NoteLog
@@ -53,6 +54,9 @@ from .vclock import PS_PER_S, VirtualClock
 #: Longest stretch run without looking at cancel and the wall clock (instructions).
 SLICE = 4_000_000
 _INTR_SVC, _INTR_BKPT, _INTR_EXC_EXIT = 2, 7, 8
+#: QEMU's data abort: in Unicorn's M profile only an exclusive access (LDREX/STREX)
+#: that is not aligned to its size raises it (unmapped memory is a UcError).
+_INTR_DATA_ABORT = 4
 _BKPT_SEMIHOSTING = 0xBEAB
 
 
@@ -62,6 +66,8 @@ class StopCause(str, enum.Enum):
     CANCEL = "cancel"
     LOCKUP = "lockup"
     WALL_CLOCK = "wall_clock"
+    #: A debugger halted the core (``Machine.on_breakpoint``, ``Machine.halt_soon``).
+    HALT = "halt"
 
 
 @dataclass
@@ -69,9 +75,12 @@ class RunResult:
     cause: StopCause
     exit_code: int | None
     seconds: float
+    #: Instructions executed since reset (a polling loop fast-forwarded counts its turns).
     instructions: int
     faults: list[str] = field(default_factory=list)
     detail: str = ""
+    #: Core cycles spent asleep in WFI/WFE since reset: virtual time, no instructions.
+    slept_cycles: int = 0
 
 
 class _FlashArray:
@@ -102,8 +111,13 @@ class Machine:
                  trace_out: Callable[[int, bytes], None] | None = None,
                  note: Callable[[str], None] | None = None, native: bool | None = None,
                  trace: Callable[[str], None] | None = None, fast_forward: bool = True,
-                 timing: str = "exact", precharge: bool = True) -> None:
+                 timing: str = "exact", precharge: bool = True, swv_ports: int = 1,
+                 strict_alignment: bool = False) -> None:
         self.board = board
+        #: With ``trace_out``: the stimulus ports a debugger's SWV capture enables and
+        #: shows (``core.itm``); ``trace_out`` gets what its ITM console shows. 0: no
+        #: debugger sets the ITM up, ``trace_out`` gets every stimulus packet raw.
+        self._swv_ports = swv_ports if trace_out is not None else 0
         soc = board.soc
         self._uart_out = uart_out or (lambda name, data: None)
         self._trace_out = trace_out
@@ -168,6 +182,18 @@ class Machine:
         self._unmask_sites = 0
         #: Core cycles spent asleep (WFI/WFE): time that passed with no instructions.
         self.slept_cycles = 0
+        #: Cycles after the core halted (semihosting exit) while peripherals drained.
+        self._halted_cycles = 0
+        #: The image as loaded, for the trap hooks (``sim.traps``), installed lazily: the
+        #: division hooks once firmware sets CCR.DIV_0_TRP, the alignment ones UNALIGN_TRP.
+        self._segments: list[tuple[int, bytes]] = []
+        self._trap_hooks: dict[str, bool] = {}  # kind → installed (False: wanted)
+        #: Check LDRD/STRD/LDM/STM/VLDR/VSTR alignment from the start, as the architecture
+        #: does, rather than once UNALIGN_TRP is set (a Python hook per such access).
+        self._strict_alignment = strict_alignment
+        self._access_sites: list[tuple[int, traps.Access]] | None = None
+        #: A trap a hook found before its instruction ran: (fault, CFSR bits, why).
+        self._trap: tuple[int, int, str] | None = None
         self.faults: list[str] = []
 
     # -- construction -----------------------------------------------------------
@@ -225,16 +251,22 @@ class Machine:
         if "hse_hz" in accepted:
             wiring["hse_hz"] = self.board.hse_hz
         if "external" in accepted:
-            wiring["external"] = {b.pin: b.idle_level for b in self.board.buttons
-                                  if b.port == name}
+            wiring["external"] = self.board.idle_levels(name)
+        if "floating_level" in accepted:
+            wiring["floating_level"] = self.board.floating_level
         if "out" in accepted and self._trace_out is not None:
-            wiring["out"] = self._trace_out
+            wiring["out"] = (SwvConsole(self._trace_out, self._swv_ports) if self._swv_ports
+                             else self._trace_out)
+        if "swv_ports" in accepted:
+            wiring["swv_ports"] = self._swv_ports
         if "memory" in accepted:
             flash = self.bus.memory_at(self.board.soc.memory("flash").base)
             wiring["memory"] = _FlashArray(flash, self.uc, self.counter.forget_blocks)
         if "bus_read" in accepted:  # DMA masters see the bus as the CPU does
             wiring["bus_read"] = self.bus.read
             wiring["bus_write"] = self.bus.write
+        if "on_ccr" in accepted:
+            wiring["on_ccr"] = self._ccr_written
         if "on_event" in accepted:  # EXTI events wake WFE
             wiring["on_event"] = lambda line: setattr(self.exc, "event_register", True)
         if "channel_values" in accepted:
@@ -338,6 +370,56 @@ class Machine:
         self.uc.reg_write(A.UC_ARM_REG_PC, (pc - self.precharged_flash.base) | 1)
         return True
 
+    def _ccr_written(self, ccr: int) -> None:
+        """A trap enabled: its hooks go in between slices (from the next instruction)."""
+        wanted = (("divide",) if ccr & traps.CCR_DIV_0_TRP else ()) + \
+            (("multiword", "align") if ccr & traps.CCR_UNALIGN_TRP else ())
+        for kind in wanted:
+            if kind not in self._trap_hooks:
+                self._trap_hooks[kind] = False
+                self.counter.stop_soon()
+
+    def _hook_traps(self) -> None:
+        """A code hook on every site of the wanted traps; in precharged flash those run
+        counted from now on, so that a trap stops at its instruction, count exact."""
+        for kind, installed in list(self._trap_hooks.items()):
+            if installed:
+                continue
+            if kind == "divide":
+                sites: list[tuple[int, Any]] = list(traps.divide_sites(self._segments))
+                hook = self._on_divide
+            else:  # "multiword": faults always; "align": only with UNALIGN_TRP
+                if self._access_sites is None:
+                    self._access_sites = traps.access_sites(self._segments)
+                sites = [(a, s) for a, s in self._access_sites if s.always == (kind == "multiword")]
+                hook = self._on_access
+            flash = self.precharged_flash
+            for address, data in sites:
+                for at in self._views(address):
+                    self.uc.hook_add(UC_HOOK_CODE, hook, user_data=data, begin=at, end=at)
+                if flash is not None and flash.contains(address):
+                    self._mark(address)
+            self._trap_hooks[kind] = True
+        self.counter.forget_blocks()
+        self.uc.ctl_flush_tb()
+
+    def _on_divide(self, uc: Uc, address: int, size: int, rm: int) -> None:
+        if (uc.reg_read(traps.REGISTERS[rm]) == 0
+                and self.peripherals["SCB"].get("CCR") & traps.CCR_DIV_0_TRP):
+            pc = self._canonical(address)
+            self._trap = (X.USAGEFAULT, X.CFSR_DIVBYZERO, f"division by zero at 0x{pc:08x}")
+            uc.emu_stop()  # before the instruction: it writes nothing
+
+    def _on_access(self, uc: Uc, address: int, size: int, site: traps.Access) -> None:
+        if not (site.always or self.peripherals["SCB"].get("CCR") & traps.CCR_UNALIGN_TRP):
+            return
+        ea = site.address(uc.reg_read, address)
+        if ea & site.mask:
+            pc = self._canonical(address)
+            self._trap = (X.USAGEFAULT, X.CFSR_UNALIGNED,
+                          f"unaligned access to 0x{ea:08x} at 0x{pc:08x}")
+            uc.emu_stop()
+
     def _on_sev(self, uc: Uc, address: int, size: int, _user: object) -> None:
         self.exc.event_register = True
 
@@ -353,6 +435,10 @@ class Machine:
                 raise ValueError(f"segment at 0x{address:08x} (+{len(data)}) is outside memory")
             mem.write(address, data)
         self._plan_precharge()  # its hooks first: the count goes up before the unmask hooks look
+        self._segments = list(segments)
+        self._access_sites = None
+        if self._strict_alignment:
+            self._trap_hooks["multiword"] = False
         flash = self.precharged_flash
         for at in self._watch_unmasking(segments):
             if flash is not None and flash.contains(at):
@@ -391,6 +477,8 @@ class Machine:
         uc.reg_write(A.UC_ARM_REG_PC, pc | 1)
         self._sleeping = False
         self._reset_requested = False
+        if self.on_reset is not None:
+            self.on_reset()
 
     # -- host side ---------------------------------------------------------------
     def uart_receive(self, name: str, data: bytes, at_s: float | None = None,
@@ -413,6 +501,13 @@ class Machine:
         else:
             self.clock.at_time(int(at_s * PS_PER_S), lambda: gpio.set_input(pin, level))
 
+    def drive(self, pin: str, level: int | None, at_s: float | None = None) -> None:
+        """Drive a pin by name ("PA0") from outside to 1/0, or release it (None) to
+        what the board leaves on it, now or at a virtual time: a job's scripted input,
+        as ``press`` is for buttons. ValueError names the pins the board has."""
+        port, number = self.board.pin(pin)
+        self.drive_pin(port, number, level, at_s)
+
     def press(self, button: str, at_s: float, release_s: float | None = None) -> None:
         """Press a board button (B1 ...) at a virtual time, and release it later."""
         b = next((b for b in self.board.buttons if b.name == button), None)
@@ -430,6 +525,44 @@ class Machine:
                 if pin == led.pin:
                     callback(led.name, level, self.clock.seconds())
             self.peripherals[led.port].on_output(changed)
+
+    # -- debugger support (hwut.sim.debug) -------------------------------------------------
+    #: Called with the PC of a BKPT that is not semihosting's; True halts the core there
+    #: (a debugger with C_DEBUGEN set), False keeps the HardFault of a core without one.
+    on_breakpoint: Callable[[int], bool] | None = None
+    #: Called at the end of every reset (a debugger's vector catch and S_RESET_ST).
+    on_reset: Callable[[], None] | None = None
+
+    def halt_soon(self) -> None:
+        """From inside ``run`` (a hook, a callback): end it before the next instruction
+        with ``StopCause.HALT``."""
+        self._stop(StopCause.HALT)
+
+    def reset_if_requested(self) -> bool:
+        """A reset requested while the run loop is not running (AIRCR.SYSRESETREQ written
+        by a debugger into a halted core) happens now; True if there was one."""
+        if not self._reset_requested:
+            return False
+        self.note(f"system reset requested at {self.clock.seconds():.6f} s")
+        self.reset(system=True)
+        return True
+
+    def step(self, *, take_exceptions: bool = True) -> StopCause | None:
+        """One debugger single step: due events fire, then a pending exception is taken
+        (the step ends on the handler's first instruction, none of it run) unless
+        ``take_exceptions`` is false (C_MASKINTS), else one instruction runs. Returns
+        what stopped the core besides the step (a halt, an exit), or None."""
+        self._cause = None
+        if self.clock.run_due():
+            self.bus.invalidate()
+        if self.reset_if_requested():
+            return None
+        self.exc.systick_catch_up(self.counter.count)
+        if take_exceptions and self._take_exception():
+            return self._cause
+        self._sleeping = False
+        self._run_to(self.counter.count + 1)
+        return self._cause
 
     # -- hooks (run inside Unicorn) -------------------------------------------------
     def _on_interrupt(self, uc: Uc, intno: int, _user: object) -> None:
@@ -481,6 +614,10 @@ class Machine:
         deadline = None if wall_limit_s is None else time.monotonic() + wall_limit_s
         self._cause = None
         detail = ""
+        finished = threading.Event()
+        if cancel is not None:  # a cancel ends the slice in progress, not only the next one
+            threading.Thread(target=self._stop_soon_on, args=(cancel, finished), daemon=True,
+                             name="hwut-sim-cancel").start()
         try:
             while self._cause is None:
                 if cancel is not None and cancel.is_set():
@@ -509,8 +646,10 @@ class Machine:
             detail = f"core lockup: {exc}"
             self.faults.append(detail)
         finally:
+            finished.set()
             limit.cancel()
-        seconds, instructions = self.clock.seconds(), self.counter.count - self.slept_cycles
+        seconds = self.clock.seconds()
+        instructions = self.counter.count - self.slept_cycles - self._halted_cycles
         if self._cause is StopCause.EXIT:
             self._drain()
         self._notes.finish()  # "note repeated N times" for what was only counted
@@ -518,7 +657,15 @@ class Machine:
         fault_log.finish()
         return RunResult(self._cause, self._exit_code, seconds, instructions,
                          list(self.faults) + [f for f in fault_log.lines if f not in self.faults],
-                         detail)
+                         detail, self.slept_cycles)
+
+    def _stop_soon_on(self, cancel: threading.Event, finished: threading.Event) -> None:
+        """Watch ``cancel`` for the length of a run: a slow slice (seconds of CPU for
+        firmware that is expensive to emulate) must not delay a stop."""
+        while not finished.is_set():
+            if cancel.wait(0.05):
+                self.counter.stop_soon()
+                return
 
     def _drain(self, window_s: float = 0.002) -> None:
         """The core halted (semihosting exit) but peripherals run on: let what is in
@@ -528,7 +675,9 @@ class Machine:
             nxt = self.clock.next_deadline()
             if nxt is None or nxt > end:
                 break
-            self.counter.count = max(self.counter.count, nxt)
+            if nxt > self.counter.count:
+                self._halted_cycles += nxt - self.counter.count
+                self.counter.count = nxt
             self.clock.run_due()
 
     def _stop(self, cause: StopCause) -> None:
@@ -555,23 +704,37 @@ class Machine:
         if nxt is None:  # nothing can ever wake the core; the limit event always exists
             self._stop(StopCause.LIMIT)
             return
-        self.counter.count = max(self.counter.count, nxt)  # virtual time jumps; no instructions run
+        now = self.counter.count
+        if nxt > now:  # virtual time jumps; no instructions run
+            self.slept_cycles += nxt - now
+            self.counter.count = nxt
 
     def _run_slice(self) -> None:
         count = self.counter.count
         # With the native hook SysTick is taken inside the engine: no slice ends for it.
         nxt = self.clock.next_deadline() if self.native else self._next_deadline()
         end = count + SLICE if nxt is None else min(nxt, count + SLICE)
-        self.counter.limit = max(end, count + 1)
+        self._run_to(max(end, count + 1))
+
+    def _run_to(self, limit: int) -> None:
+        """Run instructions until the count reaches ``limit`` or something stops the CPU."""
+        self.counter.limit = limit
         self._intr = None
         self.state.last_intno = NO_INTR
         self._bad_access = None
         self.state.quick = 0
+        if not all(self._trap_hooks.values()):
+            self._hook_traps()
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
         try:
             self.uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF)
         except UcError as err:
             self._on_cpu_error(err)
+            return
+        if self._trap is not None:
+            kind, bits, why = self._trap
+            self._trap = None
+            self.exc.raise_fault(kind, bits, why=why)
             return
         if self.native and self.state.last_intno != NO_INTR:
             self._intr = self.state.last_intno
@@ -606,9 +769,14 @@ class Machine:
         elif intno == _INTR_BKPT:
             if self._halfword(pc) == _BKPT_SEMIHOSTING:
                 self._semihosting_call(pc)
+            elif self.on_breakpoint is not None and self.on_breakpoint(pc):
+                self._stop(StopCause.HALT)  # a debugger halts the core at the BKPT
             else:
                 self.exc.faults.hfsr |= 1 << 31  # DEBUGEVT
                 self.exc.raise_fault(X.HARDFAULT, 0, why=f"BKPT at 0x{pc:08x} with no debugger")
+        elif intno == _INTR_DATA_ABORT:
+            self.exc.raise_fault(X.USAGEFAULT, X.CFSR_UNALIGNED,
+                                 why=f"unaligned exclusive access at 0x{pc:08x}")
         else:
             self.exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
                                  why=f"CPU exception {intno} at 0x{pc:08x}")

@@ -63,10 +63,27 @@ def test_backends_do_not_import_the_service():
 
 
 def test_only_emulator_backends_import_sim():
-    # simboards.py: the sim's board data in the contract's terms, shared by both emulators
+    # simboards.py: the sim's board data in the contract's terms, shared by both emulators;
+    # simlab.py and simprobe.py: emulated boards behind simulated debug probes, and the
+    # pyOCD plug-in that serves them
+    allowed = {"sim.py", "renode.py", "simboards.py", "simlab.py", "simprobe.py"}
     for path, used in layers("backends").items():
         if "sim" in used:
-            assert Path(path).name in {"sim.py", "renode.py", "simboards.py"}, path
+            assert Path(path).name in allowed, path
+
+
+def test_nothing_of_ours_imports_the_pyocd_probe_plugin():
+    """Only pyOCD loads ``simprobe`` (entry point ``pyocd.probe``): importing pyOCD loads
+    its plug-ins, so a module that imported the plug-in before pyOCD would import it
+    half-way (boards are registered through ``simlab``)."""
+    for folder in ("sim", "backends", "hwut", "tests", "bench"):
+        for path, mods in imported_modules(folder).items():
+            assert "hwut.backends.simprobe" not in mods, path
+
+
+def test_the_sim_never_imports_pyocd():
+    for path, used in layers("sim").items():
+        assert "pyocd" not in used, path
 
 
 def test_the_service_never_imports_sim():

@@ -7,7 +7,9 @@ Choices where the v1 document is silent:
   executable that needs memory the board asked for lacks; 413 for an oversized
   body; 415 for a body that is not a Cortex-M ELF/HEX/BIN at all; 503 (with
   Retry-After) when no instance of the board can run jobs (none configured, or
-  every one unavailable), instead of a job that would wait for ever.
+  every one unavailable), instead of a job that would wait for ever; 429 (with
+  Retry-After) when the user already has ``quota.max_waiting_jobs`` WAITING jobs,
+  checked before the body is read (admins are exempt while ``quota.admins_exempt``).
 - The owner and admins get the extended view (with ``queue_position`` while
   WAITING); everybody else signed in gets the short view. Logs, trace files and
   cancel are for the owner and admins only (403 for others).
@@ -33,7 +35,7 @@ from .. import inputs
 from ..config import Config
 from ..jobs import Job, JobStatus, TransitionError
 from ..scheduler import Scheduler
-from ..store import Store
+from ..store import QuotaExceeded, Store
 from ..users import User
 from .files import FileSlice, StreamSlots, byte_range
 from .params import bad_request, bool_param, int_param, single
@@ -125,6 +127,19 @@ class SubmitResource(_JobBase):
             raise bad_request(f"board {board} cannot be fed console input ('input'): its "
                               "backend does not support it")
 
+    def _max_waiting(self, user: User) -> int | None:
+        """The user's waiting-jobs quota; None for no limit."""
+        limit = int(self.config["quota.max_waiting_jobs"])
+        if limit == 0 or (user.is_admin and self.config["quota.admins_exempt"]):
+            return None
+        return limit
+
+    def _refuse_over_quota(self, user: User, limit: int | None) -> None:
+        """429 before the body is read (the store checks again, under its lock)."""
+        waiting = self.store.jobs.waiting_count(user.name)
+        if limit is not None and waiting >= limit:
+            raise QuotaExceeded(user.name, limit, waiting)
+
     def on_put(self, req: falcon.Request, resp: falcon.Response) -> None:
         user: User = req.context.user
         self._refuse_unknown_params(req)
@@ -145,6 +160,8 @@ class SubmitResource(_JobBase):
         except ValueError as exc:
             raise bad_request(str(exc)) from None
         self._refuse_unrunnable(board)
+        max_waiting = self._max_waiting(user)
+        self._refuse_over_quota(user, max_waiting)
         info = self.scheduler.board_info(board)
         self._check_for_board(board, info, console_input, presses)
         data = self._read_body(req)
@@ -167,7 +184,7 @@ class SubmitResource(_JobBase):
                             "Intel HEX or a Cortex-M BIN image") from None
         job = self.store.jobs.submit(user.name, board, duration, data, parsed.format,
                                      comment=comment, console_input=console_input,
-                                     presses=presses)
+                                     presses=presses, max_waiting=max_waiting)
         resp.status = falcon.HTTP_201
         resp.location = f"/apiv1/jobs/{job.id}"
         resp.media = self.view(user, job)

@@ -206,13 +206,16 @@ def run_job(spec: JobSpec, channel: Channel, stop: StopRequest,
 
 
 def _explain(outcome: Outcome, stop: StopRequest, spec: JobSpec) -> Outcome:
-    if outcome.reason not in (StopReason.CANCEL, StopReason.LIMIT):
+    """A run our own stop request cut short says why; one that ended by itself anyway
+    (its limit, an exit, a lockup, as the CPU signal came) keeps its own reason."""
+    if outcome.reason is not StopReason.CANCEL:
         return outcome
     if stop.reason == "cpu":
+        before = f"; before that: {outcome.detail}" if outcome.detail else ""
         return replace(outcome, reason=StopReason.CPU_LIMIT, detail=(
             f"firmware too slow to emulate: {outcome.time_used_s:.3f} of "
             f"{spec.time_limit_s:g} virtual s in {cpu_seconds():.0f} CPU s "
-            f"(the job's CPU limit is {spec.limits.cpu_seconds:g} s)"))
+            f"(the job's CPU limit is {spec.limits.cpu_seconds:g} s){before}"))
     if stop.reason == "output":
         return replace(outcome, reason=StopReason.OUTPUT_LIMIT,
                        detail=f"{stop.detail} at {outcome.time_used_s:.6f} s of virtual time")

@@ -6,6 +6,9 @@ from collections.abc import Callable, Iterable
 from ..regs import Peripheral, Register
 from ..vclock import VirtualClock
 
+#: DEMCR.TRCENA: DWT and ITM enabled.
+TRCENA = 1 << 24
+
 
 class Dwt(Peripheral):
     size = 0x1000
@@ -50,9 +53,29 @@ class Dwt(Peripheral):
 
 
 class CoreDebug(Peripheral):
-    """DHCSR/DCRSR/DCRDR/DEMCR at 0xE000EDF0: no debugger attached, TRCENA stored."""
+    """DHCSR/DCRSR/DCRDR/DEMCR at 0xE000EDF0: no halting debugger, TRCENA stored.
+
+    ``swv_ports`` non-zero: a debugger captures SWV (see ``itm.Itm``) and, like
+    any debugger reaching the ITM, has set DEMCR.TRCENA at power-on reset. DEMCR
+    is in the debug domain: a system reset (SYSRESETREQ) leaves it alone.
+    """
 
     size = 0x10
+
+    def __init__(self, name: str, base: int, *, swv_ports: int = 0,
+                 note: Callable[[str], None] | None = None) -> None:
+        self._debugger_trace = bool(swv_ports)
+        super().__init__(name, base, note=note)
+
+    def reset(self) -> None:
+        super().reset()
+        if self._debugger_trace:
+            self.set("DEMCR", TRCENA)
+
+    def system_reset(self, cause: str = "software") -> None:
+        demcr = self.get("DEMCR")
+        super().reset()
+        self.set("DEMCR", demcr)
 
     def registers(self) -> Iterable[Register]:
         yield Register("DHCSR", 0x0, write_mask=0)

@@ -25,9 +25,12 @@ class Scb(Peripheral):
 
     def __init__(self, name: str, base: int, *, exceptions: ExceptionModel,
                  request_reset: Callable[[], None],
-                 note: Callable[[str], None] | None = None) -> None:
+                 note: Callable[[str], None] | None = None,
+                 on_ccr: Callable[[int], None] | None = None) -> None:
         self.exc = exceptions
         self._request_reset = request_reset
+        #: Told the new CCR after every write (the traps the CPU takes depend on it).
+        self._on_ccr = on_ccr or (lambda ccr: None)
         super().__init__(name, base, note=note)
 
     def registers(self) -> Iterable[Register]:
@@ -41,7 +44,8 @@ class Scb(Peripheral):
                        on_write=self._aircr_write, write_mask=0)
         yield Register("SCR", 0x10, write_mask=0x16,
                        on_write=lambda _v: setattr(exc, "sevonpend", bool(self.get("SCR") & 0x10)))
-        yield Register("CCR", 0x14, reset=0x0000_0200, write_mask=0x31B)
+        yield Register("CCR", 0x14, reset=0x0000_0200, write_mask=0x31B,
+                       on_write=lambda _v: self._on_ccr(self.get("CCR")))
         for i, first in enumerate((4, 8, 12)):
             def write(_v: int, first=first, off=0x18 + 4 * i) -> None:
                 stored = self.values[off]

@@ -3,7 +3,8 @@
 IDR is what the pin carries, computed when read: a push-pull output drives its
 ODR bit; an open-drain output drives 0 or lets go; a released pin reads what
 the outside world drives (``set_input``), else the board's wiring
-(``external``: B1's pull-up on PC13), else its own PUPDR pull. Firmware that
+(``external``: B1's pull-up on PC13), else its own PUPDR pull, else the
+board's ``floating_level`` (a pin nothing touches). Firmware that
 waits for a button or bit-bangs I2C over pull-ups depends on exactly this.
 Listeners see output changes (LEDs) and pin level changes (EXTI).
 """
@@ -36,12 +37,14 @@ class GpioPort(Peripheral):
 
     def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
                  note: Callable[[str], None] | None = None, port: str | None = None,
-                 external: dict[int, int] | None = None) -> None:
+                 external: dict[int, int] | None = None, floating_level: int = 0) -> None:
         self.clock = clock
         self.clocks = clocks
         self.port = (port or name[-1]).upper()
         #: Board wiring: the level a pin has when nothing drives it.
         self.external: dict[int, int] = dict(external or {})
+        #: What a pin with nothing on it and its own pull off reads (board data).
+        self.floating_level = 1 if floating_level else 0
         #: Levels driven from outside (scripted inputs); None = not driven.
         self._driven: dict[int, int] = {}
         self._output_listeners: list[Listener] = []
@@ -137,7 +140,9 @@ class GpioPort(Peripheral):
             return self._driven[pin]
         if pin in self.external:
             return 1 if self.external[pin] else 0
-        return 1 if pull == 1 else 0
+        if pull in (1, 2):
+            return 1 if pull == 1 else 0
+        return self.floating_level
 
     def _outputs(self) -> dict[int, int]:
         moder, odr = self.values[MODER], self.values[ODR]

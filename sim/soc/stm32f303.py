@@ -43,9 +43,9 @@ def _core_peripherals() -> tuple[PeripheralSpec, ...]:
     )
 
 
-def _device_peripherals(flash_size: int) -> tuple[PeripheralSpec, ...]:
+def _device_peripherals(flash_size: int, gpio_ports: str) -> tuple[PeripheralSpec, ...]:
     gpio = tuple(PeripheralSpec(f"GPIO{port}", f"{P}.gpio:GpioPort", 0x4800_0000 + 0x400 * i)
-                 for i, port in enumerate("ABCDEF"))
+                 for i, port in enumerate(gpio_ports))
     serial = (
         PeripheralSpec("USART1", f"{P}.usart:Usart", 0x4001_3800, {"irq": 37},
                        {"clock_name": "USART1CLK"}),
@@ -105,10 +105,17 @@ def _device_peripherals(flash_size: int) -> tuple[PeripheralSpec, ...]:
     )
 
 
+def _gpio_ports(peripherals: dict) -> dict[int, Any]:
+    """The part's GPIO ports by index (0 = A .. 7 = H; A-F, or A-H on the xD/xE)."""
+    return {i: peripherals[f"GPIO{p}"] for i, p in enumerate("ABCDEFGH")
+            if f"GPIO{p}" in peripherals}
+
+
 def _connect_exti(peripherals: dict) -> None:
     from ..peripherals.exti import connect_gpio_exti
     exti = peripherals["EXTI"]
-    connect_gpio_exti([peripherals[f"GPIO{p}"] for p in "ABCDEF"], peripherals["SYSCFG"], exti)
+    # EXTICR codes 0b110/0b111 select PG/PH, where the part has them (RM0316, SYSCFG_EXTICRx)
+    connect_gpio_exti(_gpio_ports(peripherals), peripherals["SYSCFG"], exti)
     rtc = peripherals["RTC"]
     rtc.on_wakeup = lambda: exti.line_edge(20, True)
     rtc.on_alarm = lambda: exti.line_edge(17, True)
@@ -134,8 +141,7 @@ TIMER_INPUTS = {
 
 def _connect_capture(peripherals: dict) -> None:
     """Edges on a pin in alternate-function mode reach the timer channel it feeds."""
-    for port in "ABCDEF":
-        gpio = peripherals[f"GPIO{port}"]
+    for gpio in _gpio_ports(peripherals).values():
         gpio.on_input_change(_capture_router(gpio, peripherals))
 
 
@@ -190,10 +196,16 @@ def _only_update(previous: Callable[[str], None] | None,
     return request
 
 
-def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int) -> SocSpec:
-    """One F303 part: the same core, peripherals and map, with its memory sizes.
+def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int,
+              gpio_ports: str = "ABCDEF") -> SocSpec:
+    """One F303 part: the same core, peripherals and map, with its memory sizes and
+    GPIO ports.
 
     The flash size register (0x1FFFF7CC) reads the part's flash in KiB, as on the chip.
+    ``gpio_ports`` are the ports the die has, from 0x48000000 at 0x400 apart: the
+    xD/xE die has A-H (GPIOG 0x48001800, GPIOH 0x48001C00, clocked by RCC_AHBENR
+    IOPGEN bit 23 and IOPHEN bit 16, RM0316 9.4.6), the xB/xC die A-F, where
+    0x48001800 upwards is reserved and a BusFault.
     """
     flash_size, sram_size, ccm_size = flash_kib * KIB, sram_kib * KIB, ccm_kib * KIB
     return SocSpec(
@@ -212,11 +224,11 @@ def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int) -> SocS
                 (OPTION_BYTES_ADDRESS - SYSMEM_BASE, _OPTION_BYTES),
             )),
         ),
-        peripherals=_core_peripherals() + _device_peripherals(flash_size),
+        peripherals=_core_peripherals() + _device_peripherals(flash_size, gpio_ports),
         wiring=(_connect_exti, _connect_dma, _connect_capture),
         peripheral_space=(
             (0x4000_0000, 0x0002_4400),  # APB1, APB2, AHB1
-            (0x4800_0000, 0x0000_1800),  # AHB2: GPIO A-F (the F303xB/C/D/E here have no G/H)
+            (0x4800_0000, 0x400 * len(gpio_ports)),  # AHB2: the GPIO ports
             (0x5000_0000, 0x0000_0800),  # AHB3: ADC1-4
             (0xE000_0000, 0x0010_0000),  # private peripheral bus (ITM, DWT, SCS, TPIU...)
         ),
@@ -225,7 +237,10 @@ def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int) -> SocS
 
 
 #: NUCLEO-F303RE's part (DS10362, "xE"): 512 KiB flash, 64 KiB SRAM, 16 KiB CCM SRAM.
-STM32F303RE = stm32f303("stm32f303re", flash_kib=512, sram_kib=64, ccm_kib=16)
+#: The xD/xE die has GPIOG and GPIOH; in the 64-pin package of the RE their pins
+#: are not bonded out, but the registers answer (ChibiOS initialises every port).
+STM32F303RE = stm32f303("stm32f303re", flash_kib=512, sram_kib=64, ccm_kib=16,
+                        gpio_ports="ABCDEFGH")
 #: STM32F3DISCOVERY's part (DS9118, "xC"): 256 KiB flash, 40 KiB SRAM, 8 KiB CCM SRAM.
 STM32F303VC = stm32f303("stm32f303vc", flash_kib=256, sram_kib=40, ccm_kib=8)
 

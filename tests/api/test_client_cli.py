@@ -255,7 +255,8 @@ def test_cli_user_delete_passwd_and_revoke_in_a_data_dir(tmp_path):
     assert store.verify_token(root_token).name == "root"
 
 
-def test_fixture_images_accepted_and_bad_ones_refused(idle_env):
+def test_fixture_images_accepted_and_bad_ones_refused(make_env):
+    idle_env = make_env(start=False, quota_max_waiting_jobs=0)  # more images than the quota
     for path in sorted(BUILD.glob("*.*")):
         r = idle_env.submit(body=path.read_bytes())
         assert r.status_code == 201, (path.name, r.json)

@@ -55,15 +55,25 @@ def test_the_discovery_carries_an_f303vc():
 
 def test_variants_differ_in_data_only():
     """Same core, peripherals (at the same places, with the same IRQs) and wiring; only
-    the memories and what the flash interface is told of its array differ."""
+    the memories, what the flash interface is told of its array and the GPIO ports
+    differ: the xB/xC die has A-F, the xD/xE die A-H (GPIOG/GPIOH, issue 13)."""
     vc, re = STM32F303VC, STM32F303RE
-    assert (vc.cpu, vc.irq_count, vc.priority_bits, vc.wiring, vc.peripheral_space) == \
-        (re.cpu, re.irq_count, re.priority_bits, re.wiring, re.peripheral_space)
-    assert [p for p in vc.peripherals if p.name != "FLASH"] == \
-        [p for p in re.peripherals if p.name != "FLASH"]
+    assert (vc.cpu, vc.irq_count, vc.priority_bits, vc.wiring) == \
+        (re.cpu, re.irq_count, re.priority_bits, re.wiring)
+    gh = ("FLASH", "GPIOG", "GPIOH")
+    assert [p for p in vc.peripherals if p.name not in gh] == \
+        [p for p in re.peripherals if p.name not in gh]
     assert type(vc) is type(re) and dataclasses.fields(vc) == dataclasses.fields(re)
     ports = sorted(p.name for p in vc.peripherals if p.name.startswith("GPIO"))
-    assert ports == [f"GPIO{x}" for x in "ABCDEF"]  # no GPIOG/GPIOH on these parts
+    assert ports == [f"GPIO{x}" for x in "ABCDEF"]
+    ports = {p.name: p.base for p in re.peripherals if p.name.startswith("GPIO")}
+    assert ports == {f"GPIO{x}": 0x4800_0000 + 0x400 * i for i, x in enumerate("ABCDEFGH")}
+    assert ports["GPIOG"] == 0x4800_1800 and ports["GPIOH"] == 0x4800_1C00
+    ahb2 = {base: size for base, size in vc.peripheral_space}, \
+        {base: size for base, size in re.peripheral_space}
+    assert ahb2[0][0x4800_0000] == 0x1800 and ahb2[1][0x4800_0000] == 0x2000
+    assert [s for s in vc.peripheral_space if s[0] != 0x4800_0000] == \
+        [s for s in re.peripheral_space if s[0] != 0x4800_0000]
 
 
 @pytest.mark.parametrize("name, kib", [("stm32f3discovery", 256), ("nucleo-f303re", 512)])

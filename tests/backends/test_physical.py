@@ -1,0 +1,111 @@
+"""The physical backend (first cut) through real pyOCD and pyserial, against the
+simulated probe in front of an emulated NUCLEO-F303RE: the board starts with
+erased flash, the backend programs it through the flash algorithm and reads the
+console from the board's pseudo-terminal."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pyocd")
+pytest.importorskip("serial")
+
+from pyocd.core.helpers import ConnectHelper  # noqa: E402
+
+from hwut.backends.base import RunRequest, StopReason  # noqa: E402
+from hwut.backends.physical import OptionError, PhysicalBackend, parse_options  # noqa: E402
+from hwut.backends.simlab import PROBES, start_board  # noqa: E402
+
+BUILD = Path(__file__).resolve().parents[2] / "fixtures" / "build"
+UID = "hwutsim-physical-0"
+
+
+@pytest.fixture
+def lab():
+    """A simulated lab board: probe UID, console on a pty; nothing left afterwards."""
+    # pyOCD's USB probe drivers open libusb once per process, at the first enumeration
+    ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
+    threads, fds = set(threading.enumerate()), set(os.listdir("/proc/self/fd"))
+    board = start_board("nucleo-f303re", realtime=False)
+    PROBES.register(UID, board)
+    try:
+        yield board
+    finally:
+        PROBES.unregister(UID)
+        board.close()
+    assert set(threading.enumerate()) <= threads
+    assert set(os.listdir("/proc/self/fd")) <= fds
+
+
+def _request(name="hello.elf", fmt="elf", limit=1.0, cancel=None):
+    log = bytearray()
+    request = RunRequest(executable=BUILD / name, format=fmt, board="nucleo-f303re",
+                         time_limit_s=limit, uart=log.extend,
+                         cancel=cancel or threading.Event())
+    return request, log
+
+
+def test_options_are_checked():
+    assert parse_options({"probe": "x", "serial": "/dev/null"})["baud"] == 115200
+    with pytest.raises(OptionError, match="probe is required"):
+        parse_options({"serial": "/dev/null"})
+    with pytest.raises(OptionError, match="after must be one of"):
+        parse_options({"probe": "x", "serial": "y", "after": "sleep"})
+    with pytest.raises(OptionError, match="unknown options"):
+        parse_options({"probe": "x", "serial": "y", "colour": "red"})
+    assert not PhysicalBackend.availability({}).ok
+
+
+@pytest.mark.parametrize("name,fmt", [("hello.elf", "elf"), ("hello.hex", "hex"),
+                                      ("hello.bin", "bin")])
+def test_a_job_programs_runs_and_streams_the_console(lab, name, fmt):
+    backend = PhysicalBackend("nucleo-f303re", {"probe": UID, "serial": lab.console_path})
+    request, log = _request(name, fmt, limit=0.5)
+    outcome = backend.run(request)
+    assert outcome.reason is StopReason.LIMIT, outcome.detail
+    assert log.startswith(b"HWUT hello from NUCLEO-F303RE\r\nSYSCLK=72000000\r\ncount=0\r\n")
+    assert lab.core.halted  # option after = halt (the default)
+
+
+def test_cancel_stops_the_job_within_a_second(lab):
+    cancel = threading.Event()
+    backend = PhysicalBackend("nucleo-f303re", {"probe": UID, "serial": lab.console_path,
+                                                "after": "run"})
+    request, _ = _request(limit=60, cancel=cancel)
+    threading.Timer(0.5, cancel.set).start()
+    started = time.monotonic()
+    outcome = backend.run(request)
+    assert outcome.reason is StopReason.CANCEL
+    assert time.monotonic() - started < 5
+    assert not lab.core.halted  # after = run
+
+
+def test_a_missing_probe_is_an_infrastructure_error_naming_the_probes(lab):
+    backend = PhysicalBackend("nucleo-f303re", {"probe": "hwutsim-gone", "serial": lab.console_path})
+    outcome = backend.run(_request()[0])
+    assert outcome.reason is StopReason.INFRASTRUCTURE
+    assert "probe hwutsim-gone not found" in outcome.detail and UID in outcome.detail
+
+
+def test_a_missing_serial_port_is_an_infrastructure_error(lab):
+    backend = PhysicalBackend("nucleo-f303re", {"probe": UID, "serial": "/dev/hwut-no-such-port"})
+    outcome = backend.run(_request()[0])
+    assert outcome.reason is StopReason.INFRASTRUCTURE
+    assert "serial port /dev/hwut-no-such-port cannot be opened" in outcome.detail
+
+
+@pytest.mark.parametrize("name", ["fw_rtos", "blink"])
+def test_firmware_flashed_through_pyocd_behaves_as_when_loaded(lab, name):
+    """Code that arrives through the flash controller is watched like loaded code: an
+    interrupt waiting behind BASEPRI/PRIMASK is taken right after the mask drops
+    (fw_rtos' `after=1`), and a WFI with interrupts masked does not freeze the core."""
+    expected = (BUILD.parent / "expected" / f"{name}.txt").read_bytes()
+    backend = PhysicalBackend("nucleo-f303re", {"probe": UID, "serial": lab.console_path})
+    request, log = _request(f"{name}.elf", "elf", limit=1.5)
+    outcome = backend.run(request)
+    assert outcome.reason is StopReason.LIMIT, outcome.detail
+    assert bytes(log[:len(expected)]) == expected
