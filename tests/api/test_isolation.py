@@ -119,8 +119,8 @@ def test_the_same_firmware_gives_the_same_log_under_load(make_env, tmp_path: Pat
                     return
                 http.get("/apiv1/auth_test", auth=("alice", f"wrong{n}"))
 
-    clients = [threading.Thread(target=follow) for _ in range(12)] + \
-              [threading.Thread(target=guess) for _ in range(6)]
+    clients = [threading.Thread(target=follow) for _ in range(30)] + \
+              [threading.Thread(target=guess) for _ in range(16)]
     try:
         for thread in clients:
             thread.start()
