@@ -21,8 +21,7 @@ from argon2 import PasswordHasher
 
 from hwut.backends.registry import load_backends
 from hwut.config import BoardConfig, Config, load_config
-from hwut.server import BackgroundServer
-from hwut.service import build_service
+from hwut.service import build_service, make_server
 
 BUILD = Path(__file__).resolve().parents[1] / "fixtures" / "build"
 
@@ -38,12 +37,12 @@ def serve(data_dir: Path, instances: int):
     base = load_config(environ={})
     boards = (BoardConfig("nucleo-f303re", "sim", instances, {}, "stm32f303re"),)
     config = Config(dict(base.values), boards, base.microcontrollers).with_values(
-        data_dir=str(data_dir), scheduler_poll_seconds=0.02)
+        data_dir=str(data_dir), scheduler_poll_seconds=0.02, quota_max_waiting_jobs=0)
     service = build_service(config, load_backends(),
                             password_hasher=PasswordHasher(time_cost=1, memory_cost=8,
                                                            parallelism=1))
     _, _, token = service.store.users.add("bench", admin=True)
-    server = BackgroundServer(service.app, "127.0.0.1", 0, 4).start()
+    server = make_server(service, "127.0.0.1", 0, 4).start()
     service.start()
     return service, server, {"Authorization": f"Bearer {token}"}
 
@@ -51,13 +50,16 @@ def serve(data_dir: Path, instances: int):
 def run_jobs(http: httpx.Client, firmware: bytes, count: int, limit: int) -> float:
     """Submit ``count`` jobs at once; seconds until the last one ended."""
     started = time.perf_counter()
-    ids = [http.put("/apiv1/jobs/submit", content=firmware,
-                    params={"board": "nucleo-f303re", "duration_limit_seconds": limit}
-                    ).json()["id"] for _ in range(count)]
+    ids = []
+    for _ in range(count):
+        r = http.put("/jobs/submit", content=firmware,
+                     params={"board": "nucleo-f303re", "duration_limit_seconds": limit})
+        r.raise_for_status()
+        ids.append(r.json()["id"])
     pending = set(ids)
     while pending:
         for job_id in list(pending):
-            job = http.get(f"/apiv1/jobs/{job_id}").json()
+            job = http.get(f"/jobs/{job_id}").json()
             if job["status"] in ("FINISHED", "ERROR", "CANCELED"):
                 if job["status"] != "FINISHED":
                     print(f"  job {job_id} {job['status']}: {job.get('detail')}")
