@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 ALGO_ELF = Path(__file__).resolve().parent / "flashalgo" / "stm32f3_flash.elf"
 TARGET_NAME = "stm32f303retx"
@@ -32,8 +33,10 @@ def flash_algo(path: Path = ALGO_ELF, load_address: int = ALGO_BASE) -> dict[str
     """pyOCD's flash-algorithm dictionary for the algorithm ELF at ``path``."""
     with path.open("rb") as f:
         elf = ELFFile(f)
-        text = elf.get_section_by_name(".text").data()
-        symbols = {s.name: s["st_value"] for s in elf.get_section_by_name(".symtab").iter_symbols()}
+        text_section, symtab = elf.get_section_by_name(".text"), elf.get_section_by_name(".symtab")
+        assert text_section is not None and isinstance(symtab, SymbolTableSection), path
+        text = text_section.data()
+        symbols = {s.name: s["st_value"] for s in symtab.iter_symbols()}
     text += b"\0" * (-len(text) % 4)
     words = [int.from_bytes(text[i:i + 4], "little") for i in range(0, len(text), 4)]
     algo: dict[str, Any] = {

@@ -65,12 +65,12 @@ class SimBackend(Backend):
             return Outcome(StopReason.INFRASTRUCTURE,
                            detail=f"board option precharge must be true or false, not {precharge!r}")
         console = spec.console
-        sink = request.uart
+        sink, other = request.uart, request.other
         machine = Machine(
             spec,
             uart_out=lambda name, data: sink(data) if name == console else None,
             semihosting_out=sink,
-            trace_out=(lambda port, data: request.other(data)) if request.other else None,
+            trace_out=(lambda port, data: other(data)) if other else None,
             note=infra.append,
             trace=infra.append if self.options.get("trace_bus") else None,
             # "exact" (default): interrupts at the next instruction; "block": faster,

@@ -21,7 +21,8 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     by default one is made from the config."""
     if auth is None:
         auth = AuthMiddleware(store.users, FailureThrottle.from_config(config))
-    app = falcon.App(middleware=[RequestLogMiddleware(), auth])
+    app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
+        middleware=[RequestLogMiddleware(), auth])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     errors.install(app)

@@ -258,7 +258,7 @@ class AuthMiddleware:
     def _refusal(exc: falcon.HTTPError) -> Refusal:
         code = int(exc.status_code)
         return Refusal(code, exc.title or "", exc.description or "",
-                       tuple((k, v) for k, v in (exc.headers or {}).items()))
+                       tuple(dict(exc.headers or {}).items()))
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          params: dict[str, Any]) -> None:

@@ -69,7 +69,8 @@ class HwutGroup(click.Group):
     @staticmethod
     def _recode(exc: click.ClickException) -> None:
         if exc.exit_code in (1, 2):
-            exc.exit_code = EXIT_USAGE
+            # click declares exit_code a ClassVar; this instance's own value shadows it
+            exc.exit_code = EXIT_USAGE  # type: ignore[misc]
 
     def make_context(self, info_name: str | None, args: list[str],
                      parent: click.Context | None = None, **extra: Any) -> click.Context:

@@ -24,7 +24,7 @@ def serialize_error(req: falcon.Request, resp: falcon.Response,
     # Falcon's own answers (no route, wrong method) come titled "404 Not Found"
     body["title"] = str(body.get("title", "")).removeprefix(f"{exc.status_code} ")
     if isinstance(exc, falcon.HTTPMethodNotAllowed) and not exc.description:
-        allowed = (exc.headers or {}).get("Allow", "")
+        allowed = dict(exc.headers or {}).get("Allow", "")
         body["description"] = f"{req.method} is not allowed on {req.path}; allowed: {allowed}."
     elif isinstance(exc, falcon.HTTPRouteNotFound) and not exc.description:
         body["description"] = f"There is no route {req.path}; the API lives under /apiv1."

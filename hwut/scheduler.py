@@ -147,17 +147,19 @@ class Scheduler:
         #: missing here has a backend that knows nothing of it or could not be loaded.
         self.infos: dict[str, BoardInfo] = {}
         for board in config.boards:
+            cls: type[Backend] | str  # the backend, or why the board has none
             try:
-                cls: type[Backend] | str = resolve_backend(board.backend, backends)
+                backend = resolve_backend(board.backend, backends)
             except (LookupError, ImportError, AttributeError) as exc:
                 cls = str(exc)
             else:
-                info = self._board_info(board, cls)
+                cls = backend
+                info = self._board_info(board, backend)
                 if info is not None:
                     self.infos[board.name] = info
-                elif cls.boards():  # it lists what it runs, and this board is not among them
+                elif backend.boards():  # it lists what it runs, and this board is not among them
                     cls = (f"backend {board.backend!r} cannot run board {board.name!r}; it "
-                           f"runs {', '.join(cls.boards())}")
+                           f"runs {', '.join(backend.boards())}")
             for number in range(board.instances):
                 self.instances.append(self._make_instance(board, number, cls))
 

@@ -57,11 +57,17 @@ class JsonErrorTask(ErrorTask):
     """waitress's own error answers (an oversized Content-Length, a malformed request) in
     the API's JSON shape, so a client sees one kind of error whoever refused it."""
 
+    # types-waitress has a task's request as an Error and its headers as a Sequence; at
+    # run time they are the request's parser (whose .error this answers) and a list
+    request: HTTPRequestParser  # type: ignore[assignment]
+    response_headers: list[tuple[str, str]]
+
     def execute(self) -> None:
         error = self.request.error
         if isinstance(error, EarlyRefusal):
             self._refuse(error.refusal)
             return
+        assert error is not None  # waitress makes an ErrorTask only for a request in error
         adj = self.channel.server.adj
         template = _WAITRESS_ERRORS.get(error.code, "The request was refused.")
         description = template.format(max_body=adj.max_request_body_size,
@@ -193,6 +199,6 @@ class BackgroundServer:
     def stop(self) -> None:
         self._stopping = True
         # requests in flight finish first: closing first pulls the trigger from under them
-        self._server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+        self._server.task_dispatcher.shutdown()
         self._server.close()
         self._thread.join(timeout=5)

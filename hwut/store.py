@@ -59,6 +59,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -295,7 +296,7 @@ class JobStore:
                             if e.is_file(follow_symlinks=False) and not e.name.startswith(".")}
         mark = self._guarded(lambda: read_id_mark(self.id_mark_path))
         for path in sorted(self.archive_dir.glob("jobs-*.json")):
-            summaries = self._guarded(lambda path=path: archived_summaries(path)) or []
+            summaries = self._guarded(partial(archived_summaries, path)) or []
             for job_id, owner, status, board, record in summaries:
                 self._remember(job_id, owner, status, board)
                 for name in ARTIFACT_FIELDS:

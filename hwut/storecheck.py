@@ -25,7 +25,7 @@ import datetime as _dt
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -351,7 +351,7 @@ def salvage_tables(raw: bytes) -> dict[str, dict[str, dict[str, Any]]]:
     return tables
 
 
-def infer_shard_size(shards: dict[int, Iterable[int]], default: int = DEFAULT_SHARD_SIZE
+def infer_shard_size(shards: Mapping[int, Iterable[int]], default: int = DEFAULT_SHARD_SIZE
                      ) -> int | None:
     """A shard size that puts every id in the shard it was found in (``default`` when it
     does); None when no size does (the shards contradict each other)."""

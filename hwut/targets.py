@@ -8,6 +8,7 @@ a second hand-written copy: a config entry that contradicts them is refused.
 """
 from __future__ import annotations
 
+import builtins
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -98,7 +99,7 @@ class TargetStore:
             return sorted((dict(d) for d in self._db.table(kind).all()),
                           key=lambda r: r["name"])
 
-    def names(self, kind: str) -> list[str]:
+    def names(self, kind: str) -> builtins.list[str]:  # `list` here is the method
         return [r["name"] for r in self.list(kind)]
 
     def get(self, kind: str, name: str) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ them before it reads a request body (see :mod:`hwut.server`).
 """
 from __future__ import annotations
 
+import builtins
 import datetime as _dt
 import fcntl
 import hashlib
@@ -257,7 +258,7 @@ class UserStore:
                 raise LastAdmin(f"{name!r} is the last admin; create another admin first")
             self._table.remove(Query().name == name)
 
-    def token_ids(self, name: str) -> list[str]:
+    def token_ids(self, name: str) -> builtins.list[str]:
         """The public names of ``name``'s tokens (see :data:`TOKEN_ID_CHARS`)."""
         with self._lock:
             self._refresh()
@@ -266,7 +267,7 @@ class UserStore:
                 raise UnknownUser(f"no user {name!r}")
             return [d[:TOKEN_ID_CHARS] for d in record.get("tokens", [])]
 
-    def revoke(self, name: str, token_ids: list[str] | None = None) -> int:
+    def revoke(self, name: str, token_ids: builtins.list[str] | None = None) -> int:
         """Revoke the tokens with these ids (or a token itself, hashed here), or all of
         ``name``'s tokens when ``token_ids`` is None; returns how many were revoked."""
         with self._writing():

@@ -36,11 +36,14 @@ class Memory:
 
     def read(self, address: int, size: int) -> bytes:
         off = self.offset(address)
+        assert off is not None, f"0x{address:x} is outside {self.name}"
         return bytes(self.buffer[off:off + size])
 
     def write(self, address: int, data: bytes) -> None:
         off = self.offset(address)
-        self.buffer[off:off + len(data)] = data
+        assert off is not None, f"0x{address:x} is outside {self.name}"
+        # typeshed allows only a list for a slice of a ctypes array; ctypes takes bytes too
+        self.buffer[off:off + len(data)] = data  # type: ignore[call-overload]
 
     def contains(self, address: int) -> bool:
         return self.offset(address) is not None
@@ -149,8 +152,9 @@ class Bus:
         native read cache when one is given (``sim.mmio_cache``)."""
         self._cache = cache
         pages = sorted(self._pages)
-        start = prev = None
-        runs = []
+        start: int | None = None
+        prev = 0  # the last page of the run at ``start`` (once there is one)
+        runs: list[tuple[int, int]] = []
         for page in pages:
             if start is None:
                 start = prev = page

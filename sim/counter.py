@@ -39,7 +39,9 @@ def thumb_instructions(code: bytes) -> int:
 
 
 def _fn(name: str) -> int:
-    return ctypes.cast(getattr(_ucpy.uclib, name), ctypes.c_void_p).value
+    address = ctypes.cast(getattr(_ucpy.uclib, name), ctypes.c_void_p).value
+    assert address is not None, name  # a function the library exports is never at NULL
+    return address
 
 
 class InstructionCounter:
@@ -106,7 +108,9 @@ class InstructionCounter:
         self._handles += [self._add_native(UC_HOOK_CODE, "hwut_count", 0, flash_base - 1),
                           self._add_native(UC_HOOK_CODE, "hwut_count", flash_base + flash_size,
                                            0xFFFF_FFFF)]
-        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)
+        # unicorn/unicorn.py picks its py2 or py3 class on `sys.version_info.major == 2`,
+        # which mypy does not evaluate: it sees the py2 Uc, which has no ctl_set_tlb_mode
+        uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self._handles.append(self._add_native(UC_HOOK_TLB_FILL, "hwut_tlb_fill"))
         c.precharge = 1
 

@@ -48,6 +48,7 @@ from .counter import InstructionCounter, thumb_instructions
 from .notes import NoteLog
 from .peripherals.irq import IrqOr
 from .pollskip import PollFastForward
+from .regs import Peripheral
 from .signals import ClockTree, IrqLine
 from .vclock import PS_PER_S, VirtualClock
 
@@ -105,6 +106,10 @@ class _FlashArray:
 
 class Machine:
     """One emulated board. Build, ``load`` an image, ``run``; not reusable across threads."""
+
+    #: What stopped the CPU inside Unicorn in the current slice (set by the hooks)
+    _intr: int | None
+    _bad_access: tuple[int, int, int, int] | None
 
     def __init__(self, board: BoardSpec, *, uart_out: Callable[[str, bytes], None] | None = None,
                  semihosting_out: Callable[[bytes], None] | None = None,
@@ -242,7 +247,7 @@ class Machine:
         for base, size in self.board.soc.peripheral_space:
             self.bus.fill_unmodelled(base, size)
 
-    def _wiring(self, name: str, cls: type) -> dict[str, Any]:
+    def _wiring(self, name: str, cls: type[Peripheral]) -> dict[str, Any]:
         """What the board connects to a peripheral: host channels and external parts."""
         accepted = cls.__init__.__code__.co_varnames
         wiring: dict[str, Any] = {}
@@ -385,6 +390,7 @@ class Machine:
         for kind, installed in list(self._trap_hooks.items()):
             if installed:
                 continue
+            hook: Callable[[Uc, int, int, Any], None]  # user_data: a register or an Access
             if kind == "divide":
                 sites: list[tuple[int, Any]] = list(traps.divide_sites(self._segments))
                 hook = self._on_divide
@@ -401,7 +407,8 @@ class Machine:
                     self._mark(address)
             self._trap_hooks[kind] = True
         self.counter.forget_blocks()
-        self.uc.ctl_flush_tb()
+        # mypy sees unicorn's py2 Uc (see sim.counter), which has no ctl_flush_tb
+        self.uc.ctl_flush_tb()  # type: ignore[attr-defined]
 
     def _on_divide(self, uc: Uc, address: int, size: int, rm: int) -> None:
         if (uc.reg_read(traps.REGISTERS[rm]) == 0
@@ -655,6 +662,7 @@ class Machine:
         self._notes.finish()  # "note repeated N times" for what was only counted
         fault_log = self.exc.fault_log
         fault_log.finish()
+        assert self._cause is not None  # the loop above ends only once a cause is set
         return RunResult(self._cause, self._exit_code, seconds, instructions,
                          list(self.faults) + [f for f in fault_log.lines if f not in self.faults],
                          detail, self.slept_cycles)

@@ -42,6 +42,8 @@ def available() -> bool:
 class NativeReadCache:
     def __init__(self, uc: Uc, count_address: int,
                  read: Callable[[int, int], int], write: Callable[[int, int, int], None]) -> None:
+        assert LIB is not None, "the native read cache needs hwut.sim._native (see available())"
+        self._lib = LIB
         self._uc = uc
         self._read_cb = READ_FN(read)     # kept alive as long as the cache
         self._write_cb = WRITE_FN(write)
@@ -51,8 +53,8 @@ class NativeReadCache:
     def map(self, base: int, size: int) -> None:
         window = _Window(ctypes.addressof(self._cache), base)
         self._windows.append(window)
-        read_fn = ctypes.cast(LIB.hwut_mmio_read, ctypes.c_void_p)
-        write_fn = ctypes.cast(LIB.hwut_mmio_write, ctypes.c_void_p)
+        read_fn = ctypes.cast(self._lib.hwut_mmio_read, ctypes.c_void_p)
+        write_fn = ctypes.cast(self._lib.hwut_mmio_write, ctypes.c_void_p)
         ptr = ctypes.c_void_p(ctypes.addressof(window))
         err = _ucpy.uclib.uc_mmio_map(self._uc._uch, ctypes.c_uint64(base), ctypes.c_uint64(size),
                                       read_fn, ptr, write_fn, ptr)
@@ -60,7 +62,7 @@ class NativeReadCache:
             raise UcError(err)
 
     def fill(self, address: int, size: int, value: int, valid_until: int) -> None:
-        LIB.hwut_mmio_fill(ctypes.byref(self._cache), ctypes.c_uint64(address),
+        self._lib.hwut_mmio_fill(ctypes.byref(self._cache), ctypes.c_uint64(address),
                            ctypes.c_uint32(size), ctypes.c_uint64(value),
                            ctypes.c_uint64(valid_until))
 

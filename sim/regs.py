@@ -85,7 +85,7 @@ class Register:
 
 
 class Tracer(Protocol):
-    def __call__(self, line: str) -> None: ...
+    def __call__(self, line: str, /) -> None: ...
 
 
 class Peripheral:

@@ -13,6 +13,7 @@ import heapq
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 PS_PER_S = 10**12
 #: Cancelled events leave the queue lazily, when they reach its head; firmware that
@@ -21,7 +22,7 @@ PS_PER_S = 10**12
 _SWEEP_MIN = 1024
 
 
-class CycleSource:
+class CycleSource(Protocol):
     """Where the current instruction count comes from (see ``sim.counter``)."""
 
     def cycles(self) -> int:  # pragma: no cover - interface
@@ -83,10 +84,10 @@ class VirtualClock:
         self._base_ps = self.ps_at(now)
         self._base_cycles = now
         self.hz = hz
-        anchored = [e for e in self._queue if e.at_ps is not None and not e.cancelled]
+        anchored = [(e, e.at_ps) for e in self._queue if e.at_ps is not None and not e.cancelled]
         if anchored:
-            for e in anchored:
-                e.when = max(now, self.cycle_at_ps(e.at_ps))
+            for e, at_ps in anchored:
+                e.when = max(now, self.cycle_at_ps(at_ps))
                 if self.deadline_listener is not None:
                     self.deadline_listener(e.when)
             heapq.heapify(self._queue)

@@ -37,7 +37,7 @@ def job_context(preload: Iterable[str] = ()) -> BaseContext:
     server must guard its entry with ``if __name__ == "__main__"``.
     """
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(  # type: ignore[attr-defined]
+    context.set_forkserver_preload(
         ["__main__", "hwut.runner.child", *preload])
     return context
 

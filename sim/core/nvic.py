@@ -21,42 +21,47 @@ class Nvic(Peripheral):
     def _words(self) -> range:
         return range((self.irq_count + 31) // 32)
 
+    def _bit_registers(self, w: int) -> Iterable[Register]:
+        """ISER/ICER/ISPR/ICPR/IABR word ``w``: one bit per interrupt line."""
+        exc = self.exc
+        irqs = [w * 32 + b for b in range(32) if w * 32 + b < self.irq_count]
+
+        def bits(pred: Callable[[int], bool]) -> int:
+            return sum(1 << (i % 32) for i in irqs if pred(i + IRQ_BASE))
+
+        def set_bits(value: int, action: Callable[[int], None]) -> None:
+            for i in irqs:
+                if value >> (i % 32) & 1:
+                    action(i + IRQ_BASE)
+
+        yield Register(f"ISER{w}", 0x000 + 4 * w,
+                       on_read=lambda _v: bits(exc.is_enabled),
+                       on_write=lambda v: set_bits(v, lambda n: exc.set_enabled(n, True)))
+        yield Register(f"ICER{w}", 0x080 + 4 * w,
+                       on_read=lambda _v: bits(exc.is_enabled),
+                       on_write=lambda v: set_bits(v, lambda n: exc.set_enabled(n, False)))
+        yield Register(f"ISPR{w}", 0x100 + 4 * w,
+                       on_read=lambda _v: bits(exc.is_pending),
+                       on_write=lambda v: set_bits(v, exc.set_pending))
+        yield Register(f"ICPR{w}", 0x180 + 4 * w,
+                       on_read=lambda _v: bits(exc.is_pending),
+                       on_write=lambda v: set_bits(v, exc.clear_pending))
+        yield Register(f"IABR{w}", 0x200 + 4 * w,
+                       on_read=lambda _v: bits(exc.is_active), write_mask=0)
+
     def registers(self) -> Iterable[Register]:
         exc = self.exc
         for w in self._words():
-            irqs = [w * 32 + b for b in range(32) if w * 32 + b < self.irq_count]
-
-            def bits(pred: Callable[[int], bool], irqs=irqs) -> int:
-                return sum(1 << (i % 32) for i in irqs if pred(i + IRQ_BASE))
-
-            def set_bits(value: int, action: Callable[[int], None], irqs=irqs) -> None:
-                for i in irqs:
-                    if value >> (i % 32) & 1:
-                        action(i + IRQ_BASE)
-
-            yield Register(f"ISER{w}", 0x000 + 4 * w,
-                           on_read=lambda _v, bits=bits: bits(exc.is_enabled),
-                           on_write=lambda v, s=set_bits: s(v, lambda n: exc.set_enabled(n, True)))
-            yield Register(f"ICER{w}", 0x080 + 4 * w,
-                           on_read=lambda _v, bits=bits: bits(exc.is_enabled),
-                           on_write=lambda v, s=set_bits: s(v, lambda n: exc.set_enabled(n, False)))
-            yield Register(f"ISPR{w}", 0x100 + 4 * w,
-                           on_read=lambda _v, bits=bits: bits(exc.is_pending),
-                           on_write=lambda v, s=set_bits: s(v, exc.set_pending))
-            yield Register(f"ICPR{w}", 0x180 + 4 * w,
-                           on_read=lambda _v, bits=bits: bits(exc.is_pending),
-                           on_write=lambda v, s=set_bits: s(v, exc.clear_pending))
-            yield Register(f"IABR{w}", 0x200 + 4 * w,
-                           on_read=lambda _v, bits=bits: bits(exc.is_active), write_mask=0)
+            yield from self._bit_registers(w)
         for w in range((self.irq_count + 3) // 4):
             first = IRQ_BASE + 4 * w
 
-            def write_prio(_value: int, first=first, off=0x300 + 4 * w) -> None:
+            def write_prio(_value: int, first: int = first, off: int = 0x300 + 4 * w) -> None:
                 stored = self.values[off]
                 for b in range(4):
                     exc.set_priority(first + b, (stored >> (8 * b)) & 0xFF)
 
-            def read_prio(_v: int, first=first) -> int:
+            def read_prio(_v: int, first: int = first) -> int:
                 return sum(exc.priority_byte(first + b) << (8 * b) for b in range(4))
 
             yield Register(f"IPR{w}", 0x300 + 4 * w, on_read=read_prio, on_write=write_prio)

@@ -96,7 +96,9 @@ class DebugCore:
         scb, core_debug = machine.peripherals["SCB"], machine.peripherals["CoreDebug"]
         self._scb, self._core_debug = scb, core_debug
         flash = machine.board.soc.memory("flash")
-        self._flash_memory = machine.bus.memory_at(flash.base)
+        flash_memory = machine.bus.memory_at(flash.base)
+        assert flash_memory is not None, "every board has its flash on the bus"
+        self._flash_memory = flash_memory
         #: The flash as the machine last looked at its code (load, or a reset since).
         self._flash_seen = bytes(self._flash_memory.buffer)
         machine.on_breakpoint = self._on_breakpoint

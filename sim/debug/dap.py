@@ -83,9 +83,14 @@ class MemAp(Peripheral):
                        on_write=lambda v: self._transfer_write(self.get("TAR"), v, True),
                        write_mask=0)
         for n in range(4):
+            def read_banked(_v: int, n: int = n) -> int:
+                return self._transfer_read(self._banked(n), False)
+
+            def write_banked(v: int, n: int = n) -> None:
+                self._transfer_write(self._banked(n), v, False)
+
             yield Register(f"BD{n}", 0x10 + 4 * n, write_mask=0,
-                           on_read=lambda _v, n=n: self._transfer_read(self._banked(n), False),
-                           on_write=lambda v, n=n: self._transfer_write(self._banked(n), v, False))
+                           on_read=read_banked, on_write=write_banked)
         yield Register("CFG", 0xF4, write_mask=0)   # no large address, no large data, little-endian
         yield Register("BASE", 0xF8, reset=self._base_register, write_mask=0)
         yield Register("IDR", 0xFC, reset=self._idr, write_mask=0)
@@ -218,7 +223,7 @@ class DebugPort(Peripheral):
         self.write(a, 4, value & 0xFFFF_FFFF)
 
     # -- AP side -------------------------------------------------------------------
-    def _ap(self, a: int, what: str) -> tuple[MemAp, int]:
+    def _ap(self, a: int, what: str) -> tuple[MemAp | None, int]:
         self._check(what)
         select = self.get("SELECT")
         cs = self.get("CTRL/STAT")

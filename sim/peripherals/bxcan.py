@@ -89,10 +89,13 @@ class BxCan(Peripheral):
                 *flags("TME0", "TME1", "TME2", "LOW0", "LOW1", "LOW2", start=26, access=Access.RO)]
         yield Register("TSR", TSR, reset=0x1C00_0000, fields=tuple(tsr), on_write=self._tsr_written)
         for n, off in enumerate((RF0R, RF1R)):
+            def rfr_written(_v: int, n: int = n) -> None:
+                self._rfr_written(n)
+
             yield Register(f"RF{n}R", off, fields=(
                 Field(f"FMP{n}", 0, 2, access=Access.RO), Field(f"FULL{n}", 3, access=Access.RC_W1),
                 Field(f"FOVR{n}", 4, access=Access.RC_W1), Field(f"RFOM{n}", 5, access=Access.RS)),
-                on_write=lambda v, n=n: self._rfr_written(n))
+                on_write=rfr_written)
         yield Register("IER", IER, fields=(
             *flags("TMEIE", "FMPIE0", "FFIE0", "FOVIE0", "FMPIE1", "FFIE1", "FOVIE1"),
             *flags("EWGIE", "EPVIE", "BOFIE", "LECIE", start=8), Field("ERRIE", 15),
@@ -105,15 +108,21 @@ class BxCan(Peripheral):
             Field("LBKM", 30), Field("SILM", 31)), on_write=self._btr_written)
         for n in range(3):
             off = TX_BASE + 0x10 * n
-            yield Register(f"TI{n}R", off, on_write=lambda v, n=n: self._tir_written(n))
+
+            def tir_written(_v: int, n: int = n) -> None:
+                self._tir_written(n)
+
+            yield Register(f"TI{n}R", off, on_write=tir_written)
             yield Register(f"TDT{n}R", off + 4, write_mask=0xFFFF_010F)
             yield Register(f"TDL{n}R", off + 8)
             yield Register(f"TDH{n}R", off + 12)
         for n in range(2):
             off = RX_BASE + 0x10 * n
             for i, reg in enumerate(("RI", "RDT", "RDL", "RDH")):
-                yield Register(f"{reg}{n}R", off + 4 * i, write_mask=0,
-                               on_read=lambda stored, n=n, i=i: self._rx_word(n, i))
+                def rx_word(_stored: int, n: int = n, i: int = i) -> int:
+                    return self._rx_word(n, i)
+
+                yield Register(f"{reg}{n}R", off + 4 * i, write_mask=0, on_read=rx_word)
         yield Register("FMR", FMR, reset=0x2A1C_0E01, fields=(
             Field("FINIT", 0), Field("CAN2SB", 8, 6)))
         for name, off in (("FM1R", FM1R), ("FS1R", FS1R), ("FFA1R", FFA1R), ("FA1R", FA1R)):

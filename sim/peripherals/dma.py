@@ -67,14 +67,21 @@ class Dma(Peripheral):
             on_write=self._ifcr_written)
         for ch in range(1, self.channels + 1):
             off = _ch_offset(ch)
+
+            def ccr_written(_v: int, ch: int = ch) -> None:
+                self._ccr_written(ch)
+
+            def cndtr_written(_v: int, ch: int = ch) -> None:
+                self._cndtr_written(ch)
+
             yield Register(f"CCR{ch}", off, fields=(
                 Field("EN", 0), Field("TCIE", 1), Field("HTIE", 2), Field("TEIE", 3),
                 Field("DIR", 4), Field("CIRC", 5), Field("PINC", 6), Field("MINC", 7),
                 Field("PSIZE", 8, 2), Field("MSIZE", 10, 2), Field("PL", 12, 2),
                 Field("MEM2MEM", 14),
-            ), on_write=lambda v, ch=ch: self._ccr_written(ch))
+            ), on_write=ccr_written)
             yield Register(f"CNDTR{ch}", off + 4, fields=(Field("NDT", 0, 16),),
-                           on_write=lambda v, ch=ch: self._cndtr_written(ch))
+                           on_write=cndtr_written)
             yield Register(f"CPAR{ch}", off + 8)
             yield Register(f"CMAR{ch}", off + 12)
 

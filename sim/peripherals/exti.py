@@ -8,6 +8,7 @@ wired by :func:`connect_gpio_exti`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Protocol
 
 from hwut.sim.regs import Access, Field, Peripheral, Register, per_pin
@@ -64,10 +65,10 @@ class Exti(Peripheral):
             yield Register(f"RTSR{n}", rtsr, 0, per_pin("TR", 32, 1))
             yield Register(f"FTSR{n}", ftsr, 0, per_pin("TR", 32, 1))
             yield Register(f"SWIER{n}", swier, 0, tuple(
-                Field(f"SWIER{i}", i, on_write=lambda old, new, line=32 * bank + i:
-                      self._swier_written(line, old, new)) for i in range(32)))
+                Field(f"SWIER{i}", i, on_write=partial(self._swier_written, 32 * bank + i))
+                for i in range(32)))
             yield Register(f"PR{n}", pr, 0, per_pin("PR", 32, 1, Access.RC_W1),
-                           on_write=lambda v, bank=bank: self._pr_written(bank, v))
+                           on_write=partial(self._pr_written, bank))
 
     # -- inputs ------------------------------------------------------------------
     def line_edge(self, line: int, rising: bool) -> None:

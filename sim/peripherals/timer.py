@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags
 from hwut.sim.signals import ClockTree
@@ -197,7 +198,7 @@ class Timer(Peripheral):
         for i in range(nch):
             regs.append(Register(f"CCR{i + 1}", CCR_OFFSETS[i],
                                  fields=(Field(f"CCR{i + 1}", 0, self.kind.counter_bits),),
-                                 on_write=cfg, on_read=lambda v, ch=i: self._ccr_read(ch, v)))
+                                 on_write=cfg, on_read=partial(self._ccr_read, i)))
         if k.rcr_bits:
             regs.append(Register("RCR", RCR, fields=(Field("REP", 0, k.rcr_bits),), on_write=cfg))
         if k.has_bdtr:
