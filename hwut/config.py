@@ -58,11 +58,12 @@ OPTIONS: dict[str, OptionInfo] = {o.name: o for o in (
     OptionInfo("limits.default_duration_seconds", int, 60,
                "duration_limit_seconds when the client gives none."),
     OptionInfo("scheduler.hang_grace_seconds", float, 30.0,
-               "How long past its time limit a backend may take before it is declared hung "
-               "(the job becomes ERROR and the board instance is replaced)."),
-    OptionInfo("scheduler.hang_factor", float, 25.0,
-               "An emulator may run slower than real time: a run may last up to "
-               "time limit x hang_factor + hang_grace_seconds of wall time."),
+               "Wall time a job may take beyond its time limit and its CPU allowance "
+               "before it counts as hung (its process is killed, the job becomes ERROR)."),
+    OptionInfo("scheduler.hang_factor", float, 2.0,
+               "Wall seconds a job may take per second of its CPU budget (a loaded machine "
+               "runs it slower): a run may last time limit + CPU budget x hang_factor + "
+               "hang_grace_seconds of wall time."),
     OptionInfo("scheduler.cancel_grace_seconds", float, 5.0,
                "How long a backend may take to stop after a cancel before it counts as hung."),
     OptionInfo("scheduler.poll_seconds", float, 0.5,

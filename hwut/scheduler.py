@@ -438,8 +438,9 @@ class Scheduler:
         process = JobProcess(
             spec, self._context,
             cancel_grace_s=float(self.config["scheduler.cancel_grace_seconds"]),
-            # a backstop for a job that neither ends nor uses CPU (a hung probe)
-            wall_limit_s=max(spec.time_limit_s * factor + grace, grace))
+            # a backstop for a job that neither ends nor uses its CPU (a hung probe); the
+            # CPU budget, not this, stops firmware too slow to emulate
+            wall_limit_s=spec.time_limit_s + spec.limits.cpu_seconds * factor + grace)
         instance.process = process
         try:
             return process.run(uart, other, cancel), ""
