@@ -568,7 +568,11 @@ class Machine:
         if take_exceptions and self._take_exception():
             return self._cause
         self._sleeping = False
-        self._run_to(self.counter.count + 1)
+        start = self.counter.count
+        for _ in range(4):  # a precharged block refused its MMIO access: rewound, run again
+            self._run_to(self.counter.count + 1)
+            if self.counter.count != start or self._cause is not None:
+                break
         return self._cause
 
     # -- hooks (run inside Unicorn) -------------------------------------------------
