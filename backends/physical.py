@@ -9,7 +9,7 @@ byte into the job's log as it arrives → stop at the wall-clock limit or on can
 port, on every path.
 
 Not yet here (issue 14): retries and the offline rule, semihosting, console input.
-pyOCD and pyserial are the ``physical`` extra: imported inside functions only.
+pyOCD and pyserial are the ``physical`` extra: imported inside functions, guarded.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .base import Availability, Backend, Outcome, RunRequest, StopReason
+from .extras import ExtraMissing
 
 BIN_BASE = 0x0800_0000
 
@@ -89,7 +90,7 @@ class PhysicalBackend(Backend):
             import pyocd  # noqa: F401
             import serial  # noqa: F401
         except ImportError as exc:
-            return Availability(False, f"needs the physical extra (pyocd, pyserial): {exc}")
+            return Availability(False, str(ExtraMissing("the physical backend", exc)))
         try:
             parse_options(dict(options or {}))
         except OptionError as exc:
@@ -97,15 +98,18 @@ class PhysicalBackend(Backend):
         return Availability(True, "pyOCD and pyserial")
 
     def run(self, request: RunRequest) -> Outcome:
-        import serial
-        from pyocd.core import exceptions
-        from pyocd.core.helpers import ConnectHelper
-        from pyocd.flash.file_programmer import FileProgrammer
+        started = time.monotonic()
+        infra: list[str] = []
+        try:
+            import serial
+            from pyocd.core import exceptions
+            from pyocd.core.helpers import ConnectHelper
+            from pyocd.flash.file_programmer import FileProgrammer
+        except ImportError as exc:
+            return _infra(str(ExtraMissing("the physical backend", exc)), infra, started)
 
         from .pyocd_targets import register
 
-        started = time.monotonic()
-        infra: list[str] = []
         try:
             opts = parse_options(self.options)
         except OptionError as exc:

@@ -7,7 +7,7 @@ memory map and a flash algorithm built from our own C source
 already there; a CMSIS pack given to a session still replaces it (pyOCD adds pack
 targets over the table's entries).
 
-pyOCD is the ``physical`` extra: it is imported inside ``register`` only.
+pyOCD is the ``physical`` extra: it is imported inside ``register`` only, guarded.
 """
 from __future__ import annotations
 
@@ -17,11 +17,18 @@ from typing import Any
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from hwut.sim.peripherals.flash_if import PAGE_SIZE
+from hwut.sim.soc.stm32f303 import STM32F303RE
+
+from .extras import ExtraMissing
+
 ALGO_ELF = Path(__file__).resolve().parent / "flashalgo" / "stm32f3_flash.elf"
 TARGET_NAME = "stm32f303retx"
-FLASH_BASE, FLASH_SIZE, SECTOR = 0x0800_0000, 512 * 1024, 0x800
-SRAM_BASE, SRAM_SIZE = 0x2000_0000, 64 * 1024
-CCM_BASE, CCM_SIZE = 0x1000_0000, 16 * 1024
+#: The part's memories, from the same SoC data the emulator runs (one source per fact).
+_FLASH, _SRAM, _CCM = (STM32F303RE.memory(n) for n in ("flash", "sram", "ccmram"))
+FLASH_BASE, FLASH_SIZE, SECTOR = _FLASH.base, _FLASH.size, PAGE_SIZE
+SRAM_BASE, SRAM_SIZE = _SRAM.base, _SRAM.size
+CCM_BASE, CCM_SIZE = _CCM.base, _CCM.size
 PAGE = 0x400
 #: The algorithm's SRAM: code at 0x20000000, stack below 0x20001000, two page buffers.
 ALGO_BASE = SRAM_BASE
@@ -58,9 +65,12 @@ def flash_algo(path: Path = ALGO_ELF, load_address: int = ALGO_BASE) -> dict[str
 
 def register() -> bool:
     """Add ``stm32f303retx`` to pyOCD's targets; False if one was there already."""
-    from pyocd.core.memory_map import FlashRegion, MemoryMap, RamRegion
-    from pyocd.coresight.coresight_target import CoreSightTarget
-    from pyocd.target import TARGET
+    try:
+        from pyocd.core.memory_map import FlashRegion, MemoryMap, RamRegion
+        from pyocd.coresight.coresight_target import CoreSightTarget
+        from pyocd.target import TARGET
+    except ImportError as exc:
+        raise ExtraMissing(f"the pyOCD target {TARGET_NAME}", exc) from exc
 
     if TARGET_NAME in TARGET:
         return False

@@ -13,15 +13,19 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pyocd.core import exceptions
-from pyocd.core.options import OptionInfo
-from pyocd.core.plugin import Plugin
-from pyocd.probe.debug_probe import DebugProbe
-
 from hwut.sim.debug.board import SimulatedBoard
 from hwut.sim.debug.dap import DapError, DapFault, DapNoResponse
 
+from .extras import ExtraMissing
 from .pyocd_targets import register as register_targets
+
+try:
+    from pyocd.core import exceptions
+    from pyocd.core.options import OptionInfo
+    from pyocd.core.plugin import Plugin
+    from pyocd.probe.debug_probe import DebugProbe
+except ImportError as _missing:
+    raise ExtraMissing("the hwutsim pyOCD probe plug-in", _missing) from _missing
 from .simlab import PROBES, SimulatedProbes
 
 PLUGIN_NAME = "hwutsim"

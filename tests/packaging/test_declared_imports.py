@@ -32,25 +32,41 @@ def _declared() -> tuple[set[str], set[str]]:
     return core, extras
 
 
-def _imports(path: Path) -> tuple[set[str], set[str]]:
-    """(top-level modules imported at module level, those imported inside functions)."""
-    tree = ast.parse(path.read_text())
-    top, nested = set(), set()
+def _catches_import_error(node: ast.Try) -> bool:
+    names = {"ImportError", "ModuleNotFoundError"}
+    for handler in node.handlers:
+        caught = handler.type
+        kinds = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+        if any(isinstance(k, ast.Name) and k.id in names for k in kinds):
+            return True
+    return False
 
-    def visit(node: ast.AST, in_function: bool) -> None:
+
+def _imports(path: Path) -> tuple[set[str], set[str]]:
+    """(top-level modules imported unguarded, those imported inside a ``try`` that
+    catches ImportError): only the guarded ones may come from an extra."""
+    tree = ast.parse(path.read_text())
+    plain, guarded = set(), set()
+
+    def visit(node: ast.AST, in_guard: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            inner = in_function or isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef))
             names: list[str] = []
             if isinstance(child, ast.Import):
                 names = [a.name for a in child.names]
             elif isinstance(child, ast.ImportFrom) and child.level == 0 and child.module:
                 names = [child.module]
             for name in names:
-                (nested if inner else top).add(name.split(".")[0])
-            visit(child, inner)
+                (guarded if in_guard else plain).add(name.split(".")[0])
+            if isinstance(child, ast.Try) and _catches_import_error(child):
+                for stmt in child.body:
+                    visit(ast.Module(body=[stmt], type_ignores=[]), True)
+                for rest in (*child.handlers, *child.orelse, *child.finalbody):
+                    visit(rest, in_guard)
+            else:
+                visit(child, in_guard)
 
     visit(tree, False)
-    return top, nested
+    return plain, guarded
 
 
 def _package_files() -> list[Path]:
@@ -68,41 +84,38 @@ def test_the_package_is_found_where_its_files_are():
     assert {"cli.py", "machine.py", "registry.py"} <= names, names
 
 
-def _plugin_modules() -> set[str]:
-    """Files that only another program loads, through its own entry-point group (pyOCD's
-    ``pyocd.probe``): like an import inside a function, they run only where that
-    program, an extra of ours, is installed."""
-    ours = {"console_scripts", "hwut.backends"}
-    files = set()
-    for ep in metadata.distribution("hwut").entry_points:
-        if ep.group not in ours:
-            files.add(ep.value.split(":")[0].rsplit(".", 1)[-1] + ".py")
-    return files
-
-
-def test_every_module_level_import_is_a_declared_dependency():
-    core, extras = _declared()
-    plugins = _plugin_modules()
+def test_every_unguarded_import_is_a_declared_dependency():
+    core, _ = _declared()
     missing = {}
     for path in _package_files():
-        top, _ = _imports(path)
-        allowed = core | extras if path.name in plugins else core
-        for module in top - OWN - set(sys.stdlib_module_names):
+        plain, _ = _imports(path)
+        for module in plain - OWN - set(sys.stdlib_module_names):
             dists = _distributions(module)
             assert dists, f"{path}: imports {module}, which no installed distribution provides"
-            if not dists & allowed:
+            if not dists & core:
                 missing[f"{path.name}: {module}"] = sorted(dists)
     assert not missing, f"imported but not in [project].dependencies: {missing}"
 
 
-def test_the_pyocd_probe_plugin_is_such_a_module():
-    assert "simprobe.py" in _plugin_modules()
-
-
-def test_imports_inside_functions_are_declared_at_least_in_an_extra():
+def test_guarded_imports_are_declared_at_least_in_an_extra():
     core, extras = _declared()
     for path in _package_files():
-        _, nested = _imports(path)
-        for module in nested - OWN - set(sys.stdlib_module_names):
+        _, guarded = _imports(path)
+        for module in guarded - OWN - set(sys.stdlib_module_names):
             dists = _distributions(module)
             assert dists & (core | extras), f"{path}: imports {module} ({dists}), undeclared"
+
+
+def test_the_physical_extra_is_imported_guarded_only():
+    """pyOCD and pyserial come with ``hwut[physical]``; without it every module still
+    imports (or says which extra it needs)."""
+    for path in _package_files():
+        plain, _ = _imports(path)
+        assert not plain & {"pyocd", "serial"}, path
+
+
+def test_the_guard_is_recognised(tmp_path: Path):
+    path = tmp_path / "probe.py"
+    path.write_text("import json\ntry:\n    import pyocd\nexcept ImportError:\n    pass\n"
+                    "def f():\n    import serial\n")
+    assert _imports(path) == ({"json", "serial"}, {"pyocd"})
