@@ -46,13 +46,13 @@ class FileSlice:
         self._release = release
 
     def read(self, size: int = -1) -> bytes:
+        """Up to ``size`` bytes; a chunk when no size is given (the server reads until
+        it gets b"", so a large file never sits in memory whole)."""
         if self._left <= 0:
             return b""
-        wanted = self._left if size is None or size < 0 else min(size, self._left)
-        data = self._fh.read(min(wanted, CHUNK_BYTES) if size is None or size < 0 else wanted)
-        self._left -= len(data)
-        if not data:
-            self._left = 0
+        wanted = CHUNK_BYTES if size is None or size < 0 else size
+        data = self._fh.read(min(wanted, self._left))
+        self._left = self._left - len(data) if data else 0
         return data
 
     def __iter__(self) -> FileSlice:
