@@ -12,36 +12,63 @@ times faster, still the same run every time, but a slice ends, and an
 interrupt is taken, at the next block boundary rather than the next instruction.
 
 ``precharge`` keeps exact timing and gains most of that speed: see
-``hwut_block_exact`` in counter.c and ``Machine`` for how a flash block whose
+``hwut_block_exact`` in counter.c and ``sim.precharge`` for how a flash block whose
 instructions nobody can watch is counted once, at its start.
 """
 from __future__ import annotations
 
 import ctypes
 
-from unicorn import UC_HOOK_BLOCK, UC_HOOK_CODE, UC_HOOK_INTR, UC_HOOK_TLB_FILL, UC_TLB_VIRTUAL, Uc
+from unicorn import (
+    UC_CTL_IO_WRITE,
+    UC_CTL_TB_REMOVE_CACHE,
+    UC_CTL_TLB_FLUSH,
+    UC_HOOK_BLOCK,
+    UC_HOOK_CODE,
+    UC_HOOK_INTR,
+    UC_HOOK_TLB_FILL,
+    UC_MEM_FETCH,
+    UC_PROT_ALL,
+    UC_TLB_VIRTUAL,
+    Uc,
+)
 from unicorn.unicorn_py3 import unicorn as _ucpy
 
-from .core.cpustate import MAX_DENY, CpuState, clear_blocks, new_state
+from . import thumb
+from .core.cpustate import MAX_DENY, CpuState, EngineApi, clear_blocks, new_state
 from .nativelib import LIB
 
 NEVER = (1 << 63) - 1
 TIMINGS = ("exact", "block")
 
 
-def thumb_instructions(code: bytes) -> int:
-    """How many Thumb instructions ``code`` holds (32-bit ones start 0b11101/0b1111x)."""
-    n = i = 0
-    while i + 1 < len(code):
-        i += 4 if code[i + 1] >> 3 in (0x1D, 0x1E, 0x1F) else 2
-        n += 1
-    return n
-
-
 def _fn(name: str) -> int:
     address = ctypes.cast(getattr(_ucpy.uclib, name), ctypes.c_void_p).value
     assert address is not None, name  # a function the library exports is never at NULL
     return address
+
+
+#: The interrupt number Unicorn's ARM CPU raises for an exception return (QEMU's
+#: EXCP_EXCEPTION_EXIT; the bindings do not name it). ``sim.dispatch`` uses it too.
+INTR_EXC_EXIT = 8
+
+
+def _ctl(control: int, io: int, nargs: int) -> int:
+    """A ``uc_ctl`` request code, as uc.h's UC_CTL_READ/UC_CTL_WRITE macros build it."""
+    return io << 30 | nargs << 26 | control
+
+
+def _link(api: EngineApi) -> None:
+    """What the native hooks call of the Unicorn library, and its constants they need."""
+    api.stop = _fn("uc_emu_stop")
+    api.reg_read, api.reg_write = _fn("uc_reg_read"), _fn("uc_reg_write")
+    api.mem_read, api.mem_write = _fn("uc_mem_read"), _fn("uc_mem_write")
+    api.ctl = _fn("uc_ctl")
+    api.mem_fetch = UC_MEM_FETCH
+    api.prot_all = UC_PROT_ALL
+    api.ctl_tlb_flush = _ctl(UC_CTL_TLB_FLUSH, UC_CTL_IO_WRITE, 0)
+    api.ctl_tb_remove = _ctl(UC_CTL_TB_REMOVE_CACHE, UC_CTL_IO_WRITE, 2)
+    api.intr_exc_exit = INTR_EXC_EXIT
 
 
 class InstructionCounter:
@@ -59,11 +86,12 @@ class InstructionCounter:
         self._uc = uc
         self._c = state if state is not None else new_state()
         self._c.limit = NEVER
+        #: Cycles in which no instruction ran: asleep in WFI/WFE, and halted after a
+        #: semihosting exit while the peripherals drained (see ``instructions``).
+        self.slept = 0
+        self.halted = 0
         if use_native:
-            c = self._c
-            c.stop = _fn("uc_emu_stop")
-            c.reg_read, c.reg_write = _fn("uc_reg_read"), _fn("uc_reg_write")
-            c.mem_read, c.mem_write = _fn("uc_mem_read"), _fn("uc_mem_write")
+            _link(self._c.api)
             self._handles = ([self._add_native(UC_HOOK_CODE, "hwut_count"),
                               self._add_native(UC_HOOK_BLOCK, "hwut_block_exact")]
                              if timing == "exact" else [self._add_native(UC_HOOK_BLOCK, "hwut_block")])
@@ -94,8 +122,8 @@ class InstructionCounter:
             raise RuntimeError("precharging needs the native counter and exact timing")
         if len(mmio) > MAX_DENY:
             raise ValueError(f"at most {MAX_DENY} MMIO ranges, not {len(mmio)}")
-        c, uc = self._c, self._uc
-        if c.precharge:
+        c, uc = self._c.pre, self._uc
+        if c.enabled:
             return
         c.flash_base, c.flash_size = flash_base, flash_size
         c.n_deny = len(mmio)
@@ -103,7 +131,6 @@ class InstructionCounter:
             c.deny_lo[i], c.deny_hi[i] = lo, hi
         c.marks = ctypes.addressof(marks)
         self._marks = marks
-        c.ctl = _fn("uc_ctl")
         _ucpy.uclib.uc_hook_del(uc._uch, self._handles.pop(0))
         self._handles += [self._add_native(UC_HOOK_CODE, "hwut_count", 0, flash_base - 1),
                           self._add_native(UC_HOOK_CODE, "hwut_count", flash_base + flash_size,
@@ -112,7 +139,7 @@ class InstructionCounter:
         # which mypy does not evaluate: it sees the py2 Uc, which has no ctl_set_tlb_mode
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self._handles.append(self._add_native(UC_HOOK_TLB_FILL, "hwut_tlb_fill"))
-        c.precharge = 1
+        c.enabled = 1
 
     def add_native_interrupts(self) -> None:
         """Let C handle exception returns (and report other interrupts in ``last_intno``)."""
@@ -123,7 +150,7 @@ class InstructionCounter:
         code hook never sees them, but each takes its cycle (as ``skipped`` in C)."""
         if not 0 < end - start <= 16:
             return 0
-        return thumb_instructions(bytes(self._uc.mem_read(start, end - start)))
+        return thumb.count(bytes(self._uc.mem_read(start, end - start)))
 
     def _python_hook(self, uc: Uc, address: int, size: int, _user: object) -> None:
         c = self._c
@@ -149,7 +176,7 @@ class InstructionCounter:
             return
         n = self._blocks.get((address, size))
         if n is None:
-            n = self._blocks[(address, size)] = thumb_instructions(bytes(uc.mem_read(address, size)))
+            n = self._blocks[(address, size)] = thumb.count(bytes(uc.mem_read(address, size)))
         c.count += n
 
     def forget_blocks(self) -> None:
@@ -165,7 +192,7 @@ class InstructionCounter:
 
     def count_address(self) -> int:
         """Where the count lives (for native readers of time, such as the read cache)."""
-        return ctypes.addressof(self._c)
+        return ctypes.addressof(self._c) + CpuState.count.offset
 
     def cycles(self) -> int:
         return self._c.count
@@ -185,6 +212,25 @@ class InstructionCounter:
     @limit.setter
     def limit(self, value: int) -> None:
         self._c.limit = value
+
+    @property
+    def instructions(self) -> int:
+        """Instructions executed: the count less the cycles in which none ran (a
+        fast-forwarded polling loop counts its turns as executed)."""
+        return self._c.count - self.slept - self.halted
+
+    def sleep_until(self, cycle: int) -> None:
+        """The core sleeps (WFI/WFE) until ``cycle``: virtual time passes, no instruction."""
+        if cycle > self._c.count:
+            self.slept += cycle - self._c.count
+            self._c.count = cycle
+
+    def halt_until(self, cycle: int) -> None:
+        """The core has halted for good; virtual time passes until ``cycle`` for the
+        peripherals only."""
+        if cycle > self._c.count:
+            self.halted += cycle - self._c.count
+            self._c.count = cycle
 
     def stop_soon(self) -> None:
         """End the slice before the next instruction."""

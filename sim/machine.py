@@ -3,12 +3,15 @@ and the run loop that advances virtual time.
 
 The loop reads top to bottom: fire due events → take a pending exception →
 sleep (WFI/WFE) by jumping to the next event → otherwise run instructions until
-the next event, and handle whatever stopped the CPU (exception return, SVC,
-semihosting, fault, sleep).
+the next event, and hand whatever stopped the CPU to ``sim.dispatch`` (exception
+return, SVC, semihosting, fault, sleep). Around it: the host's side (load,
+reset, UART input, pins, buttons, LEDs, the debugger's hooks). The parts live
+beside it: ``sim.counter`` and ``sim.precharge`` (virtual time), ``sim.thumb``
+(decoding), ``sim.traps`` and ``sim.unmask`` (code hooks on image sites),
+``sim.core.exceptions`` (the architecture's exception model).
 """
 from __future__ import annotations
 
-import ctypes
 import enum
 import importlib
 import threading
@@ -19,14 +22,6 @@ from typing import Any
 
 from unicorn import (
     UC_ARCH_ARM,
-    UC_ERR_FETCH_PROT,
-    UC_ERR_FETCH_UNMAPPED,
-    UC_ERR_INSN_INVALID,
-    UC_ERR_READ_PROT,
-    UC_ERR_READ_UNMAPPED,
-    UC_ERR_WRITE_PROT,
-    UC_ERR_WRITE_UNMAPPED,
-    UC_HOOK_CODE,
     UC_HOOK_INTR,
     UC_HOOK_MEM_INVALID,
     UC_MODE_MCLASS,
@@ -36,29 +31,27 @@ from unicorn import (
 )
 from unicorn import arm_const as A
 
-from . import mmio_cache, traps
+from . import mmio_cache
 from .boards.spec import BoardSpec
 from .bus import Bus
-from .core import exceptions as X
-from .core.cpustate import MAX_DENY, NO_INTR, new_state
+from .core.cpustate import NO_INTR, new_state
 from .core.exceptions import ExceptionModel, Lockup
 from .core.itm import SwvConsole
-from .core.semihosting import Semihosting, SemihostingExit
-from .counter import InstructionCounter, thumb_instructions
+from .core.semihosting import Semihosting
+from .counter import InstructionCounter
+from .dispatch import After, Dispatch
 from .notes import NoteLog
 from .peripherals.irq import IrqOr
 from .pollskip import PollFastForward
+from .precharge import Precharge
 from .regs import Peripheral
 from .signals import ClockTree, IrqLine
+from .traps import TrapHooks
+from .unmask import UnmaskWatch
 from .vclock import PS_PER_S, VirtualClock
 
 #: Longest stretch run without looking at cancel and the wall clock (instructions).
 SLICE = 4_000_000
-_INTR_SVC, _INTR_BKPT, _INTR_EXC_EXIT = 2, 7, 8
-#: QEMU's data abort: in Unicorn's M profile only an exclusive access (LDREX/STREX)
-#: that is not aligned to its size raises it (unmapped memory is a UcError).
-_INTR_DATA_ABORT = 4
-_BKPT_SEMIHOSTING = 0xBEAB
 
 
 class StopCause(str, enum.Enum):
@@ -133,11 +126,13 @@ class Machine:
         self.counter = InstructionCounter(self.uc, native=native, state=self.state, timing=timing)
         #: With the native hook, SysTick wraps and exception entry/return happen in C.
         self.native = self.counter.native
-        #: Exact timing counted per block where nothing can tell (``_plan_precharge``);
+        #: Exact timing counted per block where nothing can tell (``sim.precharge``);
         #: ``precharge=False`` counts every instruction: the reference it must match.
-        self._want_precharge = precharge and self.native and timing == "exact"
-        #: The flash whose code runs precharged (see ``_plan_precharge``), if any.
-        self.precharged_flash: Any = None
+        self.precharge = Precharge(self.uc, self.counter, wanted=precharge)
+        #: The code hooks of the traps firmware enables in SCB_CCR (``sim.traps``).
+        self.traps = TrapHooks(self.uc, self.counter, self.precharge,
+                               read_ccr=lambda: self.peripherals["SCB"].get("CCR"),
+                               strict_alignment=strict_alignment)
         self.clock = VirtualClock(self.counter, soc.reset_hz)
         self.clock.deadline_listener = self.counter.stop_at
         self.clocks = ClockTree(HSI=8_000_000, HSE=board.hse_hz, LSI=40_000, LSE=32_768,
@@ -175,6 +170,11 @@ class Machine:
                 p.trace = trace
         for alias, target, size in soc.bitband:
             self.bus.add_bitband(alias, target, size)
+        self.unmask = UnmaskWatch(self.uc, self.counter, self.exc, self.precharge)
+        self.dispatch = Dispatch(self.uc, self.exc, self.bus, self.precharge,
+                                 semihosting=self.semihosting,
+                                 flash_interface=lambda: self.peripherals.get("FLASH"),
+                                 halts_at_breakpoint=self._halts_at_breakpoint, note=self.note)
         self._install_hooks()
         if fast_forward:
             self.bus.read_observer = self._observe_read
@@ -183,22 +183,6 @@ class Machine:
         self._exit_code: int | None = None
         self._sleeping = False
         self._sleep_kind = "wfi"
-        self._waits_behind_mask = False
-        self._unmask_sites = 0
-        #: Core cycles spent asleep (WFI/WFE): time that passed with no instructions.
-        self.slept_cycles = 0
-        #: Cycles after the core halted (semihosting exit) while peripherals drained.
-        self._halted_cycles = 0
-        #: The image as loaded, for the trap hooks (``sim.traps``), installed lazily: the
-        #: division hooks once firmware sets CCR.DIV_0_TRP, the alignment ones UNALIGN_TRP.
-        self._segments: list[tuple[int, bytes]] = []
-        self._trap_hooks: dict[str, bool] = {}  # kind → installed (False: wanted)
-        #: Check LDRD/STRD/LDM/STM/VLDR/VSTR alignment from the start, as the architecture
-        #: does, rather than once UNALIGN_TRP is set (a Python hook per such access).
-        self._strict_alignment = strict_alignment
-        self._access_sites: list[tuple[int, traps.Access]] | None = None
-        #: A trap a hook found before its instruction ran: (fault, CFSR bits, why).
-        self._trap: tuple[int, int, str] | None = None
         self.faults: list[str] = []
 
     # -- construction -----------------------------------------------------------
@@ -289,151 +273,16 @@ class Machine:
             self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
 
-    # -- loading and reset --------------------------------------------------------
-    def _watch_unmasking(self, segments: list[tuple[int, bytes]]) -> list[int]:
-        """Hook every CPSIE, MSR PRIMASK/BASEPRI/FAULTMASK and SEV in the image.
-
-        Unicorn runs these without telling anyone; an interrupt waiting behind
-        the mask must be taken right after them, so the CPU stops there, and
-        SEV sets the event register that WFE consumes.
-        """
-        seen = 0
-        marks = []
-        for address, data in segments:
-            for off in range(0, len(data) - 1, 2):
-                hw = data[off] | data[off + 1] << 8
-                hit = hw in (0xB661, 0xB662, 0xB663)
-                if not hit and hw & 0xFFF0 == 0xF380 and off + 3 < len(data):
-                    hw2 = data[off + 2] | data[off + 3] << 8
-                    hit = hw2 & 0xFF00 == 0x8800 and 0x10 <= (hw2 & 0xFF) <= 0x13
-                if hit:
-                    for at in self._views(address + off):
-                        self.uc.hook_add(UC_HOOK_CODE, self._after_unmask, begin=at, end=at)
-                    marks.append(address + off)
-                    seen += 1
-                elif hw == 0xBF40:  # SEV: Unicorn runs it as a no-op
-                    for at in self._views(address + off):
-                        self.uc.hook_add(UC_HOOK_CODE, self._on_sev, begin=at, end=at)
-        self._unmask_sites = seen
-        return marks
-
-    # -- precharging ------------------------------------------------------------
-    def _plan_precharge(self) -> None:
-        """Precharge when the image runs from flash at its own address: code there
-        then runs counted at the alias and quickly at the canonical address (see
-        ``hwut_block_exact`` in sim/native/counter.c). An image linked at the alias
-        runs counted throughout, so that every address it sees stays its own."""
-        flash = next((m for m in self.bus.memories if m.name == "flash" and 0 in m.aliases),
-                     None)
-        if (not self._want_precharge or flash is None or self.precharged_flash is not None
-                or not flash.base <= self.bus.read(4, 4) & ~1 < flash.base + flash.size):
-            return
-        mmio = self.bus.mmio_ranges()
-        if len(mmio) > MAX_DENY:
-            return
-        self.precharged_flash = flash
-        self._marks = (ctypes.c_ubyte * (flash.size // 16))()
-        self.counter.enable_precharge(flash.base, flash.size, mmio, self._marks)
-
-    def _views(self, address: int) -> list[int]:
-        """Where the instruction at ``address`` may run: flash code in both views."""
-        flash = self.precharged_flash
-        if flash is not None and flash.base <= address < flash.base + flash.size:
-            return [address, address - flash.base]
-        return [address]
-
-    def _mark(self, address: int) -> None:
-        """The instruction at ``address`` (canonical) runs counted from now on."""
-        off = address - self.precharged_flash.base
-        self._marks[off >> 4] |= 1 << ((off >> 1) & 7)
-
-    def _canonical(self, address: int) -> int:
-        """The address firmware would see: flash code counted at the alias is the
-        same code as at the canonical address."""
-        flash = self.precharged_flash
-        if flash is not None and address < flash.size:
-            return address + flash.base
-        return address
-
-    def _rewind_precharged(self) -> bool:
-        """An error inside a precharged block (an MMIO access refused, a fault, a
-        flash write): count up to the instruction, mark it, and run it again
-        counted at the alias, where it does what it does with exact time. (Only
-        an error can stop such a block early: traps end a block, and the core
-        model raises none mid-block.)"""
-        st = self.state
-        if not st.quick:
-            return False
-        st.quick = 0
-        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
-        if not st.quick_pc <= pc < st.quick_pc + st.quick_size:
-            return False
-        before = bytes(self.uc.mem_read(st.quick_pc, pc - st.quick_pc))
-        st.count = st.quick_start + thumb_instructions(before)
-        self._mark(pc)
-        self.counter.forget_blocks()
-        self.uc.reg_write(A.UC_ARM_REG_PC, (pc - self.precharged_flash.base) | 1)
-        return True
-
     def _ccr_written(self, ccr: int) -> None:
-        """A trap enabled: its hooks go in between slices (from the next instruction)."""
-        wanted = (("divide",) if ccr & traps.CCR_DIV_0_TRP else ()) + \
-            (("multiword", "align") if ccr & traps.CCR_UNALIGN_TRP else ())
-        for kind in wanted:
-            if kind not in self._trap_hooks:
-                self._trap_hooks[kind] = False
-                self.counter.stop_soon()
+        """SCB_CCR written: the traps it enables get their hooks (``sim.traps``)."""
+        self.traps.ccr_written(ccr)
 
-    def _hook_traps(self) -> None:
-        """A code hook on every site of the wanted traps; in precharged flash those run
-        counted from now on, so that a trap stops at its instruction, count exact."""
-        for kind, installed in list(self._trap_hooks.items()):
-            if installed:
-                continue
-            hook: Callable[[Uc, int, int, Any], None]  # user_data: a register or an Access
-            if kind == "divide":
-                sites: list[tuple[int, Any]] = list(traps.divide_sites(self._segments))
-                hook = self._on_divide
-            else:  # "multiword": faults always; "align": only with UNALIGN_TRP
-                if self._access_sites is None:
-                    self._access_sites = traps.access_sites(self._segments)
-                sites = [(a, s) for a, s in self._access_sites if s.always == (kind == "multiword")]
-                hook = self._on_access
-            flash = self.precharged_flash
-            for address, data in sites:
-                for at in self._views(address):
-                    self.uc.hook_add(UC_HOOK_CODE, hook, user_data=data, begin=at, end=at)
-                if flash is not None and flash.contains(address):
-                    self._mark(address)
-            self._trap_hooks[kind] = True
-        self.counter.forget_blocks()
-        # mypy sees unicorn's py2 Uc (see sim.counter), which has no ctl_flush_tb
-        self.uc.ctl_flush_tb()  # type: ignore[attr-defined]
+    @property
+    def precharged_flash(self) -> Any:
+        """The flash whose code runs precharged (``sim.precharge``), if any."""
+        return self.precharge.flash
 
-    def _on_divide(self, uc: Uc, address: int, size: int, rm: int) -> None:
-        if (uc.reg_read(traps.REGISTERS[rm]) == 0
-                and self.peripherals["SCB"].get("CCR") & traps.CCR_DIV_0_TRP):
-            pc = self._canonical(address)
-            self._trap = (X.USAGEFAULT, X.CFSR_DIVBYZERO, f"division by zero at 0x{pc:08x}")
-            uc.emu_stop()  # before the instruction: it writes nothing
-
-    def _on_access(self, uc: Uc, address: int, size: int, site: traps.Access) -> None:
-        if not (site.always or self.peripherals["SCB"].get("CCR") & traps.CCR_UNALIGN_TRP):
-            return
-        ea = site.address(uc.reg_read, address)
-        if ea & site.mask:
-            pc = self._canonical(address)
-            self._trap = (X.USAGEFAULT, X.CFSR_UNALIGNED,
-                          f"unaligned access to 0x{ea:08x} at 0x{pc:08x}")
-            uc.emu_stop()
-
-    def _on_sev(self, uc: Uc, address: int, size: int, _user: object) -> None:
-        self.exc.event_register = True
-
-    def _after_unmask(self, uc: Uc, address: int, size: int, _user: object) -> None:
-        if self._waits_behind_mask:
-            self.counter.stop_soon()  # stop right after this instruction
-
+    # -- loading and reset --------------------------------------------------------
     def load(self, segments: list[tuple[int, bytes]]) -> None:
         """Place an image's segments in memory, as a flash programmer would."""
         for address, data in segments:
@@ -441,16 +290,16 @@ class Machine:
             if mem is None or not mem.contains(address + len(data) - 1):
                 raise ValueError(f"segment at 0x{address:08x} (+{len(data)}) is outside memory")
             mem.write(address, data)
-        self._plan_precharge()  # its hooks first: the count goes up before the unmask hooks look
-        self._segments = list(segments)
-        self._access_sites = None
-        if self._strict_alignment:
-            self._trap_hooks["multiword"] = False
-        flash = self.precharged_flash
-        for at in self._watch_unmasking(segments):
-            if flash is not None and flash.contains(at):
-                self._mark(self._canonical(at))
+        # precharging's hooks first: the count goes up before the unmask hooks look
+        self.precharge.plan(self.bus.memories, self.bus.read(4, 4), self.bus.mmio_ranges())
+        self.traps.load(segments)
+        self.unmask.watch(segments)
         self.reset()
+
+    def watch_code(self, segments: list[tuple[int, bytes]]) -> None:
+        """Code programmed into flash after ``load`` (by a debugger) gets what loaded code
+        gets: its unmask and SEV sites hooked (``sim.unmask``)."""
+        self.unmask.watch(segments)
 
     def request_reset(self) -> None:
         self._reset_requested = True
@@ -458,7 +307,8 @@ class Machine:
 
     def reset(self, system: bool = False) -> None:
         """Core and peripheral reset; memory keeps its content, as on the chip. A system
-        reset (SYSRESETREQ) keeps what only power-on clears (RCC's backup domain)."""
+        reset (SYSRESETREQ) keeps what only power-on clears (RCC's backup domain).
+        Virtual time runs on: the count, the cycles slept and the events are kept."""
         self.exc.reset()
         self.bus.invalidate()
         for p in self.peripherals.values():
@@ -466,26 +316,22 @@ class Machine:
                 p.system_reset("software")
             else:
                 p.reset()
-        self.clocks.update(SYSCLK=self.board.soc.reset_hz, HCLK=self.board.soc.reset_hz,
-                           PCLK1=self.board.soc.reset_hz, PCLK2=self.board.soc.reset_hz,
-                           TIMCLK1=self.board.soc.reset_hz, TIMCLK2=self.board.soc.reset_hz)
-        uc = self.uc
-        for r in range(A.UC_ARM_REG_R0, A.UC_ARM_REG_R12 + 1):
-            uc.reg_write(r, 0)
-        uc.reg_write(A.UC_ARM_REG_XPSR, 1 << 24)
-        uc.reg_write(A.UC_ARM_REG_CONTROL, 0)
-        uc.reg_write(A.UC_ARM_REG_PRIMASK, 0)
-        uc.reg_write(A.UC_ARM_REG_BASEPRI, 0)
-        uc.reg_write(A.UC_ARM_REG_FAULTMASK, 0)
-        uc.reg_write(A.UC_ARM_REG_LR, 0xFFFF_FFFF)
-        sp, pc = self.bus.read(0, 4), self.bus.read(4, 4)
-        uc.reg_write(A.UC_ARM_REG_PSP, 0)
-        uc.reg_write(A.UC_ARM_REG_MSP, sp & ~3)
-        uc.reg_write(A.UC_ARM_REG_PC, pc | 1)
+        hz = self.board.soc.reset_hz
+        self.clocks.update(SYSCLK=hz, HCLK=hz, PCLK1=hz, PCLK2=hz, TIMCLK1=hz, TIMCLK2=hz)
+        self.exc.reset_core(sp=self.bus.read(0, 4), pc=self.bus.read(4, 4))
         self._sleeping = False
         self._reset_requested = False
         if self.on_reset is not None:
             self.on_reset()
+
+    def reset_if_requested(self) -> bool:
+        """A reset requested by firmware or a debugger (AIRCR.SYSRESETREQ) happens now,
+        between instructions; True if there was one."""
+        if not self._reset_requested:
+            return False
+        self.note(f"system reset requested at {self.clock.seconds():.6f} s")
+        self.reset(system=True)
+        return True
 
     # -- host side ---------------------------------------------------------------
     def uart_receive(self, name: str, data: bytes, at_s: float | None = None,
@@ -540,19 +386,23 @@ class Machine:
     #: Called at the end of every reset (a debugger's vector catch and S_RESET_ST).
     on_reset: Callable[[], None] | None = None
 
+    def _halts_at_breakpoint(self, pc: int) -> bool:
+        return self.on_breakpoint is not None and self.on_breakpoint(pc)
+
+    @property
+    def sleeping(self) -> bool:
+        """The core sleeps in WFI/WFE (DHCSR.S_SLEEP)."""
+        return self._sleeping
+
+    @property
+    def exit_code(self) -> int | None:
+        """The code of the last semihosting exit, if firmware made one."""
+        return self._exit_code
+
     def halt_soon(self) -> None:
         """From inside ``run`` (a hook, a callback): end it before the next instruction
         with ``StopCause.HALT``."""
         self._stop(StopCause.HALT)
-
-    def reset_if_requested(self) -> bool:
-        """A reset requested while the run loop is not running (AIRCR.SYSRESETREQ written
-        by a debugger into a halted core) happens now; True if there was one."""
-        if not self._reset_requested:
-            return False
-        self.note(f"system reset requested at {self.clock.seconds():.6f} s")
-        self.reset(system=True)
-        return True
 
     def step(self, *, take_exceptions: bool = True) -> StopCause | None:
         """One debugger single step: due events fire, then a pending exception is taken
@@ -605,7 +455,7 @@ class Machine:
         nxt = self._next_deadline()
         until = min(stable, nxt if nxt is not None else now + SLICE)
         poll = self.poll
-        pc = self._canonical(self.uc.reg_read(A.UC_ARM_REG_PC))
+        pc = self.precharge.canonical(self.uc.reg_read(A.UC_ARM_REG_PC))
         repeated = poll.observe(pc, address, value)
         loop = poll.loop_at(pc)
         if loop is None:
@@ -641,9 +491,7 @@ class Machine:
                     self.bus.invalidate()
                 if self._cause is not None:
                     break
-                if self._reset_requested:
-                    self.note(f"system reset requested at {self.clock.seconds():.6f} s")
-                    self.reset(system=True)
+                if self.reset_if_requested():
                     continue
                 self.exc.systick_catch_up(self.counter.count)
                 if self._take_exception():
@@ -660,7 +508,7 @@ class Machine:
             finished.set()
             limit.cancel()
         seconds = self.clock.seconds()
-        instructions = self.counter.count - self.slept_cycles - self._halted_cycles
+        instructions = self.counter.instructions
         if self._cause is StopCause.EXIT:
             self._drain()
         self._notes.finish()  # "note repeated N times" for what was only counted
@@ -669,7 +517,7 @@ class Machine:
         assert self._cause is not None  # the loop above ends only once a cause is set
         return RunResult(self._cause, self._exit_code, seconds, instructions,
                          list(self.faults) + [f for f in fault_log.lines if f not in self.faults],
-                         detail, self.slept_cycles)
+                         detail, self.counter.slept)
 
     def _stop_soon_on(self, cancel: threading.Event, finished: threading.Event) -> None:
         """Watch ``cancel`` for the length of a run: a slow slice (seconds of CPU for
@@ -687,9 +535,7 @@ class Machine:
             nxt = self.clock.next_deadline()
             if nxt is None or nxt > end:
                 break
-            if nxt > self.counter.count:
-                self._halted_cycles += nxt - self.counter.count
-                self.counter.count = nxt
+            self.counter.halt_until(nxt)
             self.clock.run_due()
 
     def _stop(self, cause: StopCause) -> None:
@@ -698,28 +544,25 @@ class Machine:
         self.counter.stop_soon()
 
     def _take_exception(self) -> bool:
-        exc, waits_behind_mask = self.exc.next_to_take()
-        self._waits_behind_mask = waits_behind_mask
+        exc, self.unmask.waits_behind_mask = self.exc.next_to_take()
         if exc is None:
             return False
         self._sleeping = False
-        self.exc.enter(exc, self._canonical(self.uc.reg_read(A.UC_ARM_REG_PC)))
+        self.exc.enter(exc, self.precharge.canonical(self.uc.reg_read(A.UC_ARM_REG_PC)))
         return True
 
     def _sleep(self) -> None:
-        if self.exc.wakes_from_sleep() or (self._sleep_kind == "wfe" and self.exc.event_register):
+        """WFI wakes on an interrupt that could preempt (even one PRIMASK holds), WFE
+        also on an event (consumed); else virtual time jumps to the next deadline."""
+        event = self._sleep_kind == "wfe" and self.exc.consume_event()
+        if event or self.exc.wakes_from_sleep():
             self._sleeping = False
-            if self._sleep_kind == "wfe":
-                self.exc.event_register = False
             return
         nxt = self._next_deadline()
         if nxt is None:  # nothing can ever wake the core; the limit event always exists
             self._stop(StopCause.LIMIT)
             return
-        now = self.counter.count
-        if nxt > now:  # virtual time jumps; no instructions run
-            self.slept_cycles += nxt - now
-            self.counter.count = nxt
+        self.counter.sleep_until(nxt)
 
     def _run_slice(self) -> None:
         count = self.counter.count
@@ -734,134 +577,31 @@ class Machine:
         self._intr = None
         self.state.last_intno = NO_INTR
         self._bad_access = None
-        self.state.quick = 0
-        if not all(self._trap_hooks.values()):
-            self._hook_traps()
+        self.state.pre.quick = 0
+        if self.traps.wanted:
+            self.traps.install()
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
         try:
             self.uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF)
         except UcError as err:
-            self._on_cpu_error(err)
+            self._after(self.dispatch.error(err, self._bad_access))
             return
-        if self._trap is not None:
-            kind, bits, why = self._trap
-            self._trap = None
-            self.exc.raise_fault(kind, bits, why=why)
+        if self.traps.raise_found(self.exc):
             return
         if self.native and self.state.last_intno != NO_INTR:
             self._intr = self.state.last_intno
         if self._intr is not None:
-            self._on_cpu_interrupt(self._intr)
+            self._after(self.dispatch.interrupt(self._intr))
         elif self.counter.count < self.counter.limit and self._cause is None:
-            self._check_sleep_instruction()
+            self._after(self.dispatch.ended_early())
 
-    # -- what stopped the CPU ---------------------------------------------------------
-    def _halfword(self, address: int) -> int:
-        try:
-            return int.from_bytes(self.uc.mem_read(address, 2), "little")
-        except UcError:
-            return 0
-
-    def _check_sleep_instruction(self) -> None:
-        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
-        if self._halfword(pc - 2) == 0xBF30 or (self._halfword(pc - 4) == 0xF3AF
-                                                and self._halfword(pc - 2) == 0x8003):
-            self._sleeping, self._sleep_kind = True, "wfi"
-
-    def _on_cpu_interrupt(self, intno: int) -> None:
-        uc = self.uc
-        pc = self._canonical(uc.reg_read(A.UC_ARM_REG_PC))
-        if intno == _INTR_EXC_EXIT:
-            self.exc.exit(pc | 1 if pc >= 0xFFFF_FF00 else uc.reg_read(A.UC_ARM_REG_PC))
-        elif intno == _INTR_SVC:
-            if self.exc.group(self.exc.prio[X.SVCALL]) < self.exc.execution_priority():
-                self.exc.pending |= 1 << X.SVCALL
-            else:
-                self.exc.raise_fault(X.HARDFAULT, 0, why=f"SVC at 0x{pc - 2:08x} while masked")
-        elif intno == _INTR_BKPT:
-            if self._halfword(pc) == _BKPT_SEMIHOSTING:
-                self._semihosting_call(pc)
-            elif self.on_breakpoint is not None and self.on_breakpoint(pc):
-                self._stop(StopCause.HALT)  # a debugger halts the core at the BKPT
-            else:
-                self.exc.faults.hfsr |= 1 << 31  # DEBUGEVT
-                self.exc.raise_fault(X.HARDFAULT, 0, why=f"BKPT at 0x{pc:08x} with no debugger")
-        elif intno == _INTR_DATA_ABORT:
-            self.exc.raise_fault(X.USAGEFAULT, X.CFSR_UNALIGNED,
-                                 why=f"unaligned exclusive access at 0x{pc:08x}")
-        else:
-            self.exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
-                                 why=f"CPU exception {intno} at 0x{pc:08x}")
-
-    def _semihosting_call(self, pc: int) -> None:
-        uc = self.uc
-        op, arg = uc.reg_read(A.UC_ARM_REG_R0), uc.reg_read(A.UC_ARM_REG_R1)
-        try:
-            result = self.semihosting.call(op, arg)
-        except SemihostingExit as ex:
-            self._exit_code = ex.code
+    def _after(self, after: After) -> None:
+        """What the run loop does about a stop that ``sim.dispatch`` handled."""
+        if after.sleep is not None:
+            self._sleeping, self._sleep_kind = True, after.sleep
+        elif after.exit_code is not None:
+            self._exit_code = after.exit_code
             self._stop(StopCause.EXIT)
-            uc.reg_write(A.UC_ARM_REG_PC, (pc + 2) | 1)
-            return
-        except UcError as err:
-            self.note(f"semihosting call 0x{op:x} pointed at unmapped memory: {err}")
-            result = 0xFFFF_FFFF
-        uc.reg_write(A.UC_ARM_REG_R0, result)
-        uc.reg_write(A.UC_ARM_REG_PC, (pc + 2) | 1)
+        elif after.halt:
+            self._stop(StopCause.HALT)
 
-    def _flash_write(self, pc: int, access: tuple[int, int, int, int]) -> bool:
-        """A store into flash goes to the FLASH interface, as on the chip: it programs
-        half-words while PG is set and flags PGERR otherwise. The store is then done."""
-        _, address, size, value = access
-        flash = self.peripherals.get("FLASH")
-        mem = self.bus.memory_at(address)
-        if flash is None or mem is None or mem.name != "flash":
-            return False
-        if size == 4:
-            flash.program_halfword(address, value & 0xFFFF)
-            flash.program_halfword(address + 2, value >> 16)
-        elif size == 2:
-            flash.program_halfword(address, value)
-        else:
-            flash.program_halfword(address | 1, value)  # byte writes are refused (PGERR)
-        first = self._halfword(pc)
-        length = 4 if first >> 11 in (0b11101, 0b11110, 0b11111) else 2
-        self.uc.reg_write(A.UC_ARM_REG_PC, (pc + length) | 1)
-        return True
-
-    def _on_cpu_error(self, err: UcError) -> None:
-        if self._rewind_precharged():
-            return
-        uc = self.uc
-        pc = self._canonical(uc.reg_read(A.UC_ARM_REG_PC))
-        bad = self._bad_access
-        if err.errno == UC_ERR_INSN_INVALID:
-            if self._halfword(pc - 2) == 0xBF20 or (self._halfword(pc - 4) == 0xF3AF
-                                                    and self._halfword(pc - 2) == 0x8002):
-                if self.exc.event_register:
-                    self.exc.event_register = False
-                else:
-                    self._sleeping, self._sleep_kind = True, "wfe"
-                return
-            self.exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
-                                 why=f"undefined instruction at 0x{pc:08x}")
-        elif err.errno in (UC_ERR_FETCH_UNMAPPED, UC_ERR_FETCH_PROT):
-            if pc >= 0xFFFF_FF00:
-                self.exc.exit(pc)
-                return
-            self.exc.raise_fault(X.BUSFAULT, X.CFSR_IBUSERR,
-                                 why=f"instruction fetch from 0x{pc:08x}")
-            self.note(f"bus fault: instruction fetch from unmapped 0x{pc:08x}")
-        elif err.errno == UC_ERR_WRITE_PROT and bad and self._flash_write(pc, bad):
-            return
-        elif err.errno in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_READ_PROT,
-                           UC_ERR_WRITE_PROT):
-            address = bad[1] if bad else 0
-            what = "write to" if err.errno in (UC_ERR_WRITE_UNMAPPED, UC_ERR_WRITE_PROT) else "read of"
-            self.note(f"bus fault: {what} 0x{address:08x} at PC 0x{pc:08x}")
-            self.exc.raise_fault(X.BUSFAULT, X.CFSR_PRECISERR | X.CFSR_BFARVALID, bfar=address,
-                                 why=f"{what} 0x{address:08x} at PC 0x{pc:08x}")
-        else:
-            self.note(f"CPU stopped with {err} at PC 0x{pc:08x}")
-            self.exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
-                                 why=f"{err} at 0x{pc:08x}")

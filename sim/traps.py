@@ -8,12 +8,14 @@ unaligned LDR/STR even with CCR.UNALIGN_TRP set, and unaligned LDRD/STRD,
 LDM/STM, VLDR/VSTR, VLDM/VSTM, which fault with UFSR.UNALIGNED whatever the bit
 (A3.2.1); only the exclusives it faults itself.
 
-As for the unmask sites (``Machine._watch_unmasking``), the image is scanned for
-the instructions (divisions by their encoding, loads and stores decoded with
+As for the unmask sites (``sim.unmask``), the image is scanned for the
+instructions (divisions by their encoding, loads and stores decoded with
 capstone); each site gets a code hook that looks at its registers, installed
 only once firmware sets the CCR bit (until then a run pays nothing). A false
 match in literal data is harmless: its hook never runs, or runs on a real
-instruction.
+instruction. A hook that finds a trap stops the CPU before the instruction;
+the run loop then raises the fault through the exception model
+(``TrapHooks.raise_found``).
 """
 from __future__ import annotations
 
@@ -23,7 +25,14 @@ from typing import Any
 
 from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
 from capstone import arm_const as C
+from unicorn import UC_HOOK_CODE, Uc
 from unicorn import arm_const as A
+
+from . import thumb
+from .core import exceptions as X
+from .core.exceptions import ExceptionModel
+from .counter import InstructionCounter
+from .precharge import Precharge
 
 #: CCR bits (ARMv7-M B3.2.8).
 CCR_UNALIGN_TRP = 1 << 3
@@ -37,18 +46,9 @@ REGISTERS = (A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_R2, A.UC_ARM_REG_R3,
 
 
 def divide_sites(segments: list[tuple[int, bytes]]) -> list[tuple[int, int]]:
-    """(address, Rm) of every SDIV/UDIV (T1: 1111 1011 1001/1011 nnnn, 1111 dddd
-    1111 mmmm) at a half-word boundary of ``segments``."""
-    sites = []
-    for address, data in segments:
-        for off in range(0, len(data) - 3, 2):
-            hw1 = data[off] | data[off + 1] << 8
-            if hw1 & 0xFFD0 != 0xFB90:     # 0xFB9n SDIV, 0xFBBn UDIV
-                continue
-            hw2 = data[off + 2] | data[off + 3] << 8
-            if hw2 & 0xF0F0 == 0xF0F0:
-                sites.append((address + off, hw2 & 0xF))
-    return sites
+    """(address, Rm) of every SDIV/UDIV at a half-word boundary of ``segments``."""
+    return [(address, rm) for address, hw1, hw2 in thumb.scan(segments)
+            if (rm := thumb.divide_rm(hw1, hw2)) is not None]
 
 
 # -- alignment ---------------------------------------------------------------------
@@ -102,13 +102,6 @@ def _uc_reg(cs_reg: int) -> int:
     return _UC_REG[cs_reg]
 
 
-#: Top bytes of a first half-word that can start a load or store (A5.2/A5.3): 16-bit
-#: LDR literal 0x48-0x4F, register/immediate forms 0x50-0x9F, LDM/STM 0xC0-0xCF; 32-bit
-#: LDM/STM/LDRD/STRD/exclusives 0xE8-0xE9, VLDR/VSTR/VLDM/VSTM 0xEC-0xED, LDR/STR 0xF8-0xF9.
-_LOAD_STORE = bytes(1 if 0x48 <= b <= 0x9F or 0xC0 <= b <= 0xCF
-                    or b in (0xE8, 0xE9, 0xEC, 0xED, 0xF8, 0xF9) else 0 for b in range(256))
-
-
 def access_sites(segments: list[tuple[int, bytes]]) -> list[tuple[int, Access]]:
     """Every load/store that may fault on alignment, decoded at each half-word of
     ``segments`` (code and data are not told apart: a site inside data or in the
@@ -118,10 +111,9 @@ def access_sites(segments: list[tuple[int, bytes]]) -> list[tuple[int, Access]]:
     md.detail = True
     sites = []
     for address, data in segments:
-        for off in range(1, len(data), 2):
-            if not _LOAD_STORE[data[off]]:   # the first half-word's top byte
+        for off in range(0, len(data) - 1, 2):
+            if not thumb.accesses_memory(data[off] | data[off + 1] << 8):
                 continue
-            off -= 1
             insn = next(md.disasm(data[off:off + 4], address + off, 1), None)
             if insn is None:
                 continue
@@ -153,3 +145,94 @@ def _access(insn: Any) -> Access | None:
         return None  # SP (word-aligned) or the literal pool plus an aligned offset
     return Access(_uc_reg(mem.base), index, op.shift.value if index else 0, mem.disp,
                   bool(insn.post_index), mask, always)
+
+
+class TrapHooks:
+    """The code hooks of the traps firmware enabled (CCR.DIV_0_TRP, CCR.UNALIGN_TRP),
+    and the multi-word alignment checks, installed between slices."""
+
+    def __init__(self, uc: Uc, counter: InstructionCounter, precharge: Precharge, *,
+                 read_ccr: Callable[[], int], strict_alignment: bool = False) -> None:
+        self._uc = uc
+        self._counter = counter
+        self._precharge = precharge
+        self._read_ccr = read_ccr
+        #: Check LDRD/STRD/LDM/STM/VLDR/VSTR alignment from the start, as the architecture
+        #: does, rather than once UNALIGN_TRP is set (a Python hook per such access).
+        self._strict_alignment = strict_alignment
+        #: kind ("divide", "multiword", "align") -> installed (False: wanted, not yet)
+        self.hooks: dict[str, bool] = {}
+        self._segments: list[tuple[int, bytes]] = []
+        self._access_sites: list[tuple[int, Access]] | None = None
+        #: A trap a hook found before its instruction ran: (fault, CFSR bits, why).
+        self._found: tuple[int, int, str] | None = None
+
+    def load(self, segments: list[tuple[int, bytes]]) -> None:
+        """The image whose sites the hooks go on."""
+        self._segments = list(segments)
+        self._access_sites = None
+        if self._strict_alignment:
+            self.hooks["multiword"] = False
+
+    def ccr_written(self, ccr: int) -> None:
+        """A trap enabled: its hooks go in between slices (from the next instruction)."""
+        wanted = (("divide",) if ccr & CCR_DIV_0_TRP else ()) + \
+            (("multiword", "align") if ccr & CCR_UNALIGN_TRP else ())
+        for kind in wanted:
+            if kind not in self.hooks:
+                self.hooks[kind] = False
+                self._counter.stop_soon()
+
+    @property
+    def wanted(self) -> bool:
+        """Hooks wait to be installed (``install`` before the next slice)."""
+        return not all(self.hooks.values())
+
+    def install(self) -> None:
+        """A code hook on every site of the wanted traps; in precharged flash those run
+        counted from now on, so that a trap stops at its instruction, count exact."""
+        for kind, installed in list(self.hooks.items()):
+            if installed:
+                continue
+            hook: Callable[[Uc, int, int, Any], None]  # user_data: a register or an Access
+            if kind == "divide":
+                sites: list[tuple[int, Any]] = list(divide_sites(self._segments))
+                hook = self._on_divide
+            else:  # "multiword": faults always; "align": only with UNALIGN_TRP
+                if self._access_sites is None:
+                    self._access_sites = access_sites(self._segments)
+                sites = [(a, s) for a, s in self._access_sites if s.always == (kind == "multiword")]
+                hook = self._on_access
+            for address, data in sites:
+                for at in self._precharge.views(address):
+                    self._uc.hook_add(UC_HOOK_CODE, hook, user_data=data, begin=at, end=at)
+                self._precharge.mark(address)
+            self.hooks[kind] = True
+        self._counter.forget_blocks()
+        # mypy sees unicorn's py2 Uc (see sim.counter), which has no ctl_flush_tb
+        self._uc.ctl_flush_tb()  # type: ignore[attr-defined]
+
+    def raise_found(self, exc: ExceptionModel) -> bool:
+        """Raise the fault a hook found in the slice that just ended, if any."""
+        if self._found is None:
+            return False
+        kind, bits, why = self._found
+        self._found = None
+        exc.raise_fault(kind, bits, why=why)
+        return True
+
+    def _on_divide(self, uc: Uc, address: int, size: int, rm: int) -> None:
+        if uc.reg_read(REGISTERS[rm]) == 0 and self._read_ccr() & CCR_DIV_0_TRP:
+            pc = self._precharge.canonical(address)
+            self._found = (X.USAGEFAULT, X.CFSR_DIVBYZERO, f"division by zero at 0x{pc:08x}")
+            uc.emu_stop()  # before the instruction: it writes nothing
+
+    def _on_access(self, uc: Uc, address: int, size: int, site: Access) -> None:
+        if not (site.always or self._read_ccr() & CCR_UNALIGN_TRP):
+            return
+        ea = site.address(uc.reg_read, address)
+        if ea & site.mask:
+            pc = self._precharge.canonical(address)
+            self._found = (X.USAGEFAULT, X.CFSR_UNALIGNED,
+                           f"unaligned access to 0x{ea:08x} at 0x{pc:08x}")
+            uc.emu_stop()

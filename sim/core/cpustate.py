@@ -1,6 +1,8 @@
 """The core state that the native hook (sim/native/counter.c) and the Python
 exception model share: one ctypes struct, so either side can act on it and both
-always agree. The field order must match ``hwut_cpu`` in counter.c."""
+always agree. The structs mirror those of counter.c, which describes their
+layout (``hwut_counter_layouts``); tests/sim/test_native.py holds the offset and
+size of every field here to it."""
 from __future__ import annotations
 
 import ctypes
@@ -31,9 +33,22 @@ class BlockSlot(ctypes.Structure):
                 ("spare", ctypes.c_uint32)]
 
 
-class CpuState(ctypes.Structure):
+class EngineApi(ctypes.Structure):
+    """What the native hooks call of Unicorn, and Unicorn's constants they need: set
+    from the library and its bindings (``sim.counter``), none hard-coded in C."""
     _fields_ = [
-        ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64), ("stop", ctypes.c_void_p),
+        ("stop", ctypes.c_void_p), ("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p),
+        ("mem_read", ctypes.c_void_p), ("mem_write", ctypes.c_void_p), ("ctl", ctypes.c_void_p),
+        ("regs", ctypes.c_int32 * len(REGISTER_ORDER)),
+        ("mem_fetch", ctypes.c_int32), ("prot_all", ctypes.c_int32),
+        ("ctl_tlb_flush", ctypes.c_int32), ("ctl_tb_remove", ctypes.c_int32),
+        ("intr_exc_exit", ctypes.c_uint32), ("spare", ctypes.c_uint32),
+    ]
+
+
+class ExceptionState(ctypes.Structure):
+    """The exception model's state (``core.exceptions`` is the reference)."""
+    _fields_ = [
         ("systick_next", ctypes.c_uint64), ("systick_period", ctypes.c_uint64),
         ("pending", ctypes.c_uint32 * WORDS), ("active", ctypes.c_uint32 * WORDS),
         ("enabled", ctypes.c_uint32 * WORDS), ("levels", ctypes.c_uint32 * WORDS),
@@ -41,25 +56,45 @@ class CpuState(ctypes.Structure):
         ("n_exc", ctypes.c_uint32), ("prigroup", ctypes.c_uint32), ("vtor", ctypes.c_uint32),
         ("shcsr_enables", ctypes.c_uint32), ("priority_mask", ctypes.c_uint32),
         ("event_register", ctypes.c_uint32), ("sevonpend", ctypes.c_uint32),
-        ("fast", ctypes.c_uint32), ("last_intno", ctypes.c_uint32),
+        ("spare", ctypes.c_uint32),
         ("entries", ctypes.c_uint64), ("exits", ctypes.c_uint64),
-        ("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p),
-        ("mem_read", ctypes.c_void_p), ("mem_write", ctypes.c_void_p),
-        ("regs", ctypes.c_int32 * len(REGISTER_ORDER)),
+    ]
+
+
+class PrechargeState(ctypes.Structure):
+    """Precharging's state (``sim.precharge``, ``hwut_block_exact`` in counter.c)."""
+    _fields_ = [
         ("quick_start", ctypes.c_uint64), ("quick_pc", ctypes.c_uint32),
         ("quick_size", ctypes.c_uint32), ("quick", ctypes.c_uint32),
-        ("precharge", ctypes.c_uint32), ("flash_base", ctypes.c_uint32),
+        ("enabled", ctypes.c_uint32), ("flash_base", ctypes.c_uint32),
         ("flash_size", ctypes.c_uint32), ("mmio_in_tlb", ctypes.c_uint32),
-        ("call_return", ctypes.c_uint32),
-        ("next_pc", ctypes.c_uint32), ("block_end", ctypes.c_uint32),
-        ("tlb_streak", ctypes.c_uint32), ("it_stale", ctypes.c_uint32),
-        ("it_lo", ctypes.c_uint32), ("it_hi", ctypes.c_uint32),
+        ("call_return", ctypes.c_uint32), ("tlb_streak", ctypes.c_uint32),
+        ("it_stale", ctypes.c_uint32), ("it_lo", ctypes.c_uint32), ("it_hi", ctypes.c_uint32),
         ("n_deny", ctypes.c_uint32), ("deny_lo", ctypes.c_uint64 * MAX_DENY),
         ("deny_hi", ctypes.c_uint64 * MAX_DENY), ("marks", ctypes.c_void_p),
-        ("ctl", ctypes.c_void_p), ("precharged", ctypes.c_uint64),
-        ("denials", ctypes.c_uint64),
+        ("precharged", ctypes.c_uint64), ("denials", ctypes.c_uint64),
+    ]
+
+
+class TlbEntry(ctypes.Structure):
+    """Unicorn's ``uc_tlb_entry``, as the TLB-fill hook fills it."""
+    _fields_ = [("paddr", ctypes.c_uint64), ("perms", ctypes.c_int)]
+
+
+class CpuState(ctypes.Structure):
+    """The instruction count and its limit, then the parts above."""
+    _fields_ = [
+        ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64),
+        ("fast", ctypes.c_uint32), ("last_intno", ctypes.c_uint32),
+        ("next_pc", ctypes.c_uint32), ("block_end", ctypes.c_uint32),
+        ("api", EngineApi), ("exc", ExceptionState), ("pre", PrechargeState),
         ("blocks", BlockSlot * BLOCK_SLOTS),
     ]
+
+
+#: The structs mirrored from counter.c, by the name its layout table gives them.
+MIRRORS: dict[str, type[ctypes.Structure]] = {cls.__name__: cls for cls in (
+    BlockSlot, EngineApi, ExceptionState, PrechargeState, TlbEntry, CpuState)}
 
 
 def get_set(words: ctypes.Array) -> int:
@@ -80,8 +115,8 @@ def clear_blocks(state: CpuState) -> None:
 def new_state() -> CpuState:
     state = CpuState()
     state.limit = (1 << 63) - 1
-    state.systick_next = NONE_CYCLE
+    state.exc.systick_next = NONE_CYCLE
     state.last_intno = NO_INTR
     for i, reg in enumerate(REGISTER_ORDER):
-        state.regs[i] = reg
+        state.api.regs[i] = reg
     return state

@@ -42,6 +42,7 @@ CFSR_INVPC = 1 << 18
 CFSR_NOCP = 1 << 19
 CFSR_UNALIGNED = 1 << 24
 CFSR_DIVBYZERO = 1 << 25
+HFSR_DEBUGEVT = 1 << 31
 HFSR_FORCED = 1 << 30
 HFSR_VECTTBL = 1 << 1
 
@@ -80,7 +81,7 @@ class ExceptionModel:
         self.irq_count = irq_count
         #: Shared with the native hook: pending/active/enabled/levels, priorities,
         #: VTOR, PRIGROUP, the event register and SysTick's next wrap live here.
-        self.s = state if state is not None else new_state()
+        self.s = (state if state is not None else new_state()).exc
         self.s.n_exc = IRQ_BASE + irq_count
         self.s.priority_mask = (0xFF << (8 - priority_bits)) & 0xFF
         self.priority_mask = self.s.priority_mask
@@ -124,6 +125,7 @@ class ExceptionModel:
                               lambda self, v: setattr(self.s, "event_register", int(bool(v))))
 
     def reset(self) -> None:
+        """The exception state at reset: nothing pending or active, priorities 0."""
         s = self.s
         for name in ("pending", "active", "enabled", "levels"):
             put_set(getattr(s, name), 0)
@@ -133,6 +135,34 @@ class ExceptionModel:
         s.vtor = s.prigroup = s.shcsr_enables = 0
         s.systick_next, s.systick_period = NONE_CYCLE, 0
         self.faults = FaultStatus()
+
+    def reset_core(self, sp: int, pc: int) -> None:
+        """The core registers at reset (TakeReset, ARMv7-M B1.5.5): R0-R12 zero, thread
+        mode on MSP, privileged, no mask, LR unknown (all ones), SP and PC from the
+        vector table's first two words."""
+        cpu = self.cpu
+        for r in range(A.UC_ARM_REG_R0, A.UC_ARM_REG_R12 + 1):
+            cpu.reg_write(r, 0)
+        cpu.reg_write(A.UC_ARM_REG_XPSR, 1 << 24)
+        cpu.reg_write(A.UC_ARM_REG_CONTROL, 0)
+        cpu.reg_write(A.UC_ARM_REG_PRIMASK, 0)
+        cpu.reg_write(A.UC_ARM_REG_BASEPRI, 0)
+        cpu.reg_write(A.UC_ARM_REG_FAULTMASK, 0)
+        cpu.reg_write(A.UC_ARM_REG_LR, 0xFFFF_FFFF)
+        cpu.reg_write(A.UC_ARM_REG_PSP, 0)
+        cpu.reg_write(A.UC_ARM_REG_MSP, sp & ~3)
+        cpu.reg_write(A.UC_ARM_REG_PC, pc | 1)
+
+    # -- the event register (SEV, WFE) ----------------------------------------------
+    def send_event(self) -> None:
+        """SEV, or an event from outside the core (EXTI): the next WFE does not sleep."""
+        self.s.event_register = 1
+
+    def consume_event(self) -> bool:
+        """WFE: was an event registered? It is cleared either way."""
+        was = bool(self.s.event_register)
+        self.s.event_register = 0
+        return was
 
     # -- SysTick's wraps, kept here so the native hook can take them too ------------
     def set_systick(self, next_cycle: int | None, period: int) -> None:
@@ -280,11 +310,14 @@ class ExceptionModel:
         return bool(self._usable_mask() >> exc & 1)
 
     # -- faults ---------------------------------------------------------------
-    def raise_fault(self, kind: int, cfsr_bits: int, *, bfar: int | None = None,
-                    mmfar: int | None = None, why: str = "") -> None:
-        """Record a synchronous fault and pend the handler that takes it (escalating)."""
+    def raise_fault(self, kind: int, cfsr_bits: int, *, hfsr_bits: int = 0,
+                    bfar: int | None = None, mmfar: int | None = None, why: str = "") -> None:
+        """Record a synchronous fault with its status bits and pend the handler that
+        takes it: ``kind``, or HardFault (HFSR.FORCED) when ``kind`` is disabled or may
+        not preempt now; a fault that HardFault itself cannot take locks the core up."""
         f = self.faults
         f.cfsr |= cfsr_bits
+        f.hfsr |= hfsr_bits
         if bfar is not None:
             f.bfar = bfar
         if mmfar is not None:
@@ -297,6 +330,20 @@ class ExceptionModel:
             raise Lockup(why or "fault while HardFault or NMI was active")
         self.fault_log.add(f"{name_of(target)}: {why}")
         self.pending |= 1 << target
+
+    def supervisor_call(self, pc: int) -> None:
+        """SVC executed (``pc`` after it): SVCall pends, to be taken before the next
+        instruction, or, when it could not preempt now (masked, or a handler of higher
+        priority runs), the SVC escalates to HardFault (B1.5.14)."""
+        if self.group(self.prio[SVCALL]) < self.execution_priority():
+            self.pending |= 1 << SVCALL
+        else:
+            self.raise_fault(HARDFAULT, 0, why=f"SVC at 0x{pc - 2:08x} while masked")
+
+    def breakpoint_without_debugger(self, pc: int) -> None:
+        """BKPT with no debugger to halt the core: a HardFault with HFSR.DEBUGEVT."""
+        self.raise_fault(HARDFAULT, 0, hfsr_bits=HFSR_DEBUGEVT,
+                         why=f"BKPT at 0x{pc:08x} with no debugger")
 
     # -- entry and return -------------------------------------------------------
     def _fp_active(self) -> bool:

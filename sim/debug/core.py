@@ -184,7 +184,7 @@ class DebugCore:
             value |= S_HALT | S_REGRDY
         if self._lockup:
             value |= S_LOCKUP
-        if self.machine._sleeping and not self._halted:
+        if self.machine.sleeping and not self._halted:
             value |= S_SLEEP
         if self._retire_st or self.running:
             value |= S_RETIRE_ST
@@ -251,7 +251,7 @@ class DebugCore:
         self._skip_breakpoint = None
         self._retire_st = True
         if cause is StopCause.EXIT:
-            self.exit_code = machine._exit_code
+            self.exit_code = machine.exit_code
         self._enter_halt(DFSR_HALTED)
 
     # -- DCRSR / DCRDR ------------------------------------------------------------------
@@ -313,7 +313,7 @@ class DebugCore:
 
     def _watch_new_code(self) -> None:
         """Code a debugger programmed into flash gets what the machine gives code it
-        loads: its CPSIE/MSR-to-mask and SEV sites hooked (``Machine._watch_unmasking``),
+        loads: its CPSIE/MSR-to-mask and SEV sites hooked (``Machine.watch_code``),
         without which an interrupt waiting behind PRIMASK is not taken after CPSIE.
         Pages are compared with what was looked at before; changed ones are scanned."""
         memory = self._flash_memory
@@ -324,7 +324,7 @@ class DebugCore:
                    and now[off:off + page].strip(b"\xff")]
         self._flash_seen = now
         if changed:
-            self.machine._watch_unmasking(changed)
+            self.machine.watch_code(changed)
 
     def _on_reset(self) -> None:
         """Called by the machine after every reset (in whichever thread did it)."""

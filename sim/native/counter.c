@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "layout.h"
+
 typedef int (*stop_fn)(void *uc);
 typedef int (*reg_fn)(void *uc, int regid, void *value);
 typedef int (*mem_read_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
@@ -39,9 +41,6 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define BLOCK_CALL 2u        /* ends with BL or BLX */
 #define BLOCK_MEMORY 4u      /* has a load or store */
 #define MAX_DENY 16
-#define MEM_FETCH 18         /* uc_mem_type UC_MEM_FETCH */
-#define CTL_TLB_FLUSH_WRITE (11 | (1 << 30))   /* UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0) */
-#define CTL_TB_REMOVE_WRITE (9 | (2 << 26) | (1 << 30))   /* UC_CTL_TB_REMOVE_CACHE, 2 args */
 #define XPSR_IT 0x0600FC00u
 #define FLUSH_AFTER 256u     /* blocks run counted before MMIO is flushed out of the TLB */
 
@@ -56,34 +55,57 @@ typedef struct {
     int perms;
 } hwut_tlb_entry;   /* uc_tlb_entry */
 
+/* What the hooks call of Unicorn, and Unicorn's constants they need: all set by
+ * Python (sim/counter.py) from the library and its bindings, none hard-coded here. */
 typedef struct {
-    uint64_t count;          /* instructions executed (plus cycles slept) */
-    uint64_t limit;          /* stop before executing instruction number limit+1 */
     stop_fn stop;
+    reg_fn reg_read, reg_write;
+    mem_read_fn mem_read;
+    mem_write_fn mem_write;
+    ctl_fn ctl;
+    int32_t regs[R_COUNT];   /* register ids, in the order of the R_ names */
+    int32_t mem_fetch;       /* uc_mem_type UC_MEM_FETCH */
+    int32_t prot_all;        /* UC_PROT_ALL */
+    int32_t ctl_tlb_flush;   /* UC_CTL_WRITE(UC_CTL_TLB_FLUSH, 0) */
+    int32_t ctl_tb_remove;   /* UC_CTL_WRITE(UC_CTL_TB_REMOVE_CACHE, 2) */
+    uint32_t intr_exc_exit;  /* the interrupt number of an exception return */
+    uint32_t spare;
+} hwut_api;
+
+/* The exception model's state; sim/core/exceptions.py holds the same in this
+ * struct and is the reference. */
+typedef struct {
     uint64_t systick_next;   /* cycle at which SysTick next pends, NONE_CYCLE if never */
     uint64_t systick_period;
     uint32_t pending[WORDS], active[WORDS], enabled[WORDS], levels[WORDS];
     int32_t prio[WORDS * 32];
     uint32_t n_exc, prigroup, vtor, shcsr_enables, priority_mask;
-    uint32_t event_register, sevonpend, fast, last_intno;
+    uint32_t event_register, sevonpend, spare;
     uint64_t entries, exits;
-    reg_fn reg_read, reg_write;
-    mem_read_fn mem_read;
-    mem_write_fn mem_write;
-    int32_t regs[R_COUNT];
-    /* Precharging (exact timing, see hwut_block_exact). */
+} hwut_exc;
+
+/* Precharging (exact timing, see hwut_block_exact; sim/precharge.py). */
+typedef struct {
     uint64_t quick_start;    /* the count before the precharged block now running */
     uint32_t quick_pc, quick_size, quick;   /* that block; quick is 1 while it runs */
-    uint32_t precharge, flash_base, flash_size;
+    uint32_t enabled, flash_base, flash_size;
     uint32_t mmio_in_tlb, call_return;
-    uint32_t next_pc, block_end;   /* where the next instruction and this block end */
     uint32_t tlb_streak;     /* blocks run counted since MMIO entered the TLB */
     uint32_t it_stale, it_lo, it_hi;   /* see hwut_tlb_fill */
     uint32_t n_deny;
     uint64_t deny_lo[MAX_DENY], deny_hi[MAX_DENY];   /* MMIO: [lo, hi) */
     const uint8_t *marks;    /* one bit per flash half-word: run counted */
-    ctl_fn ctl;
     uint64_t precharged, denials;
+} hwut_precharge;
+
+typedef struct {
+    uint64_t count;          /* instructions executed (plus cycles slept) */
+    uint64_t limit;          /* stop before executing instruction number limit+1 */
+    uint32_t fast, last_intno;
+    uint32_t next_pc, block_end;   /* where the next instruction and this block end */
+    hwut_api api;
+    hwut_exc exc;
+    hwut_precharge pre;
     hwut_block_slot blocks[BLOCK_SLOTS];   /* per machine: images differ */
 } hwut_cpu;
 
@@ -94,29 +116,29 @@ static void clear_bit(uint32_t *set, unsigned n) { set[n >> 5] &= ~(1u << (n & 3
 static uint32_t rd(hwut_cpu *c, void *uc, int r)
 {
     uint64_t v = 0;
-    c->reg_read(uc, c->regs[r], &v);
+    c->api.reg_read(uc, c->api.regs[r], &v);
     return (uint32_t)v;
 }
 
 static void wr(hwut_cpu *c, void *uc, int r, uint32_t value)
 {
     uint64_t v = value;
-    c->reg_write(uc, c->regs[r], &v);
+    c->api.reg_write(uc, c->api.regs[r], &v);
 }
 
 static int group(const hwut_cpu *c, int prio)
 {
     if (prio < 0)
         return prio;
-    return prio & (0xFF << (c->prigroup + 1)) & 0xFF;
+    return prio & (0xFF << (c->exc.prigroup + 1)) & 0xFF;
 }
 
 static int usable(const hwut_cpu *c, unsigned exc)
 {
     if (exc >= IRQ_BASE)
-        return bit(c->enabled, exc);
+        return bit(c->exc.enabled, exc);
     if (exc == MEMMANAGE || exc == BUSFAULT || exc == USAGEFAULT)
-        return (c->shcsr_enables >> (16 + exc - MEMMANAGE)) & 1u;
+        return (c->exc.shcsr_enables >> (16 + exc - MEMMANAGE)) & 1u;
     return 1;
 }
 
@@ -124,13 +146,13 @@ static int highest_pending(const hwut_cpu *c)
 {
     int best = -1, best_prio = 1 << 16;
     for (unsigned w = 0; w < WORDS; w++) {
-        uint32_t bits = c->pending[w];
+        uint32_t bits = c->exc.pending[w];
         while (bits) {
             unsigned exc = 32 * w + (unsigned)__builtin_ctz(bits);
             bits &= bits - 1;
-            if (exc < c->n_exc && usable(c, exc) && c->prio[exc] < best_prio) {
+            if (exc < c->exc.n_exc && usable(c, exc) && c->exc.prio[exc] < best_prio) {
                 best = (int)exc;
-                best_prio = c->prio[exc];
+                best_prio = c->exc.prio[exc];
             }
         }
     }
@@ -141,11 +163,11 @@ static int active_priority(const hwut_cpu *c)
 {
     int best = 256;
     for (unsigned w = 0; w < WORDS; w++) {
-        uint32_t bits = c->active[w];
+        uint32_t bits = c->exc.active[w];
         while (bits) {
             unsigned exc = 32 * w + (unsigned)__builtin_ctz(bits);
             bits &= bits - 1;
-            int g = group(c, c->prio[exc]);
+            int g = group(c, c->exc.prio[exc]);
             if (g < best)
                 best = g;
         }
@@ -156,7 +178,7 @@ static int active_priority(const hwut_cpu *c)
 static int execution_priority(hwut_cpu *c, void *uc)
 {
     int best = active_priority(c);
-    uint32_t basepri = rd(c, uc, R_BASEPRI) & c->priority_mask;
+    uint32_t basepri = rd(c, uc, R_BASEPRI) & c->exc.priority_mask;
     if (basepri && group(c, (int)basepri) < best)
         best = group(c, (int)basepri);
     if ((rd(c, uc, R_PRIMASK) & 1u) && best > 0)
@@ -172,7 +194,7 @@ static int next_to_take(hwut_cpu *c, void *uc)
     int exc = highest_pending(c);
     if (exc < 0)
         return -1;
-    if (group(c, c->prio[exc]) < execution_priority(c, uc))
+    if (group(c, c->exc.prio[exc]) < execution_priority(c, uc))
         return exc;
     return -1;
 }
@@ -182,7 +204,7 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
 {
     uint32_t control = rd(c, uc, R_CONTROL), xpsr = rd(c, uc, R_XPSR), sp = rd(c, uc, R_SP);
     uint32_t vector;
-    if (c->mem_read(uc, (uint64_t)((c->vtor & ~0x7Fu) + 4u * exc), &vector, 4) || !(vector & 1u))
+    if (c->api.mem_read(uc, (uint64_t)((c->exc.vtor & ~0x7Fu) + 4u * exc), &vector, 4) || !(vector & 1u))
         return -1;   /* Python raises the lockup with its message */
     int handler_mode = (xpsr & 0x1FFu) != 0;
     int on_psp = !handler_mode && (control & CONTROL_SPSEL);
@@ -194,8 +216,8 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
     static const int basic[6] = { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR };
     for (int i = 0; i < 6; i++)
         words[i] = rd(c, uc, basic[i]);
-    if (c->precharge && return_address < c->flash_size)
-        return_address += c->flash_base;   /* code runs counted at the alias; firmware sees one flash */
+    if (c->pre.enabled && return_address < c->pre.flash_size)
+        return_address += c->pre.flash_base;   /* code runs counted at the alias; firmware sees one flash */
     words[6] = return_address & ~1u;
     words[7] = (xpsr & ~(1u << 9)) | (1u << 24) | (realigned ? (1u << 9) : 0u);
     if (extended) {
@@ -204,7 +226,7 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
         words[24] = rd(c, uc, R_FPSCR);
         words[25] = 0;
     }
-    if (c->mem_write(uc, frame, words, size))
+    if (c->api.mem_write(uc, frame, words, size))
         return -1;
     uint32_t exc_return = extended ? 0xFFFFFFE1u : 0xFFFFFFF1u;
     if (!handler_mode) {
@@ -217,10 +239,10 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
     wr(c, uc, R_CONTROL, control & CONTROL_NPRIV);
     wr(c, uc, R_LR, exc_return);
     wr(c, uc, R_PC, vector | 1u);
-    clear_bit(c->pending, exc);
-    set_bit(c->active, exc);
-    c->event_register = 1;
-    c->entries++;
+    clear_bit(c->exc.pending, exc);
+    set_bit(c->exc.active, exc);
+    c->exc.event_register = 1;
+    c->exc.entries++;
     return 0;
 }
 
@@ -229,7 +251,7 @@ static int exit_exception(hwut_cpu *c, void *uc, uint32_t exc_return)
 {
     uint32_t ipsr = rd(c, uc, R_IPSR) & 0x1FFu;
     uint32_t kind = exc_return & 0xFu;
-    if (ipsr == 0 || (kind != 0x1u && kind != 0x9u && kind != 0xDu) || !bit(c->active, ipsr))
+    if (ipsr == 0 || (kind != 0x1u && kind != 0x9u && kind != 0xDu) || !bit(c->exc.active, ipsr))
         return -1;
     uint32_t control = rd(c, uc, R_CONTROL);
     int to_thread = (exc_return & 0x8u) != 0;
@@ -238,11 +260,11 @@ static int exit_exception(hwut_cpu *c, void *uc, uint32_t exc_return)
     uint32_t frame = rd(c, uc, use_psp ? R_PSP : R_MSP);
     uint32_t size = extended ? 0x68u : 0x20u;
     uint32_t words[26];
-    if (c->mem_read(uc, frame, words, size))
+    if (c->api.mem_read(uc, frame, words, size))
         return -1;
-    clear_bit(c->active, ipsr);
-    if (ipsr >= IRQ_BASE && bit(c->levels, ipsr))
-        set_bit(c->pending, ipsr);
+    clear_bit(c->exc.active, ipsr);
+    if (ipsr >= IRQ_BASE && bit(c->exc.levels, ipsr))
+        set_bit(c->exc.pending, ipsr);
     uint32_t pc = words[6], xpsr = words[7];
     uint32_t sp = frame + size + ((xpsr & (1u << 9)) ? 4u : 0u);
     control &= CONTROL_NPRIV;
@@ -264,18 +286,18 @@ static int exit_exception(hwut_cpu *c, void *uc, uint32_t exc_return)
     wr(c, uc, R_NZCVQG, xpsr & 0xF80F0000u);
     wr(c, uc, R_XPSR, (xpsr & 0xFE0FFC00u & ~(1u << 9)) | stacked_ipsr | (1u << 24));
     wr(c, uc, R_PC, pc | 1u);
-    c->event_register = 1;
-    c->exits++;
+    c->exc.event_register = 1;
+    c->exc.exits++;
     return 0;
 }
 
 /* Pend the SysTick wrap that is due at ``count``, as sim/core/systick.py does. */
 static void systick_due(hwut_cpu *c)
 {
-    set_bit(c->pending, SYSTICK);
-    if (c->sevonpend)
-        c->event_register = 1;
-    c->systick_next = c->systick_period ? c->systick_next + c->systick_period : NONE_CYCLE;
+    set_bit(c->exc.pending, SYSTICK);
+    if (c->exc.sevonpend)
+        c->exc.event_register = 1;
+    c->exc.systick_next = c->exc.systick_period ? c->exc.systick_next + c->exc.systick_period : NONE_CYCLE;
 }
 
 /* SysTick wrapped before the code at ``address``: take it now if it may preempt,
@@ -287,55 +309,21 @@ static void systick_wrap(hwut_cpu *c, void *uc, uint64_t address)
     if (exc >= 0 && enter(c, uc, (unsigned)exc, (uint32_t)address) == 0)
         return;
     c->limit = c->count;
-    c->stop(uc);
+    c->api.stop(uc);
 }
 
 /* Does a Thumb instruction starting with this half-word take two (0b11101, 0b1111x)? */
 static int wide(uint16_t hw) { return (hw >> 11) >= 0x1D; }
 
-/* Instructions in [from, to): conditional ones in an IT block that failed their
- * condition. Unicorn's code hook skips them; on the chip each still takes its
- * cycle, and a precharged block counts them, so the hooks count them too. */
-static uint32_t skipped(hwut_cpu *c, void *uc, uint32_t from, uint32_t to)
-{
-    uint16_t code[8];
-    if (to <= from || to - from > sizeof code || c->mem_read(uc, from, code, to - from))
-        return 0;
-    uint32_t n = 0;
-    for (uint32_t i = 0; i < (to - from) / 2; i++, n++)
-        if (wide(code[i]))
-            i++;
-    return n;
-}
-
-void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
-{
-    if (address != c->next_pc) {
-        c->count += skipped(c, uc, c->next_pc, (uint32_t)address);
-        c->next_pc = (uint32_t)address;
-    }
-    if (c->count >= c->limit) {
-        c->stop(uc);
-        return;
-    }
-    if (c->count >= c->systick_next && c->fast) {
-        systick_wrap(c, uc, address);   /* the instruction at ``address`` waits */
-        return;
-    }
-    c->count++;
-    c->next_pc = (uint32_t)(address + size);
-}
-
-/* A translated block's instruction count and flags, decoded once and cached by
- * address. */
+/* Is the flash half-word at ``address`` (either view) marked to run counted? */
 static int marked(const hwut_cpu *c, uint64_t address)
 {
-    uint64_t offset = address - c->flash_base;
-    if (address < c->flash_size)
+    uint64_t offset = address - c->pre.flash_base;
+    if (address < c->pre.flash_size)
         offset = address;   /* the alias */
-    else if (offset >= c->flash_size)
+    else if (offset >= c->pre.flash_size)
         return 0;
-    return c->marks && ((c->marks[offset >> 4] >> ((offset >> 1) & 7)) & 1u);
+    return c->pre.marks && ((c->pre.marks[offset >> 4] >> ((offset >> 1) & 7)) & 1u);
 }
 
 /* Does the Thumb instruction whose first half-word is ``hw1`` access memory? */
@@ -349,6 +337,55 @@ static int accesses_memory(uint16_t hw1)
            || (hw1 & 0xF000u) == 0xC000u;        /* LDM, STM */
 }
 
+/* The decoder of the native hooks (sim/thumb.py is Python's; tests/sim/test_thumb.py
+ * holds the two to the same answers): the instructions in ``halfwords`` half-words
+ * of code at ``address``, and the BLOCK_ flags they earn. ``c`` gives the marks;
+ * without it none is looked at. */
+static uint32_t decode(const hwut_cpu *c, uint64_t address, const uint16_t *code,
+                       uint32_t halfwords, uint32_t *flags_out)
+{
+    uint32_t n = 0, flags = 0;
+    unsigned in_it = 0;   /* instructions of an IT block still to come */
+    for (uint32_t i = 0; i < halfwords; i++, n++) {
+        int call;
+        if (c && marked(c, address + 2u * i))
+            flags |= BLOCK_MARKED;
+        /* A memory access inside an IT block stays counted: refused and
+         * resumed there, the engine keeps a stale IT state afterwards. */
+        if (in_it && accesses_memory(code[i]))
+            flags |= BLOCK_MARKED;
+        if (in_it)
+            in_it--;
+        if (accesses_memory(code[i]))
+            flags |= BLOCK_MEMORY;
+        if ((code[i] & 0xFF00u) == 0xBF00u && (code[i] & 0xFu))
+            in_it = 4u - (unsigned)__builtin_ctz(code[i] & 0xFu);
+        if (wide(code[i])) {
+            call = (code[i] >> 11) == 0x1E && i + 1 < halfwords && (code[i + 1] & 0xC000u) == 0xC000u;
+            i++;   /* the second half of a 32-bit instruction */
+        } else {
+            call = (code[i] & 0xFF87u) == 0x4780u;   /* BLX Rm */
+        }
+        flags = call ? (flags | BLOCK_CALL) : (flags & ~BLOCK_CALL);
+    }
+    *flags_out = flags;
+    return n;
+}
+
+/* Instructions in [from, to): conditional ones in an IT block that failed their
+ * condition. Unicorn's code hook skips them; on the chip each still takes its
+ * cycle, and a precharged block counts them, so the hooks count them too. */
+static uint32_t skipped(hwut_cpu *c, void *uc, uint32_t from, uint32_t to)
+{
+    uint16_t code[8];
+    uint32_t flags;
+    if (to <= from || to - from > sizeof code || c->api.mem_read(uc, from, code, to - from))
+        return 0;
+    return decode(NULL, 0, code, (to - from) / 2, &flags);
+}
+
+/* A translated block's instruction count and flags, decoded once and cached by
+ * address. */
 static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
 {
     /* the high bits keep a flash block and its alias twin out of each other's slot */
@@ -356,31 +393,9 @@ static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint
     if (slot->size == size && slot->address == address)
         return slot;
     uint16_t code[512];
-    uint32_t n = 0, flags = 0, bytes = size > sizeof code ? (uint32_t)sizeof code : size;
-    if (c->mem_read(uc, address, code, bytes) == 0) {
-        unsigned in_it = 0;   /* instructions of an IT block still to come */
-        for (uint32_t i = 0; i < bytes / 2; i++, n++) {
-            int call;
-            if (marked(c, address + 2u * i))
-                flags |= BLOCK_MARKED;
-            /* A memory access inside an IT block stays counted: refused and
-             * resumed there, the engine keeps a stale IT state afterwards. */
-            if (in_it && accesses_memory(code[i]))
-                flags |= BLOCK_MARKED;
-            if (in_it)
-                in_it--;
-            if (accesses_memory(code[i]))
-                flags |= BLOCK_MEMORY;
-            if ((code[i] & 0xFF00u) == 0xBF00u && (code[i] & 0xFu))
-                in_it = 4u - (unsigned)__builtin_ctz(code[i] & 0xFu);
-            if (wide(code[i])) {
-                call = (code[i] >> 11) == 0x1E && i + 1 < bytes / 2 && (code[i + 1] & 0xC000u) == 0xC000u;
-                i++;   /* the second half of a 32-bit instruction */
-            } else {
-                call = (code[i] & 0xFF87u) == 0x4780u;   /* BLX Rm */
-            }
-            flags = call ? (flags | BLOCK_CALL) : (flags & ~BLOCK_CALL);
-        }
+    uint32_t n, flags, bytes = size > sizeof code ? (uint32_t)sizeof code : size;
+    if (c->api.mem_read(uc, address, code, bytes) == 0) {
+        n = decode(c, address, code, bytes / 2, &flags);
     } else {
         n = (size + 1) / 2;
         flags = BLOCK_MARKED;
@@ -392,15 +407,41 @@ static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint
     return slot;
 }
 
+/* The decoder, for the test that holds sim/thumb.py to it. */
+int hwut_thumb_wide(uint16_t hw1) { return wide(hw1); }
+int hwut_thumb_accesses_memory(uint16_t hw1) { return accesses_memory(hw1); }
+uint32_t hwut_thumb_decode(const uint16_t *code, uint32_t halfwords, uint32_t *flags)
+{
+    return decode(NULL, 0, code, halfwords, flags);
+}
+
+void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    if (address != c->next_pc) {
+        c->count += skipped(c, uc, c->next_pc, (uint32_t)address);
+        c->next_pc = (uint32_t)address;
+    }
+    if (c->count >= c->limit) {
+        c->api.stop(uc);
+        return;
+    }
+    if (c->count >= c->exc.systick_next && c->fast) {
+        systick_wrap(c, uc, address);   /* the instruction at ``address`` waits */
+        return;
+    }
+    c->count++;
+    c->next_pc = (uint32_t)(address + size);
+}
+
 /* Block-granular timing (opt-in): the same work once per translated block. An
  * interrupt or a slice end waits for the next block boundary. */
 void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 {
     if (c->count >= c->limit) {
-        c->stop(uc);     /* the block does not run: the engine stops before it */
+        c->api.stop(uc);     /* the block does not run: the engine stops before it */
         return;
     }
-    if (c->count >= c->systick_next && c->fast) {
+    if (c->count >= c->exc.systick_next && c->fast) {
         systick_wrap(c, uc, address);   /* the block waits */
         return;
     }
@@ -420,14 +461,14 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
  * and return to the canonical address at the first block that qualifies. */
 void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 {
-    if (c->it_stale) {
-        c->it_stale = 0;
+    if (c->pre.it_stale) {
+        c->pre.it_stale = 0;
         uint32_t xpsr = rd(c, uc, R_XPSR);
-        if ((address < c->it_lo || address >= c->it_hi) && (xpsr & XPSR_IT)) {
+        if ((address < c->pre.it_lo || address >= c->pre.it_hi) && (xpsr & XPSR_IT)) {
             wr(c, uc, R_XPSR, xpsr & ~XPSR_IT);   /* the IT block is over */
             /* this block was translated for that state: drop it (and the jumps
              * chained to it), and look it up again */
-            c->ctl(uc, CTL_TB_REMOVE_WRITE, (uint64_t)address, (uint64_t)address + 2u);
+            c->api.ctl(uc, c->api.ctl_tb_remove, (uint64_t)address, (uint64_t)address + 2u);
             wr(c, uc, R_PC, (uint32_t)address | 1u);
             return;
         }
@@ -436,61 +477,61 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         c->count += skipped(c, uc, c->next_pc, c->block_end);   /* the last ones failed */
     c->next_pc = (uint32_t)address;
     c->block_end = (uint32_t)(address + size);
-    if (!c->precharge)
+    if (!c->pre.enabled)
         return;
-    if (c->call_return) {
+    if (c->pre.call_return) {
         /* The previous block, counted, ended with a call: its return address is
          * the alias's. Canonical before the callee's first instruction sees it. */
-        if (rd(c, uc, R_LR) == c->call_return)
-            wr(c, uc, R_LR, c->call_return + c->flash_base);
-        c->call_return = 0;
+        if (rd(c, uc, R_LR) == c->pre.call_return)
+            wr(c, uc, R_LR, c->pre.call_return + c->pre.flash_base);
+        c->pre.call_return = 0;
     }
-    c->quick = 0;
+    c->pre.quick = 0;
     if (c->count >= c->limit) {
-        c->stop(uc);
+        c->api.stop(uc);
         return;
     }
-    if (c->count >= c->systick_next && c->fast) {
+    if (c->count >= c->exc.systick_next && c->fast) {
         systick_wrap(c, uc, address);
         return;
     }
-    int canonical = address - c->flash_base < c->flash_size;
-    if (!canonical && address >= c->flash_size)
+    int canonical = address - c->pre.flash_base < c->pre.flash_size;
+    if (!canonical && address >= c->pre.flash_size)
         return;   /* RAM or system memory: always counted */
     hwut_block_slot *b = block_info(c, uc, address, size);
     uint64_t end = c->count + b->insns;
     int counted = (b->flags & BLOCK_MARKED) || end > c->limit
-                  || (c->fast && end > c->systick_next);
-    if (!counted && c->mmio_in_tlb && (b->flags & BLOCK_MEMORY)) {
+                  || (c->fast && end > c->exc.systick_next);
+    if (!counted && c->pre.mmio_in_tlb && (b->flags & BLOCK_MEMORY)) {
         /* An MMIO page in the TLB would not be refused: flushing it out costs,
          * so code that touches MMIO often stays counted for a while (a block
          * without loads and stores cannot touch it). */
-        if (++c->tlb_streak < FLUSH_AFTER) {
+        if (++c->pre.tlb_streak < FLUSH_AFTER) {
             counted = 1;
         } else {
-            c->ctl(uc, CTL_TLB_FLUSH_WRITE);
-            c->mmio_in_tlb = 0;
-            c->tlb_streak = 0;
+            c->api.ctl(uc, c->api.ctl_tlb_flush);
+            c->pre.mmio_in_tlb = 0;
+            c->pre.tlb_streak = 0;
         }
     }
     if (!canonical) {
         if (!counted)
-            wr(c, uc, R_PC, (uint32_t)(address + c->flash_base) | 1u);
+            wr(c, uc, R_PC, (uint32_t)(address + c->pre.flash_base) | 1u);
         else if (b->flags & BLOCK_CALL)
-            c->call_return = (uint32_t)(address + size) | 1u;
+            c->pre.call_return = (uint32_t)(address + size) | 1u;
         return;
     }
     if (counted) {
-        wr(c, uc, R_PC, (uint32_t)(address - c->flash_base) | 1u);
+        wr(c, uc, R_PC, (uint32_t)(address - c->pre.flash_base) | 1u);
         return;
     }
-    c->quick = 1;
-    c->quick_start = c->count;
-    c->quick_pc = (uint32_t)address;
-    c->quick_size = size;
+    c->pre.quick = 1;
+    c->pre.quick_start = c->count;
+    c->pre.quick_pc = (uint32_t)address;
+    c->pre.quick_size = size;
     c->count = end;
     c->next_pc = c->block_end;
-    c->precharged++;
+    c->pre.precharged++;
 }
 
 /* A TLB fill inside an IT block leaves the engine's IT state behind once the
@@ -505,7 +546,7 @@ static void note_it_state(hwut_cpu *c, void *uc)
         return;
     uint32_t pc = rd(c, uc, R_PC) & ~1u, end = pc;
     uint16_t code[8];
-    if (c->mem_read(uc, pc, code, sizeof code))
+    if (c->api.mem_read(uc, pc, code, sizeof code))
         return;
     for (unsigned left = 4u - (unsigned)__builtin_ctz(it & 0xFu), i = 0; left && i < 8; left--)
         if (wide(code[i])) {
@@ -515,9 +556,9 @@ static void note_it_state(hwut_cpu *c, void *uc)
             i += 1;
             end += 2;
         }
-    c->it_stale = 1;
-    c->it_lo = pc;
-    c->it_hi = end;
+    c->pre.it_stale = 1;
+    c->pre.it_lo = pc;
+    c->pre.it_hi = end;
 }
 
 /* Identity mapping; MMIO refused while a precharged block runs. */
@@ -525,17 +566,17 @@ bool hwut_tlb_fill(void *uc, uint64_t vaddr, int access, hwut_tlb_entry *entry, 
 {
     note_it_state(c, uc);
     entry->paddr = vaddr;
-    entry->perms = 7;   /* UC_PROT_ALL: the regions' own protection still applies */
-    if (access == MEM_FETCH)
+    entry->perms = c->api.prot_all;   /* the regions' own protection still applies */
+    if (access == c->api.mem_fetch)
         return true;
-    for (uint32_t i = 0; i < c->n_deny; i++) {
-        if (vaddr >= c->deny_lo[i] && vaddr < c->deny_hi[i]) {
-            if (c->quick) {
-                c->denials++;
+    for (uint32_t i = 0; i < c->pre.n_deny; i++) {
+        if (vaddr >= c->pre.deny_lo[i] && vaddr < c->pre.deny_hi[i]) {
+            if (c->pre.quick) {
+                c->pre.denials++;
                 return false;
             }
-            c->mmio_in_tlb = 1;
-            c->tlb_streak = 0;
+            c->pre.mmio_in_tlb = 1;
+            c->pre.tlb_streak = 0;
             break;
         }
     }
@@ -544,7 +585,7 @@ bool hwut_tlb_fill(void *uc, uint64_t vaddr, int access, hwut_tlb_entry *entry, 
 
 void hwut_intr(void *uc, uint32_t intno, hwut_cpu *c)
 {
-    if (intno == 8 && c->fast) {
+    if (intno == c->api.intr_exc_exit && c->fast) {
         uint32_t pc = rd(c, uc, R_PC);
         if (pc >= 0xFFFFFF00u && exit_exception(c, uc, pc | 1u) == 0) {
             int exc = next_to_take(c, uc);
@@ -553,10 +594,58 @@ void hwut_intr(void *uc, uint32_t intno, hwut_cpu *c)
             if (exc >= 0 && enter(c, uc, (unsigned)exc, rd(c, uc, R_PC)) == 0)
                 return;      /* tail-chained */
             c->limit = c->count;   /* something waits behind a mask: the run loop decides */
-            c->stop(uc);
+            c->api.stop(uc);
             return;
         }
     }
     c->last_intno = intno;
-    c->stop(uc);
+    c->api.stop(uc);
 }
+
+/* -- the layout of the structs above, for the test that holds ctypes to it -- */
+#define F(member) HWUT_FIELD(hwut_block_slot, member)
+static const hwut_field block_slot_fields[] = {
+    F(address), F(size), F(insns), F(flags), F(spare),
+};
+#undef F
+#define F(member) HWUT_FIELD(hwut_api, member)
+static const hwut_field api_fields[] = {
+    F(stop), F(reg_read), F(reg_write), F(mem_read), F(mem_write), F(ctl), F(regs),
+    F(mem_fetch), F(prot_all), F(ctl_tlb_flush), F(ctl_tb_remove), F(intr_exc_exit), F(spare),
+};
+#undef F
+#define F(member) HWUT_FIELD(hwut_exc, member)
+static const hwut_field exc_fields[] = {
+    F(systick_next), F(systick_period), F(pending), F(active), F(enabled), F(levels), F(prio),
+    F(n_exc), F(prigroup), F(vtor), F(shcsr_enables), F(priority_mask), F(event_register),
+    F(sevonpend), F(spare), F(entries), F(exits),
+};
+#undef F
+#define F(member) HWUT_FIELD(hwut_precharge, member)
+static const hwut_field precharge_fields[] = {
+    F(quick_start), F(quick_pc), F(quick_size), F(quick), F(enabled), F(flash_base),
+    F(flash_size), F(mmio_in_tlb), F(call_return), F(tlb_streak), F(it_stale), F(it_lo),
+    F(it_hi), F(n_deny), F(deny_lo), F(deny_hi), F(marks), F(precharged), F(denials),
+};
+#undef F
+#define F(member) HWUT_FIELD(hwut_cpu, member)
+static const hwut_field cpu_fields[] = {
+    F(count), F(limit), F(fast), F(last_intno), F(next_pc), F(block_end), F(api), F(exc),
+    F(pre), F(blocks),
+};
+#undef F
+#define F(member) HWUT_FIELD(hwut_tlb_entry, member)
+static const hwut_field tlb_entry_fields[] = { F(paddr), F(perms) };
+#undef F
+
+static const hwut_layout layouts[] = {
+    HWUT_LAYOUT("BlockSlot", hwut_block_slot, block_slot_fields),
+    HWUT_LAYOUT("EngineApi", hwut_api, api_fields),
+    HWUT_LAYOUT("ExceptionState", hwut_exc, exc_fields),
+    HWUT_LAYOUT("PrechargeState", hwut_precharge, precharge_fields),
+    HWUT_LAYOUT("CpuState", hwut_cpu, cpu_fields),
+    HWUT_LAYOUT("TlbEntry", hwut_tlb_entry, tlb_entry_fields),
+    { NULL, 0, 0, NULL },
+};
+
+const hwut_layout *hwut_counter_layouts(void) { return layouts; }

@@ -9,6 +9,8 @@
  * access, with the same results. */
 #include <stdint.h>
 
+#include "layout.h"
+
 #define SLOTS 64
 
 typedef uint64_t (*hwut_read_fn)(uint64_t address, uint32_t size);
@@ -76,3 +78,23 @@ void hwut_mmio_clear(hwut_mmio *c)
     for (unsigned i = 0; i < SLOTS; i++)
         c->slots[i].valid_until = 0;
 }
+
+/* -- the layout of the structs above, for the test that holds ctypes to it -- */
+#define F(member) HWUT_FIELD(hwut_slot, member)
+static const hwut_field slot_fields[] = { F(address), F(value), F(valid_until), F(size), F(pad) };
+#undef F
+#define F(member) HWUT_FIELD(hwut_mmio, member)
+static const hwut_field mmio_fields[] = { F(cycles), F(read), F(write), F(hits), F(misses), F(slots) };
+#undef F
+#define F(member) HWUT_FIELD(hwut_window, member)
+static const hwut_field window_fields[] = { F(cache), F(base) };
+#undef F
+
+static const hwut_layout layouts[] = {
+    HWUT_LAYOUT("_Slot", hwut_slot, slot_fields),
+    HWUT_LAYOUT("_Cache", hwut_mmio, mmio_fields),
+    HWUT_LAYOUT("_Window", hwut_window, window_fields),
+    { NULL, 0, 0, NULL },
+};
+
+const hwut_layout *hwut_mmio_layouts(void) { return layouts; }

@@ -2,11 +2,14 @@
 install must have built it: otherwise every run silently takes the slow path."""
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 
 import pytest
 
+from hwut.sim import mmio_cache
+from hwut.sim.core import cpustate
 from hwut.sim.nativelib import LIB
 
 
@@ -16,3 +19,46 @@ def test_native_module_was_built():
     assert LIB is not None, "hwut.sim._native is missing: reinstall with a C compiler (pip install -e .)"
     for symbol in ("hwut_count", "hwut_block", "hwut_intr", "hwut_mmio_read", "hwut_mmio_fill"):
         assert hasattr(LIB, symbol)
+
+
+class _Field(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("offset", ctypes.c_uint32), ("size", ctypes.c_uint32)]
+
+
+class _Layout(ctypes.Structure):
+    _fields_ = [("name", ctypes.c_char_p), ("size", ctypes.c_uint32),
+                ("n_fields", ctypes.c_uint32), ("fields", ctypes.POINTER(_Field))]
+
+
+def _layouts(function: str) -> dict[str, tuple[int, list[tuple[str, int, int]]]]:
+    """What C says of its structs: name -> (size, [(field, offset, size)])."""
+    fn = getattr(LIB, function)
+    fn.restype = ctypes.POINTER(_Layout)
+    table, out, i = fn(), {}, 0
+    while table[i].name:
+        entry = table[i]
+        out[entry.name.decode()] = (entry.size, [
+            (entry.fields[k].name.decode(), entry.fields[k].offset, entry.fields[k].size)
+            for k in range(entry.n_fields)])
+        i += 1
+    return out
+
+
+def _mirror(cls: type[ctypes.Structure]) -> tuple[int, list[tuple[str, int, int]]]:
+    return ctypes.sizeof(cls), [(name, getattr(cls, name).offset, getattr(cls, name).size)
+                                for name, *_ in cls._fields_]
+
+
+@pytest.mark.skipif(LIB is None, reason="the native module is not built")
+@pytest.mark.parametrize("function, mirrors", [
+    ("hwut_counter_layouts", cpustate.MIRRORS),
+    ("hwut_mmio_layouts", {c.__name__: c for c in (mmio_cache._Slot, mmio_cache._Cache,
+                                                  mmio_cache._Window)}),
+])
+def test_every_ctypes_mirror_matches_the_c_struct_field_by_field(function, mirrors):
+    """sizeof/offsetof of every field, exported by C, against the ctypes mirror: a field
+    added, moved or resized on one side only fails here, not as a wrong count later."""
+    native = _layouts(function)
+    assert set(native) == set(mirrors)
+    for name, cls in mirrors.items():
+        assert _mirror(cls) == native[name], name

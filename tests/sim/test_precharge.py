@@ -54,7 +54,7 @@ def test_every_fixture_runs_the_same_with_and_without_precharging(name):
     reference = run_firmware(name, limit, precharge=False, **kw)
     fast = run_firmware(name, limit, **kw)
     assert fast.machine.precharged_flash is not None
-    assert fast.machine.state.precharged > 0
+    assert fast.machine.state.pre.precharged > 0
     assert fast.timeline == reference.timeline
     assert fast.semihosting == reference.semihosting
     assert fast.result == reference.result
@@ -64,7 +64,7 @@ def test_every_fixture_runs_the_same_with_and_without_precharging(name):
 @native_only
 def test_precharged_counted_and_python_runs_agree():
     fast, words, count = run_views()
-    assert fast.state.precharged > 0 and fast.state.denials > 0
+    assert fast.state.pre.precharged > 0 and fast.state.pre.denials > 0
     _, reference_words, reference_count = run_views(precharge=False)
     _, python_words, python_count = run_views(native=False)
     assert words == reference_words == python_words
@@ -94,5 +94,5 @@ def test_an_image_linked_at_the_alias_runs_counted_throughout():
     m.load([(FLASH, bytes(image))])
     result = m.run(0.01)
     assert result.exit_code == 0
-    assert m.precharged_flash is None and m.state.precharged == 0
+    assert m.precharged_flash is None and m.state.pre.precharged == 0
     assert m.bus.read(0x2000_000C, 4) in range(0x8E, 0x96)  # its own addresses

@@ -103,6 +103,6 @@ def run(program: bytes, **machine_args: object) -> tuple[Machine, tuple]:
 def test_random_programs_run_the_same_precharged_and_counted(parts):
     program = image([hw for part in parts for hw in part])
     fast, seen = run(program)
-    assert fast.state.precharged > 0 and fast.state.denials > 0
+    assert fast.state.pre.precharged > 0 and fast.state.pre.denials > 0
     assert seen == run(program, precharge=False)[1]
     assert seen == run(program, native=False)[1]  # the Python counter agrees too

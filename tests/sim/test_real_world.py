@@ -247,9 +247,9 @@ def test_unaligned_accesses_trap_as_the_architecture_says(args):
 def test_trap_hooks_wait_for_the_ccr_bit():
     """Images that never set DIV_0_TRP or UNALIGN_TRP get no hook (and keep their speed)."""
     r = run_firmware("fault", 0.02)
-    assert r.machine._trap_hooks == {}
+    assert r.machine.traps.hooks == {}
     r = run_firmware("fault_div0", 0.1)
-    assert r.machine._trap_hooks == {"divide": True}
+    assert r.machine.traps.hooks == {"divide": True}
 
 
 def test_sites_are_found_by_their_encoding():

@@ -1,0 +1,179 @@
+"""What stopped the CPU inside Unicorn, and what the architecture does about it.
+
+A slice of instructions ends at its limit, or early: an interrupt number from
+the engine (exception return, SVC, BKPT, a data abort), an engine error (an
+undefined instruction, WFE, a fetch or access outside memory, a store into
+flash), or a WFI that Unicorn runs as a no-op. Each becomes a call into the
+exception model (a fault pended with its status bits, SVCall pended, an
+exception return), a semihosting call, a FLASH-interface write, or an answer
+for the run loop (``After``): sleep, exit, halt.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from unicorn import (
+    UC_ERR_FETCH_PROT,
+    UC_ERR_FETCH_UNMAPPED,
+    UC_ERR_INSN_INVALID,
+    UC_ERR_READ_PROT,
+    UC_ERR_READ_UNMAPPED,
+    UC_ERR_WRITE_PROT,
+    UC_ERR_WRITE_UNMAPPED,
+    Uc,
+    UcError,
+)
+from unicorn import arm_const as A
+
+from . import thumb
+from .bus import Bus
+from .core import exceptions as X
+from .core.exceptions import ExceptionModel
+from .core.semihosting import Semihosting, SemihostingExit
+from .counter import INTR_EXC_EXIT
+from .precharge import Precharge
+
+#: Interrupt numbers of Unicorn's (QEMU's) ARM CPU.
+INTR_SVC, INTR_BKPT = 2, 7
+#: QEMU's data abort: in Unicorn's M profile only an exclusive access (LDREX/STREX)
+#: that is not aligned to its size raises it (unmapped memory is a UcError).
+INTR_DATA_ABORT = 4
+
+
+@dataclass(frozen=True)
+class After:
+    """What the run loop does once a stop was handled (nothing, by default)."""
+
+    #: "wfi" or "wfe": the core sleeps until something wakes it.
+    sleep: str | None = None
+    #: Semihosting exit: the run ends with this code.
+    exit_code: int | None = None
+    #: A debugger halted the core at a BKPT.
+    halt: bool = False
+
+
+RESUME = After()
+
+
+class Dispatch:
+    """Turns what stopped the CPU into what the architecture does."""
+
+    def __init__(self, uc: Uc, exc: ExceptionModel, bus: Bus, precharge: Precharge, *,
+                 semihosting: Semihosting, flash_interface: Callable[[], Any],
+                 halts_at_breakpoint: Callable[[int], bool],
+                 note: Callable[[str], None]) -> None:
+        self._uc = uc
+        self._exc = exc
+        self._bus = bus
+        self._precharge = precharge
+        self._semihosting = semihosting
+        #: The FLASH interface model (None on a SoC without one), looked up when needed.
+        self._flash_interface = flash_interface
+        self._halts_at_breakpoint = halts_at_breakpoint
+        self._note = note
+
+    def _halfword(self, address: int) -> int:
+        try:
+            return int.from_bytes(self._uc.mem_read(address, 2), "little")
+        except UcError:
+            return 0
+
+    def _sleep_hint_before(self, pc: int) -> str | None:
+        return thumb.sleep_hint(self._halfword(pc - 4), self._halfword(pc - 2))
+
+    def ended_early(self) -> After:
+        """The slice ended before its limit with nothing to say why: a WFI ran (Unicorn
+        runs it as a no-op and stops), or a model stopped the CPU."""
+        if self._sleep_hint_before(self._uc.reg_read(A.UC_ARM_REG_PC)) == "wfi":
+            return After(sleep="wfi")
+        return RESUME
+
+    def interrupt(self, intno: int) -> After:
+        uc, exc = self._uc, self._exc
+        pc = self._precharge.canonical(uc.reg_read(A.UC_ARM_REG_PC))
+        if intno == INTR_EXC_EXIT:
+            exc.exit(pc | 1 if pc >= 0xFFFF_FF00 else uc.reg_read(A.UC_ARM_REG_PC))
+        elif intno == INTR_SVC:
+            exc.supervisor_call(pc)
+        elif intno == INTR_BKPT:
+            if self._halfword(pc) == thumb.BKPT_SEMIHOSTING:
+                return self._semihosting_call(pc)
+            if self._halts_at_breakpoint(pc):
+                return After(halt=True)  # a debugger halts the core at the BKPT
+            exc.breakpoint_without_debugger(pc)
+        elif intno == INTR_DATA_ABORT:
+            exc.raise_fault(X.USAGEFAULT, X.CFSR_UNALIGNED,
+                            why=f"unaligned exclusive access at 0x{pc:08x}")
+        else:
+            exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
+                            why=f"CPU exception {intno} at 0x{pc:08x}")
+        return RESUME
+
+    def _semihosting_call(self, pc: int) -> After:
+        uc = self._uc
+        op, arg = uc.reg_read(A.UC_ARM_REG_R0), uc.reg_read(A.UC_ARM_REG_R1)
+        try:
+            result = self._semihosting.call(op, arg)
+        except SemihostingExit as ex:
+            uc.reg_write(A.UC_ARM_REG_PC, (pc + 2) | 1)
+            return After(exit_code=ex.code)
+        except UcError as err:
+            self._note(f"semihosting call 0x{op:x} pointed at unmapped memory: {err}")
+            result = 0xFFFF_FFFF
+        uc.reg_write(A.UC_ARM_REG_R0, result)
+        uc.reg_write(A.UC_ARM_REG_PC, (pc + 2) | 1)
+        return RESUME
+
+    def _flash_write(self, pc: int, access: tuple[int, int, int, int]) -> bool:
+        """A store into flash goes to the FLASH interface, as on the chip: it programs
+        half-words while PG is set and flags PGERR otherwise. The store is then done."""
+        _, address, size, value = access
+        flash = self._flash_interface()
+        mem = self._bus.memory_at(address)
+        if flash is None or mem is None or mem.name != "flash":
+            return False
+        if size == 4:
+            flash.program_halfword(address, value & 0xFFFF)
+            flash.program_halfword(address + 2, value >> 16)
+        elif size == 2:
+            flash.program_halfword(address, value)
+        else:
+            flash.program_halfword(address | 1, value)  # byte writes are refused (PGERR)
+        self._uc.reg_write(A.UC_ARM_REG_PC, (pc + thumb.size(self._halfword(pc))) | 1)
+        return True
+
+    def error(self, err: UcError, bad_access: tuple[int, int, int, int] | None) -> After:
+        """The engine stopped with ``err``; ``bad_access`` is the (access, address, size,
+        value) of a refused memory access, if the invalid-memory hook saw one."""
+        if self._precharge.rewind():
+            return RESUME
+        uc, exc = self._uc, self._exc
+        pc = self._precharge.canonical(uc.reg_read(A.UC_ARM_REG_PC))
+        bad = bad_access
+        if err.errno == UC_ERR_INSN_INVALID:
+            if self._sleep_hint_before(pc) == "wfe":
+                return RESUME if exc.consume_event() else After(sleep="wfe")
+            exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
+                            why=f"undefined instruction at 0x{pc:08x}")
+        elif err.errno in (UC_ERR_FETCH_UNMAPPED, UC_ERR_FETCH_PROT):
+            if pc >= 0xFFFF_FF00:
+                exc.exit(pc)
+                return RESUME
+            exc.raise_fault(X.BUSFAULT, X.CFSR_IBUSERR,
+                            why=f"instruction fetch from 0x{pc:08x}")
+            self._note(f"bus fault: instruction fetch from unmapped 0x{pc:08x}")
+        elif err.errno == UC_ERR_WRITE_PROT and bad and self._flash_write(pc, bad):
+            return RESUME
+        elif err.errno in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_READ_PROT,
+                           UC_ERR_WRITE_PROT):
+            address = bad[1] if bad else 0
+            what = "write to" if err.errno in (UC_ERR_WRITE_UNMAPPED, UC_ERR_WRITE_PROT) else "read of"
+            self._note(f"bus fault: {what} 0x{address:08x} at PC 0x{pc:08x}")
+            exc.raise_fault(X.BUSFAULT, X.CFSR_PRECISERR | X.CFSR_BFARVALID, bfar=address,
+                            why=f"{what} 0x{address:08x} at PC 0x{pc:08x}")
+        else:
+            self._note(f"CPU stopped with {err} at PC 0x{pc:08x}")
+            exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR, why=f"{err} at 0x{pc:08x}")
+        return RESUME

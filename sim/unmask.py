@@ -1,0 +1,53 @@
+"""Hooks on the instructions Unicorn runs without telling anyone: CPSIE, MSR to
+PRIMASK/BASEPRI/FAULTMASK, and SEV.
+
+An interrupt waiting behind the mask must be taken right after the instruction
+that lifts it, so the CPU stops there when one waits; SEV sets the event
+register that WFE consumes (Unicorn runs it as a no-op). The image is scanned
+for these encodings (``sim.thumb``); code hooks go on every site, in both views
+of precharged flash, and precharging keeps those instructions counted so that
+the stop comes right after them.
+"""
+from __future__ import annotations
+
+from unicorn import UC_HOOK_CODE, Uc
+
+from . import thumb
+from .core.exceptions import ExceptionModel
+from .counter import InstructionCounter
+from .precharge import Precharge
+
+
+class UnmaskWatch:
+    """The unmask and SEV sites of the code loaded so far, hooked."""
+
+    def __init__(self, uc: Uc, counter: InstructionCounter, exc: ExceptionModel,
+                 precharge: Precharge) -> None:
+        self._uc = uc
+        self._counter = counter
+        self._exc = exc
+        self._precharge = precharge
+        #: Set by the run loop: an exception waits only behind PRIMASK/BASEPRI/FAULTMASK.
+        self.waits_behind_mask = False
+
+    def watch(self, segments: list[tuple[int, bytes]]) -> None:
+        """Hook every unmask and SEV site in ``segments`` (code loaded or programmed)."""
+        marked = False
+        for address, hw1, hw2 in thumb.scan(segments):
+            if thumb.is_unmask(hw1, hw2):
+                for at in self._precharge.views(address):
+                    self._uc.hook_add(UC_HOOK_CODE, self._after_unmask, begin=at, end=at)
+                self._precharge.mark(address)
+                marked = True
+            elif hw1 == thumb.SEV:
+                for at in self._precharge.views(address):
+                    self._uc.hook_add(UC_HOOK_CODE, self._on_sev, begin=at, end=at)
+        if marked:  # blocks decoded before the marks must be decoded again
+            self._counter.forget_blocks()
+
+    def _after_unmask(self, uc: Uc, address: int, size: int, _user: object) -> None:
+        if self.waits_behind_mask:
+            self._counter.stop_soon()  # stop right after this instruction
+
+    def _on_sev(self, uc: Uc, address: int, size: int, _user: object) -> None:
+        self._exc.send_event()
