@@ -123,7 +123,7 @@ class InstructionCounter:
         if len(mmio) > MAX_DENY:
             raise ValueError(f"at most {MAX_DENY} MMIO ranges, not {len(mmio)}")
         c, uc = self._c.pre, self._uc
-        if c.enabled:
+        if self._c.precharge:
             return
         c.flash_base, c.flash_size = flash_base, flash_size
         c.n_deny = len(mmio)
@@ -139,7 +139,7 @@ class InstructionCounter:
         # which mypy does not evaluate: it sees the py2 Uc, which has no ctl_set_tlb_mode
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self._handles.append(self._add_native(UC_HOOK_TLB_FILL, "hwut_tlb_fill"))
-        c.enabled = 1
+        self._c.precharge = 1
 
     def add_native_interrupts(self) -> None:
         """Let C handle exception returns (and report other interrupts in ``last_intno``)."""

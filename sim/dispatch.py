@@ -81,7 +81,12 @@ class Dispatch:
             return 0
 
     def _sleep_hint_before(self, pc: int) -> str | None:
-        return thumb.sleep_hint(self._halfword(pc - 4), self._halfword(pc - 2))
+        """Is the instruction that ends at ``pc`` WFI or WFE (``thumb.sleep_hint``)?"""
+        try:
+            before = int.from_bytes(self._uc.mem_read(pc - 4, 4), "little")
+        except UcError:  # one of the two half-words may still be there
+            return thumb.sleep_hint(self._halfword(pc - 4), self._halfword(pc - 2))
+        return thumb.sleep_hint(before & 0xFFFF, before >> 16)
 
     def ended_early(self) -> After:
         """The slice ended before its limit with nothing to say why: a WFI ran (Unicorn

@@ -491,7 +491,7 @@ class Machine:
                     self.bus.invalidate()
                 if self._cause is not None:
                     break
-                if self.reset_if_requested():
+                if self._reset_requested and self.reset_if_requested():
                     continue
                 self.exc.systick_catch_up(self.counter.count)
                 if self._take_exception():

@@ -162,6 +162,8 @@ class TrapHooks:
         self._strict_alignment = strict_alignment
         #: kind ("divide", "multiword", "align") -> installed (False: wanted, not yet)
         self.hooks: dict[str, bool] = {}
+        #: Hooks wait to be installed (``install`` before the next slice).
+        self.wanted = False
         self._segments: list[tuple[int, bytes]] = []
         self._access_sites: list[tuple[int, Access]] | None = None
         #: A trap a hook found before its instruction ran: (fault, CFSR bits, why).
@@ -173,6 +175,7 @@ class TrapHooks:
         self._access_sites = None
         if self._strict_alignment:
             self.hooks["multiword"] = False
+            self.wanted = True
 
     def ccr_written(self, ccr: int) -> None:
         """A trap enabled: its hooks go in between slices (from the next instruction)."""
@@ -181,12 +184,8 @@ class TrapHooks:
         for kind in wanted:
             if kind not in self.hooks:
                 self.hooks[kind] = False
+                self.wanted = True
                 self._counter.stop_soon()
-
-    @property
-    def wanted(self) -> bool:
-        """Hooks wait to be installed (``install`` before the next slice)."""
-        return not all(self.hooks.values())
 
     def install(self) -> None:
         """A code hook on every site of the wanted traps; in precharged flash those run
@@ -208,6 +207,7 @@ class TrapHooks:
                     self._uc.hook_add(UC_HOOK_CODE, hook, user_data=data, begin=at, end=at)
                 self._precharge.mark(address)
             self.hooks[kind] = True
+        self.wanted = False
         self._counter.forget_blocks()
         # mypy sees unicorn's py2 Uc (see sim.counter), which has no ctl_flush_tb
         self._uc.ctl_flush_tb()  # type: ignore[attr-defined]

@@ -66,7 +66,7 @@ class PrechargeState(ctypes.Structure):
     _fields_ = [
         ("quick_start", ctypes.c_uint64), ("quick_pc", ctypes.c_uint32),
         ("quick_size", ctypes.c_uint32), ("quick", ctypes.c_uint32),
-        ("enabled", ctypes.c_uint32), ("flash_base", ctypes.c_uint32),
+        ("flash_base", ctypes.c_uint32),
         ("flash_size", ctypes.c_uint32), ("mmio_in_tlb", ctypes.c_uint32),
         ("call_return", ctypes.c_uint32), ("tlb_streak", ctypes.c_uint32),
         ("it_stale", ctypes.c_uint32), ("it_lo", ctypes.c_uint32), ("it_hi", ctypes.c_uint32),
@@ -82,12 +82,14 @@ class TlbEntry(ctypes.Structure):
 
 
 class CpuState(ctypes.Structure):
-    """The instruction count and its limit, then the parts above."""
+    """The instruction count and its limit, the modes (``fast``: exceptions taken in C;
+    ``precharge``), then the parts above (the hot fields share the first cache line)."""
     _fields_ = [
         ("count", ctypes.c_uint64), ("limit", ctypes.c_uint64),
         ("fast", ctypes.c_uint32), ("last_intno", ctypes.c_uint32),
         ("next_pc", ctypes.c_uint32), ("block_end", ctypes.c_uint32),
-        ("api", EngineApi), ("exc", ExceptionState), ("pre", PrechargeState),
+        ("precharge", ctypes.c_uint32), ("spare", ctypes.c_uint32),
+        ("exc", ExceptionState), ("pre", PrechargeState), ("api", EngineApi),
         ("blocks", BlockSlot * BLOCK_SLOTS),
     ]
 

@@ -88,7 +88,7 @@ typedef struct {
 typedef struct {
     uint64_t quick_start;    /* the count before the precharged block now running */
     uint32_t quick_pc, quick_size, quick;   /* that block; quick is 1 while it runs */
-    uint32_t enabled, flash_base, flash_size;
+    uint32_t flash_base, flash_size;
     uint32_t mmio_in_tlb, call_return;
     uint32_t tlb_streak;     /* blocks run counted since MMIO entered the TLB */
     uint32_t it_stale, it_lo, it_hi;   /* see hwut_tlb_fill */
@@ -103,9 +103,10 @@ typedef struct {
     uint64_t limit;          /* stop before executing instruction number limit+1 */
     uint32_t fast, last_intno;
     uint32_t next_pc, block_end;   /* where the next instruction and this block end */
-    hwut_api api;
-    hwut_exc exc;
+    uint32_t precharge, spare;     /* precharging on (see hwut_block_exact) */
+    hwut_exc exc;            /* first: SysTick's next wrap shares a cache line with the count */
     hwut_precharge pre;
+    hwut_api api;
     hwut_block_slot blocks[BLOCK_SLOTS];   /* per machine: images differ */
 } hwut_cpu;
 
@@ -216,7 +217,7 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
     static const int basic[6] = { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR };
     for (int i = 0; i < 6; i++)
         words[i] = rd(c, uc, basic[i]);
-    if (c->pre.enabled && return_address < c->pre.flash_size)
+    if (c->precharge && return_address < c->pre.flash_size)
         return_address += c->pre.flash_base;   /* code runs counted at the alias; firmware sees one flash */
     words[6] = return_address & ~1u;
     words[7] = (xpsr & ~(1u << 9)) | (1u << 24) | (realigned ? (1u << 9) : 0u);
@@ -378,10 +379,13 @@ static uint32_t decode(const hwut_cpu *c, uint64_t address, const uint16_t *code
 static uint32_t skipped(hwut_cpu *c, void *uc, uint32_t from, uint32_t to)
 {
     uint16_t code[8];
-    uint32_t flags;
     if (to <= from || to - from > sizeof code || c->api.mem_read(uc, from, code, to - from))
         return 0;
-    return decode(NULL, 0, code, (to - from) / 2, &flags);
+    uint32_t n = 0;   /* as ``decode`` counts, without the flags it works out */
+    for (uint32_t i = 0; i < (to - from) / 2; i++, n++)
+        if (wide(code[i]))
+            i++;
+    return n;
 }
 
 /* A translated block's instruction count and flags, decoded once and cached by
@@ -461,7 +465,7 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
  * and return to the canonical address at the first block that qualifies. */
 void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 {
-    if (c->pre.it_stale) {
+    if (c->precharge && c->pre.it_stale) {   /* only precharging fills the TLB here */
         c->pre.it_stale = 0;
         uint32_t xpsr = rd(c, uc, R_XPSR);
         if ((address < c->pre.it_lo || address >= c->pre.it_hi) && (xpsr & XPSR_IT)) {
@@ -477,7 +481,7 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         c->count += skipped(c, uc, c->next_pc, c->block_end);   /* the last ones failed */
     c->next_pc = (uint32_t)address;
     c->block_end = (uint32_t)(address + size);
-    if (!c->pre.enabled)
+    if (!c->precharge)
         return;
     if (c->pre.call_return) {
         /* The previous block, counted, ended with a call: its return address is
@@ -623,15 +627,15 @@ static const hwut_field exc_fields[] = {
 #undef F
 #define F(member) HWUT_FIELD(hwut_precharge, member)
 static const hwut_field precharge_fields[] = {
-    F(quick_start), F(quick_pc), F(quick_size), F(quick), F(enabled), F(flash_base),
+    F(quick_start), F(quick_pc), F(quick_size), F(quick), F(flash_base),
     F(flash_size), F(mmio_in_tlb), F(call_return), F(tlb_streak), F(it_stale), F(it_lo),
     F(it_hi), F(n_deny), F(deny_lo), F(deny_hi), F(marks), F(precharged), F(denials),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_cpu, member)
 static const hwut_field cpu_fields[] = {
-    F(count), F(limit), F(fast), F(last_intno), F(next_pc), F(block_end), F(api), F(exc),
-    F(pre), F(blocks),
+    F(count), F(limit), F(fast), F(last_intno), F(next_pc), F(block_end), F(precharge),
+    F(spare), F(exc), F(pre), F(api), F(blocks),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_tlb_entry, member)
