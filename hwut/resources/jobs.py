@@ -25,13 +25,14 @@ from __future__ import annotations
 import logging
 import os
 from typing import Any
+from urllib.parse import parse_qsl
 
 import falcon
 
 from hwut.backends import image as firmware
 from hwut.backends.base import ARMV7M, BoardInfo
 
-from .. import inputs
+from .. import inputs, verdict
 from ..config import Config
 from ..jobs import Job, JobStatus, TransitionError
 from ..scheduler import Scheduler
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 MAX_COMMENT = 1000
 #: Query parameters of PUT /jobs/submit; any other is refused (a typo must not turn
 #: into a default silently).
-SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press")
+SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press",
+                 *verdict.CRITERIA_PARAMS)
 #: Seconds a client is told to wait before trying a board that cannot run jobs again.
 RETRY_AFTER_S = 60
 
@@ -157,6 +159,9 @@ class SubmitResource(_JobBase):
         try:
             console_input = inputs.parse_input(single(req, "input"))
             presses = inputs.parse_presses(req.get_param_as_list("press"), duration)
+            # in the order sent: an ordered expectation list mixes texts and regexes
+            criteria = verdict.criteria_from_params(
+                parse_qsl(req.query_string, keep_blank_values=True, max_num_fields=500))
         except ValueError as exc:
             raise bad_request(str(exc)) from None
         self._refuse_unrunnable(board)
@@ -184,7 +189,8 @@ class SubmitResource(_JobBase):
                             "Intel HEX or a Cortex-M BIN image") from None
         job = self.store.jobs.submit(user.name, board, duration, data, parsed.format,
                                      comment=comment, console_input=console_input,
-                                     presses=presses, max_waiting=max_waiting)
+                                     presses=presses, max_waiting=max_waiting,
+                                     criteria=criteria.record() if criteria else None)
         resp.status = falcon.HTTP_201
         resp.location = f"/apiv1/jobs/{job.id}"
         resp.media = self.view(user, job)
