@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from . import junit
 from .client import EXIT_CANCELED, EXIT_ERROR, EXIT_FAILED, EXIT_TIMEOUT, Client, exit_code_for
 from .jobfile import JobFile
 from .verdict import Criteria, Pattern
@@ -76,3 +77,18 @@ def exit_codes(finals: Sequence[dict[str, Any]]) -> list[int]:
 
 
 Stream = Callable[[bytes], None]
+
+
+def write_junit(client: Client, finals: Sequence[dict[str, Any]], target: Path) -> None:
+    """One JUnit report for every job; a job given up on (--timeout) is an error case.
+    Written next to ``target`` and renamed, so CI never reads half a file."""
+    documents = []
+    for job in finals:
+        if job.get("_timeout"):
+            case = junit.Case("run", "error", 0.0, f"gave up waiting: job still {job['status']}")
+            documents.append(junit.report([junit.testsuite(job, [case])]))
+        else:
+            documents.append(client.junit(job["id"]))
+    partial = target.with_name(target.name + ".partial")
+    partial.write_bytes(junit.merge(documents))
+    partial.replace(target)

@@ -315,13 +315,15 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
               help="The verdict when the time limit is reached with no other (default failed).")
 @click.option("--run-to-end", is_flag=True,
               help="Keep running after every expectation is met (to watch --fail patterns).")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, writable=True),
+              help="Write a JUnit XML report of every job to this file (implies --wait).")
 @click.pass_context
 def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit: int | None,
            comment: str | None, console_input: str | None, presses: tuple[str, ...],
            wait: bool, timeout: float, job_file: str | None, expect: tuple[str, ...],
            expect_regex: tuple[str, ...], fail_text: tuple[str, ...],
            fail_regex: tuple[str, ...], ordered: bool, expect_exit: int | None,
-           on_limit: str | None, run_to_end: bool) -> None:
+           on_limit: str | None, run_to_end: bool, junit_file: str | None) -> None:
     try:
         loaded = jobfile.load(Path(job_file)) if job_file else None
         criteria = ci.criteria_from_options(expect, expect_regex, fail_text, fail_regex,
@@ -335,7 +337,7 @@ def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit:
         raise click.UsageError("give a firmware FILE or a --job-file with images")
     if not board:
         raise click.UsageError("Missing option '--board' (or board in the job file)")
-    wait = wait or criteria is not None
+    wait = wait or criteria is not None or junit_file is not None
     with _api(ctx) as client:
         jobs = ci.submit_all(client, images, board, limit, comment, console_input,
                              press_list, criteria)
@@ -353,6 +355,8 @@ def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit:
             except WaitTimeout as exc:
                 click.echo(f"error: {exc}", err=True)
                 finals.append({**exc.job, "_timeout": True})
+        if junit_file:
+            ci.write_junit(client, finals, Path(junit_file))
     codes = [EXIT_TIMEOUT if f.get("_timeout") else exit_code_for(f) for f in finals]
     for final in finals:
         if not final.get("_timeout"):

@@ -486,6 +486,10 @@ class Client:
     def log(self, job_id: int, offset: int = 0) -> bytes:
         return self._request("GET", f"/jobs/{job_id}/log", params={"offset": offset}).content
 
+    def junit(self, job_id: int) -> bytes:
+        """The ended job's JUnit XML report (a ``<testsuites>`` with one testsuite)."""
+        return self._request("GET", f"/jobs/{job_id}/junit").content
+
     def other(self, job_id: int) -> bytes:
         """The ITM/SWO trace."""
         return self._request("GET", f"/jobs/{job_id}/other").content

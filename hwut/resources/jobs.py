@@ -22,6 +22,7 @@ Choices where the v1 document is silent:
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from typing import Any
@@ -32,7 +33,7 @@ import falcon
 from hwut.backends import image as firmware
 from hwut.backends.base import ARMV7M, BoardInfo
 
-from .. import inputs, verdict
+from .. import inputs, junit, verdict
 from ..config import Config
 from ..jobs import Job, JobStatus, TransitionError
 from ..scheduler import Scheduler
@@ -336,3 +337,40 @@ class OtherResource(_FileResource):
 
     def filename(self, job: Job) -> str | None:
         return job.filename_other
+
+
+class JunitResource(_JobBase):
+    """The ended job as a JUnit XML report (hwut.junit); 409 while it has not ended."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
+        user: User = req.context.user
+        job = self.store.jobs.get(job_id)
+        if not may_act(user, job):
+            raise forbidden(job)
+        if not job.status.ended:
+            raise falcon.HTTPConflict(
+                title="Conflict", description=f"Job {job_id} is {job.status.value}; its "
+                                              "JUnit report exists once it has ended.")
+        view = {**job.extended_view(), "instance": job.instance}
+        suite = junit.testsuite(view, [junit.job_case(view)], self._log_tail(job),
+                                self._sha256(job.filename_executable))
+        resp.content_type = "application/xml"
+        resp.data = junit.report([suite])
+
+    def _log_tail(self, job: Job) -> bytes:
+        if not job.filename_log:
+            return b""
+        try:
+            with open(self.store.jobs.artifact_path(job.filename_log), "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                fh.seek(max(0, size - junit.MAX_OUT_BYTES))
+                return fh.read(junit.MAX_OUT_BYTES)
+        except OSError:
+            return b""
+
+    def _sha256(self, name: str) -> str | None:
+        try:
+            with open(self.store.jobs.artifact_path(name), "rb") as fh:
+                return hashlib.file_digest(fh, "sha256").hexdigest()
+        except OSError:
+            return None
