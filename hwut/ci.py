@@ -24,7 +24,8 @@ SEVERITY = (EXIT_TIMEOUT, EXIT_ERROR, EXIT_CANCELED, EXIT_FAILED)
 def criteria_from_options(expect: Sequence[str], expect_regex: Sequence[str],
                           fail: Sequence[str], fail_regex: Sequence[str], ordered: bool,
                           exit_code: int | None, on_limit: str | None,
-                          run_to_end: bool, base: Criteria | None = None) -> Criteria | None:
+                          run_to_end: bool, base: Criteria | None = None,
+                          parse: str | None = None) -> Criteria | None:
     """The command line's criteria, added to a job file's (``base``); None: no criteria.
     Raises :class:`hwut.verdict.CriteriaError` with the reason."""
     base = base or Criteria()
@@ -35,7 +36,8 @@ def criteria_from_options(expect: Sequence[str], expect_regex: Sequence[str],
         + tuple(Pattern(r, regex=True) for r in fail_regex),
         ordered=ordered or base.ordered,
         exit_code=exit_code if exit_code is not None else base.exit_code,
-        on_limit=on_limit or base.on_limit, run_to_end=run_to_end or base.run_to_end)
+        on_limit=on_limit or base.on_limit, run_to_end=run_to_end or base.run_to_end,
+        parse=parse or base.parse)
     return None if criteria.empty else criteria
 
 

@@ -315,6 +315,9 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
               help="The verdict when the time limit is reached with no other (default failed).")
 @click.option("--run-to-end", is_flag=True,
               help="Keep running after every expectation is met (to watch --fail patterns).")
+@click.option("--parse", metavar="FORMAT", help="Read the console as a test framework's "
+              "output (unity, ztest, cpputest): its test cases become results, a failed "
+              "one fails the job, its summary ends the run.")
 @click.option("--junit", "junit_file", type=click.Path(dir_okay=False, writable=True),
               help="Write a JUnit XML report of every job to this file (implies --wait).")
 @click.pass_context
@@ -323,12 +326,13 @@ def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit:
            wait: bool, timeout: float, job_file: str | None, expect: tuple[str, ...],
            expect_regex: tuple[str, ...], fail_text: tuple[str, ...],
            fail_regex: tuple[str, ...], ordered: bool, expect_exit: int | None,
-           on_limit: str | None, run_to_end: bool, junit_file: str | None) -> None:
+           on_limit: str | None, run_to_end: bool, parse: str | None,
+           junit_file: str | None) -> None:
     try:
         loaded = jobfile.load(Path(job_file)) if job_file else None
         criteria = ci.criteria_from_options(expect, expect_regex, fail_text, fail_regex,
                                             ordered, expect_exit, on_limit, run_to_end,
-                                            loaded.criteria if loaded else None)
+                                            loaded.criteria if loaded else None, parse)
     except ValueError as exc:  # JobFileError, CriteriaError
         raise click.UsageError(str(exc)) from None
     images, board, limit, comment, console_input, press_list = ci.merge_jobfile(

@@ -27,6 +27,8 @@ from typing import Any
 
 import re2  # type: ignore[import-untyped]
 
+from . import parsers
+
 #: The verdicts; None (no criteria) is not among them.
 PASSED, FAILED, ERROR, CANCELED = "passed", "failed", "error", "canceled"
 VERDICTS = (PASSED, FAILED, ERROR, CANCELED)
@@ -119,8 +121,14 @@ class Criteria:
     exit_code: int | None = None
     on_limit: str = FAILED
     run_to_end: bool = False
+    #: A test framework whose console output becomes test cases (hwut.parsers): a failed
+    #: case fails the job, its final summary ends the run.
+    parse: str | None = None
 
     def __post_init__(self) -> None:
+        if self.parse is not None and self.parse not in parsers.names():
+            raise CriteriaError(f"parse is one of {', '.join(parsers.names())}, not "
+                                f"{str(self.parse)[:30]!r}")
         if len(self.expect) + len(self.fail) > MAX_PATTERNS:
             raise CriteriaError(f"at most {MAX_PATTERNS} patterns (expect and fail together)"
                                 f"; got {len(self.expect) + len(self.fail)}")
@@ -134,17 +142,18 @@ class Criteria:
 
     @property
     def empty(self) -> bool:
-        return not self.expect and not self.fail and self.exit_code is None
+        return (not self.expect and not self.fail and self.exit_code is None
+                and self.parse is None)
 
     def record(self) -> dict[str, Any]:
         return {"expect": [p.record() for p in self.expect], "ordered": self.ordered,
                 "fail": [p.record() for p in self.fail], "exit_code": self.exit_code,
-                "on_limit": self.on_limit, "run_to_end": self.run_to_end}
+                "on_limit": self.on_limit, "run_to_end": self.run_to_end, "parse": self.parse}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Criteria:
         """From a stored record or a job file's ``[criteria]`` table; unknown keys refused."""
-        known = {"expect", "ordered", "fail", "exit_code", "on_limit", "run_to_end"}
+        known = {"expect", "ordered", "fail", "exit_code", "on_limit", "run_to_end", "parse"}
         unknown = sorted(set(record) - known)
         if unknown:
             raise CriteriaError(f"unknown criteria key(s) {', '.join(map(repr, unknown))}; "
@@ -165,7 +174,7 @@ class Criteria:
         return cls(expect=lists["expect"], fail=lists["fail"],
                    ordered=record.get("ordered", False), exit_code=record.get("exit_code"),
                    on_limit=record.get("on_limit", FAILED),
-                   run_to_end=record.get("run_to_end", False))
+                   run_to_end=record.get("run_to_end", False), parse=record.get("parse"))
 
 
 def criteria_from_params(pairs: Iterable[tuple[str, str]]) -> Criteria | None:
@@ -192,22 +201,22 @@ def criteria_from_params(pairs: Iterable[tuple[str, str]]) -> Criteria | None:
                 options[key] = int(value)
             except ValueError:
                 raise CriteriaError(f"'exit_code' is an integer, not {value[:20]!r}") from None
-        elif key == "on_limit":
+        elif key in ("on_limit", "parse"):
             options[key] = value.strip().lower()
         if len(expect) + len(fail) > MAX_PATTERNS:
             raise CriteriaError(f"at most {MAX_PATTERNS} patterns (expect and fail together)")
     criteria = Criteria(expect=tuple(expect), fail=tuple(fail), **options)
     if criteria.empty:
         if options:
-            raise CriteriaError(f"{', '.join(sorted(options))} without any expect, fail or "
-                                "exit_code criterion means nothing")
+            raise CriteriaError(f"{', '.join(sorted(options))} without any expect, fail, "
+                                "exit_code or parse criterion means nothing")
         return None
     return criteria
 
 
 #: Query parameters of submit that carry criteria.
 CRITERIA_PARAMS = ("expect", "expect_regex", "fail", "fail_regex", "ordered", "exit_code",
-                   "on_limit", "run_to_end")
+                   "on_limit", "run_to_end", "parse")
 
 
 @dataclass(frozen=True)
@@ -237,6 +246,12 @@ class Matcher:
     met: list[int] = field(default_factory=list)
     lines: int = 0
     _line: bytearray = field(default_factory=bytearray)
+    #: The test framework's parser when the criteria ask for one.
+    parser: parsers.Parser | None = None
+
+    def __post_init__(self) -> None:
+        if self.criteria.parse is not None and self.parser is None:
+            self.parser = parsers.make(self.criteria.parse)
 
     def feed(self, data: bytes) -> Decision | None:
         if self.decided is not None:
@@ -283,6 +298,10 @@ class Matcher:
                 self.decided = Decision(FAILED, f"fail pattern {pattern.describe()} at "
                                                 f"{where}: {_quote(line)}")
                 return
+        if self.parser is not None and not self.parser.done:
+            self.parser.feed(line)
+            if self.parser.done and self._judge_tests(where):
+                return
         expect = self.criteria.expect
         if self.criteria.ordered:
             pos = 0
@@ -297,10 +316,41 @@ class Matcher:
                 if index not in self.met and pattern.search(line) is not None:
                     self.met.append(index)
         if (expect and len(self.met) == len(expect) and not self.criteria.run_to_end
-                and self.criteria.exit_code is None):
+                and self.criteria.exit_code is None
+                and (self.parser is None or self.parser.done)):
             last = expect[self.met[-1]]
             self.decided = Decision(PASSED, f"every expectation met; the last, "
                                             f"{last.describe()}, at {where}")
+
+    def _judge_tests(self, where: str) -> bool:
+        """The framework printed its summary: a failed case decides; all passed decides
+        too when nothing else is left to wait for. True when decided."""
+        assert self.parser is not None
+        failed = self.parser.first_failure
+        if failed is not None:
+            self.decided = Decision(FAILED, self.tests_failed())
+            return True
+        if self.parser.total == 0:
+            self.decided = Decision(FAILED, f"the {self.parser.name} summary at {where} "
+                                            "follows no test results")
+            return True
+        if (len(self.met) == len(self.criteria.expect) and not self.criteria.run_to_end
+                and self.criteria.exit_code is None):
+            self.decided = Decision(PASSED, f"{self.tests_summary()}; summary at {where}")
+            return True
+        return False
+
+    def tests_summary(self) -> str:
+        assert self.parser is not None
+        c = self.parser.counts
+        return (f"{self.parser.name}: {c['passed']} passed, {c['failed']} failed, "
+                f"{c['skipped']} skipped")
+
+    def tests_failed(self) -> str:
+        assert self.parser is not None and self.parser.first_failure is not None
+        case = self.parser.first_failure
+        return (f"test {case.name} failed" + (f": {case.message}" if case.message else "")
+                + f" ({self.tests_summary()})")
 
     def missing(self) -> list[Pattern]:
         return [p for i, p in enumerate(self.criteria.expect) if i not in self.met]
@@ -325,6 +375,12 @@ def final_verdict(matcher: Matcher, status: str, stop_reason: str | None,
         return Decision(ERROR, f"no verdict: {detail or 'the job used its CPU budget'}")
     if stop_reason == "output_limit":
         return Decision(FAILED, f"{detail or 'the output reached its limit'}{at}")
+    parser = matcher.parser
+    if parser is not None and parser.first_failure is not None:
+        return Decision(FAILED, matcher.tests_failed() + at)
+    if parser is not None and parser.total == 0:
+        return Decision(FAILED, f"no {parser.name} test results in the log "
+                                f"({matcher.lines} lines, run ended by {stop_reason}{at})")
     missing = matcher.missing()
     if missing:
         expect = matcher.criteria.expect
@@ -344,6 +400,11 @@ def final_verdict(matcher: Matcher, status: str, stop_reason: str | None,
     if want is not None:
         return Decision(FAILED, f"the time limit was reached{at} without the firmware exiting"
                                 f"; expected exit code {want}")
+    if parser is not None and not parser.done:
+        return Decision(FAILED, f"the {parser.name} run did not finish before the time "
+                                f"limit{at} ({matcher.tests_summary()})")
+    if parser is not None:
+        return Decision(PASSED, f"{matcher.tests_summary()}; ran to the time limit{at}")
     if matcher.criteria.expect:
         return Decision(PASSED, f"every expectation met; ran to the time limit{at}")
     if matcher.criteria.on_limit == PASSED:
@@ -393,4 +454,17 @@ def criteria_params(criteria: Criteria) -> list[tuple[str, str]]:
         pairs.append(("exit_code", str(criteria.exit_code)))
     if criteria.on_limit != FAILED:
         pairs.append(("on_limit", criteria.on_limit))
+    if criteria.parse is not None:
+        pairs.append(("parse", criteria.parse))
     return pairs
+
+
+def test_cases(parse: str, chunks: Iterable[bytes]) -> parsers.Parser:
+    """The test cases of a log in ``parse``'s format, read the way the run's matcher
+    read it (same lines, same bounds); for reports written after the run."""
+    matcher = Matcher(Criteria(parse=parse))
+    for chunk in chunks:
+        matcher.feed(chunk)
+    matcher.close()
+    assert matcher.parser is not None
+    return matcher.parser

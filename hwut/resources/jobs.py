@@ -352,10 +352,25 @@ class JunitResource(_JobBase):
                 title="Conflict", description=f"Job {job_id} is {job.status.value}; its "
                                               "JUnit report exists once it has ended.")
         view = {**job.extended_view(), "instance": job.instance}
-        suite = junit.testsuite(view, [junit.job_case(view)], self._log_tail(job),
+        cases = [junit.job_case(view)] + self._parsed_cases(job)
+        suite = junit.testsuite(view, cases, self._log_tail(job),
                                 self._sha256(job.filename_executable))
         resp.content_type = "application/xml"
         resp.data = junit.report([suite])
+
+    def _parsed_cases(self, job: Job) -> list[junit.Case]:
+        """The firmware's own test cases, when the job asked for its output parsed."""
+        parse = (job.criteria or {}).get("parse")
+        if not parse or not job.filename_log:
+            return []
+        try:
+            with open(self.store.jobs.artifact_path(job.filename_log), "rb") as fh:
+                found = verdict.test_cases(parse, iter(lambda: fh.read(65536), b""))
+        except (OSError, ValueError):
+            return []
+        return [junit.Case(c.name, c.verdict, c.time_s, c.message,
+                           classname=f"{parse}.{c.suite}" if c.suite else parse)
+                for c in found.cases]
 
     def _log_tail(self, job: Job) -> bytes:
         if not job.filename_log:
