@@ -446,7 +446,7 @@ class Scheduler:
                       infra_bytes=int(self.config["jobs.max_infra_bytes"]),
                       memory_bytes=int(self.config["jobs.max_memory_bytes"]))
 
-    def _call_backend(self, instance: Instance, spec: JobSpec, uart: _LogSink,
+    def _call_backend(self, instance: Instance, spec: JobSpec, uart: Callable[[bytes], None],
                       other: _LogSink, cancel: threading.Event) -> tuple[Outcome | None, str]:
         """Run the job in its own process; (outcome, "") or (None, why there is none)."""
         factor = float(self.config["scheduler.hang_factor"])
