@@ -354,8 +354,8 @@ def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit:
             click.echo(f"job {job['id']} submitted", err=True)
         for job in jobs:
             try:
-                finals.append(client.wait(job["id"], on_log=_stream, timeout=timeout or None,
-                                          on_wait=_say_waiting(job["id"])))
+                finals.append(client.follow(job["id"], on_log=_stream, timeout=timeout or None,
+                                            on_wait=_say_waiting(job["id"])))
             except WaitTimeout as exc:
                 click.echo(f"error: {exc}", err=True)
                 finals.append({**exc.job, "_timeout": True})

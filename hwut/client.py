@@ -23,6 +23,7 @@ from typing import Any, Self
 import httpx
 import tomli_w
 
+from . import follow
 from .verdict import Criteria, criteria_params
 
 ENDED = ("FINISHED", "ERROR", "CANCELED")
@@ -571,17 +572,25 @@ class Client:
             return "waiting for a board instance"
         return f"position {position} in the queue for {board}"
 
+    def follow(self, job_id: int, on_log: Callable[[bytes], None] = lambda b: None,
+               timeout: float | None = 600.0,
+               on_wait: Callable[[str], None] = lambda why: None) -> dict[str, Any]:
+        """Like :meth:`wait`, but the server pushes the log as it grows (hwut.follow)."""
+        return follow.follow(self, job_id, on_log, on_wait, timeout)
+
     def wait(self, job_id: int, on_queue: Callable[[int | None], None] = lambda p: None,
              on_log: Callable[[bytes], None] = lambda b: None, poll: float = 0.3,
              timeout: float | None = 600.0,
-             on_wait: Callable[[str], None] = lambda why: None) -> dict[str, Any]:
-        """Poll until the job ends, reporting why it waits and new log bytes.
+             on_wait: Callable[[str], None] = lambda why: None,
+             start_offset: int = 0) -> dict[str, Any]:
+        """Poll until the job ends, reporting why it waits and new log bytes (from
+        ``start_offset`` on). :meth:`follow` does the same without polling.
 
         ``on_queue`` gets the queue position while the job is WAITING, ``on_wait`` a
         sentence saying why it waits (each time it changes). After ``timeout`` seconds
         (None: never) :class:`WaitTimeout` is raised; the job is not canceled. Polls start
         50 ms apart and slow down to ``poll`` seconds, so short jobs return at once."""
-        offset = 0
+        offset = start_offset
         started = self.monotonic()
         why = ""
         delay = min(0.05, poll)
