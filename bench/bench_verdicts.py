@@ -3,7 +3,7 @@ that passes as soon as its expectation shows and one that fails fast at a fail
 pattern, against the same job run to its time limit.
 
 Prints figures and asserts nothing. Run: ``python bench/bench_verdicts.py`` (``--limit
-10`` for the limit, ``--repeat 3``). The real service runs on a loopback port with the
+30`` for another limit than 60, ``--repeat 3``). The real service runs on a loopback port with the
 sim backend; the ``hwut`` command runs as a separate process, as a CI job would run it.
 The reference is measured in the same run: the same firmware (``hello``: a line every
 100 ms of virtual time), the same limit, no criteria, ``--wait``.
