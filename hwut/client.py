@@ -574,9 +574,10 @@ class Client:
 
     def follow(self, job_id: int, on_log: Callable[[bytes], None] = lambda b: None,
                timeout: float | None = 600.0,
-               on_wait: Callable[[str], None] = lambda why: None) -> dict[str, Any]:
+               on_wait: Callable[[str], None] = lambda why: None, offset: int = 0
+               ) -> dict[str, Any]:
         """Like :meth:`wait`, but the server pushes the log as it grows (hwut.follow)."""
-        return follow.follow(self, job_id, on_log, on_wait, timeout)
+        return follow.follow(self, job_id, on_log, on_wait, timeout, offset)
 
     def wait(self, job_id: int, on_queue: Callable[[int | None], None] = lambda p: None,
              on_log: Callable[[bytes], None] = lambda b: None, poll: float = 0.3,

@@ -30,12 +30,14 @@ class StreamUnsupported(Exception):
 
 
 def follow(client: Client, job_id: int, on_log: Callable[[bytes], None],
-           on_wait: Callable[[str], None], timeout: float | None) -> dict[str, Any]:
-    """The ended job's record, following its log live; see the module docstring.
-    Raises WaitTimeout after ``timeout`` seconds (None: never), like Client.wait."""
+           on_wait: Callable[[str], None], timeout: float | None, offset: int = 0
+           ) -> dict[str, Any]:
+    """The ended job's record, following its log live from byte ``offset``; see the
+    module docstring. Raises WaitTimeout after ``timeout`` seconds (None: never), like
+    Client.wait; an exception ``on_log`` raises ends the following (and propagates)."""
     from .client import HwutError, WaitTimeout
 
-    offset, failures, why = 0, 0, ""
+    failures, why = 0, ""
     started = client.monotonic()
     while True:
         left = None if timeout is None else timeout - (client.monotonic() - started)
