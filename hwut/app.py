@@ -6,6 +6,7 @@ import falcon
 from . import errors
 from .auth import AuthMiddleware, FailureThrottle
 from .config import Config
+from .openapi import OpenApiResource
 from .requestlog import RequestLogMiddleware
 from .resources import jobs, limits, misc, stream, targets, users
 from .resources.files import StreamSlots
@@ -59,4 +60,5 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     app.add_route(f"{BASE}/users/{{name}}/tokens", users.TokenListResource(store.users))
     app.add_route(f"{BASE}/users/{{name}}/tokens/{{token_id}}",
                   users.TokenResource(store.users))
+    app.add_route(f"{BASE}/openapi.json", OpenApiResource(app))
     return app

@@ -23,7 +23,7 @@ import base64
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import falcon
@@ -62,7 +62,7 @@ class LogStream:
         self._events.close()
         self._release()
 
-    def _generate(self) -> Iterator[bytes]:
+    def _generate(self) -> Generator[bytes, None, None]:
         jobs = self.resource.store.jobs
         started = time.monotonic()
         last_sent = started
