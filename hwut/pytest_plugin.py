@@ -25,7 +25,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
+try:
+    import pytest
+except ImportError as exc:  # only pytest loads this module (entry point pytest11)
+    raise ImportError("hwut.pytest_plugin is a pytest plug-in: pip install 'hwut[pytest]' "
+                      f"({exc})") from exc
 
 if TYPE_CHECKING:
     from .client import Client, Settings
