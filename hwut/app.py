@@ -6,8 +6,9 @@ import falcon
 from . import errors
 from .auth import AuthMiddleware, FailureThrottle
 from .config import Config
+from .openapi import OpenApiResource
 from .requestlog import RequestLogMiddleware
-from .resources import jobs, limits, misc, targets, users
+from .resources import jobs, limits, misc, stream, targets, users
 from .resources.files import StreamSlots
 from .scheduler import Scheduler
 from .store import Store
@@ -36,12 +37,18 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     streams = StreamSlots(int(config["server.max_streams"]))  # shared by the file routes
     log, other = jobs.LogResource(*deps, streams), jobs.OtherResource(*deps, streams)
     infra = jobs.InfraLogResource(*deps, streams)
+    junit = jobs.JunitResource(*deps)
+    # live logs hold an HTTP thread each: a quarter of the threads at most
+    follow = stream.LogStreamResource(*deps, slots=StreamSlots(
+        max(1, int(config["server.threads"]) // 4)))
     for prefix in ("job", "jobs"):  # the document spells both
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}", job)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/is_finished", finished)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/log", log)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/other", other)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/infra_log", infra)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/junit", junit)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/log/stream", follow)
     app.add_route(f"{BASE}/targets/boards", targets.BoardListResource(*deps))
     app.add_route(f"{BASE}/targets/boards/{{name}}", targets.BoardResource(*deps))
     app.add_route(f"{BASE}/targets/microcontrollers", targets.McuListResource(*deps))
@@ -53,4 +60,5 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     app.add_route(f"{BASE}/users/{{name}}/tokens", users.TokenListResource(store.users))
     app.add_route(f"{BASE}/users/{{name}}/tokens/{{token_id}}",
                   users.TokenResource(store.users))
+    app.add_route(f"{BASE}/openapi.json", OpenApiResource(app))
     return app

@@ -22,11 +22,12 @@ from typing import Any
 
 import click
 
-from . import __version__
+from . import __version__, ci, jobfile
 from .client import (
     DEFAULT_PROFILE,
     EXIT_INTERRUPTED,
     EXIT_LIMIT_DEMO,
+    EXIT_TIMEOUT,
     EXIT_USAGE,
     Client,
     HwutError,
@@ -286,8 +287,9 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
 # ---- client side ------------------------------------------------------------------------
 
 @main.command(help=SUBMIT_HELP)
-@click.argument("file", type=click.Path(dir_okay=False, exists=True))
-@click.option("--board", "-b", required=True, help="Board name (see `hwut boards`).")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, exists=True))
+@click.option("--board", "-b", help="Board name (see `hwut boards`); required unless the "
+              "job file names it.")
 @click.option("--limit", "-l", type=int, help="Time limit in seconds (server default 60).")
 @click.option("--comment", "-c", help="Title or description of the job.")
 @click.option("--input", "-i", "console_input",
@@ -296,21 +298,74 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
               help="Press a board button at a virtual time, e.g. B1@0.5-0.7 (repeatable).")
 @click.option("--wait", "-w", is_flag=True, help="Wait, stream the log, exit with its code.")
 @_timeout_option
+@click.option("--job-file", "-f", type=click.Path(dir_okay=False, exists=True),
+              help="A TOML job file: images, board, limit, input, presses, [criteria].")
+@click.option("--expect", multiple=True, metavar="TEXT",
+              help="Text that must appear in the log (repeatable; implies --wait).")
+@click.option("--expect-regex", multiple=True, metavar="RE", help="RE2 regex that must match "
+              "a line (repeatable).")
+@click.option("--fail", "fail_text", multiple=True, metavar="TEXT",
+              help="Text that fails the job at once and stops the run (repeatable).")
+@click.option("--fail-regex", multiple=True, metavar="RE",
+              help="RE2 regex that fails the job at once (repeatable).")
+@click.option("--ordered", is_flag=True, help="Expectations must appear in the order given.")
+@click.option("--exit-code", "expect_exit", type=int,
+              help="The firmware must exit with this code.")
+@click.option("--on-limit", type=click.Choice(["passed", "failed"]),
+              help="The verdict when the time limit is reached with no other (default failed).")
+@click.option("--run-to-end", is_flag=True,
+              help="Keep running after every expectation is met (to watch --fail patterns).")
+@click.option("--parse", metavar="FORMAT", help="Read the console as a test framework's "
+              "output (unity, ztest, cpputest): its test cases become results, a failed "
+              "one fails the job, its summary ends the run.")
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, writable=True),
+              help="Write a JUnit XML report of every job to this file (implies --wait).")
 @click.pass_context
-def submit(ctx: click.Context, file: str, board: str, limit: int | None, comment: str | None,
-           console_input: str | None, presses: tuple[str, ...], wait: bool,
-           timeout: float) -> None:
+def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit: int | None,
+           comment: str | None, console_input: str | None, presses: tuple[str, ...],
+           wait: bool, timeout: float, job_file: str | None, expect: tuple[str, ...],
+           expect_regex: tuple[str, ...], fail_text: tuple[str, ...],
+           fail_regex: tuple[str, ...], ordered: bool, expect_exit: int | None,
+           on_limit: str | None, run_to_end: bool, parse: str | None,
+           junit_file: str | None) -> None:
+    try:
+        loaded = jobfile.load(Path(job_file)) if job_file else None
+        criteria = ci.criteria_from_options(expect, expect_regex, fail_text, fail_regex,
+                                            ordered, expect_exit, on_limit, run_to_end,
+                                            loaded.criteria if loaded else None, parse)
+    except ValueError as exc:  # JobFileError, CriteriaError
+        raise click.UsageError(str(exc)) from None
+    images, board, limit, comment, console_input, press_list = ci.merge_jobfile(
+        loaded, files, board, limit, comment, console_input, presses)
+    if not images:
+        raise click.UsageError("give a firmware FILE or a --job-file with images")
+    if not board:
+        raise click.UsageError("Missing option '--board' (or board in the job file)")
+    wait = wait or criteria is not None or junit_file is not None
     with _api(ctx) as client:
-        job = client.submit(Path(file), board, limit, comment, console_input=console_input,
-                            presses=list(presses))
+        jobs = ci.submit_all(client, images, board, limit, comment, console_input,
+                             press_list, criteria)
         if not wait:
-            _print_json(job)
+            for job in jobs:
+                _print_json(job)
             return
-        click.echo(f"job {job['id']} submitted", err=True)
-        final = client.wait(job["id"], on_log=_stream, timeout=timeout or None,
-                            on_wait=_say_waiting(job["id"]))
-    click.echo(describe_outcome(final), err=True)
-    sys.exit(exit_code_for(final))
+        finals = []
+        for job in jobs:
+            click.echo(f"job {job['id']} submitted", err=True)
+        for job in jobs:
+            try:
+                finals.append(client.follow(job["id"], on_log=_stream, timeout=timeout or None,
+                                            on_wait=_say_waiting(job["id"])))
+            except WaitTimeout as exc:
+                click.echo(f"error: {exc}", err=True)
+                finals.append({**exc.job, "_timeout": True})
+        if junit_file:
+            ci.write_junit(client, finals, Path(junit_file))
+    codes = [EXIT_TIMEOUT if f.get("_timeout") else exit_code_for(f) for f in finals]
+    for final in finals:
+        if not final.get("_timeout"):
+            click.echo(describe_outcome(final), err=True)
+    sys.exit(ci.combined_exit(codes))
 
 
 @main.command()

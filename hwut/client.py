@@ -23,6 +23,9 @@ from typing import Any, Self
 import httpx
 import tomli_w
 
+from . import follow
+from .verdict import Criteria, criteria_params
+
 ENDED = ("FINISHED", "ERROR", "CANCELED")
 
 # ---- exit codes ------------------------------------------------------------------------
@@ -30,6 +33,7 @@ ENDED = ("FINISHED", "ERROR", "CANCELED")
 FIRMWARE_EXIT_MAX = 31
 EXIT_LIMIT_DEMO = 0
 EXIT_FIRMWARE_OTHER = 32
+EXIT_FAILED = 41
 EXIT_LIMIT = 42
 EXIT_FAULT = 43
 EXIT_CANCELED = 44
@@ -47,13 +51,16 @@ EXIT_INTERRUPTED = 130
 #: Every exit status of the ``hwut`` command and what it means, in order; the help text
 #: and the README table are written from this.
 EXIT_CODES: tuple[tuple[str, str], ...] = (
-    (f"0-{FIRMWARE_EXIT_MAX}", "the firmware exited (semihosting) with this code"),
+    (f"0-{FIRMWARE_EXIT_MAX}", "the firmware exited (semihosting) with this code; with "
+                               "criteria (--expect, --fail, ...): 0 is the verdict passed"),
     (str(EXIT_FIRMWARE_OTHER), f"the firmware exited with a code outside 0-{FIRMWARE_EXIT_MAX}"
                                "; the real code is printed"),
+    (str(EXIT_FAILED), "with criteria: the verdict is failed (the reason is printed)"),
     (str(EXIT_LIMIT), "the time limit was reached (hwut demo: 0)"),
     (str(EXIT_FAULT), "the firmware faulted (e.g. HardFault)"),
-    (str(EXIT_CANCELED), "the job was canceled"),
-    (str(EXIT_ERROR), "the job is ERROR: the infrastructure failed, not the firmware"),
+    (str(EXIT_CANCELED), "the job was canceled (with criteria: the verdict is canceled)"),
+    (str(EXIT_ERROR), "the job is ERROR: the infrastructure failed, not the firmware "
+                      "(with criteria: the verdict is error)"),
     (str(EXIT_TIMEOUT), "gave up waiting (--timeout); the job goes on"),
     (str(EXIT_CPU_LIMIT), "the job used its CPU budget: firmware too slow to emulate"),
     (str(EXIT_OUTPUT_LIMIT), "the firmware printed more than a job keeps (log or trace cap)"),
@@ -123,9 +130,16 @@ class ConfigError(HwutError):
         super().__init__(0, "Client config", description, EXIT_USAGE)
 
 
+#: With criteria, the exit status is the verdict's (EXIT_CODES).
+VERDICT_EXIT = {"passed": 0, "failed": EXIT_FAILED, "error": EXIT_ERROR,
+                "canceled": EXIT_CANCELED}
+
+
 def exit_code_for(job: Mapping[str, Any], limit_code: int = EXIT_LIMIT) -> int:
     """How the ``hwut`` command exits for an ended job (see :data:`EXIT_CODES`)."""
     status, reason = job.get("status"), job.get("stop_reason")
+    if job.get("verdict") in VERDICT_EXIT:
+        return VERDICT_EXIT[job["verdict"]]
     if status == "ERROR":
         return EXIT_ERROR
     if status == "CANCELED":
@@ -147,6 +161,9 @@ def exit_code_for(job: Mapping[str, Any], limit_code: int = EXIT_LIMIT) -> int:
 def describe_outcome(job: Mapping[str, Any], limit_code: int = EXIT_LIMIT) -> str:
     """One line saying how the job ended, in words a user acts on, with the exit status."""
     head = f"job {job.get('id')} {job.get('status')}"
+    if job.get("verdict") in VERDICT_EXIT:
+        return (f"{head}: {str(job['verdict']).upper()}: {job.get('verdict_reason')}; "
+                f"exit status {exit_code_for(job, limit_code)}")
     detail = job.get("detail")
     reason = job.get("stop_reason")
     status = job.get("status")
@@ -416,7 +433,8 @@ class Client:
 
     def submit(self, executable: bytes | Path, board: str, limit: int | None = None,
                comment: str | None = None, console_input: str | None = None,
-               presses: list[str] | None = None, check: bool = True) -> dict[str, Any]:
+               presses: list[str] | None = None, check: bool = True,
+               criteria: Criteria | None = None) -> dict[str, Any]:
         if isinstance(executable, (str, Path)):
             try:
                 data = Path(executable).read_bytes()
@@ -427,15 +445,16 @@ class Client:
             data = executable
         if check:
             self.check_submit(len(data), limit, comment, console_input)
-        params: dict[str, Any] = {"board": board}
+        params: list[tuple[str, Any]] = [("board", board)]
         if limit is not None:
-            params["duration_limit_seconds"] = limit
+            params.append(("duration_limit_seconds", limit))
         if comment is not None:
-            params["comment"] = comment
+            params.append(("comment", comment))
         if console_input:
-            params["input"] = console_input
-        if presses:
-            params["press"] = list(presses)
+            params.append(("input", console_input))
+        params += [("press", p) for p in presses or ()]
+        if criteria is not None:  # in order: an ordered expectation list stays ordered
+            params += criteria_params(criteria)
         return self._json("PUT", "/jobs/submit", params=params, content=data)
 
     def job(self, job_id: int) -> dict[str, Any]:
@@ -467,6 +486,10 @@ class Client:
 
     def log(self, job_id: int, offset: int = 0) -> bytes:
         return self._request("GET", f"/jobs/{job_id}/log", params={"offset": offset}).content
+
+    def junit(self, job_id: int) -> bytes:
+        """The ended job's JUnit XML report (a ``<testsuites>`` with one testsuite)."""
+        return self._request("GET", f"/jobs/{job_id}/junit").content
 
     def other(self, job_id: int) -> bytes:
         """The ITM/SWO trace."""
@@ -549,17 +572,26 @@ class Client:
             return "waiting for a board instance"
         return f"position {position} in the queue for {board}"
 
+    def follow(self, job_id: int, on_log: Callable[[bytes], None] = lambda b: None,
+               timeout: float | None = 600.0,
+               on_wait: Callable[[str], None] = lambda why: None, offset: int = 0
+               ) -> dict[str, Any]:
+        """Like :meth:`wait`, but the server pushes the log as it grows (hwut.follow)."""
+        return follow.follow(self, job_id, on_log, on_wait, timeout, offset)
+
     def wait(self, job_id: int, on_queue: Callable[[int | None], None] = lambda p: None,
              on_log: Callable[[bytes], None] = lambda b: None, poll: float = 0.3,
              timeout: float | None = 600.0,
-             on_wait: Callable[[str], None] = lambda why: None) -> dict[str, Any]:
-        """Poll until the job ends, reporting why it waits and new log bytes.
+             on_wait: Callable[[str], None] = lambda why: None,
+             start_offset: int = 0) -> dict[str, Any]:
+        """Poll until the job ends, reporting why it waits and new log bytes (from
+        ``start_offset`` on). :meth:`follow` does the same without polling.
 
         ``on_queue`` gets the queue position while the job is WAITING, ``on_wait`` a
         sentence saying why it waits (each time it changes). After ``timeout`` seconds
         (None: never) :class:`WaitTimeout` is raised; the job is not canceled. Polls start
         50 ms apart and slow down to ``poll`` seconds, so short jobs return at once."""
-        offset = 0
+        offset = start_offset
         started = self.monotonic()
         why = ""
         delay = min(0.05, poll)

@@ -72,7 +72,9 @@ SHORT_FIELDS = ("id", "created", "status", "owner")
 EXTENDED_FIELDS = SHORT_FIELDS + (
     "comment", "duration_limit_seconds", "filename_executable", "filename_log",
     "filename_other", "board", "format", "started", "finished", "stop_reason",
-    "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses")
+    "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses",
+    # additions (issue 16): criteria and the verdict apart from the status; instructions
+    "criteria", "verdict", "verdict_reason", "instructions")
 
 
 @dataclass
@@ -103,6 +105,13 @@ class Job:
     #: Console input sent once the firmware listens; scripted button presses.
     input: str | None = None
     presses: list[list[Any]] | None = None
+    #: What the job must show (hwut.verdict.Criteria.record()); None: no verdict.
+    criteria: dict[str, Any] | None = None
+    #: passed/failed/error/canceled with a one-line reason; None without criteria.
+    verdict: str | None = None
+    verdict_reason: str | None = None
+    #: Instructions the run executed, when the backend counts them.
+    instructions: int | None = None
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -124,6 +133,11 @@ class Job:
         """What the owner needs to act: timing, why it stopped, and the queue position."""
         record = self.to_record()
         view = {name: record[name] for name in EXTENDED_FIELDS}
+        if self.criteria and self.verdict is None and self.status in (JobStatus.ERROR,
+                                                                      JobStatus.CANCELED):
+            # ended before it ran (canceled while waiting, never runnable)
+            view["verdict"] = "error" if self.status is JobStatus.ERROR else "canceled"
+            view["verdict_reason"] = self.detail
         if self.status is JobStatus.WAITING:
             view["queue_position"] = queue_position
         return view

@@ -40,6 +40,7 @@ from .runner.process import JobProcess, job_context
 from .runner.spec import JobSpec, Limits
 from .storage import StorageFull, private_opener
 from .store import JobStore
+from .verdict import Tap
 
 log = logging.getLogger(__name__)
 
@@ -352,6 +353,7 @@ class Scheduler:
         log_name, other_name = self.store.new_artifact_name(), self.store.new_artifact_name()
         uart = _LogSink(self.store.artifact_path(log_name))
         other = _LogSink(self.store.artifact_path(other_name))
+        tap: Tap | None = None
         try:
             try:
                 job = self.store.transition(job.id, JobStatus.RUNNING, filename_log=log_name,
@@ -362,8 +364,10 @@ class Scheduler:
             instance.job_id = job.id
             log.info("job %d started on %s (owner %s, limit %s s)", job.id, instance.name,
                      job.owner, job.duration_limit_seconds)
+            # the verdict's hook: a log that settles it stops the run (fail-fast)
+            tap = Tap.for_job(job.criteria, uart, cancel)
             outcome, failure = self._call_backend(instance, self._spec(instance, job),
-                                                  uart, other, cancel)
+                                                  tap or uart, other, cancel)
         finally:
             uart.close()
             other.close()
@@ -371,16 +375,19 @@ class Scheduler:
                 self.store.artifact_path(other_name).unlink(missing_ok=True)
         changes: dict[str, Any] = {"filename_other": other_name if other.written else None}
         if outcome is None:
+            if tap is not None:
+                changes.update(tap.verdict("ERROR", None, None, None, failure))
             self._fail(job.id, failure, **changes)
         else:
-            self._record(job.id, outcome, cancel, changes)
+            self._record(job.id, outcome, cancel, changes, tap)
 
     def _record(self, job_id: int, outcome: Outcome, cancel: threading.Event,
-                changes: dict[str, Any]) -> None:
+                changes: dict[str, Any], tap: Tap | None = None) -> None:
         """Map the backend's outcome to the job's final status (see StopReason)."""
         changes.update(finished=format_time(self.store.clock()),
                        stop_reason=outcome.reason.value, exit_code=outcome.exit_code,
-                       time_used_seconds=outcome.time_used_s)
+                       time_used_seconds=outcome.time_used_s,
+                       instructions=outcome.instructions)
         if outcome.detail:
             changes["detail"] = outcome.detail
         if outcome.infra_log:
@@ -390,6 +397,11 @@ class Scheduler:
             except StorageFull:
                 log.warning("job %d: no room for its infrastructure log; dropped", job_id)
         stopped = outcome.reason is StopReason.CANCEL or cancel.is_set()
+        if stopped and tap is not None and tap.decided and not self._stop.is_set() \
+                and not self.store.get(job_id).cancel_requested:
+            stopped = False  # the verdict stopped it: the run ended as it should
+            if outcome.reason is StopReason.CANCEL:
+                changes["stop_reason"] = "verdict"
         if outcome.reason is StopReason.INFRASTRUCTURE:
             status = JobStatus.ERROR
             changes["detail"] = outcome.detail or "the backend reported an infrastructure error"
@@ -404,6 +416,10 @@ class Scheduler:
         log.info("job %d %s: stop reason %s, exit code %s, %.3f s used%s", job_id,
                  status.value, outcome.reason.value, outcome.exit_code, outcome.time_used_s,
                  f" ({changes['detail']})" if changes.get("detail") else "")
+        if tap is not None:
+            detail = changes.get("detail") or self.store.get(job_id).detail
+            changes.update(tap.verdict(status.value, changes["stop_reason"],
+                                       outcome.exit_code, outcome.time_used_s, detail))
         self._finish(job_id, status, **changes)
 
     def _spec(self, instance: Instance, job: Job) -> JobSpec:
@@ -430,7 +446,7 @@ class Scheduler:
                       infra_bytes=int(self.config["jobs.max_infra_bytes"]),
                       memory_bytes=int(self.config["jobs.max_memory_bytes"]))
 
-    def _call_backend(self, instance: Instance, spec: JobSpec, uart: _LogSink,
+    def _call_backend(self, instance: Instance, spec: JobSpec, uart: Callable[[bytes], None],
                       other: _LogSink, cancel: threading.Event) -> tuple[Outcome | None, str]:
         """Run the job in its own process; (outcome, "") or (None, why there is none)."""
         factor = float(self.config["scheduler.hang_factor"])

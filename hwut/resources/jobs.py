@@ -22,16 +22,18 @@ Choices where the v1 document is silent:
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from typing import Any
+from urllib.parse import parse_qsl
 
 import falcon
 
 from hwut.backends import image as firmware
 from hwut.backends.base import ARMV7M, BoardInfo
 
-from .. import inputs
+from .. import inputs, junit, verdict
 from ..config import Config
 from ..jobs import Job, JobStatus, TransitionError
 from ..scheduler import Scheduler
@@ -45,7 +47,8 @@ log = logging.getLogger(__name__)
 MAX_COMMENT = 1000
 #: Query parameters of PUT /jobs/submit; any other is refused (a typo must not turn
 #: into a default silently).
-SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press")
+SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press",
+                 *verdict.CRITERIA_PARAMS)
 #: Seconds a client is told to wait before trying a board that cannot run jobs again.
 RETRY_AFTER_S = 60
 
@@ -157,6 +160,9 @@ class SubmitResource(_JobBase):
         try:
             console_input = inputs.parse_input(single(req, "input"))
             presses = inputs.parse_presses(req.get_param_as_list("press"), duration)
+            # in the order sent: an ordered expectation list mixes texts and regexes
+            criteria = verdict.criteria_from_params(
+                parse_qsl(req.query_string, keep_blank_values=True, max_num_fields=500))
         except ValueError as exc:
             raise bad_request(str(exc)) from None
         self._refuse_unrunnable(board)
@@ -184,7 +190,8 @@ class SubmitResource(_JobBase):
                             "Intel HEX or a Cortex-M BIN image") from None
         job = self.store.jobs.submit(user.name, board, duration, data, parsed.format,
                                      comment=comment, console_input=console_input,
-                                     presses=presses, max_waiting=max_waiting)
+                                     presses=presses, max_waiting=max_waiting,
+                                     criteria=criteria.record() if criteria else None)
         resp.status = falcon.HTTP_201
         resp.location = f"/apiv1/jobs/{job.id}"
         resp.media = self.view(user, job)
@@ -330,3 +337,55 @@ class OtherResource(_FileResource):
 
     def filename(self, job: Job) -> str | None:
         return job.filename_other
+
+
+class JunitResource(_JobBase):
+    """The ended job as a JUnit XML report (hwut.junit); 409 while it has not ended."""
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
+        user: User = req.context.user
+        job = self.store.jobs.get(job_id)
+        if not may_act(user, job):
+            raise forbidden(job)
+        if not job.status.ended:
+            raise falcon.HTTPConflict(
+                title="Conflict", description=f"Job {job_id} is {job.status.value}; its "
+                                              "JUnit report exists once it has ended.")
+        view = {**job.extended_view(), "instance": job.instance}
+        cases = [junit.job_case(view)] + self._parsed_cases(job)
+        suite = junit.testsuite(view, cases, self._log_tail(job),
+                                self._sha256(job.filename_executable))
+        resp.content_type = "application/xml"
+        resp.data = junit.report([suite])
+
+    def _parsed_cases(self, job: Job) -> list[junit.Case]:
+        """The firmware's own test cases, when the job asked for its output parsed."""
+        parse = (job.criteria or {}).get("parse")
+        if not parse or not job.filename_log:
+            return []
+        try:
+            with open(self.store.jobs.artifact_path(job.filename_log), "rb") as fh:
+                found = verdict.test_cases(parse, iter(lambda: fh.read(65536), b""))
+        except (OSError, ValueError):
+            return []
+        return [junit.Case(c.name, c.verdict, c.time_s, c.message,
+                           classname=f"{parse}.{c.suite}" if c.suite else parse)
+                for c in found.cases]
+
+    def _log_tail(self, job: Job) -> bytes:
+        if not job.filename_log:
+            return b""
+        try:
+            with open(self.store.jobs.artifact_path(job.filename_log), "rb") as fh:
+                size = os.fstat(fh.fileno()).st_size
+                fh.seek(max(0, size - junit.MAX_OUT_BYTES))
+                return fh.read(junit.MAX_OUT_BYTES)
+        except OSError:
+            return b""
+
+    def _sha256(self, name: str) -> str | None:
+        try:
+            with open(self.store.jobs.artifact_path(name), "rb") as fh:
+                return hashlib.file_digest(fh, "sha256").hexdigest()
+        except OSError:
+            return None

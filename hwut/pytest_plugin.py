@@ -1,0 +1,227 @@
+"""pytest plugin (entry point ``pytest11``): firmware tests against an HWUT board.
+
+    def test_boots(hwut_board):
+        run = hwut_board.run("build/app.elf", limit=10, fail=["PANIC"])
+        run.expect("boot ok")
+        line = run.expect(r"^temp=(\\d+)$", regex=True)
+        assert run.result()["verdict"] in (None, "passed")
+
+``hwut_board`` gives a :class:`Board` on a server: by default a local one started once
+per session (a temporary data dir, the sim backend, a free loopback port); with
+``--hwut-url`` (or HWUT_URL) and ``--hwut-token`` (HWUT_TOKEN) a remote one. The
+board is ``--hwut-board`` (default ``nucleo-f303re``). JUnit comes from pytest's own
+``--junitxml``; each run's job id, board and verdict are added to the test's
+properties there.
+
+Nothing heavy is imported until a test asks for the fixture, so having the plugin
+installed costs other pytest runs nothing.
+"""
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+try:
+    import pytest
+except ImportError as exc:  # only pytest loads this module (entry point pytest11)
+    raise ImportError("hwut.pytest_plugin is a pytest plug-in: pip install 'hwut[pytest]' "
+                      f"({exc})") from exc
+
+if TYPE_CHECKING:
+    from .client import Client, Settings
+
+DEFAULT_BOARD = "nucleo-f303re"
+#: Wall seconds ``expect`` waits by default (the job's own limit ends it sooner).
+DEFAULT_EXPECT_TIMEOUT = 60.0
+#: How much of the log an AssertionError quotes.
+TAIL_BYTES = 2000
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("hwut", "HWUT: firmware on emulated boards")
+    group.addoption("--hwut-url", default=os.environ.get("HWUT_URL"),
+                    help="HWUT server to run jobs on (default: a local one per session)")
+    group.addoption("--hwut-token", default=os.environ.get("HWUT_TOKEN"),
+                    help="API token for --hwut-url")
+    group.addoption("--hwut-board", default=DEFAULT_BOARD, help="board the jobs run on")
+
+
+class _Found(Exception):
+    """Stops following the log: the pattern appeared."""
+
+
+class Run:
+    """One job on the board; ``expect`` reads its log as it grows, in order."""
+
+    def __init__(self, client: Client, job: dict[str, Any], timeout: float) -> None:
+        self.client, self.job, self.timeout = client, job, timeout
+        self.id: int = job["id"]
+        self.offset = 0          # log bytes received so far
+        self._pending = b""      # received bytes not yet matched (from a line start)
+        self.log = bytearray()   # everything received, for messages
+        self.final: dict[str, Any] | None = None
+
+    def _take(self, data: bytes, pattern: Any) -> None:
+        self.offset += len(data)
+        self.log += data
+        self._pending += data
+        self._scan(pattern)
+
+    def _scan(self, pattern: Any) -> None:
+        while b"\n" in self._pending:
+            raw, _, self._pending = self._pending.partition(b"\n")
+            line = raw.decode("utf-8", "replace").rstrip("\r")
+            if pattern(line):
+                raise _Found(line)
+
+    def expect(self, pattern: str, regex: bool = False, timeout: float | None = None) -> str:
+        """The next log line (after what earlier expects consumed) holding ``pattern``
+        (a text, or a regex with ``regex=True``); AssertionError with the log's end when
+        the job ends or ``timeout`` wall seconds pass without it."""
+        compiled = re.compile(pattern) if regex else None
+
+        def matches(line: str) -> bool:
+            return bool(compiled.search(line)) if compiled else pattern in line
+
+        from .client import WaitTimeout
+        try:
+            self._scan(matches)
+            if self.final is None:
+                self.final = self.client.follow(
+                    self.id, on_log=lambda data: self._take(data, matches),
+                    timeout=self.timeout if timeout is None else timeout, offset=self.offset)
+            if self._pending:  # the last line has no line end
+                line = self._pending.decode("utf-8", "replace").rstrip("\r")
+                if matches(line):
+                    self._pending = b""
+                    return line
+        except _Found as found:
+            return str(found)
+        except WaitTimeout:
+            self._fail(f"{pattern!r} did not appear within {timeout or self.timeout:g} s")
+        self._fail(f"{pattern!r} did not appear before job {self.id} ended "
+                   f"({(self.final or {}).get('stop_reason')})")
+        raise AssertionError  # not reached
+
+    def _fail(self, why: str) -> None:
+        tail = bytes(self.log[-TAIL_BYTES:]).decode("utf-8", "replace")
+        raise AssertionError(f"{why}; the log ends with:\n{tail}")
+
+    def result(self, timeout: float | None = None) -> dict[str, Any]:
+        """The ended job's record (waiting for its end), with ``verdict`` when the run
+        had criteria."""
+        if self.final is None:
+            self.final = self.client.follow(self.id, on_log=self._keep,
+                                            timeout=timeout or self.timeout,
+                                            offset=self.offset)
+        return self.final
+
+    def _keep(self, data: bytes) -> None:
+        self.offset += len(data)
+        self.log += data
+        self._pending += data
+
+    @property
+    def verdict(self) -> str | None:
+        return self.result().get("verdict")
+
+    def cancel(self) -> None:
+        if self.final is None and self.client.job(self.id)["status"] not in (
+                "FINISHED", "ERROR", "CANCELED"):
+            self.client.cancel(self.id)
+
+
+class Board:
+    """A board on an HWUT server; runs end (are canceled) with the test."""
+
+    def __init__(self, client: Client, name: str, node: Any = None,
+                 timeout: float = DEFAULT_EXPECT_TIMEOUT) -> None:
+        self.client, self.name, self.node, self.timeout = client, name, node, timeout
+        self.runs: list[Run] = []
+
+    def run(self, image: str | Path | bytes, limit: int = 10, input: str | None = None,
+            presses: Sequence[str] = (), expect: Sequence[str] = (),
+            fail: Sequence[str] = (), exit_code: int | None = None,
+            parse: str | None = None, **options: Any) -> Run:
+        """Submit ``image`` (a path or the bytes); criteria as for ``hwut submit``
+        (``expect``, ``fail``, ``exit_code``, ``parse``; ``ordered``, ``on_limit``,
+        ``run_to_end`` as options)."""
+        from .ci import criteria_from_options
+        criteria = criteria_from_options(
+            list(expect), [], list(fail), [], bool(options.get("ordered")), exit_code,
+            options.get("on_limit"), bool(options.get("run_to_end")), parse=parse)
+        data = image if isinstance(image, bytes) else Path(image)
+        job = self.client.submit(data, self.name, limit, console_input=input,
+                                 presses=list(presses), criteria=criteria)
+        run = Run(self.client, job, self.timeout)
+        self.runs.append(run)
+        if self.node is not None:
+            self.node.user_properties.append(("hwut_job", str(job["id"])))
+            self.node.user_properties.append(("hwut_board", self.name))
+        return run
+
+    def close(self) -> None:
+        for run in self.runs:
+            try:
+                run.cancel()
+            except Exception:  # noqa: BLE001, S110 - teardown must go on
+                pass
+            if self.node is not None and run.final is not None:
+                self.node.user_properties.append(
+                    (f"hwut_job_{run.id}_verdict", str(run.final.get("verdict"))))
+
+
+class _LocalServer:
+    """A throw-away HWUT server for the session: temporary data dir, sim backend."""
+
+    def __init__(self) -> None:
+        import logging
+
+        from .config import load_config
+        from .service import build_service, ensure_admin, make_server
+        logging.getLogger("hwut").setLevel(logging.WARNING)
+        self._tmp = tempfile.TemporaryDirectory(prefix="hwut-pytest-")
+        config = load_config(None, environ={}).with_values(data_dir=self._tmp.name)
+        self.service = build_service(config)
+        admin = ensure_admin(self.service.store)
+        assert admin is not None
+        self.token = admin[2]
+        self.server = make_server(self.service, "127.0.0.1", 0, 8).start()
+        self.service.start()
+        self.url = self.server.url
+
+    def close(self) -> None:
+        self.server.stop()
+        self.service.stop()
+        self._tmp.cleanup()
+
+
+@pytest.fixture(scope="session")
+def hwut_settings(request: pytest.FixtureRequest) -> Iterator[Settings]:
+    """Where the boards are: ``--hwut-url``/``--hwut-token``, or a local server."""
+    from .client import Settings
+    url = request.config.getoption("--hwut-url")
+    if url:
+        yield Settings(url, request.config.getoption("--hwut-token"))
+        return
+    local = _LocalServer()
+    try:
+        yield Settings(local.url, local.token)
+    finally:
+        local.close()
+
+
+@pytest.fixture
+def hwut_board(hwut_settings: Settings, request: pytest.FixtureRequest) -> Iterator[Board]:
+    """A :class:`Board` (``--hwut-board``); its runs are canceled after the test."""
+    from .client import Client
+    with Client(hwut_settings) as client:
+        board = Board(client, request.config.getoption("--hwut-board"), request.node)
+        try:
+            yield board
+        finally:
+            board.close()

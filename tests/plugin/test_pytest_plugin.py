@@ -1,0 +1,59 @@
+"""The pytest plugin (issue 16) used from a pytest run inside the tests (pytester): a
+local HWUT server per session, the sim backend, our fixture firmware."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+BUILD = Path(__file__).resolve().parents[2] / "fixtures" / "build"
+
+
+@pytest.fixture
+def plugin_args(request: pytest.FixtureRequest) -> list[str]:
+    """Load the plugin by name unless its entry point (pytest11) already did."""
+    if request.config.pluginmanager.has_plugin("hwut"):
+        return []
+    return ["-p", "hwut.pytest_plugin"]
+
+
+def test_plugin_runs_firmware_expects_lines_and_reports_junit(pytester, plugin_args):
+    pytester.makepyfile(test_fw=f'''
+        import pytest
+
+        HELLO = {str(BUILD / "hello.elf")!r}
+        EXIT3 = {str(BUILD / "semihost_exit.elf")!r}
+
+        def test_expect_in_order(hwut_board):
+            run = hwut_board.run(HELLO, limit=5)
+            assert run.expect("SYSCLK=") == "SYSCLK=72000000"
+            assert run.expect(r"^count=(\\d)$", regex=True) == "count=0"
+            assert run.expect("count=3") == "count=3"
+            run.cancel()
+
+        def test_verdict(hwut_board):
+            run = hwut_board.run(EXIT3, limit=2, exit_code=3, expect=["ok"])
+            assert run.verdict == "passed"
+            assert run.result()["exit_code"] == 3
+
+        def test_missing_line_fails_with_the_log(hwut_board):
+            run = hwut_board.run(HELLO, limit=1)
+            with pytest.raises(AssertionError, match="did not appear before job"):
+                run.expect("count=99")
+            assert run.result()["stop_reason"] == "limit"
+
+        def test_fails_for_real(hwut_board):
+            hwut_board.run(HELLO, limit=1, fail=["count=2"]).expect("count=50")
+    ''')
+    result = pytester.runpytest(*plugin_args, "--junitxml=report.xml", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*did not appear before job*", "*count=2*"])
+    report = (pytester.path / "report.xml").read_text()
+    assert 'name="hwut_job"' in report and 'name="hwut_board" value="nucleo-f303re"' in report
+
+
+def test_plugin_options_are_listed(pytester, plugin_args):
+    result = pytester.runpytest(*plugin_args, "--help")
+    result.stdout.fnmatch_lines(["*--hwut-url*", "*--hwut-board*"])
