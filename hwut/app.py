@@ -7,7 +7,7 @@ from . import errors
 from .auth import AuthMiddleware, FailureThrottle
 from .config import Config
 from .requestlog import RequestLogMiddleware
-from .resources import jobs, limits, misc, targets, users
+from .resources import jobs, limits, misc, targets, trace, users
 from .resources.files import StreamSlots
 from .scheduler import Scheduler
 from .store import Store
@@ -36,12 +36,14 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     streams = StreamSlots(int(config["server.max_streams"]))  # shared by the file routes
     log, other = jobs.LogResource(*deps, streams), jobs.OtherResource(*deps, streams)
     infra = jobs.InfraLogResource(*deps, streams)
+    pintrace = trace.TraceResource(*deps, streams)
     for prefix in ("job", "jobs"):  # the document spells both
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}", job)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/is_finished", finished)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/log", log)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/other", other)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/infra_log", infra)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/trace.vcd", pintrace)
     app.add_route(f"{BASE}/targets/boards", targets.BoardListResource(*deps))
     app.add_route(f"{BASE}/targets/boards/{{name}}", targets.BoardResource(*deps))
     app.add_route(f"{BASE}/targets/microcontrollers", targets.McuListResource(*deps))

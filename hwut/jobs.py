@@ -72,7 +72,8 @@ SHORT_FIELDS = ("id", "created", "status", "owner")
 EXTENDED_FIELDS = SHORT_FIELDS + (
     "comment", "duration_limit_seconds", "filename_executable", "filename_log",
     "filename_other", "board", "format", "started", "finished", "stop_reason",
-    "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses")
+    "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses",
+    "trace", "filename_trace", "trace_summary")
 
 
 @dataclass
@@ -103,6 +104,12 @@ class Job:
     #: Console input sent once the firmware listens; scripted button presses.
     input: str | None = None
     presses: list[list[Any]] | None = None
+    #: Which signals the pin trace holds: None (the board's default), "none" (no
+    #: trace), or names joined by commas ("LD2,PA6,USART2_TX"); see hwut.trace.
+    trace: str | None = None
+    filename_trace: str | None = None
+    #: ``hwut.trace.summarize`` of the pin trace, computed once the job ended.
+    trace_summary: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
