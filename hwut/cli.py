@@ -294,15 +294,18 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
               help="Text sent to the board's console once the firmware listens.")
 @click.option("--press", "-p", "presses", multiple=True, metavar="BUTTON@S[-S]",
               help="Press a board button at a virtual time, e.g. B1@0.5-0.7 (repeatable).")
+@click.option("--trace", "trace_signals", metavar="SIGNALS",
+              help="Pin trace: signals by name (LD2,PA6,USART2_TX), 'none', or 'default' "
+                   "(the LEDs, the console's TX and every pin configured as output).")
 @click.option("--wait", "-w", is_flag=True, help="Wait, stream the log, exit with its code.")
 @_timeout_option
 @click.pass_context
 def submit(ctx: click.Context, file: str, board: str, limit: int | None, comment: str | None,
-           console_input: str | None, presses: tuple[str, ...], wait: bool,
-           timeout: float) -> None:
+           console_input: str | None, presses: tuple[str, ...], trace_signals: str | None,
+           wait: bool, timeout: float) -> None:
     with _api(ctx) as client:
         job = client.submit(Path(file), board, limit, comment, console_input=console_input,
-                            presses=list(presses))
+                            presses=list(presses), trace=trace_signals)
         if not wait:
             _print_json(job)
             return
@@ -354,6 +357,27 @@ def other(ctx: click.Context, job_id: int) -> None:
     """Print a job's ITM/SWO trace (same as log --kind other)."""
     with _api(ctx) as client:
         _stream(client.other(job_id))
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write the VCD here (GTKWave, Surfer) instead of to standard output.")
+@click.option("--summary", "-s", is_flag=True,
+              help="Print the per-signal summary (edges, frequency, duty cycle) as JSON.")
+@click.pass_context
+def trace(ctx: click.Context, job_id: int, output: str | None, summary: bool) -> None:
+    """A job's pin trace (VCD: LEDs, pins, the console's bytes on virtual time)."""
+    with _api(ctx) as client:
+        if summary:
+            _print_json(client.job(job_id).get("trace_summary"))
+            return
+        data = client.trace(job_id)
+    if output:
+        Path(output).write_bytes(data)
+        click.echo(f"{len(data)} bytes of VCD written to {output}", err=True)
+    else:
+        _stream(data)
 
 
 @main.command("infra-log")

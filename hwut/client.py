@@ -416,7 +416,8 @@ class Client:
 
     def submit(self, executable: bytes | Path, board: str, limit: int | None = None,
                comment: str | None = None, console_input: str | None = None,
-               presses: list[str] | None = None, check: bool = True) -> dict[str, Any]:
+               presses: list[str] | None = None, check: bool = True,
+               trace: str | None = None) -> dict[str, Any]:
         if isinstance(executable, (str, Path)):
             try:
                 data = Path(executable).read_bytes()
@@ -436,6 +437,8 @@ class Client:
             params["input"] = console_input
         if presses:
             params["press"] = list(presses)
+        if trace:
+            params["trace"] = trace
         return self._json("PUT", "/jobs/submit", params=params, content=data)
 
     def job(self, job_id: int) -> dict[str, Any]:
@@ -471,6 +474,10 @@ class Client:
     def other(self, job_id: int) -> bytes:
         """The ITM/SWO trace."""
         return self._request("GET", f"/jobs/{job_id}/other").content
+
+    def trace(self, job_id: int) -> bytes:
+        """The pin trace (VCD), once the job ended; 404 when it kept none."""
+        return self._request("GET", f"/jobs/{job_id}/trace.vcd").content
 
     def infra_log(self, job_id: int) -> bytes:
         """What the emulator or probe said about the run."""
