@@ -11,6 +11,7 @@ from .resources import jobs, limits, misc, targets, trace, users
 from .resources.files import StreamSlots
 from .scheduler import Scheduler
 from .store import Store
+from .ui import pages as ui
 
 BASE = "/apiv1"
 
@@ -37,6 +38,7 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     log, other = jobs.LogResource(*deps, streams), jobs.OtherResource(*deps, streams)
     infra = jobs.InfraLogResource(*deps, streams)
     pintrace = trace.TraceResource(*deps, streams)
+    executable = trace.ExecutableResource(*deps, streams)
     for prefix in ("job", "jobs"):  # the document spells both
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}", job)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/is_finished", finished)
@@ -44,6 +46,7 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/other", other)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/infra_log", infra)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/trace.vcd", pintrace)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/executable", executable)
     app.add_route(f"{BASE}/targets/boards", targets.BoardListResource(*deps))
     app.add_route(f"{BASE}/targets/boards/{{name}}", targets.BoardResource(*deps))
     app.add_route(f"{BASE}/targets/microcontrollers", targets.McuListResource(*deps))
@@ -55,4 +58,5 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     app.add_route(f"{BASE}/users/{{name}}/tokens", users.TokenListResource(store.users))
     app.add_route(f"{BASE}/users/{{name}}/tokens/{{token_id}}",
                   users.TokenResource(store.users))
+    ui.add_routes(app)  # the web page, under /ui
     return app

@@ -237,7 +237,8 @@ class JobListResource(_JobBase):
                 raise bad_request("'status' must be one of "
                                   f"{', '.join(s.value for s in JobStatus)}") from None
         board = single(req, "board") or None
-        owner = None if user.is_admin else user.name
+        # admins see every owner's jobs, or one owner's (``owner=``); others their own
+        owner = (single(req, "owner") or None) if user.is_admin else user.name
         extended = bool_param(req, "extended")
         jobs = self.store.jobs.list(owner=owner, status=status, board=board, limit=limit,
                                     offset=offset)

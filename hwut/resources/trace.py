@@ -1,4 +1,6 @@
-"""``GET /jobs/{id}/trace.vcd``: the job's pin trace as a Value Change Dump.
+"""``GET /jobs/{id}/trace.vcd``: the job's pin trace as a Value Change Dump; and
+``GET /jobs/{id}/executable``: the executable as it was uploaded (the web page's
+download).
 
 Streamed like the other files (``?offset=N``, ``Range``), for the owner and admins;
 404 while the job runs (the trace is written when the run ends) and for a job that
@@ -19,3 +21,13 @@ class TraceResource(_FileResource):
 
     def filename(self, job: Job) -> str | None:
         return job.filename_trace
+
+
+class ExecutableResource(_FileResource):
+    """The executable the job runs, as uploaded (ELF, HEX or BIN)."""
+
+    content_type = "application/octet-stream"
+    what = "executable"
+
+    def filename(self, job: Job) -> str | None:
+        return job.filename_executable
