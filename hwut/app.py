@@ -23,7 +23,7 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     if auth is None:
         auth = AuthMiddleware(store.users, FailureThrottle.from_config(config))
     app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
-        middleware=[RequestLogMiddleware(), auth])
+        middleware=[RequestLogMiddleware(), ui.NoPasswordPrompt(), auth])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     errors.install(app)

@@ -70,6 +70,23 @@ class AssetResource(_Static):
         self._send(resp, name)
 
 
+#: The header the page's script sends with every API request.
+PAGE_HEADER = "X-HWUT-Page"
+
+
+class NoPasswordPrompt:
+    """Middleware: a 401 to the page's own requests challenges for a token only.
+
+    A browser that gets ``WWW-Authenticate: Basic`` on a script's request opens its own
+    password dialog and holds the request until it is answered (headless: for ever), so
+    the page could not show the API's message. Other clients get both challenges."""
+
+    def process_response(self, req: falcon.Request, resp: falcon.Response, resource: object,
+                         req_succeeded: bool) -> None:
+        if resp.status in (falcon.HTTP_401, 401) and req.get_header(PAGE_HEADER):
+            resp.set_header("WWW-Authenticate", 'Bearer realm="hwut"')
+
+
 def add_routes(app: falcon.App, files: dict[str, bytes] | None = None) -> None:
     """Serve the page under ``/ui`` (the root redirects there)."""
     files = load_assets() if files is None else files

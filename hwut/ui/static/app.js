@@ -25,7 +25,9 @@ class ApiError extends Error {
 }
 
 async function api(path, options = {}) {
-  const headers = Object.assign({}, options.headers || {});
+  // X-HWUT-Page: a 401 then challenges for a token only, so the browser opens no
+  // password dialog of its own and the page shows the API's message
+  const headers = Object.assign({ "X-HWUT-Page": "1" }, options.headers || {});
   if (session.auth) headers.Authorization = session.auth;
   let resp;
   try {
@@ -213,7 +215,10 @@ async function jobView(id) {
     // Others see that the job exists, nothing of it: the API says why.
     let refusal = null;
     try { await api(`/jobs/${id}/log`); } catch (err) { refusal = err; }
-    show(h("h1", {}, `Job #${id}`), fields(job),
+    show(h("h1", {}, `Job #${id}`),
+      h("dl", { class: "fields", id: "job-fields" },
+        [["Status", statusBadge(job.status)], ["Owner", job.owner], ["Created (UTC)", job.created]]
+          .map(([k, v]) => [h("dt", {}, k), h("dd", { "data-field": k }, v)])),
       h("div", { id: "refused" }, errorBox(refusal || "This job belongs to another user.")));
     return;
   }
