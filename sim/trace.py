@@ -23,7 +23,7 @@ import re
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any, cast
 
 from vcd import VCDWriter
 
@@ -188,7 +188,8 @@ class PinRecorder:
         end = self.clock.now_ps() if end_ps is None else end_ps
         out = _CappedText(sink, max(0, self.cap_bytes - TAIL_BYTES))
         order = sorted(range(len(self.times)), key=self.times.__getitem__)
-        with VCDWriter(out, timescale=TIMESCALE, date="virtual time of the run",
+        # pyvcd needs only write() of a text file: _CappedText has it
+        with VCDWriter(cast(IO[str], out), timescale=TIMESCALE, date="virtual time of the run",
                        version="hwut pin trace") as writer:
             variables: list[Any] = []
             for sig in self.signals:
