@@ -166,7 +166,7 @@ def test_unknown_query_parameters_are_refused(idle_env, typo):
     assert r.status_code == 400
     assert r.json["description"] == (
         f"unknown query parameter(s) {typo!r}; allowed: board, duration_limit_seconds, "
-        "comment, input, press")
+        "comment, input, press, trace")
     only_nothing_stored(idle_env)
 
 

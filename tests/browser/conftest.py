@@ -19,7 +19,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 
 from cli_served import serve  # noqa: E402,F401
-from conftest import make_env  # noqa: E402,F401
+from service_fixtures import make_env  # noqa: E402,F401
 
 CHROMIUM = os.environ.get("HWUT_CHROMIUM", "/usr/bin/chromium")
 

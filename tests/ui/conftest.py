@@ -6,4 +6,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
 
-from conftest import env, make_env  # noqa: E402,F401
+from service_fixtures import env, make_env  # noqa: E402,F401
