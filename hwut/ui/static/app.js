@@ -210,7 +210,8 @@ async function jobView(id) {
   const actionMsg = h("div", { id: "action-message" });
   const logBox = h("pre", { id: "log" });
   const logNote = h("p", { class: "muted", id: "log-note" }, "Waiting for the log…");
-  const extras = h("div", { id: "job-extras" });
+  const extras = h("div", { id: "job-extras" },
+    h("h2", {}, "Pin trace"), h("p", { class: "muted" }, "The pin trace is written when the run ends."));
   if (!mine) {
     // Others see that the job exists, nothing of it: the API says why.
     let refusal = null;
