@@ -46,6 +46,14 @@ class RunRequest:
     uart_input: bytes = b""
     #: Scripted button presses: (button, press at s, release at s or None), virtual time.
     presses: tuple[tuple[str, float, float | None], ...] = ()
+    #: The pin trace (VCD bytes, written at the end of the run); None: the job keeps none.
+    #: A backend that cannot trace pins leaves it unwritten.
+    trace: ByteSink | None = None
+    #: Signals to trace (``LD2``, ``PA5``, ``USART2_TX``); empty: the board's LEDs, its
+    #: console's TX and every pin the firmware configures as output.
+    trace_signals: tuple[str, ...] = ()
+    #: Largest pin trace; past it the trace is cut (the run goes on) and says so.
+    trace_bytes: int = 4 * 1024 * 1024
 
 
 @dataclass

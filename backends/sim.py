@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from hwut.sim.boards import BOARDS
 from hwut.sim.boards import board as board_spec
 from hwut.sim.machine import Machine, StopCause
+from hwut.sim.trace import PinRecorder, UnknownSignal
 
 from . import simboards
 from .base import Availability, Backend, BoardInfo, Outcome, RunRequest, StopReason
@@ -66,9 +67,17 @@ class SimBackend(Backend):
                            detail=f"board option precharge must be true or false, not {precharge!r}")
         console = spec.console
         sink, other = request.uart, request.other
+        recorders: list[PinRecorder] = []  # the pin trace, once the machine exists
+
+        def uart_out(name: str, data: bytes) -> None:
+            for recorder in recorders:
+                recorder.uart(name, data)
+            if name == console:
+                sink(data)
+
         machine = Machine(
             spec,
-            uart_out=lambda name, data: sink(data) if name == console else None,
+            uart_out=uart_out,
             semihosting_out=sink,
             trace_out=(lambda port, data: other(data)) if other else None,
             note=infra.append,
@@ -80,6 +89,12 @@ class SimBackend(Backend):
             # instruction (the same results, slower: a way out should precharging misbehave)
             precharge=precharge,
         )
+        if request.trace is not None:
+            try:
+                recorders.append(PinRecorder(machine, request.trace_signals,
+                                             cap_bytes=request.trace_bytes))
+            except UnknownSignal as exc:
+                return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc))
         try:
             machine.load([(s.address, s.data) for s in image.segments])
         except ValueError as exc:
@@ -99,6 +114,13 @@ class SimBackend(Backend):
             wall = max(float(self.options.get("wall_minimum_s", 0.0)),
                        request.time_limit_s * float(self.options["wall_factor"]))
         result = machine.run(request.time_limit_s, cancel=request.cancel, wall_limit_s=wall)
+        if recorders and request.trace is not None:
+            written = recorders[0].write_vcd(request.trace)
+            infra.append(f"pin trace: {', '.join(written.signals)}; {written.changes} changes, "
+                         f"{written.bytes_written} bytes of VCD")
+            if written.truncated_at_s is not None:
+                infra.append(f"pin trace cut at {written.truncated_at_s:.6f} s: it reached its "
+                             f"limit of {request.trace_bytes} bytes")
         infra.append(f"virtual time {result.seconds:.6f} s, {result.instructions} instructions "
                      f"executed, {result.slept_cycles} cycles asleep (WFI/WFE), "
                      f"{time.monotonic() - started:.3f} s wall")

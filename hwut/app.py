@@ -8,10 +8,11 @@ from .auth import AuthMiddleware, FailureThrottle
 from .config import Config
 from .openapi import OpenApiResource
 from .requestlog import RequestLogMiddleware
-from .resources import jobs, limits, misc, stream, targets, users
+from .resources import jobs, limits, misc, stream, targets, trace, users
 from .resources.files import StreamSlots
 from .scheduler import Scheduler
 from .store import Store
+from .ui import pages as ui
 
 BASE = "/apiv1"
 
@@ -23,7 +24,7 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     if auth is None:
         auth = AuthMiddleware(store.users, FailureThrottle.from_config(config))
     app: falcon.App[falcon.Request, falcon.Response] = falcon.App(
-        middleware=[RequestLogMiddleware(), auth])
+        middleware=[RequestLogMiddleware(), ui.NoPasswordPrompt(), auth])
     app.req_options.strip_url_path_trailing_slash = True
     app.req_options.auto_parse_qs_csv = False
     errors.install(app)
@@ -41,6 +42,8 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     # live logs hold an HTTP thread each: a quarter of the threads at most
     follow = stream.LogStreamResource(*deps, slots=StreamSlots(
         max(1, int(config["server.threads"]) // 4)))
+    pintrace = trace.TraceResource(*deps, streams)
+    executable = trace.ExecutableResource(*deps, streams)
     for prefix in ("job", "jobs"):  # the document spells both
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}", job)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/is_finished", finished)
@@ -49,6 +52,8 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/infra_log", infra)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/junit", junit)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/log/stream", follow)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/trace.vcd", pintrace)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/executable", executable)
     app.add_route(f"{BASE}/targets/boards", targets.BoardListResource(*deps))
     app.add_route(f"{BASE}/targets/boards/{{name}}", targets.BoardResource(*deps))
     app.add_route(f"{BASE}/targets/microcontrollers", targets.McuListResource(*deps))
@@ -61,4 +66,5 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     app.add_route(f"{BASE}/users/{{name}}/tokens/{{token_id}}",
                   users.TokenResource(store.users))
     app.add_route(f"{BASE}/openapi.json", OpenApiResource(app))
+    ui.add_routes(app)  # the web page, under /ui
     return app

@@ -53,11 +53,12 @@ def combined_exit(codes: Sequence[int]) -> int:
 
 def submit_all(client: Client, images: Sequence[Path], board: str, limit: int | None,
                comment: str | None, console_input: str | None, presses: Sequence[str],
-               criteria: Criteria | None) -> list[dict[str, Any]]:
+               criteria: Criteria | None, trace: str | None = None) -> list[dict[str, Any]]:
     """Submit every image before waiting for any, so they run in parallel on the
     board's instances."""
     return [client.submit(image, board, limit, comment, console_input=console_input,
-                          presses=list(presses), criteria=criteria) for image in images]
+                          presses=list(presses), criteria=criteria, trace=trace)
+            for image in images]
 
 
 def merge_jobfile(job_file: JobFile | None, files: Sequence[str], board: str | None,

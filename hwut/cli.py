@@ -296,6 +296,9 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
               help="Text sent to the board's console once the firmware listens.")
 @click.option("--press", "-p", "presses", multiple=True, metavar="BUTTON@S[-S]",
               help="Press a board button at a virtual time, e.g. B1@0.5-0.7 (repeatable).")
+@click.option("--trace", "trace_signals", metavar="SIGNALS",
+              help="Pin trace: signals by name (LD2,PA6,USART2_TX), 'none', or 'default' "
+                   "(the LEDs, the console's TX and every pin configured as output).")
 @click.option("--wait", "-w", is_flag=True, help="Wait, stream the log, exit with its code.")
 @_timeout_option
 @click.option("--job-file", "-f", type=click.Path(dir_okay=False, exists=True),
@@ -323,7 +326,7 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
 @click.pass_context
 def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit: int | None,
            comment: str | None, console_input: str | None, presses: tuple[str, ...],
-           wait: bool, timeout: float, job_file: str | None, expect: tuple[str, ...],
+           trace_signals: str | None, wait: bool, timeout: float, job_file: str | None, expect: tuple[str, ...],
            expect_regex: tuple[str, ...], fail_text: tuple[str, ...],
            fail_regex: tuple[str, ...], ordered: bool, expect_exit: int | None,
            on_limit: str | None, run_to_end: bool, parse: str | None,
@@ -344,7 +347,7 @@ def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit:
     wait = wait or criteria is not None or junit_file is not None
     with _api(ctx) as client:
         jobs = ci.submit_all(client, images, board, limit, comment, console_input,
-                             press_list, criteria)
+                             press_list, criteria, trace_signals)
         if not wait:
             for job in jobs:
                 _print_json(job)
@@ -409,6 +412,27 @@ def other(ctx: click.Context, job_id: int) -> None:
     """Print a job's ITM/SWO trace (same as log --kind other)."""
     with _api(ctx) as client:
         _stream(client.other(job_id))
+
+
+@main.command()
+@click.argument("job_id", type=int)
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write the VCD here (GTKWave, Surfer) instead of to standard output.")
+@click.option("--summary", "-s", is_flag=True,
+              help="Print the per-signal summary (edges, frequency, duty cycle) as JSON.")
+@click.pass_context
+def trace(ctx: click.Context, job_id: int, output: str | None, summary: bool) -> None:
+    """A job's pin trace (VCD: LEDs, pins, the console's bytes on virtual time)."""
+    with _api(ctx) as client:
+        if summary:
+            _print_json(client.job(job_id).get("trace_summary"))
+            return
+        data = client.trace(job_id)
+    if output:
+        Path(output).write_bytes(data)
+        click.echo(f"{len(data)} bytes of VCD written to {output}", err=True)
+    else:
+        _stream(data)
 
 
 @main.command("infra-log")

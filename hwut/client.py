@@ -434,7 +434,7 @@ class Client:
     def submit(self, executable: bytes | Path, board: str, limit: int | None = None,
                comment: str | None = None, console_input: str | None = None,
                presses: list[str] | None = None, check: bool = True,
-               criteria: Criteria | None = None) -> dict[str, Any]:
+               criteria: Criteria | None = None, trace: str | None = None) -> dict[str, Any]:
         if isinstance(executable, (str, Path)):
             try:
                 data = Path(executable).read_bytes()
@@ -455,6 +455,8 @@ class Client:
         params += [("press", p) for p in presses or ()]
         if criteria is not None:  # in order: an ordered expectation list stays ordered
             params += criteria_params(criteria)
+        if trace:
+            params.append(("trace", trace))
         return self._json("PUT", "/jobs/submit", params=params, content=data)
 
     def job(self, job_id: int) -> dict[str, Any]:
@@ -494,6 +496,10 @@ class Client:
     def other(self, job_id: int) -> bytes:
         """The ITM/SWO trace."""
         return self._request("GET", f"/jobs/{job_id}/other").content
+
+    def trace(self, job_id: int) -> bytes:
+        """The pin trace (VCD), once the job ended; 404 when it kept none."""
+        return self._request("GET", f"/jobs/{job_id}/trace.vcd").content
 
     def infra_log(self, job_id: int) -> bytes:
         """What the emulator or probe said about the run."""

@@ -78,6 +78,9 @@ OPTIONS: dict[str, OptionInfo] = {o.name: o for o in (
                "(stop reason output_limit)."),
     OptionInfo("jobs.max_other_bytes", int, 16 * 1024 * 1024,
                "Largest trace (ITM, the job's 'other' file) a job keeps; stopped likewise."),
+    OptionInfo("jobs.max_trace_bytes", int, 4 * 1024 * 1024,
+               "Largest pin trace (VCD) a job keeps; past it the trace is cut where it "
+               "reached the limit and says so, and the run goes on."),
     OptionInfo("jobs.max_infra_bytes", int, 1024 * 1024,
                "Largest infrastructure log a job keeps (its head and tail are kept)."),
     OptionInfo("jobs.max_memory_bytes", int, 4 * 1024 * 1024 * 1024,

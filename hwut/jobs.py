@@ -74,7 +74,8 @@ EXTENDED_FIELDS = SHORT_FIELDS + (
     "filename_other", "board", "format", "started", "finished", "stop_reason",
     "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses",
     # additions (issue 16): criteria and the verdict apart from the status; instructions
-    "criteria", "verdict", "verdict_reason", "instructions")
+    "criteria", "verdict", "verdict_reason", "instructions",
+    "trace", "filename_trace", "trace_summary")
 
 
 @dataclass
@@ -112,6 +113,12 @@ class Job:
     verdict_reason: str | None = None
     #: Instructions the run executed, when the backend counts them.
     instructions: int | None = None
+    #: Which signals the pin trace holds: None (the board's default), "none" (no
+    #: trace), or names joined by commas ("LD2,PA6,USART2_TX"); see hwut.trace.
+    trace: str | None = None
+    filename_trace: str | None = None
+    #: ``hwut.trace.summarize`` of the pin trace, computed once the job ended.
+    trace_summary: dict[str, Any] | None = None
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)

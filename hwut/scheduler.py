@@ -34,6 +34,7 @@ from hwut.backends.base import (
 )
 from hwut.backends.registry import load_failure
 
+from . import trace as pintrace
 from .config import BoardConfig, Config
 from .jobs import Job, JobStatus, TransitionError, format_time
 from .runner.process import JobProcess, job_context
@@ -351,9 +352,11 @@ class Scheduler:
         cancel = threading.Event()
         self._cancels[job.id] = cancel
         log_name, other_name = self.store.new_artifact_name(), self.store.new_artifact_name()
+        trace_name = self.store.new_artifact_name()
         uart = _LogSink(self.store.artifact_path(log_name))
         other = _LogSink(self.store.artifact_path(other_name))
         tap: Tap | None = None
+        trace = _LogSink(self.store.artifact_path(trace_name))
         try:
             try:
                 job = self.store.transition(job.id, JobStatus.RUNNING, filename_log=log_name,
@@ -367,13 +370,17 @@ class Scheduler:
             # the verdict's hook: a log that settles it stops the run (fail-fast)
             tap = Tap.for_job(job.criteria, uart, cancel)
             outcome, failure = self._call_backend(instance, self._spec(instance, job),
-                                                  tap or uart, other, cancel)
+                                                  tap or uart, other, cancel, trace)
         finally:
             uart.close()
             other.close()
-            if not other.written:
-                self.store.artifact_path(other_name).unlink(missing_ok=True)
+            trace.close()
+            for sink, name in ((other, other_name), (trace, trace_name)):
+                if not sink.written:
+                    self.store.artifact_path(name).unlink(missing_ok=True)
         changes: dict[str, Any] = {"filename_other": other_name if other.written else None}
+        changes.update(pintrace.job_fields(self.store.artifact_path(trace_name), trace_name,
+                                           trace.written))
         if outcome is None:
             if tap is not None:
                 changes.update(tap.verdict("ERROR", None, None, None, failure))
@@ -434,6 +441,7 @@ class Scheduler:
             uart_input=(job.input or "").encode(),
             presses=tuple((str(b), float(at), None if rel is None else float(rel))
                           for b, at, rel in job.presses or ()),
+            trace_signals=pintrace.signals_option(job.trace),
             limits=self.limits(float(job.duration_limit_seconds)))
 
     def limits(self, time_limit_s: float) -> Limits:
@@ -444,10 +452,12 @@ class Scheduler:
         return Limits(cpu_seconds=cpu, uart_bytes=int(self.config["jobs.max_uart_bytes"]),
                       other_bytes=int(self.config["jobs.max_other_bytes"]),
                       infra_bytes=int(self.config["jobs.max_infra_bytes"]),
+                      trace_bytes=int(self.config["jobs.max_trace_bytes"]),
                       memory_bytes=int(self.config["jobs.max_memory_bytes"]))
 
     def _call_backend(self, instance: Instance, spec: JobSpec, uart: Callable[[bytes], None],
-                      other: _LogSink, cancel: threading.Event) -> tuple[Outcome | None, str]:
+                      other: _LogSink, cancel: threading.Event,
+                      trace: _LogSink | None = None) -> tuple[Outcome | None, str]:
         """Run the job in its own process; (outcome, "") or (None, why there is none)."""
         factor = float(self.config["scheduler.hang_factor"])
         grace = float(self.config["scheduler.hang_grace_seconds"])
@@ -459,7 +469,7 @@ class Scheduler:
             wall_limit_s=spec.time_limit_s + spec.limits.cpu_seconds * factor + grace)
         instance.process = process
         try:
-            return process.run(uart, other, cancel), ""
+            return process.run(uart, other, cancel, trace), ""
         except OSError as exc:  # writing the job's files failed; the process is gone
             if exc.errno == errno.ENOSPC:
                 return None, "storage full: the server's disk has no room for the job's log"

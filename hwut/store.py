@@ -95,7 +95,8 @@ ID_MARK_NAME = "last_id.json"
 LAYOUT_NAME = "layout.json"
 
 #: The job fields that name files in the artifact dir.
-ARTIFACT_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra")
+ARTIFACT_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra",
+                   "filename_trace")
 
 _DECODER = json.JSONDecoder()
 _STATUS_VALUES = frozenset(s.value for s in JobStatus)
@@ -462,7 +463,7 @@ class JobStore:
     def submit(self, owner: str, board: str, duration_limit_seconds: int, executable: bytes,
                fmt: str, comment: str | None = None, console_input: str | None = None,
                presses: list[Any] | None = None, max_waiting: int | None = None,
-               criteria: dict[str, Any] | None = None) -> Job:
+               criteria: dict[str, Any] | None = None, trace: str | None = None) -> Job:
         """Store the executable and the WAITING job durably before the caller answers 201.
 
         The id mark is written before the job: a crash between them loses an id, never
@@ -481,7 +482,7 @@ class JobStore:
                       owner=owner, board=board, duration_limit_seconds=duration_limit_seconds,
                       filename_executable=filename, format=fmt, comment=comment,
                       input=console_input, presses=[list(p) for p in presses] if presses else None,
-                      criteria=criteria)
+                      criteria=criteria, trace=trace)
             try:
                 self._raise_mark(job_id)
                 self._live_table.insert(Document(job.to_record(), doc_id=job_id))

@@ -34,6 +34,7 @@ from hwut.backends import image as firmware
 from hwut.backends.base import ARMV7M, BoardInfo
 
 from .. import inputs, junit, verdict
+from .. import trace as pintrace
 from ..config import Config
 from ..jobs import Job, JobStatus, TransitionError
 from ..scheduler import Scheduler
@@ -47,7 +48,7 @@ log = logging.getLogger(__name__)
 MAX_COMMENT = 1000
 #: Query parameters of PUT /jobs/submit; any other is refused (a typo must not turn
 #: into a default silently).
-SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press",
+SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press", "trace",
                  *verdict.CRITERIA_PARAMS)
 #: Seconds a client is told to wait before trying a board that cannot run jobs again.
 RETRY_AFTER_S = 60
@@ -170,6 +171,12 @@ class SubmitResource(_JobBase):
         self._refuse_over_quota(user, max_waiting)
         info = self.scheduler.board_info(board)
         self._check_for_board(board, info, console_input, presses)
+        try:
+            trace = pintrace.parse_trace_option(single(req, "trace"),
+                                                info.leds if info else (),
+                                                info.console if info else "")
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
         data = self._read_body(req)
         if not data:
             raise bad_request("the executable (the request body) is empty; send an ELF, "
@@ -191,7 +198,8 @@ class SubmitResource(_JobBase):
         job = self.store.jobs.submit(user.name, board, duration, data, parsed.format,
                                      comment=comment, console_input=console_input,
                                      presses=presses, max_waiting=max_waiting,
-                                     criteria=criteria.record() if criteria else None)
+                                     criteria=criteria.record() if criteria else None,
+                                     trace=trace)
         resp.status = falcon.HTTP_201
         resp.location = f"/apiv1/jobs/{job.id}"
         resp.media = self.view(user, job)
@@ -237,7 +245,8 @@ class JobListResource(_JobBase):
                 raise bad_request("'status' must be one of "
                                   f"{', '.join(s.value for s in JobStatus)}") from None
         board = single(req, "board") or None
-        owner = None if user.is_admin else user.name
+        # admins see every owner's jobs, or one owner's (``owner=``); others their own
+        owner = (single(req, "owner") or None) if user.is_admin else user.name
         extended = bool_param(req, "extended")
         jobs = self.store.jobs.list(owner=owner, status=status, board=board, limit=limit,
                                     offset=offset)

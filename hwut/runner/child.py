@@ -174,10 +174,12 @@ def _failed(detail: str, internal: list[str]) -> Outcome:
 
 
 def run_job(spec: JobSpec, channel: Channel, stop: StopRequest,
-            streams: tuple[OutputStream, OutputStream], internal: list[str]) -> Outcome:
+            streams: tuple[OutputStream, ...], internal: list[str]) -> Outcome:
     """Build the backend, run it, and turn our own stop requests into their reasons;
-    tracebacks go to ``internal``, for the server's log."""
-    uart, other = streams
+    tracebacks go to ``internal``, for the server's log. ``streams``: UART, other and,
+    when the job keeps one, the pin trace."""
+    uart, other = streams[0], streams[1]
+    trace = streams[2] if len(streams) > 2 and spec.trace_signals is not None else None
     try:
         backend = load_backend(spec.backend)(spec.board, spec.options)
     except Exception as exc:  # a backend constructor may fail in any way
@@ -185,7 +187,9 @@ def run_job(spec: JobSpec, channel: Channel, stop: StopRequest,
     request = RunRequest(executable=Path(spec.executable), format=spec.format,
                          board=spec.board, time_limit_s=spec.time_limit_s, uart=uart.write,
                          cancel=stop.event, other=other.write, uart_input=spec.uart_input,
-                         presses=spec.presses)
+                         presses=spec.presses, trace=trace.write if trace else None,
+                         trace_signals=spec.trace_signals or (),
+                         trace_bytes=spec.limits.trace_bytes)
     try:
         outcome = backend.run(request)
         if not isinstance(outcome, Outcome):
@@ -236,7 +240,9 @@ def serve(conn: Connection) -> None:
                      name="hwut-job-listen").start()
     streams = (OutputStream(channel, wire.Kind.UART, spec.limits.uart_bytes, stop, "UART log"),
                OutputStream(channel, wire.Kind.OTHER, spec.limits.other_bytes, stop,
-                            "trace (other)"))
+                            "trace (other)"),
+               OutputStream(channel, wire.Kind.TRACE, spec.limits.trace_bytes, stop,
+                            "pin trace"))
     done = threading.Event()
     flusher = threading.Thread(target=_flush_periodically, args=(streams, done), daemon=True,
                                name="hwut-job-flush")

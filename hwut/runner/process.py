@@ -77,9 +77,13 @@ class JobProcess:
         self.monotonic = monotonic
         self.cpu_seen = 0.0
         self.pid: int | None = None
+        self._trace: ByteSink | None = None
 
-    def run(self, uart: ByteSink, other: ByteSink | None, cancel: Any) -> Outcome:
-        """Run to the job's end; ``cancel`` is a threading.Event set by whoever stops it."""
+    def run(self, uart: ByteSink, other: ByteSink | None, cancel: Any,
+            trace: ByteSink | None = None) -> Outcome:
+        """Run to the job's end; ``cancel`` is a threading.Event set by whoever stops it;
+        ``trace`` gets the pin trace (VCD), when the job keeps one."""
+        self._trace = trace
         ours, theirs = self.context.Pipe(duplex=True)
         process = self.context.Process(target=child.main, args=(theirs,), daemon=True,  # type: ignore[attr-defined]
                                        name=f"hwut-job-{self.spec.job_id}")
@@ -141,6 +145,9 @@ class JobProcess:
         elif frame.kind is wire.Kind.OTHER:
             if other is not None:
                 other(frame.payload)
+        elif frame.kind is wire.Kind.TRACE:
+            if self._trace is not None:
+                self._trace(frame.payload)
         elif frame.kind is wire.Kind.OUTCOME:
             internal = frame.fields.get("internal")
             if internal:

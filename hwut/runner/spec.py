@@ -22,6 +22,8 @@ class Limits:
     uart_bytes: int = 16 * MiB
     other_bytes: int = 16 * MiB
     infra_bytes: int = 1 * MiB
+    #: The pin trace (VCD); past it the trace is cut, the run goes on.
+    trace_bytes: int = 4 * MiB
     #: Address space of the process (Unicorn reserves a large code cache).
     memory_bytes: int = 4096 * MiB
     open_files: int = 256
@@ -42,11 +44,14 @@ class JobSpec:
     uart_input: bytes = b""
     presses: tuple[tuple[str, float, float | None], ...] = ()
     limits: Limits = field(default_factory=Limits)
+    #: Signals of the pin trace (empty: the board's default); None: no pin trace.
+    trace_signals: tuple[str, ...] | None = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["uart_input"] = base64.b64encode(self.uart_input).decode()
         data["presses"] = [list(p) for p in self.presses]
+        data["trace_signals"] = None if self.trace_signals is None else list(self.trace_signals)
         return data
 
     @classmethod
@@ -55,5 +60,7 @@ class JobSpec:
         data["uart_input"] = base64.b64decode(data.get("uart_input", ""))
         data["presses"] = tuple((str(b), float(at), None if rel is None else float(rel))
                                 for b, at, rel in data.get("presses", ()))
+        signals = data.get("trace_signals", ())
+        data["trace_signals"] = None if signals is None else tuple(str(s) for s in signals)
         data["limits"] = Limits(**data.get("limits", {}))
         return cls(**data)

@@ -30,6 +30,7 @@ class Kind(str, enum.Enum):
     CANCEL = "cancel"      # server -> job: stop as soon as you can
     UART = "uart"          # job -> server: console bytes, in order
     OTHER = "other"        # job -> server: trace (ITM/SWO) bytes, in order
+    TRACE = "trace"        # job -> server: the pin trace (VCD) bytes, in order
     OUTCOME = "outcome"    # job -> server: the run's outcome, the last frame
 
 

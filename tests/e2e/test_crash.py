@@ -12,7 +12,8 @@ from fixture_firmware import HELLO_BANNER, HELLO_COUNTS, SEMIHOST, SPIN_LIMIT, i
 from hwut_e2e import Server, admin_token, sim_config, wait_ended
 
 SUBMIT = "/apiv1/jobs/submit?board=nucleo-f303re&duration_limit_seconds={limit}"
-FILE_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra")
+FILE_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra",
+               "filename_trace")
 
 
 def test_sigkill_during_submit_burst(tmp_path, request):

@@ -1,0 +1,9 @@
+"""The API tests' fixtures (a real service on tmp_path with the sim backend)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "api"))
+
+from service_fixtures import env, make_env  # noqa: E402,F401
