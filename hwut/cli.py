@@ -326,7 +326,8 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
 @click.pass_context
 def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit: int | None,
            comment: str | None, console_input: str | None, presses: tuple[str, ...],
-           trace_signals: str | None, wait: bool, timeout: float, job_file: str | None, expect: tuple[str, ...],
+           trace_signals: str | None, wait: bool, timeout: float, job_file: str | None,
+           expect: tuple[str, ...],
            expect_regex: tuple[str, ...], fail_text: tuple[str, ...],
            fail_regex: tuple[str, ...], ordered: bool, expect_exit: int | None,
            on_limit: str | None, run_to_end: bool, parse: str | None,
