@@ -36,6 +36,7 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -82,8 +83,9 @@ class RenodeOptions:
     poll_interval_s: float = 0.05
     #: ``renode --version`` in availability().
     version_timeout_s: float = 20.0
-    #: ``cpu PerformanceInMips``: the F303 at 72 MHz, about one instruction a cycle.
-    performance_mips: int = 72
+    #: ``cpu PerformanceInMips`` at the start: the F303 on its 8 MHz HSI, about one
+    #: instruction a cycle (the platform's rcc then follows the clock set-up); 0: Renode's.
+    performance_mips: int = 8
     #: Monitor lines run after loading, before the run.
     extra_commands: tuple[str, ...] = ()
     #: Parent of the per-job directories; None: the system temp dir.
@@ -146,6 +148,12 @@ _PROMPT = re.compile(r"^(?:\([^)]*\)\s*)+")
 #: A newer Renode's own semihosting exit line.
 _EXIT_LINE = re.compile(r"Program exited with reason\b(?P<rest>.*)")
 _EXIT_CODE = re.compile(r"(?:code|status)\D{0,3}(-?\d+)|\b(-?\d+)\s*$", re.IGNORECASE)
+#: Renode's output kept for the infrastructure log: its start and its end.
+_LOG_HEAD_CHARS = 64 * 1024
+_LOG_TAIL_CHARS = 192 * 1024
+#: Renode's output file may grow to this; past it the job ends (a firmware that floods
+#: Renode's log with unmodelled accesses would otherwise fill the disk until the guard).
+MAX_RENODE_OUTPUT_BYTES = 64 * 1024 * 1024
 #: What our exit hook logs (see ``exit_hook``).
 _HOOK_EXIT = re.compile(r"hwut-semihosting-exit code=(?P<code>-?\d+) at=(?P<at>[\d.]+)")
 
@@ -356,7 +364,7 @@ class JobFiles:
 
 
 def build_script(*, platform: Path, console: str, firmware: Path, fmt: str, files: JobFiles,
-                 limit_s: float, mips: int | None = 72,
+                 limit_s: float, mips: int | None = 8,
                  extra: tuple[str, ...] | list[str] = (), flash_base: int = FLASH_BASE,
                  hooks: list[int] | tuple[int, ...] = ()) -> str:
     """The one-shot monitor script of one job (the exact lines Renode runs).
@@ -438,9 +446,14 @@ class _Tail:
 
 @dataclass
 class _LogWatch:
-    """Renode's own output: kept whole for the infrastructure log, scanned line by line."""
+    """Renode's own output: scanned line by line; its start and end kept for the
+    infrastructure log (bounded: a flood of warnings must not fill memory)."""
 
-    text: list[str] = field(default_factory=list)
+    head: str = ""
+    tail: deque[str] = field(default_factory=deque)
+    tail_chars: int = 0
+    dropped: int = 0
+    received: int = 0
     partial: str = ""
     error_lines: list[str] = field(default_factory=list)
     exit_line: str | None = None
@@ -449,7 +462,8 @@ class _LogWatch:
 
     def feed(self, data: bytes) -> None:
         chunk = data.decode("utf-8", "replace")
-        self.text.append(chunk)
+        self.received += len(data)
+        self._keep(chunk)
         lines = (self.partial + chunk).split("\n")
         self.partial = lines.pop()
         for line in lines:
@@ -487,9 +501,29 @@ class _LogWatch:
             if code:
                 self.exit_code = int(code.group(1) or code.group(2))
 
+    def _keep(self, chunk: str) -> None:
+        room = _LOG_HEAD_CHARS - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self.tail.append(chunk)
+        self.tail_chars += len(chunk)
+        while self.tail_chars > _LOG_TAIL_CHARS:
+            first = self.tail.popleft()
+            excess = self.tail_chars - _LOG_TAIL_CHARS
+            if len(first) > excess:
+                self.tail.appendleft(first[excess:])
+                first = first[:excess]
+            self.tail_chars -= len(first)
+            self.dropped += len(first)
+
     @property
     def log(self) -> str:
-        return "".join(self.text)
+        gap = (f"\n[... {self.dropped} characters of Renode output left out ...]\n"
+               if self.dropped else "")
+        return self.head + gap + "".join(self.tail)
 
 
 class RenodeBackend(Backend):
@@ -699,6 +733,11 @@ class _Job:
             if request.cancel.is_set():
                 self._stop()
                 return StopReason.CANCEL, "cancelled"
+            if self.watch.received > MAX_RENODE_OUTPUT_BYTES:
+                self._stop()
+                return (StopReason.INFRASTRUCTURE,
+                        f"Renode wrote more than {MAX_RENODE_OUTPUT_BYTES >> 20} MiB of log "
+                        "(warnings about the firmware's accesses?); the job was ended")
             if self.clock() - started > wall:
                 self._stop()
                 settings = self.settings

@@ -99,13 +99,13 @@ def test_script_and_command_line_follow_renode_documentation(tmp_path):
     files = JobFiles(uart=tmp_path / "u.log", semihosting=tmp_path / "s.log")
     script = build_script(platform=platform, console="sysbus.usart2",
                           firmware=tmp_path / "fw.bin", fmt="bin", files=files,
-                          limit_s=1.05, mips=72, hooks=[0x08000200])
+                          limit_s=1.05, mips=8, hooks=[0x08000200])
     assert script.splitlines() == [
         'mach create "hwut"',
         f"machine LoadPlatformDescription @{platform}",
         f"sysbus LoadBinary @{tmp_path / 'fw.bin'} 0x08000000",
         "sysbus.cpu VectorTableOffset 0x0",
-        "sysbus.cpu PerformanceInMips 72",
+        "sysbus.cpu PerformanceInMips 8",
         "macro reset",
         '"""',
         "    sysbus.cpu VectorTableOffset 0x0",
