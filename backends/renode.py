@@ -74,7 +74,7 @@ class RenodeOptions:
     renode_path: str | None = None
     #: Wall seconds allowed per virtual second of the job's limit (see the README's
     #: Renode section for what was measured) ...
-    wall_factor: float = 150.0
+    wall_factor: float = 300.0
     #: ... plus this, for Renode's start-up (Mono/.NET, the platform, the ELF).
     startup_allowance_s: float = 60.0
     #: SIGTERM -> SIGKILL delay when Renode is ended.
