@@ -519,3 +519,26 @@ def test_standin_accepts_both_gui_flags_and_writes_its_pid(tmp_path):
                        "-P", "-2", "--pid-file", str(tmp_path / "pid"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "pid").read_text().isdigit()
+
+
+def test_standin_refuses_a_usart_connection_without_its_output_named(tmp_path):
+    """Renode 1.15.3's answer to ``-> nvic@37`` on STM32F7_USART, which has two outputs."""
+    soc = (ROOT / "sim" / "renode" / "stm32f303re.repl").read_text()
+    broken = soc.replace("    IRQ -> nvic@37\n", "    -> nvic@37\n", 1)
+    assert broken != soc
+    (tmp_path / "stm32f303re.repl").write_text(broken)
+    (tmp_path / "nucleo_f303re.repl").write_text(PLATFORM.read_text())
+    done = run_standin(tmp_path, f'mach create "hwut"\nmachine LoadPlatformDescription '
+                                 f'@{tmp_path / "nucleo_f303re.repl"}\nquit\n')
+    assert ("Error E15: Ambiguous choice of default interrupt. There are the following "
+            "properties of GPIO type available: [IRQ, ReceiveDmaRequest]") in done.stdout
+
+
+def test_standin_accepts_the_real_platform_and_the_job_script_lines(tmp_path):
+    script = (f'mach create "hwut"\nmachine LoadPlatformDescription @{PLATFORM}\n'
+              f"sysbus LoadELF @{BUILD / 'semihost_exit.elf'}\nsysbus.cpu VectorTableOffset 0x0\n"
+              'macro reset\n"""\n    sysbus.cpu VectorTableOffset 0x0\n"""\n'
+              f"sysbus.cpu.semihosting CreateFileBackend @{tmp_path / 's.log'} true\n"
+              "sysbus.cpu AddHook 0x08000200 'x = 1'\nquit\n")
+    done = run_standin(tmp_path, script)
+    assert done.returncode == 0 and "There was an error" not in done.stdout, done.stdout
