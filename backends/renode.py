@@ -2,19 +2,29 @@
 
 Renode is driven through its documented command line and monitor language
 only: each job gets a private directory holding a one-shot ``.resc`` script
-(create the machine, load our platform file and the firmware, connect the
-console UART to a fresh file, run for the job's limit in virtual time, quit).
-Renode runs headless in its own process group; the backend streams the UART
-file into the job log while it grows and keeps Renode's own output apart, as
-the infrastructure log. Cancel, a monitor error or the wall-clock guard end
-the process group (SIGTERM, then SIGKILL), so a hung Renode never outlives
-``run``.
+(create the machine, load our platform file and the firmware, set VTOR to 0
+and register the ``reset`` macro that SYSRESETREQ runs, connect the console
+UART and the semihosting UART to fresh files, run for the job's limit in
+virtual time, quit). Renode runs headless in its own process group; the
+backend streams both files into the job log while they grow and keeps
+Renode's own output apart, as the infrastructure log. Cancel, a monitor error
+or the wall-clock guard end the process group (SIGTERM, then SIGKILL), so a
+hung Renode never outlives ``run``.
 
-Semihosting exit: Renode's newer semihosting handler logs "Program exited with
-reason ..." and halts the CPU but keeps running; the backend watches the log
-for that line, ends Renode and reports EXIT (with the code when the line
-carries one). Renode without that handler gives no exit: the job runs to its
-limit.
+Console input and scripted button presses: a job that has them runs its
+virtual time in slices from a small generated Python script (Renode's monitor
+runs ``.py`` files): presses and releases happen at their virtual times
+(``Button.Press``/``Release``), and the input is written into the console
+UART (``WriteChar``) once the firmware has enabled its receiver (Renode drops
+characters the receiver does not take), checked every ``input_slice_s`` of
+virtual time until then.
+
+Semihosting exit: no Renode release reports SYS_EXIT (its ARM semihosting
+handles only the console calls). With ``semihosting_exit`` on, the script sets
+a CPU hook at every ``BKPT 0xAB`` of the image; the hook logs the exit code
+of SYS_EXIT / SYS_EXIT_EXTENDED, and the backend ends Renode and reports EXIT.
+A newer Renode's own "Program exited with reason ..." line is honoured too.
+Without either the job runs to its limit and the detail says why.
 """
 from __future__ import annotations
 
@@ -26,35 +36,105 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
 from . import simboards
 from .base import Availability, Backend, BoardInfo, Outcome, RunRequest, StopReason
+from .image import InvalidFirmware, load
 
 #: Board name -> platform file in sim/renode/ (the board file ``using`` the SoC file).
 PLATFORMS: dict[str, str] = {"nucleo-f303re": "nucleo_f303re.repl"}
 #: Where the board file names its console (a comment line Renode ignores).
 _CONSOLE_MARK = re.compile(r"^//\s*hwut-console:\s*(\S+)\s*$", re.MULTILINE)
+#: A button of the board file: ``B1: Miscellaneous.Button @ gpioPortC 13``.
+_BUTTON = re.compile(r"^(?P<name>\w+):\s*Miscellaneous\.Button\s*@\s*(?P<port>\w+)\b",
+                     re.MULTILINE)
 #: Where BIN images go when the board's data says nothing else (the STM32 flash).
 FLASH_BASE = 0x0800_0000
+#: The semihosting UART of the SoC file (``semihosting: UART.SemihostingUart @ cpu``).
+SEMIHOSTING_UART = "sysbus.cpu.semihosting"
+#: At most this many BKPT 0xAB sites get an exit hook (a job script stays small).
+MAX_EXIT_HOOKS = 64
 
-#: Defaults of the backend options (server config, per board instance).
-DEFAULTS: dict[str, Any] = {
-    "renode_path": None,          # explicit executable; else PATH, else renode-run's copy
-    "wall_factor": 10.0,          # wall seconds allowed per virtual second ...
-    "startup_allowance_s": 60.0,  # ... plus this for Renode's start-up (seconds of .NET JIT)
-    "term_grace_s": 3.0,          # SIGTERM -> SIGKILL delay
-    "poll_interval_s": 0.05,      # how often the UART file and the log are read
-    "version_timeout_s": 20.0,    # ``renode --version`` in availability()
-    "performance_mips": 72,       # ``cpu PerformanceInMips``: the F303 at 72 MHz, ~1 IPC
-    "extra_commands": (),         # monitor lines run after loading (e.g. a semihosting block)
-    "work_dir": None,             # parent of the per-job directories; None: the system temp dir
-    "monitor_on_console": True,   # --console: monitor errors reach the infrastructure log
-}
+
+@dataclass(frozen=True)
+class RenodeOptions:
+    """The backend options of one board instance (server config), typed, with defaults.
+
+    Read once when the instance is made; a wrong name or type is a ValueError
+    there (the instance is then unavailable, saying why), not a failed job.
+    """
+
+    #: The Renode launcher; None: ``renode`` on PATH, else renode-run's copy.
+    renode_path: str | None = None
+    #: Wall seconds allowed per virtual second of the job's limit (see the README's
+    #: Renode section for what was measured) ...
+    wall_factor: float = 300.0
+    #: ... plus this, for Renode's start-up (Mono/.NET, the platform, the ELF).
+    startup_allowance_s: float = 60.0
+    #: SIGTERM -> SIGKILL delay when Renode is ended.
+    term_grace_s: float = 3.0
+    #: How often the UART files and Renode's output are read.
+    poll_interval_s: float = 0.05
+    #: ``renode --version`` in availability().
+    version_timeout_s: float = 20.0
+    #: ``cpu PerformanceInMips`` at the start: the F303 on its 8 MHz HSI, about one
+    #: instruction a cycle (the platform's rcc then follows the clock set-up); 0: Renode's.
+    performance_mips: int = 8
+    #: Monitor lines run after loading, before the run.
+    extra_commands: tuple[str, ...] = ()
+    #: Parent of the per-job directories; None: the system temp dir.
+    work_dir: str | None = None
+    #: ``--console``: monitor errors reach the infrastructure log.
+    monitor_on_console: bool = True
+    #: Virtual seconds between checks whether the console receiver is on (input jobs).
+    input_slice_s: float = 0.001
+    #: Hooks at the image's BKPT 0xAB report semihosting exit codes.
+    semihosting_exit: bool = True
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any] | None) -> RenodeOptions:
+        """Checked conversion of a board's options; ValueError names what is wrong."""
+        given = dict(options or {})
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise ValueError(f"unknown renode backend option(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(known)}")
+        values: dict[str, Any] = {}
+        for name, value in given.items():
+            values[name] = _convert(name, value, getattr(cls, name))
+        return cls(**values)
+
+
+def _convert(name: str, value: Any, default: Any) -> Any:
+    """One option to the type of its default (numbers from numbers only, no strings)."""
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+            return float(value)
+    elif isinstance(default, tuple):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif default is None:
+        if value is None or isinstance(value, (str, os.PathLike)):
+            return None if value is None else str(value)
+    raise ValueError(f"renode backend option {name} = {value!r} is not "
+                     f"{_KIND.get(type(default), 'a path or null')}")
+
+
+_KIND = {bool: "true or false", int: "a whole number >= 0", float: "a number >= 0",
+         tuple: "a list of monitor lines (strings)"}
 
 #: Monitor error lines start like this (after the prompt); Renode then stops the
 #: script but keeps running, so the backend must end it.
@@ -65,8 +145,17 @@ _ERROR_CONTEXT_LINES = 3
 #: How long Renode may go on printing after its first error line.
 _ERROR_SETTLE_S = 0.25
 _PROMPT = re.compile(r"^(?:\([^)]*\)\s*)+")
+#: A newer Renode's own semihosting exit line.
 _EXIT_LINE = re.compile(r"Program exited with reason\b(?P<rest>.*)")
 _EXIT_CODE = re.compile(r"(?:code|status)\D{0,3}(-?\d+)|\b(-?\d+)\s*$", re.IGNORECASE)
+#: Renode's output kept for the infrastructure log: its start and its end.
+_LOG_HEAD_CHARS = 64 * 1024
+_LOG_TAIL_CHARS = 192 * 1024
+#: Renode's output file may grow to this; past it the job ends (a firmware that floods
+#: Renode's log with unmodelled accesses would otherwise fill the disk until the guard).
+MAX_RENODE_OUTPUT_BYTES = 64 * 1024 * 1024
+#: What our exit hook logs (see ``exit_hook``).
+_HOOK_EXIT = re.compile(r"hwut-semihosting-exit code=(?P<code>-?\d+) at=(?P<at>[\d.]+)")
 
 
 class RenodeNotFound(LookupError):
@@ -153,6 +242,12 @@ def console_of(board_file: Path) -> str:
     return match.group(1)
 
 
+def buttons_of(board_file: Path) -> dict[str, str]:
+    """Button name -> its monitor name (``B1`` -> ``sysbus.gpioPortC.B1``)."""
+    return {m["name"]: f"sysbus.{m['port']}.{m['name']}"
+            for m in _BUTTON.finditer(board_file.read_text())}
+
+
 def renode_time(seconds: float) -> str:
     """Virtual time in Renode's interval format, ``hh:mm:ss.ffffff``."""
     micros = max(0, round(seconds * 1_000_000))
@@ -165,38 +260,147 @@ def renode_time(seconds: float) -> str:
 def _monitor_path(path: Path) -> str:
     """A path argument for the monitor (``@/abs/path``); Renode has no quoting for them."""
     text = str(path.resolve())
-    if any(c.isspace() for c in text) or '"' in text or ";" in text:
+    if any(c.isspace() for c in text) or '"' in text or ";" in text or "'" in text:
         raise ValueError(f"Renode cannot take a path with spaces, quotes or ';': {text!r}")
     return "@" + text
 
 
-def build_script(*, platform: Path, console: str, firmware: Path, fmt: str, uart_file: Path,
-                 limit_s: float, mips: int | None = 72,
-                 extra: tuple[str, ...] | list[str] = (), flash_base: int = FLASH_BASE) -> str:
+def semihosting_sites(segments: list[tuple[int, bytes]], limit: int = MAX_EXIT_HOOKS
+                      ) -> list[int]:
+    """Addresses of ``BKPT 0xAB`` (0xBEAB, Thumb) in the image, at most ``limit``.
+
+    Data that happens to hold 0xBEAB gets a hook too; a hook only runs if the
+    CPU executes that address, so it costs nothing there.
+    """
+    found: list[int] = []
+    for address, data in segments:
+        start = address & 1  # halfword-aligned addresses only
+        for offset in range(start, len(data) - 1, 2):
+            if data[offset] == 0xAB and data[offset + 1] == 0xBE:
+                found.append(address + offset)
+                if len(found) >= limit:
+                    return found
+    return found
+
+
+def exit_hook(address: int) -> str:
+    """``cpu AddHook`` at a BKPT 0xAB: logs the code of SYS_EXIT (0x18) and
+    SYS_EXIT_EXTENDED (0x20) as our simulator reads them, with the virtual time.
+
+    One Python expression line in single quotes (the monitor's other string form),
+    so it holds no single quote itself.
+    """
+    code = ("op = cpu.GetRegister(0).RawValue; a = cpu.GetRegister(1).RawValue; "
+            "bus = machine.SystemBus; "
+            "c = (0 if a == 0x20026 else 1) if op == 0x18 else "
+            "((bus.ReadDoubleWord(a + 4) if bus.ReadDoubleWord(a) == 0x20026 "
+            "else (bus.ReadDoubleWord(a + 4) or 1)) if op == 0x20 else None); "
+            "c = c - 0x100000000 if c is not None and c >= 0x80000000 else c; "
+            "cpu.Log(LogLevel.Info, \"hwut-semihosting-exit code=%d at=%.6f\" % "
+            "(c, machine.ElapsedVirtualTime.TimeElapsed.TotalSeconds)) if c is not None else None")
+    return f"sysbus.cpu AddHook 0x{address:08X} '{code}'"
+
+
+def runner_script(*, limit_s: float, console: str, console_base: int,
+                  uart_input: bytes, presses: list[tuple[str, float, float | None]],
+                  buttons: Mapping[str, str], input_slice_s: float) -> str:
+    """The Python a job with input or presses runs in Renode's monitor (``include``).
+
+    It runs the job's virtual time in slices: up to the next press or release,
+    and, while console input waits, ``input_slice_s`` at a time until the
+    console's CR1 has UE and RE set; then all input goes into the UART's
+    receive queue at once (Renode's queue has no overrun, so this is what our
+    simulator's paced input gives the firmware). Errors print a line starting
+    with "Error", which the backend reports.
+    """
+    ns = 1_000_000_000
+    events: list[tuple[int, str, str]] = []
+    for button, at, release in presses:
+        if button not in buttons:
+            raise ValueError(f"the Renode board has no button {button!r}; it has "
+                             f"{', '.join(sorted(buttons)) or 'none'}")
+        events.append((round(at * ns), buttons[button], "Press"))
+        if release is not None:
+            events.append((round(release * ns), buttons[button], "Release"))
+    events.sort()
+    return f"""# HWUT job schedule (generated): virtual time in slices, input, presses
+from Antmicro.Renode.Time import TimeInterval
+try:
+    hwut_emulation = emulationManager.CurrentEmulation
+    hwut_machine = self.Machine
+    hwut_bus = hwut_machine.SystemBus
+    hwut_console = hwut_machine[{console!r}]
+    hwut_input = {list(uart_input)!r}
+    hwut_events = {[(t, name, action) for t, name, action in events]!r}
+    hwut_limit = {round(limit_s * ns)}
+    hwut_slice = {max(1000, round(input_slice_s * ns))}
+    while True:
+        hwut_now = hwut_emulation.MasterTimeSource.ElapsedVirtualTime.TotalNanoseconds
+        if hwut_input and (hwut_bus.ReadDoubleWord(0x{console_base:08X}) & 0x5) == 0x5:
+            for hwut_byte in hwut_input:
+                hwut_console.WriteChar(hwut_byte)
+            hwut_input = []
+        while hwut_events and hwut_events[0][0] <= hwut_now:
+            hwut_at, hwut_name, hwut_action = hwut_events.pop(0)
+            getattr(hwut_machine[hwut_name], hwut_action)()
+        if hwut_now >= hwut_limit:
+            break
+        hwut_next = hwut_events[0][0] if hwut_events else hwut_limit
+        if hwut_input:
+            hwut_next = min(hwut_next, hwut_now + hwut_slice)
+        hwut_emulation.RunFor(TimeInterval.FromNanoseconds(min(hwut_next, hwut_limit) - hwut_now))
+except Exception as hwut_error:
+    print("Error: HWUT job schedule failed: %s" % hwut_error)
+"""
+
+
+@dataclass(frozen=True)
+class JobFiles:
+    """Where one job's script puts what Renode writes."""
+
+    uart: Path
+    semihosting: Path
+    runner: Path | None = None
+
+
+def build_script(*, platform: Path, console: str, firmware: Path, fmt: str, files: JobFiles,
+                 limit_s: float, mips: int | None = 8,
+                 extra: tuple[str, ...] | list[str] = (), flash_base: int = FLASH_BASE,
+                 hooks: list[int] | tuple[int, ...] = ()) -> str:
     """The one-shot monitor script of one job (the exact lines Renode runs).
 
     Peripherals are named in full (``sysbus.cpu``, ``sysbus.usart2``): the
-    script does not rely on ``using sysbus``. HEX images get the vector table
-    offset too, since Renode guesses VTOR only from ELF sections.
+    script does not rely on ``using sysbus``. VTOR is 0 after loading, as on the
+    chip (Renode guesses it from the image: 0x08000000), and again in the
+    ``reset`` macro, which Renode runs when the firmware requests a system reset
+    (the CPU's reset forgets VTOR; memory keeps the image). With a runner
+    (input or presses) the run is the runner's; else one ``emulation RunFor``.
     """
     load = {
         "elf": [f"sysbus LoadELF {_monitor_path(firmware)}"],
-        "bin": [f"sysbus LoadBinary {_monitor_path(firmware)} 0x{flash_base:08X}",
-                f"sysbus.cpu VectorTableOffset 0x{flash_base:08X}"],
-        "hex": [f"sysbus LoadHEX {_monitor_path(firmware)}",
-                f"sysbus.cpu VectorTableOffset 0x{flash_base:08X}"],
+        "bin": [f"sysbus LoadBinary {_monitor_path(firmware)} 0x{flash_base:08X}"],
+        "hex": [f"sysbus LoadHEX {_monitor_path(firmware)}"],
     }
     if fmt not in load:
         raise ValueError(f"unknown executable format {fmt!r}")
+    run = ([f"include {_monitor_path(files.runner)}"] if files.runner is not None
+           else [f'emulation RunFor "{renode_time(limit_s)}"'])
     lines = [
         'mach create "hwut"',
         f"machine LoadPlatformDescription {_monitor_path(platform)}",
         *load[fmt],
+        "sysbus.cpu VectorTableOffset 0x0",
         *([f"sysbus.cpu PerformanceInMips {int(mips)}"] if mips else []),
+        "macro reset",
+        '"""',
+        "    sysbus.cpu VectorTableOffset 0x0",
+        '"""',
         *extra,
-        f"{console} CreateFileBackend {_monitor_path(uart_file)} true",
+        f"{console} CreateFileBackend {_monitor_path(files.uart)} true",
+        f"{SEMIHOSTING_UART} CreateFileBackend {_monitor_path(files.semihosting)} true",
+        *(exit_hook(address) for address in hooks),
         "emulation SetGlobalAdvanceImmediately true",
-        f'emulation RunFor "{renode_time(limit_s)}"',
+        *run,
         "quit",
     ]
     return "\n".join(lines) + "\n"
@@ -242,17 +446,24 @@ class _Tail:
 
 @dataclass
 class _LogWatch:
-    """Renode's own output: kept whole for the infrastructure log, scanned line by line."""
+    """Renode's own output: scanned line by line; its start and end kept for the
+    infrastructure log (bounded: a flood of warnings must not fill memory)."""
 
-    text: list[str] = field(default_factory=list)
+    head: str = ""
+    tail: deque[str] = field(default_factory=deque)
+    tail_chars: int = 0
+    dropped: int = 0
+    received: int = 0
     partial: str = ""
     error_lines: list[str] = field(default_factory=list)
     exit_line: str | None = None
     exit_code: int | None = None
+    exit_at_s: float | None = None
 
     def feed(self, data: bytes) -> None:
         chunk = data.decode("utf-8", "replace")
-        self.text.append(chunk)
+        self.received += len(data)
+        self._keep(chunk)
         lines = (self.partial + chunk).split("\n")
         self.partial = lines.pop()
         for line in lines:
@@ -275,16 +486,44 @@ class _LogWatch:
                 self.error_lines.append(bare)
         elif bare.startswith(_ERROR_PREFIXES):
             self.error_lines.append(bare)
+        if self.exit_line is not None:
+            return
+        hooked = _HOOK_EXIT.search(line)
+        if hooked:
+            self.exit_line = line.strip()
+            self.exit_code = int(hooked["code"])
+            self.exit_at_s = float(hooked["at"])
+            return
         found = _EXIT_LINE.search(line)
-        if found and self.exit_line is None:
+        if found:
             self.exit_line = line.strip()
             code = _EXIT_CODE.search(found.group("rest"))
             if code:
                 self.exit_code = int(code.group(1) or code.group(2))
 
+    def _keep(self, chunk: str) -> None:
+        room = _LOG_HEAD_CHARS - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self.tail.append(chunk)
+        self.tail_chars += len(chunk)
+        while self.tail_chars > _LOG_TAIL_CHARS:
+            first = self.tail.popleft()
+            excess = self.tail_chars - _LOG_TAIL_CHARS
+            if len(first) > excess:
+                self.tail.appendleft(first[excess:])
+                first = first[:excess]
+            self.tail_chars -= len(first)
+            self.dropped += len(first)
+
     @property
     def log(self) -> str:
-        return "".join(self.text)
+        gap = (f"\n[... {self.dropped} characters of Renode output left out ...]\n"
+               if self.dropped else "")
+        return self.head + gap + "".join(self.tail)
 
 
 class RenodeBackend(Backend):
@@ -296,11 +535,10 @@ class RenodeBackend(Backend):
                  clock: Callable[[], float] = time.monotonic,
                  which: Callable[[str], str | None] = shutil.which) -> None:
         super().__init__(board, options)
+        #: Every option, checked once: a bad one makes the instance unavailable.
+        self.settings = RenodeOptions.from_mapping(options)
         self._clock = clock
         self._which = which
-
-    def option(self, name: str) -> Any:
-        return self.options.get(name, DEFAULTS[name])
 
     @classmethod
     def boards(cls) -> tuple[str, ...]:
@@ -310,22 +548,22 @@ class RenodeBackend(Backend):
     def board_info(cls, board: str, options: Mapping[str, Any] | None = None
                    ) -> BoardInfo | None:
         """Boards with a platform file; their facts come from the sim's specs, which the
-        platform files are tested against. Renode is not fed console input or presses
-        (it would ignore them), so the service refuses jobs that ask for them."""
+        platform files are tested against. Console input and scripted presses are fed
+        in Renode, so jobs may ask for them as on the sim backend."""
         spec = simboards.find(board) if board in PLATFORMS else None
         if spec is None:
             return None
-        return simboards.board_info(spec, console_input=False, presses=False)
+        return simboards.board_info(spec, console_input=True, presses=True)
 
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:
         """Renode found and answering ``--version``: ok with the version line."""
-        opts = dict(options or {})
         try:
-            renode = find_renode(opts)
-        except RenodeNotFound as exc:
+            settings = RenodeOptions.from_mapping(options)
+            renode = find_renode(options)
+        except (RenodeNotFound, ValueError) as exc:
             return Availability(False, str(exc))
-        timeout = float(opts.get("version_timeout_s", DEFAULTS["version_timeout_s"]))
+        timeout = settings.version_timeout_s
         try:
             done = subprocess.run([str(renode), "--version"], check=False, capture_output=True,
                                   text=True, timeout=timeout, stdin=subprocess.DEVNULL,
@@ -341,10 +579,14 @@ class RenodeBackend(Backend):
                                        f"{done.returncode}: {first or 'no output'}")
         return Availability(True, f"{first or 'Renode (version not printed)'} ({renode})")
 
+    def wall_limit_s(self, time_limit_s: float) -> float:
+        """The wall-clock guard of a job: start-up plus an allowance per virtual second."""
+        return self.settings.startup_allowance_s + time_limit_s * self.settings.wall_factor
+
     # -- running a job -----------------------------------------------------------------
     def run(self, request: RunRequest) -> Outcome:
         try:
-            renode = find_renode(self.options, which=self._which)
+            renode = find_renode({"renode_path": self.settings.renode_path}, which=self._which)
         except RenodeNotFound as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc))
         name = PLATFORMS.get(request.board)
@@ -356,7 +598,7 @@ class RenodeBackend(Backend):
             platform = platform_dir() / name
         except FileNotFoundError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc))
-        parent = self.option("work_dir")
+        parent = self.settings.work_dir
         with tempfile.TemporaryDirectory(prefix="hwut-renode-",
                                          dir=str(parent) if parent else None) as work:
             job = _Job(self, renode, platform, Path(work), request)
@@ -372,35 +614,37 @@ class _Job:
     def __init__(self, backend: RenodeBackend, renode: Path, platform: Path, work: Path,
                  request: RunRequest) -> None:
         self.backend = backend
+        self.settings = backend.settings
         self.renode = renode
         self.platform = platform
         self.work = work
         self.request = request
         self.clock = backend._clock
-        self.uart_file = work / "uart.log"
+        needs_runner = bool(request.uart_input or request.presses)
+        self.files = JobFiles(uart=work / "uart.log", semihosting=work / "semihosting.log",
+                              runner=work / "schedule.py" if needs_runner else None)
         self.pid_file = work / "renode.pid"
         self.log_file = work / "renode.out"
         self.script = work / "job.resc"
-        self.uart = _Tail(self.uart_file)
+        self.uart = _Tail(self.files.uart)
+        self.semihosting = _Tail(self.files.semihosting)
         self.log_tail = _Tail(self.log_file)
         self.watch = _LogWatch()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_handle: IO[bytes] | None = None
         self.pgid: int | None = None
+        #: BKPT 0xAB addresses in the image; those given an exit hook.
+        self.sites: list[int] = []
+        self.hooks: list[int] = []
 
     def run(self) -> Outcome:
-        request, opt = self.request, self.backend.option
+        request, settings = self.request, self.settings
         try:
-            script = build_script(
-                platform=self.platform, console=console_of(self.platform),
-                firmware=request.executable, fmt=request.format, uart_file=self.uart_file,
-                limit_s=request.time_limit_s, mips=opt("performance_mips"),
-                extra=tuple(opt("extra_commands") or ()), flash_base=self._flash_base())
-        except (ValueError, OSError) as exc:
+            script = self._prepare()
+        except (ValueError, OSError, InvalidFirmware) as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=f"cannot prepare the Renode job: {exc}")
-        self.script.write_text(script)
         argv = command_line(self.renode, self.script, self.pid_file,
-                            console=bool(opt("monitor_on_console")))
+                            console=settings.monitor_on_console)
         self.log_handle = open(self.log_file, "wb")  # noqa: SIM115 -- closed by close()
         started = self.clock()
         try:
@@ -411,25 +655,58 @@ class _Job:
             return Outcome(StopReason.INFRASTRUCTURE, infra_log=script,
                            detail=f"Renode cannot be started ({self.renode}): {exc}")
         self.pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
-        wall = (request.time_limit_s * float(opt("wall_factor"))
-                + float(opt("startup_allowance_s")))
-        reason, detail = self._watch(started, wall, float(opt("poll_interval_s")))
+        wall = self.backend.wall_limit_s(request.time_limit_s)
+        reason, detail = self._watch(started, wall, settings.poll_interval_s)
         used = request.time_limit_s if reason is StopReason.LIMIT else 0.0
-        infra = (f"$ {' '.join(argv)}\n--- script ---\n{script}--- renode output ---\n"
+        if reason is StopReason.EXIT and self.watch.exit_at_s is not None:
+            used = min(request.time_limit_s, self.watch.exit_at_s)
+        runner = (f"--- {self.files.runner.name} ---\n{self.files.runner.read_text()}"
+                  if self.files.runner is not None else "")
+        infra = (f"$ {' '.join(argv)}\n--- script ---\n{script}{runner}--- renode output ---\n"
                  f"{self.watch.log}\n--- {self.clock() - started:.3f} s wall ---")
+        if reason is StopReason.LIMIT and self._exit_unreported():
+            detail = ("the firmware makes semihosting calls, but Renode reports no semihosting "
+                      "exit without the exit hooks (board option semihosting_exit is off): "
+                      "an exit would not end the job, which ran to its limit")
         code = self.watch.exit_code if reason is StopReason.EXIT else None
-        if request.uart_input:
-            infra += ("\nconsole input is not supported by the Renode backend: "
-                      f"{len(request.uart_input)} bytes ignored")
-        if request.presses:
-            infra += ("\nscripted button presses are not supported by the Renode backend: "
-                      f"{len(request.presses)} ignored")
         return Outcome(reason, exit_code=code, time_used_s=used, infra_log=infra, detail=detail)
 
-    def _flash_base(self) -> int:
-        """Where BIN images load and the vectors are: the board's flash, from the sim data."""
-        info = self.backend.board_info(self.request.board, self.backend.options)
-        return info.memory.bin_base if info is not None else FLASH_BASE
+    def _prepare(self) -> str:
+        """Write the job's script (and runner); returns the script's text."""
+        request, settings = self.request, self.settings
+        info = self.backend.board_info(request.board, self.backend.options)
+        flash_base = info.memory.bin_base if info is not None else FLASH_BASE
+        image = load(request.executable, request.format)
+        self.sites = semihosting_sites([(s.address, s.data) for s in image.segments])
+        self.hooks = self.sites if settings.semihosting_exit else []
+        console = console_of(self.platform)
+        if self.files.runner is not None:
+            self.files.runner.write_text(runner_script(
+                limit_s=request.time_limit_s, console=console,
+                console_base=self._console_base(console), uart_input=request.uart_input,
+                presses=list(request.presses), buttons=buttons_of(self.platform),
+                input_slice_s=settings.input_slice_s))
+        script = build_script(
+            platform=self.platform, console=console, firmware=request.executable,
+            fmt=request.format, files=self.files, limit_s=request.time_limit_s,
+            mips=settings.performance_mips, extra=settings.extra_commands,
+            flash_base=flash_base, hooks=self.hooks)
+        self.script.write_text(script)
+        return script
+
+    def _console_base(self, console: str) -> int:
+        """The console UART's base address, from the SoC data (CR1 is at offset 0)."""
+        spec = simboards.find(self.request.board)
+        wanted = console.rsplit(".", 1)[-1].upper()
+        if spec is not None:
+            for peripheral in spec.soc.peripherals:
+                if peripheral.name.upper() == wanted:
+                    return peripheral.base
+        raise ValueError(f"no base address known for the console {console}")
+
+    def _exit_unreported(self) -> bool:
+        """The image makes semihosting calls, but no exit hook watches them."""
+        return bool(self.sites) and not self.hooks and self.watch.exit_line is None
 
     def _watch(self, started: float, wall: float, poll: float) -> tuple[StopReason, str]:
         """Stream until Renode quits, fails, the firmware exits, the job is cancelled or time is up."""
@@ -456,17 +733,25 @@ class _Job:
             if request.cancel.is_set():
                 self._stop()
                 return StopReason.CANCEL, "cancelled"
-            if self.clock() - started > wall:
+            if self.watch.received > MAX_RENODE_OUTPUT_BYTES:
                 self._stop()
                 return (StopReason.INFRASTRUCTURE,
-                        (f"Renode did not finish {request.time_limit_s:g} s of virtual time "
-                         f"within {wall:.0f} s of wall time"))
+                        f"Renode wrote more than {MAX_RENODE_OUTPUT_BYTES >> 20} MiB of log "
+                        "(warnings about the firmware's accesses?); the job was ended")
+            if self.clock() - started > wall:
+                self._stop()
+                settings = self.settings
+                return (StopReason.INFRASTRUCTURE,
+                        (f"wall-clock guard: Renode did not finish {request.time_limit_s:g} s of "
+                         f"virtual time within {wall:.0f} s of wall time (start-up allowance "
+                         f"{settings.startup_allowance_s:g} s + {settings.wall_factor:g} s per "
+                         "virtual second; board options startup_allowance_s, wall_factor)"))
             request.cancel.wait(poll)
 
     def _exit_detail(self) -> str:
         code = self.watch.exit_code
         return (f"firmware exited with code {code}" if code is not None
-                else f"firmware exited ({self.watch.exit_line})")
+                else f"firmware exited ({self.watch.exit_line}); Renode reported no exit code")
 
     def _ended(self, status: int) -> tuple[StopReason, str]:
         if self.watch.error is not None:
@@ -480,9 +765,10 @@ class _Job:
         return StopReason.LIMIT, ""
 
     def _pump(self) -> None:
-        data = self.uart.read()
-        if data:
-            self.request.uart(data)
+        for tail in (self.uart, self.semihosting):
+            data = tail.read()
+            if data:
+                self.request.uart(data)
         log = self.log_tail.read()
         if log:
             self.watch.feed(log)
@@ -500,7 +786,7 @@ class _Job:
             return
         self._signal_group(signal.SIGTERM)
         try:
-            proc.wait(timeout=float(self.backend.option("term_grace_s")))
+            proc.wait(timeout=self.settings.term_grace_s)
         except subprocess.TimeoutExpired:
             self._signal_group(signal.SIGKILL)
             proc.wait()
@@ -534,6 +820,7 @@ class _Job:
         finally:
             self.pgid = None
             self.uart.close()
+            self.semihosting.close()
             self.log_tail.close()
             if self.log_handle is not None:
                 self.log_handle.close()

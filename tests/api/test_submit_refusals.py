@@ -190,22 +190,17 @@ def renode_env(make_env: Callable[..., Env], tmp_path: Path,
     return make_env(start=False, boards=boards)
 
 
-def test_renode_refuses_console_input_and_presses(renode_env):
+def test_renode_takes_console_input_and_presses_like_the_sim(renode_env):
+    """Both backends accept the same job: Renode feeds input and presses too."""
     instance = renode_env.service.scheduler.instances[0]
     assert instance.state == "idle", instance.availability
-    r = renode_env.submit(input="hello\n")
-    assert r.status_code == 400
-    assert r.json["description"] == ("board nucleo-f303re cannot be fed console input "
-                                     "('input'): its backend does not support it")
-    r = renode_env.submit(press="B1@0.1")
-    assert r.status_code == 400
-    assert r.json["description"] == ("board nucleo-f303re cannot run scripted button presses "
-                                     "('press'): its backend does not support them")
     board = renode_env.get("/apiv1/targets/boards/nucleo-f303re",
                            params={"extended": "true"}).json
-    assert board["capabilities"] == {"console_input": False, "presses": False}
-    only_nothing_stored(renode_env)
-    assert renode_env.submit().status_code == 201
+    assert board["capabilities"] == {"console_input": True, "presses": True}
+    assert renode_env.submit(input="hello\n").status_code == 201
+    assert renode_env.submit(press="B1@0.1").status_code == 201
+    r = renode_env.submit(press="B9@0.1")
+    assert r.status_code == 400 and "B9" in r.json["description"]
 
 
 def test_images_are_checked_against_the_board_asked_for(make_env):

@@ -22,12 +22,17 @@ import pytest
 from hwut.backends.base import RunRequest, StopReason
 from hwut.backends.registry import load_backends
 from hwut.backends.renode import (
+    JobFiles,
     RenodeBackend,
     RenodeNotFound,
+    RenodeOptions,
     build_script,
     command_line,
+    exit_hook,
     find_renode,
     renode_time,
+    runner_script,
+    semihosting_sites,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,20 +96,33 @@ def run_in_thread(b: RenodeBackend, req: RunRequest) -> tuple[threading.Thread, 
 # -- what the backend hands to Renode ------------------------------------------------------
 def test_script_and_command_line_follow_renode_documentation(tmp_path):
     platform = tmp_path / "board.repl"
+    files = JobFiles(uart=tmp_path / "u.log", semihosting=tmp_path / "s.log")
     script = build_script(platform=platform, console="sysbus.usart2",
-                          firmware=tmp_path / "fw.bin", fmt="bin", uart_file=tmp_path / "u.log",
-                          limit_s=1.05, mips=72)
+                          firmware=tmp_path / "fw.bin", fmt="bin", files=files,
+                          limit_s=1.05, mips=8, hooks=[0x08000200])
     assert script.splitlines() == [
         'mach create "hwut"',
         f"machine LoadPlatformDescription @{platform}",
         f"sysbus LoadBinary @{tmp_path / 'fw.bin'} 0x08000000",
-        "sysbus.cpu VectorTableOffset 0x08000000",
-        "sysbus.cpu PerformanceInMips 72",
+        "sysbus.cpu VectorTableOffset 0x0",
+        "sysbus.cpu PerformanceInMips 8",
+        "macro reset",
+        '"""',
+        "    sysbus.cpu VectorTableOffset 0x0",
+        '"""',
         f"sysbus.usart2 CreateFileBackend @{tmp_path / 'u.log'} true",
+        f"sysbus.cpu.semihosting CreateFileBackend @{tmp_path / 's.log'} true",
+        exit_hook(0x08000200),
         "emulation SetGlobalAdvanceImmediately true",
         'emulation RunFor "00:00:01.050000"',
         "quit",
     ]
+    runner = tmp_path / "schedule.py"
+    script = build_script(platform=platform, console="sysbus.usart2",
+                          firmware=tmp_path / "fw.elf", fmt="elf",
+                          files=JobFiles(uart=files.uart, semihosting=files.semihosting,
+                                         runner=runner), limit_s=1)
+    assert script.splitlines()[-2:] == [f"include @{runner}", "quit"]
     argv = command_line(Path("/opt/renode/renode"), tmp_path / "job.resc", tmp_path / "r.pid")
     assert argv == ["/opt/renode/renode", "--disable-xwt", "--console", "--plain", "--port", "-2",
                     "--pid-file", str(tmp_path / "r.pid"), str(tmp_path / "job.resc")]
@@ -119,8 +137,64 @@ def test_time_limits_use_renodes_interval_format():
 def test_paths_renode_cannot_parse_are_refused(tmp_path):
     with pytest.raises(ValueError, match="spaces"):
         build_script(platform=tmp_path / "a b.repl", console="sysbus.usart2",
-                     firmware=tmp_path / "fw.elf", fmt="elf", uart_file=tmp_path / "u",
-                     limit_s=1)
+                     firmware=tmp_path / "fw.elf", fmt="elf",
+                     files=JobFiles(uart=tmp_path / "u", semihosting=tmp_path / "s"), limit_s=1)
+
+
+def test_exit_hook_is_one_single_quoted_monitor_argument():
+    line = exit_hook(0x0800_01A2)
+    head, code = line.split(" '", 1)
+    assert head == "sysbus.cpu AddHook 0x080001A2" and code.endswith("'")
+    assert "'" not in code[:-1] and "\n" not in code
+    compile(code[:-1], "hook", "exec")  # Python 2 and 3 read this line alike
+
+
+def test_semihosting_sites_are_the_bkpt_0xab_halfwords():
+    segments = [(0x0800_0000, bytes([0x00, 0xBF, 0xAB, 0xBE, 0xAB])),  # nop; bkpt 0xab
+                (0x2000_0001, bytes([0xAB, 0xAB, 0xBE, 0x00]))]  # odd start: aligned only
+    assert semihosting_sites(segments) == [0x0800_0002, 0x2000_0002]
+    assert semihosting_sites(segments, limit=1) == [0x0800_0002]
+    elf = (BUILD / "semihost_exit.elf")
+    from hwut.backends.image import load
+    sites = semihosting_sites([(s.address, s.data) for s in load(elf).segments])
+    assert sites and all(0x0800_0000 <= a < 0x0808_0000 for a in sites)
+
+
+def test_runner_schedules_presses_and_input_in_nanoseconds():
+    text = runner_script(limit_s=1.0, console="sysbus.usart2", console_base=0x4000_4400,
+                         uart_input=b"hi", presses=[("B1", 0.5, 0.7)],
+                         buttons={"B1": "sysbus.gpioPortC.B1"}, input_slice_s=0.001)
+    compile(text, "schedule", "exec")
+    assert "hwut_limit = 1000000000" in text
+    assert "hwut_input = [104, 105]" in text
+    assert ("hwut_events = [(500000000, 'sysbus.gpioPortC.B1', 'Press'), "
+            "(700000000, 'sysbus.gpioPortC.B1', 'Release')]") in text
+    assert "0x40004400" in text
+    with pytest.raises(ValueError, match="no button 'B2'"):
+        runner_script(limit_s=1.0, console="sysbus.usart2", console_base=0x4000_4400,
+                      uart_input=b"", presses=[("B2", 0.5, None)],
+                      buttons={"B1": "sysbus.gpioPortC.B1"}, input_slice_s=0.001)
+
+
+def test_options_are_checked_once_when_the_instance_is_made():
+    assert RenodeOptions.from_mapping({"wall_factor": 3, "extra_commands": ["x"]}) == \
+        RenodeOptions(wall_factor=3.0, extra_commands=("x",))
+    for bad, why in (({"wall_facter": 1}, "unknown renode backend option"),
+                     ({"wall_factor": "10"}, "wall_factor = '10' is not a number"),
+                     ({"semihosting_exit": 1}, "true or false"),
+                     ({"performance_mips": 7.5}, "whole number"),
+                     ({"extra_commands": "quit"}, "list of monitor lines")):
+        with pytest.raises(ValueError, match=why):
+            RenodeOptions.from_mapping(bad)
+    with pytest.raises(ValueError, match="unknown"):
+        RenodeBackend(BOARD, {"nope": 1})
+    assert not RenodeBackend.availability({"nope": 1}).ok
+
+
+def test_wall_clock_guard_is_start_up_plus_an_allowance_per_virtual_second():
+    b = RenodeBackend(BOARD, {"startup_allowance_s": 20, "wall_factor": 100})
+    assert b.wall_limit_s(0.5) == 70.0
+    assert RenodeBackend(BOARD).wall_limit_s(0) == RenodeOptions().startup_allowance_s
 
 
 # -- running ------------------------------------------------------------------------------------
@@ -147,7 +221,7 @@ def test_bin_and_hex_load_paths(tmp_path, fmt, load):
     assert outcome.reason is StopReason.LIMIT, outcome.detail
     assert out == b"tick 1 led=1\r\n"
     assert load in outcome.infra_log
-    assert "sysbus.cpu VectorTableOffset 0x08000000" in outcome.infra_log
+    assert "sysbus.cpu VectorTableOffset 0x0\n" in outcome.infra_log
 
 
 def test_renode_found_first_on_path(tmp_path, monkeypatch):
@@ -182,7 +256,9 @@ def test_wall_clock_guard_kills_a_hanging_renode(tmp_path, monkeypatch):
     worker.join(10)
     outcome = result["outcome"]
     assert outcome.reason is StopReason.INFRASTRUCTURE
-    assert "wall time" in outcome.detail
+    assert outcome.detail.startswith("wall-clock guard: Renode did not finish 1 s of virtual "
+                                     "time within 0 s of wall time")
+    assert "startup_allowance_s, wall_factor" in outcome.detail
     assert not alive(pid)
 
 
@@ -208,11 +284,19 @@ def test_a_failing_start_is_an_infrastructure_error_with_renodes_message(tmp_pat
 def test_a_monitor_error_ends_renode_and_reports_the_message(tmp_path):
     missing = tmp_path / "missing.elf"
     t = time.monotonic()
-    outcome = backend(tmp_path).run(
-        request("hello", 300, path=missing))
+    outcome = backend(tmp_path, extra_commands=[f"sysbus LoadELF @{missing}"]).run(
+        request("hello", 300))
     assert outcome.reason is StopReason.INFRASTRUCTURE
     assert "Could not find file" in outcome.detail and str(missing) in outcome.detail
     assert time.monotonic() - t < 5  # Renode idles after a script error; we do not wait for it
+
+
+def test_a_missing_executable_fails_before_renode_starts(tmp_path):
+    missing = tmp_path / "missing.elf"
+    outcome = backend(tmp_path).run(request("hello", 300, path=missing))
+    assert outcome.reason is StopReason.INFRASTRUCTURE
+    assert outcome.detail.startswith("cannot prepare the Renode job") and str(missing) in outcome.detail
+    assert "$ " not in outcome.infra_log  # no Renode was started
 
 
 def test_a_platform_error_is_reported(tmp_path, monkeypatch):
@@ -228,20 +312,35 @@ def test_a_platform_error_is_reported(tmp_path, monkeypatch):
     assert "no_such_soc.repl" in outcome.detail
 
 
+def test_semihosting_output_and_exit_through_the_exit_hooks(tmp_path):
+    """The default: hooks at the image's BKPT 0xAB report the exit code; the
+    semihosting text comes from the semihosting UART's file into the job log."""
+    out = bytearray()
+    outcome = backend(tmp_path).run(request("semihost_exit", 5, sink=out.extend))
+    assert outcome.reason is StopReason.EXIT and outcome.exit_code == 3, outcome.detail
+    assert outcome.detail == "firmware exited with code 3"
+    assert bytes(out) == (EXPECTED / "semihost_exit.txt").read_bytes()
+    assert "sysbus.cpu AddHook 0x" in outcome.infra_log
+    assert "hwut-semihosting-exit code=3" in outcome.infra_log
+    assert 0 < outcome.time_used_s < 0.01
+
+
 def test_semihosting_exit_when_renode_reports_it(tmp_path, monkeypatch):
+    """A newer Renode's own exit line is honoured when our hooks are off."""
     monkeypatch.setenv("RENODE_STANDIN_SEMIHOSTING", "1")
-    outcome = backend(tmp_path).run(request("semihost_exit", 5))
+    outcome = backend(tmp_path, semihosting_exit=False).run(request("semihost_exit", 5))
     assert outcome.reason is StopReason.EXIT and outcome.exit_code == 3
     assert "Program exited with reason" in outcome.infra_log
+    assert "AddHook" not in outcome.infra_log
 
 
-def test_extra_commands_reach_renode_after_the_platform(tmp_path, monkeypatch):
-    monkeypatch.setenv("RENODE_STANDIN_SEMIHOSTING", "1")
-    extra = ['machine LoadPlatformDescriptionFromString "semihosting: UART.SemihostingUart @ cpu"']
+def test_extra_commands_reach_renode_after_the_platform(tmp_path):
+    extra = ['machine LoadPlatformDescriptionFromString "ld9: Miscellaneous.LED @ gpioPortB 9"']
     outcome = backend(tmp_path, extra_commands=extra).run(request("semihost_exit", 5))
     assert outcome.reason is StopReason.EXIT and outcome.exit_code == 3, outcome.detail
-    script = outcome.infra_log.split("--- script ---\n")[1]
-    assert script.splitlines()[4] == extra[0]  # after the platform, the firmware, the speed
+    script = outcome.infra_log.split("--- script ---\n")[1].splitlines()
+    # after the platform, the firmware, VTOR, the speed and the reset macro
+    assert script.index(extra[0]) == script.index("macro reset") + 4
     bad = backend(tmp_path, extra_commands=['machine LoadPlatformDescriptionFromString "x: Y @ nope"'])
     outcome = bad.run(request("semihost_exit", 5))
     assert outcome.reason is StopReason.INFRASTRUCTURE and "nope" in outcome.detail
@@ -255,9 +354,47 @@ def test_monitor_hidden_when_configured(tmp_path):
     assert "--console" not in outcome.infra_log.splitlines()[0]
 
 
-def test_without_a_semihosting_handler_the_job_runs_to_its_limit(tmp_path):
-    outcome = backend(tmp_path).run(request("semihost_exit", 0.2))
+def test_without_exit_hooks_the_job_runs_to_its_limit_and_says_why(tmp_path):
+    outcome = backend(tmp_path, semihosting_exit=False).run(request("semihost_exit", 0.2))
     assert outcome.reason is StopReason.LIMIT and outcome.exit_code is None
+    assert "Renode reports no semihosting exit" in outcome.detail
+    assert "semihosting_exit is off" in outcome.detail
+    plain = backend(tmp_path, semihosting_exit=False).run(request("blink", 0.3))
+    assert plain.reason is StopReason.LIMIT and plain.detail == ""  # no semihosting in blink
+
+
+def test_console_input_reaches_the_firmware_once_it_listens(tmp_path):
+    out = bytearray()
+    req = RunRequest(BUILD / "echo.elf", "elf", BOARD, 0.1, out.extend, threading.Event(),
+                     uart_input=b"ab\rc")
+    outcome = backend(tmp_path).run(req)
+    assert outcome.reason is StopReason.LIMIT, outcome.detail
+    assert bytes(out) == (EXPECTED / "echo.txt").read_bytes() + b"ab\r\nc"
+    assert "include @" in outcome.infra_log and "--- schedule.py ---" in outcome.infra_log
+
+
+def test_presses_at_their_virtual_times(tmp_path):
+    import re
+    out = bytearray()
+    req = RunRequest(BUILD / "button.elf", "elf", BOARD, 1.0, out.extend, threading.Event(),
+                     presses=(("B1", 0.5, 0.7),))
+    outcome = backend(tmp_path).run(req)
+    assert outcome.reason is StopReason.LIMIT, outcome.detail
+    m = re.fullmatch(rb"B1 idle=1\r\npressed at (\d+) ms\r\nreleased at (\d+) ms\r\n", bytes(out))
+    assert m, bytes(out)
+    assert "(500000000, 'sysbus.gpioPortC.B1', 'Press')" in outcome.infra_log
+    bad = RunRequest(BUILD / "button.elf", "elf", BOARD, 1.0, out.extend, threading.Event(),
+                     presses=(("B7", 0.5, None),))
+    outcome = backend(tmp_path).run(bad)
+    assert outcome.reason is StopReason.INFRASTRUCTURE and "no button 'B7'" in outcome.detail
+
+
+def test_renode_accepts_what_the_sim_backend_accepts():
+    from hwut.backends.sim import SimBackend
+    ours, sims = RenodeBackend.board_info(BOARD), SimBackend.board_info(BOARD)
+    assert ours is not None and sims is not None
+    assert (ours.console_input, ours.presses) == (sims.console_input, sims.presses) == (True, True)
+    assert ours.buttons == sims.buttons
 
 
 def test_unknown_board_is_an_infrastructure_error(tmp_path):
@@ -382,3 +519,26 @@ def test_standin_accepts_both_gui_flags_and_writes_its_pid(tmp_path):
                        "-P", "-2", "--pid-file", str(tmp_path / "pid"))
     assert done.returncode == 0, done.stdout + done.stderr
     assert (tmp_path / "pid").read_text().isdigit()
+
+
+def test_standin_refuses_a_usart_connection_without_its_output_named(tmp_path):
+    """Renode 1.15.3's answer to ``-> nvic@37`` on STM32F7_USART, which has two outputs."""
+    soc = (ROOT / "sim" / "renode" / "stm32f303re.repl").read_text()
+    broken = soc.replace("    IRQ -> nvic@37\n", "    -> nvic@37\n", 1)
+    assert broken != soc
+    (tmp_path / "stm32f303re.repl").write_text(broken)
+    (tmp_path / "nucleo_f303re.repl").write_text(PLATFORM.read_text())
+    done = run_standin(tmp_path, f'mach create "hwut"\nmachine LoadPlatformDescription '
+                                 f'@{tmp_path / "nucleo_f303re.repl"}\nquit\n')
+    assert ("Error E15: Ambiguous choice of default interrupt. There are the following "
+            "properties of GPIO type available: [IRQ, ReceiveDmaRequest]") in done.stdout
+
+
+def test_standin_accepts_the_real_platform_and_the_job_script_lines(tmp_path):
+    script = (f'mach create "hwut"\nmachine LoadPlatformDescription @{PLATFORM}\n'
+              f"sysbus LoadELF @{BUILD / 'semihost_exit.elf'}\nsysbus.cpu VectorTableOffset 0x0\n"
+              'macro reset\n"""\n    sysbus.cpu VectorTableOffset 0x0\n"""\n'
+              f"sysbus.cpu.semihosting CreateFileBackend @{tmp_path / 's.log'} true\n"
+              "sysbus.cpu AddHook 0x08000200 'x = 1'\nquit\n")
+    done = run_standin(tmp_path, script)
+    assert done.returncode == 0 and "There was an error" not in done.stdout, done.stdout

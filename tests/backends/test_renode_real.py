@@ -3,11 +3,16 @@
 Runs wherever a real ``renode`` is found (``renode`` on PATH, or renode-run's
 copy); skipped with the reason otherwise. The contract stand-in
 (tests/backends/renode_standin) does not count: its ``--version`` carries a
-marker and is skipped here.
+marker and is skipped here. The jobs and the documented differences are
+bench/renode_compare.py's (which prints the whole comparison table): every
+fixture it does not list as a difference must give the simulator's job log
+and outcome on Renode.
 """
 from __future__ import annotations
 
+import importlib.util
 import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -19,9 +24,25 @@ from hwut.backends.sim import SimBackend
 
 pytestmark = pytest.mark.renode
 
-BUILD = Path(__file__).resolve().parents[2] / "fixtures" / "build"
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "fixtures" / "build"
 BOARD = "nucleo-f303re"
 STANDIN_MARKER = "HWUT-RENODE-STANDIN"
+
+
+def _compare_module():
+    spec = importlib.util.spec_from_file_location("renode_compare",
+                                                  ROOT / "bench" / "renode_compare.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+COMPARE = _compare_module()
+SAME = sorted(name for name, job in COMPARE.FIXTURES.items()
+              if name not in COMPARE.DIFFERENCES and job.board == BOARD)
 
 
 def real_renode() -> tuple[Path | None, str]:
@@ -51,35 +72,58 @@ def renode() -> Path:
     return found
 
 
-def run(backend, name: str, limit: float) -> tuple[bytes, object]:
+def renode_backend(renode: Path, **options) -> RenodeBackend:
+    return RenodeBackend(BOARD, {"renode_path": str(renode), **options})
+
+
+def run(backend, name: str, job) -> tuple[bytes, object]:
     out = bytearray()
-    outcome = backend.run(RunRequest(BUILD / f"{name}.elf", "elf", BOARD, limit, out.extend,
-                                     threading.Event()))
+    outcome = backend.run(RunRequest(BUILD / f"{name}.elf", "elf", BOARD, job.limit_s,
+                                     out.extend, threading.Event(), uart_input=job.uart_input,
+                                     presses=job.presses))
     return bytes(out), outcome
 
 
-@pytest.mark.parametrize("name,limit", [("hello", 1), ("blink", 1), ("hal_clock", 0.6)])
-def test_uart_output_matches_the_simulator(renode, name, limit):
-    expected, _ = run(SimBackend(BOARD), name, limit)
-    got, outcome = run(RenodeBackend(BOARD, {"renode_path": str(renode)}), name, limit)
-    assert outcome.reason is StopReason.LIMIT, f"{outcome.detail}\n{outcome.infra_log}"
+@pytest.mark.parametrize("name", SAME)
+def test_job_log_and_outcome_match_the_simulator(renode, name):
+    job = COMPARE.FIXTURES[name]
+    expected, sim_outcome = run(SimBackend(BOARD), name, job)
+    got, outcome = run(renode_backend(renode), name, job)
+    assert (outcome.reason, outcome.exit_code) == (sim_outcome.reason, sim_outcome.exit_code), \
+        f"{outcome.detail}\n{outcome.infra_log}"
     assert got == expected, outcome.infra_log
 
 
-def test_semihost_exit(renode):
-    """Renode's semihosting lives outside our platform file (it differs between versions).
+def test_the_platform_loads_without_warnings_about_our_wiring(renode):
+    """No E15 (unnamed outputs), no missing reset macro, VTOR at 0."""
+    _, outcome = run(renode_backend(renode), "core_system", COMPARE.FIXTURES["core_system"])
+    log = outcome.infra_log
+    assert "Error E" not in log and "No action for reset" not in log, log
+    assert "VectorTableOffset 0x0" in log
 
-    Without a semihosting handler there is no console text and no exit: the
-    job must still end cleanly at its limit. With the newer handler configured
-    through ``extra_commands`` the exit code must be the simulator's.
-    """
-    expected, sim_outcome = run(SimBackend(BOARD), "semihost_exit", 5)
-    got, outcome = run(RenodeBackend(BOARD, {"renode_path": str(renode)}), "semihost_exit", 1)
-    assert outcome.reason in (StopReason.LIMIT, StopReason.EXIT), outcome.infra_log
-    if outcome.reason is StopReason.EXIT:
-        assert outcome.exit_code == sim_outcome.exit_code == 3
-    if got:
-        assert got == expected
+
+def test_semihosting_exit_code_and_text(renode):
+    job = COMPARE.FIXTURES["semihost_exit"]
+    expected, sim_outcome = run(SimBackend(BOARD), "semihost_exit", job)
+    got, outcome = run(renode_backend(renode), "semihost_exit", job)
+    assert outcome.reason is StopReason.EXIT and outcome.exit_code == sim_outcome.exit_code == 3
+    assert got == expected
+
+
+def test_without_exit_hooks_the_detail_says_renode_reports_no_exit(renode):
+    job = COMPARE.FIXTURES["semihost_exit"]
+    _, outcome = run(renode_backend(renode, semihosting_exit=False), "semihost_exit",
+                     COMPARE.Job(0.2))
+    assert outcome.reason is StopReason.LIMIT and outcome.exit_code is None
+    assert "Renode reports no semihosting exit" in outcome.detail
+    assert job.limit_s >= 0.2
+
+
+def test_wall_clock_guard_fires_with_its_reason(renode):
+    _, outcome = run(renode_backend(renode, startup_allowance_s=1.0, wall_factor=0.0),
+                     "hello", COMPARE.Job(1.0))
+    assert outcome.reason is StopReason.INFRASTRUCTURE
+    assert outcome.detail.startswith("wall-clock guard: Renode did not finish 1 s")
 
 
 def test_availability_names_the_version(renode):
