@@ -140,9 +140,10 @@ def _responses(path: str, method: str) -> dict[str, Any]:
         ok = {"200": {"description": "The file's bytes (from offset)",
                       "content": {"text/plain": {"schema": {"type": "string"}}}},
               "206": {"description": "The range asked for"}}
-    elif path.endswith("/other"):
-        ok = {"200": {"description": "The trace's bytes", "content": {
-            "application/octet-stream": {"schema": {"type": "string"}}}},
+    elif path.endswith(("/other", "/executable", "/trace.vcd")):
+        kind = "text/x-vcd" if path.endswith(".vcd") else "application/octet-stream"
+        ok = {"200": {"description": "The file's bytes", "content": {
+            kind: {"schema": {"type": "string"}}}},
               "206": {"description": "The range asked for"}}
     else:
         code = "201" if method in ("POST", "PUT") else "200"
@@ -170,6 +171,8 @@ def describe(app: falcon.App) -> dict[str, Any]:
     """The OpenAPI 3.1 document for ``app``."""
     paths: dict[str, Any] = {}
     for template, resource, methods in _routes(app):
+        if not template.startswith("/apiv1/"):  # the web page (/ui) is not the API
+            continue
         path, path_params = _path(template)
         item: dict[str, Any] = {}
         for method, responder in sorted(methods.items()):
