@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from hwut.sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.regs import Access, Field, Peripheral, Register, word
 
 from .irq import IrqOut
 
@@ -20,12 +20,6 @@ EN, TCIE, HTIE, TEIE, DIR, CIRC, PINC, MINC, MEM2MEM = (
     1, 2, 4, 8, 16, 32, 64, 128, 1 << 14)
 GIF, TCIF, HTIF, TEIF = 1, 2, 4, 8
 #: NVIC interrupts per controller, channel 1 first (RM0316 vector table).
-IRQS: dict[str, tuple[int, ...]] = {
-    "DMA1": (11, 12, 13, 14, 15, 16, 17),
-    "DMA2": (56, 57, 58, 59, 60),
-}
-BASES = {"DMA1": 0x4002_0000, "DMA2": 0x4002_0400}
-
 BusRead = Callable[[int, int], int]
 BusWrite = Callable[[int, int, int], None]
 
@@ -43,10 +37,11 @@ class Dma(Peripheral):
     """
 
     def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None,
-                 channels: int | None = None,
+                 channels: int = 7,
                  bus_read: BusRead | None = None, bus_write: BusWrite | None = None,
                  irqs: Mapping[int, IrqOut] | None = None) -> None:
-        self.channels = channels or len(IRQS.get(name, IRQS["DMA1"]))
+        #: Channels of this controller (DMA1: 7, DMA2: 5); the SoC description gives it.
+        self.channels = channels
         self.bus_read = bus_read
         self.bus_write = bus_write
         self.irqs = dict(irqs or {})
@@ -68,11 +63,11 @@ class Dma(Peripheral):
         for ch in range(1, self.channels + 1):
             off = _ch_offset(ch)
 
-            def ccr_written(_v: int, ch: int = ch) -> None:
+            def ccr_written(old: int, new: int, ch: int = ch) -> None:
                 self._ccr_written(ch)
 
-            def cndtr_written(_v: int, ch: int = ch) -> None:
-                self._cndtr_written(ch)
+            def idle(ch: int = ch) -> bool:
+                return ch not in self._pointers
 
             yield Register(f"CCR{ch}", off, fields=(
                 Field("EN", 0), Field("TCIE", 1), Field("HTIE", 2), Field("TEIE", 3),
@@ -80,10 +75,11 @@ class Dma(Peripheral):
                 Field("PSIZE", 8, 2), Field("MSIZE", 10, 2), Field("PL", 12, 2),
                 Field("MEM2MEM", 14),
             ), on_write=ccr_written)
+            # CNDTR is read-only while the channel is enabled.
             yield Register(f"CNDTR{ch}", off + 4, fields=(Field("NDT", 0, 16),),
-                           on_write=cndtr_written)
-            yield Register(f"CPAR{ch}", off + 8)
-            yield Register(f"CMAR{ch}", off + 12)
+                           writable_when=idle)
+            yield Register(f"CPAR{ch}", off + 8, fields=word("PA"))
+            yield Register(f"CMAR{ch}", off + 12, fields=word("MA"))
 
     def reset(self) -> None:
         self._remaining = {}
@@ -108,11 +104,7 @@ class Dma(Peripheral):
             self._pointers.pop(ch, None)
         self._update_irq()
 
-    def _cndtr_written(self, ch: int) -> None:
-        if ch in self._pointers:     # read-only while the channel is enabled
-            self.values[_ch_offset(ch) + 4] = self._remaining.get(ch, 0)
-
-    def _ifcr_written(self, value: int) -> None:
+    def _ifcr_written(self, old: int, value: int) -> None:
         for ch in range(self.channels):
             if value >> 4 * ch & GIF:       # CGIF clears all four flags of the channel
                 value |= 0xF << 4 * ch

@@ -24,7 +24,6 @@ BSY, PGERR, WRPRTERR, EOP = 1, 1 << 2, 1 << 4, 1 << 5
 PG, PER, MER, OPTPG, OPTER, STRT, LOCK, OPTWRE, ERRIE, EOPIE, OBL_LAUNCH = (
     1, 2, 4, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 9, 1 << 10, 1 << 12, 1 << 13)
 
-FLASH_BASE = 0x0800_0000
 PAGE_SIZE = 2048
 
 
@@ -39,8 +38,7 @@ class FlashInterface(Peripheral):
     """FLASH registers; ``flash_base``/``flash_size`` of the array come from the SoC spec."""
 
     def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None,
-                 memory: FlashArray | None = None, flash_base: int = FLASH_BASE,
-                 flash_size: int = 512 * 1024,
+                 flash_base: int, flash_size: int, memory: FlashArray | None = None,
                  irq: IrqOut | None = None, obr_reset: int = 0xFFFF_7F00,
                  wrpr_reset: int = 0xFFFF_FFFF) -> None:
         self.memory = memory
@@ -54,7 +52,6 @@ class FlashInterface(Peripheral):
         self._opt_step = 0
         self._locked_out = False
         self._far = 0
-        self._cr_before = LOCK
         super().__init__(name, base, note=note)
 
     def registers(self) -> list[Register]:
@@ -70,13 +67,15 @@ class FlashInterface(Peripheral):
             Register("SR", SR, fields=(
                 Field("BSY", 0, access=Access.RO), Field("PGERR", 2, access=Access.RC_W1),
                 Field("WRPRTERR", 4, access=Access.RC_W1), Field("EOP", 5, access=Access.RC_W1),
-            ), on_write=lambda v: self._update_irq()),
+            ), on_write=lambda old, new: self._update_irq()),
             Register("CR", CR, reset=LOCK, fields=(
                 Field("PG", 0), Field("PER", 1), Field("MER", 2), Field("OPTPG", 4),
                 Field("OPTER", 5), Field("STRT", 6, access=Access.RS),
                 Field("LOCK", 7, access=Access.RS), Field("OPTWRE", 9, access=Access.RC_W0),
                 Field("ERRIE", 10), Field("EOPIE", 12), Field("OBL_LAUNCH", 13, access=Access.RS),
-            ), on_write=self._cr_written),
+            ), on_write=self._cr_written,
+                # FLASH_CR is write-protected while locked (setting LOCK again is harmless).
+                writable_when=lambda: not self.values[CR] & LOCK),
             Register("AR", AR, fields=(Field("FAR", 0, 32, Access.WO),),
                      on_write=self._ar_written),
             Register("OBR", OBR, reset=self._obr_reset, fields=(
@@ -97,13 +96,13 @@ class FlashInterface(Peripheral):
         self._update_irq()
 
     # -- ACR ---------------------------------------------------------------------
-    def _acr_written(self, value: int) -> None:
+    def _acr_written(self, old: int, value: int) -> None:
         # PRFTBS reports whether the prefetch buffer is on; it follows PRFTBE.
         acr = self.values[ACR]
         self.values[ACR] = (acr & ~0x20) | ((acr & 0x10) << 1)
 
     # -- keys ----------------------------------------------------------------------
-    def _keyr_written(self, value: int) -> None:
+    def _keyr_written(self, old: int, value: int) -> None:
         key = value & 0xFFFF_FFFF
         if self._locked_out or not self.values[CR] & LOCK:
             self._wrong_key()   # any write once unlocked is a wrong sequence too
@@ -123,7 +122,7 @@ class FlashInterface(Peripheral):
         self.values[CR] |= LOCK
         self.note("wrong flash key sequence: locked until reset")
 
-    def _optkeyr_written(self, value: int) -> None:
+    def _optkeyr_written(self, old: int, value: int) -> None:
         key = value & 0xFFFF_FFFF
         if self._opt_step == 0 and key == KEY1:
             self._opt_step = 1
@@ -138,18 +137,10 @@ class FlashInterface(Peripheral):
         """SR also changes when the machine programs a half-word (not a register write)."""
         return None if offset & ~3 == SR else super().stable_until(offset)
 
-    def write(self, offset: int, size: int, value: int) -> None:
-        self._cr_before = self.values[CR]
-        super().write(offset, size, value)
-
-    def _ar_written(self, value: int) -> None:
+    def _ar_written(self, old: int, value: int) -> None:
         self._far = value   # write-only: kept for the next page erase
 
-    def _cr_written(self, value: int) -> None:
-        if self._cr_before & LOCK:
-            # FLASH_CR is write-protected while locked; setting LOCK again is harmless.
-            self.values[CR] = self._cr_before
-            return
+    def _cr_written(self, old: int, new: int) -> None:
         cr = self.values[CR]
         if cr & STRT:
             if cr & PER:

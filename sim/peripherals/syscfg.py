@@ -44,8 +44,16 @@ class Syscfg(Peripheral):
                 Field("LOCKUP_LOCK", 0), Field("SRAM_PARITY_LOCK", 1), Field("PVD_LOCK", 2),
                 Field("BYP_ADDR_PAR", 4), Field("SRAM_PEF", 8, access=Access.RC_W1),
             )),
-            Register("CFGR4", 0x48, tagged=True),
-            Register("CFGR3", 0x50, tagged=True),
+            Register("CFGR4", 0x48, fields=(
+                *flags("ADC12_EXT2_RMP", "ADC12_EXT3_RMP", "ADC12_EXT5_RMP", "ADC12_EXT13_RMP",
+                       "ADC12_EXT15_RMP", "ADC12_JEXT3_RMP", "ADC12_JEXT6_RMP",
+                       "ADC12_JEXT13_RMP", "ADC34_EXT5_RMP", "ADC34_EXT6_RMP",
+                       "ADC34_EXT15_RMP", "ADC34_JEXT5_RMP", "ADC34_JEXT11_RMP",
+                       "ADC34_JEXT14_RMP"),), tagged=True),
+            Register("CFGR3", 0x50, fields=(
+                Field("SPI1_RX_DMA_RMP", 0, 2), Field("SPI1_TX_DMA_RMP", 2, 2),
+                Field("I2C1_RX_DMA_RMP", 4, 2), Field("I2C1_TX_DMA_RMP", 6, 2),
+                Field("ADC2_DMA_RMP", 8, 2)), tagged=True),
         ]
 
     def port_of_line(self, line: int) -> int:

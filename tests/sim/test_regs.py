@@ -14,7 +14,7 @@ class Demo(Peripheral):
             Field("EN", 0), Field("MODE", 4, 2), Field("RO", 8, access=Access.RO)))
         yield Register("SR", 0x4, reset=0xF, fields=(Field("FLAGS", 0, 4, Access.RC_W1),))
         yield Register("DR", 0x8, fields=(Field("DATA", 0, 8, Access.WO),),
-                       on_write=self.writes.append)
+                       on_write=lambda old, new: self.writes.append(new))
 
 
 def test_reset_values_and_rw_fields():
@@ -58,4 +58,4 @@ def test_tracing_names_registers():
     p.trace = lines.append
     p.write(0x0, 4, 1)
     p.read(0x4, 4)
-    assert lines == ["DEMO.CR write32 <- 0x1", "DEMO.SR read32 -> 0xf"]
+    assert lines == ["DEMO.CR write32 <- 0x1 [EN]", "DEMO.SR read32 -> 0xf [FLAGS=0xf]"]
