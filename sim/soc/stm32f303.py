@@ -51,7 +51,7 @@ GPIO_RESETS: dict[str, dict[str, int]] = {
 }
 
 
-def _device_peripherals(flash_size: int, gpio_ports: str) -> tuple[PeripheralSpec, ...]:
+def _device_peripherals(gpio_ports: str) -> tuple[PeripheralSpec, ...]:
     gpio = tuple(PeripheralSpec(f"GPIO{port}", f"{P}.gpio:GpioPort", 0x4800_0000 + 0x400 * i,
                                 args={"resets": GPIO_RESETS.get(f"GPIO{port}", {})})
                  for i, port in enumerate(gpio_ports))
@@ -114,8 +114,8 @@ def _device_peripherals(flash_size: int, gpio_ports: str) -> tuple[PeripheralSpe
         PeripheralSpec("DBGMCU", f"{P}.dbgmcu:Dbgmcu", 0xE004_2000),
         *gpio,
         *serial,
-        PeripheralSpec("FLASH", f"{P}.flash_if:FlashInterface", 0x4002_2000, {"irq": 4},
-                       {"flash_base": FLASH_BASE, "flash_size": flash_size}),
+        # The array it programs is the "flash" memory (the builder passes its place).
+        PeripheralSpec("FLASH", f"{P}.flash_if:FlashInterface", 0x4002_2000, {"irq": 4}),
         PeripheralSpec("SYSCFG", f"{P}.syscfg:Syscfg", 0x4001_0000),
         PeripheralSpec("EXTI", f"{P}.exti:Exti", 0x4001_0400,
                        {"irqs": (1, 2, 3, 6, 7, 8, 9, 10, 23, 40, 41, 42, 64, 65, 66)}),
@@ -241,7 +241,7 @@ def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int,
                 (OPTION_BYTES_ADDRESS - SYSMEM_BASE, _OPTION_BYTES),
             )),
         ),
-        peripherals=_core_peripherals() + _device_peripherals(flash_size, gpio_ports),
+        peripherals=_core_peripherals() + _device_peripherals(gpio_ports),
         wiring=(_connect_exti, _connect_dma, _connect_capture),
         peripheral_space=(
             (0x4000_0000, 0x0002_4400),  # APB1, APB2, AHB1
