@@ -39,8 +39,6 @@ _ENR = {"AHB": "AHBENR", "APB1": "APB1ENR", "APB2": "APB2ENR"}
 _RSTR = {"AHB": "AHBRSTR", "APB1": "APB1RSTR", "APB2": "APB2RSTR"}
 
 # USARTxSW encodings (CFGR3): 00 PCLK (of the port's bus), 01 SYSCLK, 10 LSE, 11 HSI.
-_USART_PCLK = {"USART1": "PCLK2", "USART2": "PCLK1", "USART3": "PCLK1",
-               "UART4": "PCLK1", "UART5": "PCLK1"}
 
 
 class Rcc(Peripheral):
@@ -110,7 +108,8 @@ class Rcc(Peripheral):
         ahb = ("DMA1", 0), ("DMA2", 1), ("SRAM", 2), ("FLITF", 4), ("FMC", 5), ("CRC", 6), \
             ("IOPH", 16), ("IOPA", 17), ("IOPB", 18), ("IOPC", 19), ("IOPD", 20), \
             ("IOPE", 21), ("IOPF", 22), ("IOPG", 23), ("TSC", 24), ("ADC12", 28), ("ADC34", 29)
-        ahb_rst = tuple((n, b) for n, b in ahb if n not in ("DMA1", "DMA2", "SRAM", "FLITF", "CRC"))
+        # AHBRSTR has the AHB bits from FMC (bit 5) on, less CRC (RM0316 9.4.11).
+        ahb_rst = tuple((n, b) for n, b in ahb if b == 5 or b >= 16)
 
         def gate(reg: str, off: int, bits: tuple[tuple[str, int], ...], suffix: str,
                  reset: int = 0, bus: str | None = None) -> Register:
@@ -310,8 +309,12 @@ class Rcc(Peripheral):
         # RTCSEL: 00 no clock, 01 LSE, 10 LSI, 11 HSE/32.
         hz["RTCCLK"] = (0, hz["LSE"], hz["LSI"], hz["HSE"] // 32)[self.bdcr["RTCSEL"].value]
         kernel = {1: sysclk, 2: hz["LSE"], 3: HSI_HZ}
-        for usart, pclk in _USART_PCLK.items():
-            hz[f"{usart}CLK"] = kernel.get(self.cfgr3[f"{usart}SW"].value, hz[pclk])
+        apb2 = self.regs["APB2ENR"]
+        for sw in self.cfgr3.fields:
+            if sw.name.endswith("SW") and "ART" in sw.name:    # USARTxSW, UARTxSW
+                port = sw.name[:-2]
+                pclk = "PCLK2" if f"{port}EN" in apb2._by_name else "PCLK1"   # its bus
+                hz[f"{port}CLK"] = kernel.get(sw.value, hz[pclk])
         for adc in ("ADC12", "ADC34"):
             pres = self.cfgr2[f"{adc}PRES"].value
             hz[f"{adc}CLK"] = pll // _adc_div(pres) if pres & 0x10 else 0
