@@ -38,7 +38,7 @@ def fingerprint(elf: Path) -> str:
                       trace_out=lambda port, data: itm.extend(bytes((port,)) + data),
                       swv_ports=0)
     machine.load([(s.address, s.data) for s in load(elf).segments])
-    result = machine.run(LIMIT_S, wall_limit_s=300)
+    result = machine.run(LIMIT_S)   # no wall guard: a loaded host must not change the output
     h = hashlib.sha256()
     for port in sorted(uart):
         h.update(port.encode() + b"\0" + bytes(uart[port]) + b"\0")
