@@ -51,7 +51,7 @@ GPIO_RESETS: dict[str, dict[str, int]] = {
 }
 
 
-def _device_peripherals(gpio_ports: str) -> tuple[PeripheralSpec, ...]:
+def _device_peripherals(gpio_ports: str, idcode: int) -> tuple[PeripheralSpec, ...]:
     gpio = tuple(PeripheralSpec(f"GPIO{port}", f"{P}.gpio:GpioPort", 0x4800_0000 + 0x400 * i,
                                 args={"resets": GPIO_RESETS.get(f"GPIO{port}", {})})
                  for i, port in enumerate(gpio_ports))
@@ -111,7 +111,7 @@ def _device_peripherals(gpio_ports: str) -> tuple[PeripheralSpec, ...]:
         PeripheralSpec("RTC", f"{P}.rtc:Rtc", 0x4000_2800),
         PeripheralSpec("PWR", f"{P}.pwr:Pwr", 0x4000_7000),
         PeripheralSpec("CRC", f"{P}.crc:Crc", 0x4002_3000),
-        PeripheralSpec("DBGMCU", f"{P}.dbgmcu:Dbgmcu", 0xE004_2000),
+        PeripheralSpec("DBGMCU", f"{P}.dbgmcu:Dbgmcu", 0xE004_2000, args={"idcode": idcode}),
         *gpio,
         *serial,
         # The array it programs is the "flash" memory (the builder passes its place).
@@ -214,7 +214,7 @@ def _only_update(previous: Callable[[str], None] | None,
 
 
 def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int,
-              gpio_ports: str = "ABCDEF") -> SocSpec:
+              idcode: int, gpio_ports: str = "ABCDEF") -> SocSpec:
     """One F303 part: the same core, peripherals and map, with its memory sizes and
     GPIO ports.
 
@@ -222,7 +222,8 @@ def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int,
     ``gpio_ports`` are the ports the die has, from 0x48000000 at 0x400 apart: the
     xD/xE die has A-H (GPIOG 0x48001800, GPIOH 0x48001C00, clocked by RCC_AHBENR
     IOPGEN bit 23 and IOPHEN bit 16, RM0316 9.4.6), the xB/xC die A-F, where
-    0x48001800 upwards is reserved and a BusFault.
+    0x48001800 upwards is reserved and a BusFault. ``idcode`` is what DBGMCU_IDCODE
+    reads: REV_ID in bits 31:16, DEV_ID (0x446 xD/xE, 0x422 xB/xC) in 11:0.
     """
     flash_size, sram_size, ccm_size = flash_kib * KIB, sram_kib * KIB, ccm_kib * KIB
     return SocSpec(
@@ -241,7 +242,7 @@ def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int,
                 (OPTION_BYTES_ADDRESS - SYSMEM_BASE, _OPTION_BYTES),
             )),
         ),
-        peripherals=_core_peripherals() + _device_peripherals(gpio_ports),
+        peripherals=_core_peripherals() + _device_peripherals(gpio_ports, idcode),
         wiring=(_connect_exti, _connect_dma, _connect_capture),
         peripheral_space=(
             (0x4000_0000, 0x0002_4400),  # APB1, APB2, AHB1
@@ -257,9 +258,10 @@ def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int,
 #: The xD/xE die has GPIOG and GPIOH; in the 64-pin package of the RE their pins
 #: are not bonded out, but the registers answer (ChibiOS initialises every port).
 STM32F303RE = stm32f303("stm32f303re", flash_kib=512, sram_kib=64, ccm_kib=16,
-                        gpio_ports="ABCDEFGH")
+                        idcode=0x1003_6446, gpio_ports="ABCDEFGH")
 #: STM32F3DISCOVERY's part (DS9118, "xC"): 256 KiB flash, 40 KiB SRAM, 8 KiB CCM SRAM.
-STM32F303VC = stm32f303("stm32f303vc", flash_kib=256, sram_kib=40, ccm_kib=8)
+STM32F303VC = stm32f303("stm32f303vc", flash_kib=256, sram_kib=40, ccm_kib=8,
+                        idcode=0x1003_6422)
 
 SOCS: dict[str, SocSpec] = {s.name: s for s in (STM32F303RE, STM32F303VC)}
 
