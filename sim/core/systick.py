@@ -37,7 +37,7 @@ class SysTick(Peripheral):
             Field("CLKSOURCE", 2, on_write=restart),
             Field("COUNTFLAG", 16, access=Access.RO)), on_read=self._read_csr)
         self.enable, self.tickint = self.csr["ENABLE"], self.csr["TICKINT"]
-        self.clksource = self.csr["CLKSOURCE"]
+        self.clksource, self.countflag = self.csr["CLKSOURCE"], self.csr["COUNTFLAG"]
         self.rvr = Register("RVR", 0x4, fields=(Field("RELOAD", 0, 24),), on_write=restart)
         yield from (self.csr, self.rvr)
         # CVR: any write clears the counter (and COUNTFLAG); reads are computed.
@@ -123,7 +123,7 @@ class SysTick(Peripheral):
 
     def _read_csr(self, stored: int) -> int:
         now = self.clock.cycles
-        countflag = self.csr["COUNTFLAG"]
+        countflag = self.countflag
         flag = 0
         if self._running:
             last_zero = self._first_zero_after(self._last_flag_check)

@@ -23,6 +23,14 @@ RO, WO = Access.RO, Access.WO
 CR1, CR2, CR3, BRR, GTPR, RTOR, RQR, ISR, ICR, RDR, TDR = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20, 0x24, 0x28)
 
+#: Interrupt sources: ISR flag, register and field of its enable.
+_IRQ_SOURCES = (("TXE", "CR1", "TXEIE"), ("TC", "CR1", "TCIE"), ("RXNE", "CR1", "RXNEIE"),
+                ("ORE", "CR1", "RXNEIE"), ("IDLE", "CR1", "IDLEIE"), ("PE", "CR1", "PEIE"),
+                ("RTOF", "CR1", "RTOIE"), ("CMF", "CR1", "CMIE"), ("EOBF", "CR1", "EOBIE"),
+                ("CTSIF", "CR3", "CTSIE"), ("WUF", "CR3", "WUFIE"))
+#: Error flags that interrupt with CR3.EIE while DMA receives (DMAR).
+_ERROR_FLAGS = ("FE", "NF", "ORE")
+
 #: Stop bits in half bits, by CR2.STOP: 1, 0.5, 2, 1.5.
 _STOP_HALF_BITS = (2, 1, 4, 3)
 
@@ -114,7 +122,17 @@ class Usart(Peripheral):
         self.isr = isr
         self.txe, self.tc, self.rxne = isr["TXE"], isr["TC"], isr["RXNE"]
         self.ore, self.teack = isr["ORE"], isr["TEACK"]
+        self.idle, self.pe, self.fe, self.nf = isr["IDLE"], isr["PE"], isr["FE"], isr["NF"]
+        self.rtof, self.cmf, self.eobf = isr["RTOF"], isr["CMF"], isr["EOBF"]
+        self.ctsif, self.wuf, self.busy = isr["CTSIF"], isr["WUF"], isr["BUSY"]
         self.tdr = tdr["TDR"]
+        enables = {"CR1": cr1, "CR3": cr3}
+        self._irq_sources = tuple((isr[flag].mask, enables[reg].offset, enables[reg][name].mask)
+                                  for flag, reg, name in _IRQ_SOURCES)
+        self._irq_flags = sum({f for f, _, _ in self._irq_sources}) | sum(
+            isr[n].mask for n in _ERROR_FLAGS)
+        self._error_flags = sum(isr[n].mask for n in _ERROR_FLAGS)
+        self._error_enables = cr3["EIE"].mask | cr3["DMAR"].mask
         return [
             cr1, cr2, cr3, brr,
             Register("GTPR", GTPR, fields=(Field("PSC", 0, 8), Field("GT", 8, 8)), tagged=True),
@@ -167,20 +185,20 @@ class Usart(Peripheral):
     # -- interrupts ----------------------------------------------------------------
     def _update_irq(self) -> None:
         """The one place the interrupt level is decided (RM0316, USART interrupt requests):
-        a flag with its enable, or an error flag with EIE while DMA receives."""
-        isr = self.isr
-        level = ((self.txe.value and self.txeie.value) or (self.tc.value and self.tcie.value)
-                 or ((self.rxne.value or self.ore.value) and self.rxneie.value)
-                 or (isr["IDLE"].value and self.idleie.value)
-                 or (isr["PE"].value and self.peie.value)
-                 or ((isr["FE"].value or isr["NF"].value or self.ore.value)
-                     and self.eie.value and self.dmar.value)
-                 or (isr["RTOF"].value and self.rtoie.value)
-                 or (isr["CMF"].value and self.cmie.value)
-                 or (isr["EOBF"].value and self.eobie.value)
-                 or (isr["CTSIF"].value and self.ctsie.value)
-                 or (isr["WUF"].value and self.wufie.value))
-        self.irq.set(bool(level))
+        a flag with its enable (``_IRQ_SOURCES``), or an error flag with EIE while DMA
+        receives. The masks are the declared fields', gathered once (a hot path)."""
+        v = self.values
+        isr = v[ISR]
+        level = False
+        if isr & self._irq_flags:
+            for flag, off, enable in self._irq_sources:
+                if isr & flag and v[off] & enable:
+                    level = True
+                    break
+            else:
+                level = bool(isr & self._error_flags
+                             and v[CR3] & self._error_enables == self._error_enables)
+        self.irq.set(level)
 
     # -- control -------------------------------------------------------------
     def _cr1_written(self, old: int, new: int) -> None:
@@ -286,13 +304,13 @@ class Usart(Peripheral):
 
     def _schedule_rx(self) -> None:
         if self._rx_event is None and self._rx_queue and self._rx_enabled():
-            self.isr["BUSY"].value = 1
+            self.busy.value = 1
             self._rx_event = self.clock.after(self.char_cycles(), self._byte_arrived)
 
     def _byte_arrived(self) -> None:
         self._rx_event = None
         if not self._rx_enabled():
-            self.isr["BUSY"].value = 0
+            self.busy.value = 0
             return
         byte = self._rx_queue.popleft()
         if self.rxne.value:
@@ -310,13 +328,13 @@ class Usart(Peripheral):
             if not (self._paced and self.rxne.value):
                 self._schedule_rx()     # a paced host waits until RDR is read
         else:
-            self.isr["BUSY"].value = 0
+            self.busy.value = 0
             self._idle_event = self.clock.after(self.char_cycles(), self._line_idle)
         self._update_irq()
 
     def _line_idle(self) -> None:
         self._idle_event = None
-        self.isr["IDLE"].value = 1
+        self.idle.value = 1
         self._update_irq()
 
     def _rdr_read(self, stored: int) -> int:
