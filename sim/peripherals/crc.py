@@ -54,23 +54,23 @@ class Crc(Peripheral):
         super().write(offset, size, value)
 
     def _bits(self) -> int:
-        return _POLY_BITS[(self.values[CR] >> 3) & 3]
+        return _POLY_BITS[self.regs["CR"]["POLYSIZE"].value]
 
     def _cr_written(self, old: int, value: int) -> None:
         if value & 1:
-            self._crc = self.values[INIT] & ((1 << self._bits()) - 1)
+            self._crc = self.regs["INIT"].value & ((1 << self._bits()) - 1)
 
     def _dr_written(self, old: int, value: int) -> None:
         width = 8 * self._size
         data = (value >> 8 * self._lane) & ((1 << width) - 1)
-        rev_in = (self.values[CR] >> 5) & 3
+        rev_in = self.regs["CR"]["REV_IN"].value
         if rev_in:
             unit = min(width, 8 << (rev_in - 1))
             data = sum(_reverse((data >> s) & ((1 << unit) - 1), unit) << s
                        for s in range(0, width, unit))
         n = self._bits()
         mask = (1 << n) - 1
-        poly = self.values[POL] & mask
+        poly = self.regs["POL"].value & mask
         crc = self._crc & mask
         for i in range(width - 1, -1, -1):
             feedback = ((crc >> (n - 1)) & 1) ^ ((data >> i) & 1)
@@ -81,4 +81,4 @@ class Crc(Peripheral):
 
     def _dr_read(self, stored: int) -> int:
         n = self._bits()
-        return _reverse(self._crc, n) if self.values[CR] & 0x80 else self._crc
+        return _reverse(self._crc, n) if self.regs["CR"]["REV_OUT"].value else self._crc
