@@ -13,7 +13,6 @@ beside it: ``sim.counter`` and ``sim.precharge`` (virtual time), ``sim.thumb``
 from __future__ import annotations
 
 import enum
-import importlib
 import threading
 import time
 from collections.abc import Callable
@@ -41,11 +40,10 @@ from .core.semihosting import Semihosting
 from .counter import InstructionCounter
 from .dispatch import After, Dispatch
 from .notes import NoteLog
-from .peripherals.irq import IrqOr
 from .pollskip import PollFastForward
 from .precharge import Precharge
-from .regs import Peripheral
 from .signals import ClockTree, IrqLine
+from .soc.build import Services, build_peripherals
 from .traps import TrapHooks
 from .unmask import UnmaskWatch
 from .vclock import PS_PER_S, VirtualClock
@@ -197,73 +195,25 @@ class Machine:
         return list(self._notes.lines)
 
     def _build_peripherals(self) -> None:
-        self.peripherals: dict[str, Any] = {}
-        common = {"clock": self.clock, "clocks": self.clocks, "exceptions": self.exc,
-                  "note": self.note, "request_reset": self.request_reset,
-                  "irq_count": self.board.soc.irq_count}
-        shared: dict[int, IrqOr] = {}
-
-        def line(irq: int) -> Any:
-            """Lines shared by several sources (TIM1_UP_TIM16 ...) see the OR of them."""
-            if irq not in shared:
-                shared[irq] = IrqOr(IrqLine(self.exc, irq))
-            return shared[irq].input()
-
-        for spec in self.board.soc.peripherals:
-            module_name, class_name = spec.model.split(":")
-            cls = getattr(importlib.import_module(f"{__package__}.{module_name}"), class_name)
-            kwargs = dict(spec.args)
-            for arg, irq in spec.irqs.items():
-                if isinstance(irq, int):
-                    kwargs[arg] = line(irq)
-                elif isinstance(irq, dict):
-                    kwargs[arg] = {key: line(n) for key, n in irq.items()}
-                else:
-                    kwargs[arg] = {n: line(n) for n in irq}
-            kwargs.update(self._wiring(spec.name, cls))
-            accepted = cls.__init__.__code__.co_varnames
-            kwargs.update({k: v for k, v in common.items() if k in accepted and k not in kwargs})
-            p = cls(spec.name, spec.base, **kwargs)
-            self.peripherals[spec.name] = p
+        """The SoC's peripherals, built by the SoC layer from its description with
+        the services this machine lends them (``sim.soc.build``)."""
+        trace_out = self._trace_out
+        itm_out = (None if trace_out is None else
+                   SwvConsole(trace_out, self._swv_ports) if self._swv_ports else trace_out)
+        flash = self.bus.memory_at(self.board.soc.memory("flash").base)
+        services = Services(
+            clock=self.clock, clocks=self.clocks, exceptions=self.exc, note=self.note,
+            irq_line=lambda irq: IrqLine(self.exc, irq), request_reset=self.request_reset,
+            uart_out=lambda name, data: self._uart_out(name, data), itm_out=itm_out,
+            swv_ports=self._swv_ports,
+            flash=_FlashArray(flash, self.uc, self.counter.forget_blocks),
+            bus_read=self.bus.read, bus_write=self.bus.write, on_ccr=self._ccr_written,
+            on_event=lambda _line: self.exc.send_event())
+        self.peripherals: dict[str, Any] = build_peripherals(self.board, services)
+        for p in self.peripherals.values():
             self.bus.add_peripheral(p)
-        for connect in self.board.soc.wiring:
-            connect(self.peripherals)
         for base, size in self.board.soc.peripheral_space:
             self.bus.fill_unmodelled(base, size)
-
-    def _wiring(self, name: str, cls: type[Peripheral]) -> dict[str, Any]:
-        """What the board connects to a peripheral: host channels and external parts."""
-        accepted = cls.__init__.__code__.co_varnames
-        wiring: dict[str, Any] = {}
-        if "tx" in accepted:
-            wiring["tx"] = lambda data, name=name: self._uart_out(name, data)
-        if "hse_hz" in accepted:
-            wiring["hse_hz"] = self.board.hse_hz
-        if "external" in accepted:
-            wiring["external"] = self.board.idle_levels(name)
-        if "floating_level" in accepted:
-            wiring["floating_level"] = self.board.floating_level
-        if "out" in accepted and self._trace_out is not None:
-            wiring["out"] = (SwvConsole(self._trace_out, self._swv_ports) if self._swv_ports
-                             else self._trace_out)
-        if "swv_ports" in accepted:
-            wiring["swv_ports"] = self._swv_ports
-        if "memory" in accepted:
-            flash = self.bus.memory_at(self.board.soc.memory("flash").base)
-            wiring["memory"] = _FlashArray(flash, self.uc, self.counter.forget_blocks)
-        if "bus_read" in accepted:  # DMA masters see the bus as the CPU does
-            wiring["bus_read"] = self.bus.read
-            wiring["bus_write"] = self.bus.write
-        if "on_ccr" in accepted:
-            wiring["on_ccr"] = self._ccr_written
-        if "on_event" in accepted:  # EXTI events wake WFE
-            wiring["on_event"] = lambda line: setattr(self.exc, "event_register", True)
-        if "channel_values" in accepted:
-            wiring["channel_values"] = {ch: v for adc, ch, v in self.board.analog if adc == name}
-        if "common" in accepted:
-            wiring["common"] = self.peripherals.get(
-                "ADC12_COMMON" if name in ("ADC1", "ADC2") else "ADC34_COMMON")
-        return wiring
 
     def _install_hooks(self) -> None:
         if self.native:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..regs import Peripheral, Register
+from ..regs import Access, Field, Peripheral, Register, flags, per_pin, word
 
 #: ITM_TCR as a debugger's SWV capture leaves it, the value pyOCD's ``ITM.enable``
 #: writes: ITMENA (bit 0), TSENA (bit 1), TXENA (bit 3, DWT packets forwarded),
@@ -49,13 +49,22 @@ class Itm(Peripheral):
 
     def registers(self) -> Iterable[Register]:
         for port in range(32):
-            yield Register(f"STIM{port}", 4 * port, on_read=lambda _v: 1,  # FIFOREADY
-                           write_mask=0, stable=True)
-        yield Register("TER", 0xE00)
-        yield Register("TPR", 0xE40, write_mask=0xF)
-        yield Register("TCR", 0xE80, write_mask=0x00FF_FF3F)
-        yield Register("LAR", 0xFB0, write_mask=0)
-        yield Register("LSR", 0xFB4, write_mask=0)
+            # A write is a packet (see ``write``); a read says FIFOREADY.
+            yield Register(f"STIM{port}", 4 * port, on_read=lambda _v: 1, stable=True,
+                           fields=(Field("STIMULUS", 0, 32, Access.WO),))
+        self.ter = Register("TER", 0xE00, fields=per_pin("STIMENA", 32, 1))
+        self.tcr = Register("TCR", 0xE80, fields=(
+            *flags("ITMENA", "TSENA", "SYNCENA", "TXENA", "SWOENA"),
+            Field("TSPrescale", 8, 2), Field("GTSFREQ", 10, 2), Field("TraceBusID", 16, 7),
+            Field("BUSY", 23, access=Access.RO)))
+        self.itmena = self.tcr["ITMENA"]
+        yield self.ter
+        yield Register("TPR", 0xE40, fields=(Field("PRIVMASK", 0, 4),))
+        yield self.tcr
+        yield Register("LAR", 0xFB0, fields=word("KEY", Access.WO))
+        yield Register("LSR", 0xFB4, fields=(
+            Field("SLI", 0, access=Access.RO), Field("SLK", 1, access=Access.RO),
+            Field("nTT", 2, access=Access.RO)))
 
     def reset(self) -> None:
         super().reset()
@@ -70,7 +79,7 @@ class Itm(Peripheral):
         port = offset >> 2
         if offset < 0x80:
             # A stimulus write is a packet of 1, 2 or 4 bytes, not a register update.
-            if self.get("TCR") & TCR_ITMENA and self.get("TER") >> port & 1:
+            if self.itmena.value and self.ter.value >> port & 1:
                 self.out(port, (value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
             return
         super().write(offset, size, value)

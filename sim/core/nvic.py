@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..regs import Access, Field, Peripheral, Register
+from ..regs import Access, Field, Peripheral, Register, word
 from .exceptions import IRQ_BASE, ExceptionModel
 
 
@@ -34,20 +34,25 @@ class Nvic(Peripheral):
                 if value >> (i % 32) & 1:
                     action(i + IRQ_BASE)
 
-        yield Register(f"ISER{w}", 0x000 + 4 * w,
+        def lines(prefix: str, access: Access) -> tuple[Field, ...]:
+            """One bit per interrupt line; the state is the exception model's (reads
+            are computed), so writes are actions: write 1 to set or to clear."""
+            return tuple(Field(f"{prefix}{i}", i % 32, access=access) for i in irqs)
+
+        yield Register(f"ISER{w}", 0x000 + 4 * w, fields=lines("SETENA", Access.WO),
                        on_read=lambda _v: bits(exc.is_enabled),
-                       on_write=lambda v: set_bits(v, lambda n: exc.set_enabled(n, True)))
-        yield Register(f"ICER{w}", 0x080 + 4 * w,
+                       on_write=lambda old, new: set_bits(new, lambda n: exc.set_enabled(n, True)))
+        yield Register(f"ICER{w}", 0x080 + 4 * w, fields=lines("CLRENA", Access.WO),
                        on_read=lambda _v: bits(exc.is_enabled),
-                       on_write=lambda v: set_bits(v, lambda n: exc.set_enabled(n, False)))
-        yield Register(f"ISPR{w}", 0x100 + 4 * w,
+                       on_write=lambda old, new: set_bits(new, lambda n: exc.set_enabled(n, False)))
+        yield Register(f"ISPR{w}", 0x100 + 4 * w, fields=lines("SETPEND", Access.WO),
                        on_read=lambda _v: bits(exc.is_pending),
-                       on_write=lambda v: set_bits(v, exc.set_pending))
-        yield Register(f"ICPR{w}", 0x180 + 4 * w,
+                       on_write=lambda old, new: set_bits(new, exc.set_pending))
+        yield Register(f"ICPR{w}", 0x180 + 4 * w, fields=lines("CLRPEND", Access.WO),
                        on_read=lambda _v: bits(exc.is_pending),
-                       on_write=lambda v: set_bits(v, exc.clear_pending))
-        yield Register(f"IABR{w}", 0x200 + 4 * w,
-                       on_read=lambda _v: bits(exc.is_active), write_mask=0)
+                       on_write=lambda old, new: set_bits(new, exc.clear_pending))
+        yield Register(f"IABR{w}", 0x200 + 4 * w, fields=lines("ACTIVE", Access.RO),
+                       on_read=lambda _v: bits(exc.is_active))
 
     def registers(self) -> Iterable[Register]:
         exc = self.exc
@@ -56,15 +61,15 @@ class Nvic(Peripheral):
         for w in range((self.irq_count + 3) // 4):
             first = IRQ_BASE + 4 * w
 
-            def write_prio(_value: int, first: int = first, off: int = 0x300 + 4 * w) -> None:
-                stored = self.values[off]
+            def write_prio(old: int, new: int, first: int = first) -> None:
                 for b in range(4):
-                    exc.set_priority(first + b, (stored >> (8 * b)) & 0xFF)
+                    exc.set_priority(first + b, (new >> (8 * b)) & 0xFF)
 
             def read_prio(_v: int, first: int = first) -> int:
                 return sum(exc.priority_byte(first + b) << (8 * b) for b in range(4))
 
-            yield Register(f"IPR{w}", 0x300 + 4 * w, on_read=read_prio, on_write=write_prio)
+            yield Register(f"IPR{w}", 0x300 + 4 * w, on_read=read_prio, on_write=write_prio,
+                           fields=tuple(Field(f"PRI_{4 * w + b}", 8 * b, 8) for b in range(4)))
 
 
 class ControlType(Peripheral):
@@ -78,8 +83,11 @@ class ControlType(Peripheral):
         super().__init__(name, base, note=note)
 
     def registers(self) -> Iterable[Register]:
-        yield Register("ICTR", 0x4, reset=(self.irq_count + 31) // 32 - 1, write_mask=0)
-        yield Register("ACTLR", 0x8, write_mask=0x307)
+        yield Register("ICTR", 0x4, reset=(self.irq_count + 31) // 32 - 1,
+                       fields=(Field("INTLINESNUM", 0, 4, Access.RO),))
+        yield Register("ACTLR", 0x8, fields=(
+            Field("DISMCYCINT", 0), Field("DISDEFWBUF", 1), Field("DISFOLD", 2),
+            Field("DISFPCA", 8), Field("DISOOFP", 9)))
 
 
 class SoftwareTrigger(Peripheral):
@@ -94,9 +102,15 @@ class SoftwareTrigger(Peripheral):
 
     def registers(self) -> Iterable[Register]:
         yield Register("STIR", 0x00, fields=(Field("INTID", 0, 9, Access.WO),),
-                       on_write=lambda v: self.exc.set_pending(IRQ_BASE + (v & 0x1FF)))
-        yield Register("FPCCR", 0x34, reset=0xC000_0000, write_mask=0xC000_0000)
-        yield Register("FPCAR", 0x38, write_mask=0xFFFF_FFF8)
-        yield Register("FPDSCR", 0x3C, write_mask=0x07C0_0000)
+                       on_write=lambda old, new: self.exc.set_pending(IRQ_BASE + (new & 0x1FF)))
+        # The FPU's lazy stacking is not modelled: LSPACT .. MONRDY read 0.
+        yield Register("FPCCR", 0x34, reset=0xC000_0000, fields=(
+            *(Field(n, b, access=Access.RO) for n, b in (
+                ("LSPACT", 0), ("USER", 1), ("THREAD", 3), ("HFRDY", 4), ("MMRDY", 5),
+                ("BFRDY", 6), ("MONRDY", 8))),
+            Field("LSPEN", 30), Field("ASPEN", 31)))
+        yield Register("FPCAR", 0x38, fields=(Field("ADDRESS", 3, 29),))
+        yield Register("FPDSCR", 0x3C, fields=(
+            Field("RMode", 22, 2), Field("FZ", 24), Field("DN", 25), Field("AHP", 26)))
         for i, value in enumerate((0x04, 0x00, 0x00, 0x00, 0x0C, 0xE0, 0x05, 0xB1)):
-            yield Register(f"ID{i}", 0xD0 + 4 * i, reset=value, write_mask=0)
+            yield Register(f"ID{i}", 0xD0 + 4 * i, reset=value, fields=word("ID", Access.RO))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..regs import Access, Field, Peripheral, Register
+from ..regs import Access, Field, Peripheral, Register, flags, word
 from .exceptions import (
     BUSFAULT,
     MEMMANAGE,
@@ -35,42 +35,73 @@ class Scb(Peripheral):
 
     def registers(self) -> Iterable[Register]:
         exc = self.exc
-        yield Register("CPUID", 0x00, reset=CPUID_CORTEX_M4_R0P1, write_mask=0)
-        yield Register("ICSR", 0x04, on_read=self._icsr, on_write=self._icsr_write,
-                       write_mask=0)
-        yield Register("VTOR", 0x08, write_mask=0xFFFF_FF80,
-                       on_write=lambda _v: setattr(exc, "vtor", self.get("VTOR")))
+        ro, wo, w1c = Access.RO, Access.WO, Access.RC_W1
+        yield Register("CPUID", 0x00, reset=CPUID_CORTEX_M4_R0P1, fields=(
+            Field("REVISION", 0, 4, ro), Field("PARTNO", 4, 12, ro), Field("CONSTANT", 16, 4, ro),
+            Field("VARIANT", 20, 4, ro), Field("IMPLEMENTER", 24, 8, ro)))
+        # Registers that read the exception model: their fields hold no state here
+        # (reads are computed), so writable ones are write-only actions.
+        yield Register("ICSR", 0x04, on_read=self._icsr, on_write=self._icsr_write, fields=(
+            Field("VECTACTIVE", 0, 9, ro), Field("RETTOBASE", 11, access=ro),
+            Field("VECTPENDING", 12, 9, ro), Field("ISRPENDING", 22, access=ro),
+            *flags("PENDSTCLR", "PENDSTSET", "PENDSVCLR", "PENDSVSET", start=25, access=wo),
+            Field("NMIPENDSET", 31, access=wo)))
+        yield Register("VTOR", 0x08, fields=(Field("TBLOFF", 7, 25),),
+                       on_write=lambda old, new: setattr(exc, "vtor", new))
         yield Register("AIRCR", 0x0C, reset=0xFA05_0000, on_read=self._aircr,
-                       on_write=self._aircr_write, write_mask=0)
-        yield Register("SCR", 0x10, write_mask=0x16,
-                       on_write=lambda _v: setattr(exc, "sevonpend", bool(self.get("SCR") & 0x10)))
-        yield Register("CCR", 0x14, reset=0x0000_0200, write_mask=0x31B,
-                       on_write=lambda _v: self._on_ccr(self.get("CCR")))
+                       on_write=self._aircr_write, fields=(
+                           *flags("VECTRESET", "VECTCLRACTIVE", "SYSRESETREQ", access=wo),
+                           Field("PRIGROUP", 8, 3, wo), Field("ENDIANNESS", 15, access=ro),
+                           Field("VECTKEY", 16, 16, wo)))
+        self.scr = Register("SCR", 0x10, fields=(
+            Field("SLEEPONEXIT", 1), Field("SLEEPDEEP", 2), Field("SEVONPEND", 4)),
+            on_write=lambda old, new: setattr(exc, "sevonpend", bool(self.sevonpend.value)))
+        self.sevonpend = self.scr["SEVONPEND"]
+        yield self.scr
+        yield Register("CCR", 0x14, reset=0x0000_0200, fields=(
+            Field("NONBASETHRDENA", 0), Field("USERSETMPEND", 1), Field("UNALIGN_TRP", 3),
+            Field("DIV_0_TRP", 4), Field("BFHFNMIGN", 8), Field("STKALIGN", 9)),
+            on_write=lambda old, new: self._on_ccr(new))
         for i, first in enumerate((4, 8, 12)):
-            def write(_v: int, first=first, off=0x18 + 4 * i) -> None:
-                stored = self.values[off]
+            def write(old: int, new: int, first: int = first) -> None:
                 for b in range(4):
-                    exc.set_priority(first + b, (stored >> (8 * b)) & 0xFF)
+                    exc.set_priority(first + b, (new >> (8 * b)) & 0xFF)
 
-            def read(_v: int, first=first) -> int:
+            def read(_v: int, first: int = first) -> int:
                 return sum(exc.priority_byte(first + b) << (8 * b) for b in range(4)
                            if first + b in (MEMMANAGE, BUSFAULT, USAGEFAULT, SVCALL, 12, PENDSV, SYSTICK))
-            yield Register(f"SHPR{i + 1}", 0x18 + 4 * i, on_read=read, on_write=write)
-        yield Register("SHCSR", 0x24, on_read=self._shcsr, on_write=self._shcsr_write,
-                       write_mask=0)
+            yield Register(f"SHPR{i + 1}", 0x18 + 4 * i, on_read=read, on_write=write,
+                           fields=tuple(Field(f"PRI_{first + b}", 8 * b, 8) for b in range(4)))
+        yield Register("SHCSR", 0x24, on_read=self._shcsr, on_write=self._shcsr_write, fields=(
+            *(Field(n, bit, access=ro) for n, bit in (
+                ("MEMFAULTACT", 0), ("BUSFAULTACT", 1), ("USGFAULTACT", 3), ("SVCALLACT", 7),
+                ("MONITORACT", 8), ("PENDSVACT", 10), ("SYSTICKACT", 11))),
+            *flags("USGFAULTPENDED", "MEMFAULTPENDED", "BUSFAULTPENDED", "SVCALLPENDED",
+                   "MEMFAULTENA", "BUSFAULTENA", "USGFAULTENA", start=12, access=wo)))
         yield Register("CFSR", 0x28, on_read=lambda _v: exc.faults.cfsr,
-                       on_write=lambda v: setattr(exc.faults, "cfsr", exc.faults.cfsr & ~v))
+                       on_write=lambda old, new: setattr(exc.faults, "cfsr", exc.faults.cfsr & ~new),
+                       fields=(
+                           *flags("IACCVIOL", "DACCVIOL", "", "MUNSTKERR", "MSTKERR", "MLSPERR",
+                                  "", "MMARVALID", "IBUSERR", "PRECISERR", "IMPRECISERR",
+                                  "UNSTKERR", "STKERR", "LSPERR", "", "BFARVALID", "UNDEFINSTR",
+                                  "INVSTATE", "INVPC", "NOCP", access=w1c),
+                           Field("UNALIGNED", 24, access=w1c), Field("DIVBYZERO", 25, access=w1c)))
         yield Register("HFSR", 0x2C, on_read=lambda _v: exc.faults.hfsr,
-                       on_write=lambda v: setattr(exc.faults, "hfsr", exc.faults.hfsr & ~v))
-        yield Register("DFSR", 0x30, fields=(Field("HALTED", 0, 5, Access.RC_W1),))
+                       on_write=lambda old, new: setattr(exc.faults, "hfsr", exc.faults.hfsr & ~new),
+                       fields=(Field("VECTTBL", 1, access=w1c), Field("FORCED", 30, access=w1c),
+                               Field("DEBUGEVT", 31, access=w1c)))
+        yield Register("DFSR", 0x30, fields=(
+            *flags("HALTED", "BKPT", "DWTTRAP", "VCATCH", "EXTERNAL", access=w1c),))
         yield Register("MMFAR", 0x34, on_read=lambda _v: exc.faults.mmfar,
-                       on_write=lambda v: setattr(exc.faults, "mmfar", v))
+                       on_write=lambda old, new: setattr(exc.faults, "mmfar", new),
+                       fields=word("ADDRESS"))
         yield Register("BFAR", 0x38, on_read=lambda _v: exc.faults.bfar,
-                       on_write=lambda v: setattr(exc.faults, "bfar", v))
-        yield Register("AFSR", 0x3C)
+                       on_write=lambda old, new: setattr(exc.faults, "bfar", new),
+                       fields=word("ADDRESS"))
+        yield Register("AFSR", 0x3C, fields=word("AUXFAULT"))
         for i, value in enumerate((0x30, 0x0, 0x0, 0x0)):  # ID_PFR0.. as on Cortex-M4
-            yield Register(f"ID_{i}", 0x40 + 4 * i, reset=value, write_mask=0)
-        yield Register("CPACR", 0x88, write_mask=0x00F0_0000)
+            yield Register(f"ID_{i}", 0x40 + 4 * i, reset=value, fields=word("ID", Access.RO))
+        yield Register("CPACR", 0x88, fields=(Field("CP10", 20, 2), Field("CP11", 22, 2)))
 
     # ICSR -----------------------------------------------------------------
     def _icsr(self, _stored: int) -> int:
@@ -93,7 +124,7 @@ class Scb(Peripheral):
             value |= 1 << 31
         return value
 
-    def _icsr_write(self, value: int) -> None:
+    def _icsr_write(self, old: int, value: int) -> None:
         exc = self.exc
         if value & (1 << 31):
             exc.set_pending(NMI)
@@ -110,7 +141,7 @@ class Scb(Peripheral):
     def _aircr(self, _stored: int) -> int:
         return 0xFA05_0000 | (self.exc.prigroup << 8)
 
-    def _aircr_write(self, value: int) -> None:
+    def _aircr_write(self, old: int, value: int) -> None:
         if value >> 16 != VECTKEY:
             return  # writes without the key are ignored by the core
         self.exc.prigroup = (value >> 8) & 7
@@ -132,7 +163,7 @@ class Scb(Peripheral):
                 value |= 1 << bit
         return value
 
-    def _shcsr_write(self, value: int) -> None:
+    def _shcsr_write(self, old: int, value: int) -> None:
         self.exc.shcsr_enables = value & (7 << 16)
         for bit, n in self._SHCSR_PENDED.items():
             if value & (1 << bit):

@@ -30,15 +30,23 @@ class SysTick(Peripheral):
         super().__init__(name, base, note=note)
 
     def registers(self) -> Iterable[Register]:
-        yield Register("CSR", 0x0, fields=(
-            Field("ENABLE", 0, on_write=lambda o, n: self._restart()),
-            Field("TICKINT", 1, on_write=lambda o, n: self._restart()),
-            Field("CLKSOURCE", 2, on_write=lambda o, n: self._restart()),
+        restart = lambda old, new: self._restart()  # noqa: E731
+        self.csr = Register("CSR", 0x0, fields=(
+            Field("ENABLE", 0, on_write=restart),
+            Field("TICKINT", 1, on_write=restart),
+            Field("CLKSOURCE", 2, on_write=restart),
             Field("COUNTFLAG", 16, access=Access.RO)), on_read=self._read_csr)
-        yield Register("RVR", 0x4, write_mask=0x00FF_FFFF, on_write=lambda _v: self._restart())
+        self.enable, self.tickint = self.csr["ENABLE"], self.csr["TICKINT"]
+        self.clksource, self.countflag = self.csr["CLKSOURCE"], self.csr["COUNTFLAG"]
+        self.rvr = Register("RVR", 0x4, fields=(Field("RELOAD", 0, 24),), on_write=restart)
+        yield from (self.csr, self.rvr)
+        # CVR: any write clears the counter (and COUNTFLAG); reads are computed.
         yield Register("CVR", 0x8, on_read=lambda _v: self.current(),
-                       on_write=lambda _v: self._clear_current())
-        yield Register("CALIB", 0xC, reset=self._calib, write_mask=0)
+                       on_write=lambda old, new: self._clear_current(),
+                       fields=(Field("CURRENT", 0, 24, Access.WO),))
+        yield Register("CALIB", 0xC, reset=self._calib, fields=(
+            Field("TENMS", 0, 24, Access.RO), Field("SKEW", 30, access=Access.RO),
+            Field("NOREF", 31, access=Access.RO)))
 
     def reset(self) -> None:
         super().reset()
@@ -50,7 +58,7 @@ class SysTick(Peripheral):
     # timing ----------------------------------------------------------------
     @property
     def _div(self) -> int:
-        return 1 if self.get("CSR") & 4 else 8
+        return 1 if self.clksource.value else 8
 
     def _ticks(self, cycles: int) -> int:
         return (cycles - self._start) // self._div
@@ -87,8 +95,8 @@ class SysTick(Peripheral):
         A new reload counts from the next wrap on, as on the core."""
         now = self.clock.cycles
         value = self.current()
-        self._running = bool(self.get("CSR") & 1)
-        self._reload = self.get("RVR")
+        self._running = bool(self.enable.value)
+        self._reload = self.rvr["RELOAD"].value
         self._c0, self._start = value, now
         self._schedule()
 
@@ -98,7 +106,7 @@ class SysTick(Peripheral):
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._running and self.get("CSR") & 2:
+        if self._running and self.tickint.value:
             when = self._first_zero_after(self.clock.cycles)
             period = (self._reload + 1) * self._div if self._reload else 0
             self.exc.set_systick(when, period)
@@ -115,10 +123,11 @@ class SysTick(Peripheral):
 
     def _read_csr(self, stored: int) -> int:
         now = self.clock.cycles
+        countflag = self.countflag
         flag = 0
         if self._running:
             last_zero = self._first_zero_after(self._last_flag_check)
             if last_zero is not None and last_zero <= now:
-                flag = 1 << 16
+                flag = countflag.mask
         self._last_flag_check = now
-        return (stored & 0x7) | flag
+        return (stored & ~countflag.mask) | flag

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..boards.spec import BoardSpec
 from ..machine import Machine
-from ..regs import Peripheral, Register
+from ..regs import Access, Field, Peripheral, Register, word
 from . import components as C
 from .core import DebugCore
 from .dap import DebugPort, MemAp
@@ -34,14 +34,20 @@ class CoreDebugFront(Peripheral):
 
     def registers(self) -> Iterable[Register]:
         core = self.core
-        yield Register("DHCSR", 0x0, write_mask=0, on_read=lambda _v: core.read_dhcsr(),
-                       on_write=core.write_dhcsr)
-        yield Register("DCRSR", 0x4, write_mask=0, on_read=lambda _v: 0,
-                       on_write=core.write_dcrsr)
-        yield Register("DCRDR", 0x8, write_mask=0, on_read=lambda _v: core.read_dcrdr(),
-                       on_write=core.write_dcrdr)
-        yield Register("DEMCR", 0xC, write_mask=0, on_read=lambda _v: self._demcr.read(0xC, 4),
-                       on_write=lambda v: self._demcr.write(0xC, 4, v))
+        # The debugger's view: each register is the core's (reads computed, writes
+        # handed on as written), so its one field is a write-through word.
+        yield Register("DHCSR", 0x0, fields=word("DHCSR", Access.WO),
+                       on_read=lambda _v: core.read_dhcsr(),
+                       on_write=lambda old, new: core.write_dhcsr(new))
+        yield Register("DCRSR", 0x4, fields=(Field("REGSEL", 0, 7, Access.WO),
+                                             Field("REGWnR", 16, access=Access.WO)),
+                       on_read=lambda _v: 0, on_write=lambda old, new: core.write_dcrsr(new))
+        yield Register("DCRDR", 0x8, fields=word("DBGTMP", Access.WO),
+                       on_read=lambda _v: core.read_dcrdr(),
+                       on_write=lambda old, new: core.write_dcrdr(new))
+        yield Register("DEMCR", 0xC, fields=word("DEMCR", Access.WO),
+                       on_read=lambda _v: self._demcr.read(0xC, 4),
+                       on_write=lambda old, new: self._demcr.write(0xC, 4, new))
 
 
 class DebugBus:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ..regs import Access, Field, Peripheral, Register
+from ..regs import Access, Field, Peripheral, Register, word
 
 ROM_TABLE = 0xE00F_F000
 SCS, DWT, FPB, ITM, TPIU, ETM = 0xE000_E000, 0xE000_1000, 0xE000_2000, 0xE000_0000, 0xE004_0000, 0xE004_1000
@@ -44,14 +44,19 @@ CORTEX_M4_IDS = {
 }
 
 
+def _id() -> tuple[Field, ...]:
+    """An identification register: its low byte, read-only."""
+    return (Field("ID", 0, 8, Access.RO),)
+
+
 def _id_registers(pid: int, cid: int, at: int = ID_BLOCK) -> Iterable[Register]:
     for i in range(4):
         yield Register(f"PIDR{4 + i}", at + 4 * i, reset=(pid >> (32 + 8 * i)) & 0xFF,
-                       write_mask=0)
+                       fields=_id())
     for i in range(4):
-        yield Register(f"PIDR{i}", at + 0x10 + 4 * i, reset=(pid >> (8 * i)) & 0xFF, write_mask=0)
+        yield Register(f"PIDR{i}", at + 0x10 + 4 * i, reset=(pid >> (8 * i)) & 0xFF, fields=_id())
     for i in range(4):
-        yield Register(f"CIDR{i}", at + 0x20 + 4 * i, reset=(cid >> (8 * i)) & 0xFF, write_mask=0)
+        yield Register(f"CIDR{i}", at + 0x20 + 4 * i, reset=(cid >> (8 * i)) & 0xFF, fields=_id())
 
 
 class ComponentIds(Peripheral):
@@ -88,9 +93,11 @@ class RomTable(Peripheral):
         entries = ((SCS, True), (DWT, True), (FPB, True), (ITM, True),
                    (TPIU, self._tpiu), (ETM, False))
         for i, (address, present) in enumerate(entries):
-            yield Register(f"ENTRY{i}", 4 * i, reset=entry(address, present), write_mask=0)
-        yield Register("END", 4 * len(entries), write_mask=0)  # the end marker, 0
-        yield Register("MEMTYPE", 0xFCC, reset=1, write_mask=0)
+            yield Register(f"ENTRY{i}", 4 * i, reset=entry(address, present), fields=(
+                Field("PRESENT", 0, access=Access.RO), Field("FORMAT", 1, access=Access.RO),
+                Field("OFFSET", 12, 20, Access.RO)))
+        yield Register("END", 4 * len(entries), fields=word("END", Access.RO))  # marker, 0
+        yield Register("MEMTYPE", 0xFCC, reset=1, fields=(Field("SYSMEM", 0, access=Access.RO),))
         yield from _id_registers(peripheral_id(self._part, JEP106_ST), CIDR_ROM_TABLE)
 
 
@@ -115,11 +122,12 @@ class Fpb(Peripheral):
             Field("KEY", 1, access=Access.WO),
             Field("NUM_CODE1", 4, 4, access=Access.RO), Field("NUM_LIT", 8, 4, access=Access.RO),
             Field("NUM_CODE2", 12, 3, access=Access.RO), Field("REV", 28, 4, access=Access.RO)))
-        yield Register("FP_REMAP", 0x004, write_mask=0x1FFF_FFE0, reset=0x2000_0000)
+        yield Register("FP_REMAP", 0x004, reset=0x2000_0000, fields=(
+            Field("REMAP", 5, 24), Field("RMPSPT", 29, access=Access.RO)))
         for n in range(self.NUM_CODE + self.NUM_LIT):
             yield Register(f"FP_COMP{n}", 0x008 + 4 * n, fields=(
                 Field("ENABLE", 0), Field("COMP", 2, 27), Field("REPLACE", 30, 2)),
-                on_write=lambda _v: self._changed())
+                on_write=lambda old, new: self._changed())
         yield from _id_registers(*CORTEX_M4_IDS["FPB"][1:])
 
     def _enable_written(self, old: int, new: int) -> None:
@@ -158,6 +166,7 @@ class FpuFeatures(Peripheral):
         super().__init__(name, base, note=note)
 
     def registers(self) -> Iterable[Register]:
-        yield Register("MVFR0", 0x0, reset=0x1011_0021, write_mask=0)
-        yield Register("MVFR1", 0x4, reset=0x1100_0011, write_mask=0)
-        yield Register("MVFR2", 0x8, write_mask=0)   # ARMv7-M: reserved, reads 0
+        yield Register("MVFR0", 0x0, reset=0x1011_0021, fields=word("MVFR0", Access.RO))
+        yield Register("MVFR1", 0x4, reset=0x1100_0011, fields=word("MVFR1", Access.RO))
+        # ARMv7-M: reserved, reads 0
+        yield Register("MVFR2", 0x8, fields=word("MVFR2", Access.RO))

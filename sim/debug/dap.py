@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
-from ..regs import Access, Field, Peripheral, Register
+from ..regs import Access, Field, Peripheral, Register, flags, word
 
 #: DPIDR of the Cortex-M4's SW-DP: DPv1, designer ARM (0x23B), part 0xBA, revision 2.
 DPIDR_CORTEX_M4 = 0x2BA0_1477
@@ -78,22 +78,30 @@ class MemAp(Peripheral):
             Field("DeviceEn", 6, access=Access.RO), Field("TrInProg", 7, access=Access.RO),
             Field("Mode", 8, 4, access=Access.RO), Field("SPIDEN", 23, access=Access.RO),
             Field("Prot", 24, 7)))
-        yield Register("TAR", 0x04)
+        yield Register("TAR", 0x04, fields=word("ADDR"))
         yield Register("DRW", 0x0C, on_read=lambda _v: self._transfer_read(self.get("TAR"), True),
-                       on_write=lambda v: self._transfer_write(self.get("TAR"), v, True),
-                       write_mask=0)
+                       on_write=lambda old, new: self._transfer_write(self.get("TAR"), new, True),
+                       fields=word("DATA", Access.WO))
         for n in range(4):
             def read_banked(_v: int, n: int = n) -> int:
                 return self._transfer_read(self._banked(n), False)
 
-            def write_banked(v: int, n: int = n) -> None:
-                self._transfer_write(self._banked(n), v, False)
+            def write_banked(old: int, new: int, n: int = n) -> None:
+                self._transfer_write(self._banked(n), new, False)
 
-            yield Register(f"BD{n}", 0x10 + 4 * n, write_mask=0,
+            yield Register(f"BD{n}", 0x10 + 4 * n, fields=word("DATA", Access.WO),
                            on_read=read_banked, on_write=write_banked)
-        yield Register("CFG", 0xF4, write_mask=0)   # no large address, no large data, little-endian
-        yield Register("BASE", 0xF8, reset=self._base_register, write_mask=0)
-        yield Register("IDR", 0xFC, reset=self._idr, write_mask=0)
+        # no large address, no large data, little-endian
+        yield Register("CFG", 0xF4, fields=(Field("BE", 0, access=Access.RO),
+                                            Field("LA", 1, access=Access.RO),
+                                            Field("LD", 2, access=Access.RO)))
+        yield Register("BASE", 0xF8, reset=self._base_register, fields=(
+            Field("P", 0, access=Access.RO), Field("FORMAT", 1, access=Access.RO),
+            Field("BASEADDR", 12, 20, Access.RO)))
+        yield Register("IDR", 0xFC, reset=self._idr, fields=(
+            Field("TYPE", 0, 4, Access.RO), Field("VARIANT", 4, 4, Access.RO),
+            Field("CLASS", 13, 4, Access.RO), Field("DESIGNER", 17, 11, Access.RO),
+            Field("REVISION", 28, 4, Access.RO)))
 
     def _size_written(self, _old: int, new: int) -> None:
         if new > 2:  # 8, 16 and 32 bits only: the field reads back a supported size
@@ -156,7 +164,12 @@ class DebugPort(Peripheral):
         super().__init__(name, 0, note=note)
 
     def registers(self) -> Iterable[Register]:
-        yield Register("DPIDR", 0x0, reset=self._dpidr, write_mask=0, on_write=self._abort)
+        # DP register 0: DPIDR when read, ABORT when written.
+        yield Register("DPIDR", 0x0, fields=(
+            *flags("DAPABORT", "STKCMPCLR", "STKERRCLR", "WDERRCLR", "ORUNERRCLR",
+                   access=Access.WO),),
+            on_read=lambda _v: self._dpidr, stable=True,
+            on_write=lambda old, new: self._abort(new))
         yield Register("CTRL/STAT", 0x4, fields=(
             Field("ORUNDETECT", 0), Field("STICKYORUN", 1, access=Access.RO),
             Field("TRNMODE", 2, 2), Field("STICKYCMP", 4, access=Access.RO),
@@ -166,9 +179,12 @@ class DebugPort(Peripheral):
             Field("CDBGRSTACK", 27, access=Access.RO), Field("CDBGPWRUPREQ", 28),
             Field("CDBGPWRUPACK", 29, access=Access.RO), Field("CSYSPWRUPREQ", 30),
             Field("CSYSPWRUPACK", 31, access=Access.RO),
-        ), on_write=lambda _v: self._acknowledge())
-        yield Register("SELECT", 0x8, on_read=lambda _v: self._last_read)  # reads: RESEND
-        yield Register("RDBUFF", 0xC, on_read=lambda _v: self._last_read, write_mask=0)
+        ), on_write=lambda old, new: self._acknowledge())
+        yield Register("SELECT", 0x8, on_read=lambda _v: self._last_read,  # reads: RESEND
+                       fields=(Field("DPBANKSEL", 0, 4), Field("APBANKSEL", 4, 4),
+                               Field("APSEL", 24, 8)))
+        yield Register("RDBUFF", 0xC, on_read=lambda _v: self._last_read,
+                       fields=word("DATA", Access.RO))
 
     def reset(self) -> None:
         super().reset()

@@ -20,18 +20,10 @@ ISR, IER, CR, CFGR, SMPR1, SMPR2, TR1, TR2, TR3 = (
     0x00, 0x04, 0x08, 0x0C, 0x14, 0x18, 0x20, 0x24, 0x28)
 SQR = (0x30, 0x34, 0x38, 0x3C)
 DR, JSQR, CALFACT = 0x40, 0x4C, 0xB4
-ADRDY, EOSMP, EOC, EOS, OVR = 1, 2, 4, 8, 16
-ADEN, ADDIS, ADSTART, ADSTP, ADCAL = 1, 2, 4, 16, 1 << 31
-CONT, DMAEN, ALIGN = 1 << 13, 1, 1 << 5
 #: Sampling times in half ADC clock cycles, by SMPx code (1.5 .. 601.5 cycles).
 _SAMPLE_HALF = (3, 5, 9, 15, 39, 123, 363, 1203)
 #: Calibration takes 112 ADC clock cycles (RM0316: tCAL).
 CAL_CYCLES = 112
-#: Instances: base address, NVIC interrupt, common block base.
-ADCS: dict[str, tuple[int, int, int]] = {
-    "ADC1": (0x5000_0000, 18, 0x5000_0300), "ADC2": (0x5000_0100, 18, 0x5000_0300),
-    "ADC3": (0x5000_0400, 47, 0x5000_0700), "ADC4": (0x5000_0500, 61, 0x5000_0700),
-}
 
 
 class AdcCommon(Peripheral):
@@ -50,7 +42,7 @@ class AdcCommon(Peripheral):
         ]
 
     def ckmode(self) -> int:
-        return (self.values[0x08] >> 16) & 3
+        return self.regs["CCR"]["CKMODE"].value
 
 
 class Adc(Peripheral):
@@ -60,7 +52,7 @@ class Adc(Peripheral):
 
     def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
                  note: Callable[[str], None] | None = None, irq: IrqOut | None = None,
-                 common: AdcCommon | None = None, clock_name: str | None = None,
+                 common: AdcCommon | None = None, clock_name: str = "ADC12CLK",
                  channel_values: Mapping[int, int] | None = None,
                  dma_request: Callable[[], None] | None = None) -> None:
         self.clock = clock
@@ -68,7 +60,7 @@ class Adc(Peripheral):
         self.irq = irq or NoIrq()
         self.common = common
         #: Asynchronous kernel clock name (RCC publishes ADC12CLK / ADC34CLK).
-        self.clock_name = clock_name or ("ADC12CLK" if name in ("ADC1", "ADC2") else "ADC34CLK")
+        self.clock_name = clock_name
         self.channel_values: dict[int, int] = dict(channel_values or {})
         self.dma_request = dma_request
         self._event: Event | None = None
@@ -85,39 +77,53 @@ class Adc(Peripheral):
         sq += [Register(f"SQR{n + 2}", SQR[n + 1], fields=tuple(
             Field(f"SQ{5 + 5 * n + i}", 6 * i, 5) for i in range(5 if n < 2 else 2)))
             for n in range(3)]
+        smp = [Field(f"SMP{ch}", 3 * (ch % 10), 3) for ch in range(1, 10)]
+        self.isr = Register("ISR", ISR, fields=flags(*isr_names, access=Access.RC_W1),
+                            on_write=lambda old, new: self._update_irq())
+        self.ier = Register("IER", IER, fields=flags(*(n + "IE" for n in isr_names)),
+                            on_write=lambda old, new: self._update_irq())
+        self.cr = Register("CR", CR, reset=0x2000_0000, fields=(
+            Field("ADEN", 0, access=Access.RS), Field("ADDIS", 1, access=Access.RS),
+            Field("ADSTART", 2, access=Access.RS), Field("JADSTART", 3, access=Access.RS),
+            Field("ADSTP", 4, access=Access.RS), Field("JADSTP", 5, access=Access.RS),
+            Field("ADVREGEN", 28, 2), Field("ADCALDIF", 30),
+            Field("ADCAL", 31, access=Access.RS)),
+            on_write=self._cr_written)
+        self.cfgr = Register("CFGR", CFGR, fields=(
+            Field("DMAEN", 0), Field("DMACFG", 1), Field("RES", 3, 2), Field("ALIGN", 5),
+            Field("EXTSEL", 6, 4), Field("EXTEN", 10, 2), Field("OVRMOD", 12),
+            Field("CONT", 13), Field("AUTDLY", 14), Field("DISCEN", 16),
+            Field("DISCNUM", 17, 3), Field("JDISCEN", 20), Field("JQM", 21),
+            Field("AWD1SGL", 22), Field("AWD1EN", 23), Field("JAWD1EN", 24),
+            Field("JAUTO", 25), Field("AWD1CH", 26, 5)))
+        self.calfact = Register("CALFACT", CALFACT, fields=(
+            Field("CALFACT_S", 0, 7), Field("CALFACT_D", 16, 7)))
+        self.sqr = sq
+        self.smpr = (Register("SMPR1", SMPR1, fields=smp),
+                     Register("SMPR2", SMPR2, fields=[Field(f"SMP{ch}", 3 * (ch - 10), 3)
+                                                      for ch in range(10, 19)]))
+
+        def thresholds(name: str, off: int, bits: int) -> Register:
+            return Register(name, off, reset=((1 << bits) - 1) << 16, fields=(
+                Field("LT", 0, bits), Field("HT", 16, bits)), tagged=True)
+
         return [
-            Register("ISR", ISR, fields=flags(*isr_names, access=Access.RC_W1),
-                     on_write=lambda v: self._update_irq()),
-            Register("IER", IER, fields=flags(*(n + "IE" for n in isr_names)),
-                     on_write=lambda v: self._update_irq()),
-            Register("CR", CR, reset=0x2000_0000, fields=(
-                Field("ADEN", 0, access=Access.RS), Field("ADDIS", 1, access=Access.RS),
-                Field("ADSTART", 2, access=Access.RS), Field("JADSTART", 3, access=Access.RS),
-                Field("ADSTP", 4, access=Access.RS), Field("JADSTP", 5, access=Access.RS),
-                Field("ADVREGEN", 28, 2), Field("ADCALDIF", 30),
-                Field("ADCAL", 31, access=Access.RS)),
-                on_write=self._cr_written),
-            Register("CFGR", CFGR, fields=(
-                Field("DMAEN", 0), Field("DMACFG", 1), Field("RES", 3, 2), Field("ALIGN", 5),
-                Field("EXTSEL", 6, 4), Field("EXTEN", 10, 2), Field("OVRMOD", 12),
-                Field("CONT", 13), Field("AUTDLY", 14), Field("DISCEN", 16),
-                Field("DISCNUM", 17, 3), Field("JDISCEN", 20), Field("JQM", 21),
-                Field("AWD1SGL", 22), Field("AWD1EN", 23), Field("JAWD1EN", 24),
-                Field("JAUTO", 25), Field("AWD1CH", 26, 5))),
-            Register("SMPR1", SMPR1, write_mask=0x3FFF_FFF8),
-            Register("SMPR2", SMPR2, write_mask=0x07FF_FFFF),
-            Register("TR1", TR1, reset=0x0FFF_0000, write_mask=0x0FFF_0FFF, tagged=True),
-            Register("TR2", TR2, reset=0x00FF_0000, write_mask=0x00FF_00FF, tagged=True),
-            Register("TR3", TR3, reset=0x00FF_0000, write_mask=0x00FF_00FF, tagged=True),
+            self.isr, self.ier, self.cr, self.cfgr, *self.smpr,
+            thresholds("TR1", TR1, 12), thresholds("TR2", TR2, 8), thresholds("TR3", TR3, 8),
             *sq,
             Register("DR", DR, fields=(Field("RDATA", 0, 16, Access.RO),), on_read=self._dr_read),
-            Register("JSQR", JSQR, tagged=True),
-            *(Register(f"OFR{i + 1}", 0x60 + 4 * i, tagged=True) for i in range(4)),
-            *(Register(f"JDR{i + 1}", 0x80 + 4 * i, write_mask=0) for i in range(4)),
-            Register("AWD2CR", 0xA0, write_mask=0x7FFFE, tagged=True),
-            Register("AWD3CR", 0xA4, write_mask=0x7FFFE, tagged=True),
-            Register("DIFSEL", 0xB0, write_mask=0x7FFFE),
-            Register("CALFACT", CALFACT, write_mask=0x007F_007F),
+            Register("JSQR", JSQR, fields=(
+                Field("JL", 0, 2), Field("JEXTSEL", 2, 4), Field("JEXTEN", 6, 2),
+                *(Field(f"JSQ{i + 1}", 8 + 6 * i, 5) for i in range(4))), tagged=True),
+            *(Register(f"OFR{i + 1}", 0x60 + 4 * i, fields=(
+                Field("OFFSET", 0, 12), Field("CH", 26, 5), Field("EN", 31)), tagged=True)
+              for i in range(4)),
+            *(Register(f"JDR{i + 1}", 0x80 + 4 * i, fields=(Field("JDATA", 0, 16, Access.RO),))
+              for i in range(4)),
+            Register("AWD2CR", 0xA0, fields=(Field("AWD2CH", 1, 18),), tagged=True),
+            Register("AWD3CR", 0xA4, fields=(Field("AWD3CH", 1, 18),), tagged=True),
+            Register("DIFSEL", 0xB0, fields=(Field("DIFSEL", 1, 18),)),
+            self.calfact,
         ]
 
     def reset(self) -> None:
@@ -143,38 +149,36 @@ class Adc(Peripheral):
 
     def _sequence(self) -> list[int]:
         """Channels of the regular sequence, rank 1 first (SQR1.L + 1 of them)."""
-        length = (self.values[SQR[0]] & 0xF) + 1
-        chans = []
-        for rank in range(length):
-            reg, slot = (0, rank + 1) if rank < 4 else ((rank + 1) // 5, (rank + 1) % 5)
-            chans.append((self.values[SQR[reg]] >> 6 * slot) & 0x1F)
-        return chans
+        length = self.sqr[0]["L"].value + 1
+        return [self.sqr[(rank + 1) // 5][f"SQ{rank + 1}"].value for rank in range(length)]
 
     def _conversion_half_cycles(self, channel: int) -> int:
-        smpr = SMPR1 if channel < 10 else SMPR2
-        code = (self.values[smpr] >> 3 * (channel % 10)) & 7
+        smpr = self.smpr[0] if channel < 10 else self.smpr[1]
+        name = f"SMP{channel}"
+        code = smpr[name].value if name in smpr._by_name else 0
         return _SAMPLE_HALF[code] + 25
 
     # -- control -----------------------------------------------------------------
-    def _cr_written(self, value: int) -> None:
-        cr = self.values[CR]
-        if value & ADCAL and cr & ADCAL and not self._calibrating:
+    def _cr_written(self, old: int, new: int) -> None:
+        cr, isr = self.cr, self.isr
+        wrote = new                # the set-only bits as written: what this write asks for
+        if wrote & cr["ADCAL"].mask and not self._calibrating:
             self._calibrating = True
             self._schedule(self._core_cycles(2 * CAL_CYCLES), self._calibrated)
-        if value & ADDIS and cr & ADEN:
+        if wrote & cr["ADDIS"].mask and cr["ADEN"].value:
             self._stop()
-            self.values[CR] &= ~(ADEN | ADDIS)
-            self.values[ISR] &= ~ADRDY
-        elif value & ADEN and not cr & ADDIS:
-            self.values[ISR] |= ADRDY       # ready at once (tSTAB is below our resolution)
-        if value & ADSTP:
+            cr["ADEN"].value = cr["ADDIS"].value = 0
+            isr["ADRDY"].value = 0
+        elif wrote & cr["ADEN"].mask and not cr["ADDIS"].value:
+            isr["ADRDY"].value = 1       # ready at once (tSTAB is below our resolution)
+        if wrote & cr["ADSTP"].mask:
             self._stop()
-            self.values[CR] &= ~(ADSTART | ADSTP)
-        elif value & ADSTART and cr & ADEN and self._event is None:
+            cr["ADSTART"].value = cr["ADSTP"].value = 0
+        elif wrote & cr["ADSTART"].mask and cr["ADEN"].value and self._event is None:
             self._rank = 0
             self._start_conversion()
-        elif value & ADSTART and not cr & ADEN:
-            self.values[CR] &= ~ADSTART     # ignored unless the ADC is enabled
+        elif wrote & cr["ADSTART"].mask and not cr["ADEN"].value:
+            cr["ADSTART"].value = 0     # ignored unless the ADC is enabled
         self._update_irq()
 
     def _schedule(self, cycles: int, callback: Callable[[], None]) -> None:
@@ -190,8 +194,8 @@ class Adc(Peripheral):
     def _calibrated(self) -> None:
         self._event = None
         self._calibrating = False
-        self.values[CR] &= ~ADCAL
-        self.values[CALFACT] = (self.values[CALFACT] & ~0x7F) | 0x40
+        self.cr["ADCAL"].value = 0
+        self.calfact["CALFACT_S"].value = 0x40
 
     def _start_conversion(self) -> None:
         chans = self._sequence()
@@ -201,32 +205,33 @@ class Adc(Peripheral):
 
     def _converted(self, channel: int) -> None:
         self._event = None
-        res_bits = 12 - 2 * ((self.values[CFGR] >> 3) & 3)
+        cfgr, isr = self.cfgr, self.isr
+        res_bits = 12 - 2 * cfgr["RES"].value
         raw = (self.channel_values.get(channel, 0) & 0xFFF) >> (12 - res_bits)
-        data = raw << (16 - res_bits) if self.values[CFGR] & ALIGN else raw
-        if self.values[ISR] & EOC:
-            self.values[ISR] |= OVR
-            if not self.values[CFGR] & (1 << 12):   # OVRMOD=0: keep the old data
+        data = raw << (16 - res_bits) if cfgr["ALIGN"].value else raw
+        if isr["EOC"].value:
+            isr["OVR"].value = 1
+            if not cfgr["OVRMOD"].value:   # keep the old data
                 data = self._data
         self._data = data
-        self.values[ISR] |= EOSMP | EOC
-        if self.values[CFGR] & DMAEN and self.dma_request is not None:
+        isr["EOSMP"].value = isr["EOC"].value = 1
+        if cfgr["DMAEN"].value and self.dma_request is not None:
             self.dma_request()
         self._rank += 1
         if self._rank >= len(self._sequence()):
-            self.values[ISR] |= EOS
+            isr["EOS"].value = 1
             self._rank = 0
-            if not self.values[CFGR] & CONT:
-                self.values[CR] &= ~ADSTART
-        if self.values[CR] & ADSTART:
+            if not cfgr["CONT"].value:
+                self.cr["ADSTART"].value = 0
+        if self.cr["ADSTART"].value:
             self._start_conversion()
         self._update_irq()
 
     def _dr_read(self, stored: int) -> int:
-        if self.values[ISR] & EOC:
-            self.values[ISR] &= ~EOC
+        if self.isr["EOC"].value:
+            self.isr["EOC"].value = 0
             self._update_irq()
         return self._data
 
     def _update_irq(self) -> None:
-        self.irq.set(bool(self.values[ISR] & self.values[IER] & 0x7FF))
+        self.irq.set(any(f.value and self.ier[f.name + "IE"].value for f in self.isr.fields))

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from hwut.sim.regs import Access, Field, Peripheral, Register, flags
+from hwut.sim.regs import Access, Field, Peripheral, Register, flags, per_pin, word
 from hwut.sim.signals import ClockTree
 from hwut.sim.vclock import Event, VirtualClock
 
@@ -28,7 +28,17 @@ TXRQ = 1
 LBKM, SILM = 1 << 30, 1 << 31
 BANKS = 28
 #: NVIC interrupts: TX (shared with USB_HP), RX0 (shared with USB_LP), RX1, SCE.
-IRQS = {"irq_tx": 19, "irq_rx0": 20, "irq_rx1": 21, "irq_sce": 22}
+
+
+def _id_fields(request: str, access: Access = Access.RW) -> tuple[Field, ...]:
+    """TIxR/RIxR: STID/EXID, IDE, RTR and (TIxR) the transmit request bit."""
+    first = (Field(request, 0, access=access),) if request else ()
+    return (*first, Field("RTR", 1, access=access), Field("IDE", 2, access=access),
+            Field("EXID", 3, 18, access), Field("STID", 21, 11, access))
+
+
+def _data_fields(first: int, access: Access = Access.RW) -> tuple[Field, ...]:
+    return tuple(Field(f"DATA{first + i}", 8 * i, 8, access) for i in range(4))
 
 
 @dataclass(frozen=True)
@@ -65,7 +75,6 @@ class BxCan(Peripheral):
         self._fifos: tuple[deque[tuple[CanFrame, int]], deque[tuple[CanFrame, int]]] = (
             deque(), deque())
         self._pending: dict[int, Event] = {}
-        self._btr_before = 0
         super().__init__(name, base, note=note)
 
     # -- declarations --------------------------------------------------------
@@ -77,7 +86,7 @@ class BxCan(Peripheral):
             Field("INAK", 0, access=Access.RO), Field("SLAK", 1, access=Access.RO),
             *flags("ERRI", "WKUI", "SLAKI", start=2, access=Access.RC_W1),
             *flags("TXM", "RXM", "SAMP", "RX", start=8, access=Access.RO)),
-            on_write=lambda v: self._update_irq())
+            on_write=lambda old, new: self._update_irq())
         tsr: list[Field] = []
         for n in range(3):
             tsr += [Field(f"RQCP{n}", 8 * n, access=Access.RC_W1),
@@ -89,7 +98,7 @@ class BxCan(Peripheral):
                 *flags("TME0", "TME1", "TME2", "LOW0", "LOW1", "LOW2", start=26, access=Access.RO)]
         yield Register("TSR", TSR, reset=0x1C00_0000, fields=tuple(tsr), on_write=self._tsr_written)
         for n, off in enumerate((RF0R, RF1R)):
-            def rfr_written(_v: int, n: int = n) -> None:
+            def rfr_written(old: int, new: int, n: int = n) -> None:
                 self._rfr_written(n)
 
             yield Register(f"RF{n}R", off, fields=(
@@ -99,37 +108,44 @@ class BxCan(Peripheral):
         yield Register("IER", IER, fields=(
             *flags("TMEIE", "FMPIE0", "FFIE0", "FOVIE0", "FMPIE1", "FFIE1", "FOVIE1"),
             *flags("EWGIE", "EPVIE", "BOFIE", "LECIE", start=8), Field("ERRIE", 15),
-            Field("WKUIE", 16), Field("SLKIE", 17)), on_write=lambda v: self._update_irq())
+            Field("WKUIE", 16), Field("SLKIE", 17)), on_write=lambda old, new: self._update_irq())
         yield Register("ESR", ESR, fields=(
             *flags("EWGF", "EPVF", "BOFF", access=Access.RO), Field("LEC", 4, 3),
             Field("TEC", 16, 8, access=Access.RO), Field("REC", 24, 8, access=Access.RO)))
         yield Register("BTR", BTR, reset=0x0123_0000, fields=(
             Field("BRP", 0, 10), Field("TS1", 16, 4), Field("TS2", 20, 3), Field("SJW", 24, 2),
-            Field("LBKM", 30), Field("SILM", 31)), on_write=self._btr_written)
+            Field("LBKM", 30), Field("SILM", 31)),
+            # BTR can only change in initialisation mode (RM0316 31.9.2).
+            writable_when=lambda: bool(self.values[MSR] & INAK))
         for n in range(3):
             off = TX_BASE + 0x10 * n
 
-            def tir_written(_v: int, n: int = n) -> None:
+            def tir_written(old: int, new: int, n: int = n) -> None:
                 self._tir_written(n)
 
-            yield Register(f"TI{n}R", off, on_write=tir_written)
-            yield Register(f"TDT{n}R", off + 4, write_mask=0xFFFF_010F)
-            yield Register(f"TDL{n}R", off + 8)
-            yield Register(f"TDH{n}R", off + 12)
+            yield Register(f"TI{n}R", off, fields=_id_fields("TXRQ"), on_write=tir_written)
+            yield Register(f"TDT{n}R", off + 4, fields=(
+                Field("DLC", 0, 4), Field("TGT", 8), Field("TIME", 16, 16)))
+            yield Register(f"TDL{n}R", off + 8, fields=_data_fields(0))
+            yield Register(f"TDH{n}R", off + 12, fields=_data_fields(4))
         for n in range(2):
             off = RX_BASE + 0x10 * n
             for i, reg in enumerate(("RI", "RDT", "RDL", "RDH")):
                 def rx_word(_stored: int, n: int = n, i: int = i) -> int:
                     return self._rx_word(n, i)
 
-                yield Register(f"{reg}{n}R", off + 4 * i, write_mask=0, on_read=rx_word)
+                fields = (_id_fields("", Access.RO) if i == 0 else
+                          (Field("DLC", 0, 4, Access.RO), Field("FMI", 8, 8, Access.RO),
+                           Field("TIME", 16, 16, Access.RO)) if i == 1 else
+                          _data_fields(4 * (i - 2), Access.RO))
+                yield Register(f"{reg}{n}R", off + 4 * i, fields=fields, on_read=rx_word)
         yield Register("FMR", FMR, reset=0x2A1C_0E01, fields=(
             Field("FINIT", 0), Field("CAN2SB", 8, 6)))
         for name, off in (("FM1R", FM1R), ("FS1R", FS1R), ("FFA1R", FFA1R), ("FA1R", FA1R)):
-            yield Register(name, off, write_mask=(1 << BANKS) - 1)
+            yield Register(name, off, fields=per_pin(name[:-2] + "x", BANKS, 1))
         for bank in range(BANKS):
-            yield Register(f"F{bank}R1", FILTERS + 8 * bank)
-            yield Register(f"F{bank}R2", FILTERS + 8 * bank + 4)
+            yield Register(f"F{bank}R1", FILTERS + 8 * bank, fields=word("FB"))
+            yield Register(f"F{bank}R2", FILTERS + 8 * bank + 4, fields=word("FB"))
 
     def reset(self) -> None:
         for ev in self._pending.values():
@@ -141,16 +157,7 @@ class BxCan(Peripheral):
         self._update_irq()
 
     # -- modes ---------------------------------------------------------------
-    def write(self, offset: int, size: int, value: int) -> None:
-        self._btr_before = self.values[BTR]
-        super().write(offset, size, value)
-
-    def _btr_written(self, value: int) -> None:
-        # BTR can only change in initialisation mode (RM0316 31.9.2).
-        if not self.values[MSR] & INAK:
-            self.values[BTR] = self._btr_before
-
-    def _mcr_written(self, value: int) -> None:
+    def _mcr_written(self, old: int, new: int) -> None:
         mcr = self.values[MCR]
         if mcr & RESET:
             self.reset()
@@ -226,7 +233,7 @@ class BxCan(Peripheral):
         self.values[TSR] |= 1 << (26 + n)
         self._update_irq()
 
-    def _tsr_written(self, value: int) -> None:
+    def _tsr_written(self, old: int, value: int) -> None:
         for n in range(3):
             if value >> (8 * n) & 1:        # clearing RQCP clears TXOK, ALST, TERR
                 self.values[TSR] &= ~(0xF << 8 * n)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hwut.sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.regs import Access, Field, Peripheral, Register, word
 
 DR, IDR, CR, INIT, POL = 0x00, 0x04, 0x08, 0x10, 0x14
 #: POLYSIZE encodings: 32, 16, 8, 7 bits.
@@ -39,8 +39,8 @@ class Crc(Peripheral):
                 Field("RESET", 0, access=Access.WO), Field("POLYSIZE", 3, 2),
                 Field("REV_IN", 5, 2), Field("REV_OUT", 7),
             ), on_write=self._cr_written),
-            Register("INIT", INIT, reset=0xFFFF_FFFF),
-            Register("POL", POL, reset=0x04C1_1DB7),
+            Register("INIT", INIT, reset=0xFFFF_FFFF, fields=word("CRC_INIT")),
+            Register("POL", POL, reset=0x04C1_1DB7, fields=word("POL")),
         ]
 
     def reset(self) -> None:
@@ -48,28 +48,29 @@ class Crc(Peripheral):
         self._crc = 0xFFFF_FFFF
 
     def write(self, offset: int, size: int, value: int) -> None:
-        self._size = size          # the data size of a DR write is the access size
+        # The data size of a DR write is the access size, which no register sees.
+        self._size = size
         self._lane = offset & 3
         super().write(offset, size, value)
 
     def _bits(self) -> int:
-        return _POLY_BITS[(self.values[CR] >> 3) & 3]
+        return _POLY_BITS[self.regs["CR"]["POLYSIZE"].value]
 
-    def _cr_written(self, value: int) -> None:
+    def _cr_written(self, old: int, value: int) -> None:
         if value & 1:
-            self._crc = self.values[INIT] & ((1 << self._bits()) - 1)
+            self._crc = self.regs["INIT"].value & ((1 << self._bits()) - 1)
 
-    def _dr_written(self, value: int) -> None:
+    def _dr_written(self, old: int, value: int) -> None:
         width = 8 * self._size
         data = (value >> 8 * self._lane) & ((1 << width) - 1)
-        rev_in = (self.values[CR] >> 5) & 3
+        rev_in = self.regs["CR"]["REV_IN"].value
         if rev_in:
             unit = min(width, 8 << (rev_in - 1))
             data = sum(_reverse((data >> s) & ((1 << unit) - 1), unit) << s
                        for s in range(0, width, unit))
         n = self._bits()
         mask = (1 << n) - 1
-        poly = self.values[POL] & mask
+        poly = self.regs["POL"].value & mask
         crc = self._crc & mask
         for i in range(width - 1, -1, -1):
             feedback = ((crc >> (n - 1)) & 1) ^ ((data >> i) & 1)
@@ -80,4 +81,4 @@ class Crc(Peripheral):
 
     def _dr_read(self, stored: int) -> int:
         n = self._bits()
-        return _reverse(self._crc, n) if self.values[CR] & 0x80 else self._crc
+        return _reverse(self._crc, n) if self.regs["CR"]["REV_OUT"].value else self._crc

@@ -1,7 +1,8 @@
-"""DBGMCU of the STM32F303xE (RM0316 section 33): the device identity and freeze bits.
+"""DBGMCU of the STM32F303 (RM0316 section 33): the device identity and freeze bits.
 
 Firmware and debuggers read IDCODE to learn the part (DEV_ID 0x446 is the
-STM32F303xD/E); the freeze bits are kept as written (no debugger halts here).
+STM32F303xD/E, 0x422 the xB/xC; the SoC description gives each part's value);
+the freeze bits are kept as written (no debugger halts here).
 """
 from __future__ import annotations
 
@@ -9,13 +10,12 @@ from collections.abc import Callable
 
 from hwut.sim.regs import Access, Field, Peripheral, Register
 
-IDCODE_F303XE = 0x1003_6446
-
 
 class Dbgmcu(Peripheral):
     """Debug MCU registers at 0xE0042000."""
 
-    def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None, idcode: int = IDCODE_F303XE) -> None:
+    def __init__(self, name: str, base: int, *, idcode: int,
+                 note: Callable[[str], None] | None = None) -> None:
         self._idcode = idcode
         super().__init__(name, base, note=note)
 

@@ -11,21 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 
-from hwut.sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.regs import Access, Field, Peripheral, Register, word
 
 from .irq import IrqOut
 
 ISR, IFCR = 0x00, 0x04
-EN, TCIE, HTIE, TEIE, DIR, CIRC, PINC, MINC, MEM2MEM = (
-    1, 2, 4, 8, 16, 32, 64, 128, 1 << 14)
-GIF, TCIF, HTIF, TEIF = 1, 2, 4, 8
-#: NVIC interrupts per controller, channel 1 first (RM0316 vector table).
-IRQS: dict[str, tuple[int, ...]] = {
-    "DMA1": (11, 12, 13, 14, 15, 16, 17),
-    "DMA2": (56, 57, 58, 59, 60),
-}
-BASES = {"DMA1": 0x4002_0000, "DMA2": 0x4002_0400}
-
 BusRead = Callable[[int, int], int]
 BusWrite = Callable[[int, int, int], None]
 
@@ -43,10 +33,11 @@ class Dma(Peripheral):
     """
 
     def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None,
-                 channels: int | None = None,
+                 channels: int = 7,
                  bus_read: BusRead | None = None, bus_write: BusWrite | None = None,
                  irqs: Mapping[int, IrqOut] | None = None) -> None:
-        self.channels = channels or len(IRQS.get(name, IRQS["DMA1"]))
+        #: Channels of this controller (DMA1: 7, DMA2: 5); the SoC description gives it.
+        self.channels = channels
         self.bus_read = bus_read
         self.bus_write = bus_write
         self.irqs = dict(irqs or {})
@@ -57,33 +48,39 @@ class Dma(Peripheral):
         super().__init__(name, base, note=note)
 
     def registers(self) -> Iterable[Register]:
+        #: Per channel: its registers by kind (CCR, CNDTR, CPAR, CMAR).
+        self._chan: dict[int, dict[str, Register]] = {}
         isr_fields = []
         for ch in range(1, self.channels + 1):
             for i, flag in enumerate(("GIF", "TCIF", "HTIF", "TEIF")):
                 isr_fields.append(Field(f"{flag}{ch}", 4 * (ch - 1) + i, access=Access.RO))
-        yield Register("ISR", ISR, fields=tuple(isr_fields))
+        self.isr = Register("ISR", ISR, fields=tuple(isr_fields))
+        yield self.isr
         yield Register("IFCR", IFCR, fields=tuple(
             Field(f"C{f.name}", f.lsb, access=Access.WO) for f in isr_fields),
             on_write=self._ifcr_written)
         for ch in range(1, self.channels + 1):
             off = _ch_offset(ch)
 
-            def ccr_written(_v: int, ch: int = ch) -> None:
+            def ccr_written(old: int, new: int, ch: int = ch) -> None:
                 self._ccr_written(ch)
 
-            def cndtr_written(_v: int, ch: int = ch) -> None:
-                self._cndtr_written(ch)
+            def idle(ch: int = ch) -> bool:
+                return ch not in self._pointers
 
-            yield Register(f"CCR{ch}", off, fields=(
+            ccr = Register(f"CCR{ch}", off, fields=(
                 Field("EN", 0), Field("TCIE", 1), Field("HTIE", 2), Field("TEIE", 3),
                 Field("DIR", 4), Field("CIRC", 5), Field("PINC", 6), Field("MINC", 7),
                 Field("PSIZE", 8, 2), Field("MSIZE", 10, 2), Field("PL", 12, 2),
                 Field("MEM2MEM", 14),
             ), on_write=ccr_written)
-            yield Register(f"CNDTR{ch}", off + 4, fields=(Field("NDT", 0, 16),),
-                           on_write=cndtr_written)
-            yield Register(f"CPAR{ch}", off + 8)
-            yield Register(f"CMAR{ch}", off + 12)
+            # CNDTR is read-only while the channel is enabled.
+            cndtr = Register(f"CNDTR{ch}", off + 4, fields=(Field("NDT", 0, 16),),
+                             writable_when=idle)
+            cpar = Register(f"CPAR{ch}", off + 8, fields=word("PA"))
+            cmar = Register(f"CMAR{ch}", off + 12, fields=word("MA"))
+            self._chan[ch] = {"CCR": ccr, "CNDTR": cndtr, "CPAR": cpar, "CMAR": cmar}
+            yield from (ccr, cndtr, cpar, cmar)
 
     def reset(self) -> None:
         self._remaining = {}
@@ -93,30 +90,30 @@ class Dma(Peripheral):
         self._update_irq()
 
     # -- configuration -------------------------------------------------------------
+    def _flag(self, name: str, ch: int) -> Field:
+        return self.isr[f"{name}{ch}"]
+
     def _ccr_written(self, ch: int) -> None:
-        ccr = self.values[_ch_offset(ch)]
-        if ccr & EN and ch not in self._pointers:
+        regs = self._chan[ch]
+        ccr = regs["CCR"]
+        if ccr["EN"].value and ch not in self._pointers:
             # Enabling latches the addresses and the count (RM0316 13.4.3).
-            off = _ch_offset(ch)
-            total = self.values[off + 4] & 0xFFFF
-            self._pointers[ch] = (self.values[off + 8], self.values[off + 12], total)
+            total = regs["CNDTR"]["NDT"].value
+            self._pointers[ch] = (regs["CPAR"].value, regs["CMAR"].value, total)
             self._remaining[ch] = total
-            if ccr & MEM2MEM:
+            if ccr["MEM2MEM"].value:
                 while ch in self._pointers and self._remaining.get(ch):
                     self._transfer(ch)
-        elif not ccr & EN:
+        elif not ccr["EN"].value:
             self._pointers.pop(ch, None)
         self._update_irq()
 
-    def _cndtr_written(self, ch: int) -> None:
-        if ch in self._pointers:     # read-only while the channel is enabled
-            self.values[_ch_offset(ch) + 4] = self._remaining.get(ch, 0)
-
-    def _ifcr_written(self, value: int) -> None:
-        for ch in range(self.channels):
-            if value >> 4 * ch & GIF:       # CGIF clears all four flags of the channel
-                value |= 0xF << 4 * ch
-        self.values[ISR] &= ~value
+    def _ifcr_written(self, old: int, value: int) -> None:
+        for ch in range(1, self.channels + 1):
+            if value & self.regs["IFCR"][f"CGIF{ch}"].mask:   # CGIF clears all four flags
+                for flag in ("GIF", "TCIF", "HTIF", "TEIF"):
+                    self._flag(flag, ch).value = 0
+        self.isr.value &= ~value        # each CxxIF clears the flag at its position
         self._update_irq()
 
     # -- requests ----------------------------------------------------------------
@@ -141,15 +138,15 @@ class Dma(Peripheral):
         self._update_irq()
 
     def _transfer(self, ch: int) -> None:
-        off = _ch_offset(ch)
-        ccr = self.values[off]
-        psize = 1 << ((ccr >> 8) & 3)
-        msize = 1 << ((ccr >> 10) & 3)
+        regs = self._chan[ch]
+        ccr = regs["CCR"]
+        psize = 1 << ccr["PSIZE"].value
+        msize = 1 << ccr["MSIZE"].value
         par, mar, total = self._pointers[ch]
         done = total - self._remaining[ch]
-        paddr = par + (done * psize if ccr & PINC else 0)
-        maddr = mar + (done * msize if ccr & MINC else 0)
-        src, ssize, dst, dsize = ((maddr, msize, paddr, psize) if ccr & DIR
+        paddr = par + (done * psize if ccr["PINC"].value else 0)
+        maddr = mar + (done * msize if ccr["MINC"].value else 0)
+        src, ssize, dst, dsize = ((maddr, msize, paddr, psize) if ccr["DIR"].value
                                   else (paddr, psize, maddr, msize))
         if self.bus_read is None or self.bus_write is None:
             self._error(ch)
@@ -163,27 +160,23 @@ class Dma(Peripheral):
             return
         self._remaining[ch] -= 1
         left = self._remaining[ch]
-        shift = 4 * (ch - 1)
         if left == total // 2:
-            self.values[ISR] |= (GIF | HTIF) << shift
+            self._flag("GIF", ch).value = self._flag("HTIF", ch).value = 1
         if left == 0:
-            self.values[ISR] |= (GIF | TCIF) << shift
-            if ccr & CIRC and not ccr & MEM2MEM:
+            self._flag("GIF", ch).value = self._flag("TCIF", ch).value = 1
+            if ccr["CIRC"].value and not ccr["MEM2MEM"].value:
                 self._remaining[ch] = total
-        self.values[off + 4] = (self.values[off + 4] & ~0xFFFF) | self._remaining[ch]
+        regs["CNDTR"]["NDT"].value = self._remaining[ch]
 
     def _error(self, ch: int) -> None:
-        off = _ch_offset(ch)
-        self.values[ISR] |= (GIF | TEIF) << 4 * (ch - 1)
-        self.values[off] &= ~EN
+        self._flag("GIF", ch).value = self._flag("TEIF", ch).value = 1
+        self._chan[ch]["CCR"]["EN"].value = 0
         self._pointers.pop(ch, None)
 
     def _update_irq(self) -> None:
         """A channel's line is high while an enabled flag of it is set."""
-        isr = self.values[ISR]
         for ch, out in self.irqs.items():
-            ccr = self.values.get(_ch_offset(ch), 0)
-            flags = (isr >> 4 * (ch - 1)) & 0xF
-            enabled = (TCIF if ccr & TCIE else 0) | (HTIF if ccr & HTIE else 0) \
-                | (TEIF if ccr & TEIE else 0)
-            out.set(bool(flags & enabled))
+            ccr = self._chan[ch]["CCR"] if ch in self._chan else None
+            out.set(ccr is not None and any(
+                self._flag(flag, ch).value and ccr[flag[:-1] + "E"].value
+                for flag in ("TCIF", "HTIF", "TEIF")))

@@ -60,7 +60,7 @@ class Exti(Peripheral):
         for bank, (imr, emr, rtsr, ftsr, swier, pr) in enumerate(_BANKS):
             n = bank + 1
             yield Register(f"IMR{n}", imr, _IMR_RESET[bank], per_pin("MR", 32, 1),
-                           on_write=lambda v: self._update_irq())
+                           on_write=lambda old, new: self._update_irq())
             yield Register(f"EMR{n}", emr, 0, per_pin("MR", 32, 1))
             yield Register(f"RTSR{n}", rtsr, 0, per_pin("TR", 32, 1))
             yield Register(f"FTSR{n}", ftsr, 0, per_pin("TR", 32, 1))
@@ -95,7 +95,7 @@ class Exti(Peripheral):
         if new and not old:
             self._trigger(line)
 
-    def _pr_written(self, bank: int, value: int) -> None:
+    def _pr_written(self, bank: int, old: int, value: int) -> None:
         _, _, _, _, swier, pr = _BANKS[bank]
         self.values[swier] &= ~value          # clearing PR clears SWIER too
         self._update_irq()

@@ -18,13 +18,6 @@ ACR, KEYR, OPTKEYR, SR, CR, AR, OBR, WRPR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 
 KEY1, KEY2 = 0x4567_0123, 0xCDEF_89AB
 RDPRT_KEY = 0x00A5
 
-# SR bits
-BSY, PGERR, WRPRTERR, EOP = 1, 1 << 2, 1 << 4, 1 << 5
-# CR bits
-PG, PER, MER, OPTPG, OPTER, STRT, LOCK, OPTWRE, ERRIE, EOPIE, OBL_LAUNCH = (
-    1, 2, 4, 1 << 4, 1 << 5, 1 << 6, 1 << 7, 1 << 9, 1 << 10, 1 << 12, 1 << 13)
-
-FLASH_BASE = 0x0800_0000
 PAGE_SIZE = 2048
 
 
@@ -39,8 +32,7 @@ class FlashInterface(Peripheral):
     """FLASH registers; ``flash_base``/``flash_size`` of the array come from the SoC spec."""
 
     def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None,
-                 memory: FlashArray | None = None, flash_base: int = FLASH_BASE,
-                 flash_size: int = 512 * 1024,
+                 flash_base: int, flash_size: int, memory: FlashArray | None = None,
                  irq: IrqOut | None = None, obr_reset: int = 0xFFFF_7F00,
                  wrpr_reset: int = 0xFFFF_FFFF) -> None:
         self.memory = memory
@@ -54,29 +46,34 @@ class FlashInterface(Peripheral):
         self._opt_step = 0
         self._locked_out = False
         self._far = 0
-        self._cr_before = LOCK
         super().__init__(name, base, note=note)
 
     def registers(self) -> list[Register]:
+        self.sr = Register("SR", SR, fields=(
+            Field("BSY", 0, access=Access.RO), Field("PGERR", 2, access=Access.RC_W1),
+            Field("WRPRTERR", 4, access=Access.RC_W1), Field("EOP", 5, access=Access.RC_W1),
+        ), on_write=lambda old, new: self._update_irq())
+        self.cr = Register("CR", CR, fields=(
+            Field("PG", 0), Field("PER", 1), Field("MER", 2), Field("OPTPG", 4),
+            Field("OPTER", 5), Field("STRT", 6, access=Access.RS),
+            Field("LOCK", 7, access=Access.RS), Field("OPTWRE", 9, access=Access.RC_W0),
+            Field("ERRIE", 10), Field("EOPIE", 12), Field("OBL_LAUNCH", 13, access=Access.RS),
+        ), on_write=self._cr_written,
+            # FLASH_CR is write-protected while locked (setting LOCK again is harmless).
+            writable_when=lambda: not self.lock.value)
+        self.cr.reset = self.cr["LOCK"].mask
+        self.lock = self.cr["LOCK"]
+        self.acr = Register("ACR", ACR, reset=0x30, fields=(
+            Field("LATENCY", 0, 3), Field("HLFCYA", 3), Field("PRFTBE", 4),
+            Field("PRFTBS", 5, access=Access.RO),
+        ), on_write=self._acr_written)
         return [
-            Register("ACR", ACR, reset=0x30, fields=(
-                Field("LATENCY", 0, 3), Field("HLFCYA", 3), Field("PRFTBE", 4),
-                Field("PRFTBS", 5, access=Access.RO),
-            ), on_write=self._acr_written),
+            self.acr,
             Register("KEYR", KEYR, fields=(Field("FKEYR", 0, 32, Access.WO),),
                      on_write=self._keyr_written),
             Register("OPTKEYR", OPTKEYR, fields=(Field("OPTKEYR", 0, 32, Access.WO),),
                      on_write=self._optkeyr_written),
-            Register("SR", SR, fields=(
-                Field("BSY", 0, access=Access.RO), Field("PGERR", 2, access=Access.RC_W1),
-                Field("WRPRTERR", 4, access=Access.RC_W1), Field("EOP", 5, access=Access.RC_W1),
-            ), on_write=lambda v: self._update_irq()),
-            Register("CR", CR, reset=LOCK, fields=(
-                Field("PG", 0), Field("PER", 1), Field("MER", 2), Field("OPTPG", 4),
-                Field("OPTER", 5), Field("STRT", 6, access=Access.RS),
-                Field("LOCK", 7, access=Access.RS), Field("OPTWRE", 9, access=Access.RC_W0),
-                Field("ERRIE", 10), Field("EOPIE", 12), Field("OBL_LAUNCH", 13, access=Access.RS),
-            ), on_write=self._cr_written),
+            self.sr, self.cr,
             Register("AR", AR, fields=(Field("FAR", 0, 32, Access.WO),),
                      on_write=self._ar_written),
             Register("OBR", OBR, reset=self._obr_reset, fields=(
@@ -97,22 +94,21 @@ class FlashInterface(Peripheral):
         self._update_irq()
 
     # -- ACR ---------------------------------------------------------------------
-    def _acr_written(self, value: int) -> None:
+    def _acr_written(self, old: int, value: int) -> None:
         # PRFTBS reports whether the prefetch buffer is on; it follows PRFTBE.
-        acr = self.values[ACR]
-        self.values[ACR] = (acr & ~0x20) | ((acr & 0x10) << 1)
+        self.acr["PRFTBS"].value = self.acr["PRFTBE"].value
 
     # -- keys ----------------------------------------------------------------------
-    def _keyr_written(self, value: int) -> None:
+    def _keyr_written(self, old: int, value: int) -> None:
         key = value & 0xFFFF_FFFF
-        if self._locked_out or not self.values[CR] & LOCK:
+        if self._locked_out or not self.lock.value:
             self._wrong_key()   # any write once unlocked is a wrong sequence too
             return
         if self._key_step == 0 and key == KEY1:
             self._key_step = 1
         elif self._key_step == 1 and key == KEY2:
             self._key_step = 0
-            self.values[CR] &= ~LOCK
+            self.lock.value = 0
         else:
             self._wrong_key()
 
@@ -120,16 +116,16 @@ class FlashInterface(Peripheral):
         """A wrong key locks FLASH_CR until the next reset (and a bus error on the chip)."""
         self._locked_out = True
         self._key_step = 0
-        self.values[CR] |= LOCK
+        self.lock.value = 1
         self.note("wrong flash key sequence: locked until reset")
 
-    def _optkeyr_written(self, value: int) -> None:
+    def _optkeyr_written(self, old: int, value: int) -> None:
         key = value & 0xFFFF_FFFF
         if self._opt_step == 0 and key == KEY1:
             self._opt_step = 1
-        elif self._opt_step == 1 and key == KEY2 and not self.values[CR] & LOCK:
+        elif self._opt_step == 1 and key == KEY2 and not self.lock.value:
             self._opt_step = 0
-            self.values[CR] |= OPTWRE
+            self.cr["OPTWRE"].value = 1
         else:
             self._opt_step = 0
 
@@ -138,31 +134,23 @@ class FlashInterface(Peripheral):
         """SR also changes when the machine programs a half-word (not a register write)."""
         return None if offset & ~3 == SR else super().stable_until(offset)
 
-    def write(self, offset: int, size: int, value: int) -> None:
-        self._cr_before = self.values[CR]
-        super().write(offset, size, value)
-
-    def _ar_written(self, value: int) -> None:
+    def _ar_written(self, old: int, value: int) -> None:
         self._far = value   # write-only: kept for the next page erase
 
-    def _cr_written(self, value: int) -> None:
-        if self._cr_before & LOCK:
-            # FLASH_CR is write-protected while locked; setting LOCK again is harmless.
-            self.values[CR] = self._cr_before
-            return
-        cr = self.values[CR]
-        if cr & STRT:
-            if cr & PER:
+    def _cr_written(self, old: int, new: int) -> None:
+        cr = self.cr
+        if cr["STRT"].value:
+            if cr["PER"].value:
                 self._erase(self._far, PAGE_SIZE)
-            elif cr & MER:
+            elif cr["MER"].value:
                 self._erase(self.flash_base, self.flash_size)
-            elif cr & OPTER:
+            elif cr["OPTER"].value:
                 self.note("option byte erase not modelled")
                 self._done()
-            self.values[CR] &= ~STRT
-        if cr & OBL_LAUNCH:
+            cr["STRT"].value = 0
+        if cr["OBL_LAUNCH"].value:
             self.note("option byte reload (OBL_LAUNCH) not modelled")
-            self.values[CR] &= ~OBL_LAUNCH
+            cr["OBL_LAUNCH"].value = 0
         self._update_irq()
 
     def _erase(self, address: int, length: int) -> None:
@@ -175,7 +163,7 @@ class FlashInterface(Peripheral):
             self._done()
             return
         if not self.flash_base <= start < self.flash_base + self.flash_size:
-            self.values[SR] |= WRPRTERR
+            self.sr["WRPRTERR"].value = 1
             self._update_irq()
             return
         self.memory.write(start, b"\xff" * length)
@@ -187,21 +175,20 @@ class FlashInterface(Peripheral):
         The chip refuses (PGERR) to program a location that is not erased,
         unless the new value is 0; it also refuses while locked or without PG.
         """
-        cr = self.values[CR]
-        if cr & LOCK or not cr & PG or self.memory is None:
-            self.values[SR] |= PGERR
+        if self.lock.value or not self.cr["PG"].value or self.memory is None:
+            self.sr["PGERR"].value = 1
             self._update_irq()
             return False
         if address < self.flash_size:
             address += self.flash_base  # written through the boot alias at 0
         if address & 1 or not self.flash_base <= address < self.flash_base + self.flash_size:
-            self.values[SR] |= PGERR
+            self.sr["PGERR"].value = 1
             self._update_irq()
             return False
         current = int.from_bytes(self.memory.read(address, 2), "little")
         value &= 0xFFFF
         if current != 0xFFFF and value != 0:
-            self.values[SR] |= PGERR
+            self.sr["PGERR"].value = 1
             self._update_irq()
             return False
         self.memory.write(address, value.to_bytes(2, "little"))
@@ -209,9 +196,11 @@ class FlashInterface(Peripheral):
         return True
 
     def _done(self) -> None:
-        self.values[SR] = (self.values[SR] & ~BSY) | EOP
+        self.sr["BSY"].value = 0
+        self.sr["EOP"].value = 1
         self._update_irq()
 
     def _update_irq(self) -> None:
-        sr, cr = self.values[SR], self.values[CR]
-        self.irq.set(bool(cr & EOPIE and sr & EOP) or bool(cr & ERRIE and sr & (PGERR | WRPRTERR)))
+        sr, cr = self.sr, self.cr
+        self.irq.set(bool(cr["EOPIE"].value and sr["EOP"].value) or bool(
+            cr["ERRIE"].value and (sr["PGERR"].value or sr["WRPRTERR"].value)))

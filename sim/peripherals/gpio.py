@@ -19,28 +19,21 @@ from hwut.sim.vclock import VirtualClock
 MODER, OTYPER, OSPEEDR, PUPDR, IDR, ODR, BSRR, LCKR, AFRL, AFRH, BRR = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20, 0x24, 0x28)
 
-#: Reset values that differ per port (RM0316 11.4): the debug pins are
-#: configured at reset (PA13/14/15, PB3/4).
-RESETS = {
-    "A": {MODER: 0xA800_0000, OSPEEDR: 0x0C00_0000, PUPDR: 0x6400_0000},
-    "B": {MODER: 0x0000_0280, PUPDR: 0x0000_0100},
-}
-#: Registers a completed LCKR sequence freezes: (field width, first pin).
-_LOCKABLE = {MODER: (2, 0), OTYPER: (1, 0), OSPEEDR: (2, 0), PUPDR: (2, 0),
-             AFRL: (4, 0), AFRH: (4, 8)}
 
 Listener = Callable[[int, int], None]
 
 
 class GpioPort(Peripheral):
-    """One port (A..F); ``port`` is its letter, used for the reset values."""
+    """One port (A..H); ``resets`` are the reset values that differ from 0 on this
+    port (register name → value; the SoC description has them: the debug pins)."""
 
     def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
-                 note: Callable[[str], None] | None = None, port: str | None = None,
+                 note: Callable[[str], None] | None = None,
+                 resets: dict[str, int] | None = None,
                  external: dict[int, int] | None = None, floating_level: int = 0) -> None:
         self.clock = clock
         self.clocks = clocks
-        self.port = (port or name[-1]).upper()
+        self.resets = dict(resets or {})
         #: Board wiring: the level a pin has when nothing drives it.
         self.external: dict[int, int] = dict(external or {})
         #: What a pin with nothing on it and its own pull off reads (board data).
@@ -53,36 +46,42 @@ class GpioPort(Peripheral):
         self._lock_pins = 0
         self._lock_active = False
         self._locked = 0
-        self._lock_values: dict[int, int] = {}
         self._last_pins = 0
         self._last_outputs: dict[int, int] = {}
         super().__init__(name, base, note=note)
 
     # -- declarations --------------------------------------------------------
     def registers(self) -> list[Register]:
-        resets = RESETS.get(self.port, {})
+        resets = self.resets
         changed = self._config_written
+
+        def config(name: str, off: int, fields: tuple[Field, ...]) -> Register:
+            return Register(name, off, resets.get(name, 0), fields,
+                            on_write=lambda old, new: changed(name, old))
+
+        self.moder = config("MODER", MODER, per_pin("MODER", 16, 2))
+        self.otyper = config("OTYPER", OTYPER, per_pin("OT", 16, 1))
+        self.pupdr = config("PUPDR", PUPDR, per_pin("PUPDR", 16, 2))
+        self.odr = Register("ODR", ODR, 0, per_pin("ODR", 16, 1),
+                            on_write=lambda old, new: self._pins_changed())
+        self.lckr = Register("LCKR", LCKR, 0, per_pin("LCK", 16, 1) + (Field("LCKK", 16),),
+                             on_write=self._lckr_written, on_read=self._lckr_read)
+        self.lckk = self.lckr["LCKK"]
         return [
-            Register("MODER", MODER, resets.get(MODER, 0), per_pin("MODER", 16, 2),
-                     on_write=lambda v: changed(MODER)),
-            Register("OTYPER", OTYPER, 0, per_pin("OT", 16, 1), on_write=lambda v: changed(OTYPER)),
-            Register("OSPEEDR", OSPEEDR, resets.get(OSPEEDR, 0), per_pin("OSPEEDR", 16, 2),
-                     on_write=lambda v: changed(OSPEEDR)),
-            Register("PUPDR", PUPDR, resets.get(PUPDR, 0), per_pin("PUPDR", 16, 2),
-                     on_write=lambda v: changed(PUPDR)),
+            self.moder, self.otyper,
+            config("OSPEEDR", OSPEEDR, per_pin("OSPEEDR", 16, 2)),
+            self.pupdr,
             # IDR changes only through writes and set_input (a clock event or the host):
             # stable for the machine's read cache, so button-wait loops run natively.
             Register("IDR", IDR, 0, per_pin("IDR", 16, 1, Access.RO), on_read=self._idr_read,
                      stable=True),
-            Register("ODR", ODR, 0, per_pin("ODR", 16, 1), on_write=lambda v: self._pins_changed()),
+            self.odr,
             Register("BSRR", BSRR, 0, per_pin("BS", 16, 1, Access.WO)
                      + tuple(Field(f"BR{i}", 16 + i, 1, Access.WO) for i in range(16)),
                      on_write=self._bsrr_written),
-            Register("LCKR", LCKR, 0, per_pin("LCK", 16, 1) + (Field("LCKK", 16),),
-                     on_write=self._lckr_written, on_read=self._lckr_read),
-            Register("AFRL", AFRL, 0, per_pin("AFRL", 8, 4), on_write=lambda v: changed(AFRL)),
-            Register("AFRH", AFRH, 0, tuple(Field(f"AFRH{i + 8}", 4 * i, 4) for i in range(8)),
-                     on_write=lambda v: changed(AFRH)),
+            self.lckr,
+            config("AFRL", AFRL, per_pin("AFRL", 8, 4)),
+            config("AFRH", AFRH, tuple(Field(f"AFRH{i + 8}", 4 * i, 4) for i in range(8))),
             Register("BRR", BRR, 0, per_pin("BR", 16, 1, Access.WO), on_write=self._brr_written),
         ]
 
@@ -90,7 +89,6 @@ class GpioPort(Peripheral):
         self._lock_step = 0
         self._lock_active = False
         self._locked = 0
-        self._lock_values = {}
         super().reset()
         self._pins_changed()
 
@@ -118,8 +116,8 @@ class GpioPort(Peripheral):
     # -- pin levels -------------------------------------------------------------
     def pin_levels(self) -> int:
         """The 16 pin levels as IDR shows them."""
-        moder, otyper, pupdr = self.values[MODER], self.values[OTYPER], self.values[PUPDR]
-        odr = self.values[ODR]
+        moder, otyper, pupdr = self.moder.value, self.otyper.value, self.pupdr.value
+        odr = self.odr.value
         levels = 0
         for pin in range(16):
             mode = (moder >> 2 * pin) & 3
@@ -145,7 +143,7 @@ class GpioPort(Peripheral):
         return self.floating_level
 
     def _outputs(self) -> dict[int, int]:
-        moder, odr = self.values[MODER], self.values[ODR]
+        moder, odr = self.moder.value, self.odr.value
         return {pin: odr >> pin & 1 for pin in range(16) if (moder >> 2 * pin) & 3 == 1}
 
     def _pins_changed(self) -> None:
@@ -171,38 +169,39 @@ class GpioPort(Peripheral):
         # Every change goes through _pins_changed, which keeps this current.
         return self._last_pins
 
-    def _config_written(self, offset: int) -> None:
+    def _config_written(self, name: str, old: int) -> None:
         if self._locked:
-            mask = self._lock_mask(offset)
-            frozen = self._lock_values[offset]
-            self.values[offset] = (self.values[offset] & ~mask) | (frozen & mask)
+            reg = self.regs[name]
+            mask = self._lock_mask(reg)
+            reg.value = (reg.value & ~mask) | (old & mask)   # locked pins keep their value
         self._pins_changed()
 
-    def _lock_mask(self, offset: int) -> int:
-        width, first = _LOCKABLE[offset]
+    def _lock_mask(self, reg: Register) -> int:
+        """The bits of ``reg`` that belong to locked pins (AFRH: pins 8-15)."""
         mask = 0
-        for pin in range(16):
-            slot = pin - first
-            if self._locked >> pin & 1 and 0 <= slot < 32 // width:
-                mask |= ((1 << width) - 1) << width * slot
+        for f in reg.fields:
+            pin = int(f.name.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+            if self._locked >> pin & 1:
+                mask |= f.mask
         return mask
 
-    def _bsrr_written(self, value: int) -> None:
-        # Set and reset both requested: set wins (RM0316 11.4.7).
-        odr = self.values[ODR]
-        self.values[ODR] = ((odr & ~(value >> 16)) | value) & 0xFFFF
+    def _bsrr_written(self, old: int, new: int) -> None:
+        # BSx in the low half, BRx in the high half; both requested: set wins (RM0316 11.4.7).
+        sets, resets = new & 0xFFFF, new >> 16
+        self.odr.value = (self.odr.value & ~resets) | sets
         self._pins_changed()
 
-    def _brr_written(self, value: int) -> None:
-        self.values[ODR] &= ~value & 0xFFFF
+    def _brr_written(self, old: int, new: int) -> None:
+        self.odr.value &= ~new
         self._pins_changed()
 
-    def _lckr_written(self, value: int) -> None:
+    def _lckr_written(self, old: int, new: int) -> None:
         """Lock key sequence: LCKK=1, 0, 1 with the same LCK bits, then a read."""
         if self._lock_active:
-            self.values[LCKR] = (1 << 16) | self._locked   # frozen until reset
+            self.lckr.value = old                           # frozen until reset
             return
-        lckk, lck = value >> 16 & 1, value & 0xFFFF
+        lckk = self.lckk.value
+        lck = self.lckr.value & ~self.lckk.mask
         expected = (1, 0, 1)
         if self._lock_step < 3 and lckk == expected[self._lock_step] and (
                 self._lock_step == 0 or lck == self._lock_pins):
@@ -211,13 +210,12 @@ class GpioPort(Peripheral):
         else:
             self._lock_step = 1 if lckk == 1 else 0
             self._lock_pins = lck
-        # LCKK reads 0 until the sequence completes.
-        self.values[LCKR] = self.values[LCKR] & 0xFFFF
+        self.lckk.value = 0          # LCKK reads 0 until the sequence completes
 
     def _lckr_read(self, stored: int) -> int:
         if self._lock_step == 3 and not self._lock_active:
             self._lock_active = True
             self._locked = self._lock_pins
-            self._lock_values = {off: self.values[off] for off in _LOCKABLE}
-            self.values[LCKR] = (1 << 16) | self._lock_pins
-        return self.values[LCKR]
+            self.lckr.value = self._lock_pins
+            self.lckk.value = 1
+        return self.lckr.value

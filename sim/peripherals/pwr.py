@@ -29,7 +29,10 @@ class Pwr(Peripheral):
             )),
         ]
 
-    def _cr_written(self, value: int) -> None:
+    def _cr_written(self, old: int, new: int) -> None:
         # CWUF/CSBF clear the wakeup and standby flags; PVDO stays 0 (VDD is fine).
-        clear = (WUF if value & 4 else 0) | (SBF if value & 8 else 0)
-        self.values[CSR] &= ~clear
+        cr, csr = self.regs["CR"], self.regs["CSR"]
+        if new & cr["CWUF"].mask:
+            csr["WUF"].value = 0
+        if new & cr["CSBF"].mask:
+            csr["SBF"].value = 0

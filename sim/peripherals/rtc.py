@@ -13,17 +13,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from hwut.sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.regs import Access, Field, Peripheral, Register, flags, word
 from hwut.sim.signals import ClockTree
 from hwut.sim.vclock import PS_PER_S, Event, VirtualClock
 
 TR, DR, CR, ISR, PRER, WUTR, ALRMAR, ALRMBR, WPR, SSR = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x1C, 0x20, 0x24, 0x28)
-ALRAWF, ALRBWF, WUTWF, INITS, RSF, INITF, INIT = 1, 2, 4, 16, 32, 64, 128
-ALRAF, ALRBF, WUTF = 1 << 8, 1 << 9, 1 << 10
-WUTE, ALRAE, ALRBE, ALRAIE, WUTIE = 1 << 10, 1 << 8, 1 << 9, 1 << 12, 1 << 14
-#: ISR bits software may write (the rest are status).
-_ISR_WRITABLE = INIT | ALRAF | ALRBF | WUTF | RSF | (0xFF << 11)
 _EPOCH = dt.datetime(2000, 1, 1)
 
 
@@ -57,37 +52,82 @@ class Rtc(Peripheral):
         self._start = _EPOCH
         self._running = False
         self._events: dict[str, Event] = {}
-        self._before = 0
         super().__init__(name, base, note=note)
 
     def registers(self) -> list[Register]:
-        guarded = self._guarded
-        return [
-            Register("TR", TR, write_mask=0x007F_7F7F, on_read=self._tr_read,
-                     on_write=guarded(TR)),
-            Register("DR", DR, reset=0x0000_2101, write_mask=0x00FF_FF3F,
-                     on_read=self._dr_read, on_write=guarded(DR)),
-            Register("CR", CR, write_mask=0x00FF_FF7F, on_write=guarded(CR)),
-            Register("ISR", ISR, reset=ALRAWF | ALRBWF | WUTWF, write_mask=_ISR_WRITABLE,
-                     on_write=guarded(ISR)),
-            Register("PRER", PRER, reset=0x007F_00FF, write_mask=0x007F_7FFF,
-                     on_write=guarded(PRER)),
-            Register("WUTR", WUTR, reset=0xFFFF, write_mask=0xFFFF, on_write=guarded(WUTR)),
-            Register("ALRMAR", ALRMAR, on_write=guarded(ALRMAR)),
-            Register("ALRMBR", ALRMBR, on_write=guarded(ALRMBR)),
-            Register("WPR", WPR, fields=(Field("KEY", 0, 8, Access.WO),), on_write=self._wpr),
-            Register("SSR", SSR, write_mask=0, on_read=self._ssr_read),
-            Register("SHIFTR", 0x2C, tagged=True),
-            Register("TSTR", 0x30, write_mask=0), Register("TSDR", 0x34, write_mask=0),
-            Register("TSSSR", 0x38, write_mask=0),
-            Register("CALR", 0x3C, tagged=True), Register("TAFCR", 0x40, tagged=True),
-            Register("ALRMASSR", 0x44), Register("ALRMBSSR", 0x48),
-            *(Register(f"BKP{i}R", 0x50 + 4 * i) for i in range(16)),
-        ]
+        unlocked = self._unlocked
 
-    def write(self, offset: int, size: int, value: int) -> None:
-        self._before = self.values.get(offset & ~3, 0)
-        super().write(offset, size, value)
+        def in_init() -> bool:      # TR, DR, PRER: only in init mode, unlocked
+            return unlocked() and bool(self.initf.value)
+
+        def time_fields(access: Access = Access.RW) -> tuple[Field, ...]:
+            return (Field("SU", 0, 4, access), Field("ST", 4, 3, access),
+                    Field("MNU", 8, 4, access), Field("MNT", 12, 3, access),
+                    Field("HU", 16, 4, access), Field("HT", 20, 2, access),
+                    Field("PM", 22, access=access))
+
+        def date_fields(access: Access = Access.RW) -> tuple[Field, ...]:
+            return (Field("DU", 0, 4, access), Field("DT", 4, 2, access),
+                    Field("MU", 8, 4, access), Field("MT", 12, access=access),
+                    Field("WDU", 13, 3, access), *((Field("YU", 16, 4, access),
+                                                     Field("YT", 20, 4, access))
+                                                    if access is Access.RW else ()))
+
+        def alarm_fields() -> tuple[Field, ...]:
+            return (Field("SU", 0, 4), Field("ST", 4, 3), Field("MSK1", 7),
+                    Field("MNU", 8, 4), Field("MNT", 12, 3), Field("MSK2", 15),
+                    Field("HU", 16, 4), Field("HT", 20, 2), Field("PM", 22), Field("MSK3", 23),
+                    Field("DU", 24, 4), Field("DT", 28, 2), Field("WDSEL", 30), Field("MSK4", 31))
+
+        rc_w0, ro = Access.RC_W0, Access.RO
+        self.cr = Register("CR", CR, fields=(
+            Field("WUCKSEL", 0, 3), *flags("TSEDGE", "REFCKON", "BYPSHAD", "FMT", start=3),
+            *flags("ALRAE", "ALRBE", "WUTE", "TSE", "ALRAIE", "ALRBIE", "WUTIE", "TSIE",
+                   "ADD1H", "SUB1H", "BKP", "COSEL", "POL", start=8),
+            Field("OSEL", 21, 2), Field("COE", 23)),
+            on_write=self._cr_written, writable_when=unlocked)
+        self.isr = Register("ISR", ISR, fields=(
+            *flags("ALRAWF", "ALRBWF", "WUTWF", "SHPF", "INITS", access=ro),
+            Field("RSF", 5, access=rc_w0), Field("INITF", 6, access=ro), Field("INIT", 7),
+            *flags("ALRAF", "ALRBF", "WUTF", "TSF", "TSOVF", "TAMP1F", "TAMP2F", "TAMP3F",
+                   "RECALPF", start=8, access=rc_w0)),
+            on_write=self._isr_written)
+        isr = self.isr
+        isr.reset = isr["ALRAWF"].mask | isr["ALRBWF"].mask | isr["WUTWF"].mask
+        self.initf, self.init = isr["INITF"], isr["INIT"]
+        return [
+            Register("TR", TR, fields=time_fields(), on_read=self._tr_read,
+                     writable_when=in_init),
+            Register("DR", DR, reset=0x0000_2101, fields=date_fields(),
+                     on_read=self._dr_read, writable_when=in_init),
+            self.cr, self.isr,
+            Register("PRER", PRER, reset=0x007F_00FF, fields=(
+                Field("PREDIV_S", 0, 15), Field("PREDIV_A", 16, 7)), writable_when=in_init),
+            Register("WUTR", WUTR, reset=0xFFFF, fields=(Field("WUT", 0, 16),),
+                     writable_when=unlocked),
+            Register("ALRMAR", ALRMAR, fields=alarm_fields(),
+                     on_write=lambda old, new: self._schedule_alarm(), writable_when=unlocked),
+            Register("ALRMBR", ALRMBR, fields=alarm_fields(), writable_when=unlocked),
+            Register("WPR", WPR, fields=(Field("KEY", 0, 8, Access.WO),), on_write=self._wpr),
+            Register("SSR", SSR, fields=(Field("SS", 0, 16, ro),), on_read=self._ssr_read),
+            Register("SHIFTR", 0x2C, fields=(Field("SUBFS", 0, 15, Access.WO),
+                                             Field("ADD1S", 31, access=Access.WO)), tagged=True),
+            Register("TSTR", 0x30, fields=time_fields(ro)),
+            Register("TSDR", 0x34, fields=date_fields(ro)),
+            Register("TSSSR", 0x38, fields=(Field("SS", 0, 16, ro),)),
+            Register("CALR", 0x3C, fields=(
+                Field("CALM", 0, 9), Field("CALW16", 13), Field("CALW8", 14), Field("CALP", 15)),
+                tagged=True),
+            Register("TAFCR", 0x40, fields=(
+                *flags("TAMP1E", "TAMP1TRG", "TAMPIE", "TAMP2E", "TAMP2TRG", "TAMP3E",
+                       "TAMP3TRG", "TAMPTS"), Field("TAMPFREQ", 8, 3), Field("TAMPFLT", 11, 2),
+                Field("TAMPPRCH", 13, 2), Field("TAMPPUDIS", 15), Field("PC13VALUE", 18),
+                Field("PC13MODE", 19), Field("PC14VALUE", 20), Field("PC14MODE", 21),
+                Field("PC15VALUE", 22), Field("PC15MODE", 23)), tagged=True),
+            Register("ALRMASSR", 0x44, fields=(Field("SS", 0, 15), Field("MASKSS", 24, 4))),
+            Register("ALRMBSSR", 0x48, fields=(Field("SS", 0, 15), Field("MASKSS", 24, 4))),
+            *(Register(f"BKP{i}R", 0x50 + 4 * i, fields=word("BKP")) for i in range(16)),
+        ]
 
     def reset(self) -> None:
         for ev in self._events.values():
@@ -101,27 +141,12 @@ class Rtc(Peripheral):
         self._running = True
 
     # -- write protection ----------------------------------------------------
-    def _wpr(self, value: int) -> None:
+    def _wpr(self, old: int, value: int) -> None:
         key = value & 0xFF
         self._key = 1 if key == 0xCA else (2 if key == 0x53 and self._key == 1 else 0)
 
     def _unlocked(self) -> bool:
         return self._key == 2
-
-    def _guarded(self, offset: int) -> Callable[[int], None]:
-        """Writes to protected registers are ignored until WPR is unlocked (ISR flags excepted)."""
-        def written(value: int) -> None:
-            if offset == ISR:
-                self._isr_written()
-                return
-            if not self._unlocked() or (offset in (TR, DR, PRER) and not self.values[ISR] & INITF):
-                self.values[offset] = self._before
-                return
-            if offset == CR:
-                self._cr_written()
-            elif offset == ALRMAR:
-                self._schedule_alarm()
-        return written
 
     # -- the calendar --------------------------------------------------------
     def _seconds_hz(self) -> tuple[int, int]:
@@ -168,41 +193,39 @@ class Rtc(Peripheral):
         return prediv_s - sub
 
     # -- ISR: init mode and synchronisation ----------------------------------
-    def _isr_written(self) -> None:
-        isr, before = self.values[ISR], self._before
+    def _isr_written(self, old: int, new: int) -> None:
+        """The flags clear by writing 0 (rc_w0, done by the declaration); INIT enters
+        and leaves init mode, and is write-protected like the calendar."""
+        isr, init = self.isr, self.init
+        was_init = old & init.mask
         if not self._unlocked():
-            isr = (isr & ~INIT) | (before & INIT)       # INIT is write-protected
-        # Flags are cleared by writing 0; writing 1 keeps them (rc_w0).
-        flags = ALRAF | ALRBF | WUTF | RSF | (0x3F << 11)
-        isr = (isr & ~flags) | (before & isr & flags)
-        if isr & INIT and not before & INIT:
+            init.value = bool(was_init)
+        if init.value and not was_init:
             self.values[TR], self.values[DR] = self._tr_read(0), self._dr_read(0)
             self._start = self.now()
             self._running = False
-            isr |= INITF
-        elif not isr & INIT and before & INIT:
-            isr &= ~INITF
+            self.initf.value = 1
+        elif not init.value and was_init:
+            self.initf.value = 0
             self._start = self._calendar_in_registers()
             self._start_ps = self.clock.now_ps()
             self._running = True
             self._schedule_alarm()
-        if not isr & RSF:
-            isr |= RSF       # shadow registers resynchronise two RTCCLK cycles later
-        isr = (isr & ~INITS) | (INITS if self.values[DR] >> 16 & 0xFF else 0)
-        self.values[ISR] = isr
+        isr["RSF"].value = 1     # shadow registers resynchronise two RTCCLK cycles later
+        isr["INITS"].value = bool(self.regs["DR"]["YU"].value or self.regs["DR"]["YT"].value)
 
     # -- wakeup timer and alarm A ---------------------------------------------
-    def _cr_written(self) -> None:
-        cr, before = self.values[CR], self._before
-        if cr & WUTE and not before & WUTE:
+    def _cr_written(self, old: int, new: int) -> None:
+        cr, isr = self.cr, self.isr
+        wute = cr["WUTE"]
+        if wute.value and not old & wute.mask:
             self._schedule_wakeup()
-        elif not cr & WUTE:
+        elif not wute.value:
             self._cancel("wakeup")
         # The write flags say when WUTR/ALRMxR may change: while the unit is off.
-        isr = self.values[ISR] & ~(WUTWF | ALRAWF | ALRBWF)
-        isr |= (0 if cr & WUTE else WUTWF) | (0 if cr & ALRAE else ALRAWF) \
-            | (0 if cr & ALRBE else ALRBWF)
-        self.values[ISR] = isr
+        isr["WUTWF"].value = not wute.value
+        isr["ALRAWF"].value = not cr["ALRAE"].value
+        isr["ALRBWF"].value = not cr["ALRBE"].value
         self._schedule_alarm()
 
     def _cancel(self, what: str) -> None:
@@ -213,7 +236,7 @@ class Rtc(Peripheral):
     def _wakeup_period_ps(self) -> int:
         """WUCKSEL: RTC/16, /8, /4, /2 (WUTR+1 ticks), or 1 Hz (WUTR+1 s, +2^16 with 11x)."""
         rtcclk, per_second = self._seconds_hz()
-        wucksel = self.values[CR] & 7
+        wucksel = self.cr["WUCKSEL"].value
         count = (self.values[WUTR] & 0xFFFF) + 1
         if wucksel < 4:
             return count * (16 >> wucksel) * PS_PER_S // rtcclk
@@ -228,10 +251,10 @@ class Rtc(Peripheral):
 
     def _wakeup_due(self) -> None:
         self._events.pop("wakeup", None)
-        self.values[ISR] |= WUTF
-        if self.values[CR] & WUTIE and self.on_wakeup is not None:
+        self.isr["WUTF"].value = 1
+        if self.cr["WUTIE"].value and self.on_wakeup is not None:
             self.on_wakeup()
-        if self.values[CR] & WUTE:
+        if self.cr["WUTE"].value:
             self._schedule_wakeup()
 
     def _alarm_matches(self, t: dt.datetime) -> bool:
@@ -245,7 +268,7 @@ class Rtc(Peripheral):
     def _schedule_alarm(self) -> None:
         """Alarm A is checked once per calendar second while it is enabled."""
         self._cancel("alarm")
-        if not self.values[CR] & ALRAE or not self._running:
+        if not self.cr["ALRAE"].value or not self._running:
             return
         rtcclk, per_second = self._seconds_hz()
         elapsed = (self.clock.now_ps() - self._start_ps) * rtcclk // PS_PER_S
@@ -256,7 +279,7 @@ class Rtc(Peripheral):
     def _alarm_tick(self) -> None:
         self._events.pop("alarm", None)
         if self._alarm_matches(self.now()):
-            self.values[ISR] |= ALRAF
-            if self.values[CR] & ALRAIE and self.on_alarm is not None:
+            self.isr["ALRAF"].value = 1
+            if self.cr["ALRAIE"].value and self.on_alarm is not None:
                 self.on_alarm()
         self._schedule_alarm()

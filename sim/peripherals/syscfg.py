@@ -23,6 +23,11 @@ class Syscfg(Peripheral):
         super().__init__(name, base, note=note)
 
     def registers(self) -> list[Register]:
+        exticr = [Register(f"EXTICR{n + 1}", off,
+                           fields=tuple(Field(f"EXTI{4 * n + i}", 4 * i, 4) for i in range(4)))
+                  for n, off in enumerate(EXTICR_OFFSETS)]
+        #: The port selection of each EXTI line 0..15.
+        self._exti_port = [f for reg in exticr for f in reg.fields]
         return [
             Register("CFGR1", 0x00, reset=0x7C00_0000 | self._mem_mode, fields=(
                 Field("MEM_MODE", 0, 2, on_write=self._remap),
@@ -37,20 +42,26 @@ class Syscfg(Peripheral):
             )),
             Register("RCR", 0x04, fields=tuple(Field(f"PAGE{i}_WP", i) for i in range(8)),
                      tagged=True),
-            *(Register(f"EXTICR{n + 1}", off,
-                       fields=tuple(Field(f"EXTI{4 * n + i}", 4 * i, 4) for i in range(4)))
-              for n, off in enumerate(EXTICR_OFFSETS)),
+            *exticr,
             Register("CFGR2", 0x18, fields=(
                 Field("LOCKUP_LOCK", 0), Field("SRAM_PARITY_LOCK", 1), Field("PVD_LOCK", 2),
                 Field("BYP_ADDR_PAR", 4), Field("SRAM_PEF", 8, access=Access.RC_W1),
             )),
-            Register("CFGR4", 0x48, tagged=True),
-            Register("CFGR3", 0x50, tagged=True),
+            Register("CFGR4", 0x48, fields=(
+                *flags("ADC12_EXT2_RMP", "ADC12_EXT3_RMP", "ADC12_EXT5_RMP", "ADC12_EXT13_RMP",
+                       "ADC12_EXT15_RMP", "ADC12_JEXT3_RMP", "ADC12_JEXT6_RMP",
+                       "ADC12_JEXT13_RMP", "ADC34_EXT5_RMP", "ADC34_EXT6_RMP",
+                       "ADC34_EXT15_RMP", "ADC34_JEXT5_RMP", "ADC34_JEXT11_RMP",
+                       "ADC34_JEXT14_RMP"),), tagged=True),
+            Register("CFGR3", 0x50, fields=(
+                Field("SPI1_RX_DMA_RMP", 0, 2), Field("SPI1_TX_DMA_RMP", 2, 2),
+                Field("I2C1_RX_DMA_RMP", 4, 2), Field("I2C1_TX_DMA_RMP", 6, 2),
+                Field("ADC2_DMA_RMP", 8, 2)), tagged=True),
         ]
 
     def port_of_line(self, line: int) -> int:
         """Port index (0 = A .. 7 = H) selected for EXTI ``line`` (0..15)."""
-        return (self.values[EXTICR_OFFSETS[line >> 2]] >> 4 * (line & 3)) & 0xF
+        return self._exti_port[line].value
 
     def _remap(self, old: int, new: int) -> None:
         if self.on_remap is not None and old != new:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import partial
 
-from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags
+from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags, tag
 from hwut.sim.signals import ClockTree
 from hwut.sim.vclock import Event, VirtualClock
 
@@ -55,30 +55,15 @@ KINDS: dict[str, TimerKind] = {
     "tim16": TimerKind(channels=1, has_dir=False, rcr_bits=8, has_bdtr=True),
     "advanced": TimerKind(rcr_bits=16, has_bdtr=True, extra_channels=True),
 }
-#: Family and timer clock of each STM32F303 timer.
-TIMERS: dict[str, tuple[str, str]] = {
-    "TIM1": ("advanced", "TIMCLK2"), "TIM8": ("advanced", "TIMCLK2"),
-    "TIM20": ("advanced", "TIMCLK2"),
-    "TIM2": ("general32", "TIMCLK1"), "TIM3": ("general16", "TIMCLK1"),
-    "TIM4": ("general16", "TIMCLK1"),
-    "TIM6": ("basic", "TIMCLK1"), "TIM7": ("basic", "TIMCLK1"),
-    "TIM15": ("tim15", "TIMCLK2"), "TIM16": ("tim16", "TIMCLK2"), "TIM17": ("tim16", "TIMCLK2"),
-}
-#: Base addresses (RM0316 memory map).
-BASES: dict[str, int] = {
-    "TIM2": 0x4000_0000, "TIM3": 0x4000_0400, "TIM4": 0x4000_0800, "TIM6": 0x4000_1000,
-    "TIM7": 0x4000_1400, "TIM1": 0x4001_2C00, "TIM8": 0x4001_3400, "TIM15": 0x4001_4000,
-    "TIM16": 0x4001_4400, "TIM17": 0x4001_4800, "TIM20": 0x4001_5000,
-}
-#: NVIC numbers, per timer and output (``irq`` = one line for everything).
-IRQS: dict[str, dict[str, int]] = {
-    "TIM1": {"brk": 24, "up": 25, "trg_com": 26, "cc": 27},
-    "TIM8": {"brk": 43, "up": 44, "trg_com": 45, "cc": 46},
-    "TIM20": {"brk": 77, "up": 78, "trg_com": 79, "cc": 80},
-    "TIM2": {"irq": 28}, "TIM3": {"irq": 29}, "TIM4": {"irq": 30},
-    "TIM6": {"irq": 54}, "TIM7": {"irq": 55},
-    "TIM15": {"irq": 24}, "TIM16": {"irq": 25}, "TIM17": {"irq": 26},
-}
+
+def _ccmr(first: int, second: int) -> list[Field]:
+    """CCMRx for two channels in output-compare layout (input capture reuses the bits:
+    the model reads CCxS, OCxPE and the input filter bits as the same positions)."""
+    out: list[Field] = []
+    for ch, lsb in ((first, 0), (second, 8)):
+        out += [Field(f"CC{ch}S", lsb, 2), Field(f"OC{ch}FE", lsb + 2), Field(f"OC{ch}PE", lsb + 3),
+                Field(f"OC{ch}M", lsb + 4, 3), Field(f"OC{ch}CE", lsb + 7)]
+    return out + [Field(f"OC{first}M_3", 16), Field(f"OC{second}M_3", 24)]
 
 
 @dataclass
@@ -108,7 +93,8 @@ class _Segment:
 
 
 class Timer(Peripheral):
-    """Any STM32F303 timer; ``kind`` and ``clock_name`` default from the name (TIM1..TIM17).
+    """Any STM32F303 timer; ``kind`` (a key of ``KINDS``) and ``clock_name`` (the
+    ClockTree name of its timer clock) come from the SoC description.
 
     Interrupts: ``irq`` for timers with one NVIC line (or everything ORed);
     ``irq_up``/``irq_cc``/``irq_brk``/``irq_trg_com`` for TIM1/TIM8. Shared
@@ -117,16 +103,15 @@ class Timer(Peripheral):
 
     def __init__(self, name: str, base: int, *, clock: VirtualClock, clocks: ClockTree,
                  note: Callable[[str], None] | None = None,
-                 kind: str | None = None, clock_name: str | None = None,
+                 kind: str = "general16", clock_name: str = "TIMCLK1",
                  irq: IrqOut | None = None, irq_up: IrqOut | None = None,
                  irq_cc: IrqOut | None = None, irq_brk: IrqOut | None = None,
                  irq_trg_com: IrqOut | None = None,
                  dma_request: Callable[[str], None] | None = None) -> None:
-        family, default_clock = TIMERS.get(name, ("general16", "TIMCLK1"))
-        self.kind = KINDS[kind or family]
+        self.kind = KINDS[kind]
         self.clock = clock
         self.clocks = clocks
-        self.clock_name = clock_name or default_clock
+        self.clock_name = clock_name
         self.irq, self.irq_up, self.irq_cc = irq, irq_up, irq_cc
         self.irq_brk, self.irq_trg_com = irq_brk, irq_trg_com
         #: Called with "UP" or "CC1".."CC4" for each DMA request (UDE, CCxDE).
@@ -188,13 +173,17 @@ class Timer(Peripheral):
                 Field("SMS", 0, 3), Field("OCCS", 3), Field("TS", 4, 3), Field("MSM", 7),
                 Field("ETF", 8, 4), Field("ETPS", 12, 2), Field("ECE", 14), Field("ETP", 15),
                 Field("SMS3", 16)), on_write=cfg))
-            regs.append(Register("CCMR1", CCMR1, write_mask=0x0101_FFFF, on_write=cfg))
-            regs.append(Register("CCER", CCER, write_mask=0x0033_FFFF, on_write=cfg))
+            regs.append(Register("CCMR1", CCMR1, fields=_ccmr(1, 2), on_write=cfg))
+            ccer = [f for i in range(1, 5) for f in (
+                Field(f"CC{i}E", 4 * i - 4), Field(f"CC{i}P", 4 * i - 3),
+                Field(f"CC{i}NE", 4 * i - 2), Field(f"CC{i}NP", 4 * i - 1))]
+            ccer += [Field("CC5E", 16), Field("CC5P", 17), Field("CC6E", 20), Field("CC6P", 21)]
+            regs.append(Register("CCER", CCER, fields=ccer, on_write=cfg))
             regs.append(Register("DCR", DCR, fields=(Field("DBA", 0, 5), Field("DBL", 8, 5)),
                                  tagged=True))
-            regs.append(Register("DMAR", DMAR, tagged=True))
+            regs.append(Register("DMAR", DMAR, fields=(tag("DMAB", 0, 32),)))
         if nch > 2:
-            regs.append(Register("CCMR2", CCMR2, write_mask=0x0101_FFFF, on_write=cfg))
+            regs.append(Register("CCMR2", CCMR2, fields=_ccmr(3, 4), on_write=cfg))
         for i in range(nch):
             regs.append(Register(f"CCR{i + 1}", CCR_OFFSETS[i],
                                  fields=(Field(f"CCR{i + 1}", 0, self.kind.counter_bits),),
@@ -208,9 +197,11 @@ class Timer(Peripheral):
                 Field("BKF", 16, 4), Field("BK2F", 20, 4), Field("BK2E", 24),
                 Field("BK2P", 25))))
         if k.extra_channels:
-            regs += [Register("CCMR3", CCMR3, write_mask=0x0101_FCFC, tagged=True),
-                     Register("CCR5", CCR5, write_mask=0xE000_FFFF, tagged=True),
-                     Register("CCR6", CCR6, write_mask=0xFFFF, tagged=True)]
+            regs += [Register("CCMR3", CCMR3, fields=[f for f in _ccmr(5, 6) if not f.name.endswith("S")], tagged=True),
+                     Register("CCR5", CCR5, fields=(
+                         Field("CCR5", 0, 16), *flags("GC5C1", "GC5C2", "GC5C3", start=29)),
+                         tagged=True),
+                     Register("CCR6", CCR6, fields=(Field("CCR6", 0, 16),), tagged=True)]
         return regs
 
     # -- lifecycle -------------------------------------------------------------
@@ -443,7 +434,7 @@ class Timer(Peripheral):
             self.dma_request(f"CC{ch + 1}")
 
     # -- register behaviour --------------------------------------------------------
-    def _config_written(self, value: int = 0) -> None:
+    def _config_written(self, old: int = 0, new: int = 0) -> None:
         """Any configuration write: follow CEN/DIR, and the registers without preload."""
         cr1, run = self.values[CR1], self._run
         if cr1 & CEN and not run.running:
@@ -472,7 +463,7 @@ class Timer(Peripheral):
             self._noted_modes.add(text)
             self.note(text)
 
-    def _egr_written(self, value: int) -> None:
+    def _egr_written(self, old: int, value: int) -> None:
         if value & 1:   # UG: reinitialise the counter and generate an update event
             run = self._run
             if self.values[CR1] & UDIS:
@@ -491,7 +482,7 @@ class Timer(Peripheral):
             value = (value & 0x7FFF_FFFF) | ((self.values[SR] & UIF) << 31)
         return value
 
-    def _cnt_written(self, value: int) -> None:
+    def _cnt_written(self, old: int, new: int) -> None:
         self._run.cnt = self.values[CNT] & self._max
 
     # -- input capture ---------------------------------------------------------

@@ -43,12 +43,21 @@ def _core_peripherals() -> tuple[PeripheralSpec, ...]:
     )
 
 
-def _device_peripherals(flash_size: int, gpio_ports: str) -> tuple[PeripheralSpec, ...]:
-    gpio = tuple(PeripheralSpec(f"GPIO{port}", f"{P}.gpio:GpioPort", 0x4800_0000 + 0x400 * i)
+#: GPIO reset values that differ from 0 (RM0316 11.4): the debug pins are
+#: configured at reset (PA13/14/15, PB3/4).
+GPIO_RESETS: dict[str, dict[str, int]] = {
+    "GPIOA": {"MODER": 0xA800_0000, "OSPEEDR": 0x0C00_0000, "PUPDR": 0x6400_0000},
+    "GPIOB": {"MODER": 0x0000_0280, "PUPDR": 0x0000_0100},
+}
+
+
+def _device_peripherals(gpio_ports: str, idcode: int) -> tuple[PeripheralSpec, ...]:
+    gpio = tuple(PeripheralSpec(f"GPIO{port}", f"{P}.gpio:GpioPort", 0x4800_0000 + 0x400 * i,
+                                args={"resets": GPIO_RESETS.get(f"GPIO{port}", {})})
                  for i, port in enumerate(gpio_ports))
     serial = (
         PeripheralSpec("USART1", f"{P}.usart:Usart", 0x4001_3800, {"irq": 37},
-                       {"clock_name": "USART1CLK"}),
+                       {"clock_name": "USART1CLK", "default_clock": "PCLK2"}),
         PeripheralSpec("USART2", f"{P}.usart:Usart", 0x4000_4400, {"irq": 38},
                        {"clock_name": "USART2CLK"}),
         PeripheralSpec("USART3", f"{P}.usart:Usart", 0x4000_4800, {"irq": 39},
@@ -58,47 +67,55 @@ def _device_peripherals(flash_size: int, gpio_ports: str) -> tuple[PeripheralSpe
         PeripheralSpec("UART5", f"{P}.usart:Usart", 0x4000_5000, {"irq": 53},
                        {"clock_name": "UART5CLK"}),
     )
-    timer = f"{P}.timer:Timer"
+    def timer(name: str, base: int, irqs: dict, kind: str, clock_name: str) -> PeripheralSpec:
+        return PeripheralSpec(name, f"{P}.timer:Timer", base, irqs,
+                              {"kind": kind, "clock_name": clock_name})
+
     timers = (
-        PeripheralSpec("TIM2", timer, 0x4000_0000, {"irq": 28}),
-        PeripheralSpec("TIM3", timer, 0x4000_0400, {"irq": 29}),
-        PeripheralSpec("TIM4", timer, 0x4000_0800, {"irq": 30}),
-        PeripheralSpec("TIM6", timer, 0x4000_1000, {"irq": 54}),
-        PeripheralSpec("TIM7", timer, 0x4000_1400, {"irq": 55}),
-        PeripheralSpec("TIM1", timer, 0x4001_2C00,
-                       {"irq_brk": 24, "irq_up": 25, "irq_trg_com": 26, "irq_cc": 27}),
-        PeripheralSpec("TIM8", timer, 0x4001_3400,
-                       {"irq_brk": 43, "irq_up": 44, "irq_trg_com": 45, "irq_cc": 46}),
-        PeripheralSpec("TIM15", timer, 0x4001_4000, {"irq": 24}),
-        PeripheralSpec("TIM16", timer, 0x4001_4400, {"irq": 25}),
-        PeripheralSpec("TIM17", timer, 0x4001_4800, {"irq": 26}),
+        timer("TIM2", 0x4000_0000, {"irq": 28}, "general32", "TIMCLK1"),
+        timer("TIM3", 0x4000_0400, {"irq": 29}, "general16", "TIMCLK1"),
+        timer("TIM4", 0x4000_0800, {"irq": 30}, "general16", "TIMCLK1"),
+        timer("TIM6", 0x4000_1000, {"irq": 54}, "basic", "TIMCLK1"),
+        timer("TIM7", 0x4000_1400, {"irq": 55}, "basic", "TIMCLK1"),
+        timer("TIM1", 0x4001_2C00, {"irq_brk": 24, "irq_up": 25, "irq_trg_com": 26, "irq_cc": 27},
+              "advanced", "TIMCLK2"),
+        timer("TIM8", 0x4001_3400, {"irq_brk": 43, "irq_up": 44, "irq_trg_com": 45, "irq_cc": 46},
+              "advanced", "TIMCLK2"),
+        timer("TIM15", 0x4001_4000, {"irq": 24}, "tim15", "TIMCLK2"),
+        timer("TIM16", 0x4001_4400, {"irq": 25}, "tim16", "TIMCLK2"),
+        timer("TIM17", 0x4001_4800, {"irq": 26}, "tim16", "TIMCLK2"),
     )
     analog = (
         PeripheralSpec("ADC12_COMMON", f"{P}.adc:AdcCommon", 0x5000_0300),
         PeripheralSpec("ADC34_COMMON", f"{P}.adc:AdcCommon", 0x5000_0700),
-        PeripheralSpec("ADC1", f"{P}.adc:Adc", 0x5000_0000, {"irq": 18}),
-        PeripheralSpec("ADC2", f"{P}.adc:Adc", 0x5000_0100, {"irq": 18}),
-        PeripheralSpec("ADC3", f"{P}.adc:Adc", 0x5000_0400, {"irq": 47}),
-        PeripheralSpec("ADC4", f"{P}.adc:Adc", 0x5000_0500, {"irq": 61}),
+        # ``common``: the name of the instance's common block (built before it).
+        PeripheralSpec("ADC1", f"{P}.adc:Adc", 0x5000_0000, {"irq": 18},
+                       {"clock_name": "ADC12CLK", "common": "ADC12_COMMON"}),
+        PeripheralSpec("ADC2", f"{P}.adc:Adc", 0x5000_0100, {"irq": 18},
+                       {"clock_name": "ADC12CLK", "common": "ADC12_COMMON"}),
+        PeripheralSpec("ADC3", f"{P}.adc:Adc", 0x5000_0400, {"irq": 47},
+                       {"clock_name": "ADC34CLK", "common": "ADC34_COMMON"}),
+        PeripheralSpec("ADC4", f"{P}.adc:Adc", 0x5000_0500, {"irq": 61},
+                       {"clock_name": "ADC34CLK", "common": "ADC34_COMMON"}),
     )
     return (
         PeripheralSpec("RCC", f"{P}.rcc:Rcc", 0x4002_1000, {"irq": 5}),
         *timers,
         *analog,
         PeripheralSpec("DMA1", f"{P}.dma:Dma", 0x4002_0000,
-                       {"irqs": {ch: 10 + ch for ch in range(1, 8)}}),       # by channel
+                       {"irqs": {ch: 10 + ch for ch in range(1, 8)}}, {"channels": 7}),
         PeripheralSpec("DMA2", f"{P}.dma:Dma", 0x4002_0400,
-                       {"irqs": {ch: 55 + ch for ch in range(1, 6)}}),
+                       {"irqs": {ch: 55 + ch for ch in range(1, 6)}}, {"channels": 5}),
         PeripheralSpec("CAN", f"{P}.bxcan:BxCan", 0x4000_6400,
                        {"irq_tx": 19, "irq_rx0": 20, "irq_rx1": 21, "irq_sce": 22}),
         PeripheralSpec("RTC", f"{P}.rtc:Rtc", 0x4000_2800),
         PeripheralSpec("PWR", f"{P}.pwr:Pwr", 0x4000_7000),
         PeripheralSpec("CRC", f"{P}.crc:Crc", 0x4002_3000),
-        PeripheralSpec("DBGMCU", f"{P}.dbgmcu:Dbgmcu", 0xE004_2000),
+        PeripheralSpec("DBGMCU", f"{P}.dbgmcu:Dbgmcu", 0xE004_2000, args={"idcode": idcode}),
         *gpio,
         *serial,
-        PeripheralSpec("FLASH", f"{P}.flash_if:FlashInterface", 0x4002_2000, {"irq": 4},
-                       {"flash_base": FLASH_BASE, "flash_size": flash_size}),
+        # The array it programs is the "flash" memory (the builder passes its place).
+        PeripheralSpec("FLASH", f"{P}.flash_if:FlashInterface", 0x4002_2000, {"irq": 4}),
         PeripheralSpec("SYSCFG", f"{P}.syscfg:Syscfg", 0x4001_0000),
         PeripheralSpec("EXTI", f"{P}.exti:Exti", 0x4001_0400,
                        {"irqs": (1, 2, 3, 6, 7, 8, 9, 10, 23, 40, 41, 42, 64, 65, 66)}),
@@ -197,7 +214,7 @@ def _only_update(previous: Callable[[str], None] | None,
 
 
 def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int,
-              gpio_ports: str = "ABCDEF") -> SocSpec:
+              idcode: int, gpio_ports: str = "ABCDEF") -> SocSpec:
     """One F303 part: the same core, peripherals and map, with its memory sizes and
     GPIO ports.
 
@@ -205,7 +222,8 @@ def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int,
     ``gpio_ports`` are the ports the die has, from 0x48000000 at 0x400 apart: the
     xD/xE die has A-H (GPIOG 0x48001800, GPIOH 0x48001C00, clocked by RCC_AHBENR
     IOPGEN bit 23 and IOPHEN bit 16, RM0316 9.4.6), the xB/xC die A-F, where
-    0x48001800 upwards is reserved and a BusFault.
+    0x48001800 upwards is reserved and a BusFault. ``idcode`` is what DBGMCU_IDCODE
+    reads: REV_ID in bits 31:16, DEV_ID (0x446 xD/xE, 0x422 xB/xC) in 11:0.
     """
     flash_size, sram_size, ccm_size = flash_kib * KIB, sram_kib * KIB, ccm_kib * KIB
     return SocSpec(
@@ -224,7 +242,7 @@ def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int,
                 (OPTION_BYTES_ADDRESS - SYSMEM_BASE, _OPTION_BYTES),
             )),
         ),
-        peripherals=_core_peripherals() + _device_peripherals(flash_size, gpio_ports),
+        peripherals=_core_peripherals() + _device_peripherals(gpio_ports, idcode),
         wiring=(_connect_exti, _connect_dma, _connect_capture),
         peripheral_space=(
             (0x4000_0000, 0x0002_4400),  # APB1, APB2, AHB1
@@ -240,8 +258,19 @@ def stm32f303(name: str, *, flash_kib: int, sram_kib: int, ccm_kib: int,
 #: The xD/xE die has GPIOG and GPIOH; in the 64-pin package of the RE their pins
 #: are not bonded out, but the registers answer (ChibiOS initialises every port).
 STM32F303RE = stm32f303("stm32f303re", flash_kib=512, sram_kib=64, ccm_kib=16,
-                        gpio_ports="ABCDEFGH")
+                        idcode=0x1003_6446, gpio_ports="ABCDEFGH")
 #: STM32F3DISCOVERY's part (DS9118, "xC"): 256 KiB flash, 40 KiB SRAM, 8 KiB CCM SRAM.
-STM32F303VC = stm32f303("stm32f303vc", flash_kib=256, sram_kib=40, ccm_kib=8)
+STM32F303VC = stm32f303("stm32f303vc", flash_kib=256, sram_kib=40, ccm_kib=8,
+                        idcode=0x1003_6422)
 
 SOCS: dict[str, SocSpec] = {s.name: s for s in (STM32F303RE, STM32F303VC)}
+
+
+def soc_args(name: str, soc: SocSpec = STM32F303RE) -> dict[str, Any]:
+    """The per-instance constructor arguments the SoC description gives ``name``
+    (timer kind and clock, GPIO reset values ...): what a test building one model
+    alone passes, so that the description stays the only source."""
+    for p in soc.peripherals:
+        if p.name == name:
+            return dict(p.args)
+    raise KeyError(f"{soc.name} has no peripheral {name!r}")

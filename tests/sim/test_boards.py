@@ -55,15 +55,18 @@ def test_the_discovery_carries_an_f303vc():
 
 def test_variants_differ_in_data_only():
     """Same core, peripherals (at the same places, with the same IRQs) and wiring; only
-    the memories, what the flash interface is told of its array and the GPIO ports
-    differ: the xB/xC die has A-F, the xD/xE die A-H (GPIOG/GPIOH, issue 13)."""
+    the memories, the GPIO ports and the device id differ: the xB/xC die has A-F, the
+    xD/xE die A-H (GPIOG/GPIOH, issue 13); DBGMCU_IDCODE reads DEV_ID 0x422 / 0x446."""
     vc, re = STM32F303VC, STM32F303RE
     assert (vc.cpu, vc.irq_count, vc.priority_bits, vc.wiring) == \
         (re.cpu, re.irq_count, re.priority_bits, re.wiring)
-    gh = ("FLASH", "GPIOG", "GPIOH")
+    gh = ("DBGMCU", "GPIOG", "GPIOH")
     assert [p for p in vc.peripherals if p.name not in gh] == \
         [p for p in re.peripherals if p.name not in gh]
     assert type(vc) is type(re) and dataclasses.fields(vc) == dataclasses.fields(re)
+    ids = {soc.name: next(p.args["idcode"] for p in soc.peripherals if p.name == "DBGMCU")
+           & 0xFFF for soc in (vc, re)}
+    assert ids == {"stm32f303vc": 0x422, "stm32f303re": 0x446}
     ports = sorted(p.name for p in vc.peripherals if p.name.startswith("GPIO"))
     assert ports == [f"GPIO{x}" for x in "ABCDEF"]
     ports = {p.name: p.base for p in re.peripherals if p.name.startswith("GPIO")}

@@ -1,7 +1,9 @@
 """The declarative register base: field access kinds, sub-word access, unmodelled notes."""
 from __future__ import annotations
 
-from hwut.sim.regs import Access, Field, Peripheral, Register
+import pytest
+
+from hwut.sim.regs import Access, Field, Peripheral, Register, reserved, tag, word
 
 
 class Demo(Peripheral):
@@ -14,7 +16,7 @@ class Demo(Peripheral):
             Field("EN", 0), Field("MODE", 4, 2), Field("RO", 8, access=Access.RO)))
         yield Register("SR", 0x4, reset=0xF, fields=(Field("FLAGS", 0, 4, Access.RC_W1),))
         yield Register("DR", 0x8, fields=(Field("DATA", 0, 8, Access.WO),),
-                       on_write=self.writes.append)
+                       on_write=lambda old, new: self.writes.append(new))
 
 
 def test_reset_values_and_rw_fields():
@@ -58,4 +60,94 @@ def test_tracing_names_registers():
     p.trace = lines.append
     p.write(0x0, 4, 1)
     p.read(0x4, 4)
-    assert lines == ["DEMO.CR write32 <- 0x1", "DEMO.SR read32 -> 0xf"]
+    assert lines == ["DEMO.CR write32 <- 0x1 [EN]", "DEMO.SR read32 -> 0xf [FLAGS=0xf]"]
+
+
+class Guarded(Peripheral):
+    """Handles, (old, new) callbacks, tags, reserved bits and a write guard."""
+
+    def __init__(self, notes: list[str]) -> None:
+        self.calls: list[tuple[str, int, int]] = []
+        self.unlocked = False
+        super().__init__("G", 0x4000_0000, note=notes.append)
+
+    def registers(self):
+        self.cr = Register("CR", 0x0, fields=(
+            Field("EN", 0, on_write=lambda o, n: self.calls.append(("EN", o, n))),
+            Field("MODE", 4, 3), tag("FANCY", 8, 2), reserved(12, 4),
+            Field("GO", 16, access=Access.RS)),
+            on_write=lambda o, n: self.calls.append(("CR", o, n)))
+        self.en, self.mode = self.cr["EN"], self.cr["MODE"]
+        yield self.cr
+        yield Register("KEY", 0x4, fields=word("KEY"), writable_when=lambda: self.unlocked)
+        yield Register("ICR", 0x8, fields=(Field("CF", 0, access=Access.WO),),
+                       on_write=lambda o, n: self.calls.append(("ICR", o, n)))
+
+
+def test_fields_are_handles_on_the_stored_word():
+    p = Guarded([])
+    p.write(0x0, 4, 0x51)
+    assert (p.en.value, p.mode.value) == (1, 5)
+    p.mode.value = 2
+    assert p.read(0x0, 4) == 0x21 and p.regs["CR"].value == 0x21
+    p.reset()
+    assert p.en.value == 0   # the handles follow a reset
+
+
+def test_one_callback_signature_old_and_new():
+    p = Guarded([])
+    p.write(0x0, 4, 0x1)
+    p.write(0x0, 4, 0x10000)       # GO is an action: seen as written though EN went to 0
+    assert p.calls == [("EN", 0, 1), ("CR", 0, 0x1), ("EN", 1, 0), ("CR", 0x1, 0x10000)]
+    p.calls.clear()
+    p.write(0x0, 4, 0x10000)       # GO written again while it reads 1: still a request
+    assert p.calls == [("EN", 0, 0), ("CR", 0x10000, 0x10000)]   # EN was written (0 again)
+    p.write(0x8, 4, 1)              # write-only bits reach the callback as written
+    assert p.calls[-1] == ("ICR", 0, 1) and p.read(0x8, 4) == 0
+
+
+def test_reserved_bits_keep_their_value_and_tags_are_noted_once():
+    notes: list[str] = []
+    p = Guarded(notes)
+    p.write(0x0, 4, 0xF000)         # reserved: ignored
+    assert p.read(0x0, 4) == 0
+    p.write(0x0, 4, 0x100)
+    p.write(0x0, 4, 0x200)
+    p.write(0x0, 4, 0x300)
+    assert p.read(0x0, 4) == 0x300  # a tag stores what was written
+    assert [n for n in notes if "FANCY" in n] == [
+        "G: CR.FANCY (read at 0x40000000) known but not modelled; kept as memory"]
+
+
+def test_writable_when_guards_a_register():
+    notes: list[str] = []
+    p = Guarded(notes)
+    p.write(0x4, 4, 0x1234)
+    p.write(0x4, 4, 0x5678)
+    assert p.read(0x4, 4) == 0
+    assert notes == ["G: write to KEY ignored while it is write-protected"]
+    p.unlocked = True
+    p.write(0x4, 4, 0x1234)
+    assert p.read(0x4, 4) == 0x1234
+
+
+def test_registers_by_name_and_fields_declared_once():
+    p = Guarded([])
+    assert list(p.regs) == ["CR", "KEY", "ICR"] and p.regs["CR"]["GO"].lsb == 16
+    shared = Field("X", 0)
+
+    class Twice(Peripheral):
+        def registers(self):
+            return [Register("A", 0x0, fields=(shared,)), Register("B", 0x4, fields=(shared,))]
+    with pytest.raises(ValueError, match="two registers"):
+        Twice("T", 0)
+    with pytest.raises(ValueError, match="overlaps"):
+        Register("C", 0x0, fields=(Field("A", 0, 4), Field("B", 3)))
+
+
+def test_tracing_names_the_bits():
+    lines: list[str] = []
+    p = Guarded([])
+    p.trace = lines.append
+    p.write(0x0, 4, 0x31)
+    assert lines == ["G.CR write32 <- 0x31 [EN MODE=0x3]"]

@@ -65,7 +65,7 @@ def test_usart2_tx_by_dma_channel7() -> None:
 
 def test_memory_to_memory_runs_at_once() -> None:
     bus = Bus()
-    dma = Dma("DMA2", 0x4002_0400,
+    dma = Dma("DMA2", 0x4002_0400, channels=5,
               bus_read=bus.read, bus_write=bus.write)
     bus.ram[0:8] = bytes(range(1, 9))
     dma.write(CPAR1, 4, 0x2000_0000)

@@ -4,7 +4,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hwut.sim.peripherals.flash_if import FLASH_BASE, FlashInterface
+from hwut.sim.peripherals.flash_if import FlashInterface
+from hwut.sim.soc.stm32f303 import FLASH_BASE
 
 ACR, KEYR, OPTKEYR, SR, CR, AR, OBR, WRPR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x1C, 0x20
 PG, PER, MER, STRT, LOCK, OPTWRE = 1, 2, 4, 64, 128, 512
@@ -29,7 +30,7 @@ class Array:
 def make(size: int = 16 * 2048) -> tuple[FlashInterface, Array]:
     mem = Array(size)
     return FlashInterface("FLASH", 0x4002_2000,
-                          memory=mem, flash_size=size), mem
+                          memory=mem, flash_base=FLASH_BASE, flash_size=size), mem
 
 
 def unlock(f: FlashInterface) -> None:

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from periph_support import Bench
 
 from hwut.sim.peripherals.gpio import GpioPort
+from hwut.sim.soc.stm32f303 import GPIO_RESETS
 
 MODER, OTYPER, OSPEEDR, PUPDR, IDR, ODR, BSRR, LCKR, AFRL, AFRH, BRR = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20, 0x24, 0x28)
@@ -14,6 +15,7 @@ MODER, OTYPER, OSPEEDR, PUPDR, IDR, ODR, BSRR, LCKR, AFRL, AFRH, BRR = (
 def port(letter: str, **kw) -> tuple[GpioPort, Bench]:
     bench = Bench()
     base = 0x4800_0000 + 0x400 * (ord(letter) - ord("A"))
+    kw.setdefault("resets", GPIO_RESETS.get(f"GPIO{letter}"))
     return GpioPort(f"GPIO{letter}", base, clock=bench.clock, clocks=bench.clocks, **kw), bench
 
 

@@ -6,6 +6,7 @@ from periph_support import Bench, Line
 from hwut.sim.peripherals.rcc import Rcc
 from hwut.sim.peripherals.timer import Timer
 from hwut.sim.peripherals.usart import Usart
+from hwut.sim.soc.stm32f303 import soc_args
 
 
 def cube_72mhz(rcc: Rcc) -> None:
@@ -22,7 +23,8 @@ def test_usart_and_timer_follow_rcc() -> None:
     u2 = Usart("USART2", 0x4000_4400, clock=bench.clock, clocks=bench.clocks, tx=out.append)
     u1 = Usart("USART1", 0x4001_3800, clock=bench.clock, clocks=bench.clocks)
     line = Line()
-    tim6 = Timer("TIM6", 0x4000_1000, clock=bench.clock, clocks=bench.clocks, irq=line)
+    tim6 = Timer("TIM6", 0x4000_1000, clock=bench.clock, clocks=bench.clocks,
+                 **soc_args("TIM6"), irq=line)
     u2.write(0x0C, 4, 69)                      # 115200 at 8 MHz HSI
     assert u2.char_cycles() == 690
     cube_72mhz(rcc)

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hwut.sim.peripherals.crc import Crc
 from hwut.sim.peripherals.dbgmcu import Dbgmcu
 from hwut.sim.peripherals.pwr import Pwr
+from hwut.sim.soc.stm32f303 import soc_args
 
 
 def crc_unit() -> Crc:
@@ -26,7 +27,7 @@ def test_pwr_dbp_reads_back_and_flags_clear() -> None:
 
 
 def test_dbgmcu_idcode() -> None:
-    d = Dbgmcu("DBGMCU", 0xE004_2000)
+    d = Dbgmcu("DBGMCU", 0xE004_2000, **soc_args("DBGMCU"))     # the NUCLEO's F303RE
     assert d.read(0, 4) == 0x1003_6446 and d.read(0, 4) & 0xFFF == 0x446
     d.write(0, 4, 0)
     assert d.read(0, 4) == 0x1003_6446

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from periph_support import Bench, Line
 
 from hwut.sim.peripherals.timer import Timer
+from hwut.sim.soc.stm32f303 import soc_args
 
 CR1, DIER, SR, EGR, CCMR1, CCER, CNT, PSC, ARR, RCR, CCR1 = (
     0x00, 0x0C, 0x10, 0x14, 0x18, 0x20, 0x24, 0x28, 0x2C, 0x30, 0x34)
@@ -15,7 +16,8 @@ CEN, UDIS, URS, OPM, DIR, ARPE = 1, 2, 4, 8, 16, 128
 def make(name: str = "TIM6", hz: int = 72_000_000, **tree: int) -> tuple[Timer, Bench, Line]:
     bench = Bench(hz, **tree)
     line = Line()
-    t = Timer(name, 0x4000_1000, clock=bench.clock, clocks=bench.clocks, irq=line)
+    t = Timer(name, 0x4000_1000, clock=bench.clock, clocks=bench.clocks,
+              **soc_args(name), irq=line)
     return t, bench, line
 
 
@@ -167,7 +169,8 @@ def test_timer_clock_follows_the_clock_tree() -> None:
 def test_repetition_counter_tim1() -> None:
     bench = Bench(72_000_000)
     up = Line()
-    t = Timer("TIM1", 0x4001_2C00, clock=bench.clock, clocks=bench.clocks, irq_up=up)
+    t = Timer("TIM1", 0x4001_2C00, clock=bench.clock, clocks=bench.clocks,
+              **soc_args("TIM1"), irq_up=up)
     t.write(ARR, 4, 9)
     t.write(RCR, 4, 2)
     t.write(EGR, 4, 1)
@@ -265,7 +268,8 @@ def test_update_interrupts_at_the_computed_cycles(arr: int, psc: int, rcr: int, 
                                                    start: int) -> None:
     bench = Bench(72_000_000)
     isr = Isr(bench)
-    t = Timer("TIM1", 0x4001_2C00, clock=bench.clock, clocks=bench.clocks, irq=isr)
+    t = Timer("TIM1", 0x4001_2C00, clock=bench.clock, clocks=bench.clocks,
+              **soc_args("TIM1"), irq=isr)
     isr.timer = t
     bench.advance(start)
     t.write(ARR, 4, arr)
@@ -287,7 +291,8 @@ def test_update_interrupts_at_the_computed_cycles(arr: int, psc: int, rcr: int, 
 def test_compare_interrupts_at_the_computed_cycles(arr: int, psc: int, ccr: int) -> None:
     bench = Bench(72_000_000)
     isr = Isr(bench)
-    t = Timer("TIM3", 0x4000_0400, clock=bench.clock, clocks=bench.clocks, irq=isr)
+    t = Timer("TIM3", 0x4000_0400, clock=bench.clock, clocks=bench.clocks,
+              **soc_args("TIM3"), irq=isr)
     isr.timer = t
     t.write(ARR, 4, arr)
     t.write(PSC, 4, psc)
@@ -313,7 +318,8 @@ def test_lazy_catch_up_keeps_the_phase(arr: int, psc: int, rcr: int, idle: int) 
     """After a long stretch nobody looked at, the next update comes when it should."""
     bench = Bench(72_000_000)
     isr = Isr(bench)
-    t = Timer("TIM1", 0x4001_2C00, clock=bench.clock, clocks=bench.clocks, irq=isr)
+    t = Timer("TIM1", 0x4001_2C00, clock=bench.clock, clocks=bench.clocks,
+              **soc_args("TIM1"), irq=isr)
     t.write(ARR, 4, arr)
     t.write(PSC, 4, psc)
     t.write(RCR, 4, rcr)

@@ -1,0 +1,80 @@
+"""Each board and SoC fact has one source: ``sim/soc`` (the SoC descriptions) and
+``sim/boards`` (the boards). Models take per-instance choices as constructor
+arguments; no other module spells an address of the memory map or keeps a table
+of instances (``tests/api/test_targets_data.py`` holds the targets API to the same data)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from hwut.sim.soc.stm32f303 import SOCS
+
+ROOT = Path(__file__).resolve().parents[2]
+#: Where other code might copy a fact: the models, the machine, the image check,
+#: the emulator backends' board data, the service.
+SCANNED = [*sorted((ROOT / "sim" / "peripherals").glob("*.py")),
+           ROOT / "sim" / "machine.py", ROOT / "sim" / "bus.py",
+           *sorted((ROOT / "sim" / "core").glob("*.py")),
+           ROOT / "backends" / "image.py", ROOT / "backends" / "simboards.py",
+           ROOT / "backends" / "base.py", *sorted((ROOT / "hwut").rglob("*.py"))]
+#: Known copies, each with the reason it is not derived (listed so that they stay few).
+ALLOWED: dict[tuple[str, int], str] = {}
+
+
+def _facts() -> dict[int, str]:
+    """Memory bases and device peripheral bases of every SoC, by value. Multiples of
+    0x10000000 are left out: they are the architecture's region boundaries (code,
+    SRAM, peripheral) and common register reset values, not this SoC's map."""
+    facts: dict[int, str] = {}
+    for soc in SOCS.values():
+        for m in soc.memories:
+            facts[m.base] = f"{soc.name} {m.name} base"
+        for p in soc.peripherals:
+            if p.base < 0xE000_0000:   # the core's own blocks are the architecture's
+                facts[p.base] = f"{soc.name} {p.name} base"
+    return {v: what for v, what in facts.items() if v % 0x1000_0000}
+
+
+def _int_literals(path: Path) -> list[tuple[int, int]]:
+    tree = ast.parse(path.read_text(), str(path))
+    return [(n.lineno, n.value) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and type(n.value) is int]
+
+
+@pytest.mark.parametrize("path", SCANNED, ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_address_of_the_map_outside_the_soc_description(path):
+    facts = _facts()
+    copies = [f"line {line}: 0x{value:08x} is the {facts[value]}"
+              for line, value in _int_literals(path)
+              if value in facts and (str(path.relative_to(ROOT)), value) not in ALLOWED]
+    assert not copies, f"{path.relative_to(ROOT)} repeats SoC facts: {copies}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "sim" / "peripherals").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_no_peripheral_module_holds_an_instance_table(path):
+    """A table keyed by instance name (TIM2, USART1, DMA1 ...) is SoC data."""
+    names = {p.name for soc in SOCS.values() for p in soc.peripherals}
+    tree = ast.parse(path.read_text(), str(path))
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Dict):
+            keys = {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+            assert not keys & names, (path.name, node.lineno, sorted(keys & names))
+    for node in ast.walk(tree):   # nor decides behaviour from an instance's name
+        if isinstance(node, ast.Compare):
+            consts = {n.value for n in ast.walk(node) if isinstance(n, ast.Constant)}
+            assert not consts & names, (path.name, node.lineno, sorted(consts & names))
+
+
+def test_every_register_of_every_model_declares_its_fields():
+    """Built from the SoC description as the machine builds them: no register is a bare
+    word, and the bus trace can name every bit a model stores."""
+    from hwut.sim.boards import BOARDS
+    from hwut.sim.machine import Machine
+    for board in BOARDS.values():
+        m = Machine(board)
+        for p in m.peripherals.values():
+            for reg in p.regs.values():
+                assert reg.fields, f"{board.name}: {p.name}.{reg.name} declares no fields"
