@@ -6,9 +6,9 @@ only: each job gets a private directory holding a one-shot ``.resc`` script
 console UART to a fresh file, run for the job's limit in virtual time, quit).
 Renode runs headless in its own process group; the backend streams the UART
 file into the job log while it grows and keeps Renode's own output apart, as
-the infrastructure log. Cancel, a monitor error or the wall-clock guard end
-the process group (SIGTERM, then SIGKILL), so a hung Renode never outlives
-``run``.
+the infrastructure log. Cancel (the run's token: a user's cancel, the server
+stopping, or the scheduler's deadline) or a monitor error end the process group
+(SIGTERM, then SIGKILL), so a hung Renode never outlives ``run``.
 
 Semihosting exit: Renode's newer semihosting handler logs "Program exited with
 reason ..." and halts the CPU but keeps running; the backend watches the log
@@ -33,7 +33,16 @@ from pathlib import Path
 from typing import IO, Any, ClassVar
 
 from . import simboards
-from .base import Availability, Backend, BoardInfo, Outcome, RunRequest, StopReason
+from .base import (
+    Availability,
+    Backend,
+    BoardInfo,
+    OptionInfo,
+    Outcome,
+    RunRequest,
+    StopReason,
+    check_options,
+)
 
 #: Board name -> platform file in sim/renode/ (the board file ``using`` the SoC file).
 PLATFORMS: dict[str, str] = {"nucleo-f303re": "nucleo_f303re.repl"}
@@ -42,19 +51,28 @@ _CONSOLE_MARK = re.compile(r"^//\s*hwut-console:\s*(\S+)\s*$", re.MULTILINE)
 #: Where BIN images go when the board's data says nothing else (the STM32 flash).
 FLASH_BASE = 0x0800_0000
 
-#: Defaults of the backend options (server config, per board instance).
-DEFAULTS: dict[str, Any] = {
-    "renode_path": None,          # explicit executable; else PATH, else renode-run's copy
-    "wall_factor": 10.0,          # wall seconds allowed per virtual second ...
-    "startup_allowance_s": 60.0,  # ... plus this for Renode's start-up (seconds of .NET JIT)
-    "term_grace_s": 3.0,          # SIGTERM -> SIGKILL delay
-    "poll_interval_s": 0.05,      # how often the UART file and the log are read
-    "version_timeout_s": 20.0,    # ``renode --version`` in availability()
-    "performance_mips": 72,       # ``cpu PerformanceInMips``: the F303 at 72 MHz, ~1 IPC
-    "extra_commands": (),         # monitor lines run after loading (e.g. a semihosting block)
-    "work_dir": None,             # parent of the per-job directories; None: the system temp dir
-    "monitor_on_console": True,   # --console: monitor errors reach the infrastructure log
-}
+#: The board-instance options of the ``renode`` backend (server config).
+OPTIONS: tuple[OptionInfo, ...] = (
+    OptionInfo("renode_path", str, None,
+               "the Renode executable; not set: `renode` on PATH, else renode-run's copy"),
+    OptionInfo("term_grace_s", float, 3.0, "seconds from SIGTERM to SIGKILL when Renode "
+                                           "is ended", minimum=0),
+    OptionInfo("poll_interval_s", float, 0.05, "how often the UART file and Renode's log "
+                                               "are read, in seconds", minimum=0.001),
+    OptionInfo("version_timeout_s", float, 20.0, "how long `renode --version` may take when "
+                                                 "the server starts", minimum=0),
+    OptionInfo("performance_mips", int, 72, "the CPU's PerformanceInMips (the F303 at 72 MHz "
+                                            "runs about 1 instruction per cycle); 0: Renode's "
+                                            "default", minimum=0),
+    OptionInfo("extra_commands", tuple, (), "monitor lines run after loading the firmware "
+                                            "(e.g. a semihosting block)"),
+    OptionInfo("work_dir", str, None, "parent of the per-job directories; not set: the "
+                                      "system's temporary directory"),
+    OptionInfo("monitor_on_console", bool, True, "run the monitor on Renode's console, so "
+                                                 "monitor errors reach the infrastructure log"),
+)
+#: The options' defaults.
+DEFAULTS: dict[str, Any] = {o.name: o.default for o in OPTIONS}
 
 #: Monitor error lines start like this (after the prompt); Renode then stops the
 #: script but keeps running, so the backend must end it.
@@ -212,7 +230,7 @@ def command_line(renode: Path, script: Path, pid_file: Path, *,
     for the whole run; Renode quits on its end, so if HWUT dies, Renode follows.
     ``--port -2`` keeps any version from opening the default port 1234.
     Without ``console`` the monitor is hidden: errors in the script are then
-    only noticed by the wall-clock guard (for Renode builds whose console
+    only noticed by the scheduler's deadline (for Renode builds whose console
     mode misbehaves on a pipe).
     """
     return [str(renode), "--disable-xwt", *(["--console"] if console else []), "--plain",
@@ -291,6 +309,7 @@ class RenodeBackend(Backend):
     """One board instance run by an installed Renode, one process per job."""
 
     name: ClassVar[str] = "renode"
+    option_infos: ClassVar[tuple[OptionInfo, ...] | None] = OPTIONS
 
     def __init__(self, board: str, options: Mapping[str, Any] | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
@@ -300,7 +319,7 @@ class RenodeBackend(Backend):
         self._which = which
 
     def option(self, name: str) -> Any:
-        return self.options.get(name, DEFAULTS[name])
+        return self.options[name]
 
     @classmethod
     def boards(cls) -> tuple[str, ...]:
@@ -320,12 +339,12 @@ class RenodeBackend(Backend):
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:
         """Renode found and answering ``--version``: ok with the version line."""
-        opts = dict(options or {})
+        opts = check_options(OPTIONS, options or {}, "backend renode")
         try:
             renode = find_renode(opts)
         except RenodeNotFound as exc:
             return Availability(False, str(exc))
-        timeout = float(opts.get("version_timeout_s", DEFAULTS["version_timeout_s"]))
+        timeout = float(opts["version_timeout_s"])
         try:
             done = subprocess.run([str(renode), "--version"], check=False, capture_output=True,
                                   text=True, timeout=timeout, stdin=subprocess.DEVNULL,
@@ -411,9 +430,7 @@ class _Job:
             return Outcome(StopReason.INFRASTRUCTURE, infra_log=script,
                            detail=f"Renode cannot be started ({self.renode}): {exc}")
         self.pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
-        wall = (request.time_limit_s * float(opt("wall_factor"))
-                + float(opt("startup_allowance_s")))
-        reason, detail = self._watch(started, wall, float(opt("poll_interval_s")))
+        reason, detail = self._watch(float(opt("poll_interval_s")))
         used = request.time_limit_s if reason is StopReason.LIMIT else 0.0
         infra = (f"$ {' '.join(argv)}\n--- script ---\n{script}--- renode output ---\n"
                  f"{self.watch.log}\n--- {self.clock() - started:.3f} s wall ---")
@@ -431,8 +448,9 @@ class _Job:
         info = self.backend.board_info(self.request.board, self.backend.options)
         return info.memory.bin_base if info is not None else FLASH_BASE
 
-    def _watch(self, started: float, wall: float, poll: float) -> tuple[StopReason, str]:
-        """Stream until Renode quits, fails, the firmware exits, the job is cancelled or time is up."""
+    def _watch(self, poll: float) -> tuple[StopReason, str]:
+        """Stream until Renode quits, fails, the firmware exits or the run is cancelled
+        (which the scheduler's deadline does too: no wall-clock guard of our own)."""
         assert self.proc is not None
         request = self.request
         error_seen: float | None = None
@@ -456,11 +474,6 @@ class _Job:
             if request.cancel.is_set():
                 self._stop()
                 return StopReason.CANCEL, "cancelled"
-            if self.clock() - started > wall:
-                self._stop()
-                return (StopReason.INFRASTRUCTURE,
-                        (f"Renode did not finish {request.time_limit_s:g} s of virtual time "
-                         f"within {wall:.0f} s of wall time"))
             request.cancel.wait(poll)
 
     def _exit_detail(self) -> str:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwut.backends.base import OptionInfo as BaseOptionInfo
+
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.toml")
 
 
@@ -21,11 +23,8 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class OptionInfo:
-    name: str
-    type: type
-    default: Any
-    help: str
+class OptionInfo(BaseOptionInfo):
+    """A server option: the backends' typed option with where the environment sets it."""
 
     @property
     def env(self) -> str:

@@ -42,6 +42,9 @@ class JobSpec:
     uart_input: bytes = b""
     presses: tuple[tuple[str, float, float | None], ...] = ()
     limits: Limits = field(default_factory=Limits)
+    #: Wall seconds the run has from its start (the scheduler's deadline, as a span so
+    #: that it means the same on another host's clock); None: no bound.
+    wall_budget_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -216,7 +216,7 @@ def test_recover_removes_executables_no_job_names(tmp_path):
     ended = store.submit("u", "b", 1, b"\x7fELF three", "elf")
     store.transition(ended.id, JobStatus.CANCELED)
     # what submit() does first, by a server killed before it recorded the job:
-    orphan = store._write_artifact(b"\x7fELF uploaded, never recorded")
+    orphan = store.write_artifact(b"\x7fELF uploaded, never recorded")
     assert store.artifact_path(orphan).exists()
     # no close(): as if killed
     again = JobStore(tmp_path)
