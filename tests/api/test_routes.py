@@ -326,7 +326,8 @@ def test_backend_that_raises_is_an_error_and_frees_the_instance(env):
 def test_a_run_past_its_deadline_is_an_error(env):
     # the scheduler's clock passes the run's deadline (as on a machine too slow to keep
     # up): the real sim backend is told through the run's token and stops at once
-    job_id = env.submit(firmware="spin", limit=SPIN_LIMIT).json["id"]
+    job_id = env.submit(firmware="hello", limit=SPIN_LIMIT).json["id"]
+    assert env.wait_for_log(job_id, b"HWUT hello").startswith(b"HWUT hello")  # it runs
     assert env.pass_deadlines(job_id) is JobStatus.ERROR
     job = env.service.store.jobs.get(job_id)
     assert job.stop_reason == "infrastructure_error"
@@ -338,12 +339,12 @@ def test_a_run_past_its_deadline_is_an_error(env):
 
 def test_hung_backend_is_killed_and_the_instance_takes_the_next_job(env):
     first = env.submit(board="board-hang").json["id"]
-    assert env.pass_deadlines(first) is JobStatus.ERROR
+    assert env.pass_deadlines(first, settle=0.2) is JobStatus.ERROR
     detail = env.service.store.jobs.get(first).detail
     assert "did not end within" in detail and "its process was killed" in detail
     assert not [t for t in threading.enumerate() if t.name.startswith("hwut-run")]
     second = env.submit(board="board-hang").json["id"]
-    assert env.pass_deadlines(second) is JobStatus.ERROR  # the instance took the next job
+    assert env.pass_deadlines(second, settle=0.2) is JobStatus.ERROR  # took the next job
 
 
 def test_queue_position(idle_env):
