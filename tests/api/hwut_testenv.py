@@ -127,19 +127,19 @@ class Env:
                 return status
             time.sleep(0.01)
 
-    def pass_deadlines(self, job_id: int, settle: float = 5.0, timeout: float = 10.0
+    def pass_deadlines(self, job_id: int, settle: float = 10.0, timeout: float = 30.0
                        ) -> JobStatus:
         """Once ``job_id`` runs, move the scheduler's clock past its deadline (its cancel
         token is canceled, reason DEADLINE) and give the backend ``settle`` seconds to stop;
-        a job still running then is moved past the cancel grace too (its process is
-        killed). The job's status once it ended (or after ``timeout``)."""
+        while the job still runs, move the clock on again (past the grace after the cancel:
+        its process is killed). The job's status once it ended (or after ``timeout``)."""
         self.wait(job_id, lambda s: s is JobStatus.RUNNING or s.ended, timeout)
-        self.clock.advance(3600.0)  # past any deadline (300 s limit: 1530 s)
-        status = self.wait(job_id, timeout=settle)
-        if not status.ended:
-            self.clock.advance(3600.0)  # past the grace after the cancel
-            status = self.wait(job_id, timeout=timeout)
-        return status
+        give_up = time.monotonic() + timeout
+        while True:
+            self.clock.advance(3600.0)  # past any deadline (300 s limit: 1530 s), or grace
+            status = self.wait(job_id, timeout=settle)
+            if status.ended or time.monotonic() > give_up:
+                return status
 
     def wait_for_log(self, job_id: int, prefix: bytes, timeout: float = 10.0) -> bytes:
         """Poll the log route until the log starts with ``prefix`` (the job runs meanwhile)."""

@@ -82,18 +82,11 @@ def _open() -> tuple[set[threading.Thread], set[str], set[int]]:
 
 def _assert_nothing_left(subject: Subject,
                          before: tuple[set[threading.Thread], set[str], set[int]]) -> None:
-    """Nothing the run opened is still open. A thread gets a moment to finish the step it
-    was in when the run returned (the sim's cancel watcher polls every 50 ms)."""
+    """Nothing the run opened is still open, the moment ``run`` returned."""
     threads, fds, children = before
-
-    def extra() -> set[threading.Thread]:
-        return {t for t in set(threading.enumerate()) - threads
-                if not t.name.startswith(subject.foreign_threads or ("\0",))}
-
-    settle = time.monotonic() + 1.0
-    while extra() and time.monotonic() < settle:
-        time.sleep(0.02)
-    assert not extra(), extra()
+    extra = {t for t in set(threading.enumerate()) - threads
+             if not t.name.startswith(subject.foreign_threads or ("\0",))}
+    assert not extra, extra
     assert set(os.listdir("/proc/self/fd")) <= fds
     assert _children() <= children
 
