@@ -181,7 +181,7 @@ def test_live_scheduler_only_takes_allowed_transitions(make_env, plan):
     for job_id, (run, cancel) in zip(ids, plan, strict=True):
         if run == "spin" and not cancel:
             env.client.simulate_delete(f"/apiv1/jobs/{job_id}", headers=env.headers["admin"])
-        if run == "error":
+        if run == "error" and not cancel:  # the only job running: the clock moves for all
             env.pass_deadlines(job_id)
         assert env.wait(job_id, timeout=10).ended
         job = store.get(job_id)
