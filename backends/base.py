@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,80 @@ class StopReason(str, enum.Enum):
     OUTPUT_LIMIT = "output_limit"
 
 
+class CancelReason(str, enum.Enum):
+    """Why a run is told to stop. A backend stops the same way whatever the reason (and
+    returns StopReason.CANCEL); whoever told it maps the reason to the job's end."""
+
+    #: The job's owner or an admin canceled it: the job becomes CANCELED.
+    USER = "user"
+    #: The server is stopping: the job becomes ERROR, nobody canceled it.
+    SHUTDOWN = "shutdown"
+    #: The run's wall-clock deadline passed (a hung probe, an emulator that cannot keep up).
+    DEADLINE = "deadline"
+    #: The job's process used its CPU budget: the firmware is too slow to emulate.
+    CPU_LIMIT = "cpu_limit"
+    #: The firmware produced more output than a job may keep.
+    OUTPUT_LIMIT = "output_limit"
+    #: The server went away (the job's process stops on its own).
+    ORPHANED = "orphaned"
+    #: The job's criteria settled its verdict (fail-fast, or every expectation met).
+    VERDICT = "verdict"
+
+
+class CancelToken(threading.Event):
+    """The one stop signal of a run, carrying why (the first reason given wins).
+
+    A threading.Event, so code that only waits (``is_set``, ``wait``) takes it as one;
+    stopping a run goes through :meth:`cancel`, which says why."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._why_lock = threading.RLock()  # re-entered by a signal handler (SIGXCPU)
+        self.reason: CancelReason | None = None
+        #: One line for people ("canceled by alice"); may be empty.
+        self.detail = ""
+
+    def cancel(self, reason: CancelReason, detail: str = "") -> bool:
+        """Tell the run to stop; True when this was the first reason given."""
+        with self._why_lock:
+            first = self.reason is None
+            if first:
+                self.reason, self.detail = reason, detail
+        super().set()
+        return first
+
+    def set(self) -> None:
+        """An Event's plain ``set()``: a cancel without a reason counts as the user's."""
+        self.cancel(CancelReason.USER)
+
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """A moment on a monotonic clock by which a run must have ended (wall time).
+
+    The scheduler computes it once per job, on its own (injectable) clock, and trips the
+    run's :class:`CancelToken` with :attr:`CancelReason.DEADLINE` when it passes; a
+    backend keeps no wall-clock guard of its own and may use :meth:`remaining` to bound
+    waits of its own (connecting a probe, starting an emulator)."""
+
+    at: float
+    clock: Clock = time.monotonic
+
+    @classmethod
+    def after(cls, seconds: float, clock: Clock = time.monotonic) -> Deadline:
+        return cls(clock() + seconds, clock)
+
+    def remaining(self) -> float:
+        """Seconds left, 0 once passed."""
+        return max(0.0, self.at - self.clock())
+
+    def expired(self) -> bool:
+        return self.clock() >= self.at
+
+
 @dataclass(frozen=True)
 class RunRequest:
     executable: Path
@@ -39,7 +114,8 @@ class RunRequest:
     board: str
     time_limit_s: float
     uart: ByteSink
-    cancel: threading.Event
+    #: Set when the run must stop, with the reason; a backend stops within about a second.
+    cancel: CancelToken
     #: Secondary trace output (ITM/SWO); None when the job keeps none.
     other: ByteSink | None = None
     #: Bytes fed to the console UART's receive side, in order, once it listens.
@@ -54,6 +130,8 @@ class RunRequest:
     trace_signals: tuple[str, ...] = ()
     #: Largest pin trace; past it the trace is cut (the run goes on) and says so.
     trace_bytes: int = 4 * 1024 * 1024
+    #: When the run must have ended, wall time; None: no bound given (a test).
+    deadline: Deadline | None = None
 
 
 @dataclass
@@ -162,15 +240,111 @@ class BackendError(Exception):
     """The infrastructure failed (emulator crashed, probe missing)."""
 
 
+class OptionError(ValueError):
+    """A board option is wrong; the message names the option and what it allows."""
+
+
+#: How option types are named to people.
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+               tuple: "a list of strings"}
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """One typed option with its documented default: the service's options and each
+    backend's board-instance options are declared with it.
+
+    ``default`` None with ``required`` False means "not set" (the backend decides);
+    ``choices`` and ``minimum`` narrow what is allowed."""
+
+    name: str
+    type: type
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+    required: bool = False
+    minimum: float | None = None
+
+    def allowed(self) -> str:
+        """What the option takes, in words ("one of exact, block", "a number >= 0")."""
+        if self.choices:
+            return "one of " + ", ".join(map(str, self.choices))
+        text = _TYPE_NAMES.get(self.type, self.type.__name__)
+        return text if self.minimum is None else f"{text} >= {self.minimum:g}"
+
+    def check(self, value: Any) -> Any:
+        """``value`` as the option's type; :class:`OptionError` naming the option and what
+        it allows when it is not (a bool is no number here, a TOML date no string)."""
+        if value is None and not self.required and self.default is None:
+            return None
+        ok = isinstance(value, self.type) and not (
+            isinstance(value, bool) and self.type is not bool)
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if self.type is tuple and isinstance(value, list | tuple):
+            ok = all(isinstance(v, str) for v in value)
+            value = tuple(value)
+        if not ok:
+            raise OptionError(f"option {self.name} must be {self.allowed()}, not {value!r}")
+        if self.choices and value not in self.choices:
+            raise OptionError(f"option {self.name} must be {self.allowed()}, not {value!r}")
+        if self.minimum is not None and value < self.minimum:
+            raise OptionError(f"option {self.name} must be {self.allowed()}, not {value!r}")
+        return value
+
+    def describe(self) -> str:
+        """One line for people: name, what it takes, default, help."""
+        default = "required" if self.required else (
+            "not set" if self.default is None else f"default {self.default!r}")
+        return f"{self.name} ({self.allowed()}; {default}): {self.help}"
+
+
+def check_options(declared: tuple[OptionInfo, ...], options: Mapping[str, Any],
+                  what: str = "this backend") -> dict[str, Any]:
+    """Every declared option with its value from ``options`` or its default;
+    :class:`OptionError` for an unknown name (a typo), a missing required option or a
+    bad value, naming the option and what is allowed."""
+    known = {o.name: o for o in declared}
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise OptionError(f"unknown options of {what}: {', '.join(unknown)}; it takes "
+                          f"{', '.join(known) or 'no options'}")
+    values = {}
+    for name, info in known.items():
+        if name not in options and info.required:
+            raise OptionError(f"option {name} is required ({what}): {info.help}")
+        values[name] = info.check(options.get(name, info.default))
+    return values
+
+
 class Backend(ABC):
     """One board instance. ``run`` must release every resource before it returns."""
 
     #: Name used in the server config (``backend = "sim"``).
     name: ClassVar[str]
+    #: The options a board instance takes (``[boards.options]`` in the server config),
+    #: checked when the server starts; None: the backend declares none and gets the
+    #: config's table unchecked (backends written before options were declared).
+    option_infos: ClassVar[tuple[OptionInfo, ...] | None] = None
 
     def __init__(self, board: str, options: Mapping[str, Any] | None = None) -> None:
         self.board = board
-        self.options = dict(options or {})
+        #: The instance's options, checked and with every declared default filled in.
+        self.options = self.check_options(options or {})
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The options with defaults filled in, or :class:`OptionError` naming the option
+        that is unknown or wrong and what it allows."""
+        if cls.option_infos is None:
+            return dict(options)
+        return check_options(cls.option_infos, options, f"backend {cls.name}")
+
+    @classmethod
+    def extra_wall_s(cls, time_limit_s: float, options: Mapping[str, Any]) -> float:
+        """Wall (and CPU) seconds a run on this backend needs beyond the scheduler's
+        budget for an emulated job (a slower emulator, a start-up); ``options`` checked."""
+        return 0.0
 
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:

@@ -15,64 +15,46 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from .base import Availability, Backend, Outcome, RunRequest, StopReason
+from .base import (
+    Availability,
+    Backend,
+    OptionError,
+    OptionInfo,
+    Outcome,
+    RunRequest,
+    StopReason,
+    check_options,
+)
 from .extras import ExtraMissing
 
 BIN_BASE = 0x0800_0000
 
 
-@dataclass(frozen=True)
-class Option:
-    name: str
-    type: type
-    default: Any
-    help: str
-    choices: tuple[str, ...] = ()
-
-
 #: The board-instance options of the ``physical`` backend (server config).
-OPTIONS = {o.name: o for o in (
-    Option("probe", str, None, "the probe's unique id, as `pyocd list` shows it (required)"),
-    Option("serial", str, None, "the console: a device path (/dev/serial/by-id/...) or any "
-                                "pyserial URL (required)"),
-    Option("baud", int, 115200, "the console's baud rate"),
-    Option("target", str, "stm32f303retx", "pyOCD target type"),
-    Option("pack", str, "", "a CMSIS-pack file for the target (takes precedence over ours)"),
-    Option("frequency", int, 4_000_000, "SWD clock in Hz"),
-    Option("reset_type", str, "sw", "how the board is reset: sw (SYSRESETREQ) or hw (nRST)",
-           ("sw", "hw")),
-    Option("after", str, "halt", "the core after the job: halt, reset-halt or run",
-           ("halt", "reset-halt", "run")),
-    Option("connect_timeout_s", float, 5.0, "how long pyOCD may take to connect"),
-)}
-
-
-class OptionError(ValueError):
-    """A board option of the physical backend is wrong (named in the message)."""
+OPTIONS: tuple[OptionInfo, ...] = (
+    OptionInfo("probe", str, None, "the probe's unique id, as `pyocd list` shows it",
+               required=True),
+    OptionInfo("serial", str, None, "the console: a device path (/dev/serial/by-id/...) or "
+                                    "any pyserial URL", required=True),
+    OptionInfo("baud", int, 115200, "the console's baud rate", minimum=1),
+    OptionInfo("target", str, "stm32f303retx", "pyOCD target type"),
+    OptionInfo("pack", str, "", "a CMSIS-pack file for the target (takes precedence over "
+                                "ours)"),
+    OptionInfo("frequency", int, 4_000_000, "SWD clock in Hz", minimum=1),
+    OptionInfo("reset_type", str, "sw", "how the board is reset: sw (SYSRESETREQ) or hw "
+                                        "(nRST)", choices=("sw", "hw")),
+    OptionInfo("after", str, "halt", "the core after the job: halt, reset-halt or run",
+               choices=("halt", "reset-halt", "run")),
+    OptionInfo("connect_timeout_s", float, 5.0, "how long pyOCD may take to connect",
+               minimum=0),
+)
 
 
 def parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """The options with defaults filled in; ``OptionError`` names what is wrong."""
-    unknown = set(options) - set(OPTIONS)
-    if unknown:
-        raise OptionError(f"unknown options of the physical backend: {', '.join(sorted(unknown))}")
-    values = {}
-    for name, opt in OPTIONS.items():
-        value = options.get(name, opt.default)
-        if value is None:
-            raise OptionError(f"board option {name} is required: {opt.help}")
-        if opt.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, opt.type) or isinstance(value, bool):
-            raise OptionError(f"board option {name} must be {opt.type.__name__}, not {value!r}")
-        if opt.choices and value not in opt.choices:
-            raise OptionError(f"board option {name} must be one of {', '.join(opt.choices)}, "
-                              f"not {value!r}")
-        values[name] = value
-    return values
+    return check_options(OPTIONS, options, "backend physical")
 
 
 def _infra(detail: str, infra: list[str], started: float) -> Outcome:
@@ -81,8 +63,12 @@ def _infra(detail: str, infra: list[str], started: float) -> Outcome:
                    infra_log="\n".join(infra), detail=detail)
 
 
+__all__ = ["OPTIONS", "OptionError", "PhysicalBackend", "parse_options"]
+
+
 class PhysicalBackend(Backend):
     name: ClassVar[str] = "physical"
+    option_infos: ClassVar[tuple[OptionInfo, ...] | None] = OPTIONS
 
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:

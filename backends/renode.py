@@ -7,8 +7,10 @@ and register the ``reset`` macro that SYSRESETREQ runs, connect the console
 UART and the semihosting UART to fresh files, run for the job's limit in
 virtual time, quit). Renode runs headless in its own process group; the
 backend streams both files into the job log while they grow and keeps
-Renode's own output apart, as the infrastructure log. Cancel, a monitor error
-or the wall-clock guard end the process group (SIGTERM, then SIGKILL), so a
+Renode's own output apart, as the infrastructure log. Cancel (the run's token:
+a user's cancel, the server stopping, or the scheduler's deadline, which
+includes this backend's allowance, see ``extra_wall_s``) or a monitor error
+end the process group (SIGTERM, then SIGKILL), so a
 hung Renode never outlives ``run``.
 
 Console input and scripted button presses: a job that has them runs its
@@ -38,13 +40,22 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
 from . import simboards
-from .base import Availability, Backend, BoardInfo, Outcome, RunRequest, StopReason
+from .base import (
+    Availability,
+    Backend,
+    BoardInfo,
+    OptionInfo,
+    Outcome,
+    RunRequest,
+    StopReason,
+    check_options,
+)
 from .image import InvalidFirmware, load
 
 #: Board name -> platform file in sim/renode/ (the board file ``using`` the SoC file).
@@ -62,79 +73,63 @@ SEMIHOSTING_UART = "sysbus.cpu.semihosting"
 MAX_EXIT_HOOKS = 64
 
 
+#: The board-instance options of the ``renode`` backend (server config), checked when
+#: the server starts.
+OPTIONS: tuple[OptionInfo, ...] = (
+    OptionInfo("renode_path", str, None,
+               "the Renode launcher; not set: `renode` on PATH, else renode-run's copy"),
+    OptionInfo("wall_factor", float, 300.0,
+               "wall seconds a job may take per virtual second of its limit (measured: about "
+               "200-300 for firmware polling SysTick at 72 MHz); with startup_allowance_s, "
+               "added to the scheduler's wall and CPU budget", minimum=0),
+    OptionInfo("startup_allowance_s", float, 60.0,
+               "wall seconds for Renode's start-up (Mono, the platform, the ELF)", minimum=0),
+    OptionInfo("term_grace_s", float, 3.0, "seconds from SIGTERM to SIGKILL when Renode "
+                                           "is ended", minimum=0),
+    OptionInfo("poll_interval_s", float, 0.05, "how often the UART files and Renode's log "
+                                               "are read, in seconds", minimum=0.001),
+    OptionInfo("version_timeout_s", float, 20.0, "how long `renode --version` may take when "
+                                                 "the server starts", minimum=0),
+    OptionInfo("performance_mips", int, 8, "the CPU's PerformanceInMips at reset (the F303 on "
+                                           "its 8 MHz HSI; the platform's RCC then follows the "
+                                           "clock set-up); 0: Renode's default", minimum=0),
+    OptionInfo("extra_commands", tuple, (), "monitor lines run after loading the firmware"),
+    OptionInfo("work_dir", str, None, "parent of the per-job directories; not set: the "
+                                      "system's temporary directory"),
+    OptionInfo("monitor_on_console", bool, True, "run the monitor on Renode's console, so "
+                                                 "monitor errors reach the infrastructure log"),
+    OptionInfo("input_slice_s", float, 0.001, "virtual seconds between checks whether the "
+                                              "console receiver is on (jobs with input)",
+               minimum=0.000001),
+    OptionInfo("semihosting_exit", bool, True, "hooks at the image's BKPT 0xAB report "
+                                               "semihosting exit codes"),
+)
+
+
 @dataclass(frozen=True)
 class RenodeOptions:
-    """The backend options of one board instance (server config), typed, with defaults.
+    """The checked options as typed attributes (names, defaults and help: ``OPTIONS``)."""
 
-    Read once when the instance is made; a wrong name or type is a ValueError
-    there (the instance is then unavailable, saying why), not a failed job.
-    """
-
-    #: The Renode launcher; None: ``renode`` on PATH, else renode-run's copy.
-    renode_path: str | None = None
-    #: Wall seconds allowed per virtual second of the job's limit (see the README's
-    #: Renode section for what was measured) ...
-    wall_factor: float = 300.0
-    #: ... plus this, for Renode's start-up (Mono/.NET, the platform, the ELF).
-    startup_allowance_s: float = 60.0
-    #: SIGTERM -> SIGKILL delay when Renode is ended.
-    term_grace_s: float = 3.0
-    #: How often the UART files and Renode's output are read.
-    poll_interval_s: float = 0.05
-    #: ``renode --version`` in availability().
-    version_timeout_s: float = 20.0
-    #: ``cpu PerformanceInMips`` at the start: the F303 on its 8 MHz HSI, about one
-    #: instruction a cycle (the platform's rcc then follows the clock set-up); 0: Renode's.
-    performance_mips: int = 8
-    #: Monitor lines run after loading, before the run.
-    extra_commands: tuple[str, ...] = ()
-    #: Parent of the per-job directories; None: the system temp dir.
-    work_dir: str | None = None
-    #: ``--console``: monitor errors reach the infrastructure log.
-    monitor_on_console: bool = True
-    #: Virtual seconds between checks whether the console receiver is on (input jobs).
-    input_slice_s: float = 0.001
-    #: Hooks at the image's BKPT 0xAB report semihosting exit codes.
-    semihosting_exit: bool = True
+    renode_path: str | None
+    wall_factor: float
+    startup_allowance_s: float
+    term_grace_s: float
+    poll_interval_s: float
+    version_timeout_s: float
+    performance_mips: int
+    extra_commands: tuple[str, ...]
+    work_dir: str | None
+    monitor_on_console: bool
+    input_slice_s: float
+    semihosting_exit: bool
 
     @classmethod
     def from_mapping(cls, options: Mapping[str, Any] | None) -> RenodeOptions:
-        """Checked conversion of a board's options; ValueError names what is wrong."""
-        given = dict(options or {})
-        known = {f.name: f for f in fields(cls)}
-        unknown = sorted(set(given) - set(known))
-        if unknown:
-            raise ValueError(f"unknown renode backend option(s) {', '.join(unknown)}; "
-                             f"known: {', '.join(known)}")
-        values: dict[str, Any] = {}
-        for name, value in given.items():
-            values[name] = _convert(name, value, getattr(cls, name))
+        """Checked conversion of a board's options; OptionError names what is wrong."""
+        values = check_options(OPTIONS, options or {}, "backend renode")
+        values["extra_commands"] = tuple(values["extra_commands"])
         return cls(**values)
 
-
-def _convert(name: str, value: Any, default: Any) -> Any:
-    """One option to the type of its default (numbers from numbers only, no strings)."""
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-            return value
-    elif isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
-            return float(value)
-    elif isinstance(default, tuple):
-        if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-    elif default is None:
-        if value is None or isinstance(value, (str, os.PathLike)):
-            return None if value is None else str(value)
-    raise ValueError(f"renode backend option {name} = {value!r} is not "
-                     f"{_KIND.get(type(default), 'a path or null')}")
-
-
-_KIND = {bool: "true or false", int: "a whole number >= 0", float: "a number >= 0",
-         tuple: "a list of monitor lines (strings)"}
 
 #: Monitor error lines start like this (after the prompt); Renode then stops the
 #: script but keeps running, so the backend must end it.
@@ -416,7 +411,7 @@ def command_line(renode: Path, script: Path, pid_file: Path, *,
     for the whole run; Renode quits on its end, so if HWUT dies, Renode follows.
     ``--port -2`` keeps any version from opening the default port 1234.
     Without ``console`` the monitor is hidden: errors in the script are then
-    only noticed by the wall-clock guard (for Renode builds whose console
+    only noticed by the scheduler's deadline (for Renode builds whose console
     mode misbehaves on a pipe).
     """
     return [str(renode), "--disable-xwt", *(["--console"] if console else []), "--plain",
@@ -530,6 +525,7 @@ class RenodeBackend(Backend):
     """One board instance run by an installed Renode, one process per job."""
 
     name: ClassVar[str] = "renode"
+    option_infos: ClassVar[tuple[OptionInfo, ...] | None] = OPTIONS
 
     def __init__(self, board: str, options: Mapping[str, Any] | None = None, *,
                  clock: Callable[[], float] = time.monotonic,
@@ -579,9 +575,12 @@ class RenodeBackend(Backend):
                                        f"{done.returncode}: {first or 'no output'}")
         return Availability(True, f"{first or 'Renode (version not printed)'} ({renode})")
 
-    def wall_limit_s(self, time_limit_s: float) -> float:
-        """The wall-clock guard of a job: start-up plus an allowance per virtual second."""
-        return self.settings.startup_allowance_s + time_limit_s * self.settings.wall_factor
+    @classmethod
+    def extra_wall_s(cls, time_limit_s: float, options: Mapping[str, Any]) -> float:
+        """Renode's start-up plus its allowance per virtual second (``wall_factor``):
+        Renode runs firmware that polls SysTick hundreds of times slower than the board."""
+        settings = RenodeOptions.from_mapping(options)
+        return settings.startup_allowance_s + time_limit_s * settings.wall_factor
 
     # -- running a job -----------------------------------------------------------------
     def run(self, request: RunRequest) -> Outcome:
@@ -655,8 +654,7 @@ class _Job:
             return Outcome(StopReason.INFRASTRUCTURE, infra_log=script,
                            detail=f"Renode cannot be started ({self.renode}): {exc}")
         self.pgid = self.proc.pid  # start_new_session: the leader's pid is the group id
-        wall = self.backend.wall_limit_s(request.time_limit_s)
-        reason, detail = self._watch(started, wall, settings.poll_interval_s)
+        reason, detail = self._watch(settings.poll_interval_s)
         used = request.time_limit_s if reason is StopReason.LIMIT else 0.0
         if reason is StopReason.EXIT and self.watch.exit_at_s is not None:
             used = min(request.time_limit_s, self.watch.exit_at_s)
@@ -708,8 +706,9 @@ class _Job:
         """The image makes semihosting calls, but no exit hook watches them."""
         return bool(self.sites) and not self.hooks and self.watch.exit_line is None
 
-    def _watch(self, started: float, wall: float, poll: float) -> tuple[StopReason, str]:
-        """Stream until Renode quits, fails, the firmware exits, the job is cancelled or time is up."""
+    def _watch(self, poll: float) -> tuple[StopReason, str]:
+        """Stream until Renode quits, fails, the firmware exits or the run is cancelled
+        (which the scheduler's deadline does too: no wall-clock guard of our own)."""
         assert self.proc is not None
         request = self.request
         error_seen: float | None = None
@@ -738,14 +737,6 @@ class _Job:
                 return (StopReason.INFRASTRUCTURE,
                         f"Renode wrote more than {MAX_RENODE_OUTPUT_BYTES >> 20} MiB of log "
                         "(warnings about the firmware's accesses?); the job was ended")
-            if self.clock() - started > wall:
-                self._stop()
-                settings = self.settings
-                return (StopReason.INFRASTRUCTURE,
-                        (f"wall-clock guard: Renode did not finish {request.time_limit_s:g} s of "
-                         f"virtual time within {wall:.0f} s of wall time (start-up allowance "
-                         f"{settings.startup_allowance_s:g} s + {settings.wall_factor:g} s per "
-                         "virtual second; board options startup_allowance_s, wall_factor)"))
             request.cancel.wait(poll)
 
     def _exit_detail(self) -> str:

@@ -1,8 +1,9 @@
 """The embedded default: run jobs on our own emulated board (``sim``).
 
 Virtual time bounds the run; the job's process has a CPU-time budget that stops
-firmware too slow to emulate (``hwut.runner``), and a board may add a wall-clock
-guard (option ``wall_factor``). Nothing outlives ``run``: the emulator is built per job.
+firmware too slow to emulate (``hwut.runner``), and the scheduler's deadline cancels
+a run that takes too long in wall time (the run's cancel token; no wall-clock guard
+here). Nothing outlives ``run``: the emulator is built per job.
 """
 from __future__ import annotations
 
@@ -16,7 +17,16 @@ from hwut.sim.machine import Machine, StopCause
 from hwut.sim.trace import PinRecorder, UnknownSignal
 
 from . import simboards
-from .base import Availability, Backend, BoardInfo, Outcome, RunRequest, StopReason
+from .base import (
+    Availability,
+    Backend,
+    BoardInfo,
+    OptionInfo,
+    Outcome,
+    RunRequest,
+    StopReason,
+    check_options,
+)
 from .image import InvalidFirmware, load
 
 _REASONS = {
@@ -27,8 +37,25 @@ _REASONS = {
 }
 
 
+#: The board-instance options of the ``sim`` backend (server config).
+OPTIONS: tuple[OptionInfo, ...] = (
+    OptionInfo("model", str, None,
+               "the emulated board this server board is (a board of hwut.sim, e.g. "
+               "nucleo-f303re); not set: the board's own name", choices=tuple(sorted(BOARDS))),
+    OptionInfo("timing", str, "exact",
+               "exact: interrupts are taken at the next instruction; block: at the next "
+               "translated block (faster, coarser)", choices=("exact", "block")),
+    OptionInfo("precharge", bool, True,
+               "exact timing counted per block where nothing can tell the difference; false "
+               "counts every instruction (the same results, slower)"),
+    OptionInfo("trace_bus", bool, False,
+               "log every peripheral register access into the job's infrastructure log"),
+)
+
+
 class SimBackend(Backend):
     name: ClassVar[str] = "sim"
+    option_infos: ClassVar[tuple[OptionInfo, ...] | None] = OPTIONS
 
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:
@@ -43,7 +70,7 @@ class SimBackend(Backend):
                    ) -> BoardInfo | None:
         """The board's model (option ``model``, else the board's own name) as data; this
         backend feeds console input and scripted presses."""
-        spec = simboards.find(str(dict(options or {}).get("model", board)))
+        spec = simboards.find(check_options(OPTIONS, options or {})["model"] or board)
         if spec is None:
             return None
         return simboards.board_info(spec, name=board, console_input=True, presses=True)
@@ -53,7 +80,7 @@ class SimBackend(Backend):
         started = time.monotonic()
         try:
             # a server board may go by its own name and say which model it is
-            spec = board_spec(str(self.options.get("model", request.board)))
+            spec = board_spec(self.options["model"] or request.board)
         except KeyError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc.args[0]))
         try:
@@ -61,10 +88,6 @@ class SimBackend(Backend):
         except (InvalidFirmware, OSError) as exc:
             return Outcome(StopReason.INFRASTRUCTURE, infra_log=str(exc),
                            detail=f"cannot load the executable: {exc}")
-        precharge = self.options.get("precharge", True)
-        if not isinstance(precharge, bool):
-            return Outcome(StopReason.INFRASTRUCTURE,
-                           detail=f"board option precharge must be true or false, not {precharge!r}")
         console = spec.console
         sink, other = request.uart, request.other
         recorders: list[PinRecorder] = []  # the pin trace, once the machine exists
@@ -81,13 +104,9 @@ class SimBackend(Backend):
             semihosting_out=sink,
             trace_out=(lambda port, data: other(data)) if other else None,
             note=infra.append,
-            trace=infra.append if self.options.get("trace_bus") else None,
-            # "exact" (default): interrupts at the next instruction; "block": faster,
-            # at the next translated block (see sim/counter.py)
-            timing=str(self.options.get("timing", "exact")),
-            # exact timing counted per block where nothing can tell; false counts every
-            # instruction (the same results, slower: a way out should precharging misbehave)
-            precharge=precharge,
+            trace=infra.append if self.options["trace_bus"] else None,
+            timing=self.options["timing"],  # see OPTIONS and sim/counter.py
+            precharge=self.options["precharge"],
         )
         if request.trace is not None:
             try:
@@ -107,13 +126,9 @@ class SimBackend(Backend):
                 machine.press(button, at, release)
         except KeyError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc.args[0]))
-        # No wall-clock guard unless a board asks for one: wall time depends on what else
-        # the machine does, and the job's process has a CPU-time budget instead.
-        wall: float | None = None
-        if "wall_factor" in self.options:
-            wall = max(float(self.options.get("wall_minimum_s", 0.0)),
-                       request.time_limit_s * float(self.options["wall_factor"]))
-        result = machine.run(request.time_limit_s, cancel=request.cancel, wall_limit_s=wall)
+        # No wall-clock guard here: wall time depends on what else the machine does; the
+        # deadline (the scheduler's clock) cancels the run through its token instead.
+        result = machine.run(request.time_limit_s, cancel=request.cancel)
         if recorders and request.trace is not None:
             written = recorders[0].write_vcd(request.trace)
             infra.append(f"pin trace: {', '.join(written.signals)}; {written.changes} changes, "
@@ -124,10 +139,6 @@ class SimBackend(Backend):
         infra.append(f"virtual time {result.seconds:.6f} s, {result.instructions} instructions "
                      f"executed, {result.slept_cycles} cycles asleep (WFI/WFE), "
                      f"{time.monotonic() - started:.3f} s wall")
-        if result.cause is StopCause.WALL_CLOCK:
-            return Outcome(StopReason.INFRASTRUCTURE, time_used_s=result.seconds,
-                           instructions=result.instructions, infra_log="\n".join(infra),
-                           detail=f"emulation took longer than {wall or 0:.1f} s of wall time")
         reason = _REASONS[result.cause]
         detail = result.detail
         if result.faults and reason is StopReason.LIMIT:

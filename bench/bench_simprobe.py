@@ -9,7 +9,6 @@ about 1 s to connect, 17-30 KiB/s to program an STM32F3.
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import serial
 from pyocd.core.helpers import ConnectHelper
 from pyocd.flash.file_programmer import FileProgrammer
 
-from hwut.backends.base import RunRequest
+from hwut.backends.base import CancelToken, RunRequest
 from hwut.backends.physical import PhysicalBackend
 from hwut.backends.simlab import PROBES, start_board
 
@@ -57,7 +56,7 @@ def main() -> None:
               f"post-reset delay)")
         log = bytearray()
         request = RunRequest(executable=elf, format="elf", board="nucleo-f303re",
-                             time_limit_s=1.0, uart=log.extend, cancel=threading.Event())
+                             time_limit_s=1.0, uart=log.extend, cancel=CancelToken())
         started = time.monotonic()
         outcome = PhysicalBackend("nucleo-f303re", {"probe": UID, "serial": board.console_path}
                                   ).run(request)

@@ -40,7 +40,7 @@ from .client import (
     resolve_settings,
     write_client_config,
 )
-from .config import Config, ConfigError, describe_options, load_config
+from .config import Config, ConfigError, describe_board_options, describe_options, load_config
 from .storage import DamagedStoreFile, StorageFull
 from .users import UserError, UserStore
 
@@ -231,8 +231,13 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int |
 
 @main.command()
 def options() -> None:
-    """List every server option with its environment variable and default."""
+    """List every server option with its environment variable and default, then the
+    board options of each installed backend (checked when the server starts)."""
+    from hwut.backends.registry import load_backends
+
     click.echo(describe_options())
+    click.echo("\nBoard options, per backend:")
+    click.echo(describe_board_options(load_backends()))
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwut.backends.base import Backend
+from hwut.backends.base import OptionInfo as BaseOptionInfo
+
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.toml")
 
 
@@ -21,11 +24,8 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class OptionInfo:
-    name: str
-    type: type
-    default: Any
-    help: str
+class OptionInfo(BaseOptionInfo):
+    """A server option: the backends' typed option with where the environment sets it."""
 
     @property
     def env(self) -> str:
@@ -237,3 +237,19 @@ def describe_options() -> str:
     """Every option with its environment variable and default, for --help texts."""
     return "\n".join(f"{o.name} ({o.env}, default {o.default!r}): {o.help}"
                      for o in OPTIONS.values())
+
+
+def describe_board_options(backends: Mapping[str, type[Backend]]) -> str:
+    """The board options each backend declares (a board's ``[boards.options]`` table),
+    for ``hwut options``; a backend that declares none says so."""
+    parts = []
+    for name, cls in sorted(backends.items()):
+        infos = cls.option_infos
+        if infos is None:
+            parts.append(f"backend {name}: declares no options (its table is passed on "
+                         "unchecked)")
+        else:
+            lines = "\n".join(f"  {o.describe()}" for o in infos) or "  (no options)"
+            parts.append(f"backend {name} ([boards.options] of a board with backend = "
+                         f"{name!r}):\n{lines}")
+    return "\n".join(parts)

@@ -102,7 +102,6 @@ class Job:
     detail: str | None = None
     time_used_seconds: float | None = None
     instance: str | None = None
-    cancel_requested: bool = False
     #: Console input sent once the firmware listens; scripted button presses.
     input: str | None = None
     presses: list[list[Any]] | None = None

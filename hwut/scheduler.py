@@ -22,20 +22,24 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hwut.backends.base import (
     Availability,
     Backend,
     BoardInfo,
+    CancelReason,
+    CancelToken,
+    Deadline,
+    OptionError,
     Outcome,
     StopReason,
 )
 from hwut.backends.registry import load_failure
 
 from . import trace as pintrace
-from .config import BoardConfig, Config
+from .config import BoardConfig, Config, ConfigError
 from .jobs import Job, JobStatus, TransitionError, format_time
 from .runner.process import JobProcess, job_context
 from .runner.spec import JobSpec, Limits
@@ -47,6 +51,8 @@ log = logging.getLogger(__name__)
 
 #: How long a worker waits before trying again when the disk is full.
 STORAGE_RETRY_S = 1.0
+#: A running job's detail when the server stopped it (it becomes ERROR, not CANCELED).
+SHUTDOWN_DETAIL = "the server stopped while the job ran"
 
 
 def resolve_backend(name: str, known: Mapping[str, type[Backend]]) -> type[Backend]:
@@ -64,6 +70,16 @@ def resolve_backend(name: str, known: Mapping[str, type[Backend]]) -> type[Backe
         raise LookupError(f"{name} is not a Backend subclass")
     raise LookupError(f"backend {name!r} is not installed; installed: "
                       f"{', '.join(sorted(known)) or 'none'}")
+
+
+def check_board_options(board: BoardConfig, backend: type[Backend]) -> None:
+    """A board's options as its backend declares them, or :class:`ConfigError` naming the
+    board, the option and what it allows: a typo or a bad value stops the server at its
+    start instead of failing every job."""
+    try:
+        backend.check_options(board.options)
+    except OptionError as exc:
+        raise ConfigError(f"board {board.name} (backend {board.backend}): {exc}") from None
 
 
 class _LogSink:
@@ -140,8 +156,10 @@ class Scheduler:
         self.store = store
         self.config = config
         self.monotonic = monotonic
+        #: Set when the workers must stop (no job is claimed or started after it).
         self._stop = threading.Event()
-        self._cancels: dict[int, threading.Event] = {}
+        #: The running jobs' cancel tokens: the one way to stop a run, with its reason.
+        self._cancels: dict[int, CancelToken] = {}
         self._threads: list[threading.Thread] = []
         self.instances: list[Instance] = []
         self._context: Any = None  # the job processes' fork server, made by start()
@@ -156,6 +174,7 @@ class Scheduler:
                 cls = str(exc)
             else:
                 cls = backend
+                check_board_options(board, backend)
                 info = self._board_info(board, backend)
                 if info is not None:
                     self.infos[board.name] = info
@@ -210,8 +229,8 @@ class Scheduler:
         they become ERROR ("the server stopped while the job ran"), not CANCELED, because
         neither their owner nor an admin canceled them. Claimed jobs go back to WAITING."""
         self._stop.set()
-        for event in list(self._cancels.values()):
-            event.set()
+        for token in list(self._cancels.values()):
+            token.cancel(CancelReason.SHUTDOWN, SHUTDOWN_DETAIL)
         self.store.wake()
         deadline = self.monotonic() + timeout
         for thread in self._threads:
@@ -281,19 +300,16 @@ class Scheduler:
         worker records CANCELED when it has. Ended: TransitionError. ``why`` is added to
         the detail ("canceled by admin: board x deleted")."""
         detail = f"canceled by {by}" + (f": {why}" if why else "")
-        with self.store.lock:
-            job = self.store.get(job_id)
-            if job.status in (JobStatus.WAITING, JobStatus.QUEUED):
-                return self.store.transition(job_id, JobStatus.CANCELED,
-                                             finished=format_time(self.store.clock()),
-                                             detail=detail)
-            if job.status is JobStatus.RUNNING:
-                job = self.store.update_live(job_id, cancel_requested=True, detail=detail)
-                event = self._cancels.get(job_id)
-                if event is not None:
-                    event.set()
-                return job
-            raise TransitionError(job_id, job.status, JobStatus.CANCELED)
+        job, canceled = self.store.cancel_unstarted(
+            job_id, finished=format_time(self.store.clock()), detail=detail)
+        if canceled:
+            return job
+        if job.status is JobStatus.RUNNING:
+            token = self._cancels.get(job_id)
+            if token is not None:
+                token.cancel(CancelReason.USER, detail)
+            return job
+        raise TransitionError(job_id, job.status, JobStatus.CANCELED)
 
     # ---- the worker ------------------------------------------------------------------
 
@@ -310,14 +326,7 @@ class Scheduler:
             if job is None:
                 self.store.wait_for_change(poll)
                 continue
-            try:
-                self._run(instance, job)
-            except Exception:  # the worker must survive to serve the next job
-                log.exception("worker %s failed on job %s", instance.name, job.id)
-                self._fail(job.id, "internal error in the scheduler")
-            finally:
-                instance.job_id = None
-                self._cancels.pop(job.id, None)
+            self.run_job(instance, job)
 
     def max_running(self, board: BoardConfig) -> int | None:
         """How many instances of ``board`` one user's jobs may hold at once; None: all
@@ -344,12 +353,34 @@ class Scheduler:
                 if self._stop.wait(STORAGE_RETRY_S):
                     return
 
+    def run_next(self, instance: Instance) -> Job | None:
+        """One round of ``instance``'s worker: claim the next job for its board and run it
+        to its end; the job as recorded, or None when there was none to claim."""
+        job = self.store.claim_next(instance.board.name, instance.name,
+                                    max_running=self.max_running(instance.board))
+        return None if job is None else self.run_job(instance, job)
+
+    def run_job(self, instance: Instance, job: Job) -> Job:
+        """Run a job claimed for ``instance`` (QUEUED) to its end and return it as recorded:
+        what a worker does with each job it claims. Once :meth:`stop` was called the job
+        goes back to WAITING instead. Never raises for a failure of the run: that is the
+        job's ERROR."""
+        try:
+            self._run(instance, job)
+        except Exception:  # the worker must survive to serve the next job
+            log.exception("worker %s failed on job %s", instance.name, job.id)
+            self._fail(job.id, "internal error in the scheduler")
+        finally:
+            instance.job_id = None
+            self._cancels.pop(job.id, None)
+        return self.store.get(job.id)
+
     def _run(self, instance: Instance, job: Job) -> None:
         """QUEUED -> RUNNING -> backend under the watchdog -> the outcome recorded."""
         if self._stop.is_set():
             self.store.transition(job.id, JobStatus.WAITING, instance=None)
             return
-        cancel = threading.Event()
+        cancel = CancelToken()
         self._cancels[job.id] = cancel
         log_name, other_name = self.store.new_artifact_name(), self.store.new_artifact_name()
         trace_name = self.store.new_artifact_name()
@@ -368,7 +399,8 @@ class Scheduler:
             log.info("job %d started on %s (owner %s, limit %s s)", job.id, instance.name,
                      job.owner, job.duration_limit_seconds)
             # the verdict's hook: a log that settles it stops the run (fail-fast)
-            tap = Tap.for_job(job.criteria, uart, cancel)
+            tap = Tap.for_job(job.criteria, uart, lambda: cancel.cancel(
+                CancelReason.VERDICT, "the job's verdict is settled"))
             outcome, failure = self._call_backend(instance, self._spec(instance, job),
                                                   tap or uart, other, cancel, trace)
         finally:
@@ -388,7 +420,7 @@ class Scheduler:
         else:
             self._record(job.id, outcome, cancel, changes, tap)
 
-    def _record(self, job_id: int, outcome: Outcome, cancel: threading.Event,
+    def _record(self, job_id: int, outcome: Outcome, cancel: CancelToken,
                 changes: dict[str, Any], tap: Tap | None = None) -> None:
         """Map the backend's outcome to the job's final status (see StopReason)."""
         changes.update(finished=format_time(self.store.clock()),
@@ -403,21 +435,23 @@ class Scheduler:
                     outcome.infra_log.encode("utf-8", "replace"))
             except StorageFull:
                 log.warning("job %d: no room for its infrastructure log; dropped", job_id)
-        stopped = outcome.reason is StopReason.CANCEL or cancel.is_set()
-        if stopped and tap is not None and tap.decided and not self._stop.is_set() \
-                and not self.store.get(job_id).cancel_requested:
+        stopped = outcome.reason is StopReason.CANCEL or cancel.reason in (
+            CancelReason.USER, CancelReason.SHUTDOWN)
+        if cancel.reason is CancelReason.VERDICT:
             stopped = False  # the verdict stopped it: the run ended as it should
             if outcome.reason is StopReason.CANCEL:
                 changes["stop_reason"] = "verdict"
         if outcome.reason is StopReason.INFRASTRUCTURE:
             status = JobStatus.ERROR
             changes["detail"] = outcome.detail or "the backend reported an infrastructure error"
-        elif stopped and not self.store.get(job_id).cancel_requested:
-            status = JobStatus.ERROR  # nobody canceled it: the server is shutting down
-            changes["detail"] = "the server stopped while the job ran"
-        elif stopped:
+        elif stopped and cancel.reason is CancelReason.USER:
             status = JobStatus.CANCELED
-            changes.pop("detail", None)  # keep "canceled by ..."
+            changes["detail"] = cancel.detail  # "canceled by ..."
+        elif stopped:
+            status = JobStatus.ERROR  # nobody canceled it: the server is shutting down
+            changes["detail"] = (cancel.detail if cancel.reason in (CancelReason.SHUTDOWN,
+                                                                    CancelReason.DEADLINE)
+                                 else outcome.detail or "the backend stopped without a cancel")
         else:
             status = JobStatus.FINISHED
         log.info("job %d %s: stop reason %s, exit code %s, %.3f s used%s", job_id,
@@ -433,6 +467,12 @@ class Scheduler:
         """Everything the job's process needs, as data (it may run on another host)."""
         assert instance.backend_cls is not None
         cls = instance.backend_cls
+        # a backend slower than ours (Renode) gets its allowance on both budgets
+        extra = cls.extra_wall_s(float(job.duration_limit_seconds),
+                                 cls.check_options(instance.board.options))
+        limits = self.limits(float(job.duration_limit_seconds))
+        wall = self.wall_budget(job.duration_limit_seconds, limits) + extra
+        limits = replace(limits, cpu_seconds=limits.cpu_seconds + extra)
         return JobSpec(
             job_id=job.id, backend=f"{cls.__module__}:{cls.__qualname__}", board=job.board,
             options=dict(instance.board.options),
@@ -442,7 +482,17 @@ class Scheduler:
             presses=tuple((str(b), float(at), None if rel is None else float(rel))
                           for b, at, rel in job.presses or ()),
             trace_signals=pintrace.signals_option(job.trace),
-            limits=self.limits(float(job.duration_limit_seconds)))
+            limits=limits, wall_budget_s=wall)
+
+    def wall_budget(self, time_limit_s: float, limits: Limits) -> float:
+        """Wall seconds a job may take before it counts as hung: its time limit, its CPU
+        budget at ``scheduler.hang_factor`` wall seconds per CPU second (a loaded machine
+        runs it slower), and ``scheduler.hang_grace_seconds``. A backstop for a job that
+        neither ends nor uses its CPU (a hung probe); the CPU budget, not this, stops
+        firmware too slow to emulate."""
+        return (float(time_limit_s)
+                + limits.cpu_seconds * float(self.config["scheduler.hang_factor"])
+                + float(self.config["scheduler.hang_grace_seconds"]))
 
     def limits(self, time_limit_s: float) -> Limits:
         """A job's bounds: its CPU budget grows with its time limit, within the caps."""
@@ -456,17 +506,15 @@ class Scheduler:
                       memory_bytes=int(self.config["jobs.max_memory_bytes"]))
 
     def _call_backend(self, instance: Instance, spec: JobSpec, uart: Callable[[bytes], None],
-                      other: _LogSink, cancel: threading.Event,
+                      other: _LogSink, cancel: CancelToken,
                       trace: _LogSink | None = None) -> tuple[Outcome | None, str]:
         """Run the job in its own process; (outcome, "") or (None, why there is none)."""
-        factor = float(self.config["scheduler.hang_factor"])
-        grace = float(self.config["scheduler.hang_grace_seconds"])
+        deadline = (None if spec.wall_budget_s is None
+                    else Deadline.after(spec.wall_budget_s, self.monotonic))
         process = JobProcess(
             spec, self._context,
             cancel_grace_s=float(self.config["scheduler.cancel_grace_seconds"]),
-            # a backstop for a job that neither ends nor uses its CPU (a hung probe); the
-            # CPU budget, not this, stops firmware too slow to emulate
-            wall_limit_s=spec.time_limit_s + spec.limits.cpu_seconds * factor + grace)
+            deadline=deadline)
         instance.process = process
         try:
             return process.run(uart, other, cancel, trace), ""

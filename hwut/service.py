@@ -5,7 +5,8 @@ Kept apart from the CLI so tests, the demo and ``hwut serve`` build the same thi
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -54,8 +55,12 @@ def seed_targets(store: Store, config: Config, scheduler: Scheduler) -> None:
 
 
 def build_service(config: Config, backends: Mapping[str, type[Backend]] | None = None,
+                  monotonic: Callable[[], float] = time.monotonic,
                   **store_options: Any) -> Service:
     """Open the data dir, fail what a crash interrupted, and wire the app (not started).
+
+    ``monotonic`` is the scheduler's clock: the one every wall-clock bound of a run (its
+    deadline, the grace after a cancel) is measured on; tests pass one they move.
 
     A damaged store file raises :class:`hwut.storage.DamagedStoreFile` (its message
     names the file and the way out) before anything is changed or removed; a full disk
@@ -66,7 +71,8 @@ def build_service(config: Config, backends: Mapping[str, type[Backend]] | None =
         store = Store(config.data_dir, **store_options)
         failed = store.jobs.recover()
         scheduler = Scheduler(store.jobs, config,
-                              load_backends() if backends is None else backends)
+                              load_backends() if backends is None else backends,
+                              monotonic=monotonic)
         seed_targets(store, config, scheduler)
     except BaseException:
         if store is not None:

@@ -21,7 +21,7 @@ with its check in :func:`final_verdict`; the record keeps unknown keys out.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -414,15 +414,16 @@ def final_verdict(matcher: Matcher, status: str, stop_reason: str | None,
 
 class Tap:
     """Between the job's process and its log file: passes every byte on, feeds the
-    matcher, and sets ``stop`` the moment the log settles the verdict (fail-fast, or
+    matcher, and calls ``stop`` the moment the log settles the verdict (fail-fast, or
     every expectation met), so the run ends there instead of at its limit."""
 
-    def __init__(self, criteria: Criteria, sink: Any, stop: Any) -> None:
+    def __init__(self, criteria: Criteria, sink: Any, stop: Callable[[], object]) -> None:
         self.matcher = Matcher(criteria)
         self.sink, self.stop = sink, stop
 
     @classmethod
-    def for_job(cls, record: Mapping[str, Any] | None, sink: Any, stop: Any) -> Tap | None:
+    def for_job(cls, record: Mapping[str, Any] | None, sink: Any,
+                stop: Callable[[], object]) -> Tap | None:
         return None if not record else cls(Criteria.from_record(record), sink, stop)
 
     @property
@@ -432,7 +433,7 @@ class Tap:
     def __call__(self, data: bytes) -> None:
         self.sink(data)
         if self.matcher.feed(data) is not None:
-            self.stop.set()
+            self.stop()
 
     def verdict(self, status: str, stop_reason: str | None, exit_code: int | None,
                 time_used_s: float | None, detail: str | None) -> dict[str, Any]:

@@ -426,9 +426,11 @@ class Machine:
         self._cause = None
         detail = ""
         finished = threading.Event()
+        watcher: threading.Thread | None = None
         if cancel is not None:  # a cancel ends the slice in progress, not only the next one
-            threading.Thread(target=self._stop_soon_on, args=(cancel, finished), daemon=True,
-                             name="hwut-sim-cancel").start()
+            watcher = threading.Thread(target=self._stop_soon_on, args=(cancel, finished),
+                                       daemon=True, name="hwut-sim-cancel")
+            watcher.start()
         try:
             while self._cause is None:
                 if cancel is not None and cancel.is_set():
@@ -457,6 +459,8 @@ class Machine:
         finally:
             finished.set()
             limit.cancel()
+            if watcher is not None:  # gone when run returns: nothing outlives a run
+                watcher.join()
         seconds = self.clock.seconds()
         instructions = self.counter.instructions
         if self._cause is StopCause.EXIT:
@@ -471,9 +475,10 @@ class Machine:
 
     def _stop_soon_on(self, cancel: threading.Event, finished: threading.Event) -> None:
         """Watch ``cancel`` for the length of a run: a slow slice (seconds of CPU for
-        firmware that is expensive to emulate) must not delay a stop."""
-        while not finished.is_set():
-            if cancel.wait(0.05):
+        firmware that is expensive to emulate) must not delay a stop. Waits on
+        ``finished``, so that the run's end ends this thread at once (run joins it)."""
+        while not finished.wait(0.02):
+            if cancel.is_set():
                 self.counter.stop_soon()
                 return
 

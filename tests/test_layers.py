@@ -91,3 +91,23 @@ def test_the_sim_never_imports_pyocd():
 def test_the_service_never_imports_sim():
     for path, used in layers("hwut").items():
         assert "sim" not in used, path
+
+
+def _sibling_imports(path: Path) -> set[str]:
+    """The modules of the same package a file imports relatively (``from .queue import``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module} if node.module else {a.name for a in node.names}
+    return found
+
+
+def test_the_store_parts_stand_alone():
+    """``hwut/store``: the repository, the artifact files and the queue know nothing of one
+    another (the queue follows the repository through a listener); only the package's
+    ``__init__`` (JobStore) puts them together."""
+    folder = ROOT / "hwut" / "store"
+    parts = {"repository", "artifacts", "queue"}
+    for name in parts:
+        assert not _sibling_imports(folder / f"{name}.py") & parts, name
+    assert {p.stem for p in folder.glob("*.py")} == parts | {"__init__"}

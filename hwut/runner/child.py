@@ -21,7 +21,15 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from hwut.backends.base import Backend, Outcome, RunRequest, StopReason
+from hwut.backends.base import (
+    Backend,
+    CancelReason,
+    CancelToken,
+    Deadline,
+    Outcome,
+    RunRequest,
+    StopReason,
+)
 
 from . import wire
 from .spec import JobSpec, Limits
@@ -34,22 +42,6 @@ CHUNK_BYTES = 256 * 1024
 MAX_INFRA_BYTES = wire.MAX_FRAME_BYTES - wire.MAX_HEADER_BYTES - 1024
 #: After the server went away, how long the job may take to stop before it exits anyway.
 ORPHAN_GRACE_S = 3.0
-
-
-class StopRequest:
-    """Why the run is being stopped; the first reason wins."""
-
-    def __init__(self) -> None:
-        self.event = threading.Event()
-        self.reason: str | None = None
-        self.detail = ""
-        self._lock = threading.Lock()
-
-    def request(self, reason: str, detail: str = "") -> None:
-        with self._lock:
-            if self.reason is None:
-                self.reason, self.detail = reason, detail
-        self.event.set()
 
 
 class Channel:
@@ -73,7 +65,7 @@ class OutputStream:
     CPU. The log is then exactly the first ``cap`` bytes the board printed.
     """
 
-    def __init__(self, channel: Channel, kind: wire.Kind, cap: int, stop: StopRequest,
+    def __init__(self, channel: Channel, kind: wire.Kind, cap: int, stop: CancelToken,
                  what: str) -> None:
         self.channel, self.kind, self.cap, self.stop, self.what = channel, kind, cap, stop, what
         self.total = 0
@@ -87,8 +79,8 @@ class OutputStream:
                 return
             if len(data) >= room:
                 data = data[:room]
-                self.stop.request("output", f"the {self.what} reached its limit of "
-                                            f"{self.cap} bytes")
+                self.stop.cancel(CancelReason.OUTPUT_LIMIT,
+                                 f"the {self.what} reached its limit of {self.cap} bytes")
             self._buffer += data
             self.total += len(data)
             if len(self._buffer) >= CHUNK_BYTES:
@@ -143,17 +135,26 @@ def cap_text(text: str, limit: int) -> str:
             + data[-half:].decode("utf-8", "ignore"))
 
 
-def _listen(channel: Channel, stop: StopRequest) -> None:
+def _listen(channel: Channel, stop: CancelToken) -> None:
     """The server's side of the conversation: a cancel, or the server going away."""
     while True:
         try:
             frame = wire.decode(channel.conn.recv_bytes(wire.MAX_FRAME_BYTES))
         except (EOFError, OSError, wire.ProtocolError):
-            stop.request("orphaned", "the server went away")
+            stop.cancel(CancelReason.ORPHANED, "the server went away")
             threading.Timer(ORPHAN_GRACE_S, os._exit, args=(3,)).start()
             return
         if frame.kind is wire.Kind.CANCEL:
-            stop.request("cancel")
+            stop.cancel(*cancel_of(frame))
+
+
+def cancel_of(frame: wire.Frame) -> tuple[CancelReason, str]:
+    """The reason and detail a CANCEL frame carries (a frame without one: the user's)."""
+    try:
+        reason = CancelReason(frame.fields.get("reason", CancelReason.USER.value))
+    except ValueError:
+        reason = CancelReason.USER
+    return reason, str(frame.fields.get("detail") or "")
 
 
 def _flush_periodically(streams: tuple[OutputStream, ...], done: threading.Event) -> None:
@@ -173,7 +174,7 @@ def _failed(detail: str, internal: list[str]) -> Outcome:
                    detail=detail)
 
 
-def run_job(spec: JobSpec, channel: Channel, stop: StopRequest,
+def run_job(spec: JobSpec, channel: Channel, stop: CancelToken,
             streams: tuple[OutputStream, ...], internal: list[str]) -> Outcome:
     """Build the backend, run it, and turn our own stop requests into their reasons;
     tracebacks go to ``internal``, for the server's log. ``streams``: UART, other and,
@@ -184,10 +185,12 @@ def run_job(spec: JobSpec, channel: Channel, stop: StopRequest,
         backend = load_backend(spec.backend)(spec.board, spec.options)
     except Exception as exc:  # a backend constructor may fail in any way
         return _failed(f"the backend could not start: {type(exc).__name__}", internal)
+    deadline = None if spec.wall_budget_s is None else Deadline.after(spec.wall_budget_s)
     request = RunRequest(executable=Path(spec.executable), format=spec.format,
                          board=spec.board, time_limit_s=spec.time_limit_s, uart=uart.write,
-                         cancel=stop.event, other=other.write, uart_input=spec.uart_input,
-                         presses=spec.presses, trace=trace.write if trace else None,
+                         cancel=stop, other=other.write, uart_input=spec.uart_input,
+                         presses=spec.presses, deadline=deadline,
+                         trace=trace.write if trace else None,
                          trace_signals=spec.trace_signals or (),
                          trace_bytes=spec.limits.trace_bytes)
     try:
@@ -209,33 +212,38 @@ def run_job(spec: JobSpec, channel: Channel, stop: StopRequest,
     return _explain(outcome, stop, spec)
 
 
-def _explain(outcome: Outcome, stop: StopRequest, spec: JobSpec) -> Outcome:
-    """A run our own stop request cut short says why; one that ended by itself anyway
-    (its limit, an exit, a lockup, as the CPU signal came) keeps its own reason."""
+def _explain(outcome: Outcome, stop: CancelToken, spec: JobSpec) -> Outcome:
+    """A run the token cut short says why, when the reason is not a cancel (a limit, the
+    deadline); one that ended by itself anyway (its limit, an exit, a lockup, as the CPU
+    signal came) keeps its own reason."""
     if outcome.reason is not StopReason.CANCEL:
         return outcome
-    if stop.reason == "cpu":
+    if stop.reason is CancelReason.CPU_LIMIT:
         before = f"; before that: {outcome.detail}" if outcome.detail else ""
         return replace(outcome, reason=StopReason.CPU_LIMIT, detail=(
             f"firmware too slow to emulate: {outcome.time_used_s:.3f} of "
             f"{spec.time_limit_s:g} virtual s in {cpu_seconds():.0f} CPU s "
             f"(the job's CPU limit is {spec.limits.cpu_seconds:g} s){before}"))
-    if stop.reason == "output":
+    if stop.reason is CancelReason.OUTPUT_LIMIT:
         return replace(outcome, reason=StopReason.OUTPUT_LIMIT,
                        detail=f"{stop.detail} at {outcome.time_used_s:.6f} s of virtual time")
+    if stop.reason is CancelReason.DEADLINE:
+        return replace(outcome, reason=StopReason.INFRASTRUCTURE,
+                       detail=f"{stop.detail or 'the run passed its deadline'} (stopped at "
+                              f"{outcome.time_used_s:.6f} s of virtual time)")
     return outcome
 
 
 def serve(conn: Connection) -> None:
     """The job process's body: START in, output and one OUTCOME out."""
     channel = Channel(conn)
-    stop = StopRequest()
+    stop = CancelToken()
     start = wire.decode(conn.recv_bytes(wire.MAX_FRAME_BYTES))
     if start.kind is not wire.Kind.START:
         raise wire.ProtocolError(f"expected START, got {start.kind.value}")
     spec = JobSpec.from_json(start.fields["spec"])
     apply_limits(spec.limits)
-    signal.signal(signal.SIGXCPU, lambda signum, frame: stop.request("cpu"))
+    signal.signal(signal.SIGXCPU, lambda signum, frame: stop.cancel(CancelReason.CPU_LIMIT))
     threading.Thread(target=_listen, args=(channel, stop), daemon=True,
                      name="hwut-job-listen").start()
     streams = (OutputStream(channel, wire.Kind.UART, spec.limits.uart_bytes, stop, "UART log"),

@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from hwut.backends.base import ByteSink, Outcome, StopReason
+from hwut.backends.base import ByteSink, CancelReason, CancelToken, Deadline, Outcome, StopReason
 
 from . import child, wire
 from .spec import JobSpec
@@ -64,25 +64,32 @@ def describe_exit(code: int | None) -> str:
 
 
 class JobProcess:
-    """One job in its own process; ``run`` returns only when the process is gone."""
+    """One job in its own process; ``run`` returns only when the process is gone.
+
+    Both wall-clock guards are measured on one clock, ``deadline``'s (the scheduler's,
+    injectable): when the deadline passes, the run's token is canceled with
+    :attr:`CancelReason.DEADLINE`; a process that has not ended ``cancel_grace_s`` after
+    its token was canceled, for whatever reason, is killed."""
 
     def __init__(self, spec: JobSpec, context: BaseContext | None = None, *,
-                 cancel_grace_s: float = 1.0, wall_limit_s: float | None = None,
-                 poll_s: float = 0.05, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 cancel_grace_s: float = 1.0, deadline: Deadline | None = None,
+                 poll_s: float = 0.05) -> None:
         self.spec = spec
         self.context = context or job_context()
         self.cancel_grace_s = cancel_grace_s
-        self.wall_limit_s = wall_limit_s
+        self.deadline = deadline
+        self.monotonic: Callable[[], float] = (deadline.clock if deadline is not None
+                                               else time.monotonic)
         self.poll_s = poll_s
-        self.monotonic = monotonic
         self.cpu_seen = 0.0
         self.pid: int | None = None
         self._trace: ByteSink | None = None
 
-    def run(self, uart: ByteSink, other: ByteSink | None, cancel: Any,
+    def run(self, uart: ByteSink, other: ByteSink | None, cancel: CancelToken,
             trace: ByteSink | None = None) -> Outcome:
-        """Run to the job's end; ``cancel`` is a threading.Event set by whoever stops it;
-        ``trace`` gets the pin trace (VCD), when the job keeps one."""
+        """Run to the job's end; ``cancel`` is canceled (with its reason) by whoever stops
+        it, and by this object when the deadline passes; ``trace`` gets the pin trace (VCD),
+        when the job keeps one."""
         self._trace = trace
         ours, theirs = self.context.Pipe(duplex=True)
         process = self.context.Process(target=child.main, args=(theirs,), daemon=True,  # type: ignore[attr-defined]
@@ -103,8 +110,7 @@ class JobProcess:
     # ---- the loop ----------------------------------------------------------------------
 
     def _pump(self, conn: Connection, process: Any, uart: ByteSink, other: ByteSink | None,
-              cancel: Any) -> Outcome:
-        started = self.monotonic()
+              cancel: CancelToken) -> Outcome:
         canceled_at: float | None = None
         while True:
             if conn.poll(self.poll_s):
@@ -120,23 +126,31 @@ class JobProcess:
                     return outcome
             now = self.monotonic()
             self._sample_cpu()
+            if self.deadline is not None and self.deadline.expired():
+                cancel.cancel(CancelReason.DEADLINE, f"the job did not end within "
+                              f"{self.spec.wall_budget_s or 0:.0f} s of wall time")
             if cancel.is_set() and canceled_at is None:
                 canceled_at = now
                 try:
-                    conn.send_bytes(wire.encode(wire.Frame(wire.Kind.CANCEL)))
+                    conn.send_bytes(wire.encode(wire.Frame(wire.Kind.CANCEL, {
+                        "reason": (cancel.reason or CancelReason.USER).value,
+                        "detail": cancel.detail})))
                 except OSError:
                     pass  # it is ending anyway; the next rounds see how
             if canceled_at is not None and now - canceled_at > self.cancel_grace_s:
-                return Outcome(StopReason.CANCEL, infra_log="the backend ignored the cancel",
-                               detail=f"the backend did not stop within "
-                                      f"{self.cancel_grace_s:g} s of the cancel; its process "
-                                      "was killed")
-            if self.wall_limit_s is not None and now - started > self.wall_limit_s:
-                return Outcome(StopReason.INFRASTRUCTURE,
-                               detail=f"the job did not end within {self.wall_limit_s:.0f} s "
-                                      "of wall time; its process was killed")
+                return self._ignored(cancel)
             if not process.is_alive() and not conn.poll(0):
                 return self._died(conn, process, uart, other)
+
+    def _ignored(self, cancel: CancelToken) -> Outcome:
+        """The run did not stop within the grace after its token was canceled."""
+        if cancel.reason is CancelReason.DEADLINE:
+            return Outcome(StopReason.INFRASTRUCTURE, infra_log="the backend ignored the cancel",
+                           detail=f"{cancel.detail} and did not stop when told; its process "
+                                  "was killed")
+        return Outcome(StopReason.CANCEL, infra_log="the backend ignored the cancel",
+                       detail=f"the backend did not stop within {self.cancel_grace_s:g} s of "
+                              "the cancel; its process was killed")
 
     def _dispatch(self, frame: wire.Frame, uart: ByteSink, other: ByteSink | None
                   ) -> Outcome | None:

@@ -46,6 +46,9 @@ class JobSpec:
     limits: Limits = field(default_factory=Limits)
     #: Signals of the pin trace (empty: the board's default); None: no pin trace.
     trace_signals: tuple[str, ...] | None = ()
+    #: Wall seconds the run has from its start (the scheduler's deadline, as a span so
+    #: that it means the same on another host's clock); None: no bound.
+    wall_budget_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -11,7 +11,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))  # hwut_testenv, fixture_firmware, ...
 
 from disk_support import tiny_disk_at
-from hwut_testenv import BACKENDS, FAST_HASHER, Env, make_config
+from hwut_testenv import BACKENDS, FAST_HASHER, Env, ManualClock, make_config
 
 from hwut.service import Service, build_service
 
@@ -22,11 +22,13 @@ def make_env(tmp_path: Path) -> Iterator[Callable[..., Env]]:
 
     def factory(start: bool = True, **values: Any) -> Env:
         config = make_config(tmp_path / f"data{len(services)}", **values)
-        service = build_service(config, BACKENDS, password_hasher=FAST_HASHER)
+        clock = ManualClock()
+        service = build_service(config, BACKENDS, monotonic=clock,
+                                password_hasher=FAST_HASHER)
         services.append(service)
         if start:
             service.start()
-        return Env(service)
+        return Env(service, clock)
 
     yield factory
     for service in services:

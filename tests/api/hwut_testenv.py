@@ -8,6 +8,7 @@ failure modes the real backend cannot produce on demand (boards ``board-raise`` 
 from __future__ import annotations
 
 import base64
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,8 +47,9 @@ def make_config(data_dir: Path, boards: tuple[BoardConfig, ...] = BOARDS, **valu
                 ) -> Config:
     base = load_config(environ={})
     config = Config(dict(base.values), boards, base.microcontrollers)
-    quick = {"scheduler_hang_grace_seconds": 0.5, "scheduler_hang_factor": 0.0,
-             "scheduler_cancel_grace_seconds": 1.0, "scheduler_poll_seconds": 0.05}
+    # the wall-clock bounds (deadline, cancel grace) are measured on the scheduler's clock,
+    # which the tests move themselves (ManualClock): no bound fires because the host is slow
+    quick = {"scheduler_cancel_grace_seconds": 1.0, "scheduler_poll_seconds": 0.05}
     return config.with_values(data_dir=str(data_dir), **{**quick, **values})
 
 
@@ -60,11 +62,31 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+class ManualClock:
+    """The scheduler's monotonic clock in tests: it stands still until a test moves it, so
+    a run's deadline or cancel grace passes when the test says, never because the host is
+    loaded."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self.now
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.now += seconds
+
+
 class Env:
     """The service under test plus three users: admin, alice (owner) and bob (other)."""
 
-    def __init__(self, service: Service) -> None:
+    def __init__(self, service: Service, clock: ManualClock | None = None) -> None:
         self.service = service
+        #: The scheduler's clock (see ManualClock).
+        self.clock = clock or ManualClock()
         self.client = falcon.testing.TestClient(service.app)
         self.headers: dict[str, dict[str, str]] = {"anonymous": {}}
         self.passwords: dict[str, str] = {}
@@ -104,6 +126,23 @@ class Env:
             if until(status) or time.monotonic() > deadline:
                 return status
             time.sleep(0.01)
+
+    def pass_deadlines(self, job_id: int, settle: float = 10.0, timeout: float = 30.0
+                       ) -> JobStatus:
+        """Once ``job_id`` runs, move the scheduler's clock past its deadline (its cancel
+        token is canceled, reason DEADLINE) and give the backend ``settle`` seconds to stop;
+        while the job still runs, move the clock on again (past the grace after the cancel:
+        its process is killed). The job's status once it ended (or after ``timeout``).
+        The clock moves for every job: the job must be the only one running, and one that
+        ends only when told (nobody else cancels it)."""
+        status = self.wait(job_id, lambda s: s is JobStatus.RUNNING or s.ended, timeout)
+        give_up = time.monotonic() + timeout
+        while not status.ended:
+            self.clock.advance(3600.0)  # past any deadline (300 s limit: 1530 s), or grace
+            status = self.wait(job_id, timeout=settle)
+            if time.monotonic() > give_up:
+                break
+        return status
 
     def wait_for_log(self, job_id: int, prefix: bytes, timeout: float = 10.0) -> bytes:
         """Poll the log route until the log starts with ``prefix`` (the job runs meanwhile)."""

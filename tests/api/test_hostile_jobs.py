@@ -28,9 +28,7 @@ UART_CAP, OTHER_CAP, INFRA_CAP = 4096, 4096, 1024
 CPU_BUDGET_S = 3.0
 CAPS = {"jobs_max_uart_bytes": UART_CAP, "jobs_max_other_bytes": OTHER_CAP,
         "jobs_max_infra_bytes": INFRA_CAP, "jobs_min_cpu_seconds": CPU_BUDGET_S,
-        "jobs_max_cpu_seconds": CPU_BUDGET_S,
-        # the test config's hang backstop (0.5 s) is for the hanging double
-        "scheduler_hang_factor": 25.0, "scheduler_hang_grace_seconds": 30.0}
+        "jobs_max_cpu_seconds": CPU_BUDGET_S}
 TOO_SLOW = "firmware too slow to emulate: "
 #: One turn of hostile_semihost_spam: SYS_WRITE0 of a line, SYS_WRITE of a 1 KiB block.
 SEMIHOST_TURN = b"semihost spam: SYS_WRITE0\n" + b"".join(

@@ -15,9 +15,6 @@ from hwut_testenv import Env, sim_board
 from hwut.jobs import JobStatus
 from hwut.server import BackgroundServer
 
-#: The test config's hang backstop (0.5 s) is for the hanging double; these jobs need time.
-PATIENT = {"scheduler_hang_factor": 25.0, "scheduler_hang_grace_seconds": 30.0}
-
 
 def running_process(env: Env, job_id: int, board: str = "nucleo-f303re") -> int:
     env.wait(job_id, lambda s: s is JobStatus.RUNNING)
@@ -76,7 +73,7 @@ def test_stopping_the_server_ends_running_jobs_and_their_processes(make_env):
 
 
 def test_a_flood_stops_at_the_log_cap(make_env):
-    env = make_env(jobs_max_uart_bytes=5000, **PATIENT)
+    env = make_env(jobs_max_uart_bytes=5000)
     job_id = env.submit(firmware="uart_loop", limit=30).json["id"]
     assert env.wait(job_id) is JobStatus.FINISHED
     job = env.service.store.jobs.get(job_id)
@@ -86,7 +83,7 @@ def test_a_flood_stops_at_the_log_cap(make_env):
 
 
 def test_firmware_too_slow_to_emulate_says_so(make_env):
-    env = make_env(jobs_min_cpu_seconds=1.0, jobs_max_cpu_seconds=1.0, **PATIENT)
+    env = make_env(jobs_min_cpu_seconds=1.0, jobs_max_cpu_seconds=1.0)
     job_id = env.submit(firmware="uart_loop", limit=300).json["id"]
     assert env.wait(job_id, timeout=20) is JobStatus.FINISHED
     job = env.service.store.jobs.get(job_id)
@@ -96,7 +93,7 @@ def test_firmware_too_slow_to_emulate_says_so(make_env):
 
 
 def test_the_same_firmware_gives_the_same_log_under_load(make_env, tmp_path: Path):
-    env = make_env(boards=sim_board(instances=1), **PATIENT)
+    env = make_env(boards=sim_board(instances=1))
     alone = env.submit(firmware="uart_loop", limit=2).json["id"]
     assert env.wait(alone, timeout=60) is JobStatus.FINISHED
     expected = env.log(alone)
@@ -143,7 +140,7 @@ def test_a_full_disk_ends_the_job_error_and_everything_resumes_when_freed(tiny_d
 
     from hwut.service import build_service
 
-    config = make_config(tiny_disk / "data", boards=sim_board(instances=1), **PATIENT)
+    config = make_config(tiny_disk / "data", boards=sim_board(instances=1))
     service = build_service(config, BACKENDS, password_hasher=FAST_HASHER)
     service.start()
     try:

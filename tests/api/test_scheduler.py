@@ -43,8 +43,8 @@ def test_cancel_between_claim_and_start(tmp_path):
     claimed = store.claim_next(BOARD, f"{BOARD}#0")
     assert claimed.status is JobStatus.QUEUED
     scheduler.cancel(job.id, by="u")
-    scheduler._run(scheduler.instances[0], claimed)
-    done = store.get(job.id)
+    done = scheduler.run_job(scheduler.instances[0], claimed)
+    assert done == store.get(job.id)
     assert done.status is JobStatus.CANCELED
     assert done.started is None and done.filename_log is None  # the backend never ran
     assert artifacts(store) == {job.filename_executable}  # no log or trace file left
@@ -54,17 +54,17 @@ def test_stop_hands_a_claimed_job_back(tmp_path):
     store, scheduler = scheduler_for(tmp_path)
     job = store.submit("u", BOARD, 1, image("hello"), "elf")
     claimed = store.claim_next(BOARD, f"{BOARD}#0")
-    scheduler._stop.set()
-    scheduler._run(scheduler.instances[0], claimed)
-    assert store.get(job.id).status is JobStatus.WAITING
+    scheduler.stop()
+    back = scheduler.run_job(scheduler.instances[0], claimed)
+    assert back.id == job.id and back.status is JobStatus.WAITING and back.instance is None
 
 
 def test_run_hands_the_backend_the_stored_job(tmp_path):
     # format, board and limit reach the backend: hex loads, 1 s gives exactly count=0..9
     store, scheduler = scheduler_for(tmp_path)
     job = store.submit("u", BOARD, 1, image("hello", "hex"), "hex")
-    scheduler._run(scheduler.instances[0], store.claim_next(BOARD, f"{BOARD}#0"))
-    done = store.get(job.id)
+    done = scheduler.run_next(scheduler.instances[0])
+    assert done is not None and done.id == job.id
     assert (done.status, done.stop_reason, done.exit_code) == (JobStatus.FINISHED, "limit", None)
     assert done.time_used_seconds == 1.0
     assert store.artifact_path(done.filename_log).read_bytes() == HELLO_1S
@@ -75,8 +75,8 @@ def test_run_hands_the_backend_the_stored_job(tmp_path):
 def test_exit_code_reaches_the_job(tmp_path):
     store, scheduler = scheduler_for(tmp_path)
     job = store.submit("u", BOARD, 7, image("semihost_exit", "bin"), "bin")
-    scheduler._run(scheduler.instances[0], store.claim_next(BOARD, f"{BOARD}#0"))
-    done = store.get(job.id)
+    done = scheduler.run_next(scheduler.instances[0])
+    assert done is not None and done.id == job.id
     assert (done.status, done.stop_reason, done.exit_code) == (JobStatus.FINISHED, "exit", 3)
     assert store.artifact_path(done.filename_log).read_bytes() == SEMIHOST
     assert done.time_used_seconds < 7
@@ -85,8 +85,8 @@ def test_exit_code_reaches_the_job(tmp_path):
 def test_backend_returning_garbage_is_an_error(tmp_path):
     store, scheduler = scheduler_for(tmp_path, GarbageBackend)
     job = store.submit("u", BOARD, 1, image("hello"), "elf")
-    scheduler._run(scheduler.instances[0], store.claim_next(BOARD, f"{BOARD}#0"))
-    failed = store.get(job.id)
+    failed = scheduler.run_next(scheduler.instances[0])
+    assert failed is not None and failed.id == job.id
     assert failed.status is JobStatus.ERROR and "not an Outcome" in failed.detail
 
 

@@ -9,7 +9,14 @@ import pytest
 from hwut_testenv import FAST_HASHER
 
 from hwut.jobs import Job, JobStatus, TransitionError
-from hwut.store import RESTART_DETAIL, JobStore, Store, UnknownJob, find_record
+from hwut.store import (
+    RESTART_DETAIL,
+    JobStore,
+    Store,
+    UnknownField,
+    UnknownJob,
+    find_record,
+)
 
 
 def fixed_clock():
@@ -100,6 +107,44 @@ def test_transition_errors(tmp_path):
         store.transition(job.id, JobStatus.CANCELED)
     with pytest.raises(ValueError):
         store.artifact_path("../etc/passwd")
+
+
+@pytest.mark.parametrize("change", [{"instnace": "b#0"}, {"stop_reasn": "limit"}, {"id": 9}])
+def test_a_change_naming_no_field_of_a_job_is_refused_and_nothing_written(tmp_path, change):
+    store = JobStore(tmp_path, durable=False)
+    job = store.submit("u", "b", 1, b"x", "bin")
+    live = (tmp_path / "db" / "live.json").read_bytes()
+    with pytest.raises(ValueError, match=next(iter(change))):
+        store.transition(job.id, JobStatus.QUEUED, **change)
+    with pytest.raises(ValueError, match=next(iter(change))):
+        store.update_live(job.id, **change)
+    with pytest.raises(ValueError, match=next(iter(change))):
+        store.cancel_unstarted(job.id, **change)
+    with pytest.raises(ValueError, match="status only through transition"):
+        store.update_live(job.id, status="FINISHED")
+    assert store.get(job.id) == job and (tmp_path / "db" / "live.json").read_bytes() == live
+    if "id" not in change:
+        with pytest.raises(UnknownField, match="fields that may change: .*instance"):
+            store.transition(job.id, JobStatus.QUEUED, **change)
+    assert store.claim_next("b", "b#0").instance == "b#0"  # the queue was not disturbed
+
+
+def test_only_a_job_that_has_not_started_is_canceled_by_the_store(tmp_path):
+    store = JobStore(tmp_path, durable=False)
+    waiting = store.submit("u", "b", 1, b"x", "bin")
+    queued = store.submit("u", "b", 1, b"x", "bin")
+    running = store.submit("u", "b", 1, b"x", "bin")
+    store.transition(queued.id, JobStatus.QUEUED)
+    store.transition(running.id, JobStatus.QUEUED)
+    store.transition(running.id, JobStatus.RUNNING)
+    for job in (waiting, queued):
+        done, canceled = store.cancel_unstarted(job.id, detail="canceled by u")
+        assert canceled and done.status is JobStatus.CANCELED and done.detail == "canceled by u"
+        assert store.cancel_unstarted(job.id, detail="again") == (done, False)
+    running = store.get(running.id)
+    assert store.cancel_unstarted(running.id, detail="x") == (running, False)
+    assert store.get(running.id).detail is None  # a running job is the scheduler's to stop
+    assert store.claim_next("b", "b#0") is None and store.waiting_count("u") == 0
 
 
 def test_claim_is_fifo_per_board(tmp_path):
@@ -216,7 +261,7 @@ def test_recover_removes_executables_no_job_names(tmp_path):
     ended = store.submit("u", "b", 1, b"\x7fELF three", "elf")
     store.transition(ended.id, JobStatus.CANCELED)
     # what submit() does first, by a server killed before it recorded the job:
-    orphan = store._write_artifact(b"\x7fELF uploaded, never recorded")
+    orphan = store.write_artifact(b"\x7fELF uploaded, never recorded")
     assert store.artifact_path(orphan).exists()
     # no close(): as if killed
     again = JobStore(tmp_path)

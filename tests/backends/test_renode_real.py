@@ -119,13 +119,6 @@ def test_without_exit_hooks_the_detail_says_renode_reports_no_exit(renode):
     assert job.limit_s >= 0.2
 
 
-def test_wall_clock_guard_fires_with_its_reason(renode):
-    _, outcome = run(renode_backend(renode, startup_allowance_s=1.0, wall_factor=0.0),
-                     "hello", COMPARE.Job(1.0))
-    assert outcome.reason is StopReason.INFRASTRUCTURE
-    assert outcome.detail.startswith("wall-clock guard: Renode did not finish 1 s")
-
-
 def test_availability_names_the_version(renode):
     found = RenodeBackend.availability({"renode_path": str(renode)})
     assert found.ok and "Renode" in found.detail

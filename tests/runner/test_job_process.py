@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hwut.backends.base import StopReason
+from hwut.backends.base import CancelReason, CancelToken, Deadline, StopReason
 from hwut.runner import wire
 from hwut.runner.process import JobProcess, job_context
 from hwut.runner.spec import JobSpec, Limits
@@ -30,12 +30,27 @@ def spec(firmware: str = "hello", limit: float = 1.0, backend: str = SIM,
                    limit, limits=Limits(**limits))  # type: ignore[arg-type]
 
 
-def run(job: JobSpec, cancel: threading.Event | None = None, **kwargs):
+class Ticking:
+    """A clock that moves 0.1 s each time it is read: bounds measured on it pass after a
+    number of the pump's rounds, never because the host is slow or fast."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 0.1
+        return self.now
+
+
+def run(job: JobSpec, cancel: CancelToken | None = None, deadline_after: float | None = None,
+        **kwargs):
     uart: list[tuple[float, bytes]] = []
     other: list[bytes] = []
+    if deadline_after is not None:
+        kwargs["deadline"] = Deadline.after(deadline_after, Ticking())
     process = JobProcess(job, CONTEXT, **kwargs)
     outcome = process.run(lambda b: uart.append((time.monotonic(), b)), other.append,
-                          cancel or threading.Event())
+                          cancel or CancelToken())
     return outcome, b"".join(b for _, b in uart), b"".join(other), process, uart
 
 
@@ -86,8 +101,8 @@ def test_firmware_too_slow_to_emulate_stops_at_its_cpu_budget():
 
 
 def test_cancel_stops_the_emulator_within_a_second():
-    cancel = threading.Event()
-    threading.Timer(0.3, cancel.set).start()
+    cancel = CancelToken()
+    threading.Timer(0.3, cancel.cancel, args=(CancelReason.USER,)).start()
     started = time.monotonic()
     outcome, _, _, process, _ = run(spec("hello", 300), cancel)
     assert outcome.reason is StopReason.CANCEL
@@ -96,8 +111,8 @@ def test_cancel_stops_the_emulator_within_a_second():
 
 
 def test_a_backend_that_ignores_cancel_is_killed_after_the_grace():
-    cancel = threading.Event()
-    threading.Timer(0.3, cancel.set).start()
+    cancel = CancelToken()
+    threading.Timer(0.3, cancel.cancel, args=(CancelReason.USER,)).start()
     started = time.monotonic()
     outcome, log, _, process, _ = run(spec(backend=f"{DOUBLES}:IgnoresCancel"), cancel,
                                       cancel_grace_s=0.5)
@@ -106,10 +121,26 @@ def test_a_backend_that_ignores_cancel_is_killed_after_the_grace():
     assert time.monotonic() - started < 5 and gone(process.pid)
 
 
-def test_the_wall_backstop_kills_a_job_nobody_canceled():
-    outcome, _, _, process, _ = run(spec(backend=f"{DOUBLES}:IgnoresCancel"), wall_limit_s=0.5)
+def test_the_deadline_kills_a_job_that_ignores_it():
+    cancel = CancelToken()
+    outcome, _, _, process, _ = run(spec(backend=f"{DOUBLES}:IgnoresCancel"), cancel,
+                                    deadline_after=0.5)
+    assert cancel.reason is CancelReason.DEADLINE
     assert outcome.reason is StopReason.INFRASTRUCTURE
-    assert "did not end within" in outcome.detail and gone(process.pid)
+    assert "did not end within" in outcome.detail and "was killed" in outcome.detail
+    assert gone(process.pid)
+
+
+def test_the_deadline_stops_a_job_that_honours_its_token():
+    # the real sim backend, told through the token: it stops and says where it was
+    cancel = CancelToken()
+    job = JobSpec(7, SIM, "nucleo-f303re", {}, str(BUILD / "spin.elf"), "elf", 300.0,
+                  wall_budget_s=2.0)
+    outcome, _, _, process, _ = run(job, cancel, deadline_after=2.0, cancel_grace_s=30.0)
+    assert cancel.reason is CancelReason.DEADLINE
+    assert outcome.reason is StopReason.INFRASTRUCTURE
+    assert outcome.detail.startswith("the job did not end within 2 s of wall time (stopped at")
+    assert "virtual time" in outcome.infra_log and gone(process.pid)
 
 
 def test_a_raising_backend_is_an_infrastructure_error_told_briefly(caplog):
@@ -136,7 +167,7 @@ def test_memory_is_bounded_by_the_address_space_limit():
 
 
 def test_what_the_job_started_is_killed_with_it():
-    outcome, log, _, _, _ = run(spec(backend=f"{DOUBLES}:Spawns"), wall_limit_s=1.0)
+    outcome, log, _, _, _ = run(spec(backend=f"{DOUBLES}:Spawns"), deadline_after=3.0)
     assert outcome.reason is StopReason.INFRASTRUCTURE
     sleeper = int(log.split()[0])
     deadline = time.monotonic() + 5
@@ -159,7 +190,7 @@ def test_frames_round_trip(frame: wire.Frame):
 
 def test_the_spec_round_trips_through_json():
     job = JobSpec(3, SIM, "b", {"x": 1}, "/e", "bin", 2.5, b"\x00ab\r",
-                  (("B1", 0.5, None), ("B1", 0.7, 0.9)), Limits(cpu_seconds=3))
+                  (("B1", 0.5, None), ("B1", 0.7, 0.9)), Limits(cpu_seconds=3), 41.5)
     assert JobSpec.from_json(job.to_json()) == job
 
 
