@@ -190,7 +190,7 @@ def test_frames_round_trip(frame: wire.Frame):
 
 def test_the_spec_round_trips_through_json():
     job = JobSpec(3, SIM, "b", {"x": 1}, "/e", "bin", 2.5, b"\x00ab\r",
-                  (("B1", 0.5, None), ("B1", 0.7, 0.9)), Limits(cpu_seconds=3), 41.5)
+                  (("B1", 0.5, None), ("B1", 0.7, 0.9)), Limits(cpu_seconds=3), ("LD2",), 41.5)
     assert JobSpec.from_json(job.to_json()) == job
 
 
