@@ -159,6 +159,12 @@ class Backend(ABC):
 
     #: Name used in the server config (``backend = "sim"``).
     name: ClassVar[str]
+    #: How often the scheduler runs a job again after an infrastructure error, and after
+    #: how many such errors in a row it takes the instance offline (0: never), unless the
+    #: board's config says (``retries``, ``offline_after``). An emulator's errors are
+    #: not transient; a lab bench's often are (see the physical backend).
+    default_retries: ClassVar[int] = 0
+    default_offline_after: ClassVar[int] = 0
 
     def __init__(self, board: str, options: Mapping[str, Any] | None = None) -> None:
         self.board = board
@@ -167,6 +173,11 @@ class Backend(ABC):
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:
         return Availability(True)
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` naming what is wrong with a board instance's options; the
+        server refuses to start with them."""
 
     @classmethod
     def boards(cls) -> tuple[str, ...]:

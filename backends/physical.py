@@ -1,88 +1,292 @@
-"""The lab backend (first cut): a real board through pyOCD (programming, reset, run
-control) and pyserial (its console, the ST-LINK's virtual COM port).
+"""The lab backend: a real board through pyOCD (programming, reset, run control) and
+pyserial (its console, the ST-LINK's virtual COM port).
 
-Per job: open the serial port first → open the pyOCD session on the probe (never
-pyOCD's blocking wait for a probe) → program the image with pyOCD's FileProgrammer
-(sector erase; a BIN goes to 0x08000000) → reset and run → stream every console
-byte into the job's log as it arrives → stop at the wall-clock limit or on cancel
-→ halt, reset-halt or leave running (option ``after``) → close the session and the
-port, on every path.
+Per job: open the serial port FIRST (opening a port discards bytes already waiting)
+→ open the pyOCD session on the probe (never pyOCD's blocking wait for a probe) →
+program the image with pyOCD's FileProgrammer (sector erase; a BIN goes to
+0x08000000) → reset and run → stream every console byte into the job's log as it
+arrives → stop at the wall-clock limit, on cancel, or when the firmware ends through
+semihosting → halt, reset-halt or leave running (option ``after``) → close the
+session and the port, on every path.
 
-Not yet here (issue 14): retries and the offline rule, semihosting, console input.
+While the firmware runs, the core's state is read every ``POLL_S`` seconds: this
+notices a probe that vanished or a target that stopped answering mid-run, and a core
+that halted on a semihosting ``BKPT 0xAB``. Semihosting is served by pyOCD's own
+agent (output goes to the job's log, as on the ``sim`` backend), and SYS_EXIT /
+SYS_EXIT_EXTENDED end the job with stop reason ``exit`` and the firmware's code. A
+board whose firmware never halts costs one debug-register read per poll.
+
+Every failure of the bench (probe, target, flash, serial port) is an
+infrastructure error whose detail says what to check; the scheduler retries such a
+job and takes an instance that keeps failing offline (``hwut.scheduler``).
+
 pyOCD and pyserial are the ``physical`` extra: imported inside functions, guarded.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .base import Availability, Backend, Outcome, RunRequest, StopReason
 from .extras import ExtraMissing
 
 BIN_BASE = 0x0800_0000
+#: How often the core's state is read while the firmware runs (probe health, semihosting).
+POLL_S = 0.2
+#: Longest wait for console bytes in one read: bounds how late a cancel is noticed.
+READ_S = 0.05
+
+# ARM semihosting (ARM IHI 0098): operations that end the program, the "normal" reason
+SYS_EXIT, SYS_EXIT_EXTENDED, ADP_STOPPED_APPLICATION_EXIT = 0x18, 0x20, 0x20026
+BKPT_SEMIHOSTING = 0xBEAB
+DFSR, DFSR_BKPT = 0xE000_ED30, 1 << 1
+
+
+def _opt(default: Any = dataclasses.MISSING, help: str = "",
+         choices: tuple[str, ...] = ()) -> Any:
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
-class Option:
-    name: str
-    type: type
-    default: Any
-    help: str
-    choices: tuple[str, ...] = ()
+class PhysicalOptions:
+    """A ``physical`` board instance's options (``[boards.options]`` in the server config).
 
+    One declared place: types come from the annotations, help and choices from the
+    metadata; ``from_mapping`` checks a config's table against them.
+    """
 
-#: The board-instance options of the ``physical`` backend (server config).
-OPTIONS = {o.name: o for o in (
-    Option("probe", str, None, "the probe's unique id, as `pyocd list` shows it (required)"),
-    Option("serial", str, None, "the console: a device path (/dev/serial/by-id/...) or any "
-                                "pyserial URL (required)"),
-    Option("baud", int, 115200, "the console's baud rate"),
-    Option("target", str, "stm32f303retx", "pyOCD target type"),
-    Option("pack", str, "", "a CMSIS-pack file for the target (takes precedence over ours)"),
-    Option("frequency", int, 4_000_000, "SWD clock in Hz"),
-    Option("reset_type", str, "sw", "how the board is reset: sw (SYSRESETREQ) or hw (nRST)",
-           ("sw", "hw")),
-    Option("after", str, "halt", "the core after the job: halt, reset-halt or run",
-           ("halt", "reset-halt", "run")),
-    Option("connect_timeout_s", float, 5.0, "how long pyOCD may take to connect"),
-)}
+    probe: str = _opt(help="the probe's unique id, as `pyocd list` shows it "
+                           "(a remote probe: remote:HOST:PORT) (required)")
+    serial: str = _opt(help="the console: a device path (/dev/serial/by-id/...) or any "
+                            "pyserial URL (required)")
+    baud: int = _opt(115200, "the console's baud rate")
+    target: str = _opt("stm32f303retx", "pyOCD target type (HWUT ships stm32f303retx)")
+    pack: tuple[str, ...] = _opt((), "CMSIS-pack file(s) for the target: a path or a list; "
+                                     "a pack's target replaces HWUT's of the same name")
+    frequency: int = _opt(4_000_000, "SWD clock in Hz")
+    reset_type: str = _opt("sw", "how the board is reset: sw (SYSRESETREQ) or hw (nRST)",
+                           ("sw", "hw"))
+    after: str = _opt("halt", "the core after the job: halt, reset-halt or run",
+                      ("halt", "reset-halt", "run"))
+
+    @classmethod
+    def describe(cls) -> str:
+        """Every option with its default and help, for docs and error messages."""
+        lines = []
+        for f in dataclasses.fields(cls):
+            default = "required" if f.default is dataclasses.MISSING else f"default {f.default!r}"
+            lines.append(f"{f.name} ({default}): {f.metadata['help']}")
+        return "\n".join(lines)
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> PhysicalOptions:
+        """The options with defaults filled in; ``OptionError`` names what is wrong."""
+        fields_ = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(options) - set(fields_)
+        if unknown:
+            raise OptionError(f"unknown options of the physical backend: "
+                              f"{', '.join(sorted(unknown))}; known: {', '.join(fields_)}")
+        values: dict[str, Any] = {}
+        for name, f in fields_.items():
+            if name not in options:
+                if f.default is dataclasses.MISSING:
+                    raise OptionError(f"board option {name} is required: {f.metadata['help']}")
+                continue
+            value = options[name]
+            kind = cls.__annotations__[name]
+            if kind == "tuple[str, ...]":
+                value = (value,) if isinstance(value, str) else value
+                if not (isinstance(value, list | tuple) and all(isinstance(v, str) and v
+                                                                for v in value)):
+                    raise OptionError(f"board option {name} must be a path or a list of "
+                                      f"paths, not {options[name]!r}")
+                value = tuple(value)
+            elif kind == "int":
+                if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                    raise OptionError(f"board option {name} must be a positive integer, "
+                                      f"not {value!r}")
+            elif not isinstance(value, str) or not value:
+                raise OptionError(f"board option {name} must be a non-empty string, "
+                                  f"not {value!r}")
+            if f.metadata["choices"] and value not in f.metadata["choices"]:
+                raise OptionError(f"board option {name} must be one of "
+                                  f"{', '.join(f.metadata['choices'])}, not {value!r}")
+            values[name] = value
+        return cls(**values)
 
 
 class OptionError(ValueError):
     """A board option of the physical backend is wrong (named in the message)."""
 
 
-def parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options with defaults filled in; ``OptionError`` names what is wrong."""
-    unknown = set(options) - set(OPTIONS)
-    if unknown:
-        raise OptionError(f"unknown options of the physical backend: {', '.join(sorted(unknown))}")
-    values = {}
-    for name, opt in OPTIONS.items():
-        value = options.get(name, opt.default)
-        if value is None:
-            raise OptionError(f"board option {name} is required: {opt.help}")
-        if opt.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, opt.type) or isinstance(value, bool):
-            raise OptionError(f"board option {name} must be {opt.type.__name__}, not {value!r}")
-        if opt.choices and value not in opt.choices:
-            raise OptionError(f"board option {name} must be one of {', '.join(opt.choices)}, "
-                              f"not {value!r}")
-        values[name] = value
-    return values
+def parse_options(options: Mapping[str, Any]) -> PhysicalOptions:
+    return PhysicalOptions.from_mapping(options)
 
 
-def _infra(detail: str, infra: list[str], started: float) -> Outcome:
-    infra.append(detail)
-    return Outcome(StopReason.INFRASTRUCTURE, time_used_s=time.monotonic() - started,
-                   infra_log="\n".join(infra), detail=detail)
+class Infrastructure(Exception):
+    """The bench failed; the message says what an operator should look at."""
+
+
+def _present_probes() -> str:
+    from pyocd.core.helpers import ConnectHelper
+    try:
+        probes = ConnectHelper.get_all_connected_probes(blocking=False,
+                                                        print_wait_message=False)
+    except Exception as exc:  # listing must not hide the first failure
+        return f"(listing probes failed: {exc})"
+    return ", ".join(f"{p.unique_id} ({p.description})" for p in probes) or "none"
+
+
+class _Run:
+    """One job on the bench: what it opened, so that ``close`` releases all of it."""
+
+    def __init__(self, opts: PhysicalOptions, request: RunRequest,
+                 infra: Callable[[str], None]) -> None:
+        self.opts = opts
+        self.request = request
+        self.note = infra
+        self.port: Any = None
+        self.session: Any = None
+        self.agent: Any = None
+
+    def open_port(self) -> None:
+        import serial
+        try:
+            self.port = serial.serial_for_url(self.opts.serial, baudrate=self.opts.baud,
+                                              timeout=READ_S)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise Infrastructure(f"serial port {self.opts.serial} cannot be opened ({exc}); "
+                                 f"is the board plugged in, and is the path its "
+                                 f"/dev/serial/by-id link?") from exc
+
+    def open_session(self) -> None:
+        from pyocd.core import exceptions
+        from pyocd.core.helpers import ConnectHelper
+
+        from .pyocd_targets import register
+        register()
+        options: dict[str, Any] = {"frequency": self.opts.frequency,
+                                   "reset_type": self.opts.reset_type, "connect_mode": "halt",
+                                   "resume_on_disconnect": self.opts.after == "run"}
+        if self.opts.pack:
+            options["pack"] = list(self.opts.pack)
+        try:
+            self.session = ConnectHelper.session_with_chosen_probe(
+                unique_id=self.opts.probe, target_override=self.opts.target, blocking=False,
+                auto_open=False, options=options)
+        except (exceptions.Error, OSError) as exc:
+            raise Infrastructure(f"probe {self.opts.probe} cannot be reached ({exc}); probes "
+                                 f"present: {_present_probes()}") from exc
+        if self.session is None:
+            raise Infrastructure(f"probe {self.opts.probe} not found; probes present: "
+                                 f"{_present_probes()}")
+        try:
+            self.session.open()
+        except OSError as exc:  # a remote probe (remote:HOST:PORT) whose server is gone
+            raise Infrastructure(f"probe {self.opts.probe} cannot be reached ({exc}); probes "
+                                 f"present: {_present_probes()}") from exc
+        except exceptions.Error as exc:
+            raise Infrastructure(f"target on probe {self.opts.probe} is not responding "
+                                 f"({type(exc).__name__}: {exc}); is the board powered, the "
+                                 f"SWD cable seated, the target type {self.opts.target} "
+                                 f"right?") from exc
+
+    def program(self) -> None:
+        from pyocd.core import exceptions
+        from pyocd.flash.file_programmer import FileProgrammer
+        fmt = self.request.format if self.request.format in ("elf", "hex", "bin") else None
+        started = time.monotonic()
+        try:
+            FileProgrammer(self.session, progress=lambda _done: None, chip_erase="sector"
+                           ).program(str(self.request.executable), file_format=fmt,
+                                     base_address=BIN_BASE if fmt == "bin" else None)
+        except exceptions.FlashEraseFailure as exc:
+            raise Infrastructure(f"flash erase failed: {exc}; the flash may be "
+                                 f"write-protected (option bytes) or worn") from exc
+        except exceptions.FlashProgramFailure as exc:
+            raise Infrastructure(f"flash programming failed: {exc}; the flash may be "
+                                 f"write-protected (option bytes) or worn") from exc
+        except exceptions.FlashFailure as exc:
+            raise Infrastructure(f"flash programming failed (erase, program or verify): "
+                                 f"{exc}") from exc
+        self.note(f"programmed {self.request.executable.name} ({self.request.format}) in "
+                  f"{time.monotonic() - started:.3f} s")
+
+    def start(self) -> None:
+        from pyocd.debug.semihost import SemihostAgent, SemihostIOHandler
+
+        sink = self.request.uart
+        target = self.session.target
+
+        class _ConsoleIO(SemihostIOHandler):
+            """Semihosting console output goes to the job's log, as on the sim; ":tt" is
+            the console, no other file opens (a lab host's files are not the firmware's)."""
+
+            def open(self, fnptr: int, fnlen: int, mode: str) -> int:
+                fd, _name = self._std_open(fnptr, fnlen, mode)
+                return fd if isinstance(fd, int) else -1
+
+            def close(self, fd: int) -> int:
+                return 0
+
+            def istty(self, fd: int) -> int:
+                return 1
+
+            def write(self, fd: int, ptr: int, length: int) -> int:
+                sink(bytes(target.read_memory_block8(ptr, length)))
+                return 0
+
+        console = _ConsoleIO()
+        self.agent = SemihostAgent(target.get_target_context(), io_handler=console,
+                                   console=console)
+        self.port.reset_input_buffer()  # what the old firmware said is not this job's
+        target.reset()
+
+    def semihosting_exit(self) -> int | None:
+        """The core halted: serve a semihosting call (None: the firmware goes on), or
+        return the exit code the firmware ended with; a halt for another reason raises."""
+        target = self.session.target
+        ctx = target.get_target_context()
+        pc = ctx.read_core_register("pc")
+        if ctx.read32(DFSR) & DFSR_BKPT and ctx.read16(pc) == BKPT_SEMIHOSTING:
+            op, arg = ctx.read_core_register("r0"), ctx.read_core_register("r1")
+            if op == SYS_EXIT:  # AArch32: the reason itself in r1
+                return 0 if arg == ADP_STOPPED_APPLICATION_EXIT else 1
+            if op == SYS_EXIT_EXTENDED:
+                reason, code = ctx.read32(arg), ctx.read32(arg + 4)
+                if reason != ADP_STOPPED_APPLICATION_EXIT:
+                    code = code or 1
+                return code - (1 << 32) if code >= 0x8000_0000 else code
+        if self.agent is not None and self.agent.check_and_handle_semihost_request():
+            target.resume()
+            return None
+        raise _Halted(f"the core halted at 0x{pc:08x} (not a semihosting call)")
+
+    def close(self) -> None:
+        if self.agent is not None:
+            self.agent.cleanup()
+        if self.session is not None:
+            try:
+                self.session.close()
+            except Exception as exc:  # closing must not hide the outcome
+                self.note(f"closing the pyOCD session: {type(exc).__name__}: {exc}")
+        if self.port is not None:
+            self.port.close()
+
+
+class _Halted(Exception):
+    """The core stopped by itself (a BKPT that is not semihosting)."""
 
 
 class PhysicalBackend(Backend):
     name: ClassVar[str] = "physical"
+    #: Bench failures are often transient (a probe re-enumerating): retry a job once, and
+    #: take an instance offline after 3 failed attempts in a row (see hwut.scheduler).
+    default_retries: ClassVar[int] = 1
+    default_offline_after: ClassVar[int] = 3
 
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:
@@ -92,94 +296,122 @@ class PhysicalBackend(Backend):
         except ImportError as exc:
             return Availability(False, str(ExtraMissing("the physical backend", exc)))
         try:
-            parse_options(dict(options or {}))
+            opts = parse_options(dict(options or {}))
         except OptionError as exc:
             return Availability(False, str(exc))
-        return Availability(True, "pyOCD and pyserial")
+        return Availability(True, f"pyOCD probe {opts.probe}, console {opts.serial}")
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> None:
+        """Raise ``OptionError`` when ``options`` are wrong (the server refuses to start)."""
+        parse_options(options)
 
     def run(self, request: RunRequest) -> Outcome:
         started = time.monotonic()
         infra: list[str] = []
+
+        def outcome(reason: StopReason, detail: str, **kw: Any) -> Outcome:
+            if reason is StopReason.INFRASTRUCTURE:
+                infra.append(detail)
+            return Outcome(reason, time_used_s=kw.pop("used", time.monotonic() - started),
+                           infra_log="\n".join(infra), detail=detail, **kw)
+
         try:
-            import serial
-            from pyocd.core import exceptions
-            from pyocd.core.helpers import ConnectHelper
-            from pyocd.flash.file_programmer import FileProgrammer
+            import pyocd  # noqa: F401
+            import serial  # noqa: F401
         except ImportError as exc:
-            return _infra(str(ExtraMissing("the physical backend", exc)), infra, started)
-
-        from .pyocd_targets import register
-
+            return outcome(StopReason.INFRASTRUCTURE, str(ExtraMissing("the physical backend",
+                                                                       exc)))
         try:
             opts = parse_options(self.options)
         except OptionError as exc:
-            return _infra(str(exc), infra, started)
-        register()
-        port = session = None
+            return outcome(StopReason.INFRASTRUCTURE, str(exc))
+        job = _Run(opts, request, infra.append)
         try:
-            try:  # first: opening a port discards what waits in it
-                port = serial.serial_for_url(opts["serial"], baudrate=opts["baud"], timeout=0.05)
-            except (serial.SerialException, OSError, ValueError) as exc:
-                return _infra(f"serial port {opts['serial']} cannot be opened: {exc}", infra,
-                              started)
-            session_options = {"frequency": opts["frequency"], "reset_type": opts["reset_type"],
-                               "connect_mode": "halt",
-                               "resume_on_disconnect": opts["after"] == "run"}
-            if opts["pack"]:
-                session_options["pack"] = opts["pack"]
-            session = ConnectHelper.session_with_chosen_probe(
-                unique_id=opts["probe"], target_override=opts["target"], blocking=False,
-                options=session_options)
-            if session is None:
-                present = [p.unique_id for p in ConnectHelper.get_all_connected_probes(
-                    blocking=False, print_wait_message=False)]
-                return _infra(f"probe {opts['probe']} not found; probes present: "
-                              f"{', '.join(present) or 'none'}", infra, started)
-            try:
-                session.open()
-            except exceptions.Error as exc:
-                return _infra(f"target on probe {opts['probe']} is not responding: {exc}", infra,
-                              started)
-            target = session.target
-            try:
-                fmt = request.format if request.format in ("elf", "hex", "bin") else None
-                FileProgrammer(session, chip_erase="sector").program(
-                    str(request.executable), file_format=fmt,
-                    base_address=BIN_BASE if fmt == "bin" else None)
-            except exceptions.FlashFailure as exc:
-                return _infra(f"flash programming failed: {exc}", infra, started)
-            port.reset_input_buffer()  # what the old firmware said is not this job's
-            target.reset()
-            run_started = time.monotonic()
-            reason = StopReason.LIMIT
-            try:
-                while True:
-                    if request.cancel.is_set():
-                        reason = StopReason.CANCEL
-                        break
-                    if time.monotonic() - run_started >= request.time_limit_s:
-                        break
-                    data = port.read(max(1, port.in_waiting))
-                    if data:
-                        request.uart(data)
-            except (serial.SerialException, OSError) as exc:
-                return _infra(f"serial port {opts['serial']} failed mid-run: {exc}", infra,
-                              started)
-            used = time.monotonic() - run_started
-            if opts["after"] == "halt":
-                target.halt()
-            elif opts["after"] == "reset-halt":
-                target.reset_and_halt()
-            return Outcome(reason, time_used_s=used, infra_log="\n".join(infra),
-                           detail="" if reason is StopReason.CANCEL else
-                           f"wall-clock limit of {request.time_limit_s:g} s reached")
-        except exceptions.Error as exc:
-            return _infra(f"probe {opts['probe']}: {type(exc).__name__}: {exc}", infra, started)
+            result = self._run(job, outcome)
         finally:
-            if session is not None:
-                try:
-                    session.close()
-                except Exception as exc:  # closing must not hide the outcome
-                    infra.append(f"closing the pyOCD session: {exc!r}")
-            if port is not None:
-                port.close()
+            job.close()
+        result.infra_log = "\n".join(infra)  # with what closing said
+        return result
+
+    def _run(self, job: _Run, outcome: Callable[..., Outcome]) -> Outcome:
+        import serial
+        from pyocd.core import exceptions
+
+        opts = job.opts
+        try:
+            job.open_port()
+            job.open_session()
+            job.program()
+            job.start()
+            return self._watch(job, outcome)
+        except Infrastructure as exc:
+            return outcome(StopReason.INFRASTRUCTURE, str(exc))
+        except _Halted as exc:
+            return outcome(StopReason.FAULT, str(exc))
+        except (serial.SerialException, OSError) as exc:
+            return outcome(StopReason.INFRASTRUCTURE,
+                           f"serial port {opts.serial} failed mid-run ({exc}); was the board "
+                           f"unplugged?")
+        except exceptions.ProbeDisconnected as exc:
+            return outcome(StopReason.INFRASTRUCTURE,
+                           f"probe {opts.probe} disconnected mid-run ({exc}); was it "
+                           f"unplugged?")
+        except exceptions.Error as exc:
+            return outcome(StopReason.INFRASTRUCTURE,
+                           f"target on probe {opts.probe} stopped responding "
+                           f"({type(exc).__name__}: {exc}); check power and the SWD cable")
+
+    def _watch(self, job: _Run, outcome: Callable[..., Outcome]) -> Outcome:
+        """Stream the console until the limit, a cancel or the firmware's exit."""
+        from pyocd.core.target import Target
+
+        request, port, target = job.request, job.port, job.session.target
+        run_started = next_poll = time.monotonic()
+        first = True
+        while True:
+            now = time.monotonic()
+            if request.cancel.is_set():
+                return self._end(job, outcome(StopReason.CANCEL, "", used=now - run_started))
+            if now - run_started >= request.time_limit_s:
+                return self._end(job, outcome(
+                    StopReason.LIMIT, f"wall-clock limit of {request.time_limit_s:g} s reached",
+                    used=now - run_started))
+            if now >= next_poll:
+                next_poll = now + POLL_S
+                if target.get_state() is Target.State.HALTED:
+                    code = job.semihosting_exit()
+                    if code is not None:
+                        self._drain(port, request)
+                        return self._end(job, outcome(
+                            StopReason.EXIT, f"firmware exited with code {code}",
+                            used=time.monotonic() - run_started, exit_code=code))
+            data = port.read(max(1, port.in_waiting))
+            if data:
+                if first:
+                    job.note(f"first console byte {time.monotonic() - run_started:.3f} s "
+                             f"after reset")
+                    first = False
+                request.uart(data)
+
+    @staticmethod
+    def _drain(port: Any, request: RunRequest) -> None:
+        """What the UART sent before the exit and is still on its way (the wire, the
+        probe's USB buffers): read until the port is quiet for 0.2 s, 2 s at most."""
+        quiet = time.monotonic() + 0.2
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < min(quiet, deadline):
+            data = port.read(max(1, port.in_waiting))
+            if data:
+                request.uart(data)
+                quiet = time.monotonic() + 0.2
+
+    @staticmethod
+    def _end(job: _Run, result: Outcome) -> Outcome:
+        """Leave the core as option ``after`` says."""
+        target = job.session.target
+        if job.opts.after == "halt":
+            target.halt()
+        elif job.opts.after == "reset-halt":
+            target.reset_and_halt()
+        return result

@@ -537,6 +537,9 @@ class Machine:
     #: Called with the PC of a BKPT that is not semihosting's; True halts the core there
     #: (a debugger with C_DEBUGEN set), False keeps the HardFault of a core without one.
     on_breakpoint: Callable[[int], bool] | None = None
+    #: A debugger serves semihosting: a BKPT 0xAB halts the core as any BKPT does (when
+    #: ``on_breakpoint`` says so), as on a real core, instead of being served here.
+    debugger_semihosting: bool = False
     #: Called at the end of every reset (a debugger's vector catch and S_RESET_ST).
     on_reset: Callable[[], None] | None = None
 
@@ -779,10 +782,13 @@ class Machine:
             else:
                 self.exc.raise_fault(X.HARDFAULT, 0, why=f"SVC at 0x{pc - 2:08x} while masked")
         elif intno == _INTR_BKPT:
-            if self._halfword(pc) == _BKPT_SEMIHOSTING:
+            semihosting = self._halfword(pc) == _BKPT_SEMIHOSTING
+            if semihosting and not self.debugger_semihosting:
                 self._semihosting_call(pc)
             elif self.on_breakpoint is not None and self.on_breakpoint(pc):
                 self._stop(StopCause.HALT)  # a debugger halts the core at the BKPT
+            elif semihosting:  # no debugger attached after all: served here
+                self._semihosting_call(pc)
             else:
                 self.exc.faults.hfsr |= 1 << 31  # DEBUGEVT
                 self.exc.raise_fault(X.HARDFAULT, 0, why=f"BKPT at 0x{pc:08x} with no debugger")
