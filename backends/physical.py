@@ -30,7 +30,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from .base import Availability, Backend, Outcome, RunRequest, StopReason
+from . import simboards
+from .base import Availability, Backend, BoardInfo, Outcome, RunRequest, StopReason
 from .extras import ExtraMissing
 
 BIN_BASE = 0x0800_0000
@@ -277,6 +278,28 @@ class _Run:
             self.port.close()
 
 
+# ARMv7-M fault status (ARM DDI 0403, B3.2.15-18) and DHCSR.S_LOCKUP
+CFSR, HFSR, MMFAR, BFAR, DHCSR = 0xE000_ED28, 0xE000_ED2C, 0xE000_ED34, 0xE000_ED38, 0xE000_EDF0
+HFSR_FAULTS, S_LOCKUP, MMARVALID, BFARVALID = 0x4000_0002, 1 << 19, 1 << 7, 1 << 15
+
+
+def _fault_status(target: Any) -> str | None:
+    """What the core's fault status registers say happened, None if nothing did: a
+    board's firmware that faulted and sits in its handler looks busy to the console."""
+    if target.read32(DHCSR) & S_LOCKUP:
+        return "core lockup (DHCSR.S_LOCKUP): a fault inside a fault handler stopped the core"
+    cfsr, hfsr = target.read32(CFSR), target.read32(HFSR)
+    if not cfsr and not hfsr & HFSR_FAULTS:
+        return None
+    parts = [f"CFSR=0x{cfsr:08x}", f"HFSR=0x{hfsr:08x}"]
+    if cfsr & MMARVALID:
+        parts.append(f"MMFAR=0x{target.read32(MMFAR):08x}")
+    if cfsr & BFARVALID:
+        parts.append(f"BFAR=0x{target.read32(BFAR):08x}")
+    kind = "HardFault" if hfsr & HFSR_FAULTS else "fault"
+    return f"{kind}: {' '.join(parts)} (the core's fault status registers)"
+
+
 class _Halted(Exception):
     """The core stopped by itself (a BKPT that is not semihosting)."""
 
@@ -300,6 +323,16 @@ class PhysicalBackend(Backend):
         except OptionError as exc:
             return Availability(False, str(exc))
         return Availability(True, f"pyOCD probe {opts.probe}, console {opts.serial}")
+
+    @classmethod
+    def board_info(cls, board: str, options: Mapping[str, Any] | None = None
+                   ) -> BoardInfo | None:
+        """A board HWUT models (nucleo-f303re) is described from the same data as the
+        emulator's; jobs' console input and button presses are not fed on a real bench."""
+        spec = simboards.find(board)
+        if spec is None:
+            return None
+        return simboards.board_info(spec, name=board, console_input=False, presses=False)
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> None:
@@ -408,8 +441,14 @@ class PhysicalBackend(Backend):
 
     @staticmethod
     def _end(job: _Run, result: Outcome) -> Outcome:
-        """Leave the core as option ``after`` says."""
+        """A fault seen on the way (the fault status registers are sticky), then the core
+        left as option ``after`` says."""
         target = job.session.target
+        if result.reason is StopReason.LIMIT:
+            fault = _fault_status(target)
+            if fault is not None:
+                job.note(fault)
+                result.reason, result.detail = StopReason.FAULT, fault
         if job.opts.after == "halt":
             target.halt()
         elif job.opts.after == "reset-halt":

@@ -72,7 +72,8 @@ SHORT_FIELDS = ("id", "created", "status", "owner")
 EXTENDED_FIELDS = SHORT_FIELDS + (
     "comment", "duration_limit_seconds", "filename_executable", "filename_log",
     "filename_other", "board", "format", "started", "finished", "stop_reason",
-    "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses")
+    "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses",
+    "retries")
 
 
 @dataclass
@@ -103,6 +104,9 @@ class Job:
     #: Console input sent once the firmware listens; scripted button presses.
     input: str | None = None
     presses: list[list[Any]] | None = None
+    #: How often the job was run again after an infrastructure error (board option
+    #: ``retries``); the failed attempts are in its infrastructure log.
+    retries: int = 0
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
