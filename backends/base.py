@@ -165,6 +165,9 @@ class Backend(ABC):
     #: not transient; a lab bench's often are (see the physical backend).
     default_retries: ClassVar[int] = 0
     default_offline_after: ClassVar[int] = 0
+    #: Modules the job processes' fork server imports ahead (a job then starts without
+    #: importing them); one that is not installed is skipped.
+    preload: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, board: str, options: Mapping[str, Any] | None = None) -> None:
         self.board = board

@@ -310,6 +310,10 @@ class PhysicalBackend(Backend):
     #: take an instance offline after 3 failed attempts in a row (see hwut.scheduler).
     default_retries: ClassVar[int] = 1
     default_offline_after: ClassVar[int] = 3
+    #: pyOCD takes about a second to import: the fork server does it once for all jobs
+    preload: ClassVar[tuple[str, ...]] = (
+        "serial", "pyocd.core.helpers", "pyocd.flash.file_programmer",
+        "pyocd.debug.semihost", "hwut.backends.pyocd_targets")
 
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:

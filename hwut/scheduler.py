@@ -240,8 +240,10 @@ class Scheduler:
     def start(self) -> None:
         self.fail_unrunnable()
         # the fork server imports every backend in use once; each job forks from it
-        self._context = job_context(sorted({i.backend_cls.__module__ for i in self.instances
-                                            if i.backend_cls is not None}))
+        self._context = job_context(sorted({module for i in self.instances
+                                            if i.backend_cls is not None
+                                            for module in (i.backend_cls.__module__,
+                                                           *i.backend_cls.preload)}))
         for instance in self.instances:
             if instance.state == "unavailable":
                 continue
