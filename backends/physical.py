@@ -127,14 +127,40 @@ def parse_options(options: Mapping[str, Any]) -> PhysicalOptions:
     return PhysicalOptions.from_mapping(options)
 
 
+@dataclass(frozen=True)
+class _Lib:
+    """pyOCD and pyserial, the ``physical`` extra: imported when a job needs them."""
+
+    serial: Any
+    exceptions: Any
+    ConnectHelper: Any
+    FileProgrammer: Any
+    SemihostAgent: Any
+    SemihostIOHandler: Any
+    Target: Any
+
+
+def _lib() -> _Lib:
+    try:
+        import serial
+        from pyocd.core import exceptions
+        from pyocd.core.helpers import ConnectHelper
+        from pyocd.core.target import Target
+        from pyocd.debug.semihost import SemihostAgent, SemihostIOHandler
+        from pyocd.flash.file_programmer import FileProgrammer
+    except ImportError as exc:
+        raise ExtraMissing("the physical backend", exc) from exc
+    return _Lib(serial, exceptions, ConnectHelper, FileProgrammer, SemihostAgent,
+                SemihostIOHandler, Target)
+
+
 class Infrastructure(Exception):
     """The bench failed; the message says what an operator should look at."""
 
 
 def _present_probes() -> str:
-    from pyocd.core.helpers import ConnectHelper
     try:
-        probes = ConnectHelper.get_all_connected_probes(blocking=False,
+        probes = _lib().ConnectHelper.get_all_connected_probes(blocking=False,
                                                         print_wait_message=False)
     except Exception as exc:  # listing must not hide the first failure
         return f"(listing probes failed: {exc})"
@@ -154,7 +180,7 @@ class _Run:
         self.agent: Any = None
 
     def open_port(self) -> None:
-        import serial
+        serial = _lib().serial
         try:
             self.port = serial.serial_for_url(self.opts.serial, baudrate=self.opts.baud,
                                               timeout=READ_S)
@@ -164,10 +190,10 @@ class _Run:
                                  f"/dev/serial/by-id link?") from exc
 
     def open_session(self) -> None:
-        from pyocd.core import exceptions
-        from pyocd.core.helpers import ConnectHelper
-
         from .pyocd_targets import register
+
+        lib = _lib()
+        exceptions, ConnectHelper = lib.exceptions, lib.ConnectHelper
         register()
         options: dict[str, Any] = {"frequency": self.opts.frequency,
                                    "reset_type": self.opts.reset_type, "connect_mode": "halt",
@@ -196,8 +222,8 @@ class _Run:
                                  f"right?") from exc
 
     def program(self) -> None:
-        from pyocd.core import exceptions
-        from pyocd.flash.file_programmer import FileProgrammer
+        lib = _lib()
+        exceptions, FileProgrammer = lib.exceptions, lib.FileProgrammer
         fmt = self.request.format if self.request.format in ("elf", "hex", "bin") else None
         started = time.monotonic()
         try:
@@ -217,8 +243,8 @@ class _Run:
                   f"{time.monotonic() - started:.3f} s")
 
     def start(self) -> None:
-        from pyocd.debug.semihost import SemihostAgent, SemihostIOHandler
-
+        lib = _lib()
+        SemihostAgent, SemihostIOHandler = lib.SemihostAgent, lib.SemihostIOHandler
         sink = self.request.uart
         target = self.session.target
 
@@ -354,11 +380,9 @@ class PhysicalBackend(Backend):
                            infra_log="\n".join(infra), detail=detail, **kw)
 
         try:
-            import pyocd  # noqa: F401
-            import serial  # noqa: F401
-        except ImportError as exc:
-            return outcome(StopReason.INFRASTRUCTURE, str(ExtraMissing("the physical backend",
-                                                                       exc)))
+            _lib()
+        except ExtraMissing as exc:
+            return outcome(StopReason.INFRASTRUCTURE, str(exc))
         try:
             opts = parse_options(self.options)
         except OptionError as exc:
@@ -372,8 +396,8 @@ class PhysicalBackend(Backend):
         return result
 
     def _run(self, job: _Run, outcome: Callable[..., Outcome]) -> Outcome:
-        import serial
-        from pyocd.core import exceptions
+        lib = _lib()
+        serial, exceptions = lib.serial, lib.exceptions
 
         opts = job.opts
         try:
@@ -401,8 +425,7 @@ class PhysicalBackend(Backend):
 
     def _watch(self, job: _Run, outcome: Callable[..., Outcome]) -> Outcome:
         """Stream the console until the limit, a cancel or the firmware's exit."""
-        from pyocd.core.target import Target
-
+        Target = _lib().Target
         request, port, target = job.request, job.port, job.session.target
         run_started = next_poll = time.monotonic()
         first = True
