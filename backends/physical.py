@@ -25,6 +25,7 @@ pyOCD and pyserial are the ``physical`` extra: imported inside functions, guarde
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -37,7 +38,8 @@ from .extras import ExtraMissing
 BIN_BASE = 0x0800_0000
 #: How often the core's state is read while the firmware runs (probe health, semihosting).
 POLL_S = 0.2
-#: Longest wait for console bytes in one read: bounds how late a cancel is noticed.
+#: Longest wait for console bytes in one read (the console thread's stop) and between two
+#: looks at the clock and the cancel signal.
 READ_S = 0.05
 
 # ARM semihosting (ARM IHI 0098): operations that end the program, the "normal" reason
@@ -163,6 +165,50 @@ def _present_probes() -> str:
     return ", ".join(f"{p.unique_id} ({p.description})" for p in probes) or "none"
 
 
+class _Console(threading.Thread):
+    """Reads the console into the job's log as bytes arrive, whatever the probe is doing:
+    a VCP holds only so much (a pty about 20 KiB, an ST-LINK less), so reading must never
+    wait for a slow debug transfer. A read error is kept for the job to raise."""
+
+    def __init__(self, port: Any, sink: Callable[[bytes], None],
+                 note: Callable[[str], None]) -> None:
+        super().__init__(name="hwut-physical-console", daemon=True)
+        self.port, self.sink, self.note = port, sink, note
+        self.error: BaseException | None = None
+        self.last_data = 0.0
+        self.reset_at = time.monotonic()
+        self._quit = threading.Event()
+
+    def run(self) -> None:
+        first = True
+        try:
+            while not self._quit.is_set():
+                data = self.port.read(max(1, self.port.in_waiting))
+                if data:
+                    self.last_data = time.monotonic()
+                    if first:
+                        self.note(f"first console byte {self.last_data - self.reset_at:.3f} s "
+                                  f"after reset")
+                        first = False
+                    self.sink(data)
+        except Exception as exc:  # the port went away (unplugged): the job says so
+            self.error = exc
+
+    def drain(self, quiet_s: float = 0.2, at_most_s: float = 2.0) -> None:
+        """Wait until no byte came for ``quiet_s`` (what the UART sent before the firmware
+        stopped is still on its way: the wire, the probe's USB buffers)."""
+        deadline = time.monotonic() + at_most_s
+        while self.error is None and time.monotonic() < deadline:
+            if time.monotonic() - max(self.last_data, self.reset_at) >= quiet_s:
+                return
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._quit.set()
+        if self.is_alive():
+            self.join()
+
+
 class _Run:
     """One job on the bench: what it opened, so that ``close`` releases all of it."""
 
@@ -174,6 +220,7 @@ class _Run:
         self.port: Any = None
         self.session: Any = None
         self.agent: Any = None
+        self.console: _Console | None = None
 
     def open_port(self) -> None:
         serial = _lib().serial
@@ -268,6 +315,8 @@ class _Run:
         self.agent = SemihostAgent(target.get_target_context(), io_handler=console,
                                    console=console)
         self.port.reset_input_buffer()  # what the old firmware said is not this job's
+        self.console = _Console(self.port, self.request.uart, self.note)
+        self.console.start()
         target.reset()
 
     def semihosting_exit(self) -> int | None:
@@ -291,6 +340,8 @@ class _Run:
         raise _Halted(f"the core halted at 0x{pc:08x} (not a semihosting call)")
 
     def close(self) -> None:
+        if self.console is not None:
+            self.console.stop()  # reads time out every READ_S: it ends at once
         if self.agent is not None:
             self.agent.cleanup()
         if self.session is not None:
@@ -422,12 +473,15 @@ class PhysicalBackend(Backend):
                            f"({type(exc).__name__}: {exc}); check power and the SWD cable")
 
     def _watch(self, job: _Run, outcome: Callable[..., Outcome]) -> Outcome:
-        """Stream the console until the limit, a cancel or the firmware's exit."""
+        """Until the limit, a cancel or the firmware's exit; the console streams meanwhile
+        in its own thread (``_Console``), the core's state is read every ``POLL_S``."""
         Target = _lib().Target
-        request, port, target = job.request, job.port, job.session.target
+        request, target, console = job.request, job.session.target, job.console
+        assert console is not None
         run_started = next_poll = time.monotonic()
-        first = True
         while True:
+            if console.error is not None:
+                raise console.error
             now = time.monotonic()
             if request.cancel.is_set():
                 return self._end(job, outcome(StopReason.CANCEL, "", used=now - run_started))
@@ -440,29 +494,11 @@ class PhysicalBackend(Backend):
                 if target.get_state() is Target.State.HALTED:
                     code = job.semihosting_exit()
                     if code is not None:
-                        self._drain(port, request)
+                        console.drain()
                         return self._end(job, outcome(
                             StopReason.EXIT, f"firmware exited with code {code}",
                             used=time.monotonic() - run_started, exit_code=code))
-            data = port.read(max(1, port.in_waiting))
-            if data:
-                if first:
-                    job.note(f"first console byte {time.monotonic() - run_started:.3f} s "
-                             f"after reset")
-                    first = False
-                request.uart(data)
-
-    @staticmethod
-    def _drain(port: Any, request: RunRequest) -> None:
-        """What the UART sent before the exit and is still on its way (the wire, the
-        probe's USB buffers): read until the port is quiet for 0.2 s, 2 s at most."""
-        quiet = time.monotonic() + 0.2
-        deadline = time.monotonic() + 2.0
-        while time.monotonic() < min(quiet, deadline):
-            data = port.read(max(1, port.in_waiting))
-            if data:
-                request.uart(data)
-                quiet = time.monotonic() + 0.2
+            request.cancel.wait(min(READ_S, max(0.0, next_poll - time.monotonic())))
 
     @staticmethod
     def _end(job: _Run, result: Outcome) -> Outcome:

@@ -97,4 +97,8 @@ def test_fixtures_print_what_they_print_on_sim(lab, name, limit):
         assert job["exit_code"] == exit_code
         assert log == expected
     else:  # what the sim printed in its limit, then what came later
-        assert log[:len(expected)] == expected, (log, expected)
+        at = next((i for i, (a, b) in enumerate(zip(log, expected)) if a != b),
+                  min(len(log), len(expected)))
+        assert log[:len(expected)] == expected, \
+            f"differs at byte {at} of {len(expected)}: {log[at - 40:at + 40]!r} against " \
+            f"{expected[at - 40:at + 40]!r} (bench log {len(log)} bytes)"
