@@ -326,6 +326,15 @@ class Backend(ABC):
     #: checked when the server starts; None: the backend declares none and gets the
     #: config's table unchecked (backends written before options were declared).
     option_infos: ClassVar[tuple[OptionInfo, ...] | None] = None
+    #: How often the scheduler runs a job again after an infrastructure error, and after
+    #: how many such errors in a row it takes the instance offline (0: never), unless the
+    #: board's config says (``retries``, ``offline_after``). An emulator's errors are
+    #: not transient; a lab bench's often are (see the physical backend).
+    default_retries: ClassVar[int] = 0
+    default_offline_after: ClassVar[int] = 0
+    #: Modules the job processes' fork server imports ahead (a job then starts without
+    #: importing them); one that is not installed is skipped.
+    preload: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, board: str, options: Mapping[str, Any] | None = None) -> None:
         self.board = board

@@ -1,25 +1,40 @@
-"""The lab backend (first cut): a real board through pyOCD (programming, reset, run
-control) and pyserial (its console, the ST-LINK's virtual COM port).
+"""The lab backend: a real board through pyOCD (programming, reset, run control) and
+pyserial (its console, the ST-LINK's virtual COM port).
 
-Per job: open the serial port first → open the pyOCD session on the probe (never
-pyOCD's blocking wait for a probe) → program the image with pyOCD's FileProgrammer
-(sector erase; a BIN goes to 0x08000000) → reset and run → stream every console
-byte into the job's log as it arrives → stop at the wall-clock limit or on cancel
-→ halt, reset-halt or leave running (option ``after``) → close the session and the
-port, on every path.
+Per job: open the serial port FIRST (opening a port discards bytes already waiting)
+→ open the pyOCD session on the probe (never pyOCD's blocking wait for a probe) →
+program the image with pyOCD's FileProgrammer (sector erase; a BIN goes to
+0x08000000) → reset and run → stream every console byte into the job's log as it
+arrives → stop at the wall-clock limit, on cancel, or when the firmware ends through
+semihosting → halt, reset-halt or leave running (option ``after``) → close the
+session and the port, on every path.
 
-Not yet here (issue 14): retries and the offline rule, semihosting, console input.
+While the firmware runs, the core's state is read every ``POLL_S`` seconds: this
+notices a probe that vanished or a target that stopped answering mid-run, and a core
+that halted on a semihosting ``BKPT 0xAB``. Semihosting is served by pyOCD's own
+agent (output goes to the job's log, as on the ``sim`` backend), and SYS_EXIT /
+SYS_EXIT_EXTENDED end the job with stop reason ``exit`` and the firmware's code. A
+board whose firmware never halts costs one debug-register read per poll.
+
+Every failure of the bench (probe, target, flash, serial port) is an
+infrastructure error whose detail says what to check; the scheduler retries such a
+job and takes an instance that keeps failing offline (``hwut.scheduler``).
+
 pyOCD and pyserial are the ``physical`` extra: imported inside functions, guarded.
 """
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from . import simboards
 from .base import (
     Availability,
     Backend,
+    BoardInfo,
     OptionError,
     OptionInfo,
     Outcome,
@@ -30,37 +45,325 @@ from .base import (
 from .extras import ExtraMissing
 
 BIN_BASE = 0x0800_0000
+#: How often the core's state is read while the firmware runs (probe health, semihosting).
+POLL_S = 0.2
+#: Longest wait for console bytes in one read (the console thread's stop) and between two
+#: looks at the clock and the cancel signal.
+READ_S = 0.05
+
+# ARM semihosting (ARM IHI 0098): operations that end the program, the "normal" reason
+SYS_EXIT, SYS_EXIT_EXTENDED, ADP_STOPPED_APPLICATION_EXIT = 0x18, 0x20, 0x20026
+BKPT_SEMIHOSTING = 0xBEAB
+DFSR, DFSR_BKPT = 0xE000_ED30, 1 << 1
 
 
-#: The board-instance options of the ``physical`` backend (server config).
+#: The board-instance options of the ``physical`` backend (server config), checked when
+#: the server starts.
 OPTIONS: tuple[OptionInfo, ...] = (
-    OptionInfo("probe", str, None, "the probe's unique id, as `pyocd list` shows it",
-               required=True),
+    OptionInfo("probe", str, None, "the probe's unique id, as `pyocd list` shows it (a "
+                                   "remote probe: remote:HOST:PORT)", required=True),
     OptionInfo("serial", str, None, "the console: a device path (/dev/serial/by-id/...) or "
                                     "any pyserial URL", required=True),
     OptionInfo("baud", int, 115200, "the console's baud rate", minimum=1),
-    OptionInfo("target", str, "stm32f303retx", "pyOCD target type"),
-    OptionInfo("pack", str, "", "a CMSIS-pack file for the target (takes precedence over "
-                                "ours)"),
+    OptionInfo("target", str, "stm32f303retx", "pyOCD target type (HWUT ships "
+                                               "stm32f303retx)"),
+    OptionInfo("pack", tuple, (), "CMSIS-pack file(s) for the target: a path or a list; a "
+                                  "pack's target replaces HWUT's of the same name"),
     OptionInfo("frequency", int, 4_000_000, "SWD clock in Hz", minimum=1),
     OptionInfo("reset_type", str, "sw", "how the board is reset: sw (SYSRESETREQ) or hw "
                                         "(nRST)", choices=("sw", "hw")),
     OptionInfo("after", str, "halt", "the core after the job: halt, reset-halt or run",
                choices=("halt", "reset-halt", "run")),
-    OptionInfo("connect_timeout_s", float, 5.0, "how long pyOCD may take to connect",
-               minimum=0),
 )
 
 
-def parse_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options with defaults filled in; ``OptionError`` names what is wrong."""
-    return check_options(OPTIONS, options, "backend physical")
+def _normalized(options: Mapping[str, Any]) -> dict[str, Any]:
+    """``pack`` may be one path: as a list of one."""
+    given = dict(options)
+    if isinstance(given.get("pack"), str):
+        given["pack"] = [given["pack"]]
+    return given
 
 
-def _infra(detail: str, infra: list[str], started: float) -> Outcome:
-    infra.append(detail)
-    return Outcome(StopReason.INFRASTRUCTURE, time_used_s=time.monotonic() - started,
-                   infra_log="\n".join(infra), detail=detail)
+@dataclass(frozen=True)
+class PhysicalOptions:
+    """The checked options as typed attributes (names, defaults and help: ``OPTIONS``)."""
+
+    probe: str
+    serial: str
+    baud: int
+    target: str
+    pack: tuple[str, ...]
+    frequency: int
+    reset_type: str
+    after: str
+
+    @classmethod
+    def describe(cls) -> str:
+        """Every option with its default and help, for docs and error messages."""
+        return "\n".join(f"{o.name} ({'required' if o.required else f'default {o.default!r}'}): "
+                         f"{o.help}" for o in OPTIONS)
+
+    @classmethod
+    def from_mapping(cls, options: Mapping[str, Any]) -> PhysicalOptions:
+        """The options with defaults filled in; ``OptionError`` names what is wrong."""
+        values = check_options(OPTIONS, _normalized(options), "backend physical")
+        values["pack"] = tuple(values["pack"])
+        return cls(**values)
+
+
+def parse_options(options: Mapping[str, Any]) -> PhysicalOptions:
+    return PhysicalOptions.from_mapping(options)
+
+
+@dataclass(frozen=True)
+class _Lib:
+    """pyOCD and pyserial, the ``physical`` extra: imported when a job needs them."""
+
+    serial: Any
+    exceptions: Any
+    ConnectHelper: Any
+    FileProgrammer: Any
+    Target: Any
+
+
+def _lib() -> _Lib:
+    try:
+        import serial
+        from pyocd.core import exceptions
+        from pyocd.core.helpers import ConnectHelper
+        from pyocd.core.target import Target
+        from pyocd.flash.file_programmer import FileProgrammer
+    except ImportError as exc:
+        raise ExtraMissing("the physical backend", exc) from exc
+    return _Lib(serial, exceptions, ConnectHelper, FileProgrammer, Target)
+
+
+class Infrastructure(Exception):
+    """The bench failed; the message says what an operator should look at."""
+
+
+def _present_probes() -> str:
+    try:
+        probes = _lib().ConnectHelper.get_all_connected_probes(blocking=False,
+                                                        print_wait_message=False)
+    except Exception as exc:  # listing must not hide the first failure
+        return f"(listing probes failed: {exc})"
+    return ", ".join(f"{p.unique_id} ({p.description})" for p in probes) or "none"
+
+
+class _Console(threading.Thread):
+    """Reads the console into the job's log as bytes arrive, whatever the probe is doing:
+    a VCP holds only so much (a pty about 20 KiB, an ST-LINK less), so reading must never
+    wait for a slow debug transfer. A read error is kept for the job to raise."""
+
+    def __init__(self, port: Any, sink: Callable[[bytes], None],
+                 note: Callable[[str], None]) -> None:
+        super().__init__(name="hwut-physical-console", daemon=True)
+        self.port, self.sink, self.note = port, sink, note
+        self.error: BaseException | None = None
+        self.last_data = 0.0
+        self.reset_at = time.monotonic()
+        self._quit = threading.Event()
+
+    def run(self) -> None:
+        first = True
+        try:
+            while not self._quit.is_set():
+                data = self.port.read(max(1, self.port.in_waiting))
+                if data:
+                    self.last_data = time.monotonic()
+                    if first:
+                        self.note(f"first console byte {self.last_data - self.reset_at:.3f} s "
+                                  f"after reset")
+                        first = False
+                    self.sink(data)
+        except Exception as exc:  # the port went away (unplugged): the job says so
+            self.error = exc
+
+    def drain(self, quiet_s: float = 0.2, at_most_s: float = 2.0) -> None:
+        """Wait until no byte came for ``quiet_s`` (what the UART sent before the firmware
+        stopped is still on its way: the wire, the probe's USB buffers)."""
+        deadline = time.monotonic() + at_most_s
+        while self.error is None and time.monotonic() < deadline:
+            if time.monotonic() - max(self.last_data, self.reset_at) >= quiet_s:
+                return
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._quit.set()
+        if self.is_alive():
+            self.join()
+
+
+class _Run:
+    """One job on the bench: what it opened, so that ``close`` releases all of it."""
+
+    def __init__(self, opts: PhysicalOptions, request: RunRequest,
+                 infra: Callable[[str], None]) -> None:
+        self.opts = opts
+        self.request = request
+        self.note = infra
+        self.port: Any = None
+        self.session: Any = None
+        self.agent: Any = None
+        self.console: _Console | None = None
+
+    def open_port(self) -> None:
+        serial = _lib().serial
+        try:
+            self.port = serial.serial_for_url(self.opts.serial, baudrate=self.opts.baud,
+                                              timeout=READ_S)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise Infrastructure(f"serial port {self.opts.serial} cannot be opened ({exc}); "
+                                 f"is the board plugged in, and is the path its "
+                                 f"/dev/serial/by-id link?") from exc
+
+    def open_session(self) -> None:
+        from .pyocd_targets import register
+
+        lib = _lib()
+        exceptions, ConnectHelper = lib.exceptions, lib.ConnectHelper
+        register()
+        options: dict[str, Any] = {"frequency": self.opts.frequency,
+                                   "reset_type": self.opts.reset_type, "connect_mode": "halt",
+                                   "resume_on_disconnect": self.opts.after == "run"}
+        if self.opts.pack:
+            options["pack"] = list(self.opts.pack)
+        try:
+            self.session = ConnectHelper.session_with_chosen_probe(
+                unique_id=self.opts.probe, target_override=self.opts.target, blocking=False,
+                auto_open=False, options=options)
+        except (exceptions.Error, OSError) as exc:
+            raise Infrastructure(f"probe {self.opts.probe} cannot be reached ({exc}); probes "
+                                 f"present: {_present_probes()}") from exc
+        if self.session is None:
+            raise Infrastructure(f"probe {self.opts.probe} not found; probes present: "
+                                 f"{_present_probes()}")
+        try:
+            self.session.open()
+        except OSError as exc:  # a remote probe (remote:HOST:PORT) whose server is gone
+            raise Infrastructure(f"probe {self.opts.probe} cannot be reached ({exc}); probes "
+                                 f"present: {_present_probes()}") from exc
+        except exceptions.Error as exc:
+            raise Infrastructure(f"target on probe {self.opts.probe} is not responding "
+                                 f"({type(exc).__name__}: {exc}); is the board powered, the "
+                                 f"SWD cable seated, the target type {self.opts.target} "
+                                 f"right?") from exc
+
+    def program(self) -> None:
+        lib = _lib()
+        exceptions, FileProgrammer = lib.exceptions, lib.FileProgrammer
+        fmt = self.request.format if self.request.format in ("elf", "hex", "bin") else None
+        started = time.monotonic()
+        try:
+            FileProgrammer(self.session, progress=lambda _done: None, chip_erase="sector"
+                           ).program(str(self.request.executable), file_format=fmt,
+                                     base_address=BIN_BASE if fmt == "bin" else None)
+        except exceptions.FlashEraseFailure as exc:
+            raise Infrastructure(f"flash erase failed: {exc}; the flash may be "
+                                 f"write-protected (option bytes) or worn") from exc
+        except exceptions.FlashProgramFailure as exc:
+            raise Infrastructure(f"flash programming failed: {exc}; the flash may be "
+                                 f"write-protected (option bytes) or worn") from exc
+        except exceptions.FlashFailure as exc:
+            raise Infrastructure(f"flash programming failed (erase, program or verify): "
+                                 f"{exc}") from exc
+        self.note(f"programmed {self.request.executable.name} ({self.request.format}) in "
+                  f"{time.monotonic() - started:.3f} s")
+
+    def start(self) -> None:
+        try:  # a class to derive from (mypy: not a variable of _Lib)
+            from pyocd.debug.semihost import SemihostAgent, SemihostIOHandler
+        except ImportError as exc:
+            raise ExtraMissing("the physical backend", exc) from exc
+        sink = self.request.uart
+        target = self.session.target
+
+        class _ConsoleIO(SemihostIOHandler):
+            """Semihosting console output goes to the job's log, as on the sim; ":tt" is
+            the console, no other file opens (a lab host's files are not the firmware's)."""
+
+            def open(self, fnptr: int, fnlen: int, mode: str) -> int:
+                fd, _name = self._std_open(fnptr, fnlen, mode)
+                return fd if isinstance(fd, int) else -1
+
+            def close(self, fd: int) -> int:
+                return 0
+
+            def istty(self, fd: int) -> int:
+                return 1
+
+            def write(self, fd: int, ptr: int, length: int) -> int:
+                sink(bytes(target.read_memory_block8(ptr, length)))
+                return 0
+
+        console = _ConsoleIO()
+        self.agent = SemihostAgent(target.get_target_context(), io_handler=console,
+                                   console=console)
+        self.port.reset_input_buffer()  # what the old firmware said is not this job's
+        self.console = _Console(self.port, self.request.uart, self.note)
+        self.console.start()
+        target.reset()
+
+    def semihosting_exit(self) -> int | None:
+        """The core halted: serve a semihosting call (None: the firmware goes on), or
+        return the exit code the firmware ended with; a halt for another reason raises."""
+        target = self.session.target
+        ctx = target.get_target_context()
+        pc = ctx.read_core_register("pc")
+        if ctx.read32(DFSR) & DFSR_BKPT and ctx.read16(pc) == BKPT_SEMIHOSTING:
+            op, arg = ctx.read_core_register("r0"), ctx.read_core_register("r1")
+            if op == SYS_EXIT:  # AArch32: the reason itself in r1
+                return 0 if arg == ADP_STOPPED_APPLICATION_EXIT else 1
+            if op == SYS_EXIT_EXTENDED:
+                reason, code = ctx.read32(arg), ctx.read32(arg + 4)
+                if reason != ADP_STOPPED_APPLICATION_EXIT:
+                    code = code or 1
+                return code - (1 << 32) if code >= 0x8000_0000 else code
+        if self.agent is not None and self.agent.check_and_handle_semihost_request():
+            target.resume()
+            return None
+        raise _Halted(f"the core halted at 0x{pc:08x} (not a semihosting call)")
+
+    def close(self) -> None:
+        if self.console is not None:
+            self.console.stop()  # reads time out every READ_S: it ends at once
+        if self.agent is not None:
+            self.agent.cleanup()
+        if self.session is not None:
+            try:
+                self.session.close()
+            except Exception as exc:  # closing must not hide the outcome
+                self.note(f"closing the pyOCD session: {type(exc).__name__}: {exc}")
+        if self.port is not None:
+            self.port.close()
+
+
+# ARMv7-M fault status (ARM DDI 0403, B3.2.15-18) and DHCSR.S_LOCKUP
+CFSR, HFSR, MMFAR, BFAR, DHCSR = 0xE000_ED28, 0xE000_ED2C, 0xE000_ED34, 0xE000_ED38, 0xE000_EDF0
+HFSR_FAULTS, S_LOCKUP, MMARVALID, BFARVALID = 0x4000_0002, 1 << 19, 1 << 7, 1 << 15
+
+
+def _fault_status(target: Any) -> str | None:
+    """What the core's fault status registers say happened, None if nothing did: a
+    board's firmware that faulted and sits in its handler looks busy to the console."""
+    if target.read32(DHCSR) & S_LOCKUP:
+        return "core lockup (DHCSR.S_LOCKUP): a fault inside a fault handler stopped the core"
+    cfsr, hfsr = target.read32(CFSR), target.read32(HFSR)
+    if not cfsr and not hfsr & HFSR_FAULTS:
+        return None
+    parts = [f"CFSR=0x{cfsr:08x}", f"HFSR=0x{hfsr:08x}"]
+    if cfsr & MMARVALID:
+        parts.append(f"MMFAR=0x{target.read32(MMFAR):08x}")
+    if cfsr & BFARVALID:
+        parts.append(f"BFAR=0x{target.read32(BFAR):08x}")
+    kind = "HardFault" if hfsr & HFSR_FAULTS else "fault"
+    return f"{kind}: {' '.join(parts)} (the core's fault status registers)"
+
+
+class _Halted(Exception):
+    """The core stopped by itself (a BKPT that is not semihosting)."""
 
 
 __all__ = ["OPTIONS", "OptionError", "PhysicalBackend", "parse_options"]
@@ -69,6 +372,14 @@ __all__ = ["OPTIONS", "OptionError", "PhysicalBackend", "parse_options"]
 class PhysicalBackend(Backend):
     name: ClassVar[str] = "physical"
     option_infos: ClassVar[tuple[OptionInfo, ...] | None] = OPTIONS
+    #: Bench failures are often transient (a probe re-enumerating): retry a job once, and
+    #: take an instance offline after 3 failed attempts in a row (see hwut.scheduler).
+    default_retries: ClassVar[int] = 1
+    default_offline_after: ClassVar[int] = 3
+    #: pyOCD takes about a second to import: the fork server does it once for all jobs
+    preload: ClassVar[tuple[str, ...]] = (
+        "serial", "pyocd.core.helpers", "pyocd.flash.file_programmer",
+        "pyocd.debug.semihost", "hwut.backends.pyocd_targets")
 
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:
@@ -78,94 +389,120 @@ class PhysicalBackend(Backend):
         except ImportError as exc:
             return Availability(False, str(ExtraMissing("the physical backend", exc)))
         try:
-            parse_options(dict(options or {}))
+            opts = parse_options(dict(options or {}))
         except OptionError as exc:
             return Availability(False, str(exc))
-        return Availability(True, "pyOCD and pyserial")
+        return Availability(True, f"pyOCD probe {opts.probe}, console {opts.serial}")
+
+    @classmethod
+    def board_info(cls, board: str, options: Mapping[str, Any] | None = None
+                   ) -> BoardInfo | None:
+        """A board HWUT models (nucleo-f303re) is described from the same data as the
+        emulator's; jobs' console input and button presses are not fed on a real bench."""
+        spec = simboards.find(board)
+        if spec is None:
+            return None
+        return simboards.board_info(spec, name=board, console_input=False, presses=False)
+
+    @classmethod
+    def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
+        """As every backend's, with ``pack`` also taking one path."""
+        return super().check_options(_normalized(options))
 
     def run(self, request: RunRequest) -> Outcome:
         started = time.monotonic()
         infra: list[str] = []
+
+        def outcome(reason: StopReason, detail: str, **kw: Any) -> Outcome:
+            if reason is StopReason.INFRASTRUCTURE:
+                infra.append(detail)
+            return Outcome(reason, time_used_s=kw.pop("used", time.monotonic() - started),
+                           infra_log="\n".join(infra), detail=detail, **kw)
+
         try:
-            import serial
-            from pyocd.core import exceptions
-            from pyocd.core.helpers import ConnectHelper
-            from pyocd.flash.file_programmer import FileProgrammer
-        except ImportError as exc:
-            return _infra(str(ExtraMissing("the physical backend", exc)), infra, started)
-
-        from .pyocd_targets import register
-
+            _lib()
+        except ExtraMissing as exc:
+            return outcome(StopReason.INFRASTRUCTURE, str(exc))
         try:
             opts = parse_options(self.options)
         except OptionError as exc:
-            return _infra(str(exc), infra, started)
-        register()
-        port = session = None
+            return outcome(StopReason.INFRASTRUCTURE, str(exc))
+        job = _Run(opts, request, infra.append)
         try:
-            try:  # first: opening a port discards what waits in it
-                port = serial.serial_for_url(opts["serial"], baudrate=opts["baud"], timeout=0.05)
-            except (serial.SerialException, OSError, ValueError) as exc:
-                return _infra(f"serial port {opts['serial']} cannot be opened: {exc}", infra,
-                              started)
-            session_options = {"frequency": opts["frequency"], "reset_type": opts["reset_type"],
-                               "connect_mode": "halt",
-                               "resume_on_disconnect": opts["after"] == "run"}
-            if opts["pack"]:
-                session_options["pack"] = opts["pack"]
-            session = ConnectHelper.session_with_chosen_probe(
-                unique_id=opts["probe"], target_override=opts["target"], blocking=False,
-                options=session_options)
-            if session is None:
-                present = [p.unique_id for p in ConnectHelper.get_all_connected_probes(
-                    blocking=False, print_wait_message=False)]
-                return _infra(f"probe {opts['probe']} not found; probes present: "
-                              f"{', '.join(present) or 'none'}", infra, started)
-            try:
-                session.open()
-            except exceptions.Error as exc:
-                return _infra(f"target on probe {opts['probe']} is not responding: {exc}", infra,
-                              started)
-            target = session.target
-            try:
-                fmt = request.format if request.format in ("elf", "hex", "bin") else None
-                FileProgrammer(session, chip_erase="sector").program(
-                    str(request.executable), file_format=fmt,
-                    base_address=BIN_BASE if fmt == "bin" else None)
-            except exceptions.FlashFailure as exc:
-                return _infra(f"flash programming failed: {exc}", infra, started)
-            port.reset_input_buffer()  # what the old firmware said is not this job's
-            target.reset()
-            run_started = time.monotonic()
-            reason = StopReason.LIMIT
-            try:
-                while True:
-                    if request.cancel.is_set():
-                        reason = StopReason.CANCEL
-                        break
-                    if time.monotonic() - run_started >= request.time_limit_s:
-                        break
-                    data = port.read(max(1, port.in_waiting))
-                    if data:
-                        request.uart(data)
-            except (serial.SerialException, OSError) as exc:
-                return _infra(f"serial port {opts['serial']} failed mid-run: {exc}", infra,
-                              started)
-            used = time.monotonic() - run_started
-            if opts["after"] == "halt":
-                target.halt()
-            elif opts["after"] == "reset-halt":
-                target.reset_and_halt()
-            return Outcome(reason, time_used_s=used, infra_log="\n".join(infra),
-                           detail="" if reason is StopReason.CANCEL else
-                           f"wall-clock limit of {request.time_limit_s:g} s reached")
-        except exceptions.Error as exc:
-            return _infra(f"probe {opts['probe']}: {type(exc).__name__}: {exc}", infra, started)
+            result = self._run(job, outcome)
         finally:
-            if session is not None:
-                try:
-                    session.close()
-                except Exception as exc:  # closing must not hide the outcome
-                    infra.append(f"closing the pyOCD session: {exc!r}")
-            if port is not None:
-                port.close()
+            job.close()
+        result.infra_log = "\n".join(infra)  # with what closing said
+        return result
+
+    def _run(self, job: _Run, outcome: Callable[..., Outcome]) -> Outcome:
+        lib = _lib()
+        serial, exceptions = lib.serial, lib.exceptions
+
+        opts = job.opts
+        try:
+            job.open_port()
+            job.open_session()
+            job.program()
+            job.start()
+            return self._watch(job, outcome)
+        except Infrastructure as exc:
+            return outcome(StopReason.INFRASTRUCTURE, str(exc))
+        except _Halted as exc:
+            return outcome(StopReason.FAULT, str(exc))
+        except (serial.SerialException, OSError) as exc:
+            return outcome(StopReason.INFRASTRUCTURE,
+                           f"serial port {opts.serial} failed mid-run ({exc}); was the board "
+                           f"unplugged?")
+        except exceptions.ProbeDisconnected as exc:
+            return outcome(StopReason.INFRASTRUCTURE,
+                           f"probe {opts.probe} disconnected mid-run ({exc}); was it "
+                           f"unplugged?")
+        except exceptions.Error as exc:
+            return outcome(StopReason.INFRASTRUCTURE,
+                           f"target on probe {opts.probe} stopped responding "
+                           f"({type(exc).__name__}: {exc}); check power and the SWD cable")
+
+    def _watch(self, job: _Run, outcome: Callable[..., Outcome]) -> Outcome:
+        """Until the limit, a cancel or the firmware's exit; the console streams meanwhile
+        in its own thread (``_Console``), the core's state is read every ``POLL_S``."""
+        Target = _lib().Target
+        request, target, console = job.request, job.session.target, job.console
+        assert console is not None
+        run_started = next_poll = time.monotonic()
+        while True:
+            if console.error is not None:
+                raise console.error
+            now = time.monotonic()
+            if request.cancel.is_set():
+                return self._end(job, outcome(StopReason.CANCEL, "", used=now - run_started))
+            if now - run_started >= request.time_limit_s:
+                return self._end(job, outcome(
+                    StopReason.LIMIT, f"wall-clock limit of {request.time_limit_s:g} s reached",
+                    used=now - run_started))
+            if now >= next_poll:
+                next_poll = now + POLL_S
+                if target.get_state() is Target.State.HALTED:
+                    code = job.semihosting_exit()
+                    if code is not None:
+                        console.drain()
+                        return self._end(job, outcome(
+                            StopReason.EXIT, f"firmware exited with code {code}",
+                            used=time.monotonic() - run_started, exit_code=code))
+            request.cancel.wait(min(READ_S, max(0.0, next_poll - time.monotonic())))
+
+    @staticmethod
+    def _end(job: _Run, result: Outcome) -> Outcome:
+        """A fault seen on the way (the fault status registers are sticky), then the core
+        left as option ``after`` says."""
+        target = job.session.target
+        if result.reason is StopReason.LIMIT:
+            fault = _fault_status(target)
+            if fault is not None:
+                job.note(fault)
+                result.reason, result.detail = StopReason.FAULT, fault
+        if job.opts.after == "halt":
+            target.halt()
+        elif job.opts.after == "reset-halt":
+            target.reset_and_halt()
+        return result

@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import select
 import signal
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -173,13 +176,75 @@ def main(ctx: click.Context, url: str | None, token: str | None, user: str | Non
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, threads: int | None,
           data_dir: str | None, config_path: str | None, serve_profile: str | None) -> None:
-    """Run the HWUT server with waitress until interrupted (it blocks)."""
-    from .service import DataDirInUse, build_service, ensure_admin, make_server
-
+    """Run the HWUT server with waitress until interrupted (it blocks). The config's
+    [[simboards]] (simulated lab benches, see `hwut simboard`) run while it does."""
     serve_profile = serve_profile or ctx.obj.get("profile") or DEFAULT_PROFILE
 
     config = _config(config_path, **{"server.host": host, "server.port": port,
                                      "server.threads": threads, "data_dir": data_dir})
+    benches = _start_benches(config_path)
+    try:
+        _serve(config, serve_profile)
+    finally:
+        for bench in benches:
+            bench.stop()
+
+
+class _Bench:
+    """A ``[[simboards]]`` bench: ``python -m hwut.backends.simboard`` as a child process
+    (run, not imported: the service sees backends through the contract only)."""
+
+    def __init__(self, config_path: str, index: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hwut.backends.simboard", "--config", config_path,
+             "--index", str(index)], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> str:
+        """Its ``ready PROBE CONSOLE`` line; ClickException when it did not start."""
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout_s)
+        line = self.process.stdout.readline().decode(errors="replace").strip() if ready else ""
+        if not line.startswith("ready "):
+            self.stop()
+            raise click.ClickException(f"a [[simboards]] bench did not start "
+                                       f"({line or 'no answer'}; see above)")
+        return line
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def _start_benches(config_path: str | None) -> list[_Bench]:
+    """A simulated bench for each ``[[simboards]]`` table of the config file, ready."""
+    if config_path is None:
+        return []
+    import tomllib
+    with open(config_path, "rb") as fh:
+        count = len(tomllib.load(fh).get("simboards", []))
+    started: list[_Bench] = []
+    try:
+        for i in range(count):
+            started.append(_Bench(config_path, i))
+            _, probe, console = started[-1].wait_ready().split(" ", 2)
+            click.echo(f"simulated bench {i + 1}: probe {probe}, console {console}")
+    except BaseException:
+        for bench in started:
+            bench.stop()
+        raise
+    return started
+
+
+def _serve(config: Config, serve_profile: str) -> None:
+    from .service import DataDirInUse, build_service, ensure_admin, make_server
+
     try:
         service = build_service(config)
     except (DataDirInUse, DamagedStoreFile, StorageFull, ConfigError) as exc:
@@ -227,6 +292,31 @@ def serve(ctx: click.Context, host: str | None, port: int | None, threads: int |
         pass
     finally:
         service.stop()
+
+
+@main.command()
+@click.option("--port", type=int, default=5555, show_default=True,
+              help="TCP port of the probe (pyOCD remote probe remote:localhost:PORT).")
+@click.option("--console", type=click.Path(dir_okay=False), default="/tmp/hwut-simboard-0",
+              show_default=True, help="Where the console's terminal appears (a symlink).")
+@click.option("--board", default="nucleo-f303re", show_default=True, help="Emulated board.")
+@click.option("--uid", default=None, help="The simulated probe's own id (default: "
+                                          "hwutsim-bench-PORT).")
+@click.option("--firmware", type=click.Path(dir_okay=False, exists=True),
+              help="In flash at power-on (ELF, HEX or BIN); default: erased flash.")
+@click.option("--fast", is_flag=True, help="Run ahead of the wall clock (default: real time).")
+def simboard(port: int, console: str, board: str, uid: str | None, firmware: str | None,
+             fast: bool) -> None:
+    """Serve an emulated board as a lab bench until interrupted: its simulated debug
+    probe over pyOCD's remote-probe protocol, its console on a pseudo-terminal. A
+    `physical` board instance uses it with probe = "remote:localhost:PORT" and serial =
+    CONSOLE; so do `pyocd list/flash/commander -u remote:localhost:PORT`."""
+    args = ["--port", str(port), "--console", console, "--board", board]
+    args += ["--uid", uid] if uid else []
+    args += ["--firmware", firmware] if firmware else []
+    args += ["--fast"] if fast else []
+    sys.stdout.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "hwut.backends.simboard", *args])
 
 
 @main.command()
@@ -504,6 +594,37 @@ def boards(ctx: click.Context, extended: bool) -> None:
             summary = inst.get("summary") or inst.get("state", "")
             detail = f" ({avail['detail']})" if avail.get("ok") and avail.get("detail") else ""
             click.echo(f"  {inst['name']:<22} {inst.get('backend', ''):<8} {summary}{detail}")
+
+
+@main.group(cls=HwutGroup)
+def board() -> None:
+    """Put board instances in and out of service (admin)."""
+
+
+def _board_state(ctx: click.Context, name: str, online: bool) -> None:
+    with _api(ctx) as client:
+        found = client.board_state(name, online)
+    for inst in found.get("instances") or []:
+        if name in (inst["name"], found.get("name")):
+            click.echo(f"{inst['name']:<22} {inst.get('summary') or inst.get('state', '')}")
+
+
+@board.command("online")
+@click.argument("name")
+@click.pass_context
+def board_online(ctx: click.Context, name: str) -> None:
+    """Put NAME back in service: a board (all its instances) or one instance (board#0),
+    e.g. after it went offline on infrastructure errors and the bench was fixed."""
+    _board_state(ctx, name, True)
+
+
+@board.command("offline")
+@click.argument("name")
+@click.pass_context
+def board_offline(ctx: click.Context, name: str) -> None:
+    """Take NAME out of service (a board or one instance, board#0); a running job ends
+    first."""
+    _board_state(ctx, name, False)
 
 
 # ---- users ------------------------------------------------------------------------------

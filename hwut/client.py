@@ -513,6 +513,14 @@ class Client:
         return self._json("GET", f"/targets/boards/{name}",
                           params={"extended": "true" if extended else "false"})
 
+    def board_state(self, name: str, online: bool) -> dict[str, Any]:
+        """Put a board's instances (or one, "board#0") back in service, or take them out
+        (admin); the board's extended record."""
+        board = name.split("#", 1)[0]
+        body = {"instance": name} if "#" in name else {}
+        return self._json("POST", f"/targets/boards/{board}/{'online' if online else 'offline'}",
+                          json=body)
+
     def microcontrollers(self) -> list[dict[str, Any]]:
         return self._json("GET", "/targets/microcontrollers")
 

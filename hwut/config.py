@@ -137,6 +137,10 @@ class BoardConfig:
     options: Mapping[str, Any] = field(default_factory=dict)
     microcontroller: str | None = None
     description: str | None = None
+    #: Runs of a job again after an infrastructure error, and the errors in a row that
+    #: take an instance offline (0: never); None: the backend's defaults.
+    retries: int | None = None
+    offline_after: int | None = None
 
     def target_record(self) -> dict[str, Any]:
         record: dict[str, Any] = {"name": self.name}
@@ -208,7 +212,9 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
                                 instances=int(entry.get("instances", 1)),
                                 options=dict(entry.get("options", {})),
                                 microcontroller=entry.get("microcontroller"),
-                                description=entry.get("description"))
+                                description=entry.get("description"),
+                                retries=_count(entry, "retries"),
+                                offline_after=_count(entry, "offline_after"))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"{path}: [[boards]] entry {entry!r} is incomplete: {exc}") from None
         if board.instances < 0:
@@ -220,6 +226,16 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
             raise ConfigError(f"{path}: a [[microcontrollers]] entry has no name")
     _check_limits(values)
     return Config(values, tuple(boards), mcus, str(path))
+
+
+def _count(entry: Mapping[str, Any], key: str) -> int | None:
+    """A board's ``retries`` / ``offline_after``: None when absent, else an int >= 0."""
+    value = entry.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 100:
+        raise ValueError(f"{key} must be an integer from 0 to 100, not {value!r}")
+    return value
 
 
 def _check_limits(values: Mapping[str, Any]) -> None:

@@ -75,7 +75,7 @@ EXTENDED_FIELDS = SHORT_FIELDS + (
     "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses",
     # additions (issue 16): criteria and the verdict apart from the status; instructions
     "criteria", "verdict", "verdict_reason", "instructions",
-    "trace", "filename_trace", "trace_summary")
+    "trace", "filename_trace", "trace_summary", "retries")
 
 
 @dataclass
@@ -118,6 +118,9 @@ class Job:
     filename_trace: str | None = None
     #: ``hwut.trace.summarize`` of the pin trace, computed once the job ended.
     trace_summary: dict[str, Any] | None = None
+    #: How often the job was run again after an infrastructure error (board option
+    #: ``retries``); the failed attempts are in its infrastructure log.
+    retries: int = 0
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)

@@ -10,6 +10,14 @@ its process group on cancel, on a hang and when the server stops, so a job can
 neither take the server down nor leave anything behind: a crash is an ERROR with a
 short reason and the instance takes the next job.
 
+Infrastructure errors (a probe missing, a board that stopped answering) are retried:
+a job runs again on its instance up to ``retries`` times (board config, else the
+backend's ``default_retries``; the count is the job's ``retries``), and after
+``offline_after`` of them in a row the instance goes offline: it takes no job until
+an admin puts it back (``hwut board online NAME``, ``POST
+/targets/boards/NAME/online``). Offline is kept in memory: a restarted server
+tries every instance again.
+
 ``why_not_runnable`` tells the submit route whether a board has an instance that
 can ever take a job (and if not, why: it answers 503 with that); WAITING jobs of
 a board that has none become ERROR with the same reason (``fail_unrunnable``).
@@ -107,6 +115,13 @@ class _LogSink:
         with self._lock:
             self._fh.close()
 
+    def restart(self) -> None:
+        """Empty the file: a retried job's log is its last attempt's."""
+        with self._lock:
+            if not self._fh.closed:
+                self._fh.truncate(0)
+            self.written = 0
+
 
 @dataclass
 class Instance:
@@ -120,23 +135,49 @@ class Instance:
     job_id: int | None = None
     #: The running job's process (its pid is what an operator would look for).
     process: JobProcess | None = None
+    #: Why the instance is offline (it takes no job until an admin puts it back).
+    offline: str | None = None
+    #: Infrastructure errors in a row (reset by any other outcome and by going online).
+    failures: int = 0
+
+    @property
+    def retries(self) -> int:
+        """How often a job is run again after an infrastructure error on this instance."""
+        if self.board.retries is not None:
+            return self.board.retries
+        return self.backend_cls.default_retries if self.backend_cls is not None else 0
+
+    @property
+    def offline_after(self) -> int:
+        """Infrastructure errors in a row that take this instance offline (0: never)."""
+        if self.board.offline_after is not None:
+            return self.board.offline_after
+        return self.backend_cls.default_offline_after if self.backend_cls is not None else 0
 
     @property
     def state(self) -> str:
         if self.backend is None or not self.availability.ok:
             return "unavailable"
+        if self.offline is not None and self.job_id is None:
+            return "offline"
         return "busy" if self.job_id is not None else "idle"
 
     @property
     def unavailable_reason(self) -> str | None:
         """Why this instance cannot run jobs; None when it can (now or once free)."""
+        if self.offline is not None:
+            return (f"offline: {self.offline}; an admin puts it back with `hwut board online "
+                    f"{self.name}`")
         if self.state != "unavailable":
             return None
         return self.availability.detail or "its backend could not be started"
 
     @property
     def summary(self) -> str:
-        """One line for people: "idle", "busy (job 7)" or "unavailable: <reason>"."""
+        """One line for people: "idle", "busy (job 7)", "offline: <reason>" or
+        "unavailable: <reason>"."""
+        if self.offline is not None and self.job_id is None:
+            return f"offline: {self.offline}"
         reason = self.unavailable_reason
         if reason is not None:
             return f"unavailable: {reason}"
@@ -145,6 +186,8 @@ class Instance:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "backend": self.board.backend, "state": self.state,
                 "job": self.job_id, "summary": self.summary,
+                "offline": self.offline, "consecutive_failures": self.failures,
+                "retries": self.retries, "offline_after": self.offline_after,
                 "availability": {"ok": self.availability.ok,
                                  "detail": self.availability.detail}}
 
@@ -214,8 +257,10 @@ class Scheduler:
     def start(self) -> None:
         self.fail_unrunnable()
         # the fork server imports every backend in use once; each job forks from it
-        self._context = job_context(sorted({i.backend_cls.__module__ for i in self.instances
-                                            if i.backend_cls is not None}))
+        self._context = job_context(sorted({module for i in self.instances
+                                            if i.backend_cls is not None
+                                            for module in (i.backend_cls.__module__,
+                                                           *i.backend_cls.preload)}))
         for instance in self.instances:
             if instance.state == "unavailable":
                 continue
@@ -293,6 +338,34 @@ class Scheduler:
             log.warning("jobs %s can never run and are now ERROR", ", ".join(map(str, failed)))
         return failed
 
+    # ---- offline and back ------------------------------------------------------------
+
+    def instances_named(self, name: str) -> list[Instance]:
+        """The instances ``name`` means: one instance ("board#0") or all of a board."""
+        return [i for i in self.instances if name in (i.name, i.board.name)]
+
+    def set_online(self, name: str) -> list[Instance]:
+        """Put offline instances of ``name`` back in service (their failure count reset)."""
+        found = self.instances_named(name)
+        for instance in found:
+            if instance.offline is not None:
+                log.warning("board instance %s is online again (was offline: %s)",
+                            instance.name, instance.offline)
+            instance.offline, instance.failures = None, 0
+        self.store.wake()
+        return found
+
+    def set_offline(self, name: str, reason: str) -> list[Instance]:
+        """Take instances of ``name`` out of service; a running job finishes first. WAITING
+        jobs that no instance can run any more become ERROR (see fail_unrunnable)."""
+        found = self.instances_named(name)
+        for instance in found:
+            instance.offline = reason
+            log.warning("board instance %s is offline: %s", instance.name, reason)
+        for board in {i.board.name for i in found}:
+            self.fail_unrunnable(board)
+        return found
+
     # ---- cancel ----------------------------------------------------------------------
 
     def cancel(self, job_id: int, by: str, why: str | None = None) -> Job:
@@ -316,6 +389,9 @@ class Scheduler:
     def _work(self, instance: Instance) -> None:
         poll = float(self.config["scheduler.poll_seconds"])
         while not self._stop.is_set():
+            if instance.offline is not None:
+                self.store.wait_for_change(poll)
+                continue
             try:
                 job = self.store.claim_next(instance.board.name, instance.name,
                                             max_running=self.max_running(instance.board))
@@ -401,8 +477,8 @@ class Scheduler:
             # the verdict's hook: a log that settles it stops the run (fail-fast)
             tap = Tap.for_job(job.criteria, uart, lambda: cancel.cancel(
                 CancelReason.VERDICT, "the job's verdict is settled"))
-            outcome, failure = self._call_backend(instance, self._spec(instance, job),
-                                                  tap or uart, other, cancel, trace)
+            outcome, failure, retries = self._attempts(instance, job, tap or uart, uart, other,
+                                                       cancel, trace)
         finally:
             uart.close()
             other.close()
@@ -410,7 +486,8 @@ class Scheduler:
             for sink, name in ((other, other_name), (trace, trace_name)):
                 if not sink.written:
                     self.store.artifact_path(name).unlink(missing_ok=True)
-        changes: dict[str, Any] = {"filename_other": other_name if other.written else None}
+        changes: dict[str, Any] = {"filename_other": other_name if other.written else None,
+                                   "retries": retries}
         changes.update(pintrace.job_fields(self.store.artifact_path(trace_name), trace_name,
                                            trace.written))
         if outcome is None:
@@ -419,6 +496,52 @@ class Scheduler:
             self._fail(job.id, failure, **changes)
         else:
             self._record(job.id, outcome, cancel, changes, tap)
+
+    def _attempts(self, instance: Instance, job: Job, log_in: Callable[[bytes], None],
+                  uart: _LogSink, other: _LogSink, cancel: CancelToken,
+                  trace: _LogSink) -> tuple[Outcome | None, str, int]:
+        """Run the job, again after an infrastructure error while retries are left and the
+        instance stays online; count the errors in a row and take the instance offline at
+        ``offline_after``. Returns (outcome, why there is none, retries made)."""
+        earlier: list[str] = []
+        retries = 0
+        while True:
+            outcome, failure = self._call_backend(instance, self._spec(instance, job),
+                                                  log_in, other, cancel, trace)
+            if outcome is None:  # the server's own trouble (its disk): not the board's
+                return outcome, failure, retries
+            if (outcome.reason is not StopReason.INFRASTRUCTURE or cancel.is_set()
+                    or self._stop.is_set()):
+                if outcome.reason is not StopReason.INFRASTRUCTURE:
+                    instance.failures = 0
+                break
+            instance.failures += 1
+            attempt = f"attempt {retries + 1} on {instance.name} failed: {outcome.detail}"
+            log.warning("job %d: %s", job.id, attempt)
+            limit = instance.offline_after
+            if limit and instance.failures >= limit:
+                why = (f"{instance.failures} infrastructure errors in a row, the last: "
+                       f"{outcome.detail}")
+                self.set_offline(instance.name, why)
+                outcome.detail = (f"{outcome.detail} (instance {instance.name} is now offline "
+                                  f"after {instance.failures} infrastructure errors in a row)")
+                break
+            if retries >= instance.retries:
+                break
+            earlier.append(attempt)
+            retries += 1
+            uart.restart()
+            other.restart()
+            trace.restart()
+            if isinstance(log_in, Tap):
+                log_in.restart()  # the verdict reads the last attempt's log only
+        if earlier:
+            outcome.infra_log = "\n".join(
+                [*earlier, f"attempt {retries + 1}:", outcome.infra_log]).rstrip("\n")
+            if outcome.reason is StopReason.INFRASTRUCTURE:
+                outcome.detail = f"{outcome.detail} (after {retries} retr" \
+                                 f"{'y' if retries == 1 else 'ies'})"
+        return outcome, "", retries
 
     def _record(self, job_id: int, outcome: Outcome, cancel: CancelToken,
                 changes: dict[str, Any], tap: Tap | None = None) -> None:

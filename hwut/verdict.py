@@ -430,6 +430,10 @@ class Tap:
     def decided(self) -> bool:
         return self.matcher.decided is not None
 
+    def restart(self) -> None:
+        """Forget what was seen: the job runs again (a retry after an infrastructure error)."""
+        self.matcher = Matcher(self.matcher.criteria)
+
     def __call__(self, data: bytes) -> None:
         self.sink(data)
         if self.matcher.feed(data) is not None:

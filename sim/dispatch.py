@@ -63,6 +63,7 @@ class Dispatch:
     def __init__(self, uc: Uc, exc: ExceptionModel, bus: Bus, precharge: Precharge, *,
                  semihosting: Semihosting, flash_interface: Callable[[], Any],
                  halts_at_breakpoint: Callable[[int], bool],
+                 debugger_semihosting: Callable[[], bool] = lambda: False,
                  note: Callable[[str], None]) -> None:
         self._uc = uc
         self._exc = exc
@@ -72,6 +73,8 @@ class Dispatch:
         #: The FLASH interface model (None on a SoC without one), looked up when needed.
         self._flash_interface = flash_interface
         self._halts_at_breakpoint = halts_at_breakpoint
+        #: True: a debugger serves semihosting (BKPT 0xAB halts the core, as on the chip).
+        self._debugger_semihosting = debugger_semihosting
         self._note = note
 
     def _halfword(self, address: int) -> int:
@@ -103,10 +106,13 @@ class Dispatch:
         elif intno == INTR_SVC:
             exc.supervisor_call(pc)
         elif intno == INTR_BKPT:
-            if self._halfword(pc) == thumb.BKPT_SEMIHOSTING:
+            semihosting = self._halfword(pc) == thumb.BKPT_SEMIHOSTING
+            if semihosting and not self._debugger_semihosting():
                 return self._semihosting_call(pc)
             if self._halts_at_breakpoint(pc):
                 return After(halt=True)  # a debugger halts the core at the BKPT
+            if semihosting:  # no debugger attached after all: served here
+                return self._semihosting_call(pc)
             exc.breakpoint_without_debugger(pc)
         elif intno == INTR_DATA_ABORT:
             exc.raise_fault(X.USAGEFAULT, X.CFSR_UNALIGNED,

@@ -172,7 +172,9 @@ class Machine:
         self.dispatch = Dispatch(self.uc, self.exc, self.bus, self.precharge,
                                  semihosting=self.semihosting,
                                  flash_interface=lambda: self.peripherals.get("FLASH"),
-                                 halts_at_breakpoint=self._halts_at_breakpoint, note=self.note)
+                                 halts_at_breakpoint=self._halts_at_breakpoint,
+                                 debugger_semihosting=lambda: self.debugger_semihosting,
+                                 note=self.note)
         self._install_hooks()
         if fast_forward:
             self.bus.read_observer = self._observe_read
@@ -333,6 +335,9 @@ class Machine:
     #: Called with the PC of a BKPT that is not semihosting's; True halts the core there
     #: (a debugger with C_DEBUGEN set), False keeps the HardFault of a core without one.
     on_breakpoint: Callable[[int], bool] | None = None
+    #: A debugger serves semihosting: a BKPT 0xAB halts the core as any BKPT does (when
+    #: ``on_breakpoint`` says so), as on a real core, instead of being served here.
+    debugger_semihosting: bool = False
     #: Called at the end of every reset (a debugger's vector catch and S_RESET_ST).
     on_reset: Callable[[], None] | None = None
 

@@ -66,9 +66,9 @@ def test_only_emulator_backends_import_sim():
     # simboards.py: the sim's board data in the contract's terms, shared by both emulators;
     # simlab.py and simprobe.py: emulated boards behind simulated debug probes, and the
     # pyOCD plug-in that serves them; pyocd_targets.py: the part's memory map for pyOCD,
-    # from the same SoC data
+    # from the same SoC data; simboard.py: such a board served as a lab bench
     allowed = {"sim.py", "renode.py", "simboards.py", "simlab.py", "simprobe.py",
-               "pyocd_targets.py"}
+               "pyocd_targets.py", "simboard.py"}
     for path, used in layers("backends").items():
         if "sim" in used:
             assert Path(path).name in allowed, path

@@ -141,7 +141,33 @@ class BoardListResource(_BoardMixin, TargetListResource):
 
 
 class BoardResource(_BoardMixin, TargetResource):
-    pass
+    """Also ``POST .../online`` and ``.../offline`` (admin): put a board's instances (or
+    one, ``{"instance": "board#0"}``) back in service or take them out; answers the
+    board's extended record."""
+
+    def _instances(self, req: falcon.Request, name: str) -> str:
+        if self.store.targets.get(self.kind, name) is None:
+            raise self.not_found(name)
+        body = req.get_media(default_when_empty={}) or {}
+        if not isinstance(body, dict):
+            raise bad_request("the body must be a JSON object")
+        which = body.get("instance", name)
+        names = [i.name for i in self.scheduler.instances if i.board.name == name]
+        if which != name and which not in names:
+            raise bad_request(f"board {name} has no instance {which!r}; its instances: "
+                              f"{', '.join(names) or 'none'}")
+        return str(which)
+
+    def on_post_online(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        require_admin(req)
+        self.scheduler.set_online(self._instances(req, name))
+        resp.media = self.extended(self.store.targets.get(self.kind, name) or {"name": name})
+
+    def on_post_offline(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
+        require_admin(req)
+        which = self._instances(req, name)
+        self.scheduler.set_offline(which, f"taken offline by {req.context.user.name}")
+        resp.media = self.extended(self.store.targets.get(self.kind, name) or {"name": name})
 
 
 class McuListResource(_McuMixin, TargetListResource):

@@ -112,6 +112,9 @@ class SimulatedBoard:
                                semihosting_out=self.semihosting.extend, note=self._note,
                                precharge=False)
         self.machine.load(list(segments))
+        # as on the chip: with a debugger attached (C_DEBUGEN), BKPT 0xAB halts the core
+        # and the debugger serves the call (pyOCD's semihosting agent); without, we do
+        self.machine.debugger_semihosting = True
         self.core = DebugCore(self.machine, realtime=realtime)
         self.fpb = C.Fpb("FPB", changed=self._breakpoints_changed)
         blocks: list[Peripheral] = [

@@ -159,6 +159,9 @@ class DebugPort(Peripheral):
         self._last_read = 0
         #: False: the target gives no acknowledge (failure injection).
         self.responding = True
+        #: True: every AP access answers FAULT and sets STICKYERR, as a target whose bus
+        #: is stuck does; clearing the error through ABORT does not help (failure injection).
+        self.faulting = False
         #: After a line reset only a DPIDR read is accepted (ADIv5 B4.3.3).
         self.in_reset_state = True
         super().__init__(name, 0, note=note)
@@ -241,6 +244,9 @@ class DebugPort(Peripheral):
     # -- AP side -------------------------------------------------------------------
     def _ap(self, a: int, what: str) -> tuple[MemAp | None, int]:
         self._check(what)
+        if self.faulting:
+            self.set_bits("CTRL/STAT", STICKYERR)
+            raise DapFault(f"{what}: the target's bus does not answer")
         select = self.get("SELECT")
         cs = self.get("CTRL/STAT")
         if not cs & CDBGPWRUPACK or not cs & CSYSPWRUPACK:

@@ -46,6 +46,9 @@ class FlashInterface(Peripheral):
         self._opt_step = 0
         self._locked_out = False
         self._far = 0
+        #: Page addresses whose cells no longer take a program (PGERR), as on a worn-out
+        #: chip (failure injection; a real F303's flash endures 10 000 cycles).
+        self.worn_pages: set[int] = set()
         super().__init__(name, base, note=note)
 
     def registers(self) -> list[Register]:
@@ -187,7 +190,7 @@ class FlashInterface(Peripheral):
             return False
         current = int.from_bytes(self.memory.read(address, 2), "little")
         value &= 0xFFFF
-        if current != 0xFFFF and value != 0:
+        if (current != 0xFFFF and value != 0) or address & ~(PAGE_SIZE - 1) in self.worn_pages:
             self.sr["PGERR"].value = 1
             self._update_irq()
             return False
