@@ -81,7 +81,7 @@ def test_the_server_refuses_to_start_with_wrong_options(tmp_path):
     config = load_config()
     config = type(config)(config.values, (BoardConfig("nucleo-f303re", "physical", 1,
                                                       {"probe": "x"}),), (), "test")
-    with pytest.raises(ConfigError, match="board option serial is required"):
+    with pytest.raises(ConfigError, match="option serial is required"):
         Scheduler(JobStore(tmp_path), config, {"physical": PhysicalBackend})
 
 
