@@ -130,7 +130,9 @@ class JobProcess:
                 cancel.cancel(CancelReason.DEADLINE, f"the job did not end within "
                               f"{self.spec.wall_budget_s or 0:.0f} s of wall time")
             if cancel.is_set() and canceled_at is None:
-                canceled_at = now
+                # read anew: the clock may have moved since ``now`` (a deadline that has
+                # just passed must not count as a grace already used up)
+                canceled_at = self.monotonic()
                 try:
                     conn.send_bytes(wire.encode(wire.Frame(wire.Kind.CANCEL, {
                         "reason": (cancel.reason or CancelReason.USER).value,
