@@ -22,9 +22,9 @@ from hwut.backends.physical import (  # noqa: E402
     PhysicalOptions,
     parse_options,
 )
-from hwut.backends.simlab import PROBES, start_board  # noqa: E402
 
 from .leftovers import assert_nothing_left, snapshot  # noqa: E402
+from .simulated_lab import registered_board  # noqa: E402
 
 BUILD = Path(__file__).resolve().parents[2] / "fixtures" / "build"
 UID = "hwutsim-physical-0"
@@ -36,13 +36,8 @@ def lab():
     # pyOCD's USB probe drivers open libusb once per process, at the first enumeration
     ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
     before = snapshot()
-    board = start_board("nucleo-f303re", realtime=False)
-    PROBES.register(UID, board)
-    try:
+    with registered_board(UID, realtime=False) as board:
         yield board
-    finally:
-        PROBES.unregister(UID)
-        board.close()
     assert_nothing_left(before)
 
 

@@ -20,9 +20,10 @@ from pyocd.core.session import Session  # noqa: E402
 
 from hwut.backends.base import RunRequest, StopReason  # noqa: E402
 from hwut.backends.physical import PhysicalBackend  # noqa: E402
-from hwut.backends.simlab import PROBES, start_board  # noqa: E402
+from hwut.backends.simlab import PROBES  # noqa: E402
 
 from .leftovers import assert_nothing_left, snapshot  # noqa: E402
+from .simulated_lab import registered_board  # noqa: E402
 
 BUILD = Path(__file__).resolve().parents[2] / "fixtures" / "build"
 UID = "hwutsim-failures-0"
@@ -37,13 +38,8 @@ def _open_sessions() -> list[Session]:
 def lab():
     ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
     before = snapshot()
-    board = start_board("nucleo-f303re", realtime=True)
-    PROBES.register(UID, board)
-    try:
+    with registered_board(UID, realtime=True) as board:
         yield board
-    finally:
-        PROBES.unregister(UID)
-        board.close()
     assert_nothing_left(before)
     assert not _open_sessions()
 

@@ -20,7 +20,9 @@ from pyocd.core import exceptions  # noqa: E402
 from pyocd.core.helpers import ConnectHelper  # noqa: E402
 from pyocd.core.target import Target  # noqa: E402
 
-from hwut.backends.simlab import PROBES, SimulatedProbes, read_config, start_board  # noqa: E402
+from hwut.backends.simlab import PROBES, SimulatedProbes, read_config  # noqa: E402
+
+from .simulated_lab import registered_board  # noqa: E402
 
 BUILD = Path(__file__).resolve().parents[2] / "fixtures" / "build"
 UID = "hwutsim-nucleo-f303re-test"
@@ -35,13 +37,8 @@ def probe() -> Iterator:
     """An emulated NUCLEO-F303RE running hello.elf behind a registered simulated probe;
     afterwards nothing of it is left: no thread, no file descriptor."""
     threads, fds = set(threading.enumerate()), _open_fds()
-    board = start_board("nucleo-f303re", firmware=BUILD / "hello.elf", realtime=False)
-    PROBES.register(UID, board)
-    try:
+    with registered_board(UID, firmware=BUILD / "hello.elf", realtime=False) as board:
         yield board
-    finally:
-        PROBES.unregister(UID)
-        board.close()
     assert set(threading.enumerate()) <= threads, "a thread outlived the probe"
     assert _open_fds() <= fds, "a file descriptor outlived the probe"
 

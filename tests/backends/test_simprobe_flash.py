@@ -22,7 +22,8 @@ from pyocd.core.target import Target  # noqa: E402
 from pyocd.flash.file_programmer import FileProgrammer  # noqa: E402
 
 from hwut.backends import pyocd_targets  # noqa: E402
-from hwut.backends.simlab import PROBES, start_board  # noqa: E402
+
+from .simulated_lab import registered_board  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = ROOT / "fixtures" / "build"
@@ -34,13 +35,8 @@ def blank_board():
     """An emulated board whose flash is erased, behind a simulated probe."""
     threads = set(threading.enumerate())
     pyocd_targets.register()
-    board = start_board("nucleo-f303re", realtime=False)
-    PROBES.register(UID, board)
-    try:
+    with registered_board(UID, realtime=False) as board:
         yield board
-    finally:
-        PROBES.unregister(UID)
-        board.close()
     assert set(threading.enumerate()) <= threads
 
 
