@@ -25,12 +25,14 @@ def sign_in(page, url: str, user: str, password: str) -> None:
     page.wait_for_selector(f"#who:has-text('{user}')")
 
 
-def submit(page, name: str, limit: int) -> int:
+def submit(page, name: str, limit: int, expect: str = "") -> int:
     page.click("a[data-nav=submit]")
     page.wait_for_selector("form#submit select[name=board] option", state="attached")
     page.set_input_files("input[name=file]", str(firmware_path(name)))
     page.select_option("select[name=board]", "nucleo-f303re")
     page.fill("input[name=limit]", str(limit))
+    if expect:
+        page.fill("textarea[name=expect]", expect)
     page.click("form#submit button[type=submit]")
     page.wait_for_url(re.compile(r".*#/jobs/\d+$"))
     return int(page.url.rsplit("/", 1)[1])
@@ -131,3 +133,12 @@ def test_another_users_job_is_refused_and_admins_filter_by_owner(serve, page, sc
 def _nucleo():
     from hwut_testenv import sim_board
     return sim_board()
+
+
+def test_a_job_submitted_with_criteria_shows_its_verdict(serve, page, screenshots):
+    served = serve(boards=_nucleo())
+    sign_in(page, served.url, "alice", served.env.passwords["alice"])
+    submit(page, "hello", 5, expect="count=1\ncount=2")
+    page.wait_for_selector("#job-fields dd[data-field='Verdict']:has-text('passed')")
+    assert "count=2" in field(page, "Verdict")  # the reason names the last expectation
+    shot(page, screenshots, "10-job-verdict")

@@ -176,7 +176,7 @@ function fields(job) {
     ["Stop reason", dash(job.stop_reason)], ["Exit code", dash(job.exit_code)], ["Detail", dash(job.detail)],
   ];
   if (job.status === "WAITING") rows.splice(1, 0, ["Queue position", dash(job.queue_position)]);
-  if ("verdict" in job) rows.splice(1, 0, ["Verdict", typeof job.verdict === "object" && job.verdict !== null ? JSON.stringify(job.verdict) : dash(job.verdict)]);
+  if (job.verdict) rows.splice(1, 0, ["Verdict", `${job.verdict}${job.verdict_reason ? `: ${job.verdict_reason}` : ""}`]);
   if (job.started && job.finished) {
     const wall = (Date.parse(job.finished.replace(" ", "T") + "Z") - Date.parse(job.started.replace(" ", "T") + "Z")) / 1000;
     if (!Number.isNaN(wall)) rows.push(["Wall time", `${wall.toFixed(3)} s`]);
@@ -352,6 +352,10 @@ async function submitView() {
     h("label", {}, "Console input (sent once the firmware listens)", h("input", { name: "input" })),
     h("label", {}, "Button presses (e.g. B1@0.5-0.7, several separated by spaces)", h("input", { name: "press" })),
     h("label", {}, "Pin trace: default, none, or signals (LD2,PA6,USART2_TX)", h("input", { name: "trace", placeholder: "default" })),
+    h("fieldset", { id: "criteria" }, h("legend", {}, "Verdict (optional): the job passes or fails by its log"),
+      h("label", {}, "Texts that must appear (one per line)", h("textarea", { name: "expect", rows: 2 })),
+      h("label", {}, "Texts that fail the job at once (one per line)", h("textarea", { name: "fail", rows: 2 })),
+      h("label", {}, "Expected exit code", h("input", { type: "number", name: "exit_code" }))),
     h("button", { class: "primary", type: "submit" }, "Submit"), msg);
   show(h("h1", {}, "Submit a job"), form);
   try {
@@ -368,6 +372,8 @@ async function submitView() {
     if (f.get("limit")) q.set("duration_limit_seconds", f.get("limit"));
     for (const k of ["comment", "input", "trace"]) if (f.get(k)) q.set(k, f.get(k));
     for (const p of String(f.get("press") || "").split(/\s+/)) if (p) q.append("press", p);
+    for (const k of ["expect", "fail"]) for (const line of String(f.get(k) || "").split("\n")) if (line.trim()) q.append(k, line.trim());
+    if (f.get("exit_code")) q.set("exit_code", f.get("exit_code"));
     msg.replaceChildren(h("p", { class: "muted" }, "Uploading…"));
     try {
       const job = await json(`/jobs/submit?${q}`, { method: "PUT", body: file, headers: { "Content-Type": "application/octet-stream" } });
