@@ -25,7 +25,8 @@ def criteria_from_options(expect: Sequence[str], expect_regex: Sequence[str],
                           fail: Sequence[str], fail_regex: Sequence[str], ordered: bool,
                           exit_code: int | None, on_limit: str | None,
                           run_to_end: bool, base: Criteria | None = None,
-                          parse: str | None = None) -> Criteria | None:
+                          parse: str | None = None,
+                          expect_pin: Sequence[str] = ()) -> Criteria | None:
     """The command line's criteria, added to a job file's (``base``); None: no criteria.
     Raises :class:`hwut.verdict.CriteriaError` with the reason."""
     base = base or Criteria()
@@ -37,7 +38,7 @@ def criteria_from_options(expect: Sequence[str], expect_regex: Sequence[str],
         ordered=ordered or base.ordered,
         exit_code=exit_code if exit_code is not None else base.exit_code,
         on_limit=on_limit or base.on_limit, run_to_end=run_to_end or base.run_to_end,
-        parse=parse or base.parse)
+        parse=parse or base.parse, expect_pin=base.expect_pin + tuple(expect_pin))
     return None if criteria.empty else criteria
 
 

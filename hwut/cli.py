@@ -413,6 +413,10 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
               help="The verdict when the time limit is reached with no other (default failed).")
 @click.option("--run-to-end", is_flag=True,
               help="Keep running after every expectation is met (to watch --fail patterns).")
+@click.option("--expect-pin", multiple=True, metavar="SIGNAL:KIND[:RANGE]",
+              help="A pin-trace expectation checked when the run ends, e.g. "
+                   "LD2:toggles:1.9-2.1Hz, LD2:duty:40-60%, PA5:edges:4-8, LD2:high, "
+                   "PA6:steady (repeatable; the job runs to its limit or exit).")
 @click.option("--parse", metavar="FORMAT", help="Read the console as a test framework's "
               "output (unity, ztest, cpputest): its test cases become results, a failed "
               "one fails the job, its summary ends the run.")
@@ -425,13 +429,14 @@ def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit:
            expect: tuple[str, ...],
            expect_regex: tuple[str, ...], fail_text: tuple[str, ...],
            fail_regex: tuple[str, ...], ordered: bool, expect_exit: int | None,
-           on_limit: str | None, run_to_end: bool, parse: str | None,
-           junit_file: str | None) -> None:
+           on_limit: str | None, run_to_end: bool, expect_pin: tuple[str, ...],
+           parse: str | None, junit_file: str | None) -> None:
     try:
         loaded = jobfile.load(Path(job_file)) if job_file else None
         criteria = ci.criteria_from_options(expect, expect_regex, fail_text, fail_regex,
                                             ordered, expect_exit, on_limit, run_to_end,
-                                            loaded.criteria if loaded else None, parse)
+                                            loaded.criteria if loaded else None, parse,
+                                            expect_pin)
     except ValueError as exc:  # JobFileError, CriteriaError
         raise click.UsageError(str(exc)) from None
     images, board, limit, comment, console_input, press_list = ci.merge_jobfile(

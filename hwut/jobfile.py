@@ -18,6 +18,7 @@ names the file and the key::
     exit_code = 0                   # optional
     on_limit = "failed"             # or "passed"
     run_to_end = false
+    expect_pin = ["LD2:toggles:1.9-2.1Hz"]   # checked on the pin trace at the end
 """
 from __future__ import annotations
 
@@ -106,7 +107,8 @@ def parse(data: dict[str, Any], where: str, base: Path) -> JobFile:
     except CriteriaError as exc:
         raise JobFileError(f"{where}: [criteria]: {exc}") from None
     if criteria is not None and criteria.empty:
-        raise JobFileError(f"{where}: [criteria] has no expect, fail or exit_code")
+        raise JobFileError(f"{where}: [criteria] has no expect, fail, exit_code, parse or "
+                           "expect_pin")
     return JobFile(images=resolved, board=_typed(data, "board", str, "a board name", where),
                    limit=limit, input=_typed(data, "input", str, "text", where),
                    presses=tuple(presses), comment=_typed(data, "comment", str, "text", where),

@@ -45,7 +45,7 @@ _SUBMIT_TYPES: dict[str, dict[str, Any]] = {
     "ordered": {"type": "boolean"}, "run_to_end": {"type": "boolean"},
     "on_limit": {"type": "string", "enum": ["passed", "failed"]},
 }
-_REPEATED = ("press", "expect", "expect_regex", "fail", "fail_regex")
+_REPEATED = ("press", "expect", "expect_regex", "fail", "fail_regex", "expect_pin")
 
 ERROR = {"type": "object", "required": ["title"],
          "properties": {"title": {"type": "string"}, "description": {"type": "string"}}}

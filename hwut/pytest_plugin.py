@@ -149,11 +149,12 @@ class Board:
             parse: str | None = None, **options: Any) -> Run:
         """Submit ``image`` (a path or the bytes); criteria as for ``hwut submit``
         (``expect``, ``fail``, ``exit_code``, ``parse``; ``ordered``, ``on_limit``,
-        ``run_to_end`` as options)."""
+        ``run_to_end``, ``expect_pin`` (a list) as options)."""
         from .ci import criteria_from_options
         criteria = criteria_from_options(
             list(expect), [], list(fail), [], bool(options.get("ordered")), exit_code,
-            options.get("on_limit"), bool(options.get("run_to_end")), parse=parse)
+            options.get("on_limit"), bool(options.get("run_to_end")), parse=parse,
+            expect_pin=tuple(options.get("expect_pin", ())))
         data = image if isinstance(image, bytes) else Path(image)
         job = self.client.submit(data, self.name, limit, console_input=input,
                                  presses=list(presses), criteria=criteria)

@@ -476,7 +476,7 @@ class Scheduler:
                      job.owner, job.duration_limit_seconds)
             # the verdict's hook: a log that settles it stops the run (fail-fast)
             tap = Tap.for_job(job.criteria, uart, lambda: cancel.cancel(
-                CancelReason.VERDICT, "the job's verdict is settled"))
+                CancelReason.VERDICT, "the job's verdict is settled"), job.trace)
             outcome, failure, retries = self._attempts(instance, job, tap or uart, uart, other,
                                                        cancel, trace)
         finally:
@@ -583,7 +583,8 @@ class Scheduler:
         if tap is not None:
             detail = changes.get("detail") or self.store.get(job_id).detail
             changes.update(tap.verdict(status.value, changes["stop_reason"],
-                                       outcome.exit_code, outcome.time_used_s, detail))
+                                       outcome.exit_code, outcome.time_used_s, detail,
+                                       changes.get("trace_summary")))
         self._finish(job_id, status, **changes)
 
     def _spec(self, instance: Instance, job: Job) -> JobSpec:

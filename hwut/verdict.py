@@ -16,8 +16,12 @@ Regexes are RE2 (``google-re2``): matching is linear in the line whatever the
 pattern, so a hostile regex cannot stall the server's log sink. Lines are matched as
 UTF-8 text (invalid bytes replaced) without their line end.
 
-More criterion kinds (a pin trace, say) fit in as another field of :class:`Criteria`
-with its check in :func:`final_verdict`; the record keeps unknown keys out.
+Pin expectations (``expect_pin``, :mod:`hwut.trace`'s grammar, ``LD2:toggles:1.9-2.1Hz``)
+are checked against the job's trace summary in :func:`final_verdict`: the trace is
+whole only when the run ended, so a job with pin expectations is never passed early by
+its log (a fail pattern still fails it at once). More criterion kinds fit in the same
+way: another field of :class:`Criteria` with its check in :func:`final_verdict`; the
+record keeps unknown keys out.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from typing import Any
 import re2  # type: ignore[import-untyped]
 
 from . import parsers
+from . import trace as pintrace
 
 #: The verdicts; None (no criteria) is not among them.
 PASSED, FAILED, ERROR, CANCELED = "passed", "failed", "error", "canceled"
@@ -36,6 +41,8 @@ ON_LIMIT = (PASSED, FAILED)
 
 #: Bounds on criteria (submit refuses more) and on what the matcher keeps.
 MAX_PATTERNS = 32
+#: Pin expectations a job may have.
+MAX_PIN_EXPECTATIONS = 16
 MAX_PATTERN_CHARS = 256
 MAX_LINE = 8192
 #: How much of a matched line a reason quotes.
@@ -124,8 +131,21 @@ class Criteria:
     #: A test framework whose console output becomes test cases (hwut.parsers): a failed
     #: case fails the job, its final summary ends the run.
     parse: str | None = None
+    #: Pin expectations (``SIGNAL:KIND[:RANGE]``, see hwut.trace), checked at the end.
+    expect_pin: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if len(self.expect_pin) > MAX_PIN_EXPECTATIONS:
+            raise CriteriaError(f"at most {MAX_PIN_EXPECTATIONS} pin expectations; "
+                                f"got {len(self.expect_pin)}")
+        for text in self.expect_pin:
+            if not isinstance(text, str):
+                raise CriteriaError(f"expect_pin is a list of strings like "
+                                    f"'LD2:toggles:1.9-2.1Hz', not {text!r:.60}")
+            try:
+                pintrace.parse_expectation(text)
+            except ValueError as exc:
+                raise CriteriaError(str(exc)) from None
         if self.parse is not None and self.parse not in parsers.names():
             raise CriteriaError(f"parse is one of {', '.join(parsers.names())}, not "
                                 f"{str(self.parse)[:30]!r}")
@@ -143,17 +163,25 @@ class Criteria:
     @property
     def empty(self) -> bool:
         return (not self.expect and not self.fail and self.exit_code is None
-                and self.parse is None)
+                and self.parse is None and not self.expect_pin)
+
+    @property
+    def waits_for_end(self) -> bool:
+        """Met expectations do not end the run: the verdict needs how it ended (an exit
+        code, the whole pin trace) or the run is to be watched to its end."""
+        return self.run_to_end or self.exit_code is not None or bool(self.expect_pin)
 
     def record(self) -> dict[str, Any]:
         return {"expect": [p.record() for p in self.expect], "ordered": self.ordered,
                 "fail": [p.record() for p in self.fail], "exit_code": self.exit_code,
-                "on_limit": self.on_limit, "run_to_end": self.run_to_end, "parse": self.parse}
+                "on_limit": self.on_limit, "run_to_end": self.run_to_end, "parse": self.parse,
+                "expect_pin": list(self.expect_pin)}
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Criteria:
         """From a stored record or a job file's ``[criteria]`` table; unknown keys refused."""
-        known = {"expect", "ordered", "fail", "exit_code", "on_limit", "run_to_end", "parse"}
+        known = {"expect", "ordered", "fail", "exit_code", "on_limit", "run_to_end", "parse",
+                 "expect_pin"}
         unknown = sorted(set(record) - known)
         if unknown:
             raise CriteriaError(f"unknown criteria key(s) {', '.join(map(repr, unknown))}; "
@@ -171,20 +199,28 @@ class Criteria:
         for key in ("ordered", "run_to_end"):
             if not isinstance(record.get(key, False), bool):
                 raise CriteriaError(f"{key} is true or false")
+        pins = record.get("expect_pin") or ()
+        if isinstance(pins, str):
+            pins = [pins]
+        if not isinstance(pins, (list, tuple)):
+            raise CriteriaError("expect_pin is a list of strings like 'LD2:toggles:1.9-2.1Hz'")
         return cls(expect=lists["expect"], fail=lists["fail"],
                    ordered=record.get("ordered", False), exit_code=record.get("exit_code"),
                    on_limit=record.get("on_limit", FAILED),
-                   run_to_end=record.get("run_to_end", False), parse=record.get("parse"))
+                   run_to_end=record.get("run_to_end", False), parse=record.get("parse"),
+                   expect_pin=tuple(pins))
 
 
 def criteria_from_params(pairs: Iterable[tuple[str, str]]) -> Criteria | None:
     """Criteria from submit's query parameters, in the order given (so ``ordered``
     mixes texts and regexes as the client listed them); None when there are none.
 
-    ``expect``, ``expect_regex``, ``fail``, ``fail_regex`` repeat; ``ordered`` and
-    ``run_to_end`` are booleans; ``exit_code`` an integer; ``on_limit`` passed/failed."""
+    ``expect``, ``expect_regex``, ``fail``, ``fail_regex``, ``expect_pin`` repeat;
+    ``ordered`` and ``run_to_end`` are booleans; ``exit_code`` an integer; ``on_limit``
+    passed/failed."""
     expect: list[Pattern] = []
     fail: list[Pattern] = []
+    pins: list[str] = []
     options: dict[str, Any] = {}
     for key, value in pairs:
         if key in ("expect", "expect_regex"):
@@ -203,20 +239,25 @@ def criteria_from_params(pairs: Iterable[tuple[str, str]]) -> Criteria | None:
                 raise CriteriaError(f"'exit_code' is an integer, not {value[:20]!r}") from None
         elif key in ("on_limit", "parse"):
             options[key] = value.strip().lower()
+        elif key == "expect_pin":
+            pins.append(value)
+            if len(pins) > MAX_PIN_EXPECTATIONS:
+                raise CriteriaError(f"at most {MAX_PIN_EXPECTATIONS} pin expectations")
         if len(expect) + len(fail) > MAX_PATTERNS:
             raise CriteriaError(f"at most {MAX_PATTERNS} patterns (expect and fail together)")
-    criteria = Criteria(expect=tuple(expect), fail=tuple(fail), **options)
+    criteria = Criteria(expect=tuple(expect), fail=tuple(fail), expect_pin=tuple(pins),
+                        **options)
     if criteria.empty:
         if options:
             raise CriteriaError(f"{', '.join(sorted(options))} without any expect, fail, "
-                                "exit_code or parse criterion means nothing")
+                                "exit_code, parse or expect_pin criterion means nothing")
         return None
     return criteria
 
 
 #: Query parameters of submit that carry criteria.
 CRITERIA_PARAMS = ("expect", "expect_regex", "fail", "fail_regex", "ordered", "exit_code",
-                   "on_limit", "run_to_end", "parse")
+                   "on_limit", "run_to_end", "parse", "expect_pin")
 
 
 @dataclass(frozen=True)
@@ -238,7 +279,8 @@ class Matcher:
 
     :meth:`feed` returns a :class:`Decision` the first time the verdict is settled by
     the log alone: ``failed`` at a fail pattern, ``passed`` when every expectation is
-    met (unless ``run_to_end`` or an expected exit code); None otherwise."""
+    met (unless ``run_to_end``, an expected exit code or pin expectations); None
+    otherwise."""
 
     criteria: Criteria
     decided: Decision | None = None
@@ -315,8 +357,7 @@ class Matcher:
             for index, pattern in enumerate(expect):
                 if index not in self.met and pattern.search(line) is not None:
                     self.met.append(index)
-        if (expect and len(self.met) == len(expect) and not self.criteria.run_to_end
-                and self.criteria.exit_code is None
+        if (expect and len(self.met) == len(expect) and not self.criteria.waits_for_end
                 and (self.parser is None or self.parser.done)):
             last = expect[self.met[-1]]
             self.decided = Decision(PASSED, f"every expectation met; the last, "
@@ -334,8 +375,7 @@ class Matcher:
             self.decided = Decision(FAILED, f"the {self.parser.name} summary at {where} "
                                             "follows no test results")
             return True
-        if (len(self.met) == len(self.criteria.expect) and not self.criteria.run_to_end
-                and self.criteria.exit_code is None):
+        if len(self.met) == len(self.criteria.expect) and not self.criteria.waits_for_end:
             self.decided = Decision(PASSED, f"{self.tests_summary()}; summary at {where}")
             return True
         return False
@@ -358,9 +398,37 @@ class Matcher:
 
 def final_verdict(matcher: Matcher, status: str, stop_reason: str | None,
                   exit_code: int | None, time_used_s: float | None,
-                  detail: str | None) -> Decision:
+                  detail: str | None, trace_summary: Mapping[str, Any] | None = None,
+                  no_trace: str = "the run kept no pin trace") -> Decision:
     """The verdict of an ended job with criteria, from what the matcher saw and how
-    the run ended (v1 status, stop reason, exit code, virtual time used)."""
+    the run ended (v1 status, stop reason, exit code, virtual time used) and, for pin
+    expectations, the job's trace summary (``no_trace`` says why there is none)."""
+    decision = _log_verdict(matcher, status, stop_reason, exit_code, time_used_s, detail)
+    pins = matcher.criteria.expect_pin
+    if decision.verdict != PASSED or not pins:
+        return decision
+    if trace_summary is None:
+        return Decision(FAILED, f"pin expectation {pins[0]!r} cannot be checked: {no_trace}")
+    if trace_summary.get("error"):
+        return Decision(FAILED, f"pin expectation {pins[0]!r} cannot be checked: the pin "
+                                f"trace cannot be read ({trace_summary['error']})")
+    for text in pins:
+        ok, seen = pintrace.check(text, dict(trace_summary))
+        if not ok:
+            cut = " (the trace was cut at its size limit)" if trace_summary.get("truncated") \
+                else ""
+            hint = "; name it in the job's trace option" if " is not in the pin trace" in seen \
+                else ""
+            return Decision(FAILED, f"pin expectation {text!r} not met: {seen}{cut}{hint}")
+    return Decision(PASSED, f"{decision.reason}; "
+                            + (f"pin expectation {pins[0]!r} met" if len(pins) == 1
+                               else f"all {len(pins)} pin expectations met"))
+
+
+def _log_verdict(matcher: Matcher, status: str, stop_reason: str | None,
+                 exit_code: int | None, time_used_s: float | None,
+                 detail: str | None) -> Decision:
+    """The verdict as the log and the run's end give it (pin expectations aside)."""
     at = f" at {time_used_s:.6g} s virtual" if time_used_s is not None else ""
     if status == "ERROR":
         return Decision(ERROR, f"infrastructure error, no verdict: {detail or 'unknown'}")
@@ -407,6 +475,8 @@ def final_verdict(matcher: Matcher, status: str, stop_reason: str | None,
         return Decision(PASSED, f"{matcher.tests_summary()}; ran to the time limit{at}")
     if matcher.criteria.expect:
         return Decision(PASSED, f"every expectation met; ran to the time limit{at}")
+    if matcher.criteria.expect_pin:  # the pins are the expectations: checked next
+        return Decision(PASSED, f"ran to the time limit{at}")
     if matcher.criteria.on_limit == PASSED:
         return Decision(PASSED, f"no fail pattern appeared before the time limit{at}")
     return Decision(FAILED, f"the time limit was reached{at} (on_limit: failed)")
@@ -417,14 +487,18 @@ class Tap:
     matcher, and calls ``stop`` the moment the log settles the verdict (fail-fast, or
     every expectation met), so the run ends there instead of at its limit."""
 
-    def __init__(self, criteria: Criteria, sink: Any, stop: Callable[[], object]) -> None:
+    def __init__(self, criteria: Criteria, sink: Any, stop: Callable[[], object],
+                 trace_option: str | None = None) -> None:
         self.matcher = Matcher(criteria)
         self.sink, self.stop = sink, stop
+        #: The job's trace option as stored ("none": the job asked for no pin trace).
+        self.trace_option = trace_option
 
     @classmethod
     def for_job(cls, record: Mapping[str, Any] | None, sink: Any,
-                stop: Callable[[], object]) -> Tap | None:
-        return None if not record else cls(Criteria.from_record(record), sink, stop)
+                stop: Callable[[], object], trace_option: str | None = None) -> Tap | None:
+        return None if not record else cls(Criteria.from_record(record), sink, stop,
+                                           trace_option)
 
     @property
     def decided(self) -> bool:
@@ -440,10 +514,13 @@ class Tap:
             self.stop()
 
     def verdict(self, status: str, stop_reason: str | None, exit_code: int | None,
-                time_used_s: float | None, detail: str | None) -> dict[str, Any]:
+                time_used_s: float | None, detail: str | None,
+                trace_summary: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The job fields for the verdict (``verdict``, ``verdict_reason``)."""
+        no_trace = ("the job asked for no pin trace (trace=none)" if self.trace_option == "none"
+                    else "the run kept no pin trace (this board's backend cannot trace pins)")
         decision = final_verdict(self.matcher, status, stop_reason, exit_code, time_used_s,
-                                 detail)
+                                 detail, trace_summary, no_trace)
         return {"verdict": decision.verdict, "verdict_reason": decision.reason}
 
 
@@ -461,6 +538,7 @@ def criteria_params(criteria: Criteria) -> list[tuple[str, str]]:
         pairs.append(("on_limit", criteria.on_limit))
     if criteria.parse is not None:
         pairs.append(("parse", criteria.parse))
+    pairs += [("expect_pin", text) for text in criteria.expect_pin]
     return pairs
 
 

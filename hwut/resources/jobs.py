@@ -138,6 +138,20 @@ class SubmitResource(_JobBase):
             return None
         return limit
 
+    @staticmethod
+    def _check_pin_signal(text: str, info: BoardInfo | None) -> None:
+        """ValueError (400) for a pin expectation naming a signal the board lacks (its
+        grammar was checked with the criteria)."""
+        signal = pintrace.parse_expectation(text).signal
+        try:
+            known = pintrace.parse_trace_option(signal, info.leds if info else (),
+                                                info.console if info else "")
+        except ValueError as exc:
+            why = str(exc).removeprefix("'trace': ")
+            raise ValueError(f"expect_pin {text!r}: {why}") from None
+        if known in (None, "none"):  # 'none' and 'default' are options, not signals
+            raise ValueError(f"expect_pin {text!r}: {signal!r} is not a signal name")
+
     def _refuse_over_quota(self, user: User, limit: int | None) -> None:
         """429 before the body is read (the store checks again, under its lock)."""
         waiting = self.store.jobs.waiting_count(user.name)
@@ -175,6 +189,8 @@ class SubmitResource(_JobBase):
             trace = pintrace.parse_trace_option(single(req, "trace"),
                                                 info.leds if info else (),
                                                 info.console if info else "")
+            for text in criteria.expect_pin if criteria else ():
+                self._check_pin_signal(text, info)
         except ValueError as exc:
             raise bad_request(str(exc)) from None
         data = self._read_body(req)

@@ -34,7 +34,9 @@ def test_served_anonymously_valid_and_complete(served: Served):
     assert set(doc["paths"]) == routes
     submit = doc["paths"]["/apiv1/jobs/submit"]["put"]
     names = [p["name"] for p in submit["parameters"]]
-    assert {"board", "expect", "fail_regex", "parse"} <= set(names)
+    assert {"board", "expect", "fail_regex", "parse", "expect_pin"} <= set(names)
+    pins = next(p for p in submit["parameters"] if p["name"] == "expect_pin")
+    assert pins["schema"]["type"] == "array" and pins["explode"]  # repeatable
     job = doc["components"]["schemas"]["Job"]["properties"]
     assert set(EXTENDED_FIELDS) <= set(job) and "verdict" in job
     assert doc["paths"]["/apiv1/version"]["get"]["security"] == []

@@ -132,7 +132,11 @@ def test_record_round_trip_and_unknown_keys():
     c = crit(expect=["a", Pattern("b.", regex=True)], fail=["F"], exit_code=1, ordered=True)
     assert Criteria.from_record(c.record()) == c
     with pytest.raises(CriteriaError, match="unknown criteria key"):
-        Criteria.from_record({"expect": ["a"], "expect_pin": "PA5"})
+        Criteria.from_record({"expect": ["a"], "expect_pins": "PA5:high"})
+    pins = Criteria.from_record({"expect_pin": ["PA5:high", "LD2:toggles:2Hz"]})
+    assert Criteria.from_record(pins.record()) == pins and pins.waits_for_end
+    with pytest.raises(CriteriaError, match="write SIGNAL:KIND"):
+        Criteria.from_record({"expect_pin": "PA5"})
     with pytest.raises(CriteriaError, match="'text' or 'regex'"):
         Criteria.from_record({"expect": [{"glob": "a*"}]})
 
