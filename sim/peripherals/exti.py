@@ -3,7 +3,8 @@
 Edges on a line set its pending bit when that edge is selected and the line is
 unmasked; pending lines drive their NVIC interrupts (lines 5..9 and 10..15
 share one each). GPIO pins reach lines 0..15 through SYSCFG's port selection,
-wired by :func:`connect_gpio_exti`.
+wired by :func:`connect_gpio_exti`. Which NVIC interrupt each line drives and
+which lines are direct are the SoC's (``sim/soc``), passed in by the builder.
 """
 from __future__ import annotations
 
@@ -15,51 +16,38 @@ from hwut.sim.regs import Access, Field, Peripheral, Register, per_pin
 
 from .irq import IrqOut
 
-#: NVIC interrupt of each EXTI line (RM0316 table 82 / section 14.2.5).
-IRQ_OF_LINE: dict[int, int] = {
-    0: 6, 1: 7, 2: 8, 3: 9, 4: 10,
-    **{line: 23 for line in range(5, 10)},
-    **{line: 40 for line in range(10, 16)},
-    16: 1,    # PVD
-    17: 41,   # RTC alarm
-    18: 42,   # USB wakeup
-    19: 2,    # RTC tamper/timestamp
-    20: 3,    # RTC wakeup
-    21: 64, 22: 64, 29: 64,   # COMP1/2, COMP3 (COMP1_2_3)
-    30: 65, 31: 65, 32: 65,   # COMP4/5/6 (COMP4_5_6)
-    33: 66,   # COMP7
-}
-#: Lines 23..28, 34, 35 are direct (wakeup) lines: no edge detection, no pending bit.
-DIRECT_LINES = frozenset({23, 24, 25, 26, 27, 28, 34, 35})
-
 # (IMR, EMR, RTSR, FTSR, SWIER, PR) offsets for lines 0..31 and 32..63.
 _BANKS = ((0x00, 0x04, 0x08, 0x0C, 0x10, 0x14), (0x20, 0x24, 0x28, 0x2C, 0x30, 0x34))
-_IMR_RESET = (0x1F80_0000, 0x0000_000C)
 
 
 class Exti(Peripheral):
     """External interrupt/event controller.
 
-    ``irqs`` maps NVIC interrupt numbers (see :data:`IRQ_OF_LINE`) to lines;
-    :meth:`irq_numbers` lists the ones it can drive.
+    ``irq_of_line`` maps each EXTI line to the NVIC interrupt it drives (several
+    lines may share one); ``irqs`` maps those interrupt numbers to their outputs.
+    ``direct_lines`` have no edge detection and no pending bit; they are unmasked
+    at reset (IMR's reset value).
     """
 
-    def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None,
+    def __init__(self, name: str, base: int, *, irq_of_line: Mapping[int, int],
+                 direct_lines: Iterable[int] = (),
+                 note: Callable[[str], None] | None = None,
                  irqs: Mapping[int, IrqOut] | None = None,
                  on_event: Callable[[int], None] | None = None) -> None:
+        self.irq_of_line = dict(irq_of_line)
+        self.direct_lines = frozenset(direct_lines)
         self.irqs = dict(irqs or {})
         #: Called with the line number for an unmasked event (EMR): wakes WFE.
         self.on_event = on_event
         super().__init__(name, base, note=note)
 
-    @staticmethod
-    def irq_numbers() -> set[int]:
-        return set(IRQ_OF_LINE.values())
+    def _imr_reset(self, bank: int) -> int:
+        return sum(1 << (line & 31) for line in self.direct_lines if line >> 5 == bank)
 
     def registers(self) -> Iterable[Register]:
         for bank, (imr, emr, rtsr, ftsr, swier, pr) in enumerate(_BANKS):
             n = bank + 1
-            yield Register(f"IMR{n}", imr, _IMR_RESET[bank], per_pin("MR", 32, 1),
+            yield Register(f"IMR{n}", imr, self._imr_reset(bank), per_pin("MR", 32, 1),
                            on_write=lambda old, new: self._update_irq())
             yield Register(f"EMR{n}", emr, 0, per_pin("MR", 32, 1))
             yield Register(f"RTSR{n}", rtsr, 0, per_pin("TR", 32, 1))
@@ -73,7 +61,7 @@ class Exti(Peripheral):
     # -- inputs ------------------------------------------------------------------
     def line_edge(self, line: int, rising: bool) -> None:
         """An edge arrived on ``line``; pends it if that edge is selected."""
-        if line in DIRECT_LINES or not 0 <= line < 64:
+        if line in self.direct_lines or not 0 <= line < 64:
             return
         imr, emr, rtsr, ftsr, _, pr = _BANKS[line >> 5]
         bit = 1 << (line & 31)
@@ -103,7 +91,7 @@ class Exti(Peripheral):
     def _update_irq(self) -> None:
         """Each NVIC line is high while any of its lines is pending."""
         levels: dict[int, bool] = {}
-        for line, irq in IRQ_OF_LINE.items():
+        for line, irq in self.irq_of_line.items():
             imr, _, _, _, _, pr = _BANKS[line >> 5]
             pending = bool(self.values[pr] >> (line & 31) & 1)
             levels[irq] = levels.get(irq, False) or pending

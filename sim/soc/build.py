@@ -2,10 +2,10 @@
 
 The SoC description (``spec.SocSpec``) says which model sits where, its
 interrupt lines and its per-instance choices (``PeripheralSpec.args``: timer
-kind, channel count, clock names, the ADC's common block). The board adds its
-wiring (crystal, pin levels, analog inputs) and the machine the services a
-model uses (virtual time, the exception model, the bus, host channels):
-:class:`Services`. Each model class has one builder here that calls its
+kind, channel count, clock names, the ADC's common block, EXTI's line → interrupt
+map). The board adds its wiring (crystal, pin levels, analog inputs) and the
+machine the services a model uses (virtual time, the exception model, the bus,
+host channels): :class:`Services`. Each model class has one builder here that calls its
 constructor with exactly what it takes, so a new argument is a visible change
 in one place rather than a name matched at run time.
 """

@@ -51,6 +51,25 @@ GPIO_RESETS: dict[str, dict[str, int]] = {
 }
 
 
+#: NVIC interrupt of each EXTI line (RM0316 table 82, EXTI line connections in 14.2.5);
+#: lines 5..9 and 10..15 share one each.
+EXTI_IRQ_OF_LINE: dict[int, int] = {
+    0: 6, 1: 7, 2: 8, 3: 9, 4: 10,
+    **{line: 23 for line in range(5, 10)},
+    **{line: 40 for line in range(10, 16)},
+    16: 1,    # PVD
+    17: 41,   # RTC alarm
+    18: 42,   # USB wakeup
+    19: 2,    # RTC tamper/timestamp
+    20: 3,    # RTC wakeup
+    21: 64, 22: 64, 29: 64,   # COMP1/2, COMP3 (COMP1_2_3)
+    30: 65, 31: 65, 32: 65,   # COMP4/5/6 (COMP4_5_6)
+    33: 66,   # COMP7
+}
+#: Direct EXTI lines (the I2C and U(S)ART wakeups): no edge detection, no pending bit.
+EXTI_DIRECT_LINES = frozenset({23, 24, 25, 26, 27, 28, 34, 35})
+
+
 def _device_peripherals(gpio_ports: str, idcode: int) -> tuple[PeripheralSpec, ...]:
     gpio = tuple(PeripheralSpec(f"GPIO{port}", f"{P}.gpio:GpioPort", 0x4800_0000 + 0x400 * i,
                                 args={"resets": GPIO_RESETS.get(f"GPIO{port}", {})})
@@ -118,7 +137,8 @@ def _device_peripherals(gpio_ports: str, idcode: int) -> tuple[PeripheralSpec, .
         PeripheralSpec("FLASH", f"{P}.flash_if:FlashInterface", 0x4002_2000, {"irq": 4}),
         PeripheralSpec("SYSCFG", f"{P}.syscfg:Syscfg", 0x4001_0000),
         PeripheralSpec("EXTI", f"{P}.exti:Exti", 0x4001_0400,
-                       {"irqs": (1, 2, 3, 6, 7, 8, 9, 10, 23, 40, 41, 42, 64, 65, 66)}),
+                       {"irqs": tuple(sorted(set(EXTI_IRQ_OF_LINE.values())))},
+                       {"irq_of_line": EXTI_IRQ_OF_LINE, "direct_lines": EXTI_DIRECT_LINES}),
     )
 
 

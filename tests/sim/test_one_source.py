@@ -5,6 +5,8 @@ of instances (``tests/api/test_targets_data.py`` holds the targets API to the sa
 from __future__ import annotations
 
 import ast
+import importlib
+from collections.abc import Mapping, Set
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,44 @@ def test_no_peripheral_module_holds_an_instance_table(path):
         if isinstance(node, ast.Compare):
             consts = {n.value for n in ast.walk(node) if isinstance(n, ast.Constant)}
             assert not consts & names, (path.name, node.lineno, sorted(consts & names))
+
+
+def _numbered_tables(module: object) -> list[str]:
+    """The module's constants that number things: a mapping keyed by integers (EXTI
+    line → interrupt, DMA channel → request ...) or a set of integers (direct lines,
+    channels that have X). Taken from the imported module, so comprehensions and
+    ``**`` spreads count. Tuples are allowed: a register layout is a sequence read by
+    position (offsets of a bank, a divider code's values), not a table of instances;
+    so are mappings keyed by names (``RESET_FLAG``, ``KINDS``)."""
+    found = []
+    for name, value in vars(module).items():
+        if name.startswith("__"):
+            continue
+        if isinstance(value, Mapping) and any(type(k) is int for k in value):
+            found.append(f"{name}: a mapping keyed by numbers")
+        elif isinstance(value, Set) and any(type(v) is int for v in value):
+            found.append(f"{name}: a set of numbers")
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "sim" / "peripherals").glob("*.py")),
+                         ids=lambda p: p.name)
+def test_no_peripheral_module_holds_a_numbered_table(path):
+    """Which interrupt a line drives, which channel a request reaches, which lines are
+    special: these are the SoC's (``sim/soc``), given to the model as arguments."""
+    module = importlib.import_module(f"hwut.sim.peripherals.{path.stem}")
+    tables = _numbered_tables(module)
+    assert not tables, f"{path.name} holds SoC tables: {tables}"
+
+
+def test_the_numbered_table_check_sees_a_table():
+    """The check above catches the shape it is for (the table that used to sit in exti.py)."""
+    from types import SimpleNamespace
+    module = SimpleNamespace(IRQ_OF_LINE={0: 6, **{n: 23 for n in range(5, 10)}},
+                             DIRECT_LINES=frozenset({23, 24}), _BANKS=((0x00, 0x04),),
+                             KINDS={"basic": 1})
+    assert _numbered_tables(module) == ["IRQ_OF_LINE: a mapping keyed by numbers",
+                                        "DIRECT_LINES: a set of numbers"]
 
 
 def test_every_register_of_every_model_declares_its_fields():

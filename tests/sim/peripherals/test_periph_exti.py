@@ -5,17 +5,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from periph_support import Bench, Line
 
-from hwut.sim.peripherals.exti import IRQ_OF_LINE, Exti, connect_gpio_exti
+from hwut.sim.peripherals.exti import Exti, connect_gpio_exti
 from hwut.sim.peripherals.gpio import GpioPort
 from hwut.sim.peripherals.syscfg import Syscfg
+from hwut.sim.soc.stm32f303 import EXTI_DIRECT_LINES, EXTI_IRQ_OF_LINE
 
 IMR, EMR, RTSR, FTSR, SWIER, PR = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
 
 
 def make() -> tuple[Exti, Syscfg, list[GpioPort], dict[int, Line]]:
     bench = Bench()
-    lines = {irq: Line() for irq in Exti.irq_numbers()}
-    exti = Exti("EXTI", 0x4001_0400, irqs=lines)
+    lines = {irq: Line() for irq in EXTI_IRQ_OF_LINE.values()}
+    exti = Exti("EXTI", 0x4001_0400, irq_of_line=EXTI_IRQ_OF_LINE,
+                direct_lines=EXTI_DIRECT_LINES, irqs=lines)
     syscfg = Syscfg("SYSCFG", 0x4001_0000)
     ports = [GpioPort(f"GPIO{c}", 0x4800_0000 + 0x400 * i, clock=bench.clock,
                       clocks=bench.clocks, external={13: 1} if c == "C" else None)
@@ -26,7 +28,8 @@ def make() -> tuple[Exti, Syscfg, list[GpioPort], dict[int, Line]]:
 
 def test_reset_values() -> None:
     exti, syscfg, *_ = make()
-    assert exti.read(IMR, 4) == 0x1F80_0000
+    assert exti.read(IMR, 4) == 0x1F80_0000      # the direct lines 23..28 are unmasked
+    assert exti.read(0x20, 4) == 0x0000_000C     # IMR2: and 34, 35
     assert exti.read(PR, 4) == 0 and exti.read(RTSR, 4) == 0
     assert syscfg.read(0x08, 4) == 0 and syscfg.read(0x00, 4) & 3 == 0
 
@@ -72,15 +75,15 @@ def test_swier_triggers_once_and_clears_with_pr() -> None:
 
 
 def test_irq_mapping() -> None:
-    assert [IRQ_OF_LINE[i] for i in range(5)] == [6, 7, 8, 9, 10]
-    assert {IRQ_OF_LINE[i] for i in range(5, 10)} == {23}
-    assert {IRQ_OF_LINE[i] for i in range(10, 16)} == {40}
+    assert [EXTI_IRQ_OF_LINE[i] for i in range(5)] == [6, 7, 8, 9, 10]
+    assert {EXTI_IRQ_OF_LINE[i] for i in range(5, 10)} == {23}
+    assert {EXTI_IRQ_OF_LINE[i] for i in range(10, 16)} == {40}
 
 
 def test_events_wake() -> None:
     seen: list[int] = []
-    exti = Exti("EXTI", 0x4001_0400,
-                on_event=seen.append)
+    exti = Exti("EXTI", 0x4001_0400, irq_of_line=EXTI_IRQ_OF_LINE,
+                direct_lines=EXTI_DIRECT_LINES, on_event=seen.append)
     exti.write(EMR, 4, 1 << 2)
     exti.write(RTSR, 4, 1 << 2)
     exti.line_edge(2, True)
