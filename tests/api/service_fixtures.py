@@ -1,7 +1,7 @@
-"""The service fixtures of ``tests/api/conftest.py`` (``make_env``, ``env``) under a module
-name of their own, for test folders outside ``tests/api`` to import: several folders
-have a ``conftest`` module, so importing one by that name picks whichever came first.
-Unlike the API tests' own, a job may take a minute of wall time before it counts as hung."""
+"""The service fixtures (``make_env``, ``env``): a real Store on tmp_path, the scheduler
+on the real sim backend, deadlines on a manual clock. A module of their own so that test
+folders outside ``tests/api`` can import them: several folders have a ``conftest``
+module, so importing one by that name picks whichever came first."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hwut_testenv import BACKENDS, FAST_HASHER, Env, make_config
+from hwut_testenv import BACKENDS, FAST_HASHER, Env, ManualClock, make_config
 
 from hwut.service import Service, build_service
 
@@ -19,15 +19,16 @@ def make_env(tmp_path: Path) -> Iterator[Callable[..., Env]]:
     services: list[Service] = []
 
     def factory(start: bool = True, **values: Any) -> Env:
-        # The API tests' quick hang backstop (about 2 s of wall time for a 1 s job) is
-        # for the failure tests; on a loaded machine it would kill these jobs as hung.
-        values.setdefault("scheduler_hang_grace_seconds", 60.0)
         config = make_config(tmp_path / f"data{len(services)}", **values)
-        service = build_service(config, BACKENDS, password_hasher=FAST_HASHER)
+        # deadlines pass only when a test moves this clock: a loaded machine never
+        # makes a job count as hung
+        clock = ManualClock()
+        service = build_service(config, BACKENDS, monotonic=clock,
+                                password_hasher=FAST_HASHER)
         services.append(service)
         if start:
             service.start()
-        return Env(service)
+        return Env(service, clock)
 
     yield factory
     for service in services:
