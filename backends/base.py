@@ -108,6 +108,23 @@ class Deadline:
 
 
 @dataclass(frozen=True)
+class ImageFile:
+    """One image of a job that carries several (a bootloader and its application)."""
+
+    path: Path
+    format: str  # "elf", "hex" or "bin"
+    #: Where a BIN goes; None: an ELF or HEX places itself, a BIN goes at the flash start.
+    address: int | None = None
+    #: The name the client gave it (for messages); may be empty.
+    name: str = ""
+
+
+#: A scripted pin level: (pin name "PA0", at virtual s, level 1/0 or None = released to
+#: what the board leaves on it).
+PinDrive = tuple[str, float, int | None]
+
+
+@dataclass(frozen=True)
 class RunRequest:
     executable: Path
     format: str  # "elf", "hex" or "bin" (see backends.image)
@@ -132,6 +149,17 @@ class RunRequest:
     trace_bytes: int = 4 * 1024 * 1024
     #: When the run must have ended, wall time; None: no bound given (a test).
     deadline: Deadline | None = None
+    #: Every image of the job in the order given, programmed one after the other;
+    #: empty: the one ``executable`` (``format``). See :meth:`image_files`.
+    images: tuple[ImageFile, ...] = ()
+    #: Scripted pin levels (``pin=PA0@0:1``), in virtual time; a backend that cannot
+    #: drive pins says so in its BoardInfo (``pins`` False) and never gets any.
+    pins: tuple[PinDrive, ...] = ()
+
+    def image_files(self) -> tuple[ImageFile, ...]:
+        """What to program, in order: ``images``, or the one ``executable``."""
+        return self.images or (ImageFile(self.executable, self.format, None,
+                                         self.executable.name),)
 
 
 @dataclass
@@ -234,6 +262,32 @@ class BoardInfo:
     console_input: bool = False
     presses: bool = False
     manufacturer: str = ""
+    #: Every pin a job may drive by name ("PA0"), with what it reads when nothing drives
+    #: it (:class:`PinDefault`); empty: the backend says nothing about the board's pins.
+    pin_defaults: tuple[PinDefault, ...] = ()
+    #: Whether this backend drives pins a job scripts (``pin=PA0@0:1``).
+    drive_pins: bool = False
+
+    @property
+    def pin_names(self) -> frozenset[str]:
+        return frozenset(p.pin for p in self.pin_defaults)
+
+
+@dataclass(frozen=True)
+class PinDefault:
+    """What a board pin reads while nothing drives it, and why (board data)."""
+
+    pin: str
+    #: 1 or 0 with the MCU's own pull off; "floating" pins read the model's
+    #: floating level (their own pull-up/down, when configured, wins).
+    level: int
+    #: "board" (a pull or driver on the board), "button" (idle level of a button),
+    #: "floating" (nothing connected).
+    source: str
+    why: str = ""
+
+    def record(self) -> dict[str, Any]:
+        return {"pin": self.pin, "level": self.level, "source": self.source, "why": self.why}
 
 
 class BackendError(Exception):

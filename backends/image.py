@@ -23,7 +23,14 @@ never by what the upload claims:
 * BIN: the upload itself, within the service's executable size limit.
 
 What is accepted is what the loaders load: every ``PT_LOAD`` segment's file bytes at its
-physical address, every HEX data byte at its address, a BIN at the start of flash.
+physical address, every HEX data byte at its address, a BIN at the start of flash (or at
+the address the job gives it).
+
+A job may carry several images, as a lab flashes a bootloader and its application one
+after the other (:func:`combine`): each is placed by its own addresses and must fit the
+board's memory, no two may write the same byte (:class:`Overlap`, naming both and the
+range), and together they must boot: the vector table check runs on the whole, not on
+each (an application at 0x0800A000 is not what the core boots from).
 """
 from __future__ import annotations
 
@@ -37,7 +44,7 @@ from pathlib import Path
 from elftools.elf.enums import ENUM_E_MACHINE
 from intelhex import IntelHex, IntelHexError
 
-from .base import ARMV7M, MemoryMap, Region
+from .base import ARMV7M, MemoryMap, Region, RunRequest
 
 FORMATS = ("elf", "hex", "bin")
 #: Program headers an ELF may have. Firmware has a handful (flash, RAM data, RAM code,
@@ -72,6 +79,10 @@ class DoesNotFit(InvalidFirmware):
     """A Cortex-M executable, but it needs memory the board asked for does not have."""
 
 
+class Overlap(InvalidFirmware):
+    """Two images of one job would write the same bytes; the message names both."""
+
+
 @dataclass(frozen=True)
 class Segment:
     address: int
@@ -103,21 +114,32 @@ def detect_format(data: bytes) -> str:
     return "bin"
 
 
-def parse(data: bytes, fmt: str | None = None, memory: MemoryMap = ARMV7M) -> FirmwareImage:
+def parse(data: bytes, fmt: str | None = None, memory: MemoryMap = ARMV7M, *,
+          address: int | None = None, boot: bool = True) -> FirmwareImage:
     """Parse and check an executable against a board's memory map; raises
-    InvalidFirmware (or DoesNotFit) with the reason."""
+    InvalidFirmware (or DoesNotFit) with the reason.
+
+    ``address``: where a BIN goes (default: the start of flash); an ELF or HEX places
+    itself, so an address for one is refused. ``boot`` False skips the vector table check,
+    for one image among several (:func:`combine` checks the whole)."""
     if not data:
         raise InvalidFirmware("the executable is empty")
     fmt = fmt or detect_format(data)
+    if address is not None and fmt != "bin":
+        raise InvalidFirmware(f"an address (0x{address:08x}) is for a BIN image only: "
+                              f"{fmt.upper()} places itself by its own addresses")
     if fmt == "elf":
         image = _parse_elf(data, memory)
     elif fmt == "hex":
         image = _parse_hex(data, memory)
     elif fmt == "bin":
-        image = FirmwareImage("bin", (Segment(memory.bin_base, bytes(data)),))
+        base = memory.bin_base if address is None else address
+        image = FirmwareImage("bin", (Segment(base, bytes(data)),))
     else:
         raise InvalidFirmware(f"unknown format {fmt!r}; allowed: {', '.join(FORMATS)}")
-    if image.format == "bin":  # only its vector table says a BIN is firmware: that first
+    if not boot:
+        _check_regions(image, memory.regions)
+    elif image.format == "bin":  # only its vector table says a BIN is firmware: that first
         _check_vector_table(image, memory)
         _check_regions(image, memory.regions)
     else:
@@ -126,8 +148,57 @@ def parse(data: bytes, fmt: str | None = None, memory: MemoryMap = ARMV7M) -> Fi
     return image
 
 
-def load(path: Path, fmt: str | None = None, memory: MemoryMap = ARMV7M) -> FirmwareImage:
-    return parse(Path(path).read_bytes(), fmt, memory)
+def load(path: Path, fmt: str | None = None, memory: MemoryMap = ARMV7M, *,
+         address: int | None = None, boot: bool = True) -> FirmwareImage:
+    return parse(Path(path).read_bytes(), fmt, memory, address=address, boot=boot)
+
+
+def load_images(request: RunRequest, memory: MemoryMap = ARMV7M) -> FirmwareImage:
+    """Every image of a run (``request.image_files()``) as one memory content, checked
+    as at submit: what an emulator loads."""
+    files = request.image_files()
+    several = len(files) > 1
+    return combine([(f.name or f.path.name,
+                     load(f.path, f.format, memory, address=f.address, boot=not several))
+                    for f in files], memory)
+
+
+def combine(parts: Sequence[tuple[str, FirmwareImage]], memory: MemoryMap = ARMV7M
+            ) -> FirmwareImage:
+    """Several images of one job as the one memory content a lab would flash, in order:
+    :class:`Overlap` (naming both images and the range) when two would write the same
+    byte, and the vector table check on the whole. ``parts``: (name, image), each
+    already parsed (with ``boot=False`` when there are several). Its format is the first
+    image's, its entry point the first that has one."""
+    if not parts:
+        raise InvalidFirmware("a job needs at least one image")
+    spans = sorted((seg.address, seg.address + len(seg.data), n)
+                   for n, (_, image) in enumerate(parts) for seg in image.segments)
+    reach, owner = -1, -1
+    for start, end, n in spans:
+        if start < reach and n != owner:
+            first, second = sorted((owner, n))
+            raise Overlap(f"images {parts[first][0]!r} and {parts[second][0]!r} overlap at "
+                          f"0x{start:08x}-0x{min(end, reach) - 1:08x}: both would write "
+                          "those bytes (a lab would flash one over the other)")
+        if end > reach:
+            reach, owner = end, n
+    entry = next((image.entry for _, image in parts if image.entry is not None), None)
+    whole = FirmwareImage(parts[0][1].format,
+                          tuple(seg for _, image in parts for seg in image.segments), entry)
+    _check_vector_table(whole, memory)
+    return whole
+
+
+def parse_address(text: str) -> int:
+    """``0x0800A000`` (or decimal) as an address; ValueError saying what is allowed."""
+    try:
+        value = int(text.strip(), 0)
+    except ValueError:
+        raise ValueError(f"not an address: {text[:40]!r} (give e.g. 0x0800A000)") from None
+    if not 0 <= value < 1 << 32:
+        raise ValueError(f"address {text[:40]!r} is outside the 32-bit address space")
+    return value
 
 
 def _capacity(memory: MemoryMap) -> int:

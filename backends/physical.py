@@ -35,6 +35,7 @@ from .base import (
     Availability,
     Backend,
     BoardInfo,
+    ImageFile,
     OptionError,
     OptionInfo,
     Outcome,
@@ -252,14 +253,21 @@ class _Run:
                                  f"right?") from exc
 
     def program(self) -> None:
+        """Program every image of the job in order, each as its own file (pyOCD keeps
+        what a sector erase would lose of an earlier image: option keep_unwritten)."""
+        for image in self.request.image_files():
+            self._program_one(image)
+
+    def _program_one(self, image: ImageFile) -> None:
         lib = _lib()
         exceptions, FileProgrammer = lib.exceptions, lib.FileProgrammer
-        fmt = self.request.format if self.request.format in ("elf", "hex", "bin") else None
+        fmt = image.format if image.format in ("elf", "hex", "bin") else None
+        base = BIN_BASE if image.address is None else image.address
         started = time.monotonic()
         try:
             FileProgrammer(self.session, progress=lambda _done: None, chip_erase="sector"
-                           ).program(str(self.request.executable), file_format=fmt,
-                                     base_address=BIN_BASE if fmt == "bin" else None)
+                           ).program(str(image.path), file_format=fmt,
+                                     base_address=base if fmt == "bin" else None)
         except exceptions.FlashEraseFailure as exc:
             raise Infrastructure(f"flash erase failed: {exc}; the flash may be "
                                  f"write-protected (option bytes) or worn") from exc
@@ -269,7 +277,7 @@ class _Run:
         except exceptions.FlashFailure as exc:
             raise Infrastructure(f"flash programming failed (erase, program or verify): "
                                  f"{exc}") from exc
-        self.note(f"programmed {self.request.executable.name} ({self.request.format}) in "
+        self.note(f"programmed {image.name or image.path.name} ({image.format}) in "
                   f"{time.monotonic() - started:.3f} s")
 
     def start(self) -> None:

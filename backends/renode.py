@@ -39,7 +39,7 @@ import subprocess
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -56,7 +56,7 @@ from .base import (
     StopReason,
     check_options,
 )
-from .image import InvalidFirmware, load
+from .image import InvalidFirmware, load_images
 
 #: Board name -> platform file in sim/renode/ (the board file ``using`` the SoC file).
 PLATFORMS: dict[str, str] = {"nucleo-f303re": "nucleo_f303re.repl"}
@@ -361,7 +361,8 @@ class JobFiles:
 def build_script(*, platform: Path, console: str, firmware: Path, fmt: str, files: JobFiles,
                  limit_s: float, mips: int | None = 8,
                  extra: tuple[str, ...] | list[str] = (), flash_base: int = FLASH_BASE,
-                 hooks: list[int] | tuple[int, ...] = ()) -> str:
+                 hooks: list[int] | tuple[int, ...] = (),
+                 more: Sequence[tuple[Path, str, int | None]] = ()) -> str:
     """The one-shot monitor script of one job (the exact lines Renode runs).
 
     Peripherals are named in full (``sysbus.cpu``, ``sysbus.usart2``): the
@@ -370,20 +371,26 @@ def build_script(*, platform: Path, console: str, firmware: Path, fmt: str, file
     ``reset`` macro, which Renode runs when the firmware requests a system reset
     (the CPU's reset forgets VTOR; memory keeps the image). With a runner
     (input or presses) the run is the runner's; else one ``emulation RunFor``.
+    ``more``: the job's further images (path, format, BIN address or None), loaded
+    after ``firmware`` in order, as a lab flashes a bootloader and its application.
     """
-    load = {
-        "elf": [f"sysbus LoadELF {_monitor_path(firmware)}"],
-        "bin": [f"sysbus LoadBinary {_monitor_path(firmware)} 0x{flash_base:08X}"],
-        "hex": [f"sysbus LoadHEX {_monitor_path(firmware)}"],
-    }
-    if fmt not in load:
-        raise ValueError(f"unknown executable format {fmt!r}")
+    def load(path: Path, fmt: str, address: int | None = None) -> str:
+        at = flash_base if address is None else address
+        lines = {
+            "elf": f"sysbus LoadELF {_monitor_path(path)}",
+            "bin": f"sysbus LoadBinary {_monitor_path(path)} 0x{at:08X}",
+            "hex": f"sysbus LoadHEX {_monitor_path(path)}",
+        }
+        if fmt not in lines:
+            raise ValueError(f"unknown executable format {fmt!r}")
+        return lines[fmt]
+    loads = [load(firmware, fmt), *(load(p, f, a) for p, f, a in more)]
     run = ([f"include {_monitor_path(files.runner)}"] if files.runner is not None
            else [f'emulation RunFor "{renode_time(limit_s)}"'])
     lines = [
         'mach create "hwut"',
         f"machine LoadPlatformDescription {_monitor_path(platform)}",
-        *load[fmt],
+        *loads,
         "sysbus.cpu VectorTableOffset 0x0",
         *([f"sysbus.cpu PerformanceInMips {int(mips)}"] if mips else []),
         "macro reset",
@@ -674,7 +681,7 @@ class _Job:
         request, settings = self.request, self.settings
         info = self.backend.board_info(request.board, self.backend.options)
         flash_base = info.memory.bin_base if info is not None else FLASH_BASE
-        image = load(request.executable, request.format)
+        image = load_images(request)
         self.sites = semihosting_sites([(s.address, s.data) for s in image.segments])
         self.hooks = self.sites if settings.semihosting_exit else []
         console = console_of(self.platform)
@@ -684,11 +691,13 @@ class _Job:
                 console_base=self._console_base(console), uart_input=request.uart_input,
                 presses=list(request.presses), buttons=buttons_of(self.platform),
                 input_slice_s=settings.input_slice_s))
+        first, *more = request.image_files()
         script = build_script(
-            platform=self.platform, console=console, firmware=request.executable,
-            fmt=request.format, files=self.files, limit_s=request.time_limit_s,
+            platform=self.platform, console=console, firmware=first.path,
+            fmt=first.format, files=self.files, limit_s=request.time_limit_s,
             mips=settings.performance_mips, extra=settings.extra_commands,
-            flash_base=flash_base, hooks=self.hooks)
+            flash_base=flash_base if first.address is None else first.address,
+            hooks=self.hooks, more=[(f.path, f.format, f.address) for f in more])
         self.script.write_text(script)
         return script
 

@@ -27,7 +27,7 @@ from .base import (
     StopReason,
     check_options,
 )
-from .image import InvalidFirmware, load
+from .image import InvalidFirmware, load_images
 
 _REASONS = {
     StopCause.LIMIT: StopReason.LIMIT,
@@ -73,7 +73,8 @@ class SimBackend(Backend):
         spec = simboards.find(check_options(OPTIONS, options or {})["model"] or board)
         if spec is None:
             return None
-        return simboards.board_info(spec, name=board, console_input=True, presses=True)
+        return simboards.board_info(spec, name=board, console_input=True, presses=True,
+                                    drive_pins=True)
 
     def run(self, request: RunRequest) -> Outcome:
         infra: list[str] = []
@@ -84,7 +85,7 @@ class SimBackend(Backend):
         except KeyError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc.args[0]))
         try:
-            image = load(request.executable, request.format, simboards.memory_map(spec.soc))
+            image = load_images(request, simboards.memory_map(spec.soc))
         except (InvalidFirmware, OSError) as exc:
             return Outcome(StopReason.INFRASTRUCTURE, infra_log=str(exc),
                            detail=f"cannot load the executable: {exc}")
@@ -126,6 +127,11 @@ class SimBackend(Backend):
                 machine.press(button, at, release)
         except KeyError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc.args[0]))
+        try:  # in order: at the same virtual time the later one wins
+            for pin, at, level in request.pins:
+                machine.drive(pin, level, at or None)  # at 0: before the first instruction
+        except ValueError as exc:
+            return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc))
         # No wall-clock guard here: wall time depends on what else the machine does; the
         # deadline (the scheduler's clock) cancels the run through its token instead.
         result = machine.run(request.time_limit_s, cancel=request.cancel)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from hwut.sim.boards import BOARDS, BoardSpec
 from hwut.sim.soc.spec import SocSpec
 
-from .base import BoardInfo, MemoryMap, MemoryRegion, Microcontroller
+from .base import BoardInfo, MemoryMap, MemoryRegion, Microcontroller, PinDefault
 
 #: SoC memories a program may use as RAM (its stack, data): by the spec's names.
 RAM_NAMES = ("sram", "ccmram")
@@ -39,14 +39,40 @@ def memory_map(soc: SocSpec) -> MemoryMap:
     return MemoryMap(regions=tuple(sorted(regions)), ram=rams, bin_base=flash.base)
 
 
+def pin_defaults(spec: BoardSpec) -> tuple[PinDefault, ...]:
+    """Every pin of the board's SoC ("PA0" ... in port order) with what it reads while
+    nothing drives it: the board's pulls and drivers, its buttons' idle levels, else
+    the board's floating level (a pin's own pull-up/down, when the firmware sets one,
+    wins over floating)."""
+    ports = sorted(p.name for p in spec.soc.peripherals if p.name.startswith("GPIO"))
+    wired = {(w.port, w.pin): w for w in spec.pins}
+    buttons = {(b.port, b.pin): b for b in spec.buttons}
+    out = []
+    for port in ports:
+        for number in range(16):
+            name = f"P{port[-1]}{number}"
+            if (port, number) in wired:
+                w = wired[port, number]
+                out.append(PinDefault(name, w.level, "board", w.why))
+            elif (port, number) in buttons:
+                b = buttons[port, number]
+                out.append(PinDefault(name, b.idle_level, "button",
+                                      f"button {b.name} released"))
+            else:
+                out.append(PinDefault(name, spec.floating_level, "floating",
+                                      "nothing on the board drives or pulls it"))
+    return tuple(out)
+
+
 def board_info(spec: BoardSpec, *, name: str | None = None, console_input: bool,
-               presses: bool) -> BoardInfo:
+               presses: bool, drive_pins: bool = False) -> BoardInfo:
     """``spec`` as the service sees it; ``name`` when the server's board goes by another."""
     return BoardInfo(name=name or spec.name, microcontroller=microcontroller(spec.soc),
                      memory=memory_map(spec.soc), buttons=tuple(b.name for b in spec.buttons),
                      leds=tuple(led.name for led in spec.leds), console=spec.console,
                      console_input=console_input, presses=presses,
-                     manufacturer=spec.manufacturer)
+                     manufacturer=spec.manufacturer, pin_defaults=pin_defaults(spec),
+                     drive_pins=drive_pins)
 
 
 def find(name: str) -> BoardSpec | None:

@@ -56,6 +56,22 @@ def allowed(current: JobStatus, wanted: JobStatus) -> bool:
     return wanted in TRANSITIONS[current]
 
 
+#: The job fields that name one file in the artifact dir each (the images of a job that
+#: carries several are named in ``images``).
+ARTIFACT_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra",
+                   "filename_trace")
+
+
+def artifact_names(record: dict[str, Any]) -> list[str]:
+    """Every artifact name a job record holds, skipping what is not a name (a damaged
+    record is not this function's to judge)."""
+    names = [record.get(f) for f in ARTIFACT_FIELDS]
+    images = record.get("images")
+    if isinstance(images, list):
+        names.extend(i.get("filename") for i in images if isinstance(i, dict))
+    return [n for n in names if isinstance(n, str) and n]
+
+
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
 
@@ -75,7 +91,9 @@ EXTENDED_FIELDS = SHORT_FIELDS + (
     "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses",
     # additions (issue 16): criteria and the verdict apart from the status; instructions
     "criteria", "verdict", "verdict_reason", "instructions",
-    "trace", "filename_trace", "trace_summary", "retries")
+    "trace", "filename_trace", "trace_summary", "retries",
+    # additions (issue 13): several images in one job; scripted pin levels
+    "images", "pins")
 
 
 @dataclass
@@ -121,6 +139,16 @@ class Job:
     #: How often the job was run again after an infrastructure error (board option
     #: ``retries``); the failed attempts are in its infrastructure log.
     retries: int = 0
+    #: A job that carries several images: one record each, in the order given
+    #: (``name``, ``format``, ``size``, ``sha256``, ``address`` for a BIN or None, and
+    #: ``filename``, its artifact); None: the one ``filename_executable`` (the v1 job).
+    images: list[dict[str, Any]] | None = None
+    #: Scripted pin levels: [pin, at virtual s, 1/0 or None = released].
+    pins: list[list[Any]] | None = None
+
+    def artifact_names(self) -> list[str]:
+        """Every artifact file the job names (its images', its logs' ...)."""
+        return artifact_names(self.to_record())
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)

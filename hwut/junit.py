@@ -78,6 +78,23 @@ def job_case(job: Mapping[str, Any]) -> Case:
                 classname=f"hwut.{job.get('board')}")
 
 
+def _image_properties(job: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``image.N.name/format/size/sha256/address`` for a job with several images (N from
+    1, in the order given), and ``pins`` for scripted pin levels."""
+    out = []
+    for n, image in enumerate(job.get("images") or (), 1):
+        for key in ("name", "format", "size", "sha256", "address"):
+            value = image.get(key) if isinstance(image, Mapping) else None
+            if value is not None:
+                shown = f"0x{value:08x}" if key == "address" and isinstance(value, int) else value
+                out.append((f"image.{n}.{key}", str(shown)))
+    pins = job.get("pins") or ()
+    if pins:
+        out.append(("pins", " ".join(f"{p}@{at:g}:{'z' if level is None else level}"
+                                     for p, at, level in pins)))
+    return out
+
+
 def testsuite(job: Mapping[str, Any], cases: Sequence[Case], log: bytes = b"",
               image_sha256: str | None = None) -> ET.Element:
     """The ``<testsuite>`` of one ended job (its extended view as the API gives it)."""
@@ -96,6 +113,8 @@ def testsuite(job: Mapping[str, Any], cases: Sequence[Case], log: bytes = b"",
     for name in PROPERTIES:
         if values.get(name) is not None:
             ET.SubElement(props, "property", {"name": name, "value": clean(str(values[name]))})
+    for name, value in _image_properties(job):
+        ET.SubElement(props, "property", {"name": name, "value": clean(value)})
     for case in cases:
         element = ET.SubElement(suite, "testcase", {
             "name": clean(case.name), "classname": clean(case.classname or suite.get("name", "")),

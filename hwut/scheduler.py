@@ -606,7 +606,12 @@ class Scheduler:
             presses=tuple((str(b), float(at), None if rel is None else float(rel))
                           for b, at, rel in job.presses or ()),
             trace_signals=pintrace.signals_option(job.trace),
-            limits=limits, wall_budget_s=wall)
+            limits=limits, wall_budget_s=wall,
+            images=tuple((str(self.store.artifact_path(i["filename"])), str(i["format"]),
+                          i.get("address"), str(i.get("name", "")))
+                         for i in job.images or ()),
+            pins=tuple((str(p), float(at), None if level is None else int(level))
+                       for p, at, level in job.pins or ()))
 
     def wall_budget(self, time_limit_s: float, limits: Limits) -> float:
         """Wall seconds a job may take before it counts as hung: its time limit, its CPU

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .jobs import utcnow
+from .jobs import artifact_names, utcnow
 from .storage import (
     DamagedStoreFile,
     DataDirInUse,
@@ -42,7 +42,6 @@ from .storage import (
     parse_json_bytes,
 )
 from .store import (
-    ARTIFACT_FIELDS,
     ID_MARK_NAME,
     LAYOUT_NAME,
     check_job_record,
@@ -152,7 +151,7 @@ def _job_tables(path: Path, tables: dict[str, dict[str, dict[str, Any]]]
     out = []
     for doc_id, record in tables.get("jobs", {}).items():
         job = check_job_record(path, doc_id, record)
-        out.append((job.id, [n for n in (getattr(job, f) for f in ARTIFACT_FIELDS) if n]))
+        out.append((job.id, job.artifact_names()))
     return out
 
 
@@ -450,8 +449,7 @@ def _repair(data_dir: Path, stamp: str) -> StoreReport:
         if entry.kind in ("live jobs", "archived jobs"):
             lost_records = True
             for doc_id, record in kept.get("jobs", {}).items():
-                before.jobs[int(doc_id)] = [record[f] for f in ARTIFACT_FIELDS
-                                            if record.get(f)]
+                before.jobs[int(doc_id)] = artifact_names(record)
                 if entry.kind == "archived jobs":
                     shard = int(path.stem.removeprefix("jobs-"))
                     before.shards.setdefault(shard, []).append(int(doc_id))

@@ -19,6 +19,16 @@ Choices where the v1 document is silent:
   ``X-HWUT-Job-Status`` and ``X-HWUT-Size`` let a poller know when it has all.
 - ``GET .../other`` is the ITM/SWO trace, ``GET .../infra_log`` what the emulator
   or probe said about the run; both 404 when the run produced none.
+- Several images in one job (a bootloader and its application): the body is
+  ``multipart/form-data`` with one file part per image (at most ``MAX_IMAGES``, each
+  within the executable size limit), named ``image``, or ``image@0x0800A000`` for a BIN
+  placed at that address (a BIN without one goes at the start of flash; an ELF or HEX
+  places itself, so an address for one is refused). Each must fit the board's memory,
+  no two may overlap (400 naming both files and the range), and together they must
+  boot. The raw body of v1 stays one image, unchanged.
+- ``pin=PA0@0:1`` (repeatable): drive a pin to 1/0 at a virtual time, or release it
+  (``z``) to what the board leaves on it; 400 for a pin the board lacks and on a backend
+  that cannot drive pins.
 """
 from __future__ import annotations
 
@@ -29,9 +39,10 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import falcon
+from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 
 from hwut.backends import image as firmware
-from hwut.backends.base import ARMV7M, BoardInfo
+from hwut.backends.base import ARMV7M, BoardInfo, MemoryMap
 
 from .. import inputs, junit, verdict
 from .. import trace as pintrace
@@ -49,7 +60,15 @@ MAX_COMMENT = 1000
 #: Query parameters of PUT /jobs/submit; any other is refused (a typo must not turn
 #: into a default silently).
 SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press", "trace",
-                 *verdict.CRITERIA_PARAMS)
+                 *verdict.CRITERIA_PARAMS, "pin")
+#: Images one job may carry (a multipart submit's file parts).
+MAX_IMAGES = 8
+#: How long a client's name of an image may be (kept for the job record, never a path).
+MAX_IMAGE_NAME = 100
+#: Bytes of multipart framing allowed per part beyond its content (boundary, headers).
+_PART_OVERHEAD = 16 * 1024
+_MULTIPART = "multipart/form-data"
+_CONTROL = dict.fromkeys(range(32), None)
 #: Seconds a client is told to wait before trying a board that cannot run jobs again.
 RETRY_AFTER_S = 60
 
@@ -100,6 +119,67 @@ class SubmitResource(_JobBase):
             raise too_big
         return data
 
+    @staticmethod
+    def _check_executable(board: str, data: bytes, memory: MemoryMap,
+                          name: str | None = None, address: int | None = None,
+                          boot: bool = True) -> firmware.FirmwareImage:
+        """The executable parsed and checked, or the refusal (400 does not fit, 415 not an
+        executable); ``name``: the file's name among several, said in the refusal."""
+        of = f" ({name!r})" if name is not None else ""
+        if not data:
+            if name is not None:
+                raise bad_request(f"the image {name!r} is empty")
+            raise bad_request("the executable (the request body) is empty; send an ELF, "
+                              "Intel HEX or BIN file, e.g. with curl -T firmware.elf")
+        if address is not None and firmware.detect_format(data) != "bin":
+            raise bad_request(f"{name!r} is placed at 0x{address:08x}, but only a BIN takes "
+                              "an address: an ELF or HEX places itself (name its part "
+                              "'image')")
+        try:
+            return firmware.parse(data, memory=memory, address=address, boot=boot)
+        except firmware.DoesNotFit as exc:
+            raise bad_request(f"The executable{of} does not fit board {board}: {exc}") from None
+        except firmware.InvalidFirmware as exc:
+            raise falcon.HTTPUnsupportedMediaType(
+                title="Unsupported Media Type",
+                description=f"Not a runnable executable{of}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - the parser must never turn an upload into a 500
+            log.warning("firmware parser failed on an upload: %r", exc)
+            raise falcon.HTTPUnsupportedMediaType(
+                title="Unsupported Media Type",
+                description=f"Not a runnable executable{of}: it cannot be parsed as ELF, "
+                            "Intel HEX or a Cortex-M BIN image") from None
+
+    def _read_images(self, req: falcon.Request, board: str, memory: MemoryMap
+                     ) -> list[tuple[dict[str, Any], bytes]]:
+        """The images of a multipart submit, each checked, together checked for overlaps
+        and a bootable whole: (record, bytes) in the order sent."""
+        uploads = read_parts(req, int(self.config["limits.max_executable_bytes"]))
+        several = len(uploads) > 1
+        parsed = []
+        images = []
+        for name, address, data in uploads:
+            image = self._check_executable(board, data, memory, name, address,
+                                           boot=not several)
+            parsed.append((name, image))
+            images.append(({"name": name, "format": image.format, "size": len(data),
+                            "sha256": hashlib.sha256(data).hexdigest(), "address": address},
+                           data))
+        try:
+            firmware.combine(parsed, memory)
+        except firmware.Overlap as exc:
+            raise bad_request(f"The images do not fit together on board {board}: "
+                              f"{exc}") from None
+        except firmware.DoesNotFit as exc:
+            raise bad_request(f"The images together do not boot on board {board}: "
+                              f"{exc}") from None
+        except firmware.InvalidFirmware as exc:
+            raise falcon.HTTPUnsupportedMediaType(
+                title="Unsupported Media Type",
+                description=f"The images together are not a runnable executable: {exc}"
+                ) from None
+        return images
+
     def _refuse_unknown_params(self, req: falcon.Request) -> None:
         unknown = sorted(set(req.params) - set(SUBMIT_PARAMS))
         if unknown:
@@ -117,8 +197,19 @@ class SubmitResource(_JobBase):
 
     @staticmethod
     def _check_for_board(board: str, info: BoardInfo | None, console_input: str | None,
-                         presses: list[inputs.Press]) -> None:
+                         presses: list[inputs.Press],
+                         pins: list[inputs.PinDrive] | None = None) -> None:
         """What the board (through its backend's BoardInfo) can check before a run."""
+        if pins:
+            if info is None or not info.drive_pins:
+                raise bad_request(f"board {board} cannot drive pins ('pin'): its backend "
+                                  "does not support scripted pin levels")
+            unknown = sorted({p for p, _, _ in pins} - info.pin_names)
+            if unknown:
+                ports = "".join(sorted({p[1] for p in info.pin_names}))
+                raise bad_request(f"board {board} has no pin {', '.join(map(repr, unknown))}; "
+                                  f"its pins are P<port><0-15> with ports {ports} (GET "
+                                  f"/targets/boards/{board} lists them with their defaults)")
         if presses:
             if info is None or not info.presses:
                 raise bad_request(f"board {board} cannot run scripted button presses "
@@ -175,6 +266,7 @@ class SubmitResource(_JobBase):
         try:
             console_input = inputs.parse_input(single(req, "input"))
             presses = inputs.parse_presses(req.get_param_as_list("press"), duration)
+            pins = inputs.parse_pins(req.get_param_as_list("pin"), duration)
             # in the order sent: an ordered expectation list mixes texts and regexes
             criteria = verdict.criteria_from_params(
                 parse_qsl(req.query_string, keep_blank_values=True, max_num_fields=500))
@@ -184,7 +276,7 @@ class SubmitResource(_JobBase):
         max_waiting = self._max_waiting(user)
         self._refuse_over_quota(user, max_waiting)
         info = self.scheduler.board_info(board)
-        self._check_for_board(board, info, console_input, presses)
+        self._check_for_board(board, info, console_input, presses, pins)
         try:
             trace = pintrace.parse_trace_option(single(req, "trace"),
                                                 info.leds if info else (),
@@ -193,32 +285,76 @@ class SubmitResource(_JobBase):
                 self._check_pin_signal(text, info)
         except ValueError as exc:
             raise bad_request(str(exc)) from None
-        data = self._read_body(req)
-        if not data:
-            raise bad_request("the executable (the request body) is empty; send an ELF, "
-                              "Intel HEX or BIN file, e.g. with curl -T firmware.elf")
-        try:
-            parsed = firmware.parse(data, memory=info.memory if info else ARMV7M)
-        except firmware.DoesNotFit as exc:
-            raise bad_request(f"The executable does not fit board {board}: {exc}") from None
-        except firmware.InvalidFirmware as exc:
-            raise falcon.HTTPUnsupportedMediaType(
-                title="Unsupported Media Type",
-                description=f"Not a runnable executable: {exc}") from None
-        except Exception as exc:  # noqa: BLE001 - the parser must never turn an upload into a 500
-            log.warning("firmware parser failed on an upload: %r", exc)
-            raise falcon.HTTPUnsupportedMediaType(
-                title="Unsupported Media Type",
-                description="Not a runnable executable: it cannot be parsed as ELF, "
-                            "Intel HEX or a Cortex-M BIN image") from None
-        job = self.store.jobs.submit(user.name, board, duration, data, parsed.format,
+        memory = info.memory if info else ARMV7M
+        images: list[tuple[dict[str, Any], bytes]] | None = None
+        if req.content_type and req.content_type.split(";")[0].strip().lower() == _MULTIPART:
+            images = self._read_images(req, board, memory)
+            data, fmt = images[0][1], images[0][0]["format"]
+        else:
+            data = self._read_body(req)
+            fmt = self._check_executable(board, data, memory).format
+        job = self.store.jobs.submit(user.name, board, duration, data, fmt,
                                      comment=comment, console_input=console_input,
                                      presses=presses, max_waiting=max_waiting,
                                      criteria=criteria.record() if criteria else None,
-                                     trace=trace)
+                                     trace=trace, images=images, pins=pins)
         resp.status = falcon.HTTP_201
         resp.location = f"/apiv1/jobs/{job.id}"
         resp.media = self.view(user, job)
+
+
+def image_name(raw: str | None, n: int) -> str:
+    """A client's file name as the job record keeps it (never used as a path): control
+    characters dropped, at most MAX_IMAGE_NAME characters; ``image<n>`` when none."""
+    text = (raw or "").translate(_CONTROL).strip()
+    text = text.replace("\\", "/").rsplit("/", 1)[-1]  # a path's last part
+    return text[:MAX_IMAGE_NAME] or f"image{n}"
+
+
+def part_address(field: str | None) -> int | None:
+    """``image`` -> None, ``image@0x0800A000`` -> the address; ValueError otherwise."""
+    if field == "image":
+        return None
+    if field is None or not field.startswith("image@"):
+        shown = repr(field if field is None or len(field) <= 40 else field[:40] + "...")
+        raise ValueError(f"form field {shown} is not an image: name each file part "
+                         "'image', or 'image@0x0800A000' for a BIN placed at that address")
+    return firmware.parse_address(field.removeprefix("image@"))
+
+
+def read_parts(req: falcon.Request, limit: int) -> list[tuple[str, int | None, bytes]]:
+    """(name, BIN address or None, bytes) of each file part of a multipart submit, in
+    order: at most MAX_IMAGES parts, each within ``limit`` bytes, the whole body within
+    what that allows (413), read in bounded chunks; 400 for anything else."""
+    total_limit = MAX_IMAGES * (limit + _PART_OVERHEAD)
+    if req.content_length is not None and req.content_length > total_limit:
+        raise falcon.HTTPContentTooLarge(
+            title="Content Too Large",
+            description=f"The images are larger than the limit of {MAX_IMAGES} images "
+                        f"of {limit} bytes each.")
+    options = MultipartParseOptions()
+    options.max_body_part_count = MAX_IMAGES
+    options.max_body_part_headers_size = 4096
+    options.max_secure_filename_length = MAX_IMAGE_NAME
+    form = MultipartFormHandler(options).deserialize(
+        req.bounded_stream, req.content_type or "", req.content_length)
+    out: list[tuple[str, int | None, bytes]] = []
+    for part in form:  # MultipartParseError (400) for a malformed body or too many parts
+        try:
+            address = part_address(part.name)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        name = image_name(part.filename, len(out) + 1)
+        data = part.stream.read(limit + 1)
+        if len(data) > limit:
+            raise falcon.HTTPContentTooLarge(
+                title="Content Too Large",
+                description=f"The image {name!r} is larger than the limit of {limit} bytes.")
+        out.append((name, address, data))
+    if not out:
+        raise bad_request("the multipart body holds no image; send one file part named "
+                          "'image' per image")
+    return out
 
 
 class JobResource(_JobBase):

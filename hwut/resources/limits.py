@@ -5,7 +5,7 @@ import falcon
 
 from .. import inputs
 from ..config import Config
-from .jobs import MAX_COMMENT
+from .jobs import MAX_COMMENT, MAX_IMAGES
 
 
 class LimitsResource:
@@ -21,4 +21,6 @@ class LimitsResource:
             "max_input_bytes": inputs.MAX_INPUT_BYTES,
             "max_comment_chars": MAX_COMMENT,
             "max_presses": inputs.MAX_PRESSES,
+            "max_images": MAX_IMAGES,
+            "max_pins": inputs.MAX_PINS,
         }

@@ -101,7 +101,10 @@ class _BoardMixin:
         result["unavailable_reason"] = reason
         info = self.scheduler.board_info(record["name"])
         result["capabilities"] = {"console_input": bool(info and info.console_input),
-                                  "presses": bool(info and info.presses)}
+                                  "presses": bool(info and info.presses),
+                                  "pins": bool(info and info.drive_pins)}
+        # what each pin reads while nothing drives it (``pin=`` scripts it per job)
+        result["pins"] = [p.record() for p in info.pin_defaults] if info else []
         return result
 
     def in_use(self, name: str) -> str | None:

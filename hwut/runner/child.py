@@ -26,6 +26,7 @@ from hwut.backends.base import (
     CancelReason,
     CancelToken,
     Deadline,
+    ImageFile,
     Outcome,
     RunRequest,
     StopReason,
@@ -192,7 +193,10 @@ def run_job(spec: JobSpec, channel: Channel, stop: CancelToken,
                          presses=spec.presses, deadline=deadline,
                          trace=trace.write if trace else None,
                          trace_signals=spec.trace_signals or (),
-                         trace_bytes=spec.limits.trace_bytes)
+                         trace_bytes=spec.limits.trace_bytes,
+                         images=tuple(ImageFile(Path(path), fmt, at, name)
+                                      for path, fmt, at, name in spec.images),
+                         pins=spec.pins)
     try:
         outcome = backend.run(request)
         if not isinstance(outcome, Outcome):

@@ -49,12 +49,19 @@ class JobSpec:
     #: Wall seconds the run has from its start (the scheduler's deadline, as a span so
     #: that it means the same on another host's clock); None: no bound.
     wall_budget_s: float | None = None
+    #: Every image of a job that carries several: (path, format, BIN address or None,
+    #: the client's name), in order; empty: the one ``executable``.
+    images: tuple[tuple[str, str, int | None, str], ...] = ()
+    #: Scripted pin levels: (pin, at virtual s, 1/0 or None = released).
+    pins: tuple[tuple[str, float, int | None], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["uart_input"] = base64.b64encode(self.uart_input).decode()
         data["presses"] = [list(p) for p in self.presses]
         data["trace_signals"] = None if self.trace_signals is None else list(self.trace_signals)
+        data["images"] = [list(i) for i in self.images]
+        data["pins"] = [list(p) for p in self.pins]
         return data
 
     @classmethod
@@ -66,4 +73,8 @@ class JobSpec:
         signals = data.get("trace_signals", ())
         data["trace_signals"] = None if signals is None else tuple(str(s) for s in signals)
         data["limits"] = Limits(**data.get("limits", {}))
+        data["images"] = tuple((str(path), str(fmt), None if at is None else int(at), str(name))
+                               for path, fmt, at, name in data.get("images", ()))
+        data["pins"] = tuple((str(pin), float(at), None if level is None else int(level))
+                             for pin, at, level in data.get("pins", ()))
         return cls(**data)

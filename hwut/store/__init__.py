@@ -24,18 +24,17 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..jobs import Job, JobStatus, TransitionError, format_time, utcnow
+from ..jobs import ARTIFACT_FIELDS, Job, JobStatus, TransitionError, format_time, utcnow
 from ..storage import make_private_dir
 from ..targets import TargetStore
 from ..users import UserStore
 from .artifacts import ArtifactDir, NameFactory, random_name
 from .queue import JobQueue
 from .repository import (
-    ARTIFACT_FIELDS,
     CHANGEABLE_FIELDS,
     ID_MARK_NAME,
     LAYOUT_NAME,
@@ -156,8 +155,7 @@ class JobStore:
                     self.transition(job.id, JobStatus.ERROR, detail=RESTART_DETAIL,
                                     finished=format_time(self.clock()))
                     failed.append(job.id)
-            named = {getattr(job, f) for job in self.repository.live_jobs()
-                     for f in ARTIFACT_FIELDS}
+            named = {n for job in self.repository.live_jobs() for n in job.artifact_names()}
             orphans = sorted(self._unreferenced - named)
             self._unreferenced = set()
             refusal = self.repository.orphan_removal_refused()
@@ -189,15 +187,25 @@ class JobStore:
     def submit(self, owner: str, board: str, duration_limit_seconds: int, executable: bytes,
                fmt: str, comment: str | None = None, console_input: str | None = None,
                presses: list[Any] | None = None, max_waiting: int | None = None,
-               criteria: dict[str, Any] | None = None, trace: str | None = None) -> Job:
+               criteria: dict[str, Any] | None = None, trace: str | None = None,
+               images: Sequence[tuple[dict[str, Any], bytes]] | None = None,
+               pins: list[Any] | None = None) -> Job:
         """Store the executable and the WAITING job durably before the caller answers 201.
 
-        A failed write (:class:`StorageFull`) removes the executable and leaves the store
-        as it was, apart from the id it used up. With ``max_waiting``, an owner who
-        already has that many WAITING jobs gets :class:`QuotaExceeded` (checked under the
-        lock, so concurrent submits cannot slip past it)."""
-        filename = self.artifacts.write(executable)
+        ``images``: a job that carries several, each (record, bytes) in order, the first
+        being ``executable`` (which is stored once); each record gets its artifact's name
+        (``filename``). A failed write (:class:`StorageFull`) removes every file written
+        and leaves the store as it was, apart from the id it used up. With
+        ``max_waiting``, an owner who already has that many WAITING jobs gets
+        :class:`QuotaExceeded` (checked under the lock, so concurrent submits cannot slip
+        past it)."""
+        written = [self.artifacts.write(executable)]
         try:
+            for _, data in (images or [])[1:]:
+                written.append(self.artifacts.write(data))
+            records = ([{**record, "filename": name}
+                        for (record, _), name in zip(images, written, strict=True)]
+                       if images else None)
             with self._lock:
                 waiting = self.queue.waiting_count(owner)
                 if max_waiting is not None and waiting >= max_waiting:
@@ -206,12 +214,14 @@ class JobStore:
                 return self.repository.add(lambda job_id: Job(
                     id=job_id, created=created, status=JobStatus.WAITING, owner=owner,
                     board=board, duration_limit_seconds=duration_limit_seconds,
-                    filename_executable=filename, format=fmt, comment=comment,
+                    filename_executable=written[0], format=fmt, comment=comment,
                     input=console_input,
                     presses=[list(p) for p in presses] if presses else None,
-                    criteria=criteria, trace=trace))
+                    criteria=criteria, trace=trace, images=records,
+                    pins=[list(p) for p in pins] if pins else None))
         except BaseException:
-            self.artifacts.path(filename).unlink(missing_ok=True)
+            for name in written:
+                self.artifacts.path(name).unlink(missing_ok=True)
             raise
 
     def insert_ended(self, jobs: Iterable[Job]) -> None:

@@ -52,7 +52,7 @@ from typing import Any
 from tinydb import TinyDB
 from tinydb.table import Document
 
-from ..jobs import ENDED, Job, JobStatus, TransitionError, allowed
+from ..jobs import ENDED, Job, JobStatus, TransitionError, allowed, artifact_names
 from ..storage import (
     AtomicJSONStorage,
     DamagedStoreFile,
@@ -68,9 +68,6 @@ ID_MARK_NAME = "last_id.json"
 #: The file in ``db/`` that fixes the data dir's shard size.
 LAYOUT_NAME = "layout.json"
 
-#: The job fields that name files in the artifact dir.
-ARTIFACT_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra",
-                   "filename_trace")
 
 #: The fields a change may name: every field of a job but its id and status (the
 #: status changes through transition() only).
@@ -257,13 +254,13 @@ class JobRepository:
             summaries = self._guarded(partial(archived_summaries, path)) or []
             for job_id, owner, status, board, record in summaries:
                 self._remember(job_id, owner, status, board)
-                named.update(record.get(name) for name in ARTIFACT_FIELDS)
+                named.update(artifact_names(record))
         live_path = self.db_dir / "live.json"
         stale = []
         live = self._guarded(lambda: [check_job_record(live_path, str(doc.doc_id), dict(doc))
                                       for doc in self._live_table.all()]) or []
         for job in live:
-            named.update(getattr(job, name) for name in ARTIFACT_FIELDS)
+            named.update(job.artifact_names())
             if job.id in self._index:
                 stale.append(job.id)  # killed between archive write and live delete
                 continue

@@ -167,7 +167,7 @@ def test_unknown_query_parameters_are_refused(idle_env, typo):
     assert r.json["description"] == (
         f"unknown query parameter(s) {typo!r}; allowed: board, duration_limit_seconds, "
         "comment, input, press, trace, expect, expect_regex, fail, fail_regex, ordered, exit_code, "
-        "on_limit, run_to_end, parse, expect_pin")
+        "on_limit, run_to_end, parse, expect_pin, pin")
     only_nothing_stored(idle_env)
 
 
@@ -196,7 +196,7 @@ def test_renode_takes_console_input_and_presses_like_the_sim(renode_env):
     assert instance.state == "idle", instance.availability
     board = renode_env.get("/apiv1/targets/boards/nucleo-f303re",
                            params={"extended": "true"}).json
-    assert board["capabilities"] == {"console_input": True, "presses": True}
+    assert board["capabilities"] == {"console_input": True, "presses": True, "pins": False}
     assert renode_env.submit(input="hello\n").status_code == 201
     assert renode_env.submit(press="B1@0.1").status_code == 201
     r = renode_env.submit(press="B9@0.1")
