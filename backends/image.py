@@ -190,17 +190,6 @@ def combine(parts: Sequence[tuple[str, FirmwareImage]], memory: MemoryMap = ARMV
     return whole
 
 
-def parse_address(text: str) -> int:
-    """``0x0800A000`` (or decimal) as an address; ValueError saying what is allowed."""
-    try:
-        value = int(text.strip(), 0)
-    except ValueError:
-        raise ValueError(f"not an address: {text[:40]!r} (give e.g. 0x0800A000)") from None
-    if not 0 <= value < 1 << 32:
-        raise ValueError(f"address {text[:40]!r} is outside the 32-bit address space")
-    return value
-
-
 def _capacity(memory: MemoryMap) -> int:
     """The most bytes an image may load on the board: its regions' sizes together."""
     return sum(size for _, size in memory.regions)

@@ -15,7 +15,7 @@ import hashlib
 import os
 import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
@@ -24,7 +24,12 @@ import httpx
 import tomli_w
 
 from . import follow
+from .images import ImageRef, parse_ref
 from .verdict import Criteria, criteria_params
+
+#: One image of a job that carries several: a path (``app.bin@0x0800A000`` places a BIN),
+#: an ImageRef, or the bytes.
+ImageArg = bytes | str | Path | ImageRef
 
 ENDED = ("FINISHED", "ERROR", "CANCELED")
 
@@ -325,6 +330,8 @@ class Limits:
     default_duration_seconds: int | None = None
     max_input_bytes: int | None = None
     max_comment_chars: int | None = None
+    max_images: int | None = None
+    max_pins: int | None = None
 
 
 class Client:
@@ -431,20 +438,44 @@ class Client:
             raise LimitError(f"--comment is {len(comment)} characters; the server accepts "
                              f"at most {lim.max_comment_chars}")
 
-    def submit(self, executable: bytes | Path, board: str, limit: int | None = None,
+    @staticmethod
+    def _read(image: ImageArg, n: int) -> tuple[str, bytes, int | None]:
+        """(name, bytes, BIN address) of one image argument."""
+        if isinstance(image, bytes):
+            return f"image{n}", image, None
+        ref = image if isinstance(image, ImageRef) else parse_ref(str(image))
+        try:
+            return ref.path.name, ref.path.read_bytes(), ref.address
+        except OSError as exc:
+            raise HwutError(0, "Unreadable", f"cannot read {ref.path}: {exc}",
+                            EXIT_USAGE) from None
+
+    def submit(self, executable: bytes | Path | str | Sequence[ImageArg], board: str,
+               limit: int | None = None,
                comment: str | None = None, console_input: str | None = None,
                presses: list[str] | None = None, check: bool = True,
-               criteria: Criteria | None = None, trace: str | None = None) -> dict[str, Any]:
-        if isinstance(executable, (str, Path)):
-            try:
-                data = Path(executable).read_bytes()
-            except OSError as exc:
-                raise HwutError(0, "Unreadable", f"cannot read {executable}: {exc}",
-                                EXIT_USAGE) from None
+               criteria: Criteria | None = None, trace: str | None = None,
+               pins: list[str] | None = None) -> dict[str, Any]:
+        """Submit one job. ``executable``: a path or the bytes (one image, the v1 upload),
+        or a list of them for ONE job with several images (a bootloader and its
+        application), sent as multipart/form-data; in a list, ``app.bin@0x0800A000``
+        places a BIN. ``pins``: scripted pin levels (``PA0@0:1``)."""
+        if isinstance(executable, (bytes, str, Path)):
+            several, images = False, [self._read(executable, 1)]
         else:
-            data = executable
+            several, images = True, [self._read(i, n) for n, i in enumerate(executable, 1)]
+        if several and not images:
+            raise HwutError(0, "No image", "a job needs at least one image", EXIT_USAGE)
         if check:
-            self.check_submit(len(data), limit, comment, console_input)
+            for _, data, _ in images:
+                self.check_submit(len(data), limit, comment, console_input)
+            lim = self.limits()
+            if lim.max_images is not None and len(images) > lim.max_images:
+                raise LimitError(f"{len(images)} images in one job; the server accepts at "
+                                 f"most {lim.max_images}")
+            if pins and lim.max_pins is not None and len(pins) > lim.max_pins:
+                raise LimitError(f"{len(pins)} pin levels; the server accepts at most "
+                                 f"{lim.max_pins}")
         params: list[tuple[str, Any]] = [("board", board)]
         if limit is not None:
             params.append(("duration_limit_seconds", limit))
@@ -457,7 +488,12 @@ class Client:
             params += criteria_params(criteria)
         if trace:
             params.append(("trace", trace))
-        return self._json("PUT", "/jobs/submit", params=params, content=data)
+        params += [("pin", p) for p in pins or ()]
+        if not several:
+            return self._json("PUT", "/jobs/submit", params=params, content=images[0][1])
+        files = [("image" if at is None else f"image@0x{at:08X}",
+                  (name, data, "application/octet-stream")) for name, data, at in images]
+        return self._json("PUT", "/jobs/submit", params=params, files=files)
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self._json("GET", f"/jobs/{job_id}")

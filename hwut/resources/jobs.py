@@ -39,7 +39,11 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import falcon
-from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
+from falcon.media.multipart import (
+    MultipartFormHandler,
+    MultipartParseError,
+    MultipartParseOptions,
+)
 
 from hwut.backends import image as firmware
 from hwut.backends.base import ARMV7M, BoardInfo, MemoryMap
@@ -47,6 +51,7 @@ from hwut.backends.base import ARMV7M, BoardInfo, MemoryMap
 from .. import inputs, junit, verdict
 from .. import trace as pintrace
 from ..config import Config
+from ..images import parse_address
 from ..jobs import Job, JobStatus, TransitionError
 from ..scheduler import Scheduler
 from ..store import QuotaExceeded, Store
@@ -319,7 +324,7 @@ def part_address(field: str | None) -> int | None:
         shown = repr(field if field is None or len(field) <= 40 else field[:40] + "...")
         raise ValueError(f"form field {shown} is not an image: name each file part "
                          "'image', or 'image@0x0800A000' for a BIN placed at that address")
-    return firmware.parse_address(field.removeprefix("image@"))
+    return parse_address(field.removeprefix("image@"))
 
 
 def read_parts(req: falcon.Request, limit: int) -> list[tuple[str, int | None, bytes]]:
@@ -339,13 +344,26 @@ def read_parts(req: falcon.Request, limit: int) -> list[tuple[str, int | None, b
     form = MultipartFormHandler(options).deserialize(
         req.bounded_stream, req.content_type or "", req.content_length)
     out: list[tuple[str, int | None, bytes]] = []
-    for part in form:  # MultipartParseError (400) for a malformed body or too many parts
+    parts = iter(form)
+    while True:
         try:
-            address = part_address(part.name)
+            part = next(parts, None)
+            if part is None:
+                break
+            field, filename = part.name, part.filename
+        except MultipartParseError as exc:
+            raise bad_request(f"the multipart body cannot be read ({exc.description}); at "
+                              f"most {MAX_IMAGES} file parts, one per image") from None
+        try:
+            address = part_address(field)
         except ValueError as exc:
             raise bad_request(str(exc)) from None
-        name = image_name(part.filename, len(out) + 1)
-        data = part.stream.read(limit + 1)
+        name = image_name(filename, len(out) + 1)
+        try:
+            data = part.stream.read(limit + 1)
+        except MultipartParseError as exc:
+            raise bad_request(f"the multipart body cannot be read ({exc.description})"
+                              ) from None
         if len(data) > limit:
             raise falcon.HTTPContentTooLarge(
                 title="Content Too Large",
