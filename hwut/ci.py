@@ -12,6 +12,7 @@ from typing import Any
 
 from . import junit
 from .client import EXIT_CANCELED, EXIT_ERROR, EXIT_FAILED, EXIT_TIMEOUT, Client, exit_code_for
+from .images import ImageRef, JobImages, parse_job
 from .jobfile import JobFile
 from .verdict import Criteria, Pattern
 
@@ -52,28 +53,50 @@ def combined_exit(codes: Sequence[int]) -> int:
     return next((c for c in codes if c != 0), 0)
 
 
-def submit_all(client: Client, images: Sequence[Path], board: str, limit: int | None,
+def submit_all(client: Client, images: Sequence[JobImages], board: str, limit: int | None,
                comment: str | None, console_input: str | None, presses: Sequence[str],
-               criteria: Criteria | None, trace: str | None = None) -> list[dict[str, Any]]:
-    """Submit every image before waiting for any, so they run in parallel on the
-    board's instances."""
-    return [client.submit(image, board, limit, comment, console_input=console_input,
-                          presses=list(presses), criteria=criteria, trace=trace)
-            for image in images]
+               criteria: Criteria | None, trace: str | None = None,
+               pins: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Submit every job (each one image, or several: ``boot.elf+app.elf``) before waiting
+    for any, so they run in parallel on the board's instances. A job of one image with
+    no address goes as the v1 raw upload; one of several as one multipart upload."""
+    return [client.submit(_upload(job), board, limit, comment, console_input=console_input,
+                          presses=list(presses), criteria=criteria, trace=trace,
+                          pins=list(pins))
+            for job in images]
+
+
+def _upload(job: JobImages) -> Path | list[ImageRef]:
+    if len(job) == 1 and job[0].address is None:
+        return job[0].path
+    return list(job)
+
+
+def jobs_from_args(files: Sequence[str]) -> list[JobImages]:
+    """Each command-line argument is one job: ``app.elf``, or ``boot.elf+app.elf`` (one
+    job, two images); ValueError for a bad one or a file that does not exist."""
+    jobs = [parse_job(f) for f in files]
+    missing = [str(i.path) for job in jobs for i in job if not i.path.is_file()]
+    if missing:
+        raise ValueError(f"no such file: {', '.join(missing)} (join the images of one job "
+                         "with '+', e.g. boot.elf+app.elf; place a BIN with @ADDRESS)")
+    return jobs
 
 
 def merge_jobfile(job_file: JobFile | None, files: Sequence[str], board: str | None,
                   limit: int | None, comment: str | None, console_input: str | None,
-                  presses: Sequence[str]) -> tuple[list[Path], str | None, int | None,
-                                                   str | None, str | None, list[str]]:
-    """The command line wins over the job file, option by option; images add up."""
-    images = [Path(f) for f in files]
+                  presses: Sequence[str], pins: Sequence[str] = ()
+                  ) -> tuple[list[JobImages], str | None, int | None, str | None, str | None,
+                             list[str], list[str]]:
+    """The command line wins over the job file, option by option; images (jobs) add up.
+    ValueError for an argument that names no file."""
+    images = jobs_from_args(files)
     if job_file is None:
-        return images, board, limit, comment, console_input, list(presses)
+        return images, board, limit, comment, console_input, list(presses), list(pins)
     return (list(job_file.images) + images, board or job_file.board,
             limit if limit is not None else job_file.limit, comment or job_file.comment,
             console_input if console_input is not None else job_file.input,
-            list(presses) or list(job_file.presses))
+            list(presses) or list(job_file.presses), list(pins) or list(job_file.pins))
 
 
 def exit_codes(finals: Sequence[dict[str, Any]]) -> list[int]:

@@ -57,6 +57,13 @@ EXIT_HELP = "\b\nExit status:\n" + exit_table()
 SUBMIT_HELP = f"""Submit FILE (ELF, Intel HEX or BIN) to run on BOARD for at most LIMIT seconds.
 
 \b
+Each FILE is one job; several FILEs are several jobs run in parallel. Join images
+with '+' to put them in ONE job, as a lab flashes a bootloader and its application:
+  hwut submit -b nucleo-f303re boot.elf+app.elf
+A BIN goes at the start of flash, or where @ADDRESS says: boot.bin+app.bin@0x0800A000.
+An ELF or HEX places itself. Images that overlap are refused (the server names both).
+
+\b
 With --wait: while the job waits, stderr says why (its queue position, or that no
 instance of the board is available); the board's output streams to stdout while it
 runs; a last line on stderr says how it ended, and the exit status tells it too.
@@ -382,7 +389,7 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
 # ---- client side ------------------------------------------------------------------------
 
 @main.command(help=SUBMIT_HELP)
-@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, exists=True))
+@click.argument("files", nargs=-1, metavar="FILE[+FILE...]...")
 @click.option("--board", "-b", help="Board name (see `hwut boards`); required unless the "
               "job file names it.")
 @click.option("--limit", "-l", type=int, help="Time limit in seconds (server default 60).")
@@ -391,6 +398,10 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
               help="Text sent to the board's console once the firmware listens.")
 @click.option("--press", "-p", "presses", multiple=True, metavar="BUTTON@S[-S]",
               help="Press a board button at a virtual time, e.g. B1@0.5-0.7 (repeatable).")
+@click.option("--pin", "pins", multiple=True, metavar="PIN@S:LEVEL",
+              help="Drive a pin from outside at a virtual time: PA0@0:1 (high from the "
+                   "start), PA0@0.5:0, PA0@0.7:z (released to what the board leaves on it; "
+                   "see `hwut board NAME --pins`). Repeatable.")
 @click.option("--trace", "trace_signals", metavar="SIGNALS",
               help="Pin trace: signals by name (LD2,PA6,USART2_TX), 'none', or 'default' "
                    "(the LEDs, the console's TX and every pin configured as output).")
@@ -425,6 +436,7 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
 @click.pass_context
 def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit: int | None,
            comment: str | None, console_input: str | None, presses: tuple[str, ...],
+           pins: tuple[str, ...],
            trace_signals: str | None, wait: bool, timeout: float, job_file: str | None,
            expect: tuple[str, ...],
            expect_regex: tuple[str, ...], fail_text: tuple[str, ...],
@@ -439,8 +451,12 @@ def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit:
                                             expect_pin)
     except ValueError as exc:  # JobFileError, CriteriaError
         raise click.UsageError(str(exc)) from None
-    images, board, limit, comment, console_input, press_list = ci.merge_jobfile(
-        loaded, files, board, limit, comment, console_input, presses)
+    try:
+        images, board, limit, comment, console_input, press_list, pin_list = \
+            ci.merge_jobfile(loaded, files, board, limit, comment, console_input, presses,
+                             pins)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
     if not images:
         raise click.UsageError("give a firmware FILE or a --job-file with images")
     if not board:
@@ -448,7 +464,7 @@ def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit:
     wait = wait or criteria is not None or junit_file is not None
     with _api(ctx) as client:
         jobs = ci.submit_all(client, images, board, limit, comment, console_input,
-                             press_list, criteria, trace_signals)
+                             press_list, criteria, trace_signals, pin_list)
         if not wait:
             for job in jobs:
                 _print_json(job)
@@ -603,7 +619,43 @@ def boards(ctx: click.Context, extended: bool) -> None:
 
 @main.group(cls=HwutGroup)
 def board() -> None:
-    """Put board instances in and out of service (admin)."""
+    """Put board instances in and out of service (admin); show a board's pin defaults."""
+
+
+def pin_table(pins: list[dict[str, Any]], every: bool = False) -> list[str]:
+    """Lines of a board's pin defaults (the targets record's ``pins``): the pins the
+    board wires (pulls, drivers, buttons), then in one line what every other pin
+    reads; ``every``: one line for each pin."""
+    wired = [p for p in pins if every or p.get("source") != "floating"]
+    lines = [f"{'pin':<6} {'reads':<6} {'source':<9} why"]
+    lines += [f"{p['pin']:<6} {p['level']:<6} {p['source']:<9} {p.get('why', '')}"
+              for p in wired]
+    floating = [p for p in pins if p.get("source") == "floating"]
+    if floating and not every:
+        levels = sorted({str(p["level"]) for p in floating})
+        lines.append(f"{'other':<6} {'/'.join(levels):<6} {'floating':<9} the other "
+                     f"{len(floating)} pins: nothing on the board drives or pulls them (their "
+                     "own pull-up/down, when set, wins)")
+    return lines
+
+
+@board.command("pins")
+@click.argument("name")
+@click.option("--all", "every", is_flag=True, help="One line for every pin.")
+@click.pass_context
+def board_pins(ctx: click.Context, name: str, every: bool) -> None:
+    """What each pin of board NAME reads while nothing drives it (board data): a job's
+    --pin PIN@S:LEVEL drives one from outside, z releases it to this."""
+    with _api(ctx) as client:
+        found = client.board(name, extended=True)
+    pins = found.get("pins") or []
+    if not pins:
+        raise click.ClickException(f"board {name} has no pin data (its backend says "
+                                   "nothing about its pins)")
+    for line in pin_table(pins, every):
+        click.echo(line)
+    if not (found.get("capabilities") or {}).get("pins"):
+        click.echo(f"(board {name}'s backend cannot drive pins: --pin is refused)", err=True)
 
 
 def _board_state(ctx: click.Context, name: str, online: bool) -> None:

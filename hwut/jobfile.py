@@ -7,8 +7,11 @@ names the file and the key::
     board = "nucleo-f303re"
     limit = 5                       # seconds of virtual time
     images = ["build/app.elf"]      # or image = "..."; relative to this file
+    # one job each; a list (or "boot.elf+app.elf") is ONE job of several images, and
+    # "app.bin@0x0800A000" places a BIN:  images = [["boot.elf", "app.bin@0x0800A000"]]
     input = "help\\r"
     presses = ["B1@0.5-0.7"]
+    pins = ["PA0@0:1", "PA0@0.5:z"]   # pin@seconds:level (1, 0, z = released)
     comment = "smoke test"
 
     [criteria]
@@ -27,12 +30,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .images import MAX_IMAGES as MAX_IMAGES_PER_JOB
+from .images import JobImages, parse_job, parse_ref
 from .verdict import Criteria, CriteriaError
 
 #: A job file is small; anything bigger is not one.
 MAX_FILE_BYTES = 64 * 1024
 MAX_IMAGES = 16
-KEYS = ("board", "limit", "image", "images", "input", "presses", "comment", "criteria")
+KEYS = ("board", "limit", "image", "images", "input", "presses", "pins", "comment",
+        "criteria")
 
 
 class JobFileError(ValueError):
@@ -41,13 +47,15 @@ class JobFileError(ValueError):
 
 @dataclass(frozen=True)
 class JobFile:
-    images: tuple[Path, ...]
+    #: One entry per job: its images (one, or several for a bootloader and its app).
+    images: tuple[JobImages, ...]
     board: str | None = None
     limit: int | None = None
     input: str | None = None
     presses: tuple[str, ...] = ()
     comment: str | None = None
     criteria: Criteria | None = field(default=None)
+    pins: tuple[str, ...] = ()
 
 
 def _typed(data: dict[str, Any], key: str, kind: type, what: str, where: str) -> Any:
@@ -87,20 +95,33 @@ def parse(data: dict[str, Any], where: str, base: Path) -> JobFile:
     images = data.get("images", [data["image"]] if "image" in data else None)
     if not images:
         raise JobFileError(f"{where}: no image: give image = \"app.elf\" or images = [...]")
-    if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
-        raise JobFileError(f"{where}: images is a list of file names")
+    if not isinstance(images, list) or not all(
+            (isinstance(i, str) and i) or (isinstance(i, list) and i and all(
+                isinstance(j, str) and j for j in i)) for i in images):
+        raise JobFileError(f"{where}: images is a list of file names, or of lists of file "
+                           "names (one job of several images)")
     if len(images) > MAX_IMAGES:
         raise JobFileError(f"{where}: at most {MAX_IMAGES} images")
-    resolved = tuple(base / i for i in images)
-    for image in resolved:
-        if not image.is_file():
-            raise JobFileError(f"{where}: image {image} does not exist")
+    try:
+        resolved = tuple(parse_job(i, base) if isinstance(i, str)
+                         else tuple(parse_ref(j, base) for j in i) for i in images)
+    except ValueError as exc:
+        raise JobFileError(f"{where}: {exc}") from None
+    for job in resolved:
+        if len(job) > MAX_IMAGES_PER_JOB:
+            raise JobFileError(f"{where}: at most {MAX_IMAGES_PER_JOB} images in one job")
+        for image in job:
+            if not image.path.is_file():
+                raise JobFileError(f"{where}: image {image.path} does not exist")
     limit = _typed(data, "limit", int, "a whole number of seconds", where)
     if limit is not None and limit < 1:
         raise JobFileError(f"{where}: limit must be at least 1 second")
     presses = _typed(data, "presses", list, "a list like [\"B1@0.5-0.7\"]", where) or []
     if not all(isinstance(p, str) for p in presses):
         raise JobFileError(f"{where}: presses is a list of strings like \"B1@0.5-0.7\"")
+    pins = _typed(data, "pins", list, "a list like [\"PA0@0:1\"]", where) or []
+    if not all(isinstance(p, str) for p in pins):
+        raise JobFileError(f"{where}: pins is a list of strings like \"PA0@0:1\"")
     table = _typed(data, "criteria", dict, "a table ([criteria])", where)
     try:
         criteria = Criteria.from_record(table) if table is not None else None
@@ -112,4 +133,4 @@ def parse(data: dict[str, Any], where: str, base: Path) -> JobFile:
     return JobFile(images=resolved, board=_typed(data, "board", str, "a board name", where),
                    limit=limit, input=_typed(data, "input", str, "text", where),
                    presses=tuple(presses), comment=_typed(data, "comment", str, "text", where),
-                   criteria=criteria)
+                   criteria=criteria, pins=tuple(pins))

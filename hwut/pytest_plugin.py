@@ -31,6 +31,8 @@ except ImportError as exc:  # only pytest loads this module (entry point pytest1
     raise ImportError("hwut.pytest_plugin is a pytest plug-in: pip install 'hwut[pytest]' "
                       f"({exc})") from exc
 
+from .images import ImageRef
+
 if TYPE_CHECKING:
     from .client import Client, Settings
 
@@ -143,21 +145,30 @@ class Board:
         self.client, self.name, self.node, self.timeout = client, name, node, timeout
         self.runs: list[Run] = []
 
-    def run(self, image: str | Path | bytes, limit: int = 10, input: str | None = None,
+    def run(self, image: str | Path | bytes | Sequence[str | Path | bytes | ImageRef],
+            limit: int = 10, input: str | None = None,
             presses: Sequence[str] = (), expect: Sequence[str] = (),
             fail: Sequence[str] = (), exit_code: int | None = None,
-            parse: str | None = None, **options: Any) -> Run:
-        """Submit ``image`` (a path or the bytes); criteria as for ``hwut submit``
-        (``expect``, ``fail``, ``exit_code``, ``parse``; ``ordered``, ``on_limit``,
-        ``run_to_end``, ``expect_pin`` (a list) as options)."""
+            parse: str | None = None, pins: Sequence[str] = (), **options: Any) -> Run:
+        """Submit ``image`` (a path or the bytes), or a list of them for ONE job of several
+        images (a bootloader and its application; ``"app.bin@0x0800A000"`` or an
+        ImageRef places a BIN); ``pins``: scripted pin levels (``"PA0@0:1"``); criteria
+        as for ``hwut submit`` (``expect``, ``fail``, ``exit_code``, ``parse``;
+        ``ordered``, ``on_limit``, ``run_to_end``, ``expect_pin`` (a list) as options)."""
         from .ci import criteria_from_options
         criteria = criteria_from_options(
             list(expect), [], list(fail), [], bool(options.get("ordered")), exit_code,
             options.get("on_limit"), bool(options.get("run_to_end")), parse=parse,
             expect_pin=tuple(options.get("expect_pin", ())))
-        data = image if isinstance(image, bytes) else Path(image)
+        data: bytes | Path | list[bytes | str | Path | ImageRef]
+        if isinstance(image, bytes):
+            data = image
+        elif isinstance(image, (str, Path)):
+            data = Path(image)
+        else:
+            data = list(image)
         job = self.client.submit(data, self.name, limit, console_input=input,
-                                 presses=list(presses), criteria=criteria)
+                                 presses=list(presses), criteria=criteria, pins=list(pins))
         run = Run(self.client, job, self.timeout)
         self.runs.append(run)
         if self.node is not None:

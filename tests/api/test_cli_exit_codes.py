@@ -231,7 +231,7 @@ def test_limits_route(served: Served):
     assert r.json == {"max_executable_bytes": 5 * 1024 * 1024, "min_duration_seconds": 1,
                       "max_duration_seconds": 300, "default_duration_seconds": 60,
                       "max_input_bytes": 4096, "max_comment_chars": 1000,
-                      "max_presses": 64}
+                      "max_presses": 64, "max_images": 8, "max_pins": 64}
 
 
 # ---- listing and the other artifacts ----------------------------------------------------
