@@ -332,7 +332,14 @@ def read_parts(req: falcon.Request, limit: int) -> list[tuple[str, int | None, b
     order: at most MAX_IMAGES parts, each within ``limit`` bytes, the whole body within
     what that allows (413), read in bounded chunks; 400 for anything else."""
     total_limit = MAX_IMAGES * (limit + _PART_OVERHEAD)
-    if req.content_length is not None and req.content_length > total_limit:
+    if req.content_length is None:  # the multipart reader needs to know where the body ends
+        raise falcon.HTTPLengthRequired(
+            title="Length Required",
+            description="a multipart submit needs a Content-Length header")
+    if req.content_length == 0:
+        raise bad_request("the multipart body is empty; send one file part named 'image' "
+                          "per image")
+    if req.content_length > total_limit:
         raise falcon.HTTPContentTooLarge(
             title="Content Too Large",
             description=f"The images are larger than the limit of {MAX_IMAGES} images "
