@@ -16,7 +16,10 @@ hung Renode never outlives ``run``.
 Console input and scripted button presses: a job that has them runs its
 virtual time in slices from a small generated Python script (Renode's monitor
 runs ``.py`` files): presses and releases happen at their virtual times
-(``Button.Press``/``Release``), and the input is written into the console
+(``Button.Press``/``Release``), scripted pin levels too (``pin=``: the GPIO
+port's ``OnGPIO(pin, level)``, which sets what IDR reads; a release sets the
+level the board leaves on the pin, since Renode's port models no pulls), and
+the input is written into the console
 UART (``WriteChar``) once the firmware has enabled its receiver (Renode drops
 characters the receiver does not take), checked every ``input_slice_s`` of
 virtual time until then.
@@ -296,9 +299,26 @@ def exit_hook(address: int) -> str:
     return f"sysbus.cpu AddHook 0x{address:08X} '{code}'"
 
 
+def pin_events(pins: Sequence[tuple[str, float, int | None]], released: Mapping[str, int]
+               ) -> list[tuple[int, str, int, bool]]:
+    """(virtual ns, GPIO port's monitor name, pin, level) of each scripted pin level, in
+    time order (the later given wins at the same time); a release (None) sets the level
+    ``released`` says the board leaves on the pin (Renode's port models no pulls)."""
+    out = []
+    for name, at, level in pins:
+        text = name.strip().upper()
+        if not (len(text) >= 3 and text[0] == "P" and text[2:].isdigit()):
+            raise ValueError(f"not a pin: {name!r}")
+        value = released.get(text, 0) if level is None else level
+        out.append((round(at * 1_000_000_000), f"sysbus.gpioPort{text[1]}", int(text[2:]),
+                    bool(value)))
+    return sorted(out, key=lambda event: event[0])
+
+
 def runner_script(*, limit_s: float, console: str, console_base: int,
                   uart_input: bytes, presses: list[tuple[str, float, float | None]],
-                  buttons: Mapping[str, str], input_slice_s: float) -> str:
+                  buttons: Mapping[str, str], input_slice_s: float,
+                  pins: Sequence[tuple[int, str, int, bool]] = ()) -> str:
     """The Python a job with input or presses runs in Renode's monitor (``include``).
 
     It runs the job's virtual time in slices: up to the next press or release,
@@ -327,6 +347,7 @@ try:
     hwut_console = hwut_machine[{console!r}]
     hwut_input = {list(uart_input)!r}
     hwut_events = {[(t, name, action) for t, name, action in events]!r}
+    hwut_pins = {list(pins)!r}
     hwut_limit = {round(limit_s * ns)}
     hwut_slice = {max(1000, round(input_slice_s * ns))}
     while True:
@@ -338,9 +359,14 @@ try:
         while hwut_events and hwut_events[0][0] <= hwut_now:
             hwut_at, hwut_name, hwut_action = hwut_events.pop(0)
             getattr(hwut_machine[hwut_name], hwut_action)()
+        while hwut_pins and hwut_pins[0][0] <= hwut_now:
+            hwut_at, hwut_port, hwut_pin, hwut_level = hwut_pins.pop(0)
+            hwut_machine[hwut_port].OnGPIO(hwut_pin, hwut_level)
         if hwut_now >= hwut_limit:
             break
         hwut_next = hwut_events[0][0] if hwut_events else hwut_limit
+        if hwut_pins:
+            hwut_next = min(hwut_next, hwut_pins[0][0])
         if hwut_input:
             hwut_next = min(hwut_next, hwut_now + hwut_slice)
         hwut_emulation.RunFor(TimeInterval.FromNanoseconds(min(hwut_next, hwut_limit) - hwut_now))
@@ -556,7 +582,7 @@ class RenodeBackend(Backend):
         spec = simboards.find(board) if board in PLATFORMS else None
         if spec is None:
             return None
-        return simboards.board_info(spec, console_input=True, presses=True)
+        return simboards.board_info(spec, console_input=True, presses=True, drive_pins=True)
 
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:
@@ -626,7 +652,7 @@ class _Job:
         self.work = work
         self.request = request
         self.clock = backend._clock
-        needs_runner = bool(request.uart_input or request.presses)
+        needs_runner = bool(request.uart_input or request.presses or request.pins)
         self.files = JobFiles(uart=work / "uart.log", semihosting=work / "semihosting.log",
                               runner=work / "schedule.py" if needs_runner else None)
         self.pid_file = work / "renode.pid"
@@ -690,7 +716,8 @@ class _Job:
                 limit_s=request.time_limit_s, console=console,
                 console_base=self._console_base(console), uart_input=request.uart_input,
                 presses=list(request.presses), buttons=buttons_of(self.platform),
-                input_slice_s=settings.input_slice_s))
+                input_slice_s=settings.input_slice_s,
+                pins=pin_events(request.pins, self._released_levels())))
         first, *more = request.image_files()
         script = build_script(
             platform=self.platform, console=console, firmware=first.path,
@@ -700,6 +727,11 @@ class _Job:
             hooks=self.hooks, more=[(f.path, f.format, f.address) for f in more])
         self.script.write_text(script)
         return script
+
+    def _released_levels(self) -> dict[str, int]:
+        """Pin -> the level the board leaves on it (board data), for a released pin."""
+        spec = simboards.find(self.request.board)
+        return {p.pin: p.level for p in simboards.pin_defaults(spec)} if spec else {}
 
     def _console_base(self, console: str) -> int:
         """The console UART's base address, from the SoC data (CR1 is at offset 0)."""

@@ -196,13 +196,14 @@ def test_renode_takes_console_input_and_presses_like_the_sim(renode_env):
     assert instance.state == "idle", instance.availability
     board = renode_env.get("/apiv1/targets/boards/nucleo-f303re",
                            params={"extended": "true"}).json
-    assert board["capabilities"] == {"console_input": True, "presses": True, "pins": False}
+    assert board["capabilities"] == {"console_input": True, "presses": True, "pins": True}
     assert renode_env.submit(input="hello\n").status_code == 201
     assert renode_env.submit(press="B1@0.1").status_code == 201
     r = renode_env.submit(press="B9@0.1")
     assert r.status_code == 400 and "B9" in r.json["description"]
-    r = renode_env.submit(pin="PA0@0:1")  # scripted pin levels: the sim only, for now
-    assert r.status_code == 400 and "cannot drive pins ('pin')" in r.json["description"]
+    assert renode_env.submit(pin="PA0@0:1").status_code == 201
+    r = renode_env.submit(pin="PI0@0:1")
+    assert r.status_code == 400 and "no pin 'PI0'" in r.json["description"]
 
 
 def test_images_are_checked_against_the_board_asked_for(make_env):

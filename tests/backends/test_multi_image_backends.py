@@ -72,6 +72,29 @@ def test_renode_loads_each_image(tmp_path, monkeypatch):
     assert first < second < script.index("sysbus.cpu VectorTableOffset 0x0")
 
 
+def test_renode_drives_scripted_pins(tmp_path, monkeypatch):
+    """``OnGPIO`` on the port at each level's virtual time; a release sets what the board
+    leaves on the pin (PA1 floats: 0; Renode's port has no pulls to fall back to)."""
+    monkeypatch.setenv("RENODE_STANDIN_PYTHON", sys.executable)
+    monkeypatch.setenv("RENODE_STANDIN_DELAY_S", "0.002")
+    backend = RenodeBackend(BOARD, {"renode_path": str(STANDIN), "work_dir": str(tmp_path)})
+    pins = (("PA0", 0.0, 1), ("PA0", 0.2, 0), ("PA1", 0.1, 1), ("PA1", 0.3, None),
+            ("PA4", 0.2, 0), ("PC13", 0.4, 0))
+    out = bytearray()
+    try:
+        outcome = backend.run(request(out, (ImageFile(BUILD / "pin_levels.elf", "elf"),),
+                                      pins=pins))
+    finally:
+        backend.close()
+    assert outcome.reason is StopReason.EXIT, outcome.detail
+    assert bytes(out) == (EXPECTED / "pin_levels+pins.txt").read_bytes()
+    assert ("hwut_pins = [(0, 'sysbus.gpioPortA', 0, True), (100000000, 'sysbus.gpioPortA', "
+            "1, True), (200000000, 'sysbus.gpioPortA', 0, False), (200000000, "
+            "'sysbus.gpioPortA', 4, False), (300000000, 'sysbus.gpioPortA', 1, False), "
+            "(400000000, 'sysbus.gpioPortC', 13, False)]") in outcome.infra_log
+    assert "hwut_machine[hwut_port].OnGPIO(hwut_pin, hwut_level)" in outcome.infra_log
+
+
 def test_a_lab_bench_programs_each_image(tmp_path):
     pytest.importorskip("pyocd")
     pytest.importorskip("serial")
