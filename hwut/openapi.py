@@ -45,7 +45,7 @@ _SUBMIT_TYPES: dict[str, dict[str, Any]] = {
     "ordered": {"type": "boolean"}, "run_to_end": {"type": "boolean"},
     "on_limit": {"type": "string", "enum": ["passed", "failed"]},
 }
-_REPEATED = ("press", "expect", "expect_regex", "fail", "fail_regex", "expect_pin")
+_REPEATED = ("press", "expect", "expect_regex", "fail", "fail_regex", "expect_pin", "pin")
 
 ERROR = {"type": "object", "required": ["title"],
          "properties": {"title": {"type": "string"}, "description": {"type": "string"}}}
@@ -190,7 +190,13 @@ def describe(app: falcon.App) -> dict[str, Any]:
             if path.endswith("/jobs/submit"):
                 operation["requestBody"] = {"required": True, "content": {
                     "application/octet-stream": {"schema": {"type": "string",
-                                                            "format": "binary"}}}}
+                                                            "format": "binary"}},
+                    # several images in one job: one file part each, in programming
+                    # order, named "image" or "image@0x0800A000" (a BIN at that address)
+                    "multipart/form-data": {"schema": {
+                        "type": "object", "properties": {"image": {
+                            "type": "array", "items": {"type": "string",
+                                                       "format": "binary"}}}}}}}
             item[method.lower()] = operation
         if item:
             paths[path] = item

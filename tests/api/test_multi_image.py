@@ -173,3 +173,70 @@ def test_client_refuses_more_images_than_the_server_takes(served: Served):
     assert "at most 8" in err.value.description
 
 
+
+
+# ---- the CLI: '+' joins the images of one job; several arguments stay several jobs -------
+
+def test_cli_plus_makes_one_job_and_arguments_stay_jobs(served: Served, tmp_path):
+    pair = f"{path('boot_split')}+{path('boot_app', 'bin')}@0x0800A000"
+    r = served.run("submit", "-b", BOARD, "-l", "2", "--wait", pair)
+    assert r.exit_code == 0, r.output
+    assert r.stdout_bytes == expected("boot_split+boot_app")
+    junit_file = tmp_path / "two.xml"
+    r = served.run("submit", "-b", BOARD, "-l", "2", "--junit", str(junit_file),
+                   pair, str(path("boot_split")))
+    assert r.exit_code == 1, r.output  # the lone bootloader exits 1: the worse code wins
+    suites = list(junitparser.JUnitXml.fromfile(str(junit_file)))
+    assert len(suites) == 2
+    names = [{p.name: p.value for p in s.properties()}.get("image.2.name") for s in suites]
+    assert names == ["boot_app.bin", None]
+
+
+def test_cli_names_a_missing_image_before_uploading(served: Served):
+    r = served.run("submit", "-b", BOARD, f"{path('boot_split')}+nowhere/app.elf")
+    assert r.exit_code == 64 and "no such file: nowhere/app.elf" in r.output
+    r = served.run("submit", "-b", BOARD, f"{path('boot_split')}+")
+    assert r.exit_code == 64 and "an empty image name" in r.output
+    r = served.run("submit", "-b", BOARD, f"{path('boot_app', 'bin')}@0xZZ+{path('boot_split')}")
+    assert r.exit_code == 64 and "not an address" in r.output
+
+
+def test_cli_job_file_entry_of_several_images(served: Served):
+    job_file = served.write("pair.toml", f'''
+board = "{BOARD}"
+limit = 2
+images = [["{path("boot_split")}", "{path("boot_app", "bin")}@0x0800A000"]]
+'''.encode())
+    r = served.run("submit", "--wait", "-f", job_file)
+    assert r.exit_code == 0, r.output
+    assert r.stdout_bytes == expected("boot_split+boot_app")
+
+
+def test_image_names_parse_as_documented(tmp_path):
+    from hwut.images import ImageRef, parse_job
+    (tmp_path / "c++.elf").write_bytes(b"x")
+    (tmp_path / "a@b.bin").write_bytes(b"x")
+    assert parse_job("c++.elf", tmp_path) == (ImageRef(tmp_path / "c++.elf"),)
+    assert parse_job("a@b.bin", tmp_path) == (ImageRef(tmp_path / "a@b.bin"),)
+    assert parse_job("boot.elf+app.bin@0x0800a000", tmp_path) == (
+        ImageRef(tmp_path / "boot.elf"), ImageRef(tmp_path / "app.bin", 0x0800_A000))
+    assert str(ImageRef("app.bin", 0x0800_A000)) == "app.bin@0x0800A000"
+    for bad, why in (("a+", "empty image name"), ("+".join("x" * 9), "at most 8"),
+                     ("app.bin@0x1FFFFFFFF", "outside the 32-bit"), ("app.bin@", "not an address")):
+        with pytest.raises(ValueError, match=why):
+            parse_job(bad, tmp_path)
+
+
+def test_job_file_entries_are_checked(tmp_path):
+    from hwut.jobfile import JobFileError, parse
+    (tmp_path / "boot.elf").write_bytes(b"x")
+    job = parse({"images": [["boot.elf", "boot.elf@0x0800A000"], "boot.elf+boot.elf"],
+                 "pins": ["PA0@0:1"]}, "job.toml", tmp_path)
+    assert [len(j) for j in job.images] == [2, 2] and job.pins == ("PA0@0:1",)
+    for data, why in (({"images": [[]]}, "lists of file names"),
+                      ({"images": [["boot.elf", 3]]}, "lists of file names"),
+                      ({"images": [["boot.elf", "gone.elf"]]}, "gone.elf does not exist"),
+                      ({"image": "boot.elf", "pins": "PA0@0:1"}, "pins must be a list"),
+                      ({"image": "boot.elf", "pins": [1]}, "pins is a list of strings")):
+        with pytest.raises(JobFileError, match=why):
+            parse(data, "job.toml", tmp_path)

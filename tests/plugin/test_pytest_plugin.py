@@ -57,3 +57,26 @@ def test_plugin_runs_firmware_expects_lines_and_reports_junit(pytester, plugin_a
 def test_plugin_options_are_listed(pytester, plugin_args):
     result = pytester.runpytest(*plugin_args, "--help")
     result.stdout.fnmatch_lines(["*--hwut-url*", "*--hwut-board*"])
+
+
+def test_plugin_runs_several_images_as_one_job_and_scripts_pins(pytester, plugin_args):
+    """``run([boot, app])``: one job of two images (issue 13); ``pins=``: scripted levels."""
+    pytester.makepyfile(test_multi=f'''
+        BOOT = {str(BUILD / "boot_split.elf")!r}
+        APP_BIN = {str(BUILD / "boot_app.bin")!r} + "@0x0800A000"
+        PINS = {str(BUILD / "pin_levels.elf")!r}
+
+        def test_bootloader_and_application(hwut_board):
+            run = hwut_board.run([BOOT, APP_BIN], limit=2, exit_code=0)
+            assert run.expect("boot: checksum").startswith("boot: checksum 0x")
+            assert run.expect("app: running") == "app: running, vtor=0x0800a000"
+            assert run.verdict == "passed"
+            job = run.result()
+            assert [i["name"] for i in job["images"]] == ["boot_split.elf", "boot_app.bin"]
+
+        def test_pins(hwut_board):
+            run = hwut_board.run(PINS, limit=2, pins=["PA0@0:1"])
+            assert run.expect("t=50ms") == "t=50ms PA0=1 PA1=0 PA4=1 PC13=1"
+    ''')
+    result = pytester.runpytest(*plugin_args, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2)
