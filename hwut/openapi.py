@@ -40,6 +40,9 @@ _OFFSET = {"offset": {"type": "integer", "minimum": 0}}
 for _what in _FILE_ROUTES + ("log/stream",):
     for _prefix in ("job", "jobs"):
         QUERY[(f"/apiv1/{_prefix}/{{job_id}}/{_what}", "GET")] = _OFFSET
+for _prefix in ("job", "jobs"):  # the Nth image of a job that carries several
+    QUERY[(f"/apiv1/{_prefix}/{{job_id}}/executable", "GET")] = {
+        **_OFFSET, "image": {"type": "integer", "minimum": 1}}
 _SUBMIT_TYPES: dict[str, dict[str, Any]] = {
     "duration_limit_seconds": {"type": "integer"}, "exit_code": {"type": "integer"},
     "ordered": {"type": "boolean"}, "run_to_end": {"type": "boolean"},

@@ -451,6 +451,10 @@ class _FileResource(_JobBase):
     def filename(self, job: Job) -> str | None:
         raise NotImplementedError
 
+    def filename_for(self, req: falcon.Request, job: Job) -> str | None:
+        """The file this request asks for (a resource with a query of its own overrides)."""
+        return self.filename(job)
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
         user: User = req.context.user
         job = self.store.jobs.get(job_id)
@@ -459,7 +463,7 @@ class _FileResource(_JobBase):
         offset = int_param(req, "offset", 0, 0)
         if offset and req.range is not None:
             raise bad_request("give 'offset' or a Range header, not both")
-        name = self.filename(job)
+        name = self.filename_for(req, job)
         path = self.store.jobs.artifact_path(name) if name else None
         if path is None or not path.exists():
             raise falcon.HTTPNotFound(

@@ -9,8 +9,11 @@ the job's extended view (``trace_summary``, see ``hwut.trace``).
 """
 from __future__ import annotations
 
+import falcon
+
 from ..jobs import Job
-from .jobs import _FileResource
+from .jobs import MAX_IMAGES, _FileResource
+from .params import int_param
 
 
 class TraceResource(_FileResource):
@@ -24,10 +27,17 @@ class TraceResource(_FileResource):
 
 
 class ExecutableResource(_FileResource):
-    """The executable the job runs, as uploaded (ELF, HEX or BIN)."""
+    """The executable the job runs, as uploaded (ELF, HEX or BIN); ``?image=N`` the Nth
+    image (from 1) of a job that carries several (404 past the last)."""
 
     content_type = "application/octet-stream"
     what = "executable"
 
     def filename(self, job: Job) -> str | None:
         return job.filename_executable
+
+    def filename_for(self, req: falcon.Request, job: Job) -> str | None:
+        n = int_param(req, "image", 1, 1, MAX_IMAGES)
+        if job.images:
+            return str(job.images[n - 1]["filename"]) if n <= len(job.images) else None
+        return job.filename_executable if n == 1 else None

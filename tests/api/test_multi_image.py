@@ -46,6 +46,11 @@ def test_bootloader_and_application_run_as_one_job(served: Served):
         (f"{n}.elf", "elf", path(n).stat().st_size, hashlib.sha256(image(n)).hexdigest(), None)
         for n in ("boot_split", "boot_app")]
     assert job["filename_executable"] == job["images"][0]["filename"]
+    files = f"/apiv1/jobs/{job['id']}/executable"
+    assert served.env.get(files).content == image("boot_split")
+    assert served.env.get(files, params={"image": 2}).content == image("boot_app")
+    assert served.env.get(files, params={"image": 3}).status_code == 404
+    assert served.env.get(files, params={"image": 0}).status_code == 400
 
 
 @pytest.mark.parametrize("boot, app", [("hex", "hex"), ("bin", "elf"), ("elf", "bin")])
