@@ -73,7 +73,7 @@ MAX_IMAGE_NAME = 100
 #: Bytes of multipart framing allowed per part beyond its content (boundary, headers).
 _PART_OVERHEAD = 16 * 1024
 _MULTIPART = "multipart/form-data"
-_CONTROL = dict.fromkeys(range(32), None)
+_CONTROL = dict.fromkeys([*range(32), 127], None)
 #: Seconds a client is told to wait before trying a board that cannot run jobs again.
 RETRY_AFTER_S = 60
 
