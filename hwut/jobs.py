@@ -75,7 +75,9 @@ EXTENDED_FIELDS = SHORT_FIELDS + (
     "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses",
     # additions (issue 16): criteria and the verdict apart from the status; instructions
     "criteria", "verdict", "verdict_reason", "instructions",
-    "trace", "filename_trace", "trace_summary", "retries")
+    "trace", "filename_trace", "trace_summary", "retries",
+    # additions (issue 16, input into a running job)
+    "realtime")
 
 
 @dataclass
@@ -105,6 +107,10 @@ class Job:
     #: Console input sent once the firmware listens; scripted button presses.
     input: str | None = None
     presses: list[list[Any]] | None = None
+    #: The board's time never runs ahead of the wall clock (an interactive job).
+    realtime: bool = False
+    #: When the board printed each part of the log (hwut.logtime), beside the log.
+    filename_log_times: str | None = None
     #: What the job must show (hwut.verdict.Criteria.record()); None: no verdict.
     criteria: dict[str, Any] | None = None
     #: passed/failed/error/canceled with a one-line reason; None without criteria.

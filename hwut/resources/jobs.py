@@ -49,7 +49,7 @@ MAX_COMMENT = 1000
 #: Query parameters of PUT /jobs/submit; any other is refused (a typo must not turn
 #: into a default silently).
 SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press", "trace",
-                 *verdict.CRITERIA_PARAMS)
+                 "realtime", *verdict.CRITERIA_PARAMS)
 #: Seconds a client is told to wait before trying a board that cannot run jobs again.
 RETRY_AFTER_S = 60
 
@@ -169,6 +169,8 @@ class SubmitResource(_JobBase):
             shown = board if len(board) <= 64 else board[:64] + "..."
             raise bad_request(f"unknown board {shown!r}; known boards: {', '.join(known)}")
         duration = self._duration(req)
+        # an interactive job: the board's time keeps to the wall clock (POST .../input)
+        realtime = bool_param(req, "realtime")
         comment = single(req, "comment")
         if comment is not None and len(comment) > MAX_COMMENT:
             raise bad_request(f"'comment' is at most {MAX_COMMENT} characters")
@@ -215,7 +217,7 @@ class SubmitResource(_JobBase):
                                      comment=comment, console_input=console_input,
                                      presses=presses, max_waiting=max_waiting,
                                      criteria=criteria.record() if criteria else None,
-                                     trace=trace)
+                                     trace=trace, realtime=realtime)
         resp.status = falcon.HTTP_201
         resp.location = f"/apiv1/jobs/{job.id}"
         resp.media = self.view(user, job)

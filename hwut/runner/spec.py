@@ -49,6 +49,8 @@ class JobSpec:
     #: Wall seconds the run has from its start (the scheduler's deadline, as a span so
     #: that it means the same on another host's clock); None: no bound.
     wall_budget_s: float | None = None
+    #: Keep the board's time from running ahead of the wall clock (an interactive job).
+    realtime: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

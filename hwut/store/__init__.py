@@ -189,7 +189,8 @@ class JobStore:
     def submit(self, owner: str, board: str, duration_limit_seconds: int, executable: bytes,
                fmt: str, comment: str | None = None, console_input: str | None = None,
                presses: list[Any] | None = None, max_waiting: int | None = None,
-               criteria: dict[str, Any] | None = None, trace: str | None = None) -> Job:
+               criteria: dict[str, Any] | None = None, trace: str | None = None,
+               realtime: bool = False) -> Job:
         """Store the executable and the WAITING job durably before the caller answers 201.
 
         A failed write (:class:`StorageFull`) removes the executable and leaves the store
@@ -209,7 +210,7 @@ class JobStore:
                     filename_executable=filename, format=fmt, comment=comment,
                     input=console_input,
                     presses=[list(p) for p in presses] if presses else None,
-                    criteria=criteria, trace=trace))
+                    criteria=criteria, trace=trace, realtime=realtime))
         except BaseException:
             self.artifacts.path(filename).unlink(missing_ok=True)
             raise

@@ -70,7 +70,7 @@ LAYOUT_NAME = "layout.json"
 
 #: The job fields that name files in the artifact dir.
 ARTIFACT_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra",
-                   "filename_trace")
+                   "filename_trace", "filename_log_times")
 
 #: The fields a change may name: every field of a job but its id and status (the
 #: status changes through transition() only).
