@@ -6,6 +6,13 @@
         line = run.expect(r"^temp=(\\d+)$", regex=True)
         assert run.result()["verdict"] in (None, "passed")
 
+    def test_echo(hwut_board):                  # talking to a running job
+        run = hwut_board.run("build/echo.elf", limit=60, realtime=True)
+        run.expect("echo ready", timeout=1)     # timeouts: the board's (virtual) seconds
+        run.write("ping\r")
+        run.expect("ping", timeout=0.5)
+        run.press("B1", hold=0.1)
+
 ``hwut_board`` gives a :class:`Board` on a server: by default a local one started once
 per session (a temporary data dir, the sim backend, a free loopback port); with
 ``--hwut-url`` (or HWUT_URL) and ``--hwut-token`` (HWUT_TOKEN) a remote one. The
@@ -35,7 +42,8 @@ if TYPE_CHECKING:
     from .client import Client, Settings
 
 DEFAULT_BOARD = "nucleo-f303re"
-#: Wall seconds ``expect`` waits by default (the job's own limit ends it sooner).
+#: Wall seconds ``expect`` waits at most (``wall_timeout``; the job's own limit and the
+#: board's time, ``timeout``, end it sooner).
 DEFAULT_EXPECT_TIMEOUT = 60.0
 #: How much of the log an AssertionError quotes.
 TAIL_BYTES = 2000
