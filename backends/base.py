@@ -193,12 +193,17 @@ class BoardClock:
     def __init__(self) -> None:
         self._seconds = 0.0
         self._read: Callable[[], float] | None = None
+        #: False until the backend says the time: its output is then not stamped (a
+        #: backend that cannot tell the board's time, Renode's, never claims one).
+        self.known = False
 
     def set(self, seconds: float) -> None:
         self._seconds = seconds
+        self.known = True
 
     def bind(self, read: Callable[[], float] | None) -> None:
         self._read = read
+        self.known = self.known or read is not None
 
     def __call__(self) -> float:
         read = self._read

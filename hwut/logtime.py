@@ -50,12 +50,21 @@ class LogTimes:
         self.now = 0.0
         self.size = 0
         self._chunk: list[Mark] = []
+        #: The latest bytes came without a time.
+        self.untimed = False
 
-    def chunk(self, size: int, t: float, marks: Sequence[Sequence[float]]) -> None:
+    def chunk(self, size: int, t: float | None, marks: Sequence[Sequence[float]]) -> None:
         """``size`` log bytes arrive; their last at board time ``t``, line ends at
-        ``marks`` (``[offset within the chunk, t]``)."""
+        ``marks`` (``[offset within the chunk, t]``). ``t`` None: the backend does not
+        know the board's time; the bytes get none (and :meth:`time_at` says None)."""
         with self._lock:
             base = self.offset
+            if t is None:
+                self.offset += size
+                self._chunk = []
+                self.untimed = True
+                return
+            self.untimed = False
             records: list[Mark] = []
             for end, at in marks:
                 end = int(end)
@@ -76,14 +85,14 @@ class LogTimes:
                 self.now = t
                 self._write([(self.offset, t)])
 
-    def time_at(self, offset: int) -> float:
+    def time_at(self, offset: int) -> float | None:
         """The board's time when the log byte just before ``offset`` arrived (exact for
-        the latest chunk; else the latest time known)."""
+        the latest chunk; else the latest time known); None when it came untimed."""
         with self._lock:
             for end, t in self._chunk:
                 if end >= offset:
                     return t
-            return self.now
+            return None if self.untimed else self.now
 
     def restart(self) -> None:
         """Empty the index: a retried job's log is its last attempt's."""
@@ -91,6 +100,7 @@ class LogTimes:
             if not self._fh.closed:
                 self._fh.truncate(0)
             self.offset, self.now, self.size, self._chunk = 0, 0.0, 0, []
+            self.untimed = False
 
     def close(self) -> None:
         with self._lock:

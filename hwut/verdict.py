@@ -295,7 +295,7 @@ class Matcher:
     #: Log bytes fed so far.
     consumed: int = 0
     #: The board's time of the log byte before an offset (hwut.logtime); None: unknown.
-    time_at: Callable[[int], float] | None = None
+    time_at: Callable[[int], float | None] | None = None
 
     def __post_init__(self) -> None:
         if self.criteria.parse is not None and self.parser is None:
@@ -336,6 +336,8 @@ class Matcher:
         if self.time_at is None or self.decided is None:
             return
         t = self.time_at(offset)
+        if t is None:  # the backend cannot tell the board's time (Renode)
+            return
         reason = self.decided.reason
         where = f"at line {self.lines}"
         stamped = f"{where} ({t:.6f} s virtual)"
@@ -517,7 +519,7 @@ class Tap:
 
     def __init__(self, criteria: Criteria, sink: Any, stop: Callable[[], object],
                  trace_option: str | None = None,
-                 time_at: Callable[[int], float] | None = None) -> None:
+                 time_at: Callable[[int], float | None] | None = None) -> None:
         self.matcher = Matcher(criteria, time_at=time_at)
         self.sink, self.stop = sink, stop
         #: The job's trace option as stored ("none": the job asked for no pin trace).
@@ -526,7 +528,7 @@ class Tap:
     @classmethod
     def for_job(cls, record: Mapping[str, Any] | None, sink: Any,
                 stop: Callable[[], object], trace_option: str | None = None,
-                time_at: Callable[[int], float] | None = None) -> Tap | None:
+                time_at: Callable[[int], float | None] | None = None) -> Tap | None:
         """``time_at``: the board's time of a log offset (the job's LogTimes), so that
         the reason says when the deciding line arrived."""
         return None if not record else cls(Criteria.from_record(record), sink, stop,

@@ -102,7 +102,7 @@ class OutputStream:
                 data = data[:room]
                 self.stop.cancel(CancelReason.OUTPUT_LIMIT,
                                  f"the {self.what} reached its limit of {self.cap} bytes")
-            if self.clock is not None:
+            if self.clock is not None and self.clock.known:
                 self._t = t = self.clock()
                 end = data.find(b"\n")
                 while end >= 0:
@@ -122,7 +122,7 @@ class OutputStream:
             chunk = bytes(self._buffer[:CHUNK_BYTES])
             del self._buffer[:CHUNK_BYTES]
             fields: dict[str, Any] = {}
-            if self.clock is not None:
+            if self.clock is not None and self.clock.known:
                 n = len(chunk)
                 marks = [[end, t] for end, t in self._marks if end <= n]
                 self._marks = [(end - n, t) for end, t in self._marks if end > n]
@@ -225,11 +225,12 @@ def _flush_periodically(streams: tuple[OutputStream, ...], done: threading.Event
     while not done.wait(FLUSH_INTERVAL_S):
         # the time is read before the flush: every byte printed by then goes out before
         # the TIME frame, so a follower never learns a time before the bytes that precede it
-        t = clock() if clock is not None else 0.0
+        known = clock is not None and clock.known
+        t = clock() if clock is not None and known else 0.0
         for stream in streams:
             stream.flush()
         ticks += 1
-        if channel is None or clock is None or ticks * FLUSH_INTERVAL_S - sent_at \
+        if channel is None or not known or ticks * FLUSH_INTERVAL_S - sent_at \
                 < TIME_INTERVAL_S:
             continue
         if t != sent_t:

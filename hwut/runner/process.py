@@ -197,10 +197,11 @@ class JobProcess:
     def _dispatch(self, frame: wire.Frame, uart: ByteSink, other: ByteSink | None
                   ) -> Outcome | None:
         if frame.kind is wire.Kind.UART:
-            if self._times is not None and isinstance(frame.fields.get("t"), int | float):
-                marks = frame.fields.get("marks")
-                self._times.chunk(len(frame.payload), float(frame.fields["t"]),
-                                  _marks(marks))
+            if self._times is not None:  # untimed bytes too: the offsets stay the log's
+                t = frame.fields.get("t")
+                self._times.chunk(len(frame.payload),
+                                  float(t) if isinstance(t, int | float) else None,
+                                  _marks(frame.fields.get("marks")))
             uart(frame.payload)
         elif frame.kind is wire.Kind.TIME:
             t = frame.fields.get("t")
