@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from hwut.sim.boards import BOARDS
 from hwut.sim.boards import board as board_spec
-from hwut.sim.machine import Machine, StopCause
+from hwut.sim.machine import Machine, RunResult, StopCause
 from hwut.sim.trace import PinRecorder, UnknownSignal
 
 from . import simboards
@@ -180,10 +180,9 @@ class SimBackend(Backend):
                        instructions=result.instructions, infra_log="\n".join(infra),
                        detail=detail)
 
-
     @staticmethod
     def _run_live(machine: Machine, request: RunRequest, console: str,
-                  note: Callable[[str], None]) -> Any:
+                  note: Callable[[str], None]) -> RunResult:
         """The run in stretches that end when live input arrives (it is applied at the
         board's time then, and noted with it) or, for a realtime job, every
         REALTIME_STEP_S of board time, after which the loop waits until the wall clock

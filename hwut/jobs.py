@@ -76,8 +76,8 @@ EXTENDED_FIELDS = SHORT_FIELDS + (
     # additions (issue 16): criteria and the verdict apart from the status; instructions
     "criteria", "verdict", "verdict_reason", "instructions",
     "trace", "filename_trace", "trace_summary", "retries",
-    # additions (issue 16, input into a running job)
-    "realtime")
+    # additions (issue 16, input into a running job; when the board printed the log)
+    "realtime", "filename_log_times")
 
 
 @dataclass
