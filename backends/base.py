@@ -10,8 +10,9 @@ import enum
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -125,6 +126,113 @@ PinDrive = tuple[str, float, int | None]
 
 
 @dataclass(frozen=True)
+class LiveItem:
+    """One input sent to a running job: console text, or a button press held
+    ``hold_s`` seconds of the board's time (a press has no text)."""
+
+    text: bytes = b""
+    press: str | None = None
+    hold_s: float = 0.0
+
+    def describe(self) -> str:
+        """For the job's infrastructure log: ``5 bytes b'hi\\r'`` or ``press B1 for 0.1 s``."""
+        if self.press is not None:
+            return f"press {self.press} for {self.hold_s:g} s"
+        shown = self.text if len(self.text) <= 40 else self.text[:40] + b"..."
+        return f"{len(self.text)} bytes {shown!r}"
+
+
+class LiveInputClosed(RuntimeError):
+    """The run that read this channel has ended; nothing more reaches the board."""
+
+
+class LiveInput:
+    """Input into a running job, from whoever sends it (the job's process, from the
+    server) to the backend, which applies each item at the board's time when it takes it.
+
+    Bounded: at most ``capacity`` items wait; :meth:`put` refuses more (False) instead of
+    growing. Lifecycle: open while the run runs; :meth:`close` (by whoever made it, once
+    the backend returned) refuses every later item with :class:`LiveInputClosed`. ``wake``
+    is set whenever an item arrives, so a backend can wait on it instead of polling."""
+
+    def __init__(self, capacity: int = 64) -> None:
+        self.capacity = capacity
+        self.wake = threading.Event()
+        self._items: deque[LiveItem] = deque()
+        self._lock = threading.Lock()
+        self._closed = False
+        #: Items refused because the channel was full.
+        self.refused = 0
+
+    def put(self, item: LiveItem) -> bool:
+        """Queue ``item``; False when the channel is full (the item is dropped)."""
+        with self._lock:
+            if self._closed:
+                raise LiveInputClosed("the run has ended")
+            if len(self._items) >= self.capacity:
+                self.refused += 1
+                return False
+            self._items.append(item)
+        self.wake.set()
+        return True
+
+    def take(self) -> list[LiveItem]:
+        """Every waiting item, oldest first (and ``wake`` cleared)."""
+        with self._lock:
+            self.wake.clear()
+            items = list(self._items)
+            self._items.clear()
+        return items
+
+    def close(self) -> list[LiveItem]:
+        """End the channel; returns what was never taken (the run ended before)."""
+        with self._lock:
+            self._closed = True
+            left = list(self._items)
+            self._items.clear()
+        self.wake.set()
+        return left
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class BoardClock:
+    """The board's time as its backend tells it: virtual seconds for an emulator, wall
+    seconds since the start for hardware. Log bytes are stamped with it when they
+    arrive (so the verdict and a test's ``expect`` know *when* the board printed a
+    line), and the job's process reports it while the board prints nothing.
+
+    A backend either :meth:`set` s it as its run advances or :meth:`bind` s a function
+    that is safe to call from another thread; 0.0 until it does either."""
+
+    def __init__(self) -> None:
+        self._seconds = 0.0
+        self._read: Callable[[], float] | None = None
+        #: False until the backend says the time: its output is then not stamped (a
+        #: backend that cannot tell the board's time, Renode's, never claims one).
+        self.known = False
+
+    def set(self, seconds: float) -> None:
+        self._seconds = seconds
+        self.known = True
+
+    def bind(self, read: Callable[[], float] | None) -> None:
+        self._read = read
+        self.known = self.known or read is not None
+
+    def __call__(self) -> float:
+        read = self._read
+        if read is not None:
+            try:
+                self._seconds = float(read())
+            except Exception:  # noqa: BLE001 - a clock read must never break the output path
+                pass
+        return self._seconds
+
+
+@dataclass(frozen=True)
 class RunRequest:
     executable: Path
     format: str  # "elf", "hex" or "bin" (see backends.image)
@@ -155,6 +263,15 @@ class RunRequest:
     #: Scripted pin levels (``pin=PA0@0:1``), in virtual time; a backend that cannot
     #: drive pins says so in its BoardInfo (``pins`` False) and never gets any.
     pins: tuple[PinDrive, ...] = ()
+    #: Input sent while the job runs (POST /jobs/{id}/input); None: the job takes none.
+    #: A backend that feeds it applies each item at the board's time it takes it and
+    #: notes it, with that time, in the infrastructure log.
+    live: LiveInput | None = None
+    #: Where the backend publishes the board's time (see BoardClock).
+    clock: BoardClock = field(default_factory=BoardClock)
+    #: Never run the board's time ahead of the wall clock (an interactive job: a person
+    #: or a test talks to the board while it runs). Hardware always runs so.
+    realtime: bool = False
 
     def image_files(self) -> tuple[ImageFile, ...]:
         """What to program, in order: ``images``, or the one ``executable``."""
@@ -261,6 +378,12 @@ class BoardInfo:
     #: Whether this backend feeds ``input=`` to the console / runs scripted presses.
     console_input: bool = False
     presses: bool = False
+    #: Whether it takes console text / button presses sent while the job runs
+    #: (``POST /jobs/{id}/input``, a RunRequest's ``live`` channel).
+    live_input: bool = False
+    live_presses: bool = False
+    #: The backend's name, for messages ("backend renode cannot ...").
+    backend: str = ""
     manufacturer: str = ""
     #: Every pin a job may drive by name ("PA0"), with what it reads when nothing drives
     #: it (:class:`PinDefault`); empty: the backend says nothing about the board's pins.

@@ -410,7 +410,8 @@ class PhysicalBackend(Backend):
         spec = simboards.find(board)
         if spec is None:
             return None
-        return simboards.board_info(spec, name=board, console_input=False, presses=False)
+        return simboards.board_info(spec, name=board, console_input=False, presses=False,
+                                    live_input=True, backend=cls.name)
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -478,9 +479,12 @@ class PhysicalBackend(Backend):
         request, target, console = job.request, job.session.target, job.console
         assert console is not None
         run_started = next_poll = time.monotonic()
+        # the board's time is the wall clock's since the start (stamps the log)
+        request.clock.bind(lambda: time.monotonic() - run_started)
         while True:
             if console.error is not None:
                 raise console.error
+            self._live_input(job, run_started)
             now = time.monotonic()
             if request.cancel.is_set():
                 return self._end(job, outcome(StopReason.CANCEL, "", used=now - run_started))
@@ -498,6 +502,22 @@ class PhysicalBackend(Backend):
                             StopReason.EXIT, f"firmware exited with code {code}",
                             used=time.monotonic() - run_started, exit_code=code))
             request.cancel.wait(min(READ_S, max(0.0, next_poll - time.monotonic())))
+
+    @staticmethod
+    def _live_input(job: _Run, run_started: float) -> None:
+        """Console text sent while the job runs goes to the serial port as it comes (the
+        API refuses live presses for this backend: nothing here presses a real button)."""
+        live = job.request.live
+        if live is None or not live.wake.is_set():
+            return
+        for item in live.take():
+            at = time.monotonic() - run_started
+            if item.press is not None or not item.text:
+                job.note(f"live input at {at:.3f} s refused: {item.describe()}: this backend "
+                         "cannot press buttons")
+                continue
+            job.port.write(item.text)
+            job.note(f"live input at {at:.3f} s: {item.describe()}")
 
     @staticmethod
     def _end(job: _Run, result: Outcome) -> Outcome:

@@ -582,7 +582,8 @@ class RenodeBackend(Backend):
         spec = simboards.find(board) if board in PLATFORMS else None
         if spec is None:
             return None
-        return simboards.board_info(spec, console_input=True, presses=True, drive_pins=True)
+        return simboards.board_info(spec, console_input=True, presses=True, drive_pins=True,
+                                    backend=cls.name)
 
     @classmethod
     def availability(cls, options: Mapping[str, Any] | None = None) -> Availability:

@@ -7,13 +7,14 @@ here). Nothing outlives ``run``: the emulator is built per job.
 """
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
 from hwut.sim.boards import BOARDS
 from hwut.sim.boards import board as board_spec
-from hwut.sim.machine import Machine, StopCause
+from hwut.sim.machine import Machine, RunResult, StopCause
 from hwut.sim.trace import PinRecorder, UnknownSignal
 
 from . import simboards
@@ -21,6 +22,9 @@ from .base import (
     Availability,
     Backend,
     BoardInfo,
+    CancelToken,
+    LiveInput,
+    LiveItem,
     OptionInfo,
     Outcome,
     RunRequest,
@@ -28,6 +32,23 @@ from .base import (
     check_options,
 )
 from .image import InvalidFirmware, load_images
+
+#: A realtime run goes in steps of this much board time, each waited for on the wall clock.
+REALTIME_STEP_S = 0.01
+
+
+class _Wake(threading.Event):
+    """What stops one stretch of ``Machine.run`` early: the run's cancel, or live input
+    arriving (the loop then applies it and runs on). Only ``is_set`` is read by the
+    machine."""
+
+    def __init__(self, cancel: CancelToken, live: LiveInput) -> None:
+        super().__init__()
+        self.cancel, self.live = cancel, live
+
+    def is_set(self) -> bool:
+        return self.cancel.is_set() or self.live.wake.is_set()
+
 
 _REASONS = {
     StopCause.LIMIT: StopReason.LIMIT,
@@ -74,7 +95,8 @@ class SimBackend(Backend):
         if spec is None:
             return None
         return simboards.board_info(spec, name=board, console_input=True, presses=True,
-                                    drive_pins=True)
+                                    drive_pins=True, live_input=True, live_presses=True,
+                                    backend=cls.name)
 
     def run(self, request: RunRequest) -> Outcome:
         infra: list[str] = []
@@ -132,9 +154,13 @@ class SimBackend(Backend):
                 machine.drive(pin, level, at or None)  # at 0: before the first instruction
         except ValueError as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=str(exc))
+        request.clock.bind(machine.clock.seconds)
         # No wall-clock guard here: wall time depends on what else the machine does; the
         # deadline (the scheduler's clock) cancels the run through its token instead.
-        result = machine.run(request.time_limit_s, cancel=request.cancel)
+        if request.live is None and not request.realtime:
+            result = machine.run(request.time_limit_s, cancel=request.cancel)
+        else:
+            result = self._run_live(machine, request, console, infra.append)
         if recorders and request.trace is not None:
             written = recorders[0].write_vcd(request.trace)
             infra.append(f"pin trace: {', '.join(written.signals)}; {written.changes} changes, "
@@ -142,6 +168,8 @@ class SimBackend(Backend):
             if written.truncated_at_s is not None:
                 infra.append(f"pin trace cut at {written.truncated_at_s:.6f} s: it reached its "
                              f"limit of {request.trace_bytes} bytes")
+        request.clock.bind(None)
+        request.clock.set(result.seconds)
         infra.append(f"virtual time {result.seconds:.6f} s, {result.instructions} instructions "
                      f"executed, {result.slept_cycles} cycles asleep (WFI/WFE), "
                      f"{time.monotonic() - started:.3f} s wall")
@@ -157,3 +185,45 @@ class SimBackend(Backend):
         return Outcome(reason, exit_code=result.exit_code, time_used_s=result.seconds,
                        instructions=result.instructions, infra_log="\n".join(infra),
                        detail=detail)
+
+    @staticmethod
+    def _run_live(machine: Machine, request: RunRequest, console: str,
+                  note: Callable[[str], None]) -> RunResult:
+        """The run in stretches that end when live input arrives (it is applied at the
+        board's time then, and noted with it) or, for a realtime job, every
+        REALTIME_STEP_S of board time, after which the loop waits until the wall clock
+        has caught up (waking early for input). Ends as ``Machine.run`` would."""
+        live = request.live or LiveInput(0)
+        wake = _Wake(request.cancel, live)
+        limit = request.time_limit_s
+        wall0, board0 = time.monotonic(), machine.clock.seconds()
+        while True:
+            for item in live.take():
+                _apply(machine, console, item, note)
+            now = machine.clock.seconds()
+            until = min(limit, now + REALTIME_STEP_S) if request.realtime else limit
+            result = machine.run(until, cancel=wake)
+            if result.cause is not StopCause.LIMIT and not (
+                    result.cause is StopCause.CANCEL and not request.cancel.is_set()):
+                return result  # an exit, a lockup, the run's own cancel
+            if result.cause is StopCause.LIMIT and until >= limit:
+                return result
+            if request.realtime:
+                ahead = (result.seconds - board0) - (time.monotonic() - wall0)
+                if ahead > 0:
+                    live.wake.wait(ahead)
+
+
+def _apply(machine: Machine, console: str, item: LiveItem,
+           note: Callable[[str], None]) -> None:
+    """One live input at the board's time now; noted with that time."""
+    now = machine.clock.seconds()
+    try:
+        if item.press is not None:
+            machine.press(item.press, now, now + item.hold_s)
+        else:
+            machine.uart_receive(console, item.text, paced=True)
+    except (KeyError, ValueError) as exc:
+        note(f"live input at {now:.6f} s refused: {item.describe()}: {exc}")
+        return
+    note(f"live input at {now:.6f} s: {item.describe()}")

@@ -65,12 +65,15 @@ def pin_defaults(spec: BoardSpec) -> tuple[PinDefault, ...]:
 
 
 def board_info(spec: BoardSpec, *, name: str | None = None, console_input: bool,
-               presses: bool, drive_pins: bool = False) -> BoardInfo:
-    """``spec`` as the service sees it; ``name`` when the server's board goes by another."""
+               presses: bool, drive_pins: bool = False, live_input: bool = False,
+               live_presses: bool = False, backend: str = "") -> BoardInfo:
+    """``spec`` as the service sees it; ``name`` when the server's board goes by another.
+    ``live_*``: what the backend takes while a job runs (POST /jobs/{id}/input)."""
     return BoardInfo(name=name or spec.name, microcontroller=microcontroller(spec.soc),
                      memory=memory_map(spec.soc), buttons=tuple(b.name for b in spec.buttons),
                      leds=tuple(led.name for led in spec.leds), console=spec.console,
                      console_input=console_input, presses=presses,
+                     live_input=live_input, live_presses=live_presses, backend=backend,
                      manufacturer=spec.manufacturer, pin_defaults=pin_defaults(spec),
                      drive_pins=drive_pins)
 

@@ -8,7 +8,7 @@ from .auth import AuthMiddleware, FailureThrottle
 from .config import Config
 from .openapi import OpenApiResource
 from .requestlog import RequestLogMiddleware
-from .resources import jobs, limits, misc, stream, targets, trace, users
+from .resources import jobs, limits, liveinput, misc, stream, targets, trace, users
 from .resources.files import StreamSlots
 from .scheduler import Scheduler
 from .store import Store
@@ -44,6 +44,7 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
         max(1, int(config["server.threads"]) // 4)))
     pintrace = trace.TraceResource(*deps, streams)
     executable = trace.ExecutableResource(*deps, streams)
+    live = liveinput.InputResource(*deps)
     for prefix in ("job", "jobs"):  # the document spells both
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}", job)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/is_finished", finished)
@@ -54,6 +55,7 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/log/stream", follow)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/trace.vcd", pintrace)
         app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/executable", executable)
+        app.add_route(f"{BASE}/{prefix}/{{job_id:int(min=1)}}/input", live)
     app.add_route(f"{BASE}/targets/boards", targets.BoardListResource(*deps))
     board = targets.BoardResource(*deps)
     app.add_route(f"{BASE}/targets/boards/{{name}}", board)

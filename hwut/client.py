@@ -24,6 +24,7 @@ import httpx
 import tomli_w
 
 from . import follow
+from .follow import TimeCallback
 from .images import ImageRef, parse_ref
 from .verdict import Criteria, criteria_params
 
@@ -455,11 +456,13 @@ class Client:
                comment: str | None = None, console_input: str | None = None,
                presses: list[str] | None = None, check: bool = True,
                criteria: Criteria | None = None, trace: str | None = None,
-               pins: list[str] | None = None) -> dict[str, Any]:
+               pins: list[str] | None = None, realtime: bool = False) -> dict[str, Any]:
         """Submit one job. ``executable``: a path or the bytes (one image, the v1 upload),
         or a list of them for ONE job with several images (a bootloader and its
         application), sent as multipart/form-data; in a list, ``app.bin@0x0800A000``
-        places a BIN. ``pins``: scripted pin levels (``PA0@0:1``)."""
+        places a BIN. ``pins``: scripted pin levels (``PA0@0:1``). ``realtime``: the
+        board's time keeps to the wall clock, for a job that is talked to while it runs
+        (:meth:`write`, :meth:`press`)."""
         if isinstance(executable, (bytes, str, Path)):
             several, images = False, [self._read(executable, 1)]
         else:
@@ -489,11 +492,24 @@ class Client:
         if trace:
             params.append(("trace", trace))
         params += [("pin", p) for p in pins or ()]
+        if realtime:
+            params.append(("realtime", "true"))
         if not several:
             return self._json("PUT", "/jobs/submit", params=params, content=images[0][1])
         files = [("image" if at is None else f"image@0x{at:08X}",
                   (name, data, "application/octet-stream")) for name, data, at in images]
         return self._json("PUT", "/jobs/submit", params=params, files=files)
+
+    def write(self, job_id: int, text: str) -> dict[str, Any]:
+        """Console input into the running job, applied at the board's time its backend
+        takes it; the answer's ``board_time_s`` is the board's time the server knew (the
+        input lands at or after it). HwutError 409 when the job is not running."""
+        return self._json("POST", f"/jobs/{job_id}/input", json={"text": text})
+
+    def press(self, job_id: int, button: str, hold_s: float = 0.1) -> dict[str, Any]:
+        """Press ``button`` of the running job's board for ``hold_s`` board seconds."""
+        return self._json("POST", f"/jobs/{job_id}/input",
+                          json={"press": button, "hold_s": hold_s})
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self._json("GET", f"/jobs/{job_id}")
@@ -624,10 +640,11 @@ class Client:
 
     def follow(self, job_id: int, on_log: Callable[[bytes], None] = lambda b: None,
                timeout: float | None = 600.0,
-               on_wait: Callable[[str], None] = lambda why: None, offset: int = 0
-               ) -> dict[str, Any]:
-        """Like :meth:`wait`, but the server pushes the log as it grows (hwut.follow)."""
-        return follow.follow(self, job_id, on_log, on_wait, timeout, offset)
+               on_wait: Callable[[str], None] = lambda why: None, offset: int = 0,
+               on_time: TimeCallback | None = None) -> dict[str, Any]:
+        """Like :meth:`wait`, but the server pushes the log as it grows (hwut.follow);
+        ``on_time`` gets the board's time of what follows (see hwut.follow)."""
+        return follow.follow(self, job_id, on_log, on_wait, timeout, offset, on_time)
 
     def wait(self, job_id: int, on_queue: Callable[[int | None], None] = lambda p: None,
              on_log: Callable[[bytes], None] = lambda b: None, poll: float = 0.3,

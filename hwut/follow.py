@@ -24,14 +24,18 @@ if TYPE_CHECKING:
 #: Failed connections in a row before giving up.
 MAX_FAILURES = 5
 
+#: ``on_time(offset, t, marks)``: the board's time ``t`` of the log byte before
+#: ``offset``; ``marks``: ``(offset, t)`` of line ends up to it.
+TimeCallback = Callable[[int, float, list[tuple[int, float]]], None]
+
 
 class StreamUnsupported(Exception):
     """The server has no stream route (404 before any event)."""
 
 
 def follow(client: Client, job_id: int, on_log: Callable[[bytes], None],
-           on_wait: Callable[[str], None], timeout: float | None, offset: int = 0
-           ) -> dict[str, Any]:
+           on_wait: Callable[[str], None], timeout: float | None, offset: int = 0,
+           on_time: TimeCallback | None = None) -> dict[str, Any]:
     """The ended job's record, following its log live from byte ``offset``; see the
     module docstring. Raises WaitTimeout after ``timeout`` seconds (None: never), like
     Client.wait; an exception ``on_log`` raises ends the following (and propagates)."""
@@ -65,6 +69,10 @@ def follow(client: Client, job_id: int, on_log: Callable[[bytes], None],
                         data = base64.b64decode(sse.data, validate=True)
                         offset += len(data)
                         on_log(data)
+                    elif sse.event == "time" and on_time is not None:
+                        stamp = json.loads(sse.data)
+                        on_time(int(stamp["offset"]), float(stamp["t"]),
+                                [(int(o), float(t)) for o, t in stamp.get("marks", ())])
                     elif sse.event == "status":
                         state = json.loads(sse.data)
                         if state.get("status") == "WAITING":
@@ -82,7 +90,8 @@ def follow(client: Client, job_id: int, on_log: Callable[[bytes], None],
             left = None if timeout is None else max(0.0, timeout - (client.monotonic() - started))
             return client.wait(job_id, on_log=on_log, timeout=left, on_wait=on_wait,
                                start_offset=offset)
-        except (httpx.TransportError, SSEError, binascii.Error, ValueError) as exc:
+        except (httpx.TransportError, SSEError, binascii.Error, ValueError, KeyError,
+                TypeError) as exc:
             if isinstance(exc, httpx.ReadTimeout) and timeout is not None \
                     and client.monotonic() - started >= timeout:
                 continue  # the loop's head raises WaitTimeout

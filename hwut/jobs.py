@@ -59,7 +59,7 @@ def allowed(current: JobStatus, wanted: JobStatus) -> bool:
 #: The job fields that name one file in the artifact dir each (the images of a job that
 #: carries several are named in ``images``).
 ARTIFACT_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra",
-                   "filename_trace")
+                   "filename_trace", "filename_log_times")
 
 
 def artifact_names(record: dict[str, Any]) -> list[str]:
@@ -93,7 +93,9 @@ EXTENDED_FIELDS = SHORT_FIELDS + (
     "criteria", "verdict", "verdict_reason", "instructions",
     "trace", "filename_trace", "trace_summary", "retries",
     # additions (issue 13): several images in one job; scripted pin levels
-    "images", "pins")
+    "images", "pins",
+    # additions (issue 16, input into a running job; when the board printed the log)
+    "realtime", "filename_log_times")
 
 
 @dataclass
@@ -123,6 +125,10 @@ class Job:
     #: Console input sent once the firmware listens; scripted button presses.
     input: str | None = None
     presses: list[list[Any]] | None = None
+    #: The board's time never runs ahead of the wall clock (an interactive job).
+    realtime: bool = False
+    #: When the board printed each part of the log (hwut.logtime), beside the log.
+    filename_log_times: str | None = None
     #: What the job must show (hwut.verdict.Criteria.record()); None: no verdict.
     criteria: dict[str, Any] | None = None
     #: passed/failed/error/canceled with a one-line reason; None without criteria.

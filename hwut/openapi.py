@@ -46,6 +46,7 @@ for _prefix in ("job", "jobs"):  # the Nth image of a job that carries several
 _SUBMIT_TYPES: dict[str, dict[str, Any]] = {
     "duration_limit_seconds": {"type": "integer"}, "exit_code": {"type": "integer"},
     "ordered": {"type": "boolean"}, "run_to_end": {"type": "boolean"},
+    "realtime": {"type": "boolean"},
     "on_limit": {"type": "string", "enum": ["passed", "failed"]},
 }
 _REPEATED = ("press", "expect", "expect_regex", "fail", "fail_regex", "expect_pin", "pin")
@@ -136,6 +137,15 @@ def _responses(path: str, method: str) -> dict[str, Any]:
     elif path.endswith("/log/stream"):
         ok = {"200": {"description": "Server-Sent Events: status, log, end",
                       "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+    elif path.endswith("/input"):
+        ok = {"202": {"description": "Accepted: on its way to the board, applied at the "
+                                     "board's time when its backend takes it", "content": {
+            "application/json": {"schema": {
+                "type": "object", "required": ["job", "board_time_s"],
+                "properties": {"job": {"type": "integer"},
+                               "board_time_s": {"type": "number"},
+                               "text_bytes": {"type": "integer"},
+                               "presses": {"type": "array"}}}}}}}
     elif path.endswith("/junit"):
         ok = {"200": {"description": "JUnit XML",
                       "content": {"application/xml": {"schema": {"type": "string"}}}}}
@@ -190,7 +200,10 @@ def describe(app: falcon.App) -> dict[str, Any]:
                 "responses": _responses(path, method)}
             if getattr(resource, "anonymous", False):
                 operation["security"] = []
-            if path.endswith("/jobs/submit"):
+            body = getattr(resource, "request_body", None)
+            if body is not None and method in ("POST", "PUT", "PATCH"):
+                operation["requestBody"] = body
+            elif path.endswith("/jobs/submit"):
                 operation["requestBody"] = {"required": True, "content": {
                     "application/octet-stream": {"schema": {"type": "string",
                                                             "format": "binary"}},

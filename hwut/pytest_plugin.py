@@ -6,6 +6,13 @@
         line = run.expect(r"^temp=(\\d+)$", regex=True)
         assert run.result()["verdict"] in (None, "passed")
 
+    def test_echo(hwut_board):                  # talking to a running job
+        run = hwut_board.run("build/echo.elf", limit=60, realtime=True)
+        run.expect("echo ready", timeout=1)     # timeouts: the board's (virtual) seconds
+        run.write("ping\r")
+        run.expect("ping", timeout=0.5)
+        run.press("B1", hold=0.1)
+
 ``hwut_board`` gives a :class:`Board` on a server: by default a local one started once
 per session (a temporary data dir, the sim backend, a free loopback port); with
 ``--hwut-url`` (or HWUT_URL) and ``--hwut-token`` (HWUT_TOKEN) a remote one. The
@@ -37,7 +44,8 @@ if TYPE_CHECKING:
     from .client import Client, Settings
 
 DEFAULT_BOARD = "nucleo-f303re"
-#: Wall seconds ``expect`` waits by default (the job's own limit ends it sooner).
+#: Wall seconds ``expect`` waits at most (``wall_timeout``; the job's own limit and the
+#: board's time, ``timeout``, end it sooner).
 DEFAULT_EXPECT_TIMEOUT = 60.0
 #: How much of the log an AssertionError quotes.
 TAIL_BYTES = 2000
@@ -56,58 +64,164 @@ class _Found(Exception):
     """Stops following the log: the pattern appeared."""
 
 
+class _TooLate(Exception):
+    """Stops following the log: the board's time passed the expect's timeout."""
+
+
 class Run:
-    """One job on the board; ``expect`` reads its log as it grows, in order."""
+    """One job on the board; ``expect`` reads its log as it grows, in order, knowing
+    when the board printed each line (the stream's ``time`` events, see hwut.follow).
+
+    ``write``/``press`` talk to the running job (submit it with ``realtime=True`` so that
+    its board does not run ahead of the test). Timeouts of ``expect`` are the board's
+    seconds (virtual on an emulator), counted from the board's time this handle last
+    knew of: the previous match, write or press, or the start. ``wall_timeout`` (wall
+    seconds) only guards against a server that stops answering."""
 
     def __init__(self, client: Client, job: dict[str, Any], timeout: float) -> None:
         self.client, self.job, self.timeout = client, job, timeout
         self.id: int = job["id"]
         self.offset = 0          # log bytes received so far
         self._pending = b""      # received bytes not yet matched (from a line start)
+        self._pending_at = 0     # the log offset of _pending's first byte
+        self._marks: list[tuple[int, float]] = []  # line-end times not yet passed
+        self._next_t: float | None = None          # the time of the log event to come
+        self.board_time = 0.0    # the board's latest time this handle knows
+        self._since = 0.0        # where the next expect's timeout counts from
         self.log = bytearray()   # everything received, for messages
         self.final: dict[str, Any] | None = None
 
-    def _take(self, data: bytes, pattern: Any) -> None:
+    # ---- what the stream brings ------------------------------------------------------
+
+    def _on_time(self, offset: int, t: float, marks: list[tuple[int, float]],
+                 deadline: float | None) -> None:
+        self._marks += [m for m in marks if m[0] > self.offset]
+        if offset > self.offset:
+            self._next_t = t  # the log event that follows ends at t
+            return
+        self.board_time = max(self.board_time, t)  # no output: the board got this far
+        if deadline is not None and self.board_time > deadline:
+            raise _TooLate
+
+    def _take(self, data: bytes, pattern: Any, deadline: float | None) -> None:
         self.offset += len(data)
         self.log += data
         self._pending += data
-        self._scan(pattern)
+        try:
+            self._scan(pattern, deadline)
+        finally:
+            if self._next_t is not None:
+                self.board_time = max(self.board_time, self._next_t)
+                self._next_t = None
+        if deadline is not None and self.board_time > deadline:
+            raise _TooLate
 
-    def _scan(self, pattern: Any) -> None:
+    def _line_time(self, end: int) -> float | None:
+        """The board's time of the line ending at log offset ``end`` (marks passed are
+        dropped); None when the server sent no times."""
+        while self._marks and self._marks[0][0] < end:
+            self._marks.pop(0)
+        if self._marks:
+            return self._marks[0][1]
+        return self._next_t
+
+    def _scan(self, pattern: Any, deadline: float | None = None) -> None:
         while b"\n" in self._pending:
             raw, _, self._pending = self._pending.partition(b"\n")
+            self._pending_at += len(raw) + 1
             line = raw.decode("utf-8", "replace").rstrip("\r")
             if pattern(line):
+                at = self._line_time(self._pending_at)
+                if at is not None:
+                    self.board_time = max(self.board_time, at)
+                    if deadline is not None and at > deadline:
+                        raise _TooLate
+                    self._since = at
+                else:
+                    self._since = self.board_time
                 raise _Found(line)
 
-    def expect(self, pattern: str, regex: bool = False, timeout: float | None = None) -> str:
+    # ---- the test's side -------------------------------------------------------------
+
+    def expect(self, pattern: str, regex: bool = False, timeout: float | None = None,
+               wall_timeout: float | None = None) -> str:
         """The next log line (after what earlier expects consumed) holding ``pattern``
         (a text, or a regex with ``regex=True``); AssertionError with the log's end when
-        the job ends or ``timeout`` wall seconds pass without it."""
+        the job ends first, or when ``timeout`` seconds of the board's time (virtual on
+        an emulator) pass without it: counted from the board's time this handle last
+        knew (see the class). ``wall_timeout``: wall seconds at most (default the
+        board's ``timeout``), whatever the board does."""
         compiled = re.compile(pattern) if regex else None
 
         def matches(line: str) -> bool:
             return bool(compiled.search(line)) if compiled else pattern in line
 
+        deadline = None if timeout is None else self._since + timeout
         from .client import WaitTimeout
+        wall = self.timeout if wall_timeout is None else wall_timeout
         try:
-            self._scan(matches)
+            self._scan(matches, deadline)
             if self.final is None:
                 self.final = self.client.follow(
-                    self.id, on_log=lambda data: self._take(data, matches),
-                    timeout=self.timeout if timeout is None else timeout, offset=self.offset)
+                    self.id, on_log=lambda data: self._take(data, matches, deadline),
+                    on_time=lambda offset, t, marks: self._on_time(offset, t, marks,
+                                                                   deadline),
+                    timeout=wall, offset=self.offset)
+                self.board_time = max(self.board_time,
+                                      float(self.final.get("time_used_seconds") or 0.0))
             if self._pending:  # the last line has no line end
                 line = self._pending.decode("utf-8", "replace").rstrip("\r")
                 if matches(line):
+                    self._pending_at += len(self._pending)
                     self._pending = b""
+                    self._since = self.board_time
                     return line
         except _Found as found:
             return str(found)
+        except _TooLate:
+            self._fail(f"{pattern!r} did not appear within {timeout:g} s of the board's time "
+                       f"(from {self._since:.6f} s; the board is at {self.board_time:.6f} s)")
         except WaitTimeout:
-            self._fail(f"{pattern!r} did not appear within {timeout or self.timeout:g} s")
+            self._fail(f"{pattern!r} did not appear within {wall:g} s of wall time")
+        if deadline is not None and self.board_time > deadline:
+            self._fail(f"{pattern!r} did not appear within {timeout:g} s of the board's time "
+                       f"(from {self._since:.6f} s); job {self.id} ended at "
+                       f"{self.board_time:.6f} s")
         self._fail(f"{pattern!r} did not appear before job {self.id} ended "
                    f"({(self.final or {}).get('stop_reason')})")
         raise AssertionError  # not reached
+
+    def write(self, text: str) -> float:
+        """Console input into the running job (waiting for it to start); returns the
+        board's time the server knew when it passed the input on (it lands at or after
+        it). AssertionError when the job has ended."""
+        return self._send(lambda: self.client.write(self.id, text))
+
+    def press(self, button: str, hold: float = 0.1) -> float:
+        """Press ``button`` for ``hold`` seconds of the board's time (see :meth:`write`)."""
+        return self._send(lambda: self.client.press(self.id, button, hold))
+
+    def _send(self, send: Any) -> float:
+        from .client import HwutError
+        started = self.client.monotonic()
+        while True:
+            try:
+                answer = send()
+                break
+            except HwutError as exc:
+                if exc.status != 409:
+                    raise
+                status = self.client.job(self.id)["status"]
+                if status in ("FINISHED", "ERROR", "CANCELED"):
+                    self._fail(f"job {self.id} is {status}: it takes no input any more")
+                if self.client.monotonic() - started > self.timeout:
+                    self._fail(f"job {self.id} did not start taking input within "
+                               f"{self.timeout:g} s ({status})")
+                self.client.sleep(0.05)
+        board_time = float(answer.get("board_time_s") or 0.0)
+        self.board_time = max(self.board_time, board_time)
+        self._since = max(self._since, board_time)
+        return board_time
 
     def _fail(self, why: str) -> None:
         tail = bytes(self.log[-TAIL_BYTES:]).decode("utf-8", "replace")
@@ -149,12 +263,15 @@ class Board:
             limit: int = 10, input: str | None = None,
             presses: Sequence[str] = (), expect: Sequence[str] = (),
             fail: Sequence[str] = (), exit_code: int | None = None,
-            parse: str | None = None, pins: Sequence[str] = (), **options: Any) -> Run:
+            parse: str | None = None, pins: Sequence[str] = (), realtime: bool = False,
+            **options: Any) -> Run:
         """Submit ``image`` (a path or the bytes), or a list of them for ONE job of several
         images (a bootloader and its application; ``"app.bin@0x0800A000"`` or an
         ImageRef places a BIN); ``pins``: scripted pin levels (``"PA0@0:1"``); criteria
         as for ``hwut submit`` (``expect``, ``fail``, ``exit_code``, ``parse``;
-        ``ordered``, ``on_limit``, ``run_to_end``, ``expect_pin`` (a list) as options)."""
+        ``ordered``, ``on_limit``, ``run_to_end``, ``expect_pin`` (a list) as options).
+        ``realtime``: the board's time keeps to the wall clock, for a test that talks to
+        it (``write``, ``press``)."""
         from .ci import criteria_from_options
         criteria = criteria_from_options(
             list(expect), [], list(fail), [], bool(options.get("ordered")), exit_code,
@@ -168,7 +285,8 @@ class Board:
         else:
             data = list(image)
         job = self.client.submit(data, self.name, limit, console_input=input,
-                                 presses=list(presses), criteria=criteria, pins=list(pins))
+                                 presses=list(presses), criteria=criteria, pins=list(pins),
+                                 realtime=realtime)
         run = Run(self.client, job, self.timeout)
         self.runs.append(run)
         if self.node is not None:

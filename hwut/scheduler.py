@@ -40,6 +40,7 @@ from hwut.backends.base import (
     CancelReason,
     CancelToken,
     Deadline,
+    LiveItem,
     OptionError,
     Outcome,
     StopReason,
@@ -49,6 +50,7 @@ from hwut.backends.registry import load_failure
 from . import trace as pintrace
 from .config import BoardConfig, Config, ConfigError
 from .jobs import Job, JobStatus, TransitionError, format_time
+from .logtime import LogTimes
 from .runner.process import JobProcess, job_context
 from .runner.spec import JobSpec, Limits
 from .storage import StorageFull, private_opener
@@ -61,6 +63,11 @@ log = logging.getLogger(__name__)
 STORAGE_RETRY_S = 1.0
 #: A running job's detail when the server stopped it (it becomes ERROR, not CANCELED).
 SHUTDOWN_DETAIL = "the server stopped while the job ran"
+
+
+class NotRunning(Exception):
+    """Live input for a job whose run is not going on (not started, ended, or between
+    two attempts)."""
 
 
 def resolve_backend(name: str, known: Mapping[str, type[Backend]]) -> type[Backend]:
@@ -203,6 +210,8 @@ class Scheduler:
         self._stop = threading.Event()
         #: The running jobs' cancel tokens: the one way to stop a run, with its reason.
         self._cancels: dict[int, CancelToken] = {}
+        #: The running jobs' instances and log time indexes (live input, board time).
+        self._running: dict[int, tuple[Instance, LogTimes]] = {}
         self._threads: list[threading.Thread] = []
         self.instances: list[Instance] = []
         self._context: Any = None  # the job processes' fork server, made by start()
@@ -384,6 +393,18 @@ class Scheduler:
             return job
         raise TransitionError(job_id, job.status, JobStatus.CANCELED)
 
+    # ---- live input --------------------------------------------------------------------
+
+    def send_input(self, job_id: int, item: LiveItem) -> float:
+        """Pass ``item`` to job ``job_id``'s running board; returns the board's latest
+        time known here (the item is applied at or after it). :class:`NotRunning` when
+        the job's run is not going on. Who may send, and how much, the API decides."""
+        running = self._running.get(job_id)
+        process = running[0].process if running is not None else None
+        if running is None or process is None or not process.send_input(item):
+            raise NotRunning(job_id)
+        return running[1].now
+
     # ---- the worker ------------------------------------------------------------------
 
     def _work(self, instance: Instance) -> None:
@@ -449,6 +470,7 @@ class Scheduler:
         finally:
             instance.job_id = None
             self._cancels.pop(job.id, None)
+            self._running.pop(job.id, None)
         return self.store.get(job.id)
 
     def _run(self, instance: Instance, job: Job) -> None:
@@ -460,29 +482,37 @@ class Scheduler:
         self._cancels[job.id] = cancel
         log_name, other_name = self.store.new_artifact_name(), self.store.new_artifact_name()
         trace_name = self.store.new_artifact_name()
+        times_name = self.store.new_artifact_name()
         uart = _LogSink(self.store.artifact_path(log_name))
         other = _LogSink(self.store.artifact_path(other_name))
         tap: Tap | None = None
         trace = _LogSink(self.store.artifact_path(trace_name))
+        # written before the log's bytes: whatever a reader sees of the log has a time
+        times = LogTimes(self.store.artifact_path(times_name), opener=private_opener)
         try:
             try:
                 job = self.store.transition(job.id, JobStatus.RUNNING, filename_log=log_name,
+                                            filename_log_times=times_name,
                                             started=format_time(self.store.clock()))
             except TransitionError:  # canceled between claim and start
                 self.store.artifact_path(log_name).unlink(missing_ok=True)
+                self.store.artifact_path(times_name).unlink(missing_ok=True)
                 return
             instance.job_id = job.id
+            self._running[job.id] = (instance, times)
             log.info("job %d started on %s (owner %s, limit %s s)", job.id, instance.name,
                      job.owner, job.duration_limit_seconds)
             # the verdict's hook: a log that settles it stops the run (fail-fast)
             tap = Tap.for_job(job.criteria, uart, lambda: cancel.cancel(
-                CancelReason.VERDICT, "the job's verdict is settled"), job.trace)
+                CancelReason.VERDICT, "the job's verdict is settled"), job.trace,
+                times.time_at)
             outcome, failure, retries = self._attempts(instance, job, tap or uart, uart, other,
-                                                       cancel, trace)
+                                                       cancel, trace, times)
         finally:
             uart.close()
             other.close()
             trace.close()
+            times.close()
             for sink, name in ((other, other_name), (trace, trace_name)):
                 if not sink.written:
                     self.store.artifact_path(name).unlink(missing_ok=True)
@@ -499,7 +529,8 @@ class Scheduler:
 
     def _attempts(self, instance: Instance, job: Job, log_in: Callable[[bytes], None],
                   uart: _LogSink, other: _LogSink, cancel: CancelToken,
-                  trace: _LogSink) -> tuple[Outcome | None, str, int]:
+                  trace: _LogSink, times: LogTimes | None = None
+                  ) -> tuple[Outcome | None, str, int]:
         """Run the job, again after an infrastructure error while retries are left and the
         instance stays online; count the errors in a row and take the instance offline at
         ``offline_after``. Returns (outcome, why there is none, retries made)."""
@@ -507,7 +538,7 @@ class Scheduler:
         retries = 0
         while True:
             outcome, failure = self._call_backend(instance, self._spec(instance, job),
-                                                  log_in, other, cancel, trace)
+                                                  log_in, other, cancel, trace, times)
             if outcome is None:  # the server's own trouble (its disk): not the board's
                 return outcome, failure, retries
             if (outcome.reason is not StopReason.INFRASTRUCTURE or cancel.is_set()
@@ -533,6 +564,8 @@ class Scheduler:
             uart.restart()
             other.restart()
             trace.restart()
+            if times is not None:
+                times.restart()
             if isinstance(log_in, Tap):
                 log_in.restart()  # the verdict reads the last attempt's log only
         if earlier:
@@ -611,7 +644,8 @@ class Scheduler:
                           i.get("address"), str(i.get("name", "")))
                          for i in job.images or ()),
             pins=tuple((str(p), float(at), None if level is None else int(level))
-                       for p, at, level in job.pins or ()))
+                       for p, at, level in job.pins or ()),
+            realtime=bool(job.realtime))
 
     def wall_budget(self, time_limit_s: float, limits: Limits) -> float:
         """Wall seconds a job may take before it counts as hung: its time limit, its CPU
@@ -636,7 +670,8 @@ class Scheduler:
 
     def _call_backend(self, instance: Instance, spec: JobSpec, uart: Callable[[bytes], None],
                       other: _LogSink, cancel: CancelToken,
-                      trace: _LogSink | None = None) -> tuple[Outcome | None, str]:
+                      trace: _LogSink | None = None, times: LogTimes | None = None
+                      ) -> tuple[Outcome | None, str]:
         """Run the job in its own process; (outcome, "") or (None, why there is none)."""
         deadline = (None if spec.wall_budget_s is None
                     else Deadline.after(spec.wall_budget_s, self.monotonic))
@@ -646,7 +681,7 @@ class Scheduler:
             deadline=deadline)
         instance.process = process
         try:
-            return process.run(uart, other, cancel, trace), ""
+            return process.run(uart, other, cancel, trace, times), ""
         except OSError as exc:  # writing the job's files failed; the process is gone
             if exc.errno == errno.ENOSPC:
                 return None, "storage full: the server's disk has no room for the job's log"

@@ -262,10 +262,12 @@ CRITERIA_PARAMS = ("expect", "expect_regex", "fail", "fail_regex", "ordered", "e
 
 @dataclass(frozen=True)
 class Decision:
-    """A verdict and its one-line reason."""
+    """A verdict and its one-line reason; ``at_s``: the board's time of the line that
+    settled it, when the log's times are known."""
 
     verdict: str
     reason: str
+    at_s: float | None = None
 
 
 def _quote(line: str) -> str:
@@ -290,6 +292,10 @@ class Matcher:
     _line: bytearray = field(default_factory=bytearray)
     #: The test framework's parser when the criteria ask for one.
     parser: parsers.Parser | None = None
+    #: Log bytes fed so far.
+    consumed: int = 0
+    #: The board's time of the log byte before an offset (hwut.logtime); None: unknown.
+    time_at: Callable[[int], float | None] | None = None
 
     def __post_init__(self) -> None:
         if self.criteria.parse is not None and self.parser is None:
@@ -298,15 +304,20 @@ class Matcher:
     def feed(self, data: bytes) -> Decision | None:
         if self.decided is not None:
             return None
-        start = 0
+        base, start = self.consumed, 0
+        self.consumed += len(data)
         while self.decided is None:
             end = data.find(b"\n", start)
             if end < 0:
                 break
             self._take(data[start:end], ends_line=True)
             start = end + 1
+            if self.decided is not None:
+                self._stamp(base + start)
         if self.decided is None and start < len(data):
             self._take(data[start:], ends_line=False)
+            if self.decided is not None:  # a line cut at MAX_LINE decided it
+                self._stamp(base + len(data))
         return self.decided
 
     def close(self) -> Decision | None:
@@ -315,7 +326,24 @@ class Matcher:
             self.lines += 1
             self._check(bytes(self._line))
             self._line.clear()
+            if self.decided is not None:
+                self._stamp(self.consumed)
         return self.decided
+
+    def _stamp(self, offset: int) -> None:
+        """Say in the reason when the deciding line arrived: the board's time of the log
+        byte before ``offset`` (the line's end), when the matcher knows the log's times."""
+        if self.time_at is None or self.decided is None:
+            return
+        t = self.time_at(offset)
+        if t is None:  # the backend cannot tell the board's time (Renode)
+            return
+        reason = self.decided.reason
+        where = f"at line {self.lines}"
+        stamped = f"{where} ({t:.6f} s virtual)"
+        self.decided = Decision(self.decided.verdict,
+                                reason.replace(where, stamped, 1) if where in reason
+                                else f"{reason} ({t:.6f} s virtual)", t)
 
     def _take(self, piece: bytes, ends_line: bool) -> None:
         while len(self._line) + len(piece) > MAX_LINE and self.decided is None:
@@ -436,7 +464,9 @@ def _log_verdict(matcher: Matcher, status: str, stop_reason: str | None,
         return Decision(CANCELED, detail or "canceled")
     decided = matcher.close()
     if decided is not None:
-        return Decision(decided.verdict, decided.reason + (f"; run stopped{at}" if at else ""))
+        # when the deciding line arrived, not when the run stopped: stopping takes the
+        # wall time a cancel needs, in which an emulator may run on for seconds
+        return decided
     if stop_reason == "fault":
         return Decision(FAILED, f"the firmware faulted{at}" + (f": {detail}" if detail else ""))
     if stop_reason == "cpu_limit":
@@ -488,17 +518,21 @@ class Tap:
     every expectation met), so the run ends there instead of at its limit."""
 
     def __init__(self, criteria: Criteria, sink: Any, stop: Callable[[], object],
-                 trace_option: str | None = None) -> None:
-        self.matcher = Matcher(criteria)
+                 trace_option: str | None = None,
+                 time_at: Callable[[int], float | None] | None = None) -> None:
+        self.matcher = Matcher(criteria, time_at=time_at)
         self.sink, self.stop = sink, stop
         #: The job's trace option as stored ("none": the job asked for no pin trace).
         self.trace_option = trace_option
 
     @classmethod
     def for_job(cls, record: Mapping[str, Any] | None, sink: Any,
-                stop: Callable[[], object], trace_option: str | None = None) -> Tap | None:
+                stop: Callable[[], object], trace_option: str | None = None,
+                time_at: Callable[[int], float | None] | None = None) -> Tap | None:
+        """``time_at``: the board's time of a log offset (the job's LogTimes), so that
+        the reason says when the deciding line arrived."""
         return None if not record else cls(Criteria.from_record(record), sink, stop,
-                                           trace_option)
+                                           trace_option, time_at)
 
     @property
     def decided(self) -> bool:
@@ -506,7 +540,7 @@ class Tap:
 
     def restart(self) -> None:
         """Forget what was seen: the job runs again (a retry after an infrastructure error)."""
-        self.matcher = Matcher(self.matcher.criteria)
+        self.matcher = Matcher(self.matcher.criteria, time_at=self.matcher.time_at)
 
     def __call__(self, data: bytes) -> None:
         self.sink(data)

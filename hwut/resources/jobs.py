@@ -65,7 +65,7 @@ MAX_COMMENT = 1000
 #: Query parameters of PUT /jobs/submit; any other is refused (a typo must not turn
 #: into a default silently).
 SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press", "trace",
-                 *verdict.CRITERIA_PARAMS, "pin")
+                 "realtime", *verdict.CRITERIA_PARAMS, "pin")
 #: Images one job may carry (a multipart submit's file parts).
 MAX_IMAGES = 8
 #: How long a client's name of an image may be (kept for the job record, never a path).
@@ -265,6 +265,8 @@ class SubmitResource(_JobBase):
             shown = board if len(board) <= 64 else board[:64] + "..."
             raise bad_request(f"unknown board {shown!r}; known boards: {', '.join(known)}")
         duration = self._duration(req)
+        # an interactive job: the board's time keeps to the wall clock (POST .../input)
+        realtime = bool_param(req, "realtime")
         comment = single(req, "comment")
         if comment is not None and len(comment) > MAX_COMMENT:
             raise bad_request(f"'comment' is at most {MAX_COMMENT} characters")
@@ -302,7 +304,8 @@ class SubmitResource(_JobBase):
                                      comment=comment, console_input=console_input,
                                      presses=presses, max_waiting=max_waiting,
                                      criteria=criteria.record() if criteria else None,
-                                     trace=trace, images=images, pins=pins)
+                                     trace=trace, images=images, pins=pins,
+                                     realtime=realtime)
         resp.status = falcon.HTTP_201
         resp.location = f"/apiv1/jobs/{job.id}"
         resp.media = self.view(user, job)

@@ -23,10 +23,14 @@ from typing import Any
 
 from hwut.backends.base import (
     Backend,
+    BoardClock,
     CancelReason,
     CancelToken,
     Deadline,
     ImageFile,
+    LiveInput,
+    LiveInputClosed,
+    LiveItem,
     Outcome,
     RunRequest,
     StopReason,
@@ -43,6 +47,13 @@ CHUNK_BYTES = 256 * 1024
 MAX_INFRA_BYTES = wire.MAX_FRAME_BYTES - wire.MAX_HEADER_BYTES - 1024
 #: After the server went away, how long the job may take to stop before it exits anyway.
 ORPHAN_GRACE_S = 3.0
+#: How often the board's time goes to the server while the board prints nothing.
+TIME_INTERVAL_S = 0.1
+#: A UART frame carries the board's time of at most this many line ends (it is sent
+#: early when a chunk has more lines): the header stays small, the times exact.
+MAX_MARKS = 256
+#: Items of live input waiting for the backend at most (the server bounds the rate).
+LIVE_CAPACITY = 64
 
 
 class Channel:
@@ -64,13 +75,23 @@ class OutputStream:
     At the cap the bytes up to it are kept and the run is asked to stop: a firmware
     that floods its console has said what it will say, and emulating on only burns
     CPU. The log is then exactly the first ``cap`` bytes the board printed.
+
+    With a ``clock`` (the UART log), each frame says when the board printed it: ``t``,
+    the board's time at its last byte, and ``marks``, ``[offset, t]`` for every line end
+    in it (offset just past the line end, within the frame). Stamped here, as bytes
+    arrive from the backend, because only here is the board's time at hand; the server
+    keeps the times beside the log (verdict match times, the live stream's ``time``
+    events).
     """
 
     def __init__(self, channel: Channel, kind: wire.Kind, cap: int, stop: CancelToken,
-                 what: str) -> None:
+                 what: str, clock: BoardClock | None = None) -> None:
         self.channel, self.kind, self.cap, self.stop, self.what = channel, kind, cap, stop, what
+        self.clock = clock
         self.total = 0
         self._buffer = bytearray()
+        self._marks: list[tuple[int, float]] = []
+        self._t = 0.0
         self._lock = threading.Lock()
 
     def write(self, data: bytes) -> None:
@@ -82,9 +103,15 @@ class OutputStream:
                 data = data[:room]
                 self.stop.cancel(CancelReason.OUTPUT_LIMIT,
                                  f"the {self.what} reached its limit of {self.cap} bytes")
+            if self.clock is not None and self.clock.known:
+                self._t = t = self.clock()
+                end = data.find(b"\n")
+                while end >= 0:
+                    self._marks.append((len(self._buffer) + end + 1, t))
+                    end = data.find(b"\n", end + 1)
             self._buffer += data
             self.total += len(data)
-            if len(self._buffer) >= CHUNK_BYTES:
+            if len(self._buffer) >= CHUNK_BYTES or len(self._marks) >= MAX_MARKS:
                 self._flush_locked()
 
     def flush(self) -> None:
@@ -95,7 +122,13 @@ class OutputStream:
         while self._buffer:
             chunk = bytes(self._buffer[:CHUNK_BYTES])
             del self._buffer[:CHUNK_BYTES]
-            self.channel.send(wire.Frame(self.kind, payload=chunk))
+            fields: dict[str, Any] = {}
+            if self.clock is not None and self.clock.known:
+                n = len(chunk)
+                marks = [[end, t] for end, t in self._marks if end <= n]
+                self._marks = [(end - n, t) for end, t in self._marks if end > n]
+                fields = {"t": self._t, "marks": marks}
+            self.channel.send(wire.Frame(self.kind, fields, payload=chunk))
 
 
 def apply_limits(limits: Limits) -> None:
@@ -136,8 +169,9 @@ def cap_text(text: str, limit: int) -> str:
             + data[-half:].decode("utf-8", "ignore"))
 
 
-def _listen(channel: Channel, stop: CancelToken) -> None:
-    """The server's side of the conversation: a cancel, or the server going away."""
+def _listen(channel: Channel, stop: CancelToken, live: LiveInput | None = None) -> None:
+    """The server's side of the conversation: a cancel, live input, or the server going
+    away."""
     while True:
         try:
             frame = wire.decode(channel.conn.recv_bytes(wire.MAX_FRAME_BYTES))
@@ -147,6 +181,30 @@ def _listen(channel: Channel, stop: CancelToken) -> None:
             return
         if frame.kind is wire.Kind.CANCEL:
             stop.cancel(*cancel_of(frame))
+        elif frame.kind is wire.Kind.INPUT and live is not None:
+            item = input_of(frame)
+            if item is not None:
+                try:
+                    live.put(item)  # full: dropped and counted (the server bounds the rate)
+                except LiveInputClosed:
+                    pass  # the run ended: the server is told so by the OUTCOME
+
+
+def input_of(frame: wire.Frame) -> LiveItem | None:
+    """The live input an INPUT frame carries; None for one that carries nothing usable."""
+    press = frame.fields.get("press")
+    if isinstance(press, str) and press:
+        hold = frame.fields.get("hold_s")
+        hold_s = float(hold) if isinstance(hold, int | float) and hold > 0 else 0.1
+        return LiveItem(press=press[:16], hold_s=min(hold_s, 60.0))
+    return LiveItem(text=frame.payload) if frame.payload else None
+
+
+def input_frame(item: LiveItem) -> wire.Frame:
+    """The INPUT frame for ``item`` (the server's side sends it)."""
+    if item.press is not None:
+        return wire.Frame(wire.Kind.INPUT, {"press": item.press, "hold_s": item.hold_s})
+    return wire.Frame(wire.Kind.INPUT, payload=item.text)
 
 
 def cancel_of(frame: wire.Frame) -> tuple[CancelReason, str]:
@@ -158,10 +216,30 @@ def cancel_of(frame: wire.Frame) -> tuple[CancelReason, str]:
     return reason, str(frame.fields.get("detail") or "")
 
 
-def _flush_periodically(streams: tuple[OutputStream, ...], done: threading.Event) -> None:
+def _flush_periodically(streams: tuple[OutputStream, ...], done: threading.Event,
+                        channel: Channel | None = None, clock: BoardClock | None = None
+                        ) -> None:
+    """Output goes out every FLUSH_INTERVAL_S; the board's time every TIME_INTERVAL_S
+    when it moved (a follower then knows how far the board is while it prints nothing)."""
+    sent_t, sent_at = -1.0, 0.0
+    ticks = 0
     while not done.wait(FLUSH_INTERVAL_S):
+        # the time is read before the flush: every byte printed by then goes out before
+        # the TIME frame, so a follower never learns a time before the bytes that precede it
+        known = clock is not None and clock.known
+        t = clock() if clock is not None and known else 0.0
         for stream in streams:
             stream.flush()
+        ticks += 1
+        if channel is None or not known or ticks * FLUSH_INTERVAL_S - sent_at \
+                < TIME_INTERVAL_S:
+            continue
+        if t != sent_t:
+            sent_t, sent_at = t, ticks * FLUSH_INTERVAL_S
+            try:
+                channel.send(wire.Frame(wire.Kind.TIME, {"t": t}))
+            except OSError:
+                return  # the server went away; the listener stops the run
 
 
 #: Where a failure's traceback goes: the server's log (for the operator), never the job's
@@ -176,7 +254,8 @@ def _failed(detail: str, internal: list[str]) -> Outcome:
 
 
 def run_job(spec: JobSpec, channel: Channel, stop: CancelToken,
-            streams: tuple[OutputStream, ...], internal: list[str]) -> Outcome:
+            streams: tuple[OutputStream, ...], internal: list[str],
+            live: LiveInput | None = None, clock: BoardClock | None = None) -> Outcome:
     """Build the backend, run it, and turn our own stop requests into their reasons;
     tracebacks go to ``internal``, for the server's log. ``streams``: UART, other and,
     when the job keeps one, the pin trace."""
@@ -196,7 +275,8 @@ def run_job(spec: JobSpec, channel: Channel, stop: CancelToken,
                          trace_bytes=spec.limits.trace_bytes,
                          images=tuple(ImageFile(Path(path), fmt, at, name)
                                       for path, fmt, at, name in spec.images),
-                         pins=spec.pins)
+                         pins=spec.pins, live=live,
+                         clock=clock or BoardClock(), realtime=spec.realtime)
     try:
         outcome = backend.run(request)
         if not isinstance(outcome, Outcome):
@@ -248,23 +328,37 @@ def serve(conn: Connection) -> None:
     spec = JobSpec.from_json(start.fields["spec"])
     apply_limits(spec.limits)
     signal.signal(signal.SIGXCPU, lambda signum, frame: stop.cancel(CancelReason.CPU_LIMIT))
-    threading.Thread(target=_listen, args=(channel, stop), daemon=True,
+    # opened here, closed once the backend returned (see the end of this function)
+    live = LiveInput(LIVE_CAPACITY)
+    clock = BoardClock()
+    threading.Thread(target=_listen, args=(channel, stop, live), daemon=True,
                      name="hwut-job-listen").start()
-    streams = (OutputStream(channel, wire.Kind.UART, spec.limits.uart_bytes, stop, "UART log"),
+    streams = (OutputStream(channel, wire.Kind.UART, spec.limits.uart_bytes, stop, "UART log",
+                            clock),
                OutputStream(channel, wire.Kind.OTHER, spec.limits.other_bytes, stop,
                             "trace (other)"),
                OutputStream(channel, wire.Kind.TRACE, spec.limits.trace_bytes, stop,
                             "pin trace"))
     done = threading.Event()
-    flusher = threading.Thread(target=_flush_periodically, args=(streams, done), daemon=True,
+    flusher = threading.Thread(target=_flush_periodically,
+                               args=(streams, done, channel, clock), daemon=True,
                                name="hwut-job-flush")
     flusher.start()
     internal: list[str] = []
     try:
-        outcome = run_job(spec, channel, stop, streams, internal)
+        outcome = run_job(spec, channel, stop, streams, internal, live, clock)
     finally:
         done.set()
         flusher.join()
+        unapplied = live.close()
+    if unapplied or live.refused:
+        notes = [f"live input not applied (the run ended first): {item.describe()}"
+                 for item in unapplied]
+        if live.refused:
+            notes.append(f"live input: {live.refused} items dropped (more than "
+                         f"{live.capacity} waiting)")
+        outcome = replace(outcome, infra_log="\n".join(filter(None, [outcome.infra_log,
+                                                                     *notes])))
     for stream in streams:
         stream.flush()
     channel.send(outcome_frame(outcome, spec.limits.infra_bytes, "".join(internal)))

@@ -12,16 +12,28 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hwut.backends.base import ByteSink, CancelReason, CancelToken, Deadline, Outcome, StopReason
+from hwut.backends.base import (
+    ByteSink,
+    CancelReason,
+    CancelToken,
+    Deadline,
+    LiveItem,
+    Outcome,
+    StopReason,
+)
 
 from . import child, wire
 from .spec import JobSpec
+
+if TYPE_CHECKING:
+    from hwut.logtime import LogTimes
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +96,20 @@ class JobProcess:
         self.cpu_seen = 0.0
         self.pid: int | None = None
         self._trace: ByteSink | None = None
+        self._times: LogTimes | None = None
+        #: The connection while the process runs (None before and after): live input
+        #: is sent on it from the API's threads, the pump's cancel from its own.
+        self._conn: Connection | None = None
+        self._send_lock = threading.Lock()
 
     def run(self, uart: ByteSink, other: ByteSink | None, cancel: CancelToken,
-            trace: ByteSink | None = None) -> Outcome:
+            trace: ByteSink | None = None, times: LogTimes | None = None) -> Outcome:
         """Run to the job's end; ``cancel`` is canceled (with its reason) by whoever stops
         it, and by this object when the deadline passes; ``trace`` gets the pin trace (VCD),
-        when the job keeps one."""
+        when the job keeps one; ``times`` the board's time of the UART bytes (before the
+        bytes go to ``uart``)."""
         self._trace = trace
+        self._times = times
         ours, theirs = self.context.Pipe(duplex=True)
         process = self.context.Process(target=child.main, args=(theirs,), daemon=True,  # type: ignore[attr-defined]
                                        name=f"hwut-job-{self.spec.job_id}")
@@ -100,12 +119,33 @@ class JobProcess:
             theirs.close()
             ours.send_bytes(wire.encode(wire.Frame(wire.Kind.START,
                                                    {"spec": self.spec.to_json()})))
+            with self._send_lock:
+                self._conn = ours
             return self._pump(ours, process, uart, other, cancel)
         except (BrokenPipeError, ConnectionResetError):
             return self._died(ours, process, uart, other)
         finally:
+            with self._send_lock:
+                self._conn = None
             self._end(process)
             ours.close()
+
+    def send_input(self, item: LiveItem) -> bool:
+        """Pass live input to the running job's process (its backend applies it at the
+        board's time it takes it); False when the process is not running (any more)."""
+        frame = wire.encode(child.input_frame(item))
+        with self._send_lock:
+            if self._conn is None:
+                return False
+            try:
+                self._conn.send_bytes(frame)
+            except OSError:
+                return False
+        return True
+
+    def _send(self, conn: Connection, frame: wire.Frame) -> None:
+        with self._send_lock:
+            conn.send_bytes(wire.encode(frame))
 
     # ---- the loop ----------------------------------------------------------------------
 
@@ -134,9 +174,9 @@ class JobProcess:
                 # just passed must not count as a grace already used up)
                 canceled_at = self.monotonic()
                 try:
-                    conn.send_bytes(wire.encode(wire.Frame(wire.Kind.CANCEL, {
+                    self._send(conn, wire.Frame(wire.Kind.CANCEL, {
                         "reason": (cancel.reason or CancelReason.USER).value,
-                        "detail": cancel.detail})))
+                        "detail": cancel.detail}))
                 except OSError:
                     pass  # it is ending anyway; the next rounds see how
             if canceled_at is not None and now - canceled_at > self.cancel_grace_s:
@@ -157,7 +197,16 @@ class JobProcess:
     def _dispatch(self, frame: wire.Frame, uart: ByteSink, other: ByteSink | None
                   ) -> Outcome | None:
         if frame.kind is wire.Kind.UART:
+            if self._times is not None:  # untimed bytes too: the offsets stay the log's
+                t = frame.fields.get("t")
+                self._times.chunk(len(frame.payload),
+                                  float(t) if isinstance(t, int | float) else None,
+                                  _marks(frame.fields.get("marks")))
             uart(frame.payload)
+        elif frame.kind is wire.Kind.TIME:
+            t = frame.fields.get("t")
+            if self._times is not None and isinstance(t, int | float):
+                self._times.tick(float(t))
         elif frame.kind is wire.Kind.OTHER:
             if other is not None:
                 other(frame.payload)
@@ -211,6 +260,15 @@ class JobProcess:
                 log.error("job process %s survived SIGKILL", process.pid)
             else:
                 process.close()
+
+
+def _marks(value: Any) -> list[tuple[int, float]]:
+    """A UART frame's line-end times, what of them is well formed."""
+    if not isinstance(value, list):
+        return []
+    return [(int(m[0]), float(m[1])) for m in value[:4096]
+            if isinstance(m, list) and len(m) == 2
+            and all(isinstance(x, int | float) and not isinstance(x, bool) for x in m)]
 
 
 def outcome_from(frame: wire.Frame) -> Outcome:

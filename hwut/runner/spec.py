@@ -54,6 +54,8 @@ class JobSpec:
     images: tuple[tuple[str, str, int | None, str], ...] = ()
     #: Scripted pin levels: (pin, at virtual s, 1/0 or None = released).
     pins: tuple[tuple[str, float, int | None], ...] = ()
+    #: Keep the board's time from running ahead of the wall clock (an interactive job).
+    realtime: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -28,7 +28,9 @@ class ProtocolError(ValueError):
 class Kind(str, enum.Enum):
     START = "start"        # server -> job: the job's spec
     CANCEL = "cancel"      # server -> job: stop as soon as you can
-    UART = "uart"          # job -> server: console bytes, in order
+    INPUT = "input"        # server -> job: console text (payload) or a press, while it runs
+    UART = "uart"          # job -> server: console bytes, in order, with the board's time
+    TIME = "time"          # job -> server: the board's time while it prints nothing
     OTHER = "other"        # job -> server: trace (ITM/SWO) bytes, in order
     TRACE = "trace"        # job -> server: the pin trace (VCD) bytes, in order
     OUTCOME = "outcome"    # job -> server: the run's outcome, the last frame

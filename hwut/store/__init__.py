@@ -189,7 +189,7 @@ class JobStore:
                presses: list[Any] | None = None, max_waiting: int | None = None,
                criteria: dict[str, Any] | None = None, trace: str | None = None,
                images: Sequence[tuple[dict[str, Any], bytes]] | None = None,
-               pins: list[Any] | None = None) -> Job:
+               pins: list[Any] | None = None, realtime: bool = False) -> Job:
         """Store the executable and the WAITING job durably before the caller answers 201.
 
         ``images``: a job that carries several, each (record, bytes) in order, the first
@@ -218,7 +218,7 @@ class JobStore:
                     input=console_input,
                     presses=[list(p) for p in presses] if presses else None,
                     criteria=criteria, trace=trace, images=records,
-                    pins=[list(p) for p in pins] if pins else None))
+                    pins=[list(p) for p in pins] if pins else None, realtime=realtime))
         except BaseException:
             for name in written:
                 self.artifacts.path(name).unlink(missing_ok=True)

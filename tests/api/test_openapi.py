@@ -91,6 +91,33 @@ def test_submit_conforms(submit_api, served: Served):
     assert _run_all(submit_api, served, 30) == 1
 
 
+def test_live_input_conforms(served: Served):
+    """POST .../input with generated bodies against a running job (and ended, unknown
+    ones, as generated): no 5xx, answers as described."""
+    doc = httpx.get(served.url + "/apiv1/openapi.json").json()
+    doc["servers"] = [{"url": served.url}]
+    body = doc["paths"]["/apiv1/jobs/{job_id}/input"]["post"]["requestBody"]
+    assert body["content"]["application/json"]["schema"]["properties"]["press"]
+    schema = schemathesis.openapi.from_dict(doc).include(path="/apiv1/jobs/{job_id}/input",
+                                                         method="POST")
+    job_id = served.env.submit(limit=300, firmware="echo", realtime="true").json["id"]
+    (operation,) = [r.ok() for r in schema.get_all_operations()]
+
+    @given(case=operation.as_strategy())
+    @settings(max_examples=40, deadline=None, database=None,
+              suppress_health_check=list(HealthCheck))
+    def run(case) -> None:
+        if case.path_parameters and case.path_parameters.get("job_id", 0) % 2:
+            case.path_parameters = {"job_id": job_id}  # half of them reach the running job
+        _check(case, served)
+    try:
+        run()
+    finally:
+        served.env.client.simulate_delete(f"/apiv1/jobs/{job_id}",
+                                          headers=served.env.headers["alice"])
+        served.env.wait(job_id, timeout=30)
+
+
 def test_the_checks_bite(served: Served):
     """A description the server does not keep to is caught (so the passes above mean
     something): here the job schema wants a field no job has."""

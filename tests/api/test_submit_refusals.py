@@ -166,8 +166,8 @@ def test_unknown_query_parameters_are_refused(idle_env, typo):
     assert r.status_code == 400
     assert r.json["description"] == (
         f"unknown query parameter(s) {typo!r}; allowed: board, duration_limit_seconds, "
-        "comment, input, press, trace, expect, expect_regex, fail, fail_regex, ordered, exit_code, "
-        "on_limit, run_to_end, parse, expect_pin, pin")
+        "comment, input, press, trace, realtime, expect, expect_regex, fail, fail_regex, ordered, "
+        "exit_code, on_limit, run_to_end, parse, expect_pin, pin")
     only_nothing_stored(idle_env)
 
 

@@ -13,7 +13,7 @@ from hwut_e2e import Server, admin_token, sim_config, wait_ended
 
 SUBMIT = "/apiv1/jobs/submit?board=nucleo-f303re&duration_limit_seconds={limit}"
 FILE_FIELDS = ("filename_executable", "filename_log", "filename_other", "filename_infra",
-               "filename_trace")
+               "filename_trace", "filename_log_times")
 
 
 def test_sigkill_during_submit_burst(tmp_path, request):

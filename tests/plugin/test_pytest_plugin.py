@@ -80,3 +80,51 @@ def test_plugin_runs_several_images_as_one_job_and_scripts_pins(pytester, plugin
     ''')
     result = pytester.runpytest(*plugin_args, "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2)
+
+
+def test_interactive_tests_write_press_and_expect_in_board_time(pytester, plugin_args):
+    """write/press against running jobs; expect's timeout is the board's (virtual) time:
+    a line that comes later than that on the board fails, however fast the emulator."""
+    pytester.makepyfile(test_interactive=f'''
+        import pytest
+
+        ECHO = {str(BUILD / "echo.elf")!r}
+        BUTTON = {str(BUILD / "button.elf")!r}
+        HELLO = {str(BUILD / "hello.elf")!r}
+
+        def test_echo(hwut_board):
+            run = hwut_board.run(ECHO, limit=60, realtime=True)
+            assert run.expect("echo ready", timeout=1) == "echo ready"
+            sent_at = run.write("hello board\\r")
+            assert run.expect("hello board", timeout=2) == "hello board"
+            assert run.board_time >= sent_at
+            run.write("again\\r")
+            assert run.expect("again", timeout=2) == "again"
+
+        def test_button(hwut_board):
+            run = hwut_board.run(BUTTON, limit=60, realtime=True)
+            run.expect("B1 idle=1", timeout=1)
+            run.press("B1", hold=0.25)
+            pressed = int(run.expect(r"^pressed at (\\d+) ms$", regex=True, timeout=2).split()[2])
+            released = int(run.expect(r"^released at (\\d+) ms$", regex=True,
+                                      timeout=2).split()[2])
+            assert 245 <= released - pressed <= 255
+
+        def test_virtual_timeout(hwut_board):
+            # hello prints count=N every 100 ms of board time: count=5 is 0.5 s after
+            # count=0, later than a 0.3 s timeout, whatever the wall clock does
+            run = hwut_board.run(HELLO, limit=5)
+            run.expect("count=0")
+            assert run.expect("count=2", timeout=0.3) == "count=2"
+            with pytest.raises(AssertionError, match="within 0.3 s of the board's time"):
+                run.expect("count=9", timeout=0.3)
+
+        def test_silent_board_times_out_in_board_time(hwut_board):
+            # echo prints nothing without input: the board's time passing ends the wait
+            run = hwut_board.run(ECHO, limit=60, realtime=True)
+            run.expect("echo ready")
+            with pytest.raises(AssertionError, match="within 0.5 s of the board's time"):
+                run.expect("never printed", timeout=0.5)
+    ''')
+    result = pytester.runpytest(*plugin_args, "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
