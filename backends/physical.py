@@ -257,6 +257,10 @@ class _Run:
         fmt = self.request.format if self.request.format in ("elf", "hex", "bin") else None
         started = time.monotonic()
         try:
+            # From reset, not from wherever the last firmware stopped: pyOCD's flash
+            # algorithm would otherwise run with that firmware's interrupts live (their
+            # handlers in the flash being erased), its clocks and its CCR traps.
+            self.session.target.reset_and_halt()
             FileProgrammer(self.session, progress=lambda _done: None, chip_erase="sector"
                            ).program(str(self.request.executable), file_format=fmt,
                                      base_address=BIN_BASE if fmt == "bin" else None)

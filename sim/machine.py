@@ -250,8 +250,10 @@ class Machine:
 
     def watch_code(self, segments: list[tuple[int, bytes]]) -> None:
         """Code programmed into flash after ``load`` (by a debugger) gets what loaded code
-        gets: its unmask and SEV sites hooked (``sim.unmask``)."""
+        gets: its unmask and SEV sites hooked (``sim.unmask``), and its division and
+        load/store sites the hooks of the traps firmware enables (``sim.traps``)."""
         self.unmask.watch(segments)
+        self.traps.watch(segments)
 
     def request_reset(self) -> None:
         self._reset_requested = True
@@ -353,6 +355,18 @@ class Machine:
     def exit_code(self) -> int | None:
         """The code of the last semihosting exit, if firmware made one."""
         return self._exit_code
+
+    def drain(self) -> None:
+        """The firmware ended while a debugger holds the core (a semihosting exit it
+        serves): the peripherals run on as on the chip, so what is in flight, the last
+        bytes in a UART's transmitter, still leaves (as at ``run``'s own exit)."""
+        self._drain()
+
+    def wake(self) -> None:
+        """A debug halt ends sleep (ARMv7-M C1.4: a core in WFI/WFE leaves the sleep
+        state to enter Debug state): resumed, it runs on after the WFI/WFE, from the
+        PC the debugger left, which may be other code altogether (a flash algorithm)."""
+        self._sleeping = False
 
     def halt_soon(self) -> None:
         """From inside ``run`` (a hook, a callback): end it before the next instruction

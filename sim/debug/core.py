@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from unicorn import UC_HOOK_CODE
+from unicorn import UC_HOOK_CODE, UcError
 from unicorn import arm_const as A
 
+from .. import thumb
 from ..core.exceptions import HARDFAULT, Lockup
 from ..machine import Machine, StopCause
 
@@ -36,6 +37,8 @@ DFSR_HALTED, DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH, DFSR_EXTERNAL = 1, 2, 4, 8, 1
 # DEMCR bits
 VC_CORERESET, TRCENA = 1, 1 << 24
 DCRSR_REGWNR = 1 << 16
+#: Semihosting operations that end the program (SYS_EXIT, SYS_EXIT_EXTENDED).
+SEMIHOSTING_EXITS = (0x18, 0x20)
 
 #: DCRSR.REGSEL → Unicorn register (CONTROL/FAULTMASK/BASEPRI/PRIMASK, 20, is packed).
 CORE_REGISTERS: dict[int, int] = {
@@ -222,6 +225,7 @@ class DebugCore:
             self.machine.exc.clear_pending(HARDFAULT)
         self._halted = True
         self._lockup = False
+        self.machine.wake()  # a halt ends WFI/WFE: resumed, the core runs, not sleeps on
         self._control |= C_HALT
         self._publish()
         self._scb.set_bits("DFSR", reason)
@@ -424,6 +428,8 @@ class DebugCore:
     def _after_run(self, cause: StopCause, exit_code: int | None) -> None:
         self._retire_st = True
         if cause is StopCause.HALT and not self._halted:
+            if self._at_semihosting_exit():
+                self.machine.drain()
             self._enter_halt(self._pending_reason)
         elif cause is StopCause.EXIT:
             # the firmware ended (semihosting): the core stops as at a BKPT
@@ -431,6 +437,17 @@ class DebugCore:
             self._enter_halt(DFSR_BKPT)
         elif cause is StopCause.LOCKUP:
             self._lockup = True
+
+    def _at_semihosting_exit(self) -> bool:
+        """The core stopped at BKPT 0xAB asking for SYS_EXIT or SYS_EXIT_EXTENDED: the
+        firmware is done, the debugger ends the job, the chip's UART still sends."""
+        uc = self.machine.uc
+        pc = uc.reg_read(A.UC_ARM_REG_PC) & ~1
+        try:
+            insn = int.from_bytes(uc.mem_read(pc, 2), "little")
+        except UcError:  # an unmapped PC is no BKPT
+            return False
+        return insn == thumb.BKPT_SEMIHOSTING and uc.reg_read(A.UC_ARM_REG_R0) in SEMIHOSTING_EXITS
 
     def _pace(self) -> None:
         """Do not run ahead of the wall clock (``realtime``)."""
