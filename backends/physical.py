@@ -51,6 +51,15 @@ POLL_S = 0.2
 #: looks at the clock and the cancel signal.
 READ_S = 0.05
 
+#: Console input given at submit is typed into the port once the firmware is up: when
+#: it has printed and then been quiet this long, or this long after reset at the latest
+#: (firmware that reads before it prints anything).
+INPUT_QUIET_S = 0.02
+INPUT_AT_MOST_S = 0.5
+#: Between two typed bytes: a burst at the line rate would overrun a receiver that the
+#: firmware reads between other work (a polled UART without FIFO holds one byte).
+INPUT_GAP_S = 0.002
+
 # ARM semihosting (ARM IHI 0098): operations that end the program, the "normal" reason
 SYS_EXIT, SYS_EXIT_EXTENDED, ADP_STOPPED_APPLICATION_EXIT = 0x18, 0x20, 0x20026
 BKPT_SEMIHOSTING = 0xBEAB
@@ -196,6 +205,63 @@ class _Console(threading.Thread):
             self.join()
 
 
+def write_console_input(port: Any, data: bytes, *, gap_s: float = INPUT_GAP_S,
+                        stop: threading.Event | None = None) -> int:
+    """Type ``data`` into a board's console (an open pyserial port, the ST-LINK's VCP):
+    one byte at a time, ``gap_s`` apart and flushed, so that firmware polling its UART
+    reads every byte. Returns how many bytes went out (fewer once ``stop`` is set).
+    Serial errors propagate: the caller's job says the port failed. The one place that
+    writes to a physical board's console: submit-time input (``_Typist``) and input
+    sent to a running job both go through it."""
+    written = 0
+    for byte in data:
+        if stop is not None and stop.is_set():
+            break
+        port.write(bytes((byte,)))
+        port.flush()
+        written += 1
+        if stop is not None:
+            stop.wait(gap_s)
+        else:
+            time.sleep(gap_s)
+    return written
+
+
+class _Typist(threading.Thread):
+    """The job's console input (``input=`` at submit), written after reset once the
+    firmware is up (``INPUT_QUIET_S``, ``INPUT_AT_MOST_S``): on a board, bytes sent
+    before the firmware enables its receiver are lost, and the sim backend, feeding
+    them in virtual time, delivers them only once the receiver listens."""
+
+    def __init__(self, port: Any, data: bytes, console: _Console,
+                 note: Callable[[str], None]) -> None:
+        super().__init__(name="hwut-physical-input", daemon=True)
+        self.port, self.data, self.console, self.note = port, data, console, note
+        self.error: BaseException | None = None
+        self._quit = threading.Event()
+
+    def run(self) -> None:
+        console = self.console
+        latest = console.reset_at + INPUT_AT_MOST_S
+        while not self._quit.is_set() and time.monotonic() < latest:
+            if console.last_data and time.monotonic() - console.last_data >= INPUT_QUIET_S:
+                break
+            self._quit.wait(0.005)
+        began = time.monotonic() - console.reset_at
+        try:
+            written = write_console_input(self.port, self.data, stop=self._quit)
+        except Exception as exc:  # the port went away: the job says so
+            self.error = exc
+            return
+        self.note(f"console input: {written} of {len(self.data)} bytes typed from "
+                  f"{began:.3f} s after reset")
+
+    def stop(self) -> None:
+        self._quit.set()
+        if self.is_alive():
+            self.join()
+
+
 class _Run:
     """One job on the bench: what it opened, so that ``close`` releases all of it."""
 
@@ -208,6 +274,7 @@ class _Run:
         self.session: Any = None
         self.agent: Any = None
         self.console: _Console | None = None
+        self.typist: _Typist | None = None
 
     def open_port(self) -> None:
         serial = _lib().serial
@@ -309,6 +376,9 @@ class _Run:
         self.console = _Console(self.port, self.request.uart, self.note)
         self.console.start()
         target.reset()
+        if self.request.uart_input:
+            self.typist = _Typist(self.port, self.request.uart_input, self.console, self.note)
+            self.typist.start()
 
     def semihosting_exit(self) -> int | None:
         """The core halted: serve a semihosting call (None: the firmware goes on), or
@@ -331,6 +401,8 @@ class _Run:
         raise _Halted(f"the core halted at 0x{pc:08x} (not a semihosting call)")
 
     def close(self) -> None:
+        if self.typist is not None:
+            self.typist.stop()
         if self.console is not None:
             self.console.stop()  # reads time out every READ_S: it ends at once
         if self.agent is not None:
@@ -370,7 +442,8 @@ class _Halted(Exception):
     """The core stopped by itself (a BKPT that is not semihosting)."""
 
 
-__all__ = ["OPTIONS", "OptionError", "PhysicalBackend", "parse_options"]
+__all__ = ["OPTIONS", "OptionError", "PhysicalBackend", "parse_options",
+           "write_console_input"]
 
 
 class PhysicalBackend(Backend):
@@ -402,11 +475,12 @@ class PhysicalBackend(Backend):
     def board_info(cls, board: str, options: Mapping[str, Any] | None = None
                    ) -> BoardInfo | None:
         """A board HWUT models (nucleo-f303re) is described from the same data as the
-        emulator's; jobs' console input and button presses are not fed on a real bench."""
+        emulator's. A job's console input is typed into the serial port (``_Typist``);
+        button presses are refused at submit: a lab has no finger on the button."""
         spec = simboards.find(board)
         if spec is None:
             return None
-        return simboards.board_info(spec, name=board, console_input=False, presses=False)
+        return simboards.board_info(spec, name=board, console_input=True, presses=False)
 
     @classmethod
     def check_options(cls, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -477,6 +551,8 @@ class PhysicalBackend(Backend):
         while True:
             if console.error is not None:
                 raise console.error
+            if job.typist is not None and job.typist.error is not None:
+                raise job.typist.error
             now = time.monotonic()
             if request.cancel.is_set():
                 return self._end(job, outcome(StopReason.CANCEL, "", used=now - run_started))
