@@ -342,6 +342,10 @@ class Machine:
     debugger_semihosting: bool = False
     #: Called at the end of every reset (a debugger's vector catch and S_RESET_ST).
     on_reset: Callable[[], None] | None = None
+    #: Called with the exception number once the core entered its handler (frame
+    #: stacked, PC at the handler's first instruction); True halts the core there: a
+    #: debugger's vector catch on faults (DEMCR.VC_HARDERR, ...).
+    on_exception_entry: Callable[[int], bool] | None = None
 
     def _halts_at_breakpoint(self, pc: int) -> bool:
         return self.on_breakpoint is not None and self.on_breakpoint(pc)
@@ -523,6 +527,8 @@ class Machine:
             return False
         self._sleeping = False
         self.exc.enter(exc, self.precharge.canonical(self.uc.reg_read(A.UC_ARM_REG_PC)))
+        if self.on_exception_entry is not None and self.on_exception_entry(exc):
+            self._stop(StopCause.HALT)
         return True
 
     def _sleep(self) -> None:

@@ -24,6 +24,7 @@ from unicorn import UC_HOOK_CODE, UcError
 from unicorn import arm_const as A
 
 from .. import thumb
+from ..core import exceptions as X
 from ..core.exceptions import HARDFAULT, Lockup
 from ..machine import Machine, StopCause
 
@@ -36,6 +37,12 @@ S_RETIRE_ST, S_RESET_ST = 1 << 24, 1 << 25
 DFSR_HALTED, DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH, DFSR_EXTERNAL = 1, 2, 4, 8, 16
 # DEMCR bits
 VC_CORERESET, TRCENA = 1, 1 << 24
+VC_MMERR, VC_NOCPERR, VC_CHKERR, VC_STATERR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+VC_BUSERR, VC_HARDERR = 1 << 8, 1 << 10
+#: UsageFault causes and the vector catch bit each falls under (ARMv7-M C1.6.5, DEMCR).
+_USAGE_CATCH = ((X.CFSR_NOCP, VC_NOCPERR),
+                (X.CFSR_UNDEFINSTR | X.CFSR_INVSTATE | X.CFSR_INVPC, VC_STATERR),
+                (X.CFSR_UNALIGNED | X.CFSR_DIVBYZERO, VC_CHKERR))
 DCRSR_REGWNR = 1 << 16
 #: Semihosting operations that end the program (SYS_EXIT, SYS_EXIT_EXTENDED).
 SEMIHOSTING_EXITS = (0x18, 0x20)
@@ -106,6 +113,7 @@ class DebugCore:
         self._flash_seen = bytes(self._flash_memory.buffer)
         machine.on_breakpoint = self._on_breakpoint
         machine.on_reset = self._on_reset
+        machine.on_exception_entry = self._vector_catch
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self, console: str | None = None) -> None:
@@ -346,6 +354,29 @@ class DebugCore:
             self._restart_pacing()
         with self._cv:
             self._cv.notify_all()
+
+    def _vector_catch(self, exc: int) -> bool:
+        """A fault handler entered: with C_DEBUGEN and its DEMCR.VC_* bit set the core
+        halts on the handler's first instruction (DFSR.VCATCH), as a debugger that
+        wants to see faults the firmware handles asks the chip to."""
+        if not self._control & C_DEBUGEN:
+            return False
+        demcr = self._core_debug.values[0xC]
+        if exc == HARDFAULT:
+            wanted = VC_HARDERR
+        elif exc == X.BUSFAULT:
+            wanted = VC_BUSERR
+        elif exc == X.MEMMANAGE:
+            wanted = VC_MMERR
+        elif exc == X.USAGEFAULT:
+            cfsr = self.machine.exc.faults.cfsr
+            wanted = sum(bit for causes, bit in _USAGE_CATCH if cfsr & causes)
+        else:
+            return False
+        if not demcr & wanted:
+            return False
+        self._pending_reason = DFSR_VCATCH
+        return True
 
     # -- breakpoints -------------------------------------------------------------------
     def _on_breakpoint(self, pc: int) -> bool:
