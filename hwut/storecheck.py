@@ -477,12 +477,12 @@ def _repair(data_dir: Path, stamp: str) -> StoreReport:
 
     offline = by_path[db / OFFLINE_FILE]
     if offline.state == "damaged":  # nothing to salvage from: the admin decides again
-        backup = _keep_damaged(db / OFFLINE_FILE, stamp)
+        set_aside = _keep_damaged(db / OFFLINE_FILE, stamp)
         (db / OFFLINE_FILE).unlink()
         offline.state, offline.detail = "rebuilt", (
             f"damaged ({offline.detail}); removed: every instance is online at the next "
             f"start, take broken ones offline again (`hwut board offline`); the damaged "
-            f"original is {backup.name}")
+            f"original is {set_aside.name}")
 
     layout = by_path[db / LAYOUT_NAME]
     if layout.state == "damaged":
