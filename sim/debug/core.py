@@ -331,9 +331,9 @@ class DebugCore:
         memory = self._flash_memory
         now = bytes(memory.buffer)
         page = 2048
+        # erased pages too: the hooks on the code that was there must go
         changed = [(memory.base + off, now[off:off + page]) for off in range(0, len(now), page)
-                   if now[off:off + page] != self._flash_seen[off:off + page]
-                   and now[off:off + page].strip(b"\xff")]
+                   if now[off:off + page] != self._flash_seen[off:off + page]]
         self._flash_seen = now
         if changed:
             self.machine.watch_code(changed)
