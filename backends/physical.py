@@ -3,8 +3,10 @@ pyserial (its console, the ST-LINK's virtual COM port).
 
 Per job: open the serial port FIRST (opening a port discards bytes already waiting)
 → open the pyOCD session on the probe (never pyOCD's blocking wait for a probe) →
-program the image with pyOCD's FileProgrammer (sector erase; a BIN goes to
-0x08000000) → reset and run → stream every console byte into the job's log as it
+reset and halt (the flash algorithm must not run amid the last firmware's interrupts)
+→ program the image with pyOCD's FileProgrammer (sector erase; a BIN goes to
+0x08000000) → reset and run (the job's console input typed in once the firmware is
+up: ``_Typist``) → stream every console byte into the job's log as it
 arrives → stop at the wall-clock limit, on cancel, or when the firmware ends through
 semihosting → halt, reset-halt or leave running (option ``after``) → close the
 session and the port, on every path.
@@ -15,6 +17,13 @@ that halted on a semihosting ``BKPT 0xAB``. Semihosting is served by pyOCD's own
 agent (output goes to the job's log, as on the ``sim`` backend), and SYS_EXIT /
 SYS_EXIT_EXTENDED end the job with stop reason ``exit`` and the firmware's code. A
 board whose firmware never halts costs one debug-register read per poll.
+
+Faults: the core halts on entering a fault handler (vector catch on HardFault,
+MemManage, BusFault and the UsageFault causes); the fault status is noted and the
+core resumed at once, so a fault the firmware handles and clears is still seen. A run
+that reaches its limit after a fault ends as ``fault`` (the first one in the detail),
+as on the ``sim`` backend. The cost: a faulting core waits up to ``POLL_S`` in its
+handler's first instruction per fault (its timing changes, its output does not).
 
 Every failure of the bench (probe, target, flash, serial port) is an
 infrastructure error whose detail says what to check; the scheduler retries such a
@@ -52,10 +61,24 @@ POLL_S = 0.2
 #: looks at the clock and the cancel signal.
 READ_S = 0.05
 
+#: Console input given at submit is typed into the port once the firmware is up: when
+#: it has printed and then been quiet this long, or this long after reset at the latest
+#: (firmware that reads before it prints anything).
+INPUT_QUIET_S = 0.02
+INPUT_AT_MOST_S = 0.5
+#: Between two typed bytes: a burst at the line rate would overrun a receiver that the
+#: firmware reads between other work (a polled UART without FIFO holds one byte).
+INPUT_GAP_S = 0.002
+
 # ARM semihosting (ARM IHI 0098): operations that end the program, the "normal" reason
 SYS_EXIT, SYS_EXIT_EXTENDED, ADP_STOPPED_APPLICATION_EXIT = 0x18, 0x20, 0x20026
 BKPT_SEMIHOSTING = 0xBEAB
-DFSR, DFSR_BKPT = 0xE000_ED30, 1 << 1
+DFSR, DFSR_BKPT, DFSR_VCATCH = 0xE000_ED30, 1 << 1, 1 << 3
+#: Fault handlers the core halts on entering (vector catch), so that a fault the
+#: firmware handles and clears is still seen: the job ends as ``fault``, as on the sim.
+FAULT_HANDLERS = {3: "HardFault", 4: "MemManage", 5: "BusFault", 6: "UsageFault"}
+#: Caught faults written to the job's infrastructure log (the rest are counted).
+MAX_FAULT_NOTES = 10
 
 
 #: The board-instance options of the ``physical`` backend (server config), checked when
@@ -197,6 +220,63 @@ class _Console(threading.Thread):
             self.join()
 
 
+def write_console_input(port: Any, data: bytes, *, gap_s: float = INPUT_GAP_S,
+                        stop: threading.Event | None = None) -> int:
+    """Type ``data`` into a board's console (an open pyserial port, the ST-LINK's VCP):
+    one byte at a time, ``gap_s`` apart and flushed, so that firmware polling its UART
+    reads every byte. Returns how many bytes went out (fewer once ``stop`` is set).
+    Serial errors propagate: the caller's job says the port failed. The one place that
+    writes to a physical board's console: submit-time input (``_Typist``) and input
+    sent to a running job both go through it."""
+    written = 0
+    for byte in data:
+        if stop is not None and stop.is_set():
+            break
+        port.write(bytes((byte,)))
+        port.flush()
+        written += 1
+        if stop is not None:
+            stop.wait(gap_s)
+        else:
+            time.sleep(gap_s)
+    return written
+
+
+class _Typist(threading.Thread):
+    """The job's console input (``input=`` at submit), written after reset once the
+    firmware is up (``INPUT_QUIET_S``, ``INPUT_AT_MOST_S``): on a board, bytes sent
+    before the firmware enables its receiver are lost, and the sim backend, feeding
+    them in virtual time, delivers them only once the receiver listens."""
+
+    def __init__(self, port: Any, data: bytes, console: _Console,
+                 note: Callable[[str], None]) -> None:
+        super().__init__(name="hwut-physical-input", daemon=True)
+        self.port, self.data, self.console, self.note = port, data, console, note
+        self.error: BaseException | None = None
+        self._quit = threading.Event()
+
+    def run(self) -> None:
+        console = self.console
+        latest = console.reset_at + INPUT_AT_MOST_S
+        while not self._quit.is_set() and time.monotonic() < latest:
+            if console.last_data and time.monotonic() - console.last_data >= INPUT_QUIET_S:
+                break
+            self._quit.wait(0.005)
+        began = time.monotonic() - console.reset_at
+        try:
+            written = write_console_input(self.port, self.data, stop=self._quit)
+        except Exception as exc:  # the port went away: the job says so
+            self.error = exc
+            return
+        self.note(f"console input: {written} of {len(self.data)} bytes typed from "
+                  f"{began:.3f} s after reset")
+
+    def stop(self) -> None:
+        self._quit.set()
+        if self.is_alive():
+            self.join()
+
+
 class _Run:
     """One job on the bench: what it opened, so that ``close`` releases all of it."""
 
@@ -209,6 +289,10 @@ class _Run:
         self.session: Any = None
         self.agent: Any = None
         self.console: _Console | None = None
+        self.typist: _Typist | None = None
+        #: Faults seen through the vector catch: the first one's text, and how many.
+        self.first_fault: str | None = None
+        self.faults_caught = 0
 
     def open_port(self) -> None:
         serial = _lib().serial
@@ -265,6 +349,10 @@ class _Run:
         base = BIN_BASE if image.address is None else image.address
         started = time.monotonic()
         try:
+            # From reset, not from wherever the last firmware stopped: pyOCD's flash
+            # algorithm would otherwise run with that firmware's interrupts live (their
+            # handlers in the flash being erased), its clocks and its CCR traps.
+            self.session.target.reset_and_halt()
             FileProgrammer(self.session, progress=lambda _done: None, chip_erase="sector"
                            ).program(str(image.path), file_format=fmt,
                                      base_address=base if fmt == "bin" else None)
@@ -309,10 +397,16 @@ class _Run:
         console = _ConsoleIO()
         self.agent = SemihostAgent(target.get_target_context(), io_handler=console,
                                    console=console)
+        vc = _lib().Target.VectorCatch
+        target.set_vector_catch(vc.HARD_FAULT | vc.BUS_FAULT | vc.MEM_FAULT | vc.CHECK_ERR
+                                | vc.STATE_ERR | vc.COPROCESSOR_ERR | vc.INTERRUPT_ERR)
         self.port.reset_input_buffer()  # what the old firmware said is not this job's
         self.console = _Console(self.port, self.request.uart, self.note)
         self.console.start()
         target.reset()
+        if self.request.uart_input:
+            self.typist = _Typist(self.port, self.request.uart_input, self.console, self.note)
+            self.typist.start()
 
     def semihosting_exit(self) -> int | None:
         """The core halted: serve a semihosting call (None: the firmware goes on), or
@@ -320,7 +414,13 @@ class _Run:
         target = self.session.target
         ctx = target.get_target_context()
         pc = ctx.read_core_register("pc")
-        if ctx.read32(DFSR) & DFSR_BKPT and ctx.read16(pc) == BKPT_SEMIHOSTING:
+        dfsr = ctx.read32(DFSR)
+        if dfsr & DFSR_VCATCH:
+            self.fault_caught(ctx, pc)
+            ctx.write32(DFSR, DFSR_VCATCH)  # write 1 to clear
+            target.resume()
+            return None
+        if dfsr & DFSR_BKPT and ctx.read16(pc) == BKPT_SEMIHOSTING:
             op, arg = ctx.read_core_register("r0"), ctx.read_core_register("r1")
             if op == SYS_EXIT:  # AArch32: the reason itself in r1
                 return 0 if arg == ADP_STOPPED_APPLICATION_EXIT else 1
@@ -334,7 +434,23 @@ class _Run:
             return None
         raise _Halted(f"the core halted at 0x{pc:08x} (not a semihosting call)")
 
+    def fault_caught(self, ctx: Any, pc: int) -> None:
+        """The core halted entering a fault handler: what the fault status says now (the
+        handler has not run, so it has not cleared it yet)."""
+        handler = FAULT_HANDLERS.get(ctx.read_core_register("xpsr") & 0x1FF, "a fault handler")
+        text = (f"{handler} entered at 0x{pc:08x}: "
+                f"{_fault_registers(ctx) or 'no fault status bits set'}")
+        self.faults_caught += 1
+        if self.first_fault is None:
+            self.first_fault = text
+        if self.faults_caught <= MAX_FAULT_NOTES:
+            self.note(f"fault (vector catch): {text}")
+        elif self.faults_caught == MAX_FAULT_NOTES + 1:
+            self.note(f"more faults: only the first {MAX_FAULT_NOTES} are written, all counted")
+
     def close(self) -> None:
+        if self.typist is not None:
+            self.typist.stop()
         if self.console is not None:
             self.console.stop()  # reads time out every READ_S: it ends at once
         if self.agent is not None:
@@ -358,6 +474,15 @@ def _fault_status(target: Any) -> str | None:
     board's firmware that faulted and sits in its handler looks busy to the console."""
     if target.read32(DHCSR) & S_LOCKUP:
         return "core lockup (DHCSR.S_LOCKUP): a fault inside a fault handler stopped the core"
+    registers = _fault_registers(target)
+    if registers is None:
+        return None
+    kind = "HardFault" if target.read32(HFSR) & HFSR_FAULTS else "fault"
+    return f"{kind}: {registers} (the core's fault status registers)"
+
+
+def _fault_registers(target: Any) -> str | None:
+    """"CFSR=... HFSR=..." (with the fault address when valid); None when both are 0."""
     cfsr, hfsr = target.read32(CFSR), target.read32(HFSR)
     if not cfsr and not hfsr & HFSR_FAULTS:
         return None
@@ -366,15 +491,15 @@ def _fault_status(target: Any) -> str | None:
         parts.append(f"MMFAR=0x{target.read32(MMFAR):08x}")
     if cfsr & BFARVALID:
         parts.append(f"BFAR=0x{target.read32(BFAR):08x}")
-    kind = "HardFault" if hfsr & HFSR_FAULTS else "fault"
-    return f"{kind}: {' '.join(parts)} (the core's fault status registers)"
+    return " ".join(parts)
 
 
 class _Halted(Exception):
     """The core stopped by itself (a BKPT that is not semihosting)."""
 
 
-__all__ = ["OPTIONS", "OptionError", "PhysicalBackend", "parse_options"]
+__all__ = ["OPTIONS", "OptionError", "PhysicalBackend", "parse_options",
+           "write_console_input"]
 
 
 class PhysicalBackend(Backend):
@@ -406,11 +531,12 @@ class PhysicalBackend(Backend):
     def board_info(cls, board: str, options: Mapping[str, Any] | None = None
                    ) -> BoardInfo | None:
         """A board HWUT models (nucleo-f303re) is described from the same data as the
-        emulator's; jobs' console input and button presses are not fed on a real bench."""
+        emulator's. A job's console input is typed into the serial port (``_Typist``);
+        button presses are refused at submit: a lab has no finger on the button."""
         spec = simboards.find(board)
         if spec is None:
             return None
-        return simboards.board_info(spec, name=board, console_input=False, presses=False,
+        return simboards.board_info(spec, name=board, console_input=True, presses=False,
                                     live_input=True, backend=cls.name)
 
     @classmethod
@@ -484,6 +610,8 @@ class PhysicalBackend(Backend):
         while True:
             if console.error is not None:
                 raise console.error
+            if job.typist is not None and job.typist.error is not None:
+                raise job.typist.error
             self._live_input(job, run_started)
             now = time.monotonic()
             if request.cancel.is_set():
@@ -526,8 +654,12 @@ class PhysicalBackend(Backend):
         target = job.session.target
         if result.reason is StopReason.LIMIT:
             fault = _fault_status(target)
-            if fault is not None:
+            if job.first_fault is not None and (fault is None or "lockup" not in fault):
+                times = f" ({job.faults_caught} faults)" if job.faults_caught > 1 else ""
+                fault = f"{job.first_fault}{times}"
+            elif fault is not None:
                 job.note(fault)
+            if fault is not None:
                 result.reason, result.detail = StopReason.FAULT, fault
         if job.opts.after == "halt":
             target.halt()

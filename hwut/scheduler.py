@@ -15,8 +15,9 @@ a job runs again on its instance up to ``retries`` times (board config, else the
 backend's ``default_retries``; the count is the job's ``retries``), and after
 ``offline_after`` of them in a row the instance goes offline: it takes no job until
 an admin puts it back (``hwut board online NAME``, ``POST
-/targets/boards/NAME/online``). Offline is kept in memory: a restarted server
-tries every instance again.
+/targets/boards/NAME/online``). Offline is kept in the data dir with its reason and
+time (``hwut.store.offline``): a restarted server, a killed one included, keeps the
+instance out until an admin puts it back.
 
 ``why_not_runnable`` tells the submit route whether a board has an instance that
 can ever take a job (and if not, why: it answers 503 with that); WAITING jobs of
@@ -55,6 +56,7 @@ from .runner.process import JobProcess, job_context
 from .runner.spec import JobSpec, Limits
 from .storage import StorageFull, private_opener
 from .store import JobStore
+from .store.offline import OfflineStore
 from .verdict import Tap
 
 log = logging.getLogger(__name__)
@@ -144,6 +146,8 @@ class Instance:
     process: JobProcess | None = None
     #: Why the instance is offline (it takes no job until an admin puts it back).
     offline: str | None = None
+    #: When it went offline (UTC, the store's time form), kept across restarts.
+    offline_since: str | None = None
     #: Infrastructure errors in a row (reset by any other outcome and by going online).
     failures: int = 0
 
@@ -193,7 +197,8 @@ class Instance:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "backend": self.board.backend, "state": self.state,
                 "job": self.job_id, "summary": self.summary,
-                "offline": self.offline, "consecutive_failures": self.failures,
+                "offline": self.offline, "offline_since": self.offline_since,
+                "consecutive_failures": self.failures,
                 "retries": self.retries, "offline_after": self.offline_after,
                 "availability": {"ok": self.availability.ok,
                                  "detail": self.availability.detail}}
@@ -202,8 +207,11 @@ class Instance:
 class Scheduler:
     def __init__(self, store: JobStore, config: Config,
                  backends: Mapping[str, type[Backend]],
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic,
+                 offline: OfflineStore | None = None) -> None:
         self.store = store
+        #: Where offline instances are kept across restarts (None: in memory only).
+        self.offline_store = offline
         self.config = config
         self.monotonic = monotonic
         #: Set when the workers must stop (no job is claimed or started after it).
@@ -235,6 +243,25 @@ class Scheduler:
                            f"runs {', '.join(backend.boards())}")
             for number in range(board.instances):
                 self.instances.append(self._make_instance(board, number, cls))
+        self._restore_offline()
+
+    def _restore_offline(self) -> None:
+        """Instances offline before the restart stay offline; records of instances the
+        config no longer serves are dropped."""
+        if self.offline_store is None:
+            return
+        records = self.offline_store.records()
+        for instance in self.instances:
+            record = records.get(instance.name)
+            if record is not None:
+                instance.offline, instance.offline_since = record.reason, record.since
+                log.warning("board instance %s is offline since %s (kept across the "
+                            "restart): %s; an admin puts it back with `hwut board online "
+                            "%s`", instance.name, record.since, record.reason, instance.name)
+        dropped = self.offline_store.keep_only(i.name for i in self.instances)
+        if dropped:
+            log.warning("offline records of instances no longer configured dropped: %s",
+                        ", ".join(dropped))
 
     @staticmethod
     def _board_info(board: BoardConfig, cls: type[Backend]) -> BoardInfo | None:
@@ -360,7 +387,8 @@ class Scheduler:
             if instance.offline is not None:
                 log.warning("board instance %s is online again (was offline: %s)",
                             instance.name, instance.offline)
-            instance.offline, instance.failures = None, 0
+            instance.offline, instance.offline_since, instance.failures = None, None, 0
+            self._keep_offline(instance)
         self.store.wake()
         return found
 
@@ -368,12 +396,29 @@ class Scheduler:
         """Take instances of ``name`` out of service; a running job finishes first. WAITING
         jobs that no instance can run any more become ERROR (see fail_unrunnable)."""
         found = self.instances_named(name)
+        since = format_time(self.store.clock())
         for instance in found:
-            instance.offline = reason
+            instance.offline, instance.offline_since = reason, since
             log.warning("board instance %s is offline: %s", instance.name, reason)
+            self._keep_offline(instance)
         for board in {i.board.name for i in found}:
             self.fail_unrunnable(board)
         return found
+
+    def _keep_offline(self, instance: Instance) -> None:
+        """The instance's offline state onto disk. When it cannot be written (the disk is
+        full) memory still holds it: the instance is out until this server stops."""
+        if self.offline_store is None:
+            return
+        try:
+            if instance.offline is None:
+                self.offline_store.set_online(instance.name)
+            else:
+                self.offline_store.set_offline(instance.name, instance.offline,
+                                               instance.offline_since or "")
+        except OSError as exc:
+            log.error("board instance %s: its offline state could not be kept on disk, a "
+                      "restart will forget it: %s", instance.name, exc)
 
     # ---- cancel ----------------------------------------------------------------------
 

@@ -72,7 +72,7 @@ def build_service(config: Config, backends: Mapping[str, type[Backend]] | None =
         failed = store.jobs.recover()
         scheduler = Scheduler(store.jobs, config,
                               load_backends() if backends is None else backends,
-                              monotonic=monotonic)
+                              monotonic=monotonic, offline=store.offline)
         seed_targets(store, config, scheduler)
     except BaseException:
         if store is not None:

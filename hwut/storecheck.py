@@ -50,6 +50,8 @@ from .store import (
     users_path,
     write_id_mark,
 )
+from .store.offline import FILE_NAME as OFFLINE_FILE
+from .store.offline import OfflineStore
 from .users import ROLES
 
 Clock = Callable[[], _dt.datetime]
@@ -235,6 +237,13 @@ def _scan(data_dir: Path, action: str, notes: bool = True) -> _Scan:
         add(path, "archived jobs", job_file(path, shard), "")
     add(users_path(data_dir), "users", users, "not created yet (the server creates an admin)")
     add(db / "targets.json", "targets", targets, "not created yet (the config seeds it)")
+
+    def offline(data: Any) -> tuple[int | None, str]:
+        records = OfflineStore(db / OFFLINE_FILE).records()  # raises for a damaged file
+        return len(records), ", ".join(sorted(records))
+
+    add(db / OFFLINE_FILE, "offline instances", offline,
+        "not created yet (no instance was taken offline)")
     if notes:
         _consistency(scan, data_dir)
     return scan
@@ -441,7 +450,7 @@ def _repair(data_dir: Path, stamp: str) -> StoreReport:
     db = data_dir / "db"
     lost_records = False
     by_path = {data_dir / f.path: f for f in report.files}
-    special = {db / LAYOUT_NAME, db / ID_MARK_NAME}
+    special = {db / LAYOUT_NAME, db / ID_MARK_NAME, db / OFFLINE_FILE}
     for path, entry in by_path.items():
         if entry.state != "damaged" or path in special:
             continue
@@ -463,6 +472,15 @@ def _repair(data_dir: Path, stamp: str) -> StoreReport:
             report.notes.append("targets: the config's boards and microcontrollers are "
                                 "seeded again at the next start; boards added through the "
                                 "API that were lost must be added again")
+
+    offline = by_path[db / OFFLINE_FILE]
+    if offline.state == "damaged":  # nothing to salvage from: the admin decides again
+        set_aside = _keep_damaged(db / OFFLINE_FILE, stamp)
+        (db / OFFLINE_FILE).unlink()
+        offline.state, offline.detail = "rebuilt", (
+            f"damaged ({offline.detail}); removed: every instance is online at the next "
+            f"start, take broken ones offline again (`hwut board offline`); the damaged "
+            f"original is {set_aside.name}")
 
     layout = by_path[db / LAYOUT_NAME]
     if layout.state == "damaged":

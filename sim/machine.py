@@ -250,8 +250,10 @@ class Machine:
 
     def watch_code(self, segments: list[tuple[int, bytes]]) -> None:
         """Code programmed into flash after ``load`` (by a debugger) gets what loaded code
-        gets: its unmask and SEV sites hooked (``sim.unmask``)."""
+        gets: its unmask and SEV sites hooked (``sim.unmask``), and its division and
+        load/store sites the hooks of the traps firmware enables (``sim.traps``)."""
         self.unmask.watch(segments)
+        self.traps.watch(segments)
 
     def request_reset(self) -> None:
         self._reset_requested = True
@@ -340,6 +342,10 @@ class Machine:
     debugger_semihosting: bool = False
     #: Called at the end of every reset (a debugger's vector catch and S_RESET_ST).
     on_reset: Callable[[], None] | None = None
+    #: Called with the exception number once the core entered its handler (frame
+    #: stacked, PC at the handler's first instruction); True halts the core there: a
+    #: debugger's vector catch on faults (DEMCR.VC_HARDERR, ...).
+    on_exception_entry: Callable[[int], bool] | None = None
 
     def _halts_at_breakpoint(self, pc: int) -> bool:
         return self.on_breakpoint is not None and self.on_breakpoint(pc)
@@ -353,6 +359,18 @@ class Machine:
     def exit_code(self) -> int | None:
         """The code of the last semihosting exit, if firmware made one."""
         return self._exit_code
+
+    def drain(self) -> None:
+        """The firmware ended while a debugger holds the core (a semihosting exit it
+        serves): the peripherals run on as on the chip, so what is in flight, the last
+        bytes in a UART's transmitter, still leaves (as at ``run``'s own exit)."""
+        self._drain()
+
+    def wake(self) -> None:
+        """A debug halt ends sleep (ARMv7-M C1.4: a core in WFI/WFE leaves the sleep
+        state to enter Debug state): resumed, it runs on after the WFI/WFE, from the
+        PC the debugger left, which may be other code altogether (a flash algorithm)."""
+        self._sleeping = False
 
     def halt_soon(self) -> None:
         """From inside ``run`` (a hook, a callback): end it before the next instruction
@@ -509,6 +527,8 @@ class Machine:
             return False
         self._sleeping = False
         self.exc.enter(exc, self.precharge.canonical(self.uc.reg_read(A.UC_ARM_REG_PC)))
+        if self.on_exception_entry is not None and self.on_exception_entry(exc):
+            self._stop(StopCause.HALT)
         return True
 
     def _sleep(self) -> None:

@@ -51,6 +51,29 @@ def divide_sites(segments: list[tuple[int, bytes]]) -> list[tuple[int, int]]:
             if (rm := thumb.divide_rm(hw1, hw2)) is not None]
 
 
+def overlay(old: list[tuple[int, bytes]], new: list[tuple[int, bytes]]
+            ) -> list[tuple[int, bytes]]:
+    """``old`` segments with what ``new`` ones cover cut out, then ``new``: the image
+    after ``new`` was written over ``old``."""
+    kept = []
+    for address, data in old:
+        pieces = [(address, data)]
+        for start, written in new:
+            end = start + len(written)
+            cut = []
+            for at, piece in pieces:
+                if at + len(piece) <= start or at >= end:
+                    cut.append((at, piece))
+                    continue
+                if at < start:
+                    cut.append((at, piece[:start - at]))
+                if at + len(piece) > end:
+                    cut.append((end, piece[end - at:]))
+            pieces = cut
+        kept += pieces
+    return kept + list(new)
+
+
 # -- alignment ---------------------------------------------------------------------
 # ARMv7-M A3.2.1: LDR/STR (and T variants) of words and half-words may be unaligned
 # unless CCR.UNALIGN_TRP is set; LDRD/STRD, LDM/STM, VLDR/VSTR, VLDM/VSTM and the
@@ -168,6 +191,8 @@ class TrapHooks:
         self._access_sites: list[tuple[int, Access]] | None = None
         #: A trap a hook found before its instruction ran: (fault, CFSR bits, why).
         self._found: tuple[int, int, str] | None = None
+        #: Every installed hook's handle, so that code replaced later loses its hooks.
+        self._handles: list[Any] = []
 
     def load(self, segments: list[tuple[int, bytes]]) -> None:
         """The image whose sites the hooks go on."""
@@ -176,6 +201,22 @@ class TrapHooks:
         if self._strict_alignment:
             self.hooks["multiword"] = False
             self.wanted = True
+
+    def watch(self, segments: list[tuple[int, bytes]]) -> None:
+        """Code programmed after ``load`` (a debugger writing flash) replaces what was
+        there: the hooks come off the old sites (a stale hook could find a "division"
+        in the new code) and the traps already enabled go back on the new image's
+        sites before the next slice; traps enabled later cover the new code too."""
+        self._segments = overlay(self._segments, segments)
+        self._access_sites = None
+        for handle in self._handles:
+            self._uc.hook_del(handle)
+        self._handles.clear()
+        for kind in self.hooks:
+            self.hooks[kind] = False
+        if self.hooks:
+            self.wanted = True
+            self._counter.stop_soon()
 
     def ccr_written(self, ccr: int) -> None:
         """A trap enabled: its hooks go in between slices (from the next instruction)."""
@@ -204,7 +245,8 @@ class TrapHooks:
                 hook = self._on_access
             for address, data in sites:
                 for at in self._precharge.views(address):
-                    self._uc.hook_add(UC_HOOK_CODE, hook, user_data=data, begin=at, end=at)
+                    self._handles.append(self._uc.hook_add(UC_HOOK_CODE, hook, user_data=data,
+                                                           begin=at, end=at))
                 self._precharge.mark(address)
             self.hooks[kind] = True
         self.wanted = False

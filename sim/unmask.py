@@ -10,6 +10,8 @@ the stop comes right after them.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from unicorn import UC_HOOK_CODE, Uc
 
 from . import thumb
@@ -29,21 +31,42 @@ class UnmaskWatch:
         self._precharge = precharge
         #: Set by the run loop: an exception waits only behind PRIMASK/BASEPRI/FAULTMASK.
         self.waits_behind_mask = False
+        #: (site address, hook handle) of every hook placed, so that code written over
+        #: later (a debugger programming flash again) loses its hooks.
+        self._hooks: list[tuple[int, Any]] = []
 
     def watch(self, segments: list[tuple[int, bytes]]) -> None:
-        """Hook every unmask and SEV site in ``segments`` (code loaded or programmed)."""
+        """Hook every unmask and SEV site in ``segments`` (code loaded or programmed).
+        Hooks on sites of code these segments replace go first: left there they would
+        pile up with each programming (a Python call per hit on another firmware's hot
+        loop, slower with every job) and fire on whatever code is there now."""
+        self._unhook(segments)
         marked = False
         for address, hw1, hw2 in thumb.scan(segments):
             if thumb.is_unmask(hw1, hw2):
                 for at in self._precharge.views(address):
-                    self._uc.hook_add(UC_HOOK_CODE, self._after_unmask, begin=at, end=at)
+                    self._hooks.append((address, self._uc.hook_add(
+                        UC_HOOK_CODE, self._after_unmask, begin=at, end=at)))
                 self._precharge.mark(address)
                 marked = True
             elif hw1 == thumb.SEV:
                 for at in self._precharge.views(address):
-                    self._uc.hook_add(UC_HOOK_CODE, self._on_sev, begin=at, end=at)
+                    self._hooks.append((address, self._uc.hook_add(
+                        UC_HOOK_CODE, self._on_sev, begin=at, end=at)))
         if marked:  # blocks decoded before the marks must be decoded again
             self._counter.forget_blocks()
+
+    def _unhook(self, segments: list[tuple[int, bytes]]) -> None:
+        if not self._hooks:
+            return
+        ranges = [(start, start + len(data)) for start, data in segments]
+        kept = []
+        for address, handle in self._hooks:
+            if any(lo <= address < hi for lo, hi in ranges):
+                self._uc.hook_del(handle)
+            else:
+                kept.append((address, handle))
+        self._hooks = kept
 
     def _after_unmask(self, uc: Uc, address: int, size: int, _user: object) -> None:
         if self.waits_behind_mask:

@@ -103,11 +103,11 @@ def _sibling_imports(path: Path) -> set[str]:
 
 
 def test_the_store_parts_stand_alone():
-    """``hwut/store``: the repository, the artifact files and the queue know nothing of one
-    another (the queue follows the repository through a listener); only the package's
-    ``__init__`` (JobStore) puts them together."""
+    """``hwut/store``: the repository, the artifact files, the queue and the offline
+    instances know nothing of one another (the queue follows the repository through a
+    listener); only the package's ``__init__`` (JobStore, Store) puts them together."""
     folder = ROOT / "hwut" / "store"
-    parts = {"repository", "artifacts", "queue"}
+    parts = {"repository", "artifacts", "queue", "offline"}
     for name in parts:
         assert not _sibling_imports(folder / f"{name}.py") & parts, name
     assert {p.stem for p in folder.glob("*.py")} == parts | {"__init__"}

@@ -200,15 +200,21 @@ class SubmitResource(_JobBase):
                 title="Service Unavailable", description=f"Not accepted: {reason}.",
                 retry_after=RETRY_AFTER_S)
 
-    @staticmethod
-    def _check_for_board(board: str, info: BoardInfo | None, console_input: str | None,
+    def _backend_named(self, board: str) -> str:
+        """'its backend, physical,' for a refusal's text (a board served by no backend
+        of the config has no name to give)."""
+        configured = self.config.board(board)
+        return "its backend" if configured is None else f"its backend, {configured.backend},"
+
+    def _check_for_board(self, board: str, info: BoardInfo | None, console_input: str | None,
                          presses: list[inputs.Press],
                          pins: list[inputs.PinDrive] | None = None) -> None:
         """What the board (through its backend's BoardInfo) can check before a run."""
         if pins:
             if info is None or not info.drive_pins:
-                raise bad_request(f"board {board} cannot drive pins ('pin'): its backend "
-                                  "does not support scripted pin levels")
+                raise bad_request(f"board {board} cannot drive pins ('pin'): "
+                                  f"{self._backend_named(board)} does not support scripted "
+                                  "pin levels")
             unknown = sorted({p for p, _, _ in pins} - info.pin_names)
             if unknown:
                 ports = "".join(sorted({p[1] for p in info.pin_names}))
@@ -218,14 +224,15 @@ class SubmitResource(_JobBase):
         if presses:
             if info is None or not info.presses:
                 raise bad_request(f"board {board} cannot run scripted button presses "
-                                  "('press'): its backend does not support them")
+                                  f"('press'): {self._backend_named(board)} does not support "
+                                  "them")
             unknown = sorted({b for b, _, _ in presses} - set(info.buttons))
             if unknown:
                 raise bad_request(f"board {board} has no button {', '.join(map(repr, unknown))}"
                                   f"; its buttons: {', '.join(info.buttons) or 'none'}")
         if console_input is not None and (info is None or not info.console_input):
-            raise bad_request(f"board {board} cannot be fed console input ('input'): its "
-                              "backend does not support it")
+            raise bad_request(f"board {board} cannot be fed console input ('input'): "
+                              f"{self._backend_named(board)} does not support it")
 
     def _max_waiting(self, user: User) -> int | None:
         """The user's waiting-jobs quota; None for no limit."""

@@ -33,6 +33,8 @@ from ..storage import make_private_dir
 from ..targets import TargetStore
 from ..users import UserStore
 from .artifacts import ArtifactDir, NameFactory, random_name
+from .offline import FILE_NAME as OFFLINE_FILE
+from .offline import OfflineStore
 from .queue import JobQueue
 from .repository import (
     CHANGEABLE_FIELDS,
@@ -325,6 +327,8 @@ class Store:
         self.users = UserStore(users_path(self.data_dir), clock=clock,
                                token_factory=token_factory, hasher=password_hasher)
         self.targets = TargetStore(self.jobs.db_dir / "targets.json", durable=durable)
+        #: Board instances taken offline, kept across restarts (``.offline``).
+        self.offline = OfflineStore(self.jobs.db_dir / OFFLINE_FILE, durable=durable)
 
     def close(self) -> None:
         self.jobs.close()

@@ -20,9 +20,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from unicorn import UC_HOOK_CODE
+from unicorn import UC_HOOK_CODE, UcError
 from unicorn import arm_const as A
 
+from .. import thumb
+from ..core import exceptions as X
 from ..core.exceptions import HARDFAULT, Lockup
 from ..machine import Machine, StopCause
 
@@ -35,7 +37,15 @@ S_RETIRE_ST, S_RESET_ST = 1 << 24, 1 << 25
 DFSR_HALTED, DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH, DFSR_EXTERNAL = 1, 2, 4, 8, 16
 # DEMCR bits
 VC_CORERESET, TRCENA = 1, 1 << 24
+VC_MMERR, VC_NOCPERR, VC_CHKERR, VC_STATERR = 1 << 4, 1 << 5, 1 << 6, 1 << 7
+VC_BUSERR, VC_HARDERR = 1 << 8, 1 << 10
+#: UsageFault causes and the vector catch bit each falls under (ARMv7-M C1.6.5, DEMCR).
+_USAGE_CATCH = ((X.CFSR_NOCP, VC_NOCPERR),
+                (X.CFSR_UNDEFINSTR | X.CFSR_INVSTATE | X.CFSR_INVPC, VC_STATERR),
+                (X.CFSR_UNALIGNED | X.CFSR_DIVBYZERO, VC_CHKERR))
 DCRSR_REGWNR = 1 << 16
+#: Semihosting operations that end the program (SYS_EXIT, SYS_EXIT_EXTENDED).
+SEMIHOSTING_EXITS = (0x18, 0x20)
 
 #: DCRSR.REGSEL → Unicorn register (CONTROL/FAULTMASK/BASEPRI/PRIMASK, 20, is packed).
 CORE_REGISTERS: dict[int, int] = {
@@ -103,6 +113,7 @@ class DebugCore:
         self._flash_seen = bytes(self._flash_memory.buffer)
         machine.on_breakpoint = self._on_breakpoint
         machine.on_reset = self._on_reset
+        machine.on_exception_entry = self._vector_catch
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self, console: str | None = None) -> None:
@@ -222,6 +233,7 @@ class DebugCore:
             self.machine.exc.clear_pending(HARDFAULT)
         self._halted = True
         self._lockup = False
+        self.machine.wake()  # a halt ends WFI/WFE: resumed, the core runs, not sleeps on
         self._control |= C_HALT
         self._publish()
         self._scb.set_bits("DFSR", reason)
@@ -319,9 +331,9 @@ class DebugCore:
         memory = self._flash_memory
         now = bytes(memory.buffer)
         page = 2048
+        # erased pages too: the hooks on the code that was there must go
         changed = [(memory.base + off, now[off:off + page]) for off in range(0, len(now), page)
-                   if now[off:off + page] != self._flash_seen[off:off + page]
-                   and now[off:off + page].strip(b"\xff")]
+                   if now[off:off + page] != self._flash_seen[off:off + page]]
         self._flash_seen = now
         if changed:
             self.machine.watch_code(changed)
@@ -342,6 +354,29 @@ class DebugCore:
             self._restart_pacing()
         with self._cv:
             self._cv.notify_all()
+
+    def _vector_catch(self, exc: int) -> bool:
+        """A fault handler entered: with C_DEBUGEN and its DEMCR.VC_* bit set the core
+        halts on the handler's first instruction (DFSR.VCATCH), as a debugger that
+        wants to see faults the firmware handles asks the chip to."""
+        if not self._control & C_DEBUGEN:
+            return False
+        demcr = self._core_debug.values[0xC]
+        if exc == HARDFAULT:
+            wanted = VC_HARDERR
+        elif exc == X.BUSFAULT:
+            wanted = VC_BUSERR
+        elif exc == X.MEMMANAGE:
+            wanted = VC_MMERR
+        elif exc == X.USAGEFAULT:
+            cfsr = self.machine.exc.faults.cfsr
+            wanted = sum(bit for causes, bit in _USAGE_CATCH if cfsr & causes)
+        else:
+            return False
+        if not demcr & wanted:
+            return False
+        self._pending_reason = DFSR_VCATCH
+        return True
 
     # -- breakpoints -------------------------------------------------------------------
     def _on_breakpoint(self, pc: int) -> bool:
@@ -424,6 +459,8 @@ class DebugCore:
     def _after_run(self, cause: StopCause, exit_code: int | None) -> None:
         self._retire_st = True
         if cause is StopCause.HALT and not self._halted:
+            if self._at_semihosting_exit():
+                self.machine.drain()
             self._enter_halt(self._pending_reason)
         elif cause is StopCause.EXIT:
             # the firmware ended (semihosting): the core stops as at a BKPT
@@ -431,6 +468,17 @@ class DebugCore:
             self._enter_halt(DFSR_BKPT)
         elif cause is StopCause.LOCKUP:
             self._lockup = True
+
+    def _at_semihosting_exit(self) -> bool:
+        """The core stopped at BKPT 0xAB asking for SYS_EXIT or SYS_EXIT_EXTENDED: the
+        firmware is done, the debugger ends the job, the chip's UART still sends."""
+        uc = self.machine.uc
+        pc = uc.reg_read(A.UC_ARM_REG_PC) & ~1
+        try:
+            insn = int.from_bytes(uc.mem_read(pc, 2), "little")
+        except UcError:  # an unmapped PC is no BKPT
+            return False
+        return insn == thumb.BKPT_SEMIHOSTING and uc.reg_read(A.UC_ARM_REG_R0) in SEMIHOSTING_EXITS
 
     def _pace(self) -> None:
         """Do not run ahead of the wall clock (``realtime``)."""

@@ -367,3 +367,46 @@ def test_disk_full_submit_answers_507(tiny_disk: Path) -> None:
         assert len(list(artifacts.iterdir())) == 1
     finally:
         service.stop()
+
+
+# ---- the offline instances ----------------------------------------------------------
+
+
+def test_offline_instances_are_kept_and_a_damaged_record_is_refused_then_repaired(
+        populated: Path) -> None:
+    """``db/offline.json`` (which instances are offline, why, since when) goes through the
+    store's checks: read back by a new store, damaged -> refused, named by check, set
+    aside by repair (every instance then online again)."""
+    from hwut.store.offline import OfflineRecord
+
+    store = open_store(populated)
+    store.offline.set_offline("nucleo-f303re#0", "3 infrastructure errors in a row",
+                              "2026-01-01 00:00:00.000000")
+    store.offline.set_offline("nucleo-f303re#1", "taken offline by admin",
+                              "2026-01-02 00:00:00.000000")
+    store.offline.set_online("nucleo-f303re#1")
+    store.close()
+    store = open_store(populated)
+    assert store.offline.records() == {"nucleo-f303re#0": OfflineRecord(
+        "3 infrastructure errors in a row", "2026-01-01 00:00:00.000000")}
+    assert store.offline.keep_only(["other#0"]) == ["nucleo-f303re#0"]
+    store.offline.set_offline("nucleo-f303re#0", "x" * 5000, "2026-01-03 00:00:00.000000")
+    assert len(store.offline.records()["nucleo-f303re#0"].reason) == 1000  # bounded
+    store.close()
+    text, code = check_command(populated)
+    assert code == 0 and "db/offline.json" in text, text
+
+    path = populated / "db" / "offline.json"
+    damaged = path.read_bytes()[:30]
+    path.write_bytes(damaged)
+    with pytest.raises(DamagedStoreFile) as caught:
+        open_store(populated)
+    assert caught.value.path == path
+    text, code = check_command(populated)
+    assert code == 1 and "DAMAGED   db/offline.json" in text, text
+    text, code = repair_command(populated)
+    assert code == 0, text
+    assert "every instance is online at the next start" in text
+    assert [p.read_bytes() for p in path.parent.glob("offline.json.damaged-*")] == [damaged]
+    assert not path.exists()
+    assert open_store(populated).offline.records() == {}

@@ -189,3 +189,32 @@ def test_a_flaky_bench_is_retried_and_the_job_finishes(bench, make_lab):
     infra = httpx.get(f"{lab.url}/jobs/{job_id}/infra_log", headers=lab.headers).text
     assert "attempt 1 on nucleo-f303re#0 failed: flash programming failed" in infra
     assert lab.instance()["consecutive_failures"] == 0
+
+
+def test_console_input_is_typed_into_the_port_and_presses_are_refused(bench, make_lab):
+    """`input=` at submit reaches the firmware through the serial port (echo returns
+    it as on the sim); `press=` is refused before anything runs, naming the backend: a
+    lab's board has no finger on its button."""
+    lab = make_lab({"probe": bench.probe_uid, "serial": bench.console})
+    board = httpx.get(f"{lab.url}/targets/boards/nucleo-f303re", params={"extended": "true"},
+                      headers=lab.headers).json()
+    assert board["capabilities"] == {"console_input": True, "presses": False}, board
+    refused = httpx.put(f"{lab.url}/jobs/submit", headers=lab.headers,
+                        params={"board": "nucleo-f303re", "duration_limit_seconds": 1,
+                                "press": "B1@0.5"},
+                        content=(BUILD / "button.elf").read_bytes())
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["description"] == (
+        "board nucleo-f303re cannot run scripted button presses ('press'): its backend, "
+        "physical, does not support them")
+    r = httpx.put(f"{lab.url}/jobs/submit", headers=lab.headers,
+                  params={"board": "nucleo-f303re", "duration_limit_seconds": 1,
+                          "input": "ab\rc"},
+                  content=(BUILD / "echo.elf").read_bytes(), timeout=30)
+    assert r.status_code == 201, r.text
+    job = lab.wait(int(r.json()["id"]))
+    assert (job["status"], job["stop_reason"]) == ("FINISHED", "limit"), job
+    log = httpx.get(f"{lab.url}/jobs/{job['id']}/log", headers=lab.headers).content
+    assert log == b"echo ready\r\nab\r\nc"  # what the sim prints with this input
+    infra = httpx.get(f"{lab.url}/jobs/{job['id']}/infra_log", headers=lab.headers).text
+    assert "console input: 4 of 4 bytes typed from" in infra

@@ -1,0 +1,65 @@
+"""Code a debugger programs into flash after the image was loaded (the simulated
+probe's path: the board starts blank, pyOCD's flash algorithm writes the firmware) gets
+what loaded code gets, and code written over loses what the old code had: the unmask
+and SEV hooks (``sim.unmask``) and the CCR trap hooks (``sim.traps``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from hwut.backends.image import load
+from hwut.sim.boards import board
+from hwut.sim.machine import Machine
+
+BUILD = Path(__file__).resolve().parents[2] / "fixtures" / "build"
+
+
+def _segments(name: str) -> list[tuple[int, bytes]]:
+    return [(s.address, s.data) for s in load(BUILD / f"{name}.elf").segments]
+
+
+def _program(machine: Machine, segments: list[tuple[int, bytes]]) -> None:
+    """As the flash algorithm leaves it: the bytes in flash, then the debug core's look
+    at the changed code (``Machine.watch_code``) and a reset."""
+    for address, data in segments:
+        memory = machine.bus.memory_at(address)
+        assert memory is not None
+        memory.write(address, data)
+    machine.watch_code(segments)
+    machine.reset()
+
+
+def test_programming_again_keeps_one_set_of_hooks():
+    """Each programming of the same code would otherwise add its hooks again: a Python
+    call per hit, more with every job, on whatever code is there by then."""
+    machine = Machine(board("nucleo-f303re"), precharge=False)
+    machine.load([])
+    rtos = _segments("fw_rtos")
+    _program(machine, rtos)
+    hooks = len(machine.unmask._hooks)
+    assert hooks > 0
+    for _ in range(3):
+        _program(machine, rtos)
+    assert len(machine.unmask._hooks) == hooks
+    _program(machine, [(a, b"\xff" * len(d)) for a, d in rtos])  # erased
+    assert machine.unmask._hooks == []
+
+
+def test_traps_work_in_programmed_code_and_leave_replaced_code():
+    """fault_div0 programmed after load traps its divisions (CCR.DIV_0_TRP) as when
+    loaded; programmed over by hello, no trap hook is left on hello's code."""
+    uart = bytearray()
+    machine = Machine(board("nucleo-f303re"), precharge=False,
+                      uart_out=lambda name, data: uart.extend(data))
+    machine.load([])
+    _program(machine, _segments("fault_div0"))
+    result = machine.run(0.1)
+    assert bytes(uart) == (BUILD.parent / "expected" / "fault_div0.txt").read_bytes()
+    assert any("division by zero" in f for f in result.faults), result.faults
+    assert machine.traps.hooks == {"divide": True}
+    handles = len(machine.traps._handles)
+    _program(machine, _segments("hello"))
+    assert machine.traps.hooks == {"divide": False} and machine.traps._handles == []
+    uart.clear()
+    machine.run(machine.clock.seconds() + 0.05)
+    assert uart.startswith(b"HWUT hello from NUCLEO-F303RE\r\n")
+    assert len(machine.traps._handles) < handles  # hello has no division sites
