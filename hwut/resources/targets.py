@@ -102,7 +102,9 @@ class _BoardMixin:
         info = self.scheduler.board_info(record["name"])
         result["capabilities"] = {"console_input": bool(info and info.console_input),
                                   "presses": bool(info and info.presses),
-                                  "pins": bool(info and info.drive_pins)}
+                                  "pins": bool(info and info.drive_pins),
+                                  "live_input": bool(info and info.live_input),
+                                  "live_presses": bool(info and info.live_presses)}
         # what each pin reads while nothing drives it (``pin=`` scripts it per job)
         result["pins"] = [p.record() for p in info.pin_defaults] if info else []
         return result

@@ -16,7 +16,6 @@ from hwut.backends.base import BoardInfo
 from hwut.backends.physical import PhysicalBackend
 from hwut.backends.sim import SimBackend
 from hwut.client import Client, resolve_settings
-from hwut.resources.jobs import SubmitResource
 from hwut.sim.boards import BOARDS
 
 serve, served = cli_served.serve, cli_served.served  # the fixtures
@@ -114,14 +113,11 @@ def test_pins_are_bounded(idle_env: Env):
                            ).status_code == 201
 
 
-def test_backends_that_cannot_drive_pins_are_refused_at_submit():
-    """The lab backend drives no pins (there is no driver on the bench wired to them)."""
+def test_the_lab_backend_knows_the_pins_but_drives_none():
+    """The lab backend drives no pins (there is no driver on the bench wired to them);
+    the refusal at submit goes through a real server in tests/backends/test_physical_lab."""
     physical = PhysicalBackend.board_info(BOARD, {})
     sim = SimBackend.board_info(BOARD)
     assert isinstance(physical, BoardInfo) and isinstance(sim, BoardInfo)
     assert physical.pin_defaults == sim.pin_defaults and not physical.drive_pins
-    pins = inputs.parse_pins(["PA0@0:1"], 1)
-    with pytest.raises(Exception) as err:
-        SubmitResource._check_for_board(BOARD, physical, None, [], pins)
-    assert "cannot drive pins ('pin')" in err.value.description
-    SubmitResource._check_for_board(BOARD, sim, None, [], pins)  # no refusal
+    assert sim.drive_pins

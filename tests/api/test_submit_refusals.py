@@ -196,7 +196,8 @@ def test_renode_takes_console_input_and_presses_like_the_sim(renode_env):
     assert instance.state == "idle", instance.availability
     board = renode_env.get("/apiv1/targets/boards/nucleo-f303re",
                            params={"extended": "true"}).json
-    assert board["capabilities"] == {"console_input": True, "presses": True, "pins": True}
+    assert board["capabilities"] == {"console_input": True, "presses": True, "pins": True,
+                                     "live_input": False, "live_presses": False}
     assert renode_env.submit(input="hello\n").status_code == 201
     assert renode_env.submit(press="B1@0.1").status_code == 201
     r = renode_env.submit(press="B9@0.1")

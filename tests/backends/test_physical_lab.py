@@ -198,7 +198,8 @@ def test_console_input_is_typed_into_the_port_and_presses_are_refused(bench, mak
     lab = make_lab({"probe": bench.probe_uid, "serial": bench.console})
     board = httpx.get(f"{lab.url}/targets/boards/nucleo-f303re", params={"extended": "true"},
                       headers=lab.headers).json()
-    assert board["capabilities"] == {"console_input": True, "presses": False}, board
+    assert board["capabilities"] == {"console_input": True, "presses": False, "pins": False,
+                                     "live_input": True, "live_presses": False}, board
     refused = httpx.put(f"{lab.url}/jobs/submit", headers=lab.headers,
                         params={"board": "nucleo-f303re", "duration_limit_seconds": 1,
                                 "press": "B1@0.5"},
@@ -207,6 +208,14 @@ def test_console_input_is_typed_into_the_port_and_presses_are_refused(bench, mak
     assert refused.json()["description"] == (
         "board nucleo-f303re cannot run scripted button presses ('press'): its backend, "
         "physical, does not support them")
+    refused = httpx.put(f"{lab.url}/jobs/submit", headers=lab.headers,
+                        params={"board": "nucleo-f303re", "duration_limit_seconds": 1,
+                                "pin": "PA0@0:1"},
+                        content=(BUILD / "pin_levels.elf").read_bytes())
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["description"] == (
+        "board nucleo-f303re cannot drive pins ('pin'): its backend, physical, does not "
+        "support scripted pin levels")
     r = httpx.put(f"{lab.url}/jobs/submit", headers=lab.headers,
                   params={"board": "nucleo-f303re", "duration_limit_seconds": 1,
                           "input": "ab\rc"},
