@@ -75,7 +75,9 @@ EXTENDED_FIELDS = SHORT_FIELDS + (
     "exit_code", "detail", "time_used_seconds", "filename_infra", "input", "presses",
     # additions (issue 16): criteria and the verdict apart from the status; instructions
     "criteria", "verdict", "verdict_reason", "instructions",
-    "trace", "filename_trace", "trace_summary", "retries")
+    "trace", "filename_trace", "trace_summary", "retries",
+    # additions (issue 18): runs on remote worker hosts
+    "attempts", "hosts")
 
 
 @dataclass
@@ -121,6 +123,10 @@ class Job:
     #: How often the job was run again after an infrastructure error (board option
     #: ``retries``); the failed attempts are in its infrastructure log.
     retries: int = 0
+    #: Remote workers (hwut.broker): how many hosts took the job up (a worker lost
+    #: mid-job hands it to another: attempt 2), and which, in order ("host/instance").
+    attempts: int = 0
+    hosts: list[str] | None = None
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
