@@ -637,6 +637,9 @@ def boards(ctx: click.Context, extended: bool) -> None:
             avail = inst.get("availability") or {}
             summary = inst.get("summary") or inst.get("state", "")
             detail = f" ({avail['detail']})" if avail.get("ok") and avail.get("detail") else ""
+            if inst.get("remote"):  # on a worker host (hwut worker): how lately heard from
+                detail += (f" [host {inst.get('host')}, {inst.get('health')}, heartbeat "
+                           f"{inst.get('heartbeat_age_seconds')} s ago]")
             click.echo(f"  {inst['name']:<22} {inst.get('backend', ''):<8} {summary}{detail}")
 
 
