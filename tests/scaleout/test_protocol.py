@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -123,6 +125,14 @@ def test_remote_instances_show_with_host_heartbeat_age_and_health(by_hand):
     assert [i["name"] for i in found] == ["hand/nucleo-f303re#0"]
     assert found[0]["host"] == "hand" and found[0]["health"] == "ok"
     assert found[0]["heartbeat_age_seconds"] >= 0
+    shown = subprocess.run(
+        [sys.executable, "-m", "hwut", "--url", f"http://127.0.0.1:{cluster.port}", "--token",
+         cluster.api.http.headers["Authorization"].split()[1], "boards"],
+        capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0, shown.stderr
+    # (ok, or stale already when the command took past host_stale_seconds to start)
+    assert "hand/nucleo-f303re#0" in shown.stdout and "[host hand, " in shown.stdout
+    assert " s ago]" in shown.stdout
     # silent past host_stale_seconds (3 s here): stale, and no new job is published to it
     stale = wait_until(lambda: [i for i in cluster.api.remote_instances()
                                 if i["health"] == "stale"], 20, "the host to go stale", 0.5)
