@@ -385,7 +385,8 @@ class RemoteDispatcher:
     def instances(self, board: str | None = None) -> list[Any]:
         return list(self.hosts.instances(board))
 
-    def heartbeat(self, host: str, instances: Any) -> None:
+    def heartbeat(self, host: Any, instances: Any) -> None:
+        """A host's heartbeat as it came (checked by the registry)."""
         self.hosts.heartbeat(host, instances)
         self.store.wake()  # capacity may have grown: publish what waits
 

@@ -60,7 +60,7 @@ class HostRegistry:
         self._hosts: dict[str, list[RemoteInstance]] = {}
         self._seen: dict[str, float] = {}
 
-    def heartbeat(self, host: str, instances: Any) -> None:
+    def heartbeat(self, host: Any, instances: Any) -> None:
         """Record a host's heartbeat (``instances``: its instances as it sent them)."""
         if not isinstance(host, str) or not 0 < len(host) <= 64:
             raise ProtocolError("heartbeat: host must be a name of 1 to 64 characters")
