@@ -87,10 +87,28 @@ def latency(http: httpx.Client, image: bytes, rounds: int, limit: int) -> float:
     return statistics.median(spans)
 
 
+def cancel_latency(http: httpx.Client, rounds: int = 3) -> float:
+    """Median seconds from a cancel's answer to the running job seen CANCELED."""
+    image = (BUILD / "uart_loop.elf").read_bytes()
+    spans = []
+    for _ in range(rounds):
+        job_id = submit(http, image, 60)
+        while http.get(f"/jobs/{job_id}").json()["status"] != "RUNNING":
+            time.sleep(0.02)
+        time.sleep(0.5)
+        http.delete(f"/jobs/{job_id}").raise_for_status()
+        started = time.perf_counter()
+        while http.get(f"/jobs/{job_id}").json()["status"] not in ENDED:
+            time.sleep(0.005)
+        spans.append(time.perf_counter() - started)
+    return statistics.median(spans)
+
+
 def measure(tmp: Path, name: str, image: bytes, args: argparse.Namespace,
-            rabbit: Rabbit | None, hosts: int) -> tuple[float, float]:
-    """(wall seconds of the burst, median latency) for the embedded default (``rabbit``
-    None: the server's own ``instances``) or ``hosts`` worker hosts."""
+            rabbit: Rabbit | None, hosts: int) -> tuple[float, float, float]:
+    """(wall seconds of the burst, median latency, median cancel latency) for the
+    embedded default (``rabbit`` None: the server's own ``instances``) or ``hosts``
+    worker hosts."""
     broker = None if rabbit is None else {
         "url": rabbit.url(), "worker_token": TOKEN, "host_stale_seconds": 5}
     service, server, headers = serve(tmp / f"data-{name}", args.instances, broker)
@@ -110,7 +128,8 @@ def measure(tmp: Path, name: str, image: bytes, args: argparse.Namespace,
             burst(http, image, 2 * max(1, hosts), args.limit)  # warm: fork servers start
             wall = burst(http, image, args.jobs, args.limit)
             lat = latency(http, image, args.rounds, args.limit)
-        return wall, lat
+            cancel = cancel_latency(http)
+        return wall, lat, cancel
     finally:
         for worker in workers:
             worker.stop()
@@ -146,12 +165,13 @@ def main() -> None:
             rabbit.stop()
     print(f"{args.jobs} jobs of {args.firmware} ({args.limit} s limit), {args.instances} "
           f"instance(s) per host:")
-    for label, (wall, lat) in (("embedded (server's own instances)", local),
-                               ("broker, 1 worker host", one),
-                               ("broker, 2 worker hosts", two),
-                               ("embedded again (load drift)", again)):
+    for label, (wall, lat, cancel) in (("embedded (server's own instances)", local),
+                                       ("broker, 1 worker host", one),
+                                       ("broker, 2 worker hosts", two),
+                                       ("embedded again (load drift)", again)):
         print(f"  {label:<36} {wall:7.1f} s wall  {args.jobs / wall:6.1f} jobs/s  "
-              f"one job end to end {lat * 1000:6.0f} ms (median of {args.rounds})")
+              f"one job end to end {lat * 1000:6.0f} ms (median of {args.rounds})  "
+              f"cancel {cancel * 1000:5.0f} ms")
     local = min(local, again)  # the better embedded run: the broker is not flattered
     print(f"  2 hosts / 1 host: {one[0] / two[0]:.2f}x jobs/s")
     print(f"  broker / embedded throughput, 1 host: {local[0] / one[0]:.2f}x")

@@ -88,6 +88,9 @@ class Rabbit:
         return f"amqp://{USER}:{PASSWORD}@{host}:{self.port}//"
 
     def start(self, timeout: float = 90.0) -> None:
+        if not hasattr(self, "_epmd_was_running"):
+            self._epmd_was_running = subprocess.run(
+                ["epmd", "-names"], capture_output=True, timeout=30).returncode == 0
         out = open(self.base / "server.out", "ab")  # noqa: SIM115 - kept by the process
         self.process = subprocess.Popen([str(RABBIT_BIN / "rabbitmq-server")], env=self.env,
                                         stdout=out, stderr=subprocess.STDOUT,
@@ -109,6 +112,14 @@ class Rabbit:
     def stop(self) -> None:
         if self.process is None:
             return
+        self._stop_node()
+        if not self._epmd_was_running:
+            # Erlang's port mapper outlives the node; it was not there before us
+            subprocess.run(["epmd", "-kill"], capture_output=True, timeout=30)
+
+    def _stop_node(self) -> None:
+        if self.process is None:
+            return
         subprocess.run([str(RABBIT_BIN / "rabbitmqctl"), "-n", self.node, "stop"],
                        env=self.env, capture_output=True, timeout=60)
         try:
@@ -119,7 +130,7 @@ class Rabbit:
         self.process = None
 
     def restart(self) -> None:
-        self.stop()
+        self._stop_node()
         self.start()
 
 

@@ -13,13 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from cluster import TOKEN, wait_until
-from kombu import Connection
 
 WORKER = {"Authorization": f"Bearer {TOKEN}"}
 
 
 def _take_task(url: str, timeout: float = 30.0) -> dict[str, Any]:
     """The next task of the board's queue, acknowledged (Celery's message: args first)."""
+    from kombu import Connection  # the broker extra; absent, conftest says why it skips
+
     with Connection(url) as conn:
         queue = conn.SimpleQueue("hwut.board.nucleo-f303re")
         try:
