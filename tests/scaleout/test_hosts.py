@@ -139,3 +139,12 @@ def test_broker_restart_mid_burst_loses_nothing_acknowledged(two_hosts):
     assert set(statuses.values()) == {"FINISHED"}, json.dumps(done, indent=1)[:4000]
     r = httpx.get(f"http://127.0.0.1:{cluster.port}/apiv1/version")
     assert r.status_code == 200
+
+
+def test_a_remote_job_s_verdict_is_settled_by_the_server_and_stops_the_run(two_hosts):
+    cluster, _ = two_hosts()
+    job = cluster.api.submit("blink", limit=60, expect="tick 2")
+    done = cluster.api.wait(job, timeout=120)
+    assert done["status"] == "FINISHED", done
+    assert done["verdict"] == "passed" and done["stop_reason"] == "verdict", done
+    assert done["time_used_seconds"] < 60
