@@ -14,11 +14,14 @@ Run: ``python bench/bench_scaleout.py`` (``--jobs 50`` for a shorter run).
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
+import json
 import logging
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -137,6 +140,68 @@ def measure(tmp: Path, name: str, image: bytes, args: argparse.Namespace,
         service.stop()
 
 
+def _hand_host(rabbit: Rabbit, server_url: str, stop: threading.Event, done: list[int]) -> None:
+    """A worker host that runs nothing: takes a task, opens its attempt, reports a
+    finished outcome at once, acknowledges. What is left is the server's and the
+    broker's own work per job."""
+    from kombu import Connection
+
+    http = httpx.Client(base_url=server_url, headers={"Authorization": f"Bearer {TOKEN}"},
+                        timeout=30)
+    outcome = {"reason": "limit", "exit_code": None, "time_used_s": 1.0, "detail": "",
+               "infra_log": "", "cancel_reason": None, "cancel_detail": ""}
+    with Connection(rabbit.url()) as conn:
+        queue = conn.SimpleQueue("hwut.board.nucleo-f303re")
+        queue.consumer.qos(prefetch_count=1)
+        while not stop.is_set():
+            try:
+                message = queue.get(block=True, timeout=0.5)
+            except queue.Empty:
+                continue
+            task = json.loads(message.body)[0][0] if isinstance(message.body, bytes | str) \
+                else message.body[0][0]
+            r = http.post(f"/apiv1/workers/jobs/{task['job_id']}/attempts",
+                          json={"v": 1, "claim": task["claim"], "host": "hand/x#0"})
+            if r.status_code == 200:
+                attempt = r.json()
+                http.post(f"/apiv1/workers/jobs/{task['job_id']}/reports", json={
+                    "v": 1, "attempt": attempt["attempt"], "token": attempt["token"],
+                    "seq": 0, "uart": base64.b64encode(b"HWUT hello\r\n").decode(),
+                    "outcome": outcome})
+                done.append(task["job_id"])
+            message.ack()
+        queue.close()
+    http.close()
+
+
+def server_capacity(tmp: Path, rabbit: Rabbit, image: bytes, jobs: int, hosts: int = 4
+                    ) -> float:
+    """Jobs per second one API server takes through submit, publish, attempt, report and
+    record, with hosts that run nothing (:func:`_hand_host`)."""
+    broker = {"url": rabbit.url(), "worker_token": TOKEN, "host_stale_seconds": 3600,
+              "queued_per_instance": 4}
+    service, server, headers = serve(tmp / "data-capacity", 1, broker)
+    stop = threading.Event()
+    done: list[int] = []
+    threads = [threading.Thread(target=_hand_host, args=(rabbit, server.url, stop, done))
+               for _ in range(hosts)]
+    try:
+        with httpx.Client(base_url=server.url + "/apiv1", headers=headers, timeout=60) as http:
+            http.post("/workers/heartbeat", headers={"Authorization": f"Bearer {TOKEN}"},
+                      json={"v": 1, "host": "hand", "instances": [
+                          {"name": f"x#{i}", "board": "nucleo-f303re", "backend": "none",
+                           "state": "idle", "job": None} for i in range(hosts)]})
+            for thread in threads:
+                thread.start()
+            return jobs / burst(http, image, jobs, 1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(10)
+        server.stop()
+        service.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
@@ -145,6 +210,8 @@ def main() -> None:
     parser.add_argument("--firmware", default="hello")
     parser.add_argument("--limit", type=int, default=1, help="each job's time limit (s)")
     parser.add_argument("--rounds", type=int, default=15, help="jobs timed one by one")
+    parser.add_argument("--capacity-jobs", type=int, default=400,
+                        help="jobs for the API server's own capacity (hosts that run nothing)")
     args = parser.parse_args()
     reason = why_not_runnable()
     if reason is not None:
@@ -161,6 +228,7 @@ def main() -> None:
             one = measure(tmp, "one", image, args, rabbit, 1)
             two = measure(tmp, "two", image, args, rabbit, 2)
             again = measure(tmp, "embedded-again", image, args, None, 0)
+            capacity = server_capacity(tmp, rabbit, image, args.capacity_jobs)
         finally:
             rabbit.stop()
     print(f"{args.jobs} jobs of {args.firmware} ({args.limit} s limit), {args.instances} "
@@ -175,6 +243,8 @@ def main() -> None:
     local = min(local, again)  # the better embedded run: the broker is not flattered
     print(f"  2 hosts / 1 host: {one[0] / two[0]:.2f}x jobs/s")
     print(f"  broker / embedded throughput, 1 host: {local[0] / one[0]:.2f}x")
+    print(f"  one API server with hosts that run nothing (submit, publish, attempt, report, "
+          f"record): {capacity:.0f} jobs/s")
     print(f"  latency the broker adds to one job: {(one[1] - local[1]) * 1000:+.0f} ms "
           f"({one[1] / local[1]:.2f}x the embedded default)")
 
