@@ -355,7 +355,10 @@ def worker(broker: str | None, config_path: str, host_name: str | None, loglevel
         host = WorkerHost(settings, config, load_backends())
     except (ConfigError, LookupError, tomllib.TOMLDecodeError) as exc:
         raise click.ClickException(str(exc)) from None
-    serve(host, loglevel)
+    try:
+        serve(host, loglevel)
+    except ConfigError as exc:  # Celery missing: the `broker` extra
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
