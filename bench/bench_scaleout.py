@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import dataclasses
+import datetime
 import json
 import logging
 import statistics
@@ -34,6 +35,7 @@ from cluster import TOKEN, Rabbit, Worker, wait_until, why_not_runnable
 
 from hwut.backends.registry import load_backends
 from hwut.config import BoardConfig, Config, load_config
+from hwut.jobs import TIME_FORMAT
 from hwut.service import build_service, make_server
 
 BUILD = Path(__file__).resolve().parents[1] / "fixtures" / "build"
@@ -77,17 +79,24 @@ def burst(http: httpx.Client, image: bytes, count: int, limit: int) -> float:
     return time.perf_counter() - started
 
 
-def latency(http: httpx.Client, image: bytes, rounds: int, limit: int) -> float:
-    """Median seconds from a submit's answer to the job seen ended (polled every 5 ms),
-    one job at a time on an idle system."""
-    spans = []
+def _seconds(stamp: str) -> float:
+    return datetime.datetime.strptime(stamp, TIME_FORMAT).timestamp()
+
+
+def latency(http: httpx.Client, image: bytes, rounds: int, limit: int
+            ) -> tuple[float, float]:
+    """Medians, one job at a time on an idle system: seconds from a submit to the job
+    seen ended (polled every 5 ms), and from its record's ``created`` to ``started``
+    (what a job waits before it runs: for the broker, publish, delivery and attempt)."""
+    spans, waits = [], []
     for _ in range(rounds):
         started = time.perf_counter()
         job_id = submit(http, image, limit)
-        while http.get(f"/jobs/{job_id}").json()["status"] not in ENDED:
+        while (job := http.get(f"/jobs/{job_id}").json())["status"] not in ENDED:
             time.sleep(0.005)
         spans.append(time.perf_counter() - started)
-    return statistics.median(spans)
+        waits.append(_seconds(job["started"]) - _seconds(job["created"]))
+    return statistics.median(spans), statistics.median(waits)
 
 
 def cancel_latency(http: httpx.Client, rounds: int = 3) -> float:
@@ -108,10 +117,10 @@ def cancel_latency(http: httpx.Client, rounds: int = 3) -> float:
 
 
 def measure(tmp: Path, name: str, image: bytes, args: argparse.Namespace,
-            rabbit: Rabbit | None, hosts: int) -> tuple[float, float, float]:
-    """(wall seconds of the burst, median latency, median cancel latency) for the
-    embedded default (``rabbit`` None: the server's own ``instances``) or ``hosts``
-    worker hosts."""
+            rabbit: Rabbit | None, hosts: int) -> tuple[float, float, float, float]:
+    """(wall seconds of the burst, median latency, median wait before the start, median
+    cancel latency) for the embedded default (``rabbit`` None: the server's own
+    ``instances``) or ``hosts`` worker hosts."""
     broker = None if rabbit is None else {
         "url": rabbit.url(), "worker_token": TOKEN, "host_stale_seconds": 5}
     service, server, headers = serve(tmp / f"data-{name}", args.instances, broker)
@@ -130,9 +139,9 @@ def measure(tmp: Path, name: str, image: bytes, args: argparse.Namespace,
                     >= hosts * args.instances, 120, "the worker hosts")
             burst(http, image, 2 * max(1, hosts), args.limit)  # warm: fork servers start
             wall = burst(http, image, args.jobs, args.limit)
-            lat = latency(http, image, args.rounds, args.limit)
+            lat, wait = latency(http, image, args.rounds, args.limit)
             cancel = cancel_latency(http)
-        return wall, lat, cancel
+        return wall, lat, wait, cancel
     finally:
         for worker in workers:
             worker.stop()
@@ -233,20 +242,21 @@ def main() -> None:
             rabbit.stop()
     print(f"{args.jobs} jobs of {args.firmware} ({args.limit} s limit), {args.instances} "
           f"instance(s) per host:")
-    for label, (wall, lat, cancel) in (("embedded (server's own instances)", local),
+    for label, (wall, lat, wait, cancel) in (("embedded (server's own instances)", local),
                                        ("broker, 1 worker host", one),
                                        ("broker, 2 worker hosts", two),
                                        ("embedded again (load drift)", again)):
         print(f"  {label:<36} {wall:7.1f} s wall  {args.jobs / wall:6.1f} jobs/s  "
-              f"one job end to end {lat * 1000:6.0f} ms (median of {args.rounds})  "
-              f"cancel {cancel * 1000:5.0f} ms")
+              f"one job: end to end {lat * 1000:5.0f} ms, waits {wait * 1000:4.0f} ms to "
+              f"start (medians of {args.rounds}); cancel {cancel * 1000:4.0f} ms")
     local = min(local, again)  # the better embedded run: the broker is not flattered
     print(f"  2 hosts / 1 host: {one[0] / two[0]:.2f}x jobs/s")
     print(f"  broker / embedded throughput, 1 host: {local[0] / one[0]:.2f}x")
     print(f"  one API server with hosts that run nothing (submit, publish, attempt, report, "
           f"record): {capacity:.0f} jobs/s")
-    print(f"  latency the broker adds to one job: {(one[1] - local[1]) * 1000:+.0f} ms "
-          f"({one[1] / local[1]:.2f}x the embedded default)")
+    print(f"  latency the broker adds to one job: {(one[1] - local[1]) * 1000:+.0f} ms end to "
+          f"end ({one[1] / local[1]:.2f}x the embedded default), "
+          f"{(one[2] - local[2]) * 1000:+.0f} ms before it starts")
 
 
 if __name__ == "__main__":
