@@ -72,4 +72,7 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
                   users.TokenResource(store.users))
     app.add_route(f"{BASE}/openapi.json", OpenApiResource(app))
     ui.add_routes(app)  # the web page, under /ui
+    if scheduler.remote is not None:  # remote worker hosts report here (hwut.broker)
+        from .resources import workers
+        workers.add_routes(app, BASE, scheduler.remote)  # type: ignore[arg-type]
     return app

@@ -327,6 +327,48 @@ def simboard(port: int, console: str, board: str, uid: str | None, firmware: str
 
 
 @main.command()
+@click.option("--broker", default=None, metavar="URL",
+              help="The broker (amqp://user:password@host:5672//); default: the config's "
+                   "[worker] broker, or HWUT_BROKER_URL.")
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False,
+                                                                        exists=True),
+              help="The host's config: its [[boards]] (backend, instances, options) and a "
+                   "[worker] table (server, token, host).")
+@click.option("--host", "host_name", default=None,
+              help="This host's name as the server shows it (default: [worker] host, else "
+                   "the host name).")
+@click.option("--loglevel", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]))
+def worker(broker: str | None, config_path: str, host_name: str | None, loglevel: str) -> None:
+    """Serve this host's board instances to a server through the broker (needs the
+    `broker` extra). Jobs come from one queue per board type (hwut.board.BOARD), one at a
+    time per instance, each in its own process; logs and outcomes go to the server."""
+    import tomllib
+
+    from hwut.backends.registry import load_backends
+
+    from .broker.settings import WorkerSettings
+    from .broker.worker import WorkerHost, serve
+
+    logging.getLogger().setLevel(getattr(logging, loglevel))
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per report otherwise
+    config = _config(config_path)
+    try:
+        with open(config_path, "rb") as fh:
+            table = dict(tomllib.load(fh).get("worker") or {})
+        if host_name:
+            table["host"] = host_name
+        settings = WorkerSettings.from_table(table, broker)
+        host = WorkerHost(settings, config, load_backends())
+    except (ConfigError, LookupError, tomllib.TOMLDecodeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        serve(host, loglevel)
+    except ConfigError as exc:  # Celery missing: the `broker` extra
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
 def options() -> None:
     """List every server option with its environment variable and default, then the
     board options of each installed backend (checked when the server starts)."""
@@ -614,6 +656,9 @@ def boards(ctx: click.Context, extended: bool) -> None:
             avail = inst.get("availability") or {}
             summary = inst.get("summary") or inst.get("state", "")
             detail = f" ({avail['detail']})" if avail.get("ok") and avail.get("detail") else ""
+            if inst.get("remote"):  # on a worker host (hwut worker): how lately heard from
+                detail += (f" [host {inst.get('host')}, {inst.get('health')}, heartbeat "
+                           f"{inst.get('heartbeat_age_seconds')} s ago]")
             click.echo(f"  {inst['name']:<22} {inst.get('backend', ''):<8} {summary}{detail}")
 
 

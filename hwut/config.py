@@ -157,6 +157,9 @@ class Config:
     boards: tuple[BoardConfig, ...]
     microcontrollers: tuple[dict[str, Any], ...]
     source: str = "<defaults>"
+    #: The config file's ``[broker]`` table (jobs go to remote workers: hwut.broker), or
+    #: None: the embedded default, jobs run on this server's own instances.
+    broker: Mapping[str, Any] | None = None
 
     def __getitem__(self, name: str) -> Any:
         return self.values[name]
@@ -176,7 +179,7 @@ class Config:
             if name not in OPTIONS:
                 raise ConfigError(f"unknown option {key}")
             values[name] = _convert(OPTIONS[name], value, "override")
-        return Config(values, self.boards, self.microcontrollers, self.source)
+        return Config(values, self.boards, self.microcontrollers, self.source, self.broker)
 
 
 def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None,
@@ -225,7 +228,10 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         if "name" not in mcu:
             raise ConfigError(f"{path}: a [[microcontrollers]] entry has no name")
     _check_limits(values)
-    return Config(values, tuple(boards), mcus, str(path))
+    broker = data.get("broker")
+    if broker is not None and not isinstance(broker, dict):
+        raise ConfigError(f"{path}: [broker] must be a table")
+    return Config(values, tuple(boards), mcus, str(path), broker)
 
 
 def _count(entry: Mapping[str, Any], key: str) -> int | None:

@@ -95,7 +95,9 @@ EXTENDED_FIELDS = SHORT_FIELDS + (
     # additions (issue 13): several images in one job; scripted pin levels
     "images", "pins",
     # additions (issue 16, input into a running job; when the board printed the log)
-    "realtime", "filename_log_times")
+    "realtime", "filename_log_times",
+    # additions (issue 18): runs on remote worker hosts
+    "attempts", "hosts")
 
 
 @dataclass
@@ -151,6 +153,11 @@ class Job:
     images: list[dict[str, Any]] | None = None
     #: Scripted pin levels: [pin, at virtual s, 1/0 or None = released].
     pins: list[list[Any]] | None = None
+
+    #: Remote workers (hwut.broker): how many hosts took the job up (a worker lost
+    #: mid-job hands it to another: attempt 2), and which, in order ("host/instance").
+    attempts: int = 0
+    hosts: list[str] | None = None
 
     def artifact_names(self) -> list[str]:
         """Every artifact file the job names (its images', its logs' ...)."""

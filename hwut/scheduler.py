@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 from hwut.backends.base import (
     Availability,
@@ -204,6 +204,21 @@ class Instance:
                                  "detail": self.availability.detail}}
 
 
+class Dispatcher(Protocol):
+    """Where jobs go instead of this server's own instances: the seam for remote worker
+    hosts (:class:`hwut.broker.dispatcher.RemoteDispatcher`). Attached, it takes the
+    WAITING jobs; cancel still goes through the job's token in ``_cancels`` and the
+    outcome through :meth:`Scheduler._record`."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 5.0) -> None: ...
+
+    def instances(self, board: str | None = None) -> list[Any]:
+        """The remote instances (each with ``describe()``) of ``board``, or of all."""
+        ...
+
+
 class Scheduler:
     def __init__(self, store: JobStore, config: Config,
                  backends: Mapping[str, type[Backend]],
@@ -222,6 +237,8 @@ class Scheduler:
         self._running: dict[int, tuple[Instance, LogTimes]] = {}
         self._threads: list[threading.Thread] = []
         self.instances: list[Instance] = []
+        #: Set by attach(): jobs go to remote hosts, this server runs none itself.
+        self.remote: Dispatcher | None = None
         self._context: Any = None  # the job processes' fork server, made by start()
         #: What each configured board's backend says about it (see BoardInfo); a board
         #: missing here has a backend that knows nothing of it or could not be loaded.
@@ -290,7 +307,19 @@ class Scheduler:
 
     # ---- lifecycle -------------------------------------------------------------------
 
+    def attach(self, dispatcher: Dispatcher) -> None:
+        """Send jobs to ``dispatcher`` instead of this server's own instances (before
+        start()); the configured boards stay what the server offers."""
+        for instance in self.instances:
+            if instance.backend is not None:
+                instance.backend.close()
+        self.instances = []
+        self.remote = dispatcher
+
     def start(self) -> None:
+        if self.remote is not None:
+            self.remote.start()
+            return
         self.fail_unrunnable()
         # the fork server imports every backend in use once; each job forks from it
         self._context = job_context(sorted({module for i in self.instances
@@ -310,6 +339,8 @@ class Scheduler:
         they become ERROR ("the server stopped while the job ran"), not CANCELED, because
         neither their owner nor an admin canceled them. Claimed jobs go back to WAITING."""
         self._stop.set()
+        if self.remote is not None:
+            self.remote.stop(timeout)
         for token in list(self._cancels.values()):
             token.cancel(CancelReason.SHUTDOWN, SHUTDOWN_DETAIL)
         self.store.wake()
@@ -323,10 +354,13 @@ class Scheduler:
                 except Exception:  # closing must not stop the others from closing
                     log.exception("closing backend of %s failed", instance.name)
 
-    def boards_with_instances(self) -> dict[str, list[Instance]]:
-        result: dict[str, list[Instance]] = {}
+    def boards_with_instances(self) -> dict[str, list[Any]]:
+        """Each board's instances (with ``describe()``): this server's, then remote ones."""
+        result: dict[str, list[Any]] = {}
         for instance in self.instances:
             result.setdefault(instance.board.name, []).append(instance)
+        for remote in self.remote.instances() if self.remote is not None else ():
+            result.setdefault(remote.board, []).append(remote)
         return result
 
     # ---- can a board run jobs? -------------------------------------------------------
@@ -336,7 +370,12 @@ class Scheduler:
 
     def why_not_runnable(self, board: str) -> str | None:
         """None when some instance of ``board`` can run a job, now or once it is free;
-        else why no job for it could ever start (quoted to clients and in job details)."""
+        else why no job for it could ever start (quoted to clients and in job details).
+        With remote hosts, a board the config offers is runnable: a host may come."""
+        if self.remote is not None:
+            return None if self.config.board(board) is not None else (
+                f"board {board} has no instance that can run jobs: the server config does "
+                "not serve it (it exists only in the targets API)")
         instances = [i for i in self.instances if i.board.name == board]
         if any(i.unavailable_reason is None for i in instances):
             return None

@@ -74,6 +74,11 @@ def build_service(config: Config, backends: Mapping[str, type[Backend]] | None =
                               load_backends() if backends is None else backends,
                               monotonic=monotonic, offline=store.offline)
         seed_targets(store, config, scheduler)
+        if config.broker is not None:  # jobs go to remote worker hosts
+            from .broker.dispatcher import RemoteDispatcher
+            from .broker.settings import BrokerSettings
+            scheduler.attach(RemoteDispatcher(scheduler,
+                                              BrokerSettings.from_table(config.broker)))
     except BaseException:
         if store is not None:
             store.close()
@@ -92,8 +97,24 @@ def make_server(service: Service, host: str, port: int, threads: int) -> Backgro
     (:func:`hwut.server.server_options`) and credentials checked before request
     bodies are read."""
     early = service.auth.early_refusal if service.auth is not None else None
+    remote = service.scheduler.remote
+    if early is not None and remote is not None:
+        early = _worker_token_first(early, remote.settings.worker_token)  # type: ignore[attr-defined]
     return BackgroundServer(service.app, host, port, threads, early_auth=early,
                             **server_options(service.config))
+
+
+def _worker_token_first(early: Any, token: str) -> Any:
+    """The early check, letting a worker's token through (its routes check it again)."""
+    import hmac
+
+    expected = f"Bearer {token}".encode()
+
+    def check(headers: Any, address: str) -> Any:
+        if hmac.compare_digest(headers.get("AUTHORIZATION", "").strip().encode(), expected):
+            return None
+        return early(headers, address)
+    return check
 
 
 def ensure_admin(store: Store) -> tuple[str, str, str] | None:

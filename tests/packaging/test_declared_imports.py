@@ -114,6 +114,14 @@ def test_the_physical_extra_is_imported_guarded_only():
         assert not plain & {"pyocd", "serial"}, path
 
 
+def test_the_broker_extra_is_imported_guarded_only():
+    """Celery and kombu come with ``hwut[broker]``; the embedded default (the README's
+    first command, no extras) imports every module without them."""
+    for path in _package_files():
+        plain, _ = _imports(path)
+        assert not plain & {"celery", "kombu", "amqp"}, path
+
+
 def test_the_guard_is_recognised(tmp_path: Path):
     path = tmp_path / "probe.py"
     path.write_text("import json\ntry:\n    import pyocd\nexcept ImportError:\n    pass\n"

@@ -1,0 +1,420 @@
+"""The server's side of remote workers: publish jobs to the broker, take their attempts
+and reports, notice lost hosts.
+
+A dispatcher replaces the scheduler's own worker threads when the config has a
+``[broker]`` table (see :meth:`hwut.scheduler.Scheduler.attach`); everything else of
+the scheduler stays as it is: cancel goes through the job's :class:`CancelToken`, the
+outcome is mapped to the job's status by the scheduler's own ``_record``.
+
+Its loop reads top to bottom: stop requested? -> publish the next WAITING jobs of each
+board while live remote instances have room (QUEUED) -> fail runs whose host went
+silent -> wait for a change. Reports and attempts come in on HTTP threads
+(:mod:`hwut.resources.workers`), each run under its own lock.
+
+Why publish only while live instances have room (``queued_per_instance`` per instance
+heard from): the queue of each board stays short, so the store's round-robin between
+users (and ``quota.max_running_per_user``) still decides who runs next, a cancel of a
+WAITING job needs no broker, and with no worker host alive jobs wait visibly as
+WAITING instead of piling up in a queue nobody reads.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from hwut.backends.base import CancelReason, CancelToken, Outcome, StopReason
+
+from .. import trace as pintrace
+from ..jobs import JobStatus, TransitionError, format_time
+from ..scheduler import SHUTDOWN_DETAIL, Scheduler, _LogSink
+from ..verdict import Tap
+from .celeryapp import make_app
+from .hosts import HostRegistry
+from .protocol import TASK_NAME, ProtocolError, Report, Task, b64, queue_name
+from .settings import BrokerSettings
+
+log = logging.getLogger(__name__)
+
+#: How long the loop waits after the broker refused a publish before it tries again.
+PUBLISH_RETRY_S = 1.0
+
+
+class Gone(Exception):
+    """The attempt or report is for a job this host may not (or no longer) run: the host
+    drops the task (HTTP 410)."""
+
+
+class Fenced(Exception):
+    """A report of an attempt that is not the job's current one, or out of order (409)."""
+
+
+@dataclass
+class RemoteRun:
+    """A job published to the broker, from QUEUED until its outcome is recorded."""
+
+    job_id: int
+    board: str
+    claim: str
+    cancel: CancelToken = field(default_factory=CancelToken)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    attempt: int = 0
+    token: str = ""
+    #: The next report's sequence number in the current attempt.
+    seq: int = 0
+    host: str = ""
+    last_heard: float = 0.0
+    uart: _LogSink | None = None
+    other: _LogSink | None = None
+    trace: _LogSink | None = None
+    other_name: str = ""
+    trace_name: str = ""
+    tap: Tap | None = None
+    uart_limit: int = 0
+    #: One line per attempt that was lost (kept in the job's infrastructure log).
+    earlier: list[str] = field(default_factory=list)
+    done: bool = False
+
+
+class RemoteDispatcher:
+    def __init__(self, scheduler: Scheduler, settings: BrokerSettings,
+                 app_factory: Callable[..., Any] = make_app,
+                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(24)) -> None:
+        self.scheduler = scheduler
+        self.store = scheduler.store
+        self.settings = settings
+        self.monotonic = scheduler.monotonic
+        self.hosts = HostRegistry(settings.host_stale_seconds, self.monotonic)
+        self._app_factory = app_factory
+        self._token = token_factory
+        self._app: Any = None
+        self._runs: dict[int, RemoteRun] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.boards = [b.name for b in scheduler.config.boards]
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._app = self._app_factory(self.settings.url, self.boards)
+        self._thread = threading.Thread(target=self._loop, name="hwut-dispatcher", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop publishing. Running remote jobs become ERROR (the server that would record
+        their end stops); published but not started ones go back to WAITING (their
+        messages are refused when a host takes them up: their claim is forgotten)."""
+        self._stop.set()
+        self.store.wake()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            runs = list(self._runs.values())
+            self._runs.clear()
+        for run in runs:
+            with run.lock:
+                run.done = True
+                self._close(run)
+            try:
+                job = self.store.get(run.job_id)
+                if job.status is JobStatus.QUEUED:
+                    self.store.transition(run.job_id, JobStatus.WAITING, instance=None)
+                elif job.status is JobStatus.RUNNING:
+                    self.scheduler._fail(run.job_id, SHUTDOWN_DETAIL)
+            except TransitionError:
+                pass
+            self.scheduler._cancels.pop(run.job_id, None)
+        if self._app is not None:
+            self._app.close()
+
+    # ---- the loop ----------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        poll = float(self.scheduler.config["scheduler.poll_seconds"])
+        while not self._stop.is_set():
+            try:
+                published = self._publish_some()
+                self._watch()
+            except Exception:  # the loop must survive to serve the next job
+                log.exception("dispatcher round failed")
+                published = True
+                self._stop.wait(PUBLISH_RETRY_S)
+            if not published:
+                self.store.wait_for_change(poll)
+
+    def _in_flight(self, board: str) -> int:
+        with self._lock:
+            return sum(1 for r in self._runs.values() if r.board == board)
+
+    def _publish_some(self) -> bool:
+        """Publish WAITING jobs while live instances have room; True when any went out."""
+        any_sent = False
+        for board in self.boards:
+            capacity = self.hosts.live_capacity(board)
+            room = capacity * self.settings.queued_per_instance - self._in_flight(board)
+            limit = int(self.scheduler.config["quota.max_running_per_user"])
+            max_running = limit if 0 < limit < capacity else None
+            for _ in range(max(0, room)):
+                if self._stop.is_set():
+                    return any_sent
+                job = self.store.claim_next(board, "broker", max_running=max_running)
+                if job is None:
+                    break
+                if not self._publish(job.id, board):
+                    self._stop.wait(PUBLISH_RETRY_S)
+                    return any_sent
+                any_sent = True
+        return any_sent
+
+    def _publish(self, job_id: int, board: str) -> bool:
+        """Send one claimed (QUEUED) job to its board's queue; on failure it goes back to
+        WAITING and False is returned."""
+        job = self.store.get(job_id)
+        run = RemoteRun(job_id, board, self._token())
+        sched = self.scheduler
+        limits = sched.limits(float(job.duration_limit_seconds))
+        spec = {"job_id": job.id, "board": job.board, "format": job.format,
+                "time_limit_s": float(job.duration_limit_seconds),
+                "uart_input": b64((job.input or "").encode()),
+                "presses": [[str(b), float(at), None if rel is None else float(rel)]
+                            for b, at, rel in job.presses or ()],
+                "trace_signals": (None if pintrace.signals_option(job.trace) is None
+                                  else list(pintrace.signals_option(job.trace) or ())),
+                "limits": asdict(limits),
+                "wall_budget_s": sched.wall_budget(job.duration_limit_seconds, limits)}
+        run.uart_limit = limits.uart_bytes
+        try:
+            executable = self.store.artifact_path(job.filename_executable).read_bytes()
+            task = Task(job.id, board, run.claim, spec, executable)
+            with self._lock:
+                self._runs[job_id] = run  # before sending: a host may answer at once
+            self._app.send_task(TASK_NAME, args=[task.to_json()], queue=queue_name(board),
+                                routing_key=queue_name(board), ignore_result=True)
+            log.info("job %d published to %s", job_id, queue_name(board))
+            return True
+        except Exception as exc:  # the broker is down or refused: the job waits again
+            log.warning("job %d could not be published (it waits again): %s", job_id, exc)
+            with self._lock:
+                self._runs.pop(job_id, None)
+            try:
+                self.store.transition(job_id, JobStatus.WAITING, instance=None)
+            except TransitionError:  # canceled meanwhile
+                pass
+            return False
+
+    def _watch(self) -> None:
+        """Runs whose host went silent: ERROR "worker lost" once no attempt is left or the
+        lost job was not taken up again in time; a canceled one ends CANCELED."""
+        now = self.monotonic()
+        lost_after = self.settings.lost_after_seconds
+        with self._lock:
+            runs = [r for r in self._runs.values() if r.attempt > 0]
+        for run in runs:
+            with run.lock:
+                silent = now - run.last_heard
+                if run.done or silent <= lost_after:
+                    continue
+                if run.cancel.reason is CancelReason.USER:
+                    self._end(run, Outcome(StopReason.CANCEL, detail=run.cancel.detail))
+                    continue
+                if run.attempt < self.settings.max_attempts and silent <= 2 * lost_after:
+                    continue  # the broker may still hand it to another host
+                self._fail_run(run, f"worker lost: no report from {run.host} for "
+                                    f"{silent:.0f} s (attempt {run.attempt} of at most "
+                                    f"{self.settings.max_attempts})")
+
+    # ---- attempts and reports (HTTP threads) --------------------------------------------
+
+    def open_attempt(self, job_id: int, claim: str, host: str) -> tuple[int, str]:
+        """A host took the job's task up: the attempt's number and secret, or
+        :class:`Gone` (the task is not one this server published, or the job ended, or it
+        had its attempts)."""
+        with self._lock:
+            run = self._runs.get(job_id)
+        if run is None or not hmac.compare_digest(run.claim.encode(), claim.encode()):
+            raise Gone(f"job {job_id} is not waiting for a host (not published by this "
+                       "server, or published again since)")
+        with run.lock:
+            if run.done:
+                raise Gone(f"job {job_id} has ended")
+            job = self.store.get(job_id)
+            if job.status.ended:
+                self._forget(run)
+                raise Gone(f"job {job_id} is {job.status.value}")
+            if run.attempt >= self.settings.max_attempts:
+                self._fail_run(run, f"worker lost: {run.attempt} attempt(s) lost their host, "
+                                    f"the last on {run.host}")
+                raise Gone(f"job {job_id} had its {run.attempt} attempt(s)")
+            if run.attempt:
+                run.earlier.append(f"attempt {run.attempt} on {run.host}: the host was lost "
+                                   f"(the broker handed the job to {host})")
+                log.warning("job %d: attempt %d on %s lost; attempt %d on %s", job_id,
+                            run.attempt, run.host, run.attempt + 1, host)
+            run.attempt += 1
+            run.token = self._token()
+            run.seq = 0
+            run.host = host
+            run.last_heard = self.monotonic()
+            hosts = [*(job.hosts or []), host]
+            if job.status is JobStatus.QUEUED:
+                self._begin(run, job.id, hosts)
+            else:
+                for sink in (run.uart, run.other, run.trace):
+                    if sink is not None:
+                        sink.restart()  # the log is the last attempt's, as for local retries
+                if run.tap is not None:
+                    run.tap.restart()
+                self.store.update_live(job_id, attempts=run.attempt, hosts=hosts,
+                                       instance=host)
+            return run.attempt, run.token
+
+    def _begin(self, run: RemoteRun, job_id: int, hosts: list[str]) -> None:
+        """QUEUED -> RUNNING with the job's files opened (the first attempt)."""
+        store = self.store
+        log_name, run.other_name = store.new_artifact_name(), store.new_artifact_name()
+        run.trace_name = store.new_artifact_name()
+        run.uart = _LogSink(store.artifact_path(log_name))
+        run.other = _LogSink(store.artifact_path(run.other_name))
+        run.trace = _LogSink(store.artifact_path(run.trace_name))
+        try:
+            job = store.transition(job_id, JobStatus.RUNNING, filename_log=log_name,
+                                   started=format_time(store.clock()), attempts=1,
+                                   hosts=hosts, instance=run.host)
+        except TransitionError:  # canceled between publish and now
+            self._close(run)
+            store.artifact_path(log_name).unlink(missing_ok=True)
+            self._forget(run)
+            raise Gone(f"job {job_id} was canceled") from None
+        run.tap = Tap.for_job(job.criteria, run.uart, lambda: run.cancel.cancel(
+            CancelReason.VERDICT, "the job's verdict is settled"), job.trace)
+        self.scheduler._cancels[job_id] = run.cancel
+        log.info("job %d started on %s (owner %s)", job_id, run.host, job.owner)
+
+    def report(self, job_id: int, report: Report) -> dict[str, Any]:
+        """Apply one report (once, in order) and answer with its acknowledgement and, when
+        the job was canceled (by its owner, or by its verdict), the cancel."""
+        with self._lock:
+            run = self._runs.get(job_id)
+        if run is None:
+            raise Gone(f"job {job_id} is not running on a remote host")
+        with run.lock:
+            if run.done:
+                raise Gone(f"job {job_id} has ended")
+            if report.attempt != run.attempt or not hmac.compare_digest(
+                    run.token.encode(), report.token.encode()):
+                raise Fenced(f"attempt {report.attempt} of job {job_id} is not its current "
+                             f"one (attempt {run.attempt})")
+            if report.seq > run.seq:
+                raise Fenced(f"report {report.seq} came before {run.seq}")
+            run.last_heard = self.monotonic()
+            if report.seq == run.seq:
+                self._apply(run, report)
+                run.seq += 1
+            return self._answer(run, report.seq)
+
+    def _apply(self, run: RemoteRun, report: Report) -> None:
+        uart = report.chunks.get("uart", b"")
+        if uart and run.uart is not None:
+            room = max(0, run.uart_limit - run.uart.written)
+            if room:
+                (run.tap or run.uart)(uart[:room])
+        for name, sink in (("other", run.other), ("trace", run.trace)):
+            data = report.chunks.get(name, b"")
+            if data and sink is not None:
+                sink(data)
+        if report.outcome is not None:
+            self._end(run, outcome_of(report.outcome, run.cancel))
+
+    @staticmethod
+    def _answer(run: RemoteRun, ack: int) -> dict[str, Any]:
+        cancel = None
+        if run.cancel.is_set():
+            cancel = {"reason": (run.cancel.reason or CancelReason.USER).value,
+                      "detail": run.cancel.detail}
+        return {"v": 1, "ack": ack, "cancel": cancel}
+
+    # ---- the end of a run --------------------------------------------------------------
+
+    def _end(self, run: RemoteRun, outcome: Outcome) -> None:
+        """Record the outcome as the scheduler records a local one (run.lock held)."""
+        self._close(run)
+        changes: dict[str, Any] = {"retries": 0}
+        changes["filename_other"] = (run.other_name if run.other and run.other.written
+                                     else None)
+        for sink, name in ((run.other, run.other_name), (run.trace, run.trace_name)):
+            if sink is None or not sink.written:
+                self.store.artifact_path(name).unlink(missing_ok=True)
+        written = run.trace.written if run.trace is not None else 0
+        changes.update(pintrace.job_fields(self.store.artifact_path(run.trace_name),
+                                           run.trace_name, written))
+        if run.earlier:
+            outcome.infra_log = "\n".join([*run.earlier, f"attempt {run.attempt} on "
+                                           f"{run.host}:", outcome.infra_log]).rstrip("\n")
+        self.scheduler._record(run.job_id, outcome, run.cancel, changes, run.tap)
+        self._forget(run)
+
+    def _fail_run(self, run: RemoteRun, detail: str) -> None:
+        """The job ends ERROR with ``detail`` (run.lock held)."""
+        self._close(run)
+        changes: dict[str, Any] = {}
+        if run.tap is not None:
+            changes.update(run.tap.verdict("ERROR", None, None, None, detail))
+        if run.attempt:
+            for name in (run.other_name, run.trace_name):
+                self.store.artifact_path(name).unlink(missing_ok=True)
+        self.scheduler._fail(run.job_id, detail, **changes)
+        self._forget(run)
+
+    def _close(self, run: RemoteRun) -> None:
+        for sink in (run.uart, run.other, run.trace):
+            if sink is not None:
+                sink.close()
+
+    def _forget(self, run: RemoteRun) -> None:
+        run.done = True
+        with self._lock:
+            if self._runs.get(run.job_id) is run:
+                del self._runs[run.job_id]
+        self.scheduler._cancels.pop(run.job_id, None)
+
+    def instances(self, board: str | None = None) -> list[Any]:
+        return list(self.hosts.instances(board))
+
+    def heartbeat(self, host: Any, instances: Any) -> None:
+        """A host's heartbeat as it came (checked by the registry)."""
+        self.hosts.heartbeat(host, instances)
+        self.store.wake()  # capacity may have grown: publish what waits
+
+
+def outcome_of(data: dict[str, Any], cancel: CancelToken) -> Outcome:
+    """A worker's outcome as the scheduler's :class:`Outcome`; a cancel the worker's own
+    guard made (its deadline) is carried over to the server's token."""
+    try:
+        reason = StopReason(data.get("reason"))
+    except ValueError:
+        return Outcome(StopReason.INFRASTRUCTURE,
+                       detail=f"the worker reported an unknown stop reason "
+                              f"{str(data.get('reason'))[:40]!r}")
+    exit_code = data.get("exit_code")
+    instructions = data.get("instructions")
+    cancel_reason = data.get("cancel_reason")
+    if cancel_reason and not cancel.is_set():
+        try:
+            cancel.cancel(CancelReason(cancel_reason), str(data.get("cancel_detail") or "")[:500])
+        except ValueError:
+            pass
+    try:
+        used = float(data.get("time_used_s") or 0.0)
+    except (TypeError, ValueError):
+        raise ProtocolError("report: outcome time_used_s is not a number") from None
+    return Outcome(reason,
+                   exit_code=exit_code if isinstance(exit_code, int) else None,
+                   time_used_s=used,
+                   instructions=instructions if isinstance(instructions, int) else None,
+                   infra_log=str(data.get("infra_log") or "")[:1024 * 1024],
+                   detail=str(data.get("detail") or "")[:2000])

@@ -1,0 +1,134 @@
+"""What crosses between the server and a worker host, version 1.
+
+Jobs go out through the broker as Celery tasks named :data:`TASK_NAME` with one
+argument, a :class:`Task` as JSON. Everything else goes back over the server's HTTP API
+(``/apiv1/workers/...``, authenticated with the worker token): why HTTP and not a
+reply queue is that the server then records a report while answering it, the answer
+carries the cancel (a job learns it was canceled within one report interval), and
+the log bytes land in the same file the log and SSE routes already read.
+
+Exactly once, in order: a task carries a ``claim`` (a secret made for that publish);
+a host that takes the task up opens an *attempt* with it and gets the attempt's
+number and its own secret. Every report names (job, attempt, secret, seq); the server
+applies seq N once, answers a repeated seq with the same acknowledgement and refuses
+a gap, and refuses any report of an attempt that is not the job's current one
+(fencing: a host that comes back after its job went elsewhere cannot write).
+
+Every message carries ``"v": 1``; a side refuses a version it does not know.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any
+
+VERSION = 1
+TASK_NAME = "hwut.run_job"
+#: Largest raw byte chunk of one stream in one report (base64 makes it a third more).
+MAX_CHUNK_BYTES = 256 * 1024
+#: Streams a report may carry, as the job's files name them.
+STREAMS = ("uart", "other", "trace")
+
+
+class ProtocolError(ValueError):
+    """A message this side cannot read; the message says what is wrong."""
+
+
+def queue_name(board: str) -> str:
+    """The queue of a board type: every host serving ``board`` consumes it."""
+    return f"hwut.board.{board}"
+
+
+def _check_version(data: Any, what: str) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise ProtocolError(f"{what}: a JSON object is needed")
+    if data.get("v") != VERSION:
+        raise ProtocolError(f"{what}: protocol version {data.get('v')!r} is not {VERSION}")
+    return data
+
+
+def _field(data: dict[str, Any], key: str, kind: type | tuple[type, ...], what: str) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ProtocolError(f"{what}: {key} is missing or of the wrong type")
+    return value
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def unb64(text: Any, what: str, limit: int) -> bytes:
+    if not isinstance(text, str) or len(text) > (limit * 4) // 3 + 8:
+        raise ProtocolError(f"{what}: not base64 text within {limit} bytes")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(f"{what}: not base64") from None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One job as published: the run (a :class:`hwut.runner.spec.JobSpec` without what
+    the host decides: backend, options, where the executable lies) and the executable."""
+
+    job_id: int
+    board: str
+    claim: str
+    #: JobSpec fields the server decides (time limit, input, presses, limits, budget).
+    run: dict[str, Any]
+    executable: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"v": VERSION, "job_id": self.job_id, "board": self.board, "claim": self.claim,
+                "run": self.run, "executable": b64(self.executable)}
+
+    @classmethod
+    def from_json(cls, data: Any, max_executable: int = 64 * 1024 * 1024) -> Task:
+        data = _check_version(data, "task")
+        return cls(job_id=_field(data, "job_id", int, "task"),
+                   board=_field(data, "board", str, "task"),
+                   claim=_field(data, "claim", str, "task"),
+                   run=_field(data, "run", dict, "task"),
+                   executable=unb64(data.get("executable"), "task executable", max_executable))
+
+
+@dataclass(frozen=True)
+class Report:
+    """A running attempt's news: bytes of its streams, and at the end its outcome."""
+
+    attempt: int
+    token: str
+    seq: int
+    chunks: dict[str, bytes] = field(default_factory=dict)
+    #: The run's outcome (set once, in the last report): reason, exit_code, time_used_s,
+    #: instructions, detail, infra_log, cancel_reason, cancel_detail.
+    outcome: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"v": VERSION, "attempt": self.attempt, "token": self.token,
+                                "seq": self.seq}
+        data.update({name: b64(chunk) for name, chunk in self.chunks.items() if chunk})
+        if self.outcome is not None:
+            data["outcome"] = self.outcome
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Report:
+        data = _check_version(data, "report")
+        seq = _field(data, "seq", int, "report")
+        attempt = _field(data, "attempt", int, "report")
+        if seq < 0 or attempt < 1:
+            raise ProtocolError("report: seq must be >= 0 and attempt >= 1")
+        chunks = {name: unb64(data[name], f"report {name}", MAX_CHUNK_BYTES)
+                  for name in STREAMS if name in data}
+        outcome = data.get("outcome")
+        if outcome is not None and not isinstance(outcome, dict):
+            raise ProtocolError("report: outcome must be an object")
+        return cls(attempt, _field(data, "token", str, "report"), seq, chunks, outcome)
+
+
+def check(data: Any, what: str) -> dict[str, Any]:
+    """A versioned message as a dict, or :class:`ProtocolError`."""
+    return _check_version(data, what)

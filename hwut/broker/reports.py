@@ -1,0 +1,141 @@
+"""A worker host's report channel for one attempt: buffers the job's bytes, sends them to
+the server in numbered reports, and takes the server's answers (a cancel; a refusal
+when the attempt was superseded) back to the run."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from hwut.backends.base import CancelReason, CancelToken, Outcome
+
+from .protocol import MAX_CHUNK_BYTES, STREAMS, Report
+
+log = logging.getLogger(__name__)
+
+#: Wait between tries when the server cannot be reached (the report is sent again as is).
+RETRY_S = 0.5
+
+
+class ReportChannel:
+    """Reports for (job, attempt) in order, each sent until the server acknowledges it.
+
+    Why one report in flight at a time, resent unchanged: the server applies sequence
+    number N once and acknowledges a repeat, so a report whose answer was lost is sent
+    again without doubling bytes, and nothing arrives out of order."""
+
+    def __init__(self, client: httpx.Client, job_id: int, attempt: int, token: str,
+                 cancel: CancelToken, interval_s: float, give_up_s: float,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.client, self.job_id, self.attempt, self.token = client, job_id, attempt, token
+        self.cancel = cancel
+        self.interval_s, self.give_up_s = interval_s, give_up_s
+        self.monotonic = monotonic
+        self._buffers = {name: bytearray() for name in STREAMS}
+        self._lock = threading.Lock()
+        self._pending: Report | None = None
+        self._seq = 0
+        self._last_ok = monotonic()
+        #: The server refused this attempt (superseded, or the job is gone): stop writing.
+        self.refused: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True,
+                                        name=f"hwut-report-{job_id}")
+
+    def sink(self, stream: str) -> Callable[[bytes], None]:
+        def write(data: bytes) -> None:
+            with self._lock:
+                self._buffers[stream] += data
+        return write
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._round(None)
+
+    def finish(self, outcome: Outcome, cancel: CancelToken) -> bool:
+        """Send what is left and the outcome; True once the server has recorded it."""
+        self._stop.set()
+        self._thread.join()
+        fields: dict[str, Any] = {
+            "reason": outcome.reason.value, "exit_code": outcome.exit_code,
+            "time_used_s": outcome.time_used_s, "instructions": outcome.instructions,
+            "detail": outcome.detail, "infra_log": outcome.infra_log,
+            "cancel_reason": cancel.reason.value if cancel.reason is not None else None,
+            "cancel_detail": cancel.detail}
+        while self.refused is None:
+            result = self._round(fields)
+            if result == "outcome sent":
+                return True
+            if result == "unreachable":
+                if self.monotonic() - self._last_ok > self.give_up_s:
+                    log.error("job %d: the server did not take the outcome for %.0f s; "
+                              "dropped", self.job_id, self.give_up_s)
+                    return False
+                time.sleep(RETRY_S)
+        return False
+
+    def _next(self, outcome: dict[str, Any] | None) -> Report:
+        """The pending report, or a new one from the buffers (the outcome only once every
+        buffered byte went out before it)."""
+        if self._pending is not None:
+            return self._pending
+        with self._lock:
+            chunks = {}
+            for name, buffer in self._buffers.items():
+                chunks[name] = bytes(buffer[:MAX_CHUNK_BYTES])
+                del buffer[:MAX_CHUNK_BYTES]
+            empty = not any(self._buffers.values())
+        self._pending = Report(self.attempt, self.token, self._seq, chunks,
+                               outcome if empty else None)
+        return self._pending
+
+    def _round(self, outcome: dict[str, Any] | None) -> str:
+        report = self._next(outcome)
+        try:
+            answer = self.client.post(f"/apiv1/workers/jobs/{self.job_id}/reports",
+                                      json=report.to_json())
+        except httpx.HTTPError as exc:
+            return self._unreachable(str(exc))
+        if answer.status_code in (409, 410):
+            self.refused = _description(answer)
+            log.warning("job %d attempt %d: the server refused it: %s", self.job_id,
+                        self.attempt, self.refused)
+            self.cancel.cancel(CancelReason.SHUTDOWN, f"the server refused this attempt: "
+                                                      f"{self.refused}")
+            return "refused"
+        if answer.status_code != 200:
+            return self._unreachable(f"HTTP {answer.status_code}: {_description(answer)}")
+        self._last_ok = self.monotonic()
+        self._pending = None
+        self._seq += 1
+        cancel = answer.json().get("cancel")
+        if isinstance(cancel, dict):
+            try:
+                reason = CancelReason(cancel.get("reason"))
+            except ValueError:
+                reason = CancelReason.USER
+            self.cancel.cancel(reason, str(cancel.get("detail") or ""))
+        return "outcome sent" if report.outcome is not None else "sent"
+
+    def _unreachable(self, why: str) -> str:
+        silent = self.monotonic() - self._last_ok
+        if silent > self.give_up_s and not self.cancel.is_set():
+            log.error("job %d: no report reached the server for %.0f s (%s); stopping it",
+                      self.job_id, silent, why)
+            self.cancel.cancel(CancelReason.SHUTDOWN,
+                               f"the worker lost the server for {silent:.0f} s")
+        return "unreachable"
+
+
+def _description(answer: httpx.Response) -> str:
+    try:
+        return str(answer.json().get("description") or answer.reason_phrase)[:300]
+    except ValueError:
+        return answer.reason_phrase

@@ -1,0 +1,106 @@
+"""``/apiv1/workers/...``: where remote worker hosts report (see :mod:`hwut.broker`).
+
+Only there when the config has a ``[broker]`` table. Users' credentials do not open
+these routes, and the worker token opens nothing else: each route checks the token
+itself (``anonymous`` for the user middleware). Beyond the token, a host may write
+only to a job whose task it holds (the claim) and only for its current attempt
+(the attempt's secret); see :mod:`hwut.broker.protocol`.
+
+- ``POST /workers/heartbeat`` ``{"v", "host", "instances"}``: the host is alive;
+- ``POST /workers/jobs/{id}/attempts`` ``{"v", "claim", "host"}``: a host took the
+  job's task up; answers ``{"v", "attempt", "token"}``, or 410 (drop the task);
+- ``POST /workers/jobs/{id}/reports`` (a :class:`~hwut.broker.protocol.Report`):
+  answers ``{"v", "ack", "cancel"}``; 409 for a report of an attempt that is not the
+  job's current one (the host stops that run), 410 once the job is gone.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+
+import falcon
+
+from ..broker.dispatcher import Fenced, Gone, RemoteDispatcher
+from ..broker.protocol import ProtocolError, Report, check
+from .params import bad_request
+
+#: No worker message is larger (a report carries at most 3 x 256 KiB in base64).
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+class _WorkerRoute:
+    anonymous = True  # the user middleware lets it through; the worker token is checked here
+
+    def __init__(self, dispatcher: RemoteDispatcher) -> None:
+        self.dispatcher = dispatcher
+
+    def _body(self, req: falcon.Request, what: str) -> dict[str, Any]:
+        header = req.get_header("Authorization") or ""
+        scheme, _, token = header.partition(" ")
+        expected = self.dispatcher.settings.worker_token.encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(),
+                                                                 expected):
+            raise falcon.HTTPUnauthorized(title="Unauthorized",
+                                          description="A worker token is needed.",
+                                          challenges=["Bearer"])
+        length = req.content_length or 0
+        if length > MAX_BODY_BYTES:
+            raise falcon.HTTPPayloadTooLarge(title="Payload Too Large",
+                                             description=f"at most {MAX_BODY_BYTES} bytes")
+        try:
+            data = json.loads(req.bounded_stream.read(MAX_BODY_BYTES + 1) or b"null")
+            return check(data, what)
+        except (ValueError, ProtocolError) as exc:
+            raise bad_request(str(exc)[:300]) from None
+
+
+def _gone(exc: Exception) -> falcon.HTTPError:
+    return falcon.HTTPGone(title="Gone", description=str(exc))
+
+
+class HeartbeatResource(_WorkerRoute):
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        data = self._body(req, "heartbeat")
+        try:
+            self.dispatcher.heartbeat(data.get("host"), data.get("instances"))
+        except ProtocolError as exc:
+            raise bad_request(str(exc)) from None
+        resp.media = {"v": 1}
+
+
+class AttemptResource(_WorkerRoute):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
+        data = self._body(req, "attempt")
+        claim, host = data.get("claim"), data.get("host")
+        if not isinstance(claim, str) or not isinstance(host, str) or not 0 < len(host) <= 150:
+            raise bad_request("attempt: claim and host (up to 150 characters) are needed")
+        try:
+            attempt, token = self.dispatcher.open_attempt(job_id, claim, host)
+        except Gone as exc:
+            raise _gone(exc) from None
+        resp.media = {"v": 1, "attempt": attempt, "token": token}
+
+
+class ReportResource(_WorkerRoute):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
+        try:
+            report = Report.from_json(self._body(req, "report"))
+        except ProtocolError as exc:
+            raise bad_request(str(exc)) from None
+        try:
+            resp.media = self.dispatcher.report(job_id, report)
+        except Gone as exc:
+            raise _gone(exc) from None
+        except Fenced as exc:
+            raise falcon.HTTPConflict(title="Conflict", description=str(exc)) from None
+        except ProtocolError as exc:
+            raise bad_request(str(exc)) from None
+
+
+def add_routes(app: falcon.App, base: str, dispatcher: RemoteDispatcher) -> None:
+    app.add_route(f"{base}/workers/heartbeat", HeartbeatResource(dispatcher))
+    app.add_route(f"{base}/workers/jobs/{{job_id:int(min=1)}}/attempts",
+                  AttemptResource(dispatcher))
+    app.add_route(f"{base}/workers/jobs/{{job_id:int(min=1)}}/reports",
+                  ReportResource(dispatcher))
