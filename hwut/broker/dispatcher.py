@@ -35,7 +35,7 @@ from ..scheduler import SHUTDOWN_DETAIL, Scheduler, _LogSink
 from ..verdict import Tap
 from .celeryapp import make_app
 from .hosts import HostRegistry
-from .protocol import TASK_NAME, ProtocolError, Report, Task, b64, queue_name
+from .protocol import TASK_NAME, ProtocolError, Report, Task, TaskImage, b64, queue_name
 from .settings import BrokerSettings
 
 log = logging.getLogger(__name__)
@@ -186,11 +186,18 @@ class RemoteDispatcher:
                 "trace_signals": (None if pintrace.signals_option(job.trace) is None
                                   else list(pintrace.signals_option(job.trace) or ())),
                 "limits": asdict(limits),
-                "wall_budget_s": sched.wall_budget(job.duration_limit_seconds, limits)}
+                "wall_budget_s": sched.wall_budget(job.duration_limit_seconds, limits),
+                "pins": [[str(p), float(at), None if level is None else int(level)]
+                         for p, at, level in job.pins or ()],
+                "realtime": bool(job.realtime)}
         run.uart_limit = limits.uart_bytes
         try:
             executable = self.store.artifact_path(job.filename_executable).read_bytes()
-            task = Task(job.id, board, run.claim, spec, executable)
+            images = tuple(
+                TaskImage(str(i.get("name", "")), str(i["format"]), i.get("address"),
+                          self.store.artifact_path(i["filename"]).read_bytes())
+                for i in job.images or ())
+            task = Task(job.id, board, run.claim, spec, executable, images)
             with self._lock:
                 self._runs[job_id] = run  # before sending: a host may answer at once
             self._app.send_task(TASK_NAME, args=[task.to_json()], queue=queue_name(board),

@@ -29,6 +29,8 @@ TASK_NAME = "hwut.run_job"
 MAX_CHUNK_BYTES = 256 * 1024
 #: Streams a report may carry, as the job's files name them.
 STREAMS = ("uart", "other", "trace")
+#: Images one task may carry besides its executable (the submit's own bound is lower).
+MAX_IMAGES = 16
 
 
 class ProtocolError(ValueError):
@@ -69,6 +71,35 @@ def unb64(text: Any, what: str, limit: int) -> bytes:
 
 
 @dataclass(frozen=True)
+class TaskImage:
+    """One image of a job that carries several: as the job record names it, and its bytes."""
+
+    name: str
+    format: str
+    #: Where a BIN goes; None: it places itself (ELF, HEX) or goes at the flash start.
+    address: int | None
+    data: bytes
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "format": self.format, "address": self.address,
+                "data": b64(self.data)}
+
+    @classmethod
+    def from_json(cls, data: Any, max_bytes: int) -> TaskImage:
+        if not isinstance(data, dict):
+            raise ProtocolError("task image: a JSON object is needed")
+        address = data.get("address")
+        if address is not None and (not isinstance(address, int) or isinstance(address, bool)
+                                    or not 0 <= address < 1 << 32):
+            raise ProtocolError("task image: address is not a 32-bit address")
+        fmt = _field(data, "format", str, "task image")
+        if fmt not in ("elf", "hex", "bin"):
+            raise ProtocolError(f"task image: format {fmt[:20]!r} is not elf, hex or bin")
+        return cls(name=_field(data, "name", str, "task image")[:200], format=fmt,
+                   address=address, data=unb64(data.get("data"), "task image", max_bytes))
+
+
+@dataclass(frozen=True)
 class Task:
     """One job as published: the run (a :class:`hwut.runner.spec.JobSpec` without what
     the host decides: backend, options, where the executable lies) and the executable."""
@@ -79,10 +110,15 @@ class Task:
     #: JobSpec fields the server decides (time limit, input, presses, limits, budget).
     run: dict[str, Any]
     executable: bytes
+    #: Every image of a job that carries several, in order; empty: the one executable.
+    images: tuple[TaskImage, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"v": VERSION, "job_id": self.job_id, "board": self.board, "claim": self.claim,
+        data = {"v": VERSION, "job_id": self.job_id, "board": self.board, "claim": self.claim,
                 "run": self.run, "executable": b64(self.executable)}
+        if self.images:  # absent for a one-image job: the version-1 task as it was
+            data["images"] = [i.to_json() for i in self.images]
+        return data
 
     @classmethod
     def from_json(cls, data: Any, max_executable: int = 64 * 1024 * 1024) -> Task:
@@ -91,7 +127,14 @@ class Task:
                    board=_field(data, "board", str, "task"),
                    claim=_field(data, "claim", str, "task"),
                    run=_field(data, "run", dict, "task"),
-                   executable=unb64(data.get("executable"), "task executable", max_executable))
+                   executable=unb64(data.get("executable"), "task executable", max_executable),
+                   images=cls._images(data.get("images", []), max_executable))
+
+    @staticmethod
+    def _images(data: Any, max_bytes: int) -> tuple[TaskImage, ...]:
+        if not isinstance(data, list) or len(data) > MAX_IMAGES:
+            raise ProtocolError(f"task: images is not a list of at most {MAX_IMAGES}")
+        return tuple(TaskImage.from_json(i, max_bytes) for i in data)
 
 
 @dataclass(frozen=True)

@@ -181,11 +181,17 @@ class WorkerHost:
         executable = workdir / "executable"
         with open(executable, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
             fh.write(task.executable)
+        images = []
+        for n, image in enumerate(task.images):
+            path = workdir / f"image{n}"
+            with open(path, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
+                fh.write(image.data)
+            images.append([str(path), image.format, image.address, image.name])
         try:
             spec = JobSpec.from_json({**task.run, "job_id": task.job_id, "board": task.board,
                                       "backend": f"{cls.__module__}:{cls.__qualname__}",
                                       "options": dict(instance.board.options),
-                                      "executable": str(executable)})
+                                      "executable": str(executable), "images": images})
         except (TypeError, ValueError, KeyError) as exc:
             return Outcome(StopReason.INFRASTRUCTURE, detail=f"the task's run is unreadable: "
                                                              f"{str(exc)[:200]}")

@@ -47,6 +47,10 @@ class InputResource(_JobBase):
         items = self._items(req)
         if job.status is not JobStatus.RUNNING:
             raise self._not_running(job_id, job.status.value)
+        if self.scheduler.remote is not None:
+            raise bad_request(f"job {job_id} runs on a remote worker host: input into a "
+                              "running job reaches this server's own boards only; give it "
+                              "at submit ('input', 'press')")
         info = self.scheduler.board_info(job.board)
         backend = (info.backend if info is not None and info.backend else
                    "of this board")

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cluster import Api, wait_until
+from cluster import FIXTURES, Api, wait_until
 from httpx_sse import connect_sse
 
 ENDED = ("FINISHED", "ERROR", "CANCELED")
@@ -148,3 +148,28 @@ def test_a_remote_job_s_verdict_is_settled_by_the_server_and_stops_the_run(two_h
     assert done["status"] == "FINISHED", done
     assert done["verdict"] == "passed" and done["stop_reason"] == "verdict", done
     assert done["time_used_seconds"] < 60
+
+
+def test_a_remote_job_carries_its_images_and_pins_and_refuses_live_input(two_hosts):
+    """A job of two images (bootloader + application) and one with scripted pins run on a
+    worker host as on the server's own boards; input into a running remote job is
+    refused with a reason (it reaches this server's own boards only)."""
+    cluster, _ = two_hosts()
+    api = cluster.api
+    files = [("image", ("boot_split.elf", (FIXTURES / "boot_split.elf").read_bytes())),
+             ("image@0x0800A000", ("boot_app.bin", (FIXTURES / "boot_app.bin").read_bytes()))]
+    r = api.http.put("/apiv1/jobs/submit", files=files,
+                     params={"board": "nucleo-f303re", "duration_limit_seconds": 2})
+    assert r.status_code == 201, r.text
+    pair = api.wait(int(r.json()["id"]))
+    assert pair["status"] == "FINISHED" and pair["attempts"] == 1, pair
+    assert b"app: running, vtor=0x0800a000" in api.log(pair["id"])
+    pins = api.submit("pin_levels", limit=2, pin="PA0@0:1")
+    assert api.wait(pins)["status"] == "FINISHED"
+    assert b"t=50ms PA0=1 PA1=0 PA4=1 PC13=1" in api.log(pins)
+    running = api.submit("uart_loop", limit=60)
+    _running_on(api, running)
+    refused = api.http.post(f"/apiv1/jobs/{running}/input", json={"text": "hi\r"})
+    assert refused.status_code == 400 and "remote worker host" in refused.text, refused.text
+    api.http.delete(f"/apiv1/jobs/{running}")
+    api.wait(running)
