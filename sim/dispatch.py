@@ -40,6 +40,21 @@ INTR_SVC, INTR_BKPT = 2, 7
 #: QEMU's data abort: in Unicorn's M profile only an exclusive access (LDREX/STREX)
 #: that is not aligned to its size raises it (unmapped memory is a UcError).
 INTR_DATA_ABORT = 4
+#: QEMU's prefetch abort: an instruction fetch from an MMIO window (a peripheral, the
+#: system space), which the engine cannot execute from; unmapped memory is a UcError.
+INTR_PREFETCH_ABORT = 3
+
+#: The default memory map's Execute Never regions (ARMv7-M ARM B3.1, table B3-1):
+#: Peripheral 0x40000000-0x5FFFFFFF, Device 0xA0000000-0xDFFFFFFF and System
+#: 0xE0000000-0xFFFFFFFF. A fetch there is a MemManage fault (MMFSR.IACCVIOL) even
+#: with no MPU (PM0214 table 19, note 1), whether or not anything answers there; a
+#: fetch that fails elsewhere is a bus error (BFSR.IBUSERR).
+EXECUTE_NEVER = ((0x4000_0000, 0x6000_0000), (0xA000_0000, 0x1_0000_0000))
+
+
+def execute_never(address: int) -> bool:
+    """Is ``address`` in an Execute Never region of the default memory map?"""
+    return any(lo <= address < hi for lo, hi in EXECUTE_NEVER)
 
 
 @dataclass(frozen=True)
@@ -101,7 +116,10 @@ class Dispatch:
     def interrupt(self, intno: int) -> After:
         uc, exc = self._uc, self._exc
         pc = self._precharge.canonical(uc.reg_read(A.UC_ARM_REG_PC))
-        if intno == INTR_EXC_EXIT:
+        if intno == INTR_EXC_EXIT and not exc.cpu_ipsr():
+            # Thread mode: no return (B1.5.8), a branch into the System region
+            self._fetch_fault(pc & ~1)
+        elif intno == INTR_EXC_EXIT:
             exc.exit(pc | 1 if pc >= 0xFFFF_FF00 else uc.reg_read(A.UC_ARM_REG_PC))
         elif intno == INTR_SVC:
             exc.supervisor_call(pc)
@@ -117,10 +135,26 @@ class Dispatch:
         elif intno == INTR_DATA_ABORT:
             exc.raise_fault(X.USAGEFAULT, X.CFSR_UNALIGNED,
                             why=f"unaligned exclusive access at 0x{pc:08x}")
+        elif intno == INTR_PREFETCH_ABORT:
+            self._fetch_fault(pc)
         else:
             exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
                             why=f"CPU exception {intno} at 0x{pc:08x}")
         return RESUME
+
+    def _fetch_fault(self, pc: int) -> None:
+        """The instruction at ``pc`` could not be fetched: MemManage IACCVIOL in an
+        Execute Never region, else BusFault IBUSERR; neither fault address register
+        is valid (MMARVALID, BFARVALID stay clear: B3.2.15). The stacked PC is ``pc``."""
+        if execute_never(pc):
+            self._exc.raise_fault(X.MEMMANAGE, X.CFSR_IACCVIOL,
+                                  why=f"instruction fetch from 0x{pc:08x} (execute never)")
+            self._note(f"memory management fault: instruction fetch from 0x{pc:08x}, "
+                       "an execute-never region")
+        else:
+            self._exc.raise_fault(X.BUSFAULT, X.CFSR_IBUSERR,
+                                  why=f"instruction fetch from 0x{pc:08x}")
+            self._note(f"bus fault: instruction fetch from unmapped 0x{pc:08x}")
 
     def _semihosting_call(self, pc: int) -> After:
         uc = self._uc
@@ -158,23 +192,29 @@ class Dispatch:
     def error(self, err: UcError, bad_access: tuple[int, int, int, int] | None) -> After:
         """The engine stopped with ``err``; ``bad_access`` is the (access, address, size,
         value) of a refused memory access, if the invalid-memory hook saw one."""
-        if self._precharge.rewind():
-            return RESUME
         uc, exc = self._uc, self._exc
+        # EPSR.T clear (read before a rewind, whose PC write sets it again)
+        arm_state = err.errno == UC_ERR_INSN_INVALID and not uc.reg_read(A.UC_ARM_REG_XPSR) >> 24 & 1
+        if self._precharge.rewind() and not arm_state:
+            return RESUME
         pc = self._precharge.canonical(uc.reg_read(A.UC_ARM_REG_PC))
         bad = bad_access
         if err.errno == UC_ERR_INSN_INVALID:
+            if arm_state:
+                # EPSR.T clear: an interworking branch (BX, BLX, POP/LDR into PC) to an
+                # even address. The next instruction faults, whatever it is (A2.3.1).
+                exc.raise_fault(X.USAGEFAULT, X.CFSR_INVSTATE,
+                                why=f"execution in ARM state (EPSR.T clear) at 0x{pc:08x}")
+                return RESUME
             if self._sleep_hint_before(pc) == "wfe":
                 return RESUME if exc.consume_event() else After(sleep="wfe")
             exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
                             why=f"undefined instruction at 0x{pc:08x}")
         elif err.errno in (UC_ERR_FETCH_UNMAPPED, UC_ERR_FETCH_PROT):
-            if pc >= 0xFFFF_FF00:
-                exc.exit(pc)
+            if pc >= 0xFFFF_FF00 and exc.cpu_ipsr():
+                exc.exit(pc)   # EXC_RETURN: a return only in Handler mode (B1.5.8)
                 return RESUME
-            exc.raise_fault(X.BUSFAULT, X.CFSR_IBUSERR,
-                            why=f"instruction fetch from 0x{pc:08x}")
-            self._note(f"bus fault: instruction fetch from unmapped 0x{pc:08x}")
+            self._fetch_fault(pc)
         elif err.errno == UC_ERR_WRITE_PROT and bad and self._flash_write(pc, bad):
             return RESUME
         elif err.errno in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_READ_PROT,

@@ -210,6 +210,7 @@ class Machine:
             swv_ports=self._swv_ports,
             flash=_FlashArray(flash, self.uc, self.counter.forget_blocks),
             bus_read=self.bus.read, bus_write=self.bus.write, on_ccr=self._ccr_written,
+            on_cpacr=self.traps.cpacr_written,
             on_event=lambda _line: self.exc.send_event())
         self.peripherals: dict[str, Any] = build_peripherals(self.board, services)
         for p in self.peripherals.values():
