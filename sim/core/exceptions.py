@@ -201,8 +201,13 @@ class ExceptionModel:
         cpu = self.cpu
         for r in range(A.UC_ARM_REG_R0, A.UC_ARM_REG_R12 + 1):
             cpu.reg_write(r, 0)
-        cpu.reg_write(A.UC_ARM_REG_XPSR, 1 << 24)
+        # CONTROL first, from Handler mode: the engine ignores a CONTROL write in
+        # unprivileged Thread mode, which is where IPSR = 0 would put the core if a
+        # handler that interrupted unprivileged code (CONTROL.nPRIV set) requested
+        # the reset.
+        cpu.reg_write(A.UC_ARM_REG_XPSR, 1 << 24 | RESET)
         cpu.reg_write(A.UC_ARM_REG_CONTROL, 0)
+        cpu.reg_write(A.UC_ARM_REG_XPSR, 1 << 24)
         cpu.reg_write(A.UC_ARM_REG_PRIMASK, 0)
         cpu.reg_write(A.UC_ARM_REG_BASEPRI, 0)
         cpu.reg_write(A.UC_ARM_REG_FAULTMASK, 0)

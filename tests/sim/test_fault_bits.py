@@ -63,6 +63,9 @@ MANUAL: dict[str, tuple[str, int, int, int | None, int, str]] = {
     "INVPC": ("UsageFault", cfsr("INVPC"), 0, None, 0xFFFF_FFF3, "after_svc"),
     # B3.2.20 CPACR.CP10 = 0b00: any FP instruction -> NOCP
     "NOCP": ("UsageFault", cfsr("NOCP"), 0, None, THREAD_MSP, "vadd"),
+    # CP10 = 0b01: privileged access only; the same VADD unprivileged (CONTROL.nPRIV)
+    # -> NOCP (the MSR to CONTROL cleared FPCA: a basic frame)
+    "NOCP unprivileged": ("UsageFault", cfsr("NOCP"), 0, None, THREAD_MSP, "vadd"),
     # A3.2.1: unaligned LDR with CCR.UNALIGN_TRP -> UNALIGNED
     "UNALIGNED": ("UsageFault", cfsr("UNALIGNED"), 0, None, THREAD_MSP, "ldr"),
     # A7.7.127 SDIV with CCR.DIV_0_TRP, divisor 0 -> DIVBYZERO
