@@ -79,8 +79,11 @@ class Dispatch:
                  semihosting: Semihosting, flash_interface: Callable[[], Any],
                  halts_at_breakpoint: Callable[[int], bool],
                  debugger_semihosting: Callable[[], bool] = lambda: False,
+                 write_buffer: Callable[[], bool] = lambda: True,
                  note: Callable[[str], None]) -> None:
         self._uc = uc
+        #: Stores go through the write buffer (ACTLR.DISDEFWBUF clear): see ``_buffered_store``.
+        self._write_buffer = write_buffer
         self._exc = exc
         self._bus = bus
         self._precharge = precharge
@@ -156,6 +159,38 @@ class Dispatch:
                                   why=f"instruction fetch from 0x{pc:08x}")
             self._note(f"bus fault: instruction fetch from unmapped 0x{pc:08x}")
 
+    def _buffered_store(self, address: int) -> bool:
+        """A store the bus refused at ``address``, completed as the Cortex-M4's write
+        buffer completes it: the instruction retires (its base writeback, the other
+        words of an STM are done), the data is lost, and the bus error comes back
+        later as an imprecise BusFault (BFSR.IMPRECISERR, BFAR not written: PM0214
+        4.4.11), taken at the next instruction boundary its priority allows; its
+        stacked PC is past the store. The write buffer takes the stores of the
+        default memory map except to the Strongly-ordered PPB (0xE0000000-0xE00FFFFF),
+        unless ACTLR.DISDEFWBUF is set, which makes every BusFault precise (Cortex-M4
+        TRM 4.3.1). Done by mapping scratch pages where the store goes, for the
+        one instruction. False: the store stays a precise fault."""
+        if not self._write_buffer() or 0xE000_0000 <= address < 0xE010_0000:
+            return False
+        uc = self._uc
+        page = 1024   # Unicorn's ARM page; an STM writes at most 64 bytes
+        regions = list(uc.mem_regions())
+        scratch = []
+        for at in range(address & ~(page - 1), (address + 64 + page - 1) & ~(page - 1), page):
+            if at < 0x1_0000_0000 and not any(lo <= at + page - 1 and at <= hi for lo, hi, _ in regions):
+                uc.mem_map(at, page)
+                scratch.append(at)
+        pc = uc.reg_read(A.UC_ARM_REG_PC)
+        try:
+            uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF, count=1)
+            done = uc.reg_read(A.UC_ARM_REG_PC) != pc
+        except UcError:
+            done = False
+        finally:
+            for at in scratch:
+                uc.mem_unmap(at, page)
+        return done
+
     def _semihosting_call(self, pc: int) -> After:
         uc = self._uc
         op, arg = uc.reg_read(A.UC_ARM_REG_R0), uc.reg_read(A.UC_ARM_REG_R1)
@@ -221,6 +256,11 @@ class Dispatch:
                            UC_ERR_WRITE_PROT):
             address = bad[1] if bad else 0
             what = "write to" if err.errno in (UC_ERR_WRITE_UNMAPPED, UC_ERR_WRITE_PROT) else "read of"
+            if err.errno == UC_ERR_WRITE_UNMAPPED and bad and self._buffered_store(address):
+                self._note(f"bus fault: {what} 0x{address:08x} at PC 0x{pc:08x} (imprecise)")
+                exc.raise_async_fault(X.BUSFAULT, X.CFSR_IMPRECISERR,
+                                      why=f"{what} 0x{address:08x} at PC 0x{pc:08x}, imprecise")
+                return RESUME
             self._note(f"bus fault: {what} 0x{address:08x} at PC 0x{pc:08x}")
             exc.raise_fault(X.BUSFAULT, X.CFSR_PRECISERR | X.CFSR_BFARVALID, bfar=address,
                             why=f"{what} 0x{address:08x} at PC 0x{pc:08x}")

@@ -74,11 +74,14 @@ FAULT_BITS: dict[str, tuple[str, bool, str]] = {
     "MMARVALID": ("MMFSR", False, "set only with DACCVIOL and the MPU-derived faults"),
     "IBUSERR": ("BFSR", True, "an instruction fetch from unmapped memory outside the Execute "
                 "Never regions (0x60000000, past the end of flash or SRAM); BFAR not written"),
-    "PRECISERR": ("BFSR", True, "a load or store to unmapped memory or to read-only memory "
-                  "other than flash; BFAR = the address, BFARVALID set"),
-    "IMPRECISERR": ("BFSR", False, "a store the write buffer completes later: the emulated "
-                    "core performs every access when its instruction runs, so a faulting "
-                    "store is reported precisely, as on the chip with ACTLR.DISDEFWBUF set"),
+    "PRECISERR": ("BFSR", True, "a load from unmapped memory; a store there with "
+                  "ACTLR.DISDEFWBUF set (no write buffer); a store to read-only memory other "
+                  "than flash. BFAR = the address, BFARVALID set"),
+    "IMPRECISERR": ("BFSR", True, "a store to unmapped memory through the write buffer "
+                    "(ACTLR.DISDEFWBUF clear, any region but the Strongly-ordered PPB): the "
+                    "store retires, the fault pends and is taken at the next instruction "
+                    "boundary its priority allows (not escalated for priority: asynchronous); "
+                    "BFAR not written"),
     "UNSTKERR": ("BFSR", True, "the frame of an exception return cannot be read; tail-chained "
                  "with the frame in place (SP not adjusted), BFAR not written"),
     "STKERR": ("BFSR", True, "the frame of an exception entry cannot be written; SP adjusted, "
@@ -215,6 +218,16 @@ class ExceptionModel:
         cpu.reg_write(A.UC_ARM_REG_PSP, 0)
         cpu.reg_write(A.UC_ARM_REG_MSP, sp & ~3)
         cpu.reg_write(A.UC_ARM_REG_PC, pc | 1)
+        self._refresh_privilege()
+
+    def _refresh_privilege(self) -> None:
+        """Have the engine recompute its cached execution state from the registers just
+        written. It caches privilege (from IPSR and CONTROL.nPRIV) for the code it
+        translates, and refreshes the cache on an instruction's MSR or CPS but not on a
+        register write from outside: after entering a handler from unprivileged code,
+        or a reset from there, CPS and MSR would stay ignored as if unprivileged.
+        Rewriting CPSR with its own value refreshes it and changes nothing else."""
+        self.cpu.reg_write(A.UC_ARM_REG_CPSR, self.cpu.reg_read(A.UC_ARM_REG_CPSR))
 
     # -- the event register (SEV, WFE) ----------------------------------------------
     def send_event(self) -> None:
@@ -391,6 +404,22 @@ class ExceptionModel:
         self.pending |= 1 << target
         return target
 
+    def raise_async_fault(self, kind: int, cfsr_bits: int, *, why: str = "") -> int:
+        """Record an asynchronous fault (an imprecise BusFault) and pend its handler.
+        Unlike a synchronous one it is not escalated for want of priority: it waits,
+        pending, until the execution priority lets it in (PM0214 4.4.11, IMPRECISERR);
+        only a handler disabled in SHCSR sends it to HardFault (HFSR.FORCED), which
+        then waits too. Returns the exception pended."""
+        self.faults.cfsr |= cfsr_bits
+        target = kind
+        if not self._usable(kind):
+            target = HARDFAULT
+            self.faults.hfsr |= HFSR_FORCED
+        self.fault_log.add(f"{name_of(target)}: {why}")
+        self.pending |= 1 << target
+        self._on_change()
+        return target
+
     def _escalated(self, kind: int, why: str) -> int:
         """The handler that takes a fault of ``kind`` now (B1.5.14): ``kind`` if it is
         enabled and its group priority beats the execution priority, else HardFault
@@ -456,6 +485,7 @@ class ExceptionModel:
             (A.UC_ARM_REG_LR, exc_return),
             (A.UC_ARM_REG_PC, vector | 1),
         ))
+        self._refresh_privilege()
         self.pending &= ~(1 << exc)
         self.active |= 1 << exc
         self.event_register = True
@@ -578,6 +608,7 @@ class ExceptionModel:
             (A.UC_ARM_REG_PC, pc | 1),
         ]
         self._write_regs(writes)
+        self._refresh_privilege()
         self.event_register = True
 
     def _chain_fault(self, returning: int, exc_return: int, kind: int, cfsr_bits: int,
@@ -601,6 +632,7 @@ class ExceptionModel:
             (A.UC_ARM_REG_LR, 0xF000_0000 | (exc_return & 0x0FFF_FFFF)),
             (A.UC_ARM_REG_PC, vector | 1),
         ))
+        self._refresh_privilege()
         self.pending &= ~(1 << target)
         self.active |= 1 << target
         self.event_register = True

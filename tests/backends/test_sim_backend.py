@@ -123,5 +123,7 @@ def test_every_fault_of_fault_bits_is_in_the_outcome():
     assert outcome.detail.startswith("UsageFault: undefined instruction at 0x")
     assert out.endswith(b"fault_bits: done\r\n")
     log = outcome.infra_log.splitlines()
-    for kind, count in (("UsageFault", 8), ("BusFault", 4), ("MemManage", 4), ("HardFault", 5)):
+    # 7 BusFaults, but the two imprecise ones through the same store are the same line,
+    # which the bounded log counts instead of repeating
+    for kind, count in (("UsageFault", 8), ("BusFault", 6), ("MemManage", 4), ("HardFault", 6)):
         assert sum(line.startswith(f"{kind}: ") for line in log) == count, kind
