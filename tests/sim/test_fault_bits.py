@@ -180,3 +180,28 @@ def test_each_fault_is_reported_in_the_run_result():
                  "HardFault: BKPT at",
                  "HardFault: vector table read for IRQ16 at 0x10004000 failed"):
         assert any(f.startswith(line) for f in faults), line
+
+
+def test_floating_point_sites_are_the_coprocessor_10_and_11_encodings():
+    """The NOCP trap's sites (``sim.traps``): every FP encoding, whatever its form, and
+    nothing of another coprocessor or outside the coprocessor space."""
+    from hwut.sim import thumb, traps
+    fp = {  # A6.4-A6.6: each a coprocessor 10/11 instruction
+        "vadd.f32 s0, s0, s1": "30ee200a", "vldr s0, [pc, #4]": "9fed010a",
+        "vstr d0, [r0]": "80ed000b", "vpush {s16-s31}": "2ded108a",
+        "vmov r0, s0": "10ee100a", "vmrs APSR_nzcv, fpscr": "f1ee10fa",
+        "vmov r0, r1, d0": "51ec100b", "vcvt.f32.s32 s0, s0": "b8eec00a",
+    }
+    other = {"mcr p15, 0, r0, c7, c5, 4": "07ee950f", "ldr.w r0, [r1]": "d1f80000",
+             "udiv r0, r1, r2": "b1fbf2f0", "sdiv": "92fbf1f0"}
+    for name, code in fp.items():
+        raw = bytes.fromhex(code)
+        assert thumb.is_floating_point(raw[0] | raw[1] << 8, raw[2] | raw[3] << 8), name
+    for name, code in other.items():
+        raw = bytes.fromhex(code)
+        assert not thumb.is_floating_point(raw[0] | raw[1] << 8, raw[2] | raw[3] << 8), name
+    image = b"".join(bytes.fromhex(c) for c in (*fp.values(), *other.values()))
+    assert traps.floating_point_sites([(0x0800_0000, image)]) == [
+        0x0800_0000 + 4 * i for i in range(len(fp))]
+    # at an odd offset the same bytes are no instruction start
+    assert traps.floating_point_sites([(0x0800_0000, b"\x00" + image[:4])]) == []
