@@ -132,7 +132,8 @@ def parse(uart: bytes) -> dict[str, dict[str, str]]:
     return cases
 
 
-@pytest.mark.parametrize("args", [{}, {"precharge": False}, {"native": False}])
+@pytest.mark.parametrize("args", [{}, {"precharge": False}, {"native": False},
+                                  {"timing": "block"}])
 def test_every_fault_bit_as_the_manual_gives_it(args):
     r = run_firmware("fault_bits", 0.5, **args)
     assert r.uart == expected("fault_bits")
