@@ -246,9 +246,9 @@ class Dispatch:
             exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
                             why=f"undefined instruction at 0x{pc:08x}")
         elif err.errno in (UC_ERR_FETCH_UNMAPPED, UC_ERR_FETCH_PROT):
-            if pc >= 0xFFFF_FF00 and exc.cpu_ipsr():
-                exc.exit(pc)   # EXC_RETURN: a return only in Handler mode (B1.5.8)
-                return RESUME
+            # Also at an EXC_RETURN value: the engine reports every return (a BX, POP or
+            # LDR into PC in Handler mode) as an interrupt; a fetch from there is none
+            # (a vector pointing there, say), so it is what the System region gives.
             self._fetch_fault(pc)
         elif err.errno == UC_ERR_WRITE_PROT and bad and self._flash_write(pc, bad):
             return RESUME
