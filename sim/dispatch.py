@@ -40,6 +40,21 @@ INTR_SVC, INTR_BKPT = 2, 7
 #: QEMU's data abort: in Unicorn's M profile only an exclusive access (LDREX/STREX)
 #: that is not aligned to its size raises it (unmapped memory is a UcError).
 INTR_DATA_ABORT = 4
+#: QEMU's prefetch abort: an instruction fetch from an MMIO window (a peripheral, the
+#: system space), which the engine cannot execute from; unmapped memory is a UcError.
+INTR_PREFETCH_ABORT = 3
+
+#: The default memory map's Execute Never regions (ARMv7-M ARM B3.1, table B3-1):
+#: Peripheral 0x40000000-0x5FFFFFFF, Device 0xA0000000-0xDFFFFFFF and System
+#: 0xE0000000-0xFFFFFFFF. A fetch there is a MemManage fault (MMFSR.IACCVIOL) even
+#: with no MPU (PM0214 table 19, note 1), whether or not anything answers there; a
+#: fetch that fails elsewhere is a bus error (BFSR.IBUSERR).
+EXECUTE_NEVER = ((0x4000_0000, 0x6000_0000), (0xA000_0000, 0x1_0000_0000))
+
+
+def execute_never(address: int) -> bool:
+    """Is ``address`` in an Execute Never region of the default memory map?"""
+    return any(lo <= address < hi for lo, hi in EXECUTE_NEVER)
 
 
 @dataclass(frozen=True)
@@ -64,8 +79,11 @@ class Dispatch:
                  semihosting: Semihosting, flash_interface: Callable[[], Any],
                  halts_at_breakpoint: Callable[[int], bool],
                  debugger_semihosting: Callable[[], bool] = lambda: False,
+                 write_buffer: Callable[[], bool] = lambda: True,
                  note: Callable[[str], None]) -> None:
         self._uc = uc
+        #: Stores go through the write buffer (ACTLR.DISDEFWBUF clear): see ``_buffered_store``.
+        self._write_buffer = write_buffer
         self._exc = exc
         self._bus = bus
         self._precharge = precharge
@@ -101,7 +119,10 @@ class Dispatch:
     def interrupt(self, intno: int) -> After:
         uc, exc = self._uc, self._exc
         pc = self._precharge.canonical(uc.reg_read(A.UC_ARM_REG_PC))
-        if intno == INTR_EXC_EXIT:
+        if intno == INTR_EXC_EXIT and not exc.cpu_ipsr():
+            # Thread mode: no return (B1.5.8), a branch into the System region
+            self._fetch_fault(pc & ~1)
+        elif intno == INTR_EXC_EXIT:
             exc.exit(pc | 1 if pc >= 0xFFFF_FF00 else uc.reg_read(A.UC_ARM_REG_PC))
         elif intno == INTR_SVC:
             exc.supervisor_call(pc)
@@ -117,10 +138,58 @@ class Dispatch:
         elif intno == INTR_DATA_ABORT:
             exc.raise_fault(X.USAGEFAULT, X.CFSR_UNALIGNED,
                             why=f"unaligned exclusive access at 0x{pc:08x}")
+        elif intno == INTR_PREFETCH_ABORT:
+            self._fetch_fault(pc)
         else:
             exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
                             why=f"CPU exception {intno} at 0x{pc:08x}")
         return RESUME
+
+    def _fetch_fault(self, pc: int) -> None:
+        """The instruction at ``pc`` could not be fetched: MemManage IACCVIOL in an
+        Execute Never region, else BusFault IBUSERR; neither fault address register
+        is valid (MMARVALID, BFARVALID stay clear: B3.2.15). The stacked PC is ``pc``."""
+        if execute_never(pc):
+            self._exc.raise_fault(X.MEMMANAGE, X.CFSR_IACCVIOL,
+                                  why=f"instruction fetch from 0x{pc:08x} (execute never)")
+            self._note(f"memory management fault: instruction fetch from 0x{pc:08x}, "
+                       "an execute-never region")
+        else:
+            self._exc.raise_fault(X.BUSFAULT, X.CFSR_IBUSERR,
+                                  why=f"instruction fetch from 0x{pc:08x}")
+            self._note(f"bus fault: instruction fetch from unmapped 0x{pc:08x}")
+
+    def _buffered_store(self, address: int) -> bool:
+        """A store the bus refused at ``address``, completed as the Cortex-M4's write
+        buffer completes it: the instruction retires (its base writeback, the other
+        words of an STM are done), the data is lost, and the bus error comes back
+        later as an imprecise BusFault (BFSR.IMPRECISERR, BFAR not written: PM0214
+        4.4.11), taken at the next instruction boundary its priority allows; its
+        stacked PC is past the store. The write buffer takes the stores of the
+        default memory map except to the Strongly-ordered PPB (0xE0000000-0xE00FFFFF),
+        unless ACTLR.DISDEFWBUF is set, which makes every BusFault precise (Cortex-M4
+        TRM 4.3.1). Done by mapping scratch pages where the store goes, for the
+        one instruction. False: the store stays a precise fault."""
+        if not self._write_buffer() or 0xE000_0000 <= address < 0xE010_0000:
+            return False
+        uc = self._uc
+        page = 1024   # Unicorn's ARM page; an STM writes at most 64 bytes
+        regions = list(uc.mem_regions())
+        scratch = []
+        for at in range(address & ~(page - 1), (address + 64 + page - 1) & ~(page - 1), page):
+            if at < 0x1_0000_0000 and not any(lo <= at + page - 1 and at <= hi for lo, hi, _ in regions):
+                uc.mem_map(at, page)
+                scratch.append(at)
+        pc = uc.reg_read(A.UC_ARM_REG_PC)
+        try:
+            uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF, count=1)
+            done = uc.reg_read(A.UC_ARM_REG_PC) != pc
+        except UcError:
+            done = False
+        finally:
+            for at in scratch:
+                uc.mem_unmap(at, page)
+        return done
 
     def _semihosting_call(self, pc: int) -> After:
         uc = self._uc
@@ -158,29 +227,40 @@ class Dispatch:
     def error(self, err: UcError, bad_access: tuple[int, int, int, int] | None) -> After:
         """The engine stopped with ``err``; ``bad_access`` is the (access, address, size,
         value) of a refused memory access, if the invalid-memory hook saw one."""
-        if self._precharge.rewind():
-            return RESUME
         uc, exc = self._uc, self._exc
+        # EPSR.T clear (read before a rewind, whose PC write sets it again)
+        arm_state = err.errno == UC_ERR_INSN_INVALID and not uc.reg_read(A.UC_ARM_REG_XPSR) >> 24 & 1
+        if self._precharge.rewind() and not arm_state:
+            return RESUME
         pc = self._precharge.canonical(uc.reg_read(A.UC_ARM_REG_PC))
         bad = bad_access
         if err.errno == UC_ERR_INSN_INVALID:
+            if arm_state:
+                # EPSR.T clear: an interworking branch (BX, BLX, POP/LDR into PC) to an
+                # even address. The next instruction faults, whatever it is (A2.3.1).
+                exc.raise_fault(X.USAGEFAULT, X.CFSR_INVSTATE,
+                                why=f"execution in ARM state (EPSR.T clear) at 0x{pc:08x}")
+                return RESUME
             if self._sleep_hint_before(pc) == "wfe":
                 return RESUME if exc.consume_event() else After(sleep="wfe")
             exc.raise_fault(X.USAGEFAULT, X.CFSR_UNDEFINSTR,
                             why=f"undefined instruction at 0x{pc:08x}")
         elif err.errno in (UC_ERR_FETCH_UNMAPPED, UC_ERR_FETCH_PROT):
-            if pc >= 0xFFFF_FF00:
-                exc.exit(pc)
-                return RESUME
-            exc.raise_fault(X.BUSFAULT, X.CFSR_IBUSERR,
-                            why=f"instruction fetch from 0x{pc:08x}")
-            self._note(f"bus fault: instruction fetch from unmapped 0x{pc:08x}")
+            # Also at an EXC_RETURN value: the engine reports every return (a BX, POP or
+            # LDR into PC in Handler mode) as an interrupt; a fetch from there is none
+            # (a vector pointing there, say), so it is what the System region gives.
+            self._fetch_fault(pc)
         elif err.errno == UC_ERR_WRITE_PROT and bad and self._flash_write(pc, bad):
             return RESUME
         elif err.errno in (UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_READ_PROT,
                            UC_ERR_WRITE_PROT):
             address = bad[1] if bad else 0
             what = "write to" if err.errno in (UC_ERR_WRITE_UNMAPPED, UC_ERR_WRITE_PROT) else "read of"
+            if err.errno == UC_ERR_WRITE_UNMAPPED and bad and self._buffered_store(address):
+                self._note(f"bus fault: {what} 0x{address:08x} at PC 0x{pc:08x} (imprecise)")
+                exc.raise_async_fault(X.BUSFAULT, X.CFSR_IMPRECISERR,
+                                      why=f"{what} 0x{address:08x} at PC 0x{pc:08x}, imprecise")
+                return RESUME
             self._note(f"bus fault: {what} 0x{address:08x} at PC 0x{pc:08x}")
             exc.raise_fault(X.BUSFAULT, X.CFSR_PRECISERR | X.CFSR_BFARVALID, bfar=address,
                             why=f"{what} 0x{address:08x} at PC 0x{pc:08x}")

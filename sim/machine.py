@@ -174,6 +174,7 @@ class Machine:
                                  flash_interface=lambda: self.peripherals.get("FLASH"),
                                  halts_at_breakpoint=self._halts_at_breakpoint,
                                  debugger_semihosting=lambda: self.debugger_semihosting,
+                                 write_buffer=self._write_buffer_on,
                                  note=self.note)
         self._install_hooks()
         if fast_forward:
@@ -210,6 +211,7 @@ class Machine:
             swv_ports=self._swv_ports,
             flash=_FlashArray(flash, self.uc, self.counter.forget_blocks),
             bus_read=self.bus.read, bus_write=self.bus.write, on_ccr=self._ccr_written,
+            on_cpacr=self.traps.cpacr_written,
             on_event=lambda _line: self.exc.send_event())
         self.peripherals: dict[str, Any] = build_peripherals(self.board, services)
         for p in self.peripherals.values():
@@ -224,6 +226,11 @@ class Machine:
         else:
             self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
+
+    def _write_buffer_on(self) -> bool:
+        """Stores may complete before their bus error (ACTLR.DISDEFWBUF clear)."""
+        ictr = self.peripherals.get("ICTR")
+        return ictr is None or not ictr.get("ACTLR") & 2
 
     def _ccr_written(self, ccr: int) -> None:
         """SCB_CCR written: the traps it enables get their hooks (``sim.traps``)."""

@@ -72,6 +72,13 @@ class Precharge:
             return
         self._marks[off >> 4] |= 1 << ((off >> 1) & 7)
 
+    def unmark(self, address: int) -> None:
+        """The instruction at ``address`` may run precharged again (its hook is gone)."""
+        off = None if self.flash is None else self.flash.offset(address)
+        if off is None or self._marks is None:
+            return
+        self._marks[off >> 4] &= ~(1 << ((off >> 1) & 7)) & 0xFF
+
     def rewind(self) -> bool:
         """An error inside a precharged block (an MMIO access refused, a fault, a
         flash write): count up to the instruction, mark it, and run it again

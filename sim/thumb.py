@@ -81,6 +81,14 @@ def divide_rm(hw1: int, hw2: int) -> int | None:
     return None
 
 
+def is_floating_point(hw1: int, hw2: int) -> bool:
+    """A floating-point instruction: the coprocessor space (32-bit, 0xEC00-0xEFFF) for
+    coprocessor 10 or 11 (``hw2`` bits 11:9 = 0b101), which CPACR.CP10/CP11 guard
+    (A6.1, B3.2.20): VLDR/VSTR/VLDM/VSTM/VPUSH/VPOP, VMOV, VMRS/VMSR and the data
+    processing ones."""
+    return hw1 & 0xFC00 == 0xEC00 and hw2 & 0x0E00 == 0x0A00
+
+
 def sleep_hint(before2: int, before1: int) -> str | None:
     """"wfi" or "wfe" when the instruction ending where the half-words ``before2``,
     ``before1`` end (in that order) is WFI or WFE, in its 16- or 32-bit form; else None."""

@@ -1,7 +1,12 @@
 """Traps the CPU emulation does not take by itself, found per instruction.
 
-Unicorn (QEMU's ARMv7-M translation) knows nothing of SCB_CCR, which our SCB
-model holds. It returns 0 for SDIV/UDIV by zero, where with CCR.DIV_0_TRP set
+Unicorn (QEMU's ARMv7-M translation) knows nothing of SCB_CCR or SCB_CPACR,
+which our SCB model holds. It runs floating-point instructions whatever
+CPACR says, where the architecture raises a UsageFault with UFSR.NOCP while
+CP10/CP11 deny access (0b00, or 0b01 and the code is unprivileged: B3.2.20,
+CheckVFPEnabled); CPACR is 0 at reset, so until firmware grants access every FP
+site is hooked, and once it does the hooks go (an image built without FP has
+no site and pays nothing). It returns 0 for SDIV/UDIV by zero, where with CCR.DIV_0_TRP set
 the architecture raises a UsageFault with UFSR.DIVBYZERO before the instruction
 writes its destination (ARMv7-M ARM, the SDIV/UDIV pseudocode). It performs
 unaligned LDR/STR even with CCR.UNALIGN_TRP set, and unaligned LDRD/STRD,
@@ -19,6 +24,7 @@ the run loop then raises the fault through the exception model
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +43,9 @@ from .precharge import Precharge
 #: CCR bits (ARMv7-M B3.2.8).
 CCR_UNALIGN_TRP = 1 << 3
 CCR_DIV_0_TRP = 1 << 4
+#: CPACR.CP10 (B3.2.20; CP11 must be set alike): full access, privileged only.
+CPACR_CP10_SHIFT = 20
+CP_FULL, CP_PRIVILEGED = 3, 1
 
 #: Register numbers 0..15 as Unicorn names them.
 REGISTERS = (A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_R2, A.UC_ARM_REG_R3,
@@ -72,6 +81,25 @@ def overlay(old: list[tuple[int, bytes]], new: list[tuple[int, bytes]]
             pieces = cut
         kept += pieces
     return kept + list(new)
+#: Where a floating-point instruction may start, found by the C regex engine (a
+#: Python loop over every half-word of a large image takes too long): a high byte
+#: 0xEC-0xEF, then a second half-word whose high byte has bits 3:1 = 0b101.
+_FP_CANDIDATE = re.compile(
+    b"(?=[\\x00-\\xff][\\xec-\\xef][\\x00-\\xff][" +
+    b"".join(re.escape(bytes([b])) for b in range(256) if b & 0x0E == 0x0A) + b"])", re.S)
+
+
+def floating_point_sites(segments: list[tuple[int, bytes]]) -> list[int]:
+    """The address of every floating-point instruction at a half-word boundary of
+    ``segments`` (``thumb.is_floating_point``)."""
+    sites = []
+    for address, data in segments:
+        for m in _FP_CANDIDATE.finditer(data):
+            off = m.start()
+            if not off & 1 and thumb.is_floating_point(thumb.halfword(data, off),
+                                                       thumb.halfword(data, off + 2)):
+                sites.append(address + off)
+    return sites
 
 
 # -- alignment ---------------------------------------------------------------------
@@ -171,8 +199,9 @@ def _access(insn: Any) -> Access | None:
 
 
 class TrapHooks:
-    """The code hooks of the traps firmware enabled (CCR.DIV_0_TRP, CCR.UNALIGN_TRP),
-    and the multi-word alignment checks, installed between slices."""
+    """The code hooks of the traps firmware enabled (CCR.DIV_0_TRP, CCR.UNALIGN_TRP)
+    or left armed (CPACR denying the FPU), and the multi-word alignment checks,
+    installed and removed between slices."""
 
     def __init__(self, uc: Uc, counter: InstructionCounter, precharge: Precharge, *,
                  read_ccr: Callable[[], int], strict_alignment: bool = False) -> None:
@@ -183,16 +212,22 @@ class TrapHooks:
         #: Check LDRD/STRD/LDM/STM/VLDR/VSTR alignment from the start, as the architecture
         #: does, rather than once UNALIGN_TRP is set (a Python hook per such access).
         self._strict_alignment = strict_alignment
-        #: kind ("divide", "multiword", "align") -> installed (False: wanted, not yet)
+        #: kind ("divide", "multiword", "align", "coprocessor") -> installed (False:
+        #: wanted, not yet)
         self.hooks: dict[str, bool] = {}
-        #: Hooks wait to be installed (``install`` before the next slice).
+        #: Hooks wait to be installed or removed (``install`` before the next slice).
         self.wanted = False
         self._segments: list[tuple[int, bytes]] = []
         self._access_sites: list[tuple[int, Access]] | None = None
+        #: The handles and sites of the installed hooks, by kind: they go again when the
+        #: trap is no longer wanted ("coprocessor") or code is replaced (``watch``).
+        self._handles: dict[str, list[int]] = {}
+        self._sites: dict[str, list[int]] = {}
+        self._unwanted: set[str] = set()
+        #: SCB_CPACR as last written (its reset value 0 denies the FPU).
+        self._cpacr = 0
         #: A trap a hook found before its instruction ran: (fault, CFSR bits, why).
         self._found: tuple[int, int, str] | None = None
-        #: Every installed hook's handle, so that code replaced later loses its hooks.
-        self._handles: list[Any] = []
 
     def load(self, segments: list[tuple[int, bytes]]) -> None:
         """The image whose sites the hooks go on."""
@@ -201,6 +236,7 @@ class TrapHooks:
         if self._strict_alignment:
             self.hooks["multiword"] = False
             self.wanted = True
+        self.cpacr_written(self._cpacr)
 
     def watch(self, segments: list[tuple[int, bytes]]) -> None:
         """Code programmed after ``load`` (a debugger writing flash) replaces what was
@@ -209,10 +245,10 @@ class TrapHooks:
         sites before the next slice; traps enabled later cover the new code too."""
         self._segments = overlay(self._segments, segments)
         self._access_sites = None
-        for handle in self._handles:
-            self._uc.hook_del(handle)
-        self._handles.clear()
-        for kind in self.hooks:
+        kinds = list(self.hooks)
+        for kind in kinds:
+            self._remove(kind)
+        for kind in kinds:
             self.hooks[kind] = False
         if self.hooks:
             self.wanted = True
@@ -223,14 +259,33 @@ class TrapHooks:
         wanted = (("divide",) if ccr & CCR_DIV_0_TRP else ()) + \
             (("multiword", "align") if ccr & CCR_UNALIGN_TRP else ())
         for kind in wanted:
-            if kind not in self.hooks:
-                self.hooks[kind] = False
-                self.wanted = True
-                self._counter.stop_soon()
+            self._want(kind)
+
+    def cpacr_written(self, cpacr: int) -> None:
+        """CPACR written (or reset): while CP10 does not grant full access the FP sites
+        are hooked; once it does, their hooks go, between slices."""
+        self._cpacr = cpacr
+        if (cpacr >> CPACR_CP10_SHIFT) & 3 != CP_FULL:
+            self._unwanted.discard("coprocessor")
+            self._want("coprocessor")
+        elif "coprocessor" in self.hooks:
+            self._unwanted.add("coprocessor")
+            self.wanted = True
+            self._counter.stop_soon()
+
+    def _want(self, kind: str) -> None:
+        if kind not in self.hooks:
+            self.hooks[kind] = False
+            self.wanted = True
+            self._counter.stop_soon()
 
     def install(self) -> None:
         """A code hook on every site of the wanted traps; in precharged flash those run
-        counted from now on, so that a trap stops at its instruction, count exact."""
+        counted from now on, so that a trap stops at its instruction, count exact.
+        Hooks no longer wanted go, and their sites run precharged again."""
+        for kind in sorted(self._unwanted):
+            self._remove(kind)
+        self._unwanted.clear()
         for kind, installed in list(self.hooks.items()):
             if installed:
                 continue
@@ -238,21 +293,38 @@ class TrapHooks:
             if kind == "divide":
                 sites: list[tuple[int, Any]] = list(divide_sites(self._segments))
                 hook = self._on_divide
+            elif kind == "coprocessor":
+                sites = [(a, None) for a in floating_point_sites(self._segments)]
+                hook = self._on_coprocessor
             else:  # "multiword": faults always; "align": only with UNALIGN_TRP
                 if self._access_sites is None:
                     self._access_sites = access_sites(self._segments)
                 sites = [(a, s) for a, s in self._access_sites if s.always == (kind == "multiword")]
                 hook = self._on_access
+            handles = []
             for address, data in sites:
                 for at in self._precharge.views(address):
-                    self._handles.append(self._uc.hook_add(UC_HOOK_CODE, hook, user_data=data,
-                                                           begin=at, end=at))
+                    handles.append(self._uc.hook_add(UC_HOOK_CODE, hook, user_data=data,
+                                                     begin=at, end=at))
                 self._precharge.mark(address)
+            self._handles[kind] = handles
+            self._sites[kind] = [a for a, _ in sites]
             self.hooks[kind] = True
         self.wanted = False
         self._counter.forget_blocks()
         # mypy sees unicorn's py2 Uc (see sim.counter), which has no ctl_flush_tb
         self._uc.ctl_flush_tb()  # type: ignore[attr-defined]
+
+    def _remove(self, kind: str) -> None:
+        """Take the hooks of ``kind`` off; their sites run precharged again unless an
+        alignment check (which hooks VLDR/VSTR too) keeps them counted."""
+        for handle in self._handles.pop(kind, []):
+            self._uc.hook_del(handle)
+        sites = self._sites.pop(kind, [])
+        if not {"multiword", "align"} & set(self.hooks):
+            for address in sites:
+                self._precharge.unmark(address)
+        self.hooks.pop(kind, None)
 
     def raise_found(self, exc: ExceptionModel) -> bool:
         """Raise the fault a hook found in the slice that just ended, if any."""
@@ -268,6 +340,18 @@ class TrapHooks:
             pc = self._precharge.canonical(address)
             self._found = (X.USAGEFAULT, X.CFSR_DIVBYZERO, f"division by zero at 0x{pc:08x}")
             uc.emu_stop()  # before the instruction: it writes nothing
+
+    def _on_coprocessor(self, uc: Uc, address: int, size: int, _data: None) -> None:
+        cp10 = (self._cpacr >> CPACR_CP10_SHIFT) & 3
+        if cp10 == CP_FULL:
+            return
+        if cp10 == CP_PRIVILEGED and (uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
+                                      or not uc.reg_read(A.UC_ARM_REG_CONTROL) & 1):
+            return
+        pc = self._precharge.canonical(address)
+        self._found = (X.USAGEFAULT, X.CFSR_NOCP,
+                       f"floating-point instruction at 0x{pc:08x} while CPACR denies it")
+        uc.emu_stop()  # before the instruction
 
     def _on_access(self, uc: Uc, address: int, size: int, site: Access) -> None:
         if not (site.always or self._read_ccr() & CCR_UNALIGN_TRP):

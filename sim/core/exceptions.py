@@ -30,11 +30,21 @@ NAMES = {NMI: "NMI", HARDFAULT: "HardFault", MEMMANAGE: "MemManage", BUSFAULT: "
          USAGEFAULT: "UsageFault", SVCALL: "SVCall", DEBUGMON: "DebugMonitor",
          PENDSV: "PendSV", SYSTICK: "SysTick"}
 
-# CFSR bits (RM0316 / ARMv7-M ARM B3.2.15)
+# CFSR bits (ARMv7-M ARM DDI 0403E B3.2.15; PM0214 4.4.11). MMFSR is bits 7:0,
+# BFSR 15:8, UFSR 31:16. Which of them this core can set, and why the others
+# cannot, is the table in ``FAULT_BITS`` below.
 CFSR_IACCVIOL = 1 << 0
+CFSR_DACCVIOL = 1 << 1
+CFSR_MUNSTKERR = 1 << 3
+CFSR_MSTKERR = 1 << 4
+CFSR_MLSPERR = 1 << 5
+CFSR_MMARVALID = 1 << 7
 CFSR_IBUSERR = 1 << 8
-CFSR_UNSTKERR = 1 << 11
 CFSR_PRECISERR = 1 << 9
+CFSR_IMPRECISERR = 1 << 10
+CFSR_UNSTKERR = 1 << 11
+CFSR_STKERR = 1 << 12
+CFSR_LSPERR = 1 << 13
 CFSR_BFARVALID = 1 << 15
 CFSR_UNDEFINSTR = 1 << 16
 CFSR_INVSTATE = 1 << 17
@@ -45,6 +55,57 @@ CFSR_DIVBYZERO = 1 << 25
 HFSR_DEBUGEVT = 1 << 31
 HFSR_FORCED = 1 << 30
 HFSR_VECTTBL = 1 << 1
+
+#: Every fault status bit of the ARMv7-M ARM (B3.2.15 CFSR, B3.2.16 HFSR): the
+#: register, whether this core can set it, and what sets it or why nothing can.
+#: The fixture fault_bits provokes each modelled bit (tests/sim/test_fault_bits.py).
+FAULT_BITS: dict[str, tuple[str, bool, str]] = {
+    "IACCVIOL": ("MMFSR", True, "an instruction fetch from an Execute Never region of the "
+                 "default memory map (0x40000000-0x5FFFFFFF, 0xA0000000-0xFFFFFFFF; a branch "
+                 "to an EXC_RETURN value in Thread mode); MMFAR not written"),
+    "DACCVIOL": ("MMFSR", False, "only an MPU region denies a data access, and no MPU is "
+                 "modelled (the default map lets privileged and unprivileged code access "
+                 "memory; unprivileged access to the PPB is a BusFault)"),
+    "MUNSTKERR": ("MMFSR", False, "an MPU violation on unstacking: no MPU"),
+    "MSTKERR": ("MMFSR", False, "an MPU violation on stacking: no MPU"),
+    "MLSPERR": ("MMFSR", False, "an MPU violation during lazy FP state preservation: no "
+                "MPU, and lazy preservation is not modelled (the FP frame is written at "
+                "entry)"),
+    "MMARVALID": ("MMFSR", False, "set only with DACCVIOL and the MPU-derived faults"),
+    "IBUSERR": ("BFSR", True, "an instruction fetch from unmapped memory outside the Execute "
+                "Never regions (0x60000000, past the end of flash or SRAM); BFAR not written"),
+    "PRECISERR": ("BFSR", True, "a load from unmapped memory; a store there with "
+                  "ACTLR.DISDEFWBUF set (no write buffer); a store to read-only memory other "
+                  "than flash. BFAR = the address, BFARVALID set"),
+    "IMPRECISERR": ("BFSR", True, "a store to unmapped memory through the write buffer "
+                    "(ACTLR.DISDEFWBUF clear, any region but the Strongly-ordered PPB): the "
+                    "store retires, the fault pends and is taken at the next instruction "
+                    "boundary its priority allows (not escalated for priority: asynchronous); "
+                    "BFAR not written"),
+    "UNSTKERR": ("BFSR", True, "the frame of an exception return cannot be read; tail-chained "
+                 "with the frame in place (SP not adjusted), BFAR not written"),
+    "STKERR": ("BFSR", True, "the frame of an exception entry cannot be written; SP adjusted, "
+               "the fault arrives late on the same frame, BFAR not written"),
+    "LSPERR": ("BFSR", False, "a bus error during lazy FP state preservation: lazy "
+               "preservation is not modelled (the FP frame is written at entry; a failure "
+               "there is STKERR)"),
+    "BFARVALID": ("BFSR", True, "with PRECISERR: BFAR holds the address"),
+    "UNDEFINSTR": ("UFSR", True, "an undefined instruction (UDF, an unallocated encoding)"),
+    "INVSTATE": ("UFSR", True, "an instruction with EPSR.T clear: an interworking branch "
+                 "(BX, BLX, POP or LDR into PC) to an even address"),
+    "INVPC": ("UFSR", True, "an exception return with an EXC_RETURN whose bits 3:0 name no "
+              "return, or from an exception that is not active; tail-chained"),
+    "NOCP": ("UFSR", True, "a floating-point instruction while CPACR.CP10 denies access (0b00, "
+             "or 0b01 in unprivileged code)"),
+    "UNALIGNED": ("UFSR", True, "an unaligned LDR/STR/LDRH/STRH with CCR.UNALIGN_TRP; an "
+                  "unaligned LDREX/STREX always, LDRD/STRD/LDM/STM/VLDR/VSTR once "
+                  "UNALIGN_TRP was set (always with Machine(strict_alignment=True))"),
+    "DIVBYZERO": ("UFSR", True, "SDIV/UDIV by zero with CCR.DIV_0_TRP"),
+    "VECTTBL": ("HFSR", True, "a bus error on the vector table read of an exception entry"),
+    "FORCED": ("HFSR", True, "a configurable fault disabled in SHCSR, or that cannot preempt "
+               "the execution priority, escalated to HardFault"),
+    "DEBUGEVT": ("HFSR", True, "a BKPT with no debugger to halt the core"),
+}
 
 CONTROL_NPRIV, CONTROL_SPSEL, CONTROL_FPCA, CONTROL_SFPA = 1, 2, 4, 8
 _BASIC = (A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_R2, A.UC_ARM_REG_R3,
@@ -143,8 +204,13 @@ class ExceptionModel:
         cpu = self.cpu
         for r in range(A.UC_ARM_REG_R0, A.UC_ARM_REG_R12 + 1):
             cpu.reg_write(r, 0)
-        cpu.reg_write(A.UC_ARM_REG_XPSR, 1 << 24)
+        # CONTROL first, from Handler mode: the engine ignores a CONTROL write in
+        # unprivileged Thread mode, which is where IPSR = 0 would put the core if a
+        # handler that interrupted unprivileged code (CONTROL.nPRIV set) requested
+        # the reset.
+        cpu.reg_write(A.UC_ARM_REG_XPSR, 1 << 24 | RESET)
         cpu.reg_write(A.UC_ARM_REG_CONTROL, 0)
+        cpu.reg_write(A.UC_ARM_REG_XPSR, 1 << 24)
         cpu.reg_write(A.UC_ARM_REG_PRIMASK, 0)
         cpu.reg_write(A.UC_ARM_REG_BASEPRI, 0)
         cpu.reg_write(A.UC_ARM_REG_FAULTMASK, 0)
@@ -152,6 +218,16 @@ class ExceptionModel:
         cpu.reg_write(A.UC_ARM_REG_PSP, 0)
         cpu.reg_write(A.UC_ARM_REG_MSP, sp & ~3)
         cpu.reg_write(A.UC_ARM_REG_PC, pc | 1)
+        self._refresh_privilege()
+
+    def _refresh_privilege(self) -> None:
+        """Have the engine recompute its cached execution state from the registers just
+        written. It caches privilege (from IPSR and CONTROL.nPRIV) for the code it
+        translates, and refreshes the cache on an instruction's MSR or CPS but not on a
+        register write from outside: after entering a handler from unprivileged code,
+        or a reset from there, CPS and MSR would stay ignored as if unprivileged.
+        Rewriting CPSR with its own value refreshes it and changes nothing else."""
+        self.cpu.reg_write(A.UC_ARM_REG_CPSR, self.cpu.reg_read(A.UC_ARM_REG_CPSR))
 
     # -- the event register (SEV, WFE) ----------------------------------------------
     def send_event(self) -> None:
@@ -311,10 +387,11 @@ class ExceptionModel:
 
     # -- faults ---------------------------------------------------------------
     def raise_fault(self, kind: int, cfsr_bits: int, *, hfsr_bits: int = 0,
-                    bfar: int | None = None, mmfar: int | None = None, why: str = "") -> None:
+                    bfar: int | None = None, mmfar: int | None = None, why: str = "") -> int:
         """Record a synchronous fault with its status bits and pend the handler that
         takes it: ``kind``, or HardFault (HFSR.FORCED) when ``kind`` is disabled or may
-        not preempt now; a fault that HardFault itself cannot take locks the core up."""
+        not preempt now; a fault that HardFault itself cannot take locks the core up.
+        Returns the exception pended."""
         f = self.faults
         f.cfsr |= cfsr_bits
         f.hfsr |= hfsr_bits
@@ -322,14 +399,39 @@ class ExceptionModel:
             f.bfar = bfar
         if mmfar is not None:
             f.mmfar = mmfar
+        target = self._escalated(kind, why)
+        self.fault_log.add(f"{name_of(target)}: {why}")
+        self.pending |= 1 << target
+        return target
+
+    def raise_async_fault(self, kind: int, cfsr_bits: int, *, why: str = "") -> int:
+        """Record an asynchronous fault (an imprecise BusFault) and pend its handler.
+        Unlike a synchronous one it is not escalated for want of priority: it waits,
+        pending, until the execution priority lets it in (PM0214 4.4.11, IMPRECISERR);
+        only a handler disabled in SHCSR sends it to HardFault (HFSR.FORCED), which
+        then waits too. Returns the exception pended."""
+        self.faults.cfsr |= cfsr_bits
+        target = kind
+        if not self._usable(kind):
+            target = HARDFAULT
+            self.faults.hfsr |= HFSR_FORCED
+        self.fault_log.add(f"{name_of(target)}: {why}")
+        self.pending |= 1 << target
+        self._on_change()
+        return target
+
+    def _escalated(self, kind: int, why: str) -> int:
+        """The handler that takes a fault of ``kind`` now (B1.5.14): ``kind`` if it is
+        enabled and its group priority beats the execution priority, else HardFault
+        with HFSR.FORCED; at an execution priority of -1 or below nothing can take
+        it and the core locks up (B1.5.15)."""
         target = kind
         if not self._usable(kind) or self.group(self.prio[kind]) >= self.execution_priority():
             target = HARDFAULT
-            f.hfsr |= HFSR_FORCED
+            self.faults.hfsr |= HFSR_FORCED
         if target == HARDFAULT and self.execution_priority() <= -1:
             raise Lockup(why or "fault while HardFault or NMI was active")
-        self.fault_log.add(f"{name_of(target)}: {why}")
-        self.pending |= 1 << target
+        return target
 
     def supervisor_call(self, pc: int) -> None:
         """SVC executed (``pc`` after it): SVCall pends, to be taken before the next
@@ -363,21 +465,18 @@ class ExceptionModel:
         frame = (sp - size) & ~7
         realigned = (sp - size) & 4
         data = struct.pack("<8I", *basic, return_address & ~1,
-                           (xpsr & ~(1 << 9)) | (1 << 24) | ((1 << 9) if realigned else 0))
+                           (xpsr & ~(1 << 9)) | ((1 << 9) if realigned else 0))
         if extended:
             data += struct.pack("<17I", *self._read_fp()) + b"\0\0\0\0"
         try:
             cpu.mem_write(frame, data)
         except UcError:
-            raise Lockup(f"stacking for {name_of(exc)} failed: SP 0x{sp:08x} is not in RAM") from None
+            exc, vector = self._stacking_failed(exc, vector, frame)
         exc_return = 0xFFFF_FFE1 if extended else 0xFFFF_FFF1
         if not handler_mode:
             exc_return |= 0x8
             if on_psp:
                 exc_return |= 0x4
-        if not vector & 1:
-            self.faults.hfsr |= HFSR_VECTTBL
-            raise Lockup(f"vector of {name_of(exc)} (0x{vector:08x}) is not a Thumb address")
         # In order: IPSR first (handler mode: SP is MSP, CONTROL may be written).
         self._write_regs((
             (A.UC_ARM_REG_XPSR, (xpsr & 0xF80F_0000) | (1 << 24) | exc),
@@ -386,9 +485,41 @@ class ExceptionModel:
             (A.UC_ARM_REG_LR, exc_return),
             (A.UC_ARM_REG_PC, vector | 1),
         ))
+        self._refresh_privilege()
         self.pending &= ~(1 << exc)
         self.active |= 1 << exc
         self.event_register = True
+        self._check_thumb_vector(exc, vector)
+
+    def _check_thumb_vector(self, exc: int, vector: int) -> None:
+        """ExceptionTaken (B1.5.6) sets EPSR.T from bit 0 of the vector: a handler
+        address without it runs its first instruction with T clear, a UsageFault
+        with UFSR.INVSTATE at the handler's priority (escalated, and for HardFault's
+        own vector a lockup, as any fault there). Its stacked PC is the vector."""
+        if not vector & 1:
+            self.raise_fault(USAGEFAULT, CFSR_INVSTATE,
+                             why=f"vector of {name_of(exc)} (0x{vector:08x}) is not a Thumb "
+                                 "address")
+
+    def _stacking_failed(self, exc: int, vector: int, frame: int) -> tuple[int, int]:
+        """The frame for ``exc`` could not be written at ``frame``: a BusFault with
+        BFSR.STKERR (BFAR not valid), derived from the entry (B1.5.14, PM0214 4.4.11:
+        "the SP is still adjusted but the values in the context area on the stack
+        might be incorrect"). It is judged against the priority the entry started
+        from, and arrives late: if it beats ``exc`` its handler is entered in its
+        place, on the same frame, and ``exc`` stays pending; else ``exc`` is entered
+        and the fault waits. Returns the exception entered and its vector."""
+        why = f"stacking for {name_of(exc)} failed: frame at 0x{frame:08x} is not in RAM"
+        self.faults.cfsr |= CFSR_STKERR
+        target = self._escalated(BUSFAULT, why)
+        self.fault_log.add(f"{name_of(target)}: {why}")
+        self.pending |= 1 << target
+        if self.group(self.prio[target]) >= self.group(self.prio[exc]):
+            return exc, vector
+        late = self._read_vector(target)
+        if late is None:
+            raise Lockup(why)
+        return target, late
 
     def _read_vector(self, exc: int) -> int | None:
         """The handler address of ``exc`` from the table at VTOR, or None when the read
@@ -418,13 +549,26 @@ class ExceptionModel:
         return None
 
     def exit(self, exc_return: int) -> None:
-        """Undo ``enter`` for the handler that branched to ``exc_return``."""
+        """Undo ``enter`` for the handler that branched to ``exc_return``.
+
+        ExceptionReturn (B1.5.8): an EXC_RETURN whose low bits name no return
+        (only 0x1, 0x9 and 0xD do), or a return from an exception that is not
+        active, is a UsageFault with UFSR.INVPC; a frame that cannot be read is a
+        BusFault with BFSR.UNSTKERR (BFAR not valid). Both are tail-chained
+        (``_chain_fault``): nothing is unstacked, SP stays where it was. Not
+        modelled: the INVPC of a return to Thread mode while other handlers are
+        active (CCR.NONBASETHRDENA clear) and of a stacked IPSR that does not
+        match the mode returned to; the return goes through."""
         cpu = self.cpu
         ipsr, control, frame_msp, frame_psp = self._read_exit()
         ipsr &= 0x1FF
-        if ipsr == 0 or (exc_return & 0xF) not in (0x1, 0x9, 0xD) or not self.active >> ipsr & 1:
+        if ipsr == 0:   # Thread mode: not a return (dispatch never sends one here)
             self.raise_fault(USAGEFAULT, CFSR_INVPC,
-                             why=f"bad exception return 0x{exc_return:08x} from IPSR {ipsr}")
+                             why=f"exception return 0x{exc_return:08x} in Thread mode")
+            return
+        if (exc_return & 0xF) not in (0x1, 0x9, 0xD) or not self.active >> ipsr & 1:
+            self._chain_fault(ipsr, exc_return, USAGEFAULT, CFSR_INVPC,
+                              f"bad exception return 0x{exc_return:08x} from {name_of(ipsr)}")
             return
         to_thread = bool(exc_return & 0x8)
         use_psp = bool(exc_return & 0x4)
@@ -434,12 +578,10 @@ class ExceptionModel:
         try:
             raw = bytes(cpu.mem_read(frame, size))
         except UcError:
-            # The architecture takes a BusFault (BFSR.UNSTKERR, B1.5.14) tail-chained
-            # with the frame where it is; with the stack pointer outside memory the
-            # model stops here instead, as for a failed stacking (see ``enter``).
-            self.faults.cfsr |= CFSR_UNSTKERR
-            raise Lockup(f"unstacking for the return from {name_of(ipsr)} failed: "
-                         f"{'PSP' if use_psp else 'MSP'} 0x{frame:08x} is not in RAM") from None
+            self._chain_fault(ipsr, exc_return, BUSFAULT, CFSR_UNSTKERR,
+                              f"unstacking for the return from {name_of(ipsr)} failed: "
+                              f"{'PSP' if use_psp else 'MSP'} 0x{frame:08x} is not in RAM")
+            return
         self.active &= ~(1 << ipsr)
         if ipsr >= IRQ_BASE and self.levels >> ipsr & 1:
             self.pending |= 1 << ipsr
@@ -466,4 +608,32 @@ class ExceptionModel:
             (A.UC_ARM_REG_PC, pc | 1),
         ]
         self._write_regs(writes)
+        self._refresh_privilege()
         self.event_register = True
+
+    def _chain_fault(self, returning: int, exc_return: int, kind: int, cfsr_bits: int,
+                     why: str) -> None:
+        """A fault found by the return from ``returning``: that handler is deactivated,
+        and the fault's (escalated as ever) is entered tail-chained, in Handler mode
+        on the stack as it is, with LR = 0xF0000000 | EXC_RETURN[27:0] (ExceptionReturn,
+        B1.5.8); its handler finds the frame of the return that failed."""
+        self.active &= ~(1 << returning)
+        if returning >= IRQ_BASE and self.levels >> returning & 1:
+            self.pending |= 1 << returning
+        self.faults.cfsr |= cfsr_bits
+        target = self._escalated(kind, why)
+        self.fault_log.add(f"{name_of(target)}: {why}")
+        vector = self._read_vector(target)
+        if vector is None:
+            raise Lockup(why)
+        xpsr = self.cpu.reg_read(A.UC_ARM_REG_XPSR)
+        self._write_regs((
+            (A.UC_ARM_REG_XPSR, (xpsr & 0xF80F_0000) | (1 << 24) | target),
+            (A.UC_ARM_REG_LR, 0xF000_0000 | (exc_return & 0x0FFF_FFFF)),
+            (A.UC_ARM_REG_PC, vector | 1),
+        ))
+        self._refresh_privilege()
+        self.pending &= ~(1 << target)
+        self.active |= 1 << target
+        self.event_register = True
+        self._check_thumb_vector(target, vector)

@@ -26,12 +26,20 @@ class Scb(Peripheral):
     def __init__(self, name: str, base: int, *, exceptions: ExceptionModel,
                  request_reset: Callable[[], None],
                  note: Callable[[str], None] | None = None,
-                 on_ccr: Callable[[int], None] | None = None) -> None:
+                 on_ccr: Callable[[int], None] | None = None,
+                 on_cpacr: Callable[[int], None] | None = None) -> None:
         self.exc = exceptions
         self._request_reset = request_reset
         #: Told the new CCR after every write (the traps the CPU takes depend on it).
         self._on_ccr = on_ccr or (lambda ccr: None)
+        #: Told CPACR after every write and reset (FP instructions trap with NOCP while
+        #: CP10/CP11 deny access: ``sim.traps``).
+        self._on_cpacr = on_cpacr or (lambda cpacr: None)
         super().__init__(name, base, note=note)
+
+    def reset(self) -> None:
+        super().reset()
+        self._on_cpacr(self.get("CPACR"))
 
     def registers(self) -> Iterable[Register]:
         exc = self.exc
@@ -101,7 +109,8 @@ class Scb(Peripheral):
         yield Register("AFSR", 0x3C, fields=word("AUXFAULT"))
         for i, value in enumerate((0x30, 0x0, 0x0, 0x0)):  # ID_PFR0.. as on Cortex-M4
             yield Register(f"ID_{i}", 0x40 + 4 * i, reset=value, fields=word("ID", Access.RO))
-        yield Register("CPACR", 0x88, fields=(Field("CP10", 20, 2), Field("CP11", 22, 2)))
+        yield Register("CPACR", 0x88, fields=(Field("CP10", 20, 2), Field("CP11", 22, 2)),
+                       on_write=lambda old, new: self._on_cpacr(new))
 
     # ICSR -----------------------------------------------------------------
     def _icsr(self, _stored: int) -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..boards.spec import BoardSpec
@@ -49,6 +49,8 @@ class Services:
     on_ccr: Callable[[int], None]
     #: An EXTI event (wakes WFE), by line.
     on_event: Callable[[int], None]
+    #: Told SCB_CPACR after every write and reset (the NOCP trap depends on it).
+    on_cpacr: Callable[[int], None] = field(default=lambda cpacr: None)
 
 
 Built = dict[str, Any]
@@ -82,7 +84,8 @@ def _nvic(spec: PeripheralSpec, kw: dict[str, Any], ctx: Context) -> Peripheral:
 def _scb(spec: PeripheralSpec, kw: dict[str, Any], ctx: Context) -> Peripheral:
     s = ctx.services
     return _class(spec)(spec.name, spec.base, exceptions=s.exceptions,
-                        request_reset=s.request_reset, on_ccr=s.on_ccr, note=s.note, **kw)
+                        request_reset=s.request_reset, on_ccr=s.on_ccr,
+                        on_cpacr=s.on_cpacr, note=s.note, **kw)
 
 
 def _core_debug(spec: PeripheralSpec, kw: dict[str, Any], ctx: Context) -> Peripheral:

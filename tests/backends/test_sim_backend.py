@@ -111,3 +111,19 @@ def test_options_are_typed_and_checked(options, message):
         SimBackend.check_options(options)
     with pytest.raises(OptionError, match=re.escape(message)):
         SimBackend("nucleo-f303re", options)
+
+
+def test_every_fault_of_fault_bits_is_in_the_outcome():
+    """The fault status fixture (tests/sim/test_fault_bits.py checks its bits): the
+    outcome is a fault, its detail the first one, the infrastructure log names each
+    fault the core took, by the handler that took it."""
+    out = bytearray()
+    outcome = SimBackend("nucleo-f303re").run(request("fault_bits", 0.5, sink=out.extend))
+    assert outcome.reason is StopReason.FAULT
+    assert outcome.detail.startswith("UsageFault: undefined instruction at 0x")
+    assert out.endswith(b"fault_bits: done\r\n")
+    log = outcome.infra_log.splitlines()
+    # 7 BusFaults, but the two imprecise ones through the same store are the same line,
+    # which the bounded log counts instead of repeating
+    for kind, count in (("UsageFault", 8), ("BusFault", 6), ("MemManage", 4), ("HardFault", 6)):
+        assert sum(line.startswith(f"{kind}: ") for line in log) == count, kind

@@ -9,6 +9,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+from unicorn.arm_const import UC_ARM_REG_LR, UC_ARM_REG_MSP, UC_ARM_REG_PC
 
 from hwut.backends.image import load
 from hwut.sim.boards import board
@@ -217,18 +218,27 @@ def test_vtor_at_unmapped_memory_escalates_then_locks_up(native):
 @pytest.mark.parametrize("native", [True, False])
 def test_exception_return_with_the_stack_pointer_outside_memory_is_a_fault(native):
     """A handler that moves MSP to unmapped memory and returns: the unstacking read
-    fails (BFSR.UNSTKERR). It used to leave ``run`` as a UcError."""
+    fails, a BusFault with BFSR.UNSTKERR (it used to leave ``run`` as a UcError, then
+    locked the core up). BusFault is disabled: it escalates to HardFault (FORCED),
+    tail-chained: nothing unstacked, MSP where it was, LR the EXC_RETURN of the
+    failed return (ARMv7-M B1.5.8, PM0214 4.4.11)."""
     thread = bytes.fromhex("00df" "fee7")                   # svc 0; b .
     handler = bytes.fromhex("4ff04050" "80f30888" "7047")  # mov r0, #0x30000000; msr msp, r0; bx lr
-    table = struct.pack("<II", 0x2001_0000, 0x0800_0201) + bytes(4 * 9) + struct.pack(
-        "<I", 0x0800_0301)                                 # SVCall (11) at 0x08000300
+    table = struct.pack("<IIII", 0x2001_0000, 0x0800_0201, 0, 0x0800_0281) + bytes(4 * 7) \
+        + struct.pack("<I", 0x0800_0301)                  # HardFault at 0x280, SVCall at 0x300
+    image = table.ljust(0x200, b"\xff") + thread.ljust(0x80, b"\xff") \
+        + bytes.fromhex("fee7").ljust(0x80, b"\xff") + handler
     m = Machine(board("nucleo-f303re"), native=native)
-    m.load([(0x0800_0000, table.ljust(0x200, b"\xff") + thread.ljust(0x100, b"\xff") + handler)])
+    m.load([(0x0800_0000, image)])
     result = m.run(0.001)
-    assert result.cause is StopCause.LOCKUP
-    assert result.detail == ("core lockup: unstacking for the return from SVCall failed: "
-                             "MSP 0x30000000 is not in RAM")
-    assert m.exc.faults.cfsr & X.CFSR_UNSTKERR
+    assert result.cause is StopCause.LIMIT
+    assert result.faults == ["HardFault: unstacking for the return from SVCall failed: "
+                             "MSP 0x30000000 is not in RAM"]
+    assert m.exc.faults.cfsr == X.CFSR_UNSTKERR and m.exc.faults.hfsr == X.HFSR_FORCED
+    assert m.exc.cpu_ipsr() == 3 and m.exc.active == 1 << 3       # HardFault alone
+    assert m.uc.reg_read(UC_ARM_REG_LR) == 0xFFFF_FFF9
+    assert m.uc.reg_read(UC_ARM_REG_MSP) == 0x3000_0000
+    assert m.uc.reg_read(UC_ARM_REG_PC) == 0x0800_0280
 
 
 # -- every timing path agrees --------------------------------------------------------------
