@@ -49,7 +49,7 @@ EXITS = ["bootloader", "core_exceptions", "core_system", "flash_program", "float
          "fw_chibios_clock", "fw_chibios_clock_hsi", "fw_cube_bitband", "fw_cube_bitband_48",
          "fw_embassy_time", "fw_embassy_time_hsi", "fw_i2c_bitbang", "fw_mbed_vectors",
          "fw_mbed_vectors_hsi", "fw_rtos", "fw_uart_dma", "fw_uart_dma_hsi", "semihost_exit",
-         "semihost_exit0", "systick_1mhz", "timers"]
+         "semihost_exit0", "systick_1mhz", "timers", "boot_split", "pin_levels"]
 #: Run for ever, printing (or faulting: fault, fault_div0 and fault_unaligned end as
 #: fault on both, the bench seeing handled faults through its vector catch).
 #: hal_clock's first line comes at 0.5 s of board time: on a loaded host the bench,
@@ -68,7 +68,9 @@ CASES = ([Case(f"{n}.elf", 1, 20, exits=True) for n in EXITS]
          + [Case(f"{n}.elf", 1, 6 if n == "hal_clock" else 3) for n in RUNS]
          + [Case("hello.hex", 1, 2), Case("hello.bin", 1, 2),
             Case("echo.elf", 1, 2, input="ab\rc"), Case("uart_irq.elf", 1, 2, input="hello\r")]
-         + [Case(f"{n}.elf", limit, 1) for n, limit in HOSTILE.items()])
+         + [Case(f"{n}.elf", limit, 1) for n, limit in HOSTILE.items()]
+         # 29 faults, one case per reset: each caught fault costs the bench a halt
+         + [Case("fault_bits.elf", 1, 8)])
 #: Every fixture in fixtures/build that is not compared, and why.
 EXCLUDED = {
     "button": "needs presses: a lab has no finger on the button, the physical backend "
@@ -79,6 +81,8 @@ EXCLUDED = {
                   "(it reads the ST-LINK's virtual COM port)",
     "itm_printf32": "ITM output on ports a debugger's SWV capture enables (the sim plays "
                     "that debugger; the physical backend sets up no SWV)",
+    "boot_app": "an application alone at 0x0800A000: it starts behind boot_split (the "
+                "two-image job runs on the bench in tests/backends/test_multi_image_backends.py)",
     "compute": "one semihosting line after ~13 s of board time at 8 MHz: the bench runs no "
                "faster than the wall clock (the sim tests run it)",
 }
