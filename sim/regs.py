@@ -133,6 +133,9 @@ class Register:
     def __getitem__(self, name: str) -> Field:
         return self._by_name[name]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
     @property
     def value(self) -> int:
         return self._values[self.offset]
