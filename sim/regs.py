@@ -78,6 +78,10 @@ class Field:
         values, off, mask = self._values, self._off, self.mask
         values[off] = (values[off] & ~mask) | ((v << self.lsb) & mask)
 
+    def of(self, word: int) -> int:
+        """This field's value in ``word`` (a value written, as write callbacks see it)."""
+        return (word & self.mask) >> self.lsb
+
     def __repr__(self) -> str:
         return f"Field({self.name!r}, {self.lsb}, {self.width}, {self.access.name})"
 
@@ -143,6 +147,14 @@ class Register:
     @value.setter
     def value(self, v: int) -> None:
         self._values[self.offset] = v & 0xFFFF_FFFF
+
+    def compose(self, **fields: int) -> int:
+        """The word holding ``fields`` (name=value; fields not named are 0)."""
+        word = 0
+        for name, v in fields.items():
+            f = self._by_name[name]
+            word |= (v << f.lsb) & f.mask
+        return word
 
     def apply_write(self, old: int, value: int, mask: int) -> int:
         """The stored value after writing ``value`` to the bits in ``mask``."""
