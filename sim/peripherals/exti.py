@@ -70,9 +70,9 @@ class Exti(Peripheral):
         # ((offset, mask) per bank), in the order the SoC lists the lines.
         pending: dict[int, dict[int, int]] = {}
         for line, irq in self.irq_of_line.items():
-            pr = by_name[f"PR{line // 32 + 1}"]
+            pr_reg = by_name[f"PR{line // 32 + 1}"]
             bits = pending.setdefault(irq, {})
-            bits[pr.offset] = bits.get(pr.offset, 0) | pr.fields[line % 32].mask
+            bits[pr_reg.offset] = bits.get(pr_reg.offset, 0) | pr_reg.fields[line % 32].mask
         self._pending_bits = tuple((irq, tuple(bits.items())) for irq, bits in pending.items())
         return regs
 
