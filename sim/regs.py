@@ -326,13 +326,17 @@ class Peripheral:
         self.trace(f"{self.name}.{reg.name} {what}" + (f" [{bits}]" if bits else ""))
 
     def _tagged(self, reg: Register, bits: int, what: str) -> None:
-        """Note once each tagged field among ``bits``: a write that changed it (or wrote
-        a write-only one), a read of a register that holds one."""
-        for f in reg.fields:
-            if f.tag and f.mask & bits & reg.tag_mask:
-                reg.tag_mask &= ~f.mask     # noted: no more cost on this register
-                self.note(f"{reg.name}.{f.name} ({what} at 0x{self.base + reg.offset:08x}) "
-                          "known but not modelled; kept as memory")
+        """Note once the tagged fields among ``bits`` (a write that changed them or wrote
+        write-only ones, a read of a register that holds them): one line per register."""
+        fields = [f for f in reg.fields if f.tag and f.mask & bits & reg.tag_mask]
+        if not fields:
+            return
+        for f in fields:
+            reg.tag_mask &= ~f.mask     # noted: no more cost on this register
+        names = (f"{reg.name}.{fields[0].name}" if len(fields) == 1
+                 else f"{reg.name} fields {', '.join(f.name for f in fields)}")
+        self.note(f"{names} ({what} at 0x{self.base + reg.offset:08x}) "
+                  "known but not modelled; kept as memory")
 
     def _unmodelled(self, word_off: int, what: str) -> None:
         if word_off not in self._noted:

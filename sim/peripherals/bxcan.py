@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
-from hwut.sim.regs import Access, Field, Peripheral, Register, flags, per_pin, word
+from hwut.sim.regs import Access, Field, Peripheral, Register, flags, per_pin, reserved, word
 from hwut.sim.signals import ClockTree
 from hwut.sim.vclock import Event, VirtualClock
 
@@ -159,7 +159,7 @@ class BxCan(Peripheral):
                 regs.append(Register(f"{reg}{n}R", off + 4 * i, fields=fields,
                                      on_read=partial(self._rx_word, n, i)))
         fmr = Register("FMR", FMR, reset=0x2A1C_0E01, fields=(
-            Field("FINIT", 0), Field("CAN2SB", 8, 6)))
+            Field("FINIT", 0), reserved(1, 7), Field("CAN2SB", 8, 6), reserved(14, 18)))
         banks = [Register(name, off, fields=per_pin(name[:-2] + "x", BANKS, 1))
                  for name, off in (("FM1R", FM1R), ("FS1R", FS1R), ("FFA1R", FFA1R),
                                    ("FA1R", FA1R))]
