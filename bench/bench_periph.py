@@ -77,6 +77,7 @@ def _setup() -> dict[str, Callable[[], None]]:
         "TIM2 CCR1 write": step(lambda: tim2.write(0x34, 4, 500)),
         "EXTI edge + PR write": step(lambda: (exti.line_edge(0, True), exti.write(0x14, 4, 1))
                                      and None),
+        "EXTI edge, line not selected": step(lambda: exti.line_edge(5, True)),
         "EXTI IMR write": step(lambda: exti.write(0x00, 4, 3)),
         "CAN MSR read": step(lambda: can.read(0x04, 4) and None),
         "CAN MCR write (INRQ)": step(lambda: can.write(0x00, 4, 1)),

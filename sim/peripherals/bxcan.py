@@ -185,6 +185,13 @@ class BxCan(Peripheral):
         self.fifo_status = tuple(tuple(r[f"{k}{n}"] for k in ("FMP", "FULL", "FOVR", "RFOM"))
                                  for n, r in enumerate(rfrs))
         self.ier, self.lec = ier, esr["LEC"]
+        #: Interrupt sources: (enable, flag) field pairs of TX, RX0, RX1 and SCE.
+        rqcp = [status["RQCP"] for status in self.mailbox_status]
+        self._irq_sources = (
+            tuple((ier["TMEIE"], f) for f in rqcp),
+            *(((ier[f"FMPIE{n}"], fmp), (ier[f"FFIE{n}"], full), (ier[f"FOVIE{n}"], fovr))
+              for n, (fmp, full, fovr, _) in enumerate(self.fifo_status)),
+            ((ier["ERRIE"], self.erri), (ier["WKUIE"], self.wkui), (ier["SLKIE"], self.slaki)))
         self.brp, self.ts1, self.ts2 = btr["BRP"], btr["TS1"], btr["TS2"]
         self.lbkm, self.silm = btr["LBKM"], btr["SILM"]
         self.finit = fmr["FINIT"]
@@ -364,16 +371,14 @@ class BxCan(Peripheral):
     # -- interrupts --------------------------------------------------------------
     def _update_irq(self) -> None:
         """The four CAN interrupt outputs, decided in one place."""
-        ie = self.ier
-        status = self.mailbox_status
-        self.irq_tx.set(bool(ie["TMEIE"].value and any(s["RQCP"].value for s in status)))
-        for n, out in enumerate((self.irq_rx0, self.irq_rx1)):
-            fmp, full, fovr, _ = self.fifo_status[n]
-            out.set(bool(ie[f"FMPIE{n}"].value and fmp.value or ie[f"FFIE{n}"].value
-                         and full.value or ie[f"FOVIE{n}"].value and fovr.value))
-        self.irq_sce.set(bool(ie["ERRIE"].value and self.erri.value
-                              or ie["WKUIE"].value and self.wkui.value
-                              or ie["SLKIE"].value and self.slaki.value))
+        for out, sources in zip((self.irq_tx, self.irq_rx0, self.irq_rx1, self.irq_sce),
+                                self._irq_sources):
+            level = False
+            for enable, flag in sources:
+                if enable.value and flag.value:
+                    level = True
+                    break
+            out.set(level)
 
     # -- leaving init mode sends what was requested ------------------------------
     def _flush_requests(self) -> None:

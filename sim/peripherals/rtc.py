@@ -27,10 +27,20 @@ def _number(reg: Register, prefix: str) -> int:
     return reg[f"{prefix}T"].value * 10 + reg[f"{prefix}U"].value
 
 
-def _bcd_word(reg: Register, **numbers: int) -> int:
-    """A word of ``reg`` holding each number in BCD in its tens and units fields."""
-    return reg.compose(**{f"{p}{d}": v for p, n in numbers.items()
-                          for d, v in (("T", n // 10), ("U", n % 10))})
+Digits = tuple[tuple[Field, Field], ...]
+
+
+def _digits(reg: Register, *prefixes: str) -> Digits:
+    """The (tens, units) fields of each two-digit number of ``reg`` ("H" → HT, HU)."""
+    return tuple((reg[f"{p}T"], reg[f"{p}U"]) for p in prefixes)
+
+
+def _bcd_word(digits: Digits, numbers: tuple[int, ...]) -> int:
+    """The word holding each of ``numbers`` in BCD in its (tens, units) fields."""
+    word = 0
+    for (tens, units), n in zip(digits, numbers):
+        word |= (n // 10 << tens.lsb) & tens.mask | (n % 10 << units.lsb) & units.mask
+    return word
 
 
 class Rtc(Peripheral):
@@ -105,6 +115,8 @@ class Rtc(Peripheral):
         self.prer = Register("PRER", PRER, reset=0x007F_00FF, fields=(
             Field("PREDIV_S", 0, 15), Field("PREDIV_A", 16, 7)), writable_when=in_init)
         self.prediv_s, self.prediv_a = self.prer["PREDIV_S"], self.prer["PREDIV_A"]
+        self._time_digits = _digits(self.tr, "H", "MN", "S")
+        self._date_digits = _digits(self.dr, "Y", "M", "D")
         self.alrmar = Register("ALRMAR", ALRMAR, fields=alarm_fields(),
                                on_write=lambda old, new: self._schedule_alarm(),
                                writable_when=unlocked)
@@ -183,14 +195,14 @@ class Rtc(Peripheral):
         if not self._running:
             return stored      # init mode: what firmware is setting up
         t = self.now()
-        return _bcd_word(self.tr, H=t.hour, MN=t.minute, S=t.second)
+        return _bcd_word(self._time_digits, (t.hour, t.minute, t.second))
 
     def _dr_read(self, stored: int) -> int:
         if not self._running:
             return stored
         t = self.now()
-        return _bcd_word(self.dr, Y=t.year % 100, M=t.month, D=t.day) | self.dr.compose(
-            WDU=t.isoweekday())
+        return (_bcd_word(self._date_digits, (t.year % 100, t.month, t.day))
+                | self.dr.compose(WDU=t.isoweekday()))
 
     def _ssr_read(self, stored: int) -> int:
         rtcclk, per_second = self._seconds_hz()
