@@ -78,6 +78,10 @@ class Field:
         values, off, mask = self._values, self._off, self.mask
         values[off] = (values[off] & ~mask) | ((v << self.lsb) & mask)
 
+    def of(self, word: int) -> int:
+        """This field's value in ``word`` (a value written, as write callbacks see it)."""
+        return (word & self.mask) >> self.lsb
+
     def __repr__(self) -> str:
         return f"Field({self.name!r}, {self.lsb}, {self.width}, {self.access.name})"
 
@@ -133,6 +137,9 @@ class Register:
     def __getitem__(self, name: str) -> Field:
         return self._by_name[name]
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
     @property
     def value(self) -> int:
         return self._values[self.offset]
@@ -140,6 +147,14 @@ class Register:
     @value.setter
     def value(self, v: int) -> None:
         self._values[self.offset] = v & 0xFFFF_FFFF
+
+    def compose(self, **fields: int) -> int:
+        """The word holding ``fields`` (name=value; fields not named are 0)."""
+        word = 0
+        for name, v in fields.items():
+            f = self._by_name[name]
+            word |= (v << f.lsb) & f.mask
+        return word
 
     def apply_write(self, old: int, value: int, mask: int) -> int:
         """The stored value after writing ``value`` to the bits in ``mask``."""
@@ -311,13 +326,17 @@ class Peripheral:
         self.trace(f"{self.name}.{reg.name} {what}" + (f" [{bits}]" if bits else ""))
 
     def _tagged(self, reg: Register, bits: int, what: str) -> None:
-        """Note once each tagged field among ``bits``: a write that changed it (or wrote
-        a write-only one), a read of a register that holds one."""
-        for f in reg.fields:
-            if f.tag and f.mask & bits & reg.tag_mask:
-                reg.tag_mask &= ~f.mask     # noted: no more cost on this register
-                self.note(f"{reg.name}.{f.name} ({what} at 0x{self.base + reg.offset:08x}) "
-                          "known but not modelled; kept as memory")
+        """Note once the tagged fields among ``bits`` (a write that changed them or wrote
+        write-only ones, a read of a register that holds them): one line per register."""
+        fields = [f for f in reg.fields if f.tag and f.mask & bits & reg.tag_mask]
+        if not fields:
+            return
+        for f in fields:
+            reg.tag_mask &= ~f.mask     # noted: no more cost on this register
+        names = (f"{reg.name}.{fields[0].name}" if len(fields) == 1
+                 else f"{reg.name} fields {', '.join(f.name for f in fields)}")
+        self.note(f"{names} ({what} at 0x{self.base + reg.offset:08x}) "
+                  "known but not modelled; kept as memory")
 
     def _unmodelled(self, word_off: int, what: str) -> None:
         if word_off not in self._noted:

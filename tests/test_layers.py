@@ -66,9 +66,10 @@ def test_only_emulator_backends_import_sim():
     # simboards.py: the sim's board data in the contract's terms, shared by both emulators;
     # simlab.py and simprobe.py: emulated boards behind simulated debug probes, and the
     # pyOCD plug-in that serves them; pyocd_targets.py: the part's memory map for pyOCD,
-    # from the same SoC data; simboard.py: such a board served as a lab bench
+    # from the same SoC data; simboard.py: such a board served as a lab bench;
+    # renode_platform.py: Renode's platform files, generated from the same SoC and board data
     allowed = {"sim.py", "renode.py", "simboards.py", "simlab.py", "simprobe.py",
-               "pyocd_targets.py", "simboard.py"}
+               "pyocd_targets.py", "simboard.py", "renode_platform.py"}
     for path, used in layers("backends").items():
         if "sim" in used:
             assert Path(path).name in allowed, path

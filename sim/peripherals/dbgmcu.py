@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hwut.sim.regs import Access, Field, Peripheral, Register
+from hwut.sim.regs import Access, Field, Peripheral, Register, reserved
 
 
 class Dbgmcu(Peripheral):
@@ -28,7 +28,8 @@ class Dbgmcu(Peripheral):
         apb2 = tuple((f"DBG_TIM{n}_STOP", i) for i, n in enumerate((1, 8, 15, 16, 17, 20)))
         return [
             Register("IDCODE", 0x00, reset=self._idcode, fields=(
-                Field("DEV_ID", 0, 12, Access.RO), Field("REV_ID", 16, 16, Access.RO))),
+                Field("DEV_ID", 0, 12, Access.RO), reserved(12, 4),
+                Field("REV_ID", 16, 16, Access.RO))),
             Register("CR", 0x04, fields=(
                 Field("DBG_SLEEP", 0), Field("DBG_STOP", 1), Field("DBG_STANDBY", 2),
                 Field("TRACE_IOEN", 5), Field("TRACE_MODE", 6, 2))),

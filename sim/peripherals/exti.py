@@ -45,36 +45,59 @@ class Exti(Peripheral):
         return sum(1 << (line & 31) for line in self.direct_lines if line >> 5 == bank)
 
     def registers(self) -> Iterable[Register]:
+        regs: list[Register] = []
         for bank, (imr, emr, rtsr, ftsr, swier, pr) in enumerate(_BANKS):
             n = bank + 1
-            yield Register(f"IMR{n}", imr, self._imr_reset(bank), per_pin("MR", 32, 1),
-                           on_write=lambda old, new: self._update_irq())
-            yield Register(f"EMR{n}", emr, 0, per_pin("MR", 32, 1))
-            yield Register(f"RTSR{n}", rtsr, 0, per_pin("TR", 32, 1))
-            yield Register(f"FTSR{n}", ftsr, 0, per_pin("TR", 32, 1))
-            yield Register(f"SWIER{n}", swier, 0, tuple(
+            swier_reg = Register(f"SWIER{n}", swier, 0, tuple(
                 Field(f"SWIER{i}", i, on_write=partial(self._swier_written, 32 * bank + i))
                 for i in range(32)))
-            yield Register(f"PR{n}", pr, 0, per_pin("PR", 32, 1, Access.RC_W1),
-                           on_write=partial(self._pr_written, bank))
+            regs += [
+                Register(f"IMR{n}", imr, self._imr_reset(bank), per_pin("MR", 32, 1),
+                         on_write=lambda old, new: self._update_irq()),
+                Register(f"EMR{n}", emr, 0, per_pin("MR", 32, 1)),
+                Register(f"RTSR{n}", rtsr, 0, per_pin("TR", 32, 1)),
+                Register(f"FTSR{n}", ftsr, 0, per_pin("TR", 32, 1)),
+                swier_reg,
+                Register(f"PR{n}", pr, 0, per_pin("PR", 32, 1, Access.RC_W1),
+                         on_write=partial(self._pr_written, swier_reg)),
+            ]
+        by_name = {r.name: r for r in regs}
+        #: Per line 0..63: the offsets of its IMR, EMR, RTSR, FTSR and PR, and the mask
+        #: of its field in them (the same bit in each: the line's fields are declared
+        #: alike), gathered once for the path every pin change takes.
+        self._line_at: list[tuple[int, int, int, int, int, int]] = []
+        for line in range(64):
+            at = [by_name[f"{reg}{line // 32 + 1}"] for reg in ("IMR", "EMR", "RTSR", "FTSR", "PR")]
+            masks = {r.fields[line % 32].mask for r in at}
+            assert len(masks) == 1, f"EXTI line {line}: its fields differ in position"
+            imr, emr, rtsr, ftsr, pr = (r.offset for r in at)
+            self._line_at.append((imr, emr, rtsr, ftsr, pr, masks.pop()))
+        # Each NVIC interrupt's pending bits, gathered from the PR fields of its lines
+        # ((offset, mask) per bank), in the order the SoC lists the lines.
+        pending: dict[int, dict[int, int]] = {}
+        for line, irq in self.irq_of_line.items():
+            pr_reg = by_name[f"PR{line // 32 + 1}"]
+            bits = pending.setdefault(irq, {})
+            bits[pr_reg.offset] = bits.get(pr_reg.offset, 0) | pr_reg.fields[line % 32].mask
+        self._pending_bits = tuple((irq, tuple(bits.items())) for irq, bits in pending.items())
+        return regs
 
     # -- inputs ------------------------------------------------------------------
     def line_edge(self, line: int, rising: bool) -> None:
         """An edge arrived on ``line``; pends it if that edge is selected."""
         if line in self.direct_lines or not 0 <= line < 64:
             return
-        imr, emr, rtsr, ftsr, _, pr = _BANKS[line >> 5]
-        bit = 1 << (line & 31)
+        _, _, rtsr, ftsr, _, bit = self._line_at[line]
         if not self.values[rtsr if rising else ftsr] & bit:
             return
         self._trigger(line)
 
     def _trigger(self, line: int) -> None:
-        imr, emr, _, _, _, pr = _BANKS[line >> 5]
-        bit = 1 << (line & 31)
-        if self.values[imr] & bit:
-            self.values[pr] |= bit
-        if self.values[emr] & bit and self.on_event is not None:
+        imr, emr, _, _, pr, bit = self._line_at[line]
+        values = self.values
+        if values[imr] & bit:
+            values[pr] |= bit
+        if values[emr] & bit and self.on_event is not None:
             self.on_event(line)
         self._update_irq()
 
@@ -83,21 +106,22 @@ class Exti(Peripheral):
         if new and not old:
             self._trigger(line)
 
-    def _pr_written(self, bank: int, old: int, value: int) -> None:
-        _, _, _, _, swier, pr = _BANKS[bank]
-        self.values[swier] &= ~value          # clearing PR clears SWIER too
+    def _pr_written(self, swier: Register, old: int, new: int) -> None:
+        # Clearing a PR bit clears the SWIER bit at its position too.
+        swier.value &= ~new
         self._update_irq()
 
     def _update_irq(self) -> None:
         """Each NVIC line is high while any of its lines is pending."""
-        levels: dict[int, bool] = {}
-        for line, irq in self.irq_of_line.items():
-            imr, _, _, _, _, pr = _BANKS[line >> 5]
-            pending = bool(self.values[pr] >> (line & 31) & 1)
-            levels[irq] = levels.get(irq, False) or pending
-        for irq, level in levels.items():
-            out = self.irqs.get(irq)
+        values, irqs = self.values, self.irqs
+        for irq, bits in self._pending_bits:
+            out = irqs.get(irq)
             if out is not None:
+                level = False
+                for off, mask in bits:
+                    if values[off] & mask:
+                        level = True
+                        break
                 out.set(level)
 
 

@@ -22,12 +22,25 @@ TR, DR, CR, ISR, PRER, WUTR, ALRMAR, ALRMBR, WPR, SSR = (
 _EPOCH = dt.datetime(2000, 1, 1)
 
 
-def _bcd(value: int) -> int:
-    return (value // 10) << 4 | value % 10
+def _number(reg: Register, prefix: str) -> int:
+    """The two-digit BCD number in fields ``<prefix>T`` (tens) and ``<prefix>U`` (units)."""
+    return reg[f"{prefix}T"].value * 10 + reg[f"{prefix}U"].value
 
 
-def _unbcd(value: int) -> int:
-    return (value >> 4) * 10 + (value & 0xF)
+Digits = tuple[tuple[Field, Field], ...]
+
+
+def _digits(reg: Register, *prefixes: str) -> Digits:
+    """The (tens, units) fields of each two-digit number of ``reg`` ("H" → HT, HU)."""
+    return tuple((reg[f"{p}T"], reg[f"{p}U"]) for p in prefixes)
+
+
+def _bcd_word(digits: Digits, numbers: tuple[int, ...]) -> int:
+    """The word holding each of ``numbers`` in BCD in its (tens, units) fields."""
+    word = 0
+    for (tens, units), n in zip(digits, numbers):
+        word |= (n // 10 << tens.lsb) & tens.mask | (n % 10 << units.lsb) & units.mask
+    return word
 
 
 class Rtc(Peripheral):
@@ -95,20 +108,26 @@ class Rtc(Peripheral):
         isr = self.isr
         isr.reset = isr["ALRAWF"].mask | isr["ALRBWF"].mask | isr["WUTWF"].mask
         self.initf, self.init = isr["INITF"], isr["INIT"]
+        self.tr = Register("TR", TR, fields=time_fields(), on_read=self._tr_read,
+                           writable_when=in_init)
+        self.dr = Register("DR", DR, reset=0x0000_2101, fields=date_fields(),
+                           on_read=self._dr_read, writable_when=in_init)
+        self.prer = Register("PRER", PRER, reset=0x007F_00FF, fields=(
+            Field("PREDIV_S", 0, 15), Field("PREDIV_A", 16, 7)), writable_when=in_init)
+        self.prediv_s, self.prediv_a = self.prer["PREDIV_S"], self.prer["PREDIV_A"]
+        self._time_digits = _digits(self.tr, "H", "MN", "S")
+        self._date_digits = _digits(self.dr, "Y", "M", "D")
+        self.alrmar = Register("ALRMAR", ALRMAR, fields=alarm_fields(),
+                               on_write=lambda old, new: self._schedule_alarm(),
+                               writable_when=unlocked)
+        wutr = Register("WUTR", WUTR, reset=0xFFFF, fields=(Field("WUT", 0, 16),),
+                        writable_when=unlocked)
+        self.wut = wutr["WUT"]
+        self.key = Field("KEY", 0, 8, Access.WO)
         return [
-            Register("TR", TR, fields=time_fields(), on_read=self._tr_read,
-                     writable_when=in_init),
-            Register("DR", DR, reset=0x0000_2101, fields=date_fields(),
-                     on_read=self._dr_read, writable_when=in_init),
-            self.cr, self.isr,
-            Register("PRER", PRER, reset=0x007F_00FF, fields=(
-                Field("PREDIV_S", 0, 15), Field("PREDIV_A", 16, 7)), writable_when=in_init),
-            Register("WUTR", WUTR, reset=0xFFFF, fields=(Field("WUT", 0, 16),),
-                     writable_when=unlocked),
-            Register("ALRMAR", ALRMAR, fields=alarm_fields(),
-                     on_write=lambda old, new: self._schedule_alarm(), writable_when=unlocked),
+            self.tr, self.dr, self.cr, self.isr, self.prer, wutr, self.alrmar,
             Register("ALRMBR", ALRMBR, fields=alarm_fields(), writable_when=unlocked),
-            Register("WPR", WPR, fields=(Field("KEY", 0, 8, Access.WO),), on_write=self._wpr),
+            Register("WPR", WPR, fields=(self.key,), on_write=self._wpr),
             Register("SSR", SSR, fields=(Field("SS", 0, 16, ro),), on_read=self._ssr_read),
             Register("SHIFTR", 0x2C, fields=(Field("SUBFS", 0, 15, Access.WO),
                                              Field("ADD1S", 31, access=Access.WO)), tagged=True),
@@ -141,8 +160,9 @@ class Rtc(Peripheral):
         self._running = True
 
     # -- write protection ----------------------------------------------------
-    def _wpr(self, old: int, value: int) -> None:
-        key = value & 0xFF
+    def _wpr(self, old: int, new: int) -> None:
+        # Any write to WPR is a key: the wrong one (or a write past KEY) locks again.
+        key = self.key.of(new)
         self._key = 1 if key == 0xCA else (2 if key == 0x53 and self._key == 1 else 0)
 
     def _unlocked(self) -> bool:
@@ -152,15 +172,14 @@ class Rtc(Peripheral):
     def _seconds_hz(self) -> tuple[int, int]:
         """(RTCCLK, RTCCLK ticks per second of the calendar)."""
         rtcclk = self.clocks.get(self.clock_name) or 32_768
-        prer = self.values[PRER]
-        return rtcclk, ((prer >> 16 & 0x7F) + 1) * ((prer & 0x7FFF) + 1)
+        return rtcclk, (self.prediv_a.value + 1) * (self.prediv_s.value + 1)
 
     def _calendar_in_registers(self) -> dt.datetime:
-        tr, dr = self.values[TR], self.values[DR]
+        tr, dr = self.tr, self.dr
         try:
-            return dt.datetime(2000 + _unbcd(dr >> 16 & 0xFF), max(1, _unbcd(dr >> 8 & 0x1F)),
-                               max(1, _unbcd(dr & 0x3F)), _unbcd(tr >> 16 & 0x3F) % 24,
-                               _unbcd(tr >> 8 & 0x7F) % 60, _unbcd(tr & 0x7F) % 60)
+            return dt.datetime(2000 + _number(dr, "Y"), max(1, _number(dr, "M")),
+                               max(1, _number(dr, "D")), _number(tr, "H") % 24,
+                               _number(tr, "MN") % 60, _number(tr, "S") % 60)
         except ValueError:
             return _EPOCH
 
@@ -176,21 +195,20 @@ class Rtc(Peripheral):
         if not self._running:
             return stored      # init mode: what firmware is setting up
         t = self.now()
-        return _bcd(t.hour) << 16 | _bcd(t.minute) << 8 | _bcd(t.second)
+        return _bcd_word(self._time_digits, (t.hour, t.minute, t.second))
 
     def _dr_read(self, stored: int) -> int:
         if not self._running:
             return stored
         t = self.now()
-        return (_bcd(t.year % 100) << 16 | (t.isoweekday()) << 13 | _bcd(t.month) << 8
-                | _bcd(t.day))
+        return (_bcd_word(self._date_digits, (t.year % 100, t.month, t.day))
+                | self.dr.compose(WDU=t.isoweekday()))
 
     def _ssr_read(self, stored: int) -> int:
         rtcclk, per_second = self._seconds_hz()
-        prediv_s = self.values[PRER] & 0x7FFF
         ticks = (self.clock.now_ps() - self._start_ps) * rtcclk // PS_PER_S
-        sub = (ticks % per_second) // ((self.values[PRER] >> 16 & 0x7F) + 1)
-        return prediv_s - sub
+        sub = (ticks % per_second) // (self.prediv_a.value + 1)
+        return self.prediv_s.value - sub
 
     # -- ISR: init mode and synchronisation ----------------------------------
     def _isr_written(self, old: int, new: int) -> None:
@@ -201,7 +219,7 @@ class Rtc(Peripheral):
         if not self._unlocked():
             init.value = bool(was_init)
         if init.value and not was_init:
-            self.values[TR], self.values[DR] = self._tr_read(0), self._dr_read(0)
+            self.tr.value, self.dr.value = self._tr_read(0), self._dr_read(0)
             self._start = self.now()
             self._running = False
             self.initf.value = 1
@@ -237,7 +255,7 @@ class Rtc(Peripheral):
         """WUCKSEL: RTC/16, /8, /4, /2 (WUTR+1 ticks), or 1 Hz (WUTR+1 s, +2^16 with 11x)."""
         rtcclk, per_second = self._seconds_hz()
         wucksel = self.cr["WUCKSEL"].value
-        count = (self.values[WUTR] & 0xFFFF) + 1
+        count = self.wut.value + 1
         if wucksel < 4:
             return count * (16 >> wucksel) * PS_PER_S // rtcclk
         if wucksel >= 6:
@@ -258,12 +276,13 @@ class Rtc(Peripheral):
             self._schedule_wakeup()
 
     def _alarm_matches(self, t: dt.datetime) -> bool:
-        a = self.values[ALRMAR]
-        checks = ((7, _unbcd(a & 0x7F), t.second), (15, _unbcd(a >> 8 & 0x7F), t.minute),
-                  (23, _unbcd(a >> 16 & 0x3F), t.hour),
-                  (31, (a >> 24 & 0xF) if a >> 30 & 1 else _unbcd(a >> 24 & 0x3F),
-                   t.isoweekday() if a >> 30 & 1 else t.day))
-        return all(a >> mask & 1 or want == have for mask, want, have in checks)
+        a = self.alrmar
+        weekday = a["WDSEL"].value       # DU is the weekday, DT unused
+        checks = (("MSK1", _number(a, "S"), t.second), ("MSK2", _number(a, "MN"), t.minute),
+                  ("MSK3", _number(a, "H"), t.hour),
+                  ("MSK4", a["DU"].value if weekday else _number(a, "D"),
+                   t.isoweekday() if weekday else t.day))
+        return all(a[mask].value or want == have for mask, want, have in checks)
 
     def _schedule_alarm(self) -> None:
         """Alarm A is checked once per calendar second while it is enabled."""

@@ -267,3 +267,49 @@ def test_renode_feeds_what_the_sim_feeds():
     assert info is not None and (info.console_input, info.presses) == (True, True)
     assert info.buttons == ("B1",) and info.console == "USART2"
     assert RenodeBackend.board_info("stm32f3discovery") is None
+
+
+# -- the files are generated from the data ------------------------------------------------
+
+def test_the_platform_files_are_what_the_generator_makes():
+    """The committed .repl files are build outputs: regenerating them changes no byte."""
+    from hwut.backends.renode_platform import generate
+    files = generate(platform_dir(), PLATFORMS)
+    assert {p.name for p in files} == {SOC.name, BOARD.name}
+    for path, text in files.items():
+        assert path.read_text() == text, (
+            f"{path.name} differs from what sim/soc, sim/boards and its template give: "
+            "run python -m hwut.backends.renode_platform")
+
+
+def test_the_generator_check_mode_reports_a_stale_file(tmp_path, monkeypatch, capsys):
+    """``--check`` changes nothing and exits 1 when a file differs (what CI would run)."""
+    from hwut.backends import renode, renode_platform
+    for path in platform_dir().iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(renode, "platform_dir", lambda: tmp_path)
+    assert renode_platform.main(["--check"]) == 0
+    stale = tmp_path / SOC.name
+    stale.write_text(stale.read_text().replace("0x20000000", "0x20000004", 1))
+    assert renode_platform.main(["--check"]) == 1
+    assert "differs" in capsys.readouterr().out and "0x20000004" in stale.read_text()
+    assert renode_platform.main([]) == 0 and stale.read_bytes() == SOC.read_bytes()
+
+
+def test_another_part_gets_its_own_map(tmp_path):
+    """Derived, not copied: the F303VC (STM32F3DISCOVERY) gets its memory sizes, its
+    six GPIO ports and its IDCODE from its SoC description, through the same template."""
+    from hwut.backends.renode_platform import SOC_TEMPLATE, soc_platform
+    from hwut.sim.soc.stm32f303 import STM32F303VC
+    path = tmp_path / "stm32f303vc.repl"
+    path.write_text(soc_platform(STM32F303VC, (platform_dir() / SOC_TEMPLATE).read_text()))
+    found = entries(path)
+    for m in ("sram", "ccmram"):
+        head, attrs = found[m]
+        assert address(head) == STM32F303VC.memory(m).base
+        assert f"size: 0x{STM32F303VC.memory(m).size:X}" in attrs
+    assert f"size: 0x{STM32F303VC.memory('flash').size:X}" in found["flash"][1]
+    assert sorted(n for n in found if n.startswith("gpioPort")) == [
+        f"gpioPort{c}" for c in "ABCDEF"]
+    idcode = next(p for p in STM32F303VC.peripherals if p.name == "DBGMCU").args["idcode"]
+    assert f"WriteDoubleWord 0x0 0x{idcode:08X}" in found["dbgmcu"][1]

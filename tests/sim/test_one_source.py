@@ -109,12 +109,22 @@ def test_the_numbered_table_check_sees_a_table():
 
 
 def test_every_register_of_every_model_declares_its_fields():
-    """Built from the SoC description as the machine builds them: no register is a bare
-    word, and the bus trace can name every bit a model stores."""
+    """Built from the SoC description as the machine builds them, core blocks included:
+    every register declares its fields (a whole-register value is one field, ``word()``),
+    and every bit it holds at reset lies in a declared field (reserved bits are declared
+    with ``reserved()``), so the bus trace can name every bit a model stores."""
     from hwut.sim.boards import BOARDS
     from hwut.sim.machine import Machine
+    from hwut.sim.regs import Peripheral
     for board in BOARDS.values():
         m = Machine(board)
+        built = {p.name for p in m.peripherals.values()}
+        assert built >= {p.name for p in board.soc.peripherals}, board.name
         for p in m.peripherals.values():
+            assert isinstance(p, Peripheral), f"{board.name}: {p.name} declares no registers"
             for reg in p.regs.values():
                 assert reg.fields, f"{board.name}: {p.name}.{reg.name} declares no fields"
+                declared = sum(f.mask for f in reg.fields)
+                assert not reg.reset & ~declared & 0xFFFF_FFFF, (
+                    f"{board.name}: {p.name}.{reg.name} resets bits no field declares: "
+                    f"0x{reg.reset & ~declared & 0xFFFF_FFFF:08x}")

@@ -151,3 +151,36 @@ def test_tracing_names_the_bits():
     p.trace = lines.append
     p.write(0x0, 4, 0x31)
     assert lines == ["G.CR write32 <- 0x31 [EN MODE=0x3]"]
+
+
+class Tagged(Peripheral):
+    """A register with several tagged fields beside a modelled one (DWT.CTRL's shape)."""
+
+    def __init__(self, notes: list[str]) -> None:
+        super().__init__("T", 0xE000_1000, note=notes.append)
+
+    def registers(self):
+        yield Register("CTRL", 0x0, fields=(
+            Field("ENA", 0), tag("EVT1", 16), tag("EVT2", 17), tag("EVT3", 18)))
+        yield Register("CNT", 0x4, fields=word("CNT", width=8), tagged=True)
+
+
+def test_tagged_fields_are_noted_in_one_line_per_register():
+    notes: list[str] = []
+    p = Tagged(notes)
+    p.read(0x0, 4)                  # reading the register touches all its tagged fields
+    p.read(0x0, 4)
+    p.write(0x0, 4, 0x7_0001)
+    assert notes == ["T: CTRL fields EVT1, EVT2, EVT3 (read at 0xe0001000) known but not "
+                     "modelled; kept as memory"]
+    p.write(0x4, 4, 5)
+    assert notes[1:] == ["T: CNT.CNT (write at 0xe0001004) known but not modelled; "
+                         "kept as memory"]
+
+
+def test_a_tagged_field_touched_later_gets_its_own_line():
+    notes: list[str] = []
+    p = Tagged(notes)
+    p.write(0x0, 4, 1 << 16)        # only EVT1 changes
+    p.write(0x0, 4, 0b111 << 16)    # then EVT2 and EVT3, noted together
+    assert [n.split(" (")[0] for n in notes] == ["T: CTRL.EVT1", "T: CTRL fields EVT2, EVT3"]
