@@ -443,7 +443,7 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
 @click.option("--pin", "pins", multiple=True, metavar="PIN@S:LEVEL",
               help="Drive a pin from outside at a virtual time: PA0@0:1 (high from the "
                    "start), PA0@0.5:0, PA0@0.7:z (released to what the board leaves on it; "
-                   "see `hwut board NAME --pins`). Repeatable.")
+                   "see `hwut board pins NAME`). Repeatable.")
 @click.option("--trace", "trace_signals", metavar="SIGNALS",
               help="Pin trace: signals by name (LD2,PA6,USART2_TX), 'none', or 'default' "
                    "(the LEDs, the console's TX and every pin configured as output).")

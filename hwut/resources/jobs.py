@@ -54,6 +54,7 @@ from ..config import Config
 from ..images import parse_address
 from ..jobs import Job, JobStatus, TransitionError
 from ..scheduler import Scheduler
+from ..server import BODY_SLACK_BYTES
 from ..store import QuotaExceeded, Store
 from ..users import User
 from .files import FileSlice, StreamSlots, byte_range
@@ -70,8 +71,6 @@ SUBMIT_PARAMS = ("board", "duration_limit_seconds", "comment", "input", "press",
 MAX_IMAGES = 8
 #: How long a client's name of an image may be (kept for the job record, never a path).
 MAX_IMAGE_NAME = 100
-#: Bytes of multipart framing allowed per part beyond its content (boundary, headers).
-_PART_OVERHEAD = 16 * 1024
 _MULTIPART = "multipart/form-data"
 _CONTROL = dict.fromkeys([*range(32), 127], None)
 #: Seconds a client is told to wait before trying a board that cannot run jobs again.
@@ -339,9 +338,11 @@ def part_address(field: str | None) -> int | None:
 
 def read_parts(req: falcon.Request, limit: int) -> list[tuple[str, int | None, bytes]]:
     """(name, BIN address or None, bytes) of each file part of a multipart submit, in
-    order: at most MAX_IMAGES parts, each within ``limit`` bytes, the whole body within
-    what that allows (413), read in bounded chunks; 400 for anything else."""
-    total_limit = MAX_IMAGES * (limit + _PART_OVERHEAD)
+    order: at most MAX_IMAGES parts, the whole body within one upload's bound (``limit``
+    and the framing the server allows: waitress refuses more before the app sees it),
+    read in bounded chunks; 413 past it, 400 for anything else. One bound for the whole
+    body keeps what one request may make the server spool to disk what it was."""
+    total_limit = limit + BODY_SLACK_BYTES
     if req.content_length is None:  # the multipart reader needs to know where the body ends
         raise falcon.HTTPLengthRequired(
             title="Length Required",
@@ -352,8 +353,8 @@ def read_parts(req: falcon.Request, limit: int) -> list[tuple[str, int | None, b
     if req.content_length > total_limit:
         raise falcon.HTTPContentTooLarge(
             title="Content Too Large",
-            description=f"The images are larger than the limit of {MAX_IMAGES} images "
-                        f"of {limit} bytes each.")
+            description=f"The images of one job are together larger than the limit of "
+                        f"{limit} bytes.")
     options = MultipartParseOptions()
     options.max_body_part_count = MAX_IMAGES
     options.max_body_part_headers_size = 4096
