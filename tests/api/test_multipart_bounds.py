@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hwut.resources.jobs import MAX_IMAGE_NAME, MAX_IMAGES
+from hwut.server import BODY_SLACK_BYTES
 
 LIMIT = 16 * 1024
 BOUNDARY = "hwut-test-boundary-7c1d"
@@ -58,6 +59,8 @@ def bounded_env(make_env: Callable[..., Env]) -> Env:
 
 def first_problem(parts: list[tuple[str, str, str]]) -> int | None:
     """The status the framing decides, before any image is parsed; None: none."""
+    if len(body_of(parts)) > LIMIT + BODY_SLACK_BYTES:  # one upload's bound for them all
+        return 413
     for field, _, content in parts[:MAX_IMAGES]:
         if field != "image" and not field.startswith("image@"):
             return 400

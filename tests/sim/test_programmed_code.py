@@ -44,6 +44,10 @@ def test_programming_again_keeps_one_set_of_hooks():
     assert machine.unmask._hooks == []
 
 
+def _hook_count(machine: Machine) -> int:
+    return sum(len(h) for h in machine.traps._handles.values())
+
+
 def test_traps_work_in_programmed_code_and_leave_replaced_code():
     """fault_div0 programmed after load traps its divisions (CCR.DIV_0_TRP) as when
     loaded; programmed over by hello, no trap hook is left on hello's code."""
@@ -56,10 +60,12 @@ def test_traps_work_in_programmed_code_and_leave_replaced_code():
     assert bytes(uart) == (BUILD.parent / "expected" / "fault_div0.txt").read_bytes()
     assert any("division by zero" in f for f in result.faults), result.faults
     assert machine.traps.hooks == {"divide": True}
-    handles = len(machine.traps._handles)
+    handles = _hook_count(machine)
     _program(machine, _segments("hello"))
-    assert machine.traps.hooks == {"divide": False} and machine.traps._handles == []
+    # off the old code; wanted again on the new (the reset before programming also denies
+    # the FPU again, so its trap may be wanted too)
+    assert machine.traps.hooks.get("divide") is False and _hook_count(machine) == 0
     uart.clear()
     machine.run(machine.clock.seconds() + 0.05)
     assert uart.startswith(b"HWUT hello from NUCLEO-F303RE\r\n")
-    assert len(machine.traps._handles) < handles  # hello has no division sites
+    assert _hook_count(machine) < handles  # hello has no division sites
