@@ -50,7 +50,8 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define XPSR_IT 0x0600FC00u
 #define FLUSH_AFTER 256u     /* blocks run counted before MMIO is flushed out of the TLB */
 #define IDLE_MAX_PERIOD 256u /* longest loop turn (instructions) the idle skip looks for */
-#define IDLE_MAX_BACKOFF 4096u
+#define IDLE_MAX_BACKOFF 8192u
+#define IDLE_MIN_TURNS 8u    /* fewer turns to the next event: not worth comparing registers */
 #define IDLE_REGS 22
 #define SKIP_SLOTS 256
 
@@ -549,7 +550,7 @@ static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
         }
         return;
     }
-    uint64_t period = now - d->head_count, horizon = d->horizon;
+    uint64_t period = now - d->head_count, horizon = d->horizon, read_until = d->horizon;
     int same = period == d->period && period && !(d->flags & (BLOCK_STORE | BLOCK_FP));
     d->period = (uint32_t)(period <= IDLE_MAX_PERIOD ? period : 0);
     d->head_count = now;
@@ -559,36 +560,33 @@ static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
         d->snap_valid = 0;
         return;
     }
-    if (d->wait) {
-        d->wait--;
-        d->snap_valid = 0;
-        return;
-    }
-    uint32_t regs[IDLE_REGS];
-    for (int i = 0; i < IDLE_REGS; i++)
-        regs[i] = rd(c, uc, idle_regs[i]);
-    if (!d->snap_valid) {
-        memcpy(d->snap, regs, sizeof regs);
-        d->snap_valid = 1;
-        return;
-    }
-    if (memcmp(d->snap, regs, sizeof regs) != 0) {   /* it computes: look less often */
-        d->backoff = d->backoff ? (d->backoff * 2 > IDLE_MAX_BACKOFF ? IDLE_MAX_BACKOFF : d->backoff * 2) : 1;
-        d->wait = d->backoff;
-        d->snap_valid = 0;
-        return;
-    }
-    d->backoff = 0;
     if (c->limit < horizon)
         horizon = c->limit;
     if (c->fast && c->exc.systick_next < horizon)
         horizon = c->exc.systick_next;
-    if (horizon <= now)
+    if (horizon <= now || (horizon - now) / period < IDLE_MIN_TURNS) {
+        d->snap_valid = 0;   /* too close to the next event to be worth the registers */
         return;
-    uint64_t turns = (horizon - now) / period;   /* whole turns before it, less one to spare */
-    if (turns < 2)
+    }
+    if (!d->snap_valid) {
+        for (int i = 0; i < IDLE_REGS; i++)
+            d->snap[i] = rd(c, uc, idle_regs[i]);
+        d->snap_valid = 1;
         return;
-    turns -= 1;
+    }
+    for (int i = 0; i < IDLE_REGS; i++) {   /* the first difference is enough */
+        if (rd(c, uc, idle_regs[i]) != d->snap[i]) {
+            d->snap_valid = 0;
+            if (read_until == NONE_CYCLE) {   /* no peripheral read: it computes, look less often */
+                d->backoff = d->backoff ? (d->backoff * 2 > IDLE_MAX_BACKOFF ? IDLE_MAX_BACKOFF : d->backoff * 2) : 16;
+                d->wait = d->backoff;   /* blocks not looked at (hwut_block_exact) */
+                d->head = 0;
+            }
+            return;
+        }
+    }
+    d->backoff = 0;
+    uint64_t turns = (horizon - now) / period - 1;   /* whole turns before it, less one to spare */
     c->count = now + turns * period;
     d->head_count = c->count;
     d->turns += turns;
@@ -626,8 +624,12 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         return;
     }
     hwut_block_slot *b = block_info(c, uc, address, size);
-    if (c->idle.enabled)
-        idle_visit(c, uc, (uint32_t)address, b->flags);
+    if (c->idle.enabled) {
+        if (c->idle.wait)
+            c->idle.wait--;
+        else
+            idle_visit(c, uc, (uint32_t)address, b->flags);
+    }
     c->count += b->insns;
 }
 
@@ -676,8 +678,15 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         }
         c->pre.call_return = 0;
     }
-    if (c->idle.enabled && c->count < c->limit)
-        idle_visit(c, uc, (uint32_t)address, block_info(c, uc, address, size)->flags);
+    hwut_block_slot *b = NULL;
+    if (c->idle.enabled && c->count < c->limit) {
+        if (c->idle.wait) {
+            c->idle.wait--;   /* a computing loop was seen: not looked at for a while */
+        } else {
+            b = block_info(c, uc, address, size);
+            idle_visit(c, uc, (uint32_t)address, b->flags);
+        }
+    }
     if (!c->precharge || c->pre.suspended)
         return;
     c->pre.quick = 0;
@@ -692,7 +701,8 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     int canonical = address - c->pre.flash_base < c->pre.flash_size;
     if (!canonical && address >= c->pre.flash_size)
         return;   /* RAM or system memory: always counted */
-    hwut_block_slot *b = block_info(c, uc, address, size);
+    if (b == NULL)
+        b = block_info(c, uc, address, size);
     uint64_t end = c->count + b->insns;
     int counted = (b->flags & (BLOCK_MARKED | BLOCK_STICKY)) || end > c->limit
                   || (c->fast && end > c->exc.systick_next);
