@@ -230,7 +230,7 @@ def patterns() -> None:
         flags = []
         if pre > p.target:
             flags.append("above target")
-        if pre > cnt * 1.1:
+        if pre > cnt * 1.1 + 0.01:  # beyond the noise of a shared machine
             flags.append("precharged slower than counted")
         cells = " ".join(f"{runs[m].per_virtual_s:7.3f} ({runs[m].cpu_per_virtual_s:5.3f})"
                          for m in MODES)

@@ -96,7 +96,7 @@ class IdleState(ctypes.Structure):
         ("turns", ctypes.c_uint64), ("skips", ctypes.c_uint64),
         ("enabled", ctypes.c_uint32), ("head", ctypes.c_uint32), ("period", ctypes.c_uint32),
         ("flags", ctypes.c_uint32), ("wait", ctypes.c_uint32), ("backoff", ctypes.c_uint32),
-        ("snap_valid", ctypes.c_uint32), ("spare", ctypes.c_uint32),
+        ("snap_valid", ctypes.c_uint32), ("churn", ctypes.c_uint32),
         ("flash_base", ctypes.c_uint32), ("flash_size", ctypes.c_uint32),
         ("snap", ctypes.c_uint32 * IDLE_REGS),
     ]

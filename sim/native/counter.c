@@ -51,6 +51,7 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define FLUSH_AFTER 256u     /* blocks run counted before MMIO is flushed out of the TLB */
 #define IDLE_MAX_PERIOD 256u /* longest loop turn (instructions) the idle skip looks for */
 #define IDLE_MAX_BACKOFF 8192u
+#define IDLE_CHURN 64u       /* candidates dropped for stores in a row before backing off */
 #define IDLE_MIN_TURNS 8u    /* fewer turns to the next event: not worth comparing registers */
 #define IDLE_REGS 22
 #define SKIP_SLOTS 256
@@ -125,7 +126,7 @@ typedef struct {
     uint64_t horizon;        /* MMIO reads of this turn, all from the read cache, hold until then; 0: one was not */
     uint64_t turns, skips;   /* profile: loop turns skipped, and how many skips */
     uint32_t enabled, head, period, flags;   /* flags: BLOCK_ bits of this turn's blocks */
-    uint32_t wait, backoff, snap_valid, spare;
+    uint32_t wait, backoff, snap_valid, churn;   /* churn: candidates dropped for a store */
     uint32_t flash_base, flash_size;   /* code that changes only through the FLASH interface */
     uint32_t snap[IDLE_REGS];   /* the registers at the head, a turn ago */
 } hwut_idle;
@@ -512,6 +513,17 @@ uint32_t hwut_thumb_decode(const uint16_t *code, uint32_t halfwords, uint32_t *f
     return decode(NULL, 0, code, halfwords, flags);
 }
 
+/* Code that is no waiting loop (it computes, or stores): leave the next blocks
+ * alone, more of them each time, so that it does not pay for the look. */
+static void idle_back_off(hwut_idle *d)
+{
+    d->backoff = d->backoff ? (d->backoff * 2 > IDLE_MAX_BACKOFF ? IDLE_MAX_BACKOFF : d->backoff * 2) : 16;
+    d->wait = d->backoff;   /* blocks not looked at (hwut_block_exact) */
+    d->head = 0;
+    d->churn = 0;
+    d->snap_valid = 0;
+}
+
 /* The registers an idle loop's turn could depend on or change (FP loops are not skipped). */
 static const int idle_regs[IDLE_REGS] = {
     R_R0, R_R1, R_R2, R_R3, R_R4, R_R5, R_R6, R_R7, R_R8, R_R9, R_R10, R_R11, R_R12, R_LR,
@@ -540,6 +552,10 @@ static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
     uint64_t now = c->count;
     if (address != d->head) {
         d->flags |= flags;
+        if ((d->flags & BLOCK_STORE) && ++d->churn >= IDLE_CHURN) {
+            idle_back_off(d);
+            return;
+        }
         if (now - d->head_count > IDLE_MAX_PERIOD || (d->flags & BLOCK_STORE)) {
             d->head = address;   /* a new candidate */
             d->head_count = now;
@@ -552,12 +568,15 @@ static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
     }
     uint64_t period = now - d->head_count, horizon = d->horizon, read_until = d->horizon;
     int same = period == d->period && period && !(d->flags & (BLOCK_STORE | BLOCK_FP));
+    int fpu_loop = period == d->period && period && (d->flags & BLOCK_FP);
     d->period = (uint32_t)(period <= IDLE_MAX_PERIOD ? period : 0);
     d->head_count = now;
     d->flags = flags;
     d->horizon = NONE_CYCLE;
     if (!same) {
         d->snap_valid = 0;
+        if (fpu_loop)
+            idle_back_off(d);   /* an FPU loop: never skipped */
         return;
     }
     if (c->limit < horizon)
@@ -577,15 +596,13 @@ static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
     for (int i = 0; i < IDLE_REGS; i++) {   /* the first difference is enough */
         if (rd(c, uc, idle_regs[i]) != d->snap[i]) {
             d->snap_valid = 0;
-            if (read_until == NONE_CYCLE) {   /* no peripheral read: it computes, look less often */
-                d->backoff = d->backoff ? (d->backoff * 2 > IDLE_MAX_BACKOFF ? IDLE_MAX_BACKOFF : d->backoff * 2) : 16;
-                d->wait = d->backoff;   /* blocks not looked at (hwut_block_exact) */
-                d->head = 0;
-            }
+            if (read_until == NONE_CYCLE)   /* no peripheral read: it computes */
+                idle_back_off(d);
             return;
         }
     }
     d->backoff = 0;
+    d->churn = 0;
     uint64_t turns = (horizon - now) / period - 1;   /* whole turns before it, less one to spare */
     c->count = now + turns * period;
     d->head_count = c->count;
@@ -864,7 +881,7 @@ static const hwut_field precharge_fields[] = {
 #define F(member) HWUT_FIELD(hwut_idle, member)
 static const hwut_field idle_fields[] = {
     F(head_count), F(horizon), F(turns), F(skips), F(enabled), F(head), F(period), F(flags),
-    F(wait), F(backoff), F(snap_valid), F(spare), F(flash_base), F(flash_size), F(snap),
+    F(wait), F(backoff), F(snap_valid), F(churn), F(flash_base), F(flash_size), F(snap),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_skip_slot, member)
