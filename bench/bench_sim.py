@@ -5,6 +5,17 @@ for one virtual second of ``blink``, time from start to the first UART byte,
 and the compute loop under QEMU (netduinoplus2, -icount, semihosting) in the
 same run, as a ratio. Exact timing is measured precharged (the default) and,
 as the reference, counted per instruction throughout (``precharge=False``).
+
+Then the speed patterns of issue 13 (``fixtures/src/speed_*.c`` and the
+framework fixtures that already had the pattern): wall seconds per virtual
+second, precharged, counted and block-timed, beside the real board (1.0 by
+definition) and the target, and where the wall time goes (engine exits from
+switches of view, Python callbacks for peripheral reads, idle turns skipped,
+TLB flushes, rewinds). ``python bench/bench_sim.py patterns [--repeats N]`` prints
+only those.
+QEMU has no STM32F303 machine: these images program the F303's RCC, USART2 and
+timers, which its netduinoplus2 (an STM32F405) does not have where they look,
+so QEMU's column is shown for the compute image only.
 """
 from __future__ import annotations
 
@@ -12,7 +23,9 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -119,7 +132,134 @@ def whole_run(**machine_args) -> float:
     return best(once)
 
 
+@dataclass(frozen=True)
+class Pattern:
+    fixture: str
+    what: str
+    #: wall s per virtual s to reach (the board itself is 1.0)
+    target: float
+    #: (button, press at, release at) in virtual seconds
+    presses: tuple[tuple[str, float, float], ...] = ()
+    #: a debugger's SWV capture enables the ITM (the image prints through it)
+    swv: bool = False
+    machine_args: dict[str, Any] = field(default_factory=dict)
+
+
+#: What public STM32F303 images do, each as our own fixture (issue 13).
+PATTERNS = (
+    Pattern("systick_1mhz", "PlatformIO CMSIS: 1 us SysTick, delays counted in ticks", 1.0),
+    Pattern("speed_rtx_ticker", "Mbed OS: RTX tick, TIM2 us-ticker, ADC reads", 0.2),
+    Pattern("speed_blt_poll", "OpenBLT: LL loop polling TIM CNT, GPIO IDR, CAN MSR", 0.2),
+    Pattern("speed_hal_delay", "CubeHAL: HAL_Delay blink", 0.2),
+    Pattern("speed_rtos_idle", "RTOS idling: tickless WFI idle task", 0.2),
+    Pattern("speed_rtos2_itm", "CMSIS-RTOS2: TIM6 time base, ITM printf (32-bit)", 0.2,
+            swv=True),
+    Pattern("speed_gpio_poll", "bare-metal GPIO poller", 0.2, presses=(("B1", 0.1, 0.2),)),
+    Pattern("fw_pal_init", "ChibiOS: PAL init of every port, then WFI", 0.2),
+    Pattern("fw_rtos", "FreeRTOS-style preemptive tasks (PendSV, SVC, FP)", 0.2),
+    Pattern("fw_embassy_time", "Embassy: TIM2 alarm time driver, WFE executor", 0.2),
+    Pattern("hal_clock", "CubeHAL clock bring-up on the 1 kHz tick", 0.2),
+    Pattern("echo", "call/return-heavy USART status polling (echo idle)", 0.2),
+)
+#: name -> Machine arguments of each timing mode
+MODES = {"precharged": {}, "counted": {"precharge": False}, "block": {"timing": "block"}}
+
+
+@dataclass
+class PatternRun:
+    per_virtual_s: float
+    #: CPU seconds of this process per virtual second: what the wall figure would be
+    #: on an idle machine (the benchmark machine is often shared)
+    cpu_per_virtual_s: float
+    virtual_s: float
+    profile: dict[str, int]
+
+
+def run_pattern(p: Pattern, mode: str, limit_s: float = 1.0,
+                repeats: int | None = None) -> PatternRun:
+    """Best of ``repeats`` (default ``REPEATS``): wall seconds per virtual second of ``p``
+    in ``mode``, and the counters of where the time went (the same every run)."""
+    best_wall, best_cpu, virtual, profile = float("inf"), float("inf"), 0.0, {}
+    for _ in range(repeats or REPEATS):
+        sink = (lambda port, data: None) if p.swv else None
+        m = Machine(board("nucleo-f303re"), trace_out=sink, **MODES[mode], **p.machine_args)
+        m.load([(s.address, s.data) for s in load(BUILD / f"{p.fixture}.elf").segments])
+        for button, at, release in p.presses:
+            m.press(button, at, release)
+        t, cpu = time.perf_counter(), time.process_time()
+        r = m.run(limit_s, wall_limit_s=600)
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+        best_cpu = min(best_cpu, cpu)
+        if wall < best_wall:
+            best_wall, virtual = wall, r.seconds
+        profile = where_time_goes(m)
+    per = max(virtual, 1e-9)
+    return PatternRun(best_wall / per, best_cpu / per, virtual, profile)
+
+
+def where_time_goes(m: Machine) -> dict[str, int]:
+    """Counters of one run: engine exits forced by view switches, Python callbacks
+    for peripheral reads (read-cache misses) and what the cache answered, loop
+    turns skipped (idle skip in C, pure polling loops in Python), TLB flushes,
+    rewinds of precharged blocks, exceptions taken in C."""
+    st = m.state
+    cache = m.read_cache
+    return {
+        "switches": st.pre.to_alias + st.pre.to_canonical,
+        "py_reads": cache.misses if cache is not None else -1,
+        "cache_hits": cache.hits if cache is not None else -1,
+        "idle_turns": st.idle.turns,
+        "poll_turns": m.poll.skipped_turns,
+        "tlb_flushes": st.pre.tlb_flushes,
+        "rewinds": st.pre.denials,
+        "exceptions": st.exc.entries,
+        "instructions": m.counter.instructions,
+    }
+
+
+def patterns() -> None:
+    print("speed patterns: wall s per virtual s (1.0 = the real board; lower is faster), "
+          f"best of {REPEATS}")
+    print("(in brackets: CPU s of this process per virtual s, the wall figure of an idle machine)")
+    print(f"{'pattern':18} {'precharged':>15} {'counted':>15} {'block':>15} {'board':>5} "
+          f"{'QEMU':>4} {'target':>6}  what")
+    profiles = []
+    for p in PATTERNS:
+        runs = {mode: run_pattern(p, mode) for mode in MODES}
+        pre, cnt = runs["precharged"].cpu_per_virtual_s, runs["counted"].cpu_per_virtual_s
+        flags = []
+        if pre > p.target:
+            flags.append("above target")
+        if pre > cnt * 1.1 + 0.01:  # beyond the noise of a shared machine
+            flags.append("precharged slower than counted")
+        cells = " ".join(f"{runs[m].per_virtual_s:7.3f} ({runs[m].cpu_per_virtual_s:5.3f})"
+                         for m in MODES)
+        print(f"{p.fixture:18} {cells} {1.0:5.1f} {'n/a':>4} {p.target:6.1f}  {p.what}"
+              + (f"  [{'; '.join(flags)}]" if flags else ""))
+        profiles.append((p, runs))
+    print("\nwhere the wall time goes, per virtual second (precharged / counted): engine exits "
+          "from view switches, Python read callbacks, native cache hits, idle turns skipped "
+          "(C), polling turns skipped (Python), TLB flushes, rewinds, exceptions in C")
+    keys = ("switches", "py_reads", "cache_hits", "idle_turns", "poll_turns", "tlb_flushes",
+            "rewinds", "exceptions")
+    print(f"{'pattern':18} " + " ".join(f"{k:>21}" for k in keys))
+    for p, runs in profiles:
+        cells = []
+        for k in keys:
+            a, b = (runs[mode].profile[k] / max(runs[mode].virtual_s, 1e-9)
+                    for mode in ("precharged", "counted"))
+            cells.append(f"{a:10.3g}/{b:<10.3g}")
+        print(f"{p.fixture:18} " + " ".join(cells))
+
+
 def main() -> None:
+    global REPEATS
+    args = sys.argv[1:]
+    if args[:1] == ["patterns"]:  # patterns [--repeats N]
+        if args[1:2] == ["--repeats"]:
+            REPEATS = int(args[2])
+        patterns()
+        return
     mips, wall = compute_mips()
     ref_mips, _ = compute_mips(precharge=False)
     print(f"compute loop: {mips:8.1f} MIPS ({wall:.3f} s for 80 M instructions)  target >= 250")
@@ -152,6 +292,8 @@ def main() -> None:
         print(f"  counted per instruction (reference): HWUT {whole_ref:.3f} s; ratio HWUT/QEMU "
               f"{whole_ref / q:.2f}")
         print(f"  with block timing: HWUT {block_whole:.3f} s; ratio HWUT/QEMU {block_whole / q:.2f}")
+    print()
+    patterns()
 
 
 if __name__ == "__main__":

@@ -33,7 +33,8 @@ BUILD = ROOT / "fixtures" / "build"
 LIMITS = {"compute": 20.0}
 #: Host input that the fixture's own test gives it (console bytes at a time; button presses).
 UART_INPUT = {"echo": (b"ab\rc", 0.005), "uart_irq": (b"hello\r", 0.01)}
-PRESSES = {"button": ("B1", 0.5, 0.7), "fw_button_poll": ("B1", 0.3, 0.5)}
+PRESSES = {"button": ("B1", 0.5, 0.7), "fw_button_poll": ("B1", 0.3, 0.5),
+           "speed_gpio_poll": ("B1", 0.1, 0.2), "speed_blt_poll": ("B1", 0.1, 0.2)}
 #: name -> Machine arguments and a factor on the limit (the Python counter is ~100x slower).
 MODES = {
     "precharged": ({}, 1.0),

@@ -64,11 +64,15 @@ class Bus:
         self.peripherals: dict[str, Peripheral] = {}
         self._windows: list[tuple[int, int]] = []
         #: Told of every peripheral read (address, value, peripheral, offset); returns
-        #: the cycle until which the value may be served from the read cache, or None.
-        self.read_observer: Callable[[int, int, Peripheral, int], int | None] | None = None
+        #: the cycle until which the value may be served from the read cache (or a
+        #: ``mmio_cache.Ramp`` for a counting register), or None.
+        self.read_observer: Callable[[int, int, Peripheral, int], Any] | None = None
         self.write_observer: Callable[[], None] | None = None
+        #: Told of a read served in Python outside the read cache (bit-band): the
+        #: idle skip must not take the turn that made it for a pure loop.
+        self.python_read: Callable[[], None] | None = None
         self._cache: Any = None
-        self._horizon: int | None = None
+        self._horizon: Any = None
         #: Reads and writes a peripheral model raised on (a model bug, noted and
         #: answered with 0 / ignored so that the run goes on); tests want 0.
         self.model_errors = 0
@@ -184,7 +188,11 @@ class Bus:
         horizon = self._horizon
         if horizon is not None:
             self._horizon = None
-            self._cache.fill(address, size, value, horizon)
+            if isinstance(horizon, int):
+                self._cache.fill(address, size, value, horizon)
+            else:   # a Ramp
+                self._cache.fill(address, size, horizon.value, horizon.until, horizon.anchor,
+                                 horizon.period)
         return value
 
     def cached_write(self, address: int, size: int, value: int) -> None:
@@ -228,6 +236,8 @@ class Bus:
             return target + (offset >> 5), (offset >> 2) & 7
 
         def read(uc: Uc, offset: int, _size: int, _ud: object) -> int:
+            if self.python_read is not None:
+                self.python_read()
             byte_addr, bit = split(offset)
             word_addr = byte_addr & ~3
             try:

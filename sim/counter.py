@@ -35,7 +35,7 @@ from unicorn import (
 from unicorn.unicorn_py3 import unicorn as _ucpy
 
 from . import thumb
-from .core.cpustate import MAX_DENY, CpuState, EngineApi, clear_blocks, new_state
+from .core.cpustate import MAX_DENY, CpuState, EngineApi, IdleState, clear_blocks, new_state
 from .nativelib import LIB
 
 NEVER = (1 << 63) - 1
@@ -140,6 +140,21 @@ class InstructionCounter:
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self._handles.append(self._add_native(UC_HOOK_TLB_FILL, "hwut_tlb_fill"))
         self._c.precharge = 1
+
+    def idle_horizon_address(self) -> int:
+        """Where the read cache tells the idle skip until when a turn's reads hold."""
+        return ctypes.addressof(self._c) + CpuState.idle.offset + IdleState.horizon.offset
+
+    def enable_idle_skip(self, flash_base: int, flash_size: int) -> None:
+        """Skip the turns of loops that provably only wait (``idle_visit`` in counter.c);
+        ``flash`` is code that changes only through the FLASH interface (``forget_blocks``)."""
+        idle = self._c.idle
+        idle.flash_base, idle.flash_size = flash_base, flash_size
+        idle.enabled = 1
+
+    def idle_turn_unsure(self) -> None:
+        """A read served outside the read cache: the idle skip must not take this turn."""
+        self._c.idle.horizon = 0
 
     def add_native_interrupts(self) -> None:
         """Let C handle exception returns (and report other interrupts in ``last_intno``)."""

@@ -160,7 +160,14 @@ class Machine:
         cache = None
         if fast_forward and self.counter.native and mmio_cache.available():
             cache = mmio_cache.NativeReadCache(self.uc, self.counter.count_address(),
+                                               self.counter.idle_horizon_address(),
                                                self.bus.cached_read, self.bus.cached_write)
+            # idle loops are skipped in C (``idle_visit`` in counter.c): it sees reads
+            # only through the cache, and must hear of those served beside it
+            flash = self.bus.memory_at(soc.memory("flash").base)
+            if flash is not None:
+                self.counter.enable_idle_skip(flash.base, flash.size)
+            self.bus.python_read = self.counter.idle_turn_unsure
         self.read_cache = cache
         self.bus.map_peripherals(cache)
         if trace is not None:  # one switch: every peripheral access by register name
@@ -422,7 +429,8 @@ class Machine:
             return nxt
         return tick if nxt is None else min(nxt, tick)
 
-    def _observe_read(self, address: int, value: int, peripheral: Any, offset: int) -> int | None:
+    def _observe_read(self, address: int, value: int, peripheral: Any,
+                      offset: int) -> int | mmio_cache.Ramp | None:
         """Skip the remaining turns of a pure polling loop (see ``sim.pollskip``), and
         say until when this read may be answered from the native read cache."""
         stable = peripheral.stable_until(offset)
@@ -438,6 +446,11 @@ class Machine:
         pc = self.precharge.canonical(self.uc.reg_read(A.UC_ARM_REG_PC))
         repeated = poll.observe(pc, address, value)
         loop = poll.loop_at(pc)
+        if self.read_cache is not None:
+            ramp = peripheral.ramp(offset) if hasattr(peripheral, "ramp") else None
+            if ramp is not None:  # a counting register: the cache counts (see mmio_cache.Ramp)
+                horizon = nxt if nxt is not None else now + SLICE
+                return mmio_cache.Ramp(min(ramp[0], horizon), *ramp[1:])
         if loop is None:
             return until if self.read_cache is not None else None
         if repeated:
@@ -565,14 +578,19 @@ class Machine:
         self.state.last_intno = NO_INTR
         self._bad_access = None
         self.state.pre.quick = 0
+        # the idle skip compares whole turns run inside the engine; whatever stopped it
+        # (semihosting, an SVC, a fault, the host) may have done more than the turn did
+        self.state.idle.period = 0
         if self.traps.wanted:
             self.traps.install()
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
         try:
             self.uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF)
         except UcError as err:
+            self.precharge.expose_lr()
             self._after(self.dispatch.error(err, self._bad_access))
             return
+        self.precharge.expose_lr()
         if self.traps.raise_found(self.exc):
             return
         if self.native and self.state.last_intno != NO_INTR:

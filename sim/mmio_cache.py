@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 from collections.abc import Callable
+from typing import NamedTuple
 
 from unicorn import Uc, UcError
 from unicorn.unicorn_py3 import unicorn as _ucpy
@@ -21,12 +22,14 @@ SLOTS = 64
 
 class _Slot(ctypes.Structure):
     _fields_ = [("address", ctypes.c_uint64), ("value", ctypes.c_uint64),
-                ("valid_until", ctypes.c_uint64), ("size", ctypes.c_uint32),
+                ("valid_until", ctypes.c_uint64), ("anchor", ctypes.c_uint64),
+                ("period", ctypes.c_uint64), ("size", ctypes.c_uint32),
                 ("pad", ctypes.c_uint32)]
 
 
 class _Cache(ctypes.Structure):
-    _fields_ = [("cycles", ctypes.c_void_p), ("read", READ_FN), ("write", WRITE_FN),
+    _fields_ = [("cycles", ctypes.c_void_p), ("horizon", ctypes.c_void_p),
+                ("read", READ_FN), ("write", WRITE_FN),
                 ("hits", ctypes.c_uint64), ("misses", ctypes.c_uint64),
                 ("slots", _Slot * SLOTS)]
 
@@ -39,15 +42,27 @@ def available() -> bool:
     return LIB is not None
 
 
+class Ramp(NamedTuple):
+    """A register that counts up by one every ``period`` cycles from ``value`` at
+    cycle ``anchor`` (a running timer's CNT), until cycle ``until``."""
+    until: int
+    value: int
+    anchor: int
+    period: int
+
+
 class NativeReadCache:
-    def __init__(self, uc: Uc, count_address: int,
+    """``horizon_address``: where the idle skip (counter.c) learns until when the
+    reads of a loop's turn hold (each hit lowers it, a miss zeroes it)."""
+
+    def __init__(self, uc: Uc, count_address: int, horizon_address: int,
                  read: Callable[[int, int], int], write: Callable[[int, int, int], None]) -> None:
         assert LIB is not None, "the native read cache needs hwut.sim._native (see available())"
         self._lib = LIB
         self._uc = uc
         self._read_cb = READ_FN(read)     # kept alive as long as the cache
         self._write_cb = WRITE_FN(write)
-        self._cache = _Cache(count_address, self._read_cb, self._write_cb, 0, 0)
+        self._cache = _Cache(count_address, horizon_address, self._read_cb, self._write_cb, 0, 0)
         self._windows: list[_Window] = []
 
     def map(self, base: int, size: int) -> None:
@@ -61,10 +76,14 @@ class NativeReadCache:
         if err:
             raise UcError(err)
 
-    def fill(self, address: int, size: int, value: int, valid_until: int) -> None:
+    def fill(self, address: int, size: int, value: int, valid_until: int, anchor: int = 0,
+             period: int = 0) -> None:
+        """Answer reads of ``address`` natively until ``valid_until``: ``value``, or with
+        ``period`` the value at ``anchor`` plus one every ``period`` cycles."""
         self._lib.hwut_mmio_fill(ctypes.byref(self._cache), ctypes.c_uint64(address),
-                           ctypes.c_uint32(size), ctypes.c_uint64(value),
-                           ctypes.c_uint64(valid_until))
+                                 ctypes.c_uint32(size), ctypes.c_uint64(value),
+                                 ctypes.c_uint64(valid_until), ctypes.c_uint64(anchor),
+                                 ctypes.c_uint64(period))
 
     def clear(self) -> None:
         slots = self._cache.slots

@@ -98,3 +98,14 @@ class Precharge:
         self._counter.forget_blocks()
         self._uc.reg_write(A.UC_ARM_REG_PC, (pc - self.flash.base) | 1)
         return True
+
+    def expose_lr(self) -> None:
+        """LR as firmware sees it, whenever the engine stops. A leaf function called
+        from code counted at the alias keeps the alias's return address in LR (it
+        only returns through it: ``hwut_block_exact``), so a loop calling it stays
+        in one view; everything outside the engine (exception entry, faults, the
+        debugger, the host) must see the canonical address, as an exception frame
+        stacked in C does."""
+        st = self._counter.state.pre
+        if st.alias_lr and self._uc.reg_read(A.UC_ARM_REG_LR) == st.alias_lr:
+            self._uc.reg_write(A.UC_ARM_REG_LR, st.alias_lr + self.flash.base)

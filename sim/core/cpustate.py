@@ -20,6 +20,7 @@ REGISTER_ORDER = (
     A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR, A.UC_ARM_REG_XPSR_NZCVQG, A.UC_ARM_REG_IPSR,
     A.UC_ARM_REG_BASEPRI, A.UC_ARM_REG_PRIMASK, A.UC_ARM_REG_FAULTMASK, A.UC_ARM_REG_FPSCR,
     *(A.UC_ARM_REG_S0 + i for i in range(16)),
+    *(A.UC_ARM_REG_R4 + i for i in range(8)),
 )
 
 
@@ -73,7 +74,37 @@ class PrechargeState(ctypes.Structure):
         ("n_deny", ctypes.c_uint32), ("deny_lo", ctypes.c_uint64 * MAX_DENY),
         ("deny_hi", ctypes.c_uint64 * MAX_DENY), ("marks", ctypes.c_void_p),
         ("precharged", ctypes.c_uint64), ("denials", ctypes.c_uint64),
+        # profile counters: view switches (each ends the engine's chained run),
+        # TLB flushes, memory reads for IT-skipped instructions
+        ("to_canonical", ctypes.c_uint64), ("to_alias", ctypes.c_uint64),
+        ("tlb_flushes", ctypes.c_uint64), ("skip_reads", ctypes.c_uint64),
+        ("precharged_insns", ctypes.c_uint64),
+        ("suspended", ctypes.c_uint32), ("spare", ctypes.c_uint32),
+        ("switch_count", ctypes.c_uint64), ("switch_slot", ctypes.c_uint32),
+        ("prev_slot", ctypes.c_uint32), ("alias_lr", ctypes.c_uint32), ("spare2", ctypes.c_uint32),
     ]
+
+
+IDLE_REGS = 22
+SKIP_SLOTS = 256
+
+
+class IdleState(ctypes.Structure):
+    """The idle-loop skip (``idle_visit`` in sim/native/counter.c)."""
+    _fields_ = [
+        ("head_count", ctypes.c_uint64), ("horizon", ctypes.c_uint64),
+        ("turns", ctypes.c_uint64), ("skips", ctypes.c_uint64),
+        ("enabled", ctypes.c_uint32), ("head", ctypes.c_uint32), ("period", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32), ("wait", ctypes.c_uint32), ("backoff", ctypes.c_uint32),
+        ("snap_valid", ctypes.c_uint32), ("churn", ctypes.c_uint32),
+        ("flash_base", ctypes.c_uint32), ("flash_size", ctypes.c_uint32),
+        ("snap", ctypes.c_uint32 * IDLE_REGS),
+    ]
+
+
+class SkipSlot(ctypes.Structure):
+    """IT-skipped instruction counts of a flash site (``skipped`` in counter.c)."""
+    _fields_ = [("from", ctypes.c_uint32), ("bytes", ctypes.c_uint16), ("insns", ctypes.c_uint16)]
 
 
 class TlbEntry(ctypes.Structure):
@@ -90,13 +121,14 @@ class CpuState(ctypes.Structure):
         ("next_pc", ctypes.c_uint32), ("block_end", ctypes.c_uint32),
         ("precharge", ctypes.c_uint32), ("spare", ctypes.c_uint32),
         ("exc", ExceptionState), ("pre", PrechargeState), ("api", EngineApi),
-        ("blocks", BlockSlot * BLOCK_SLOTS),
+        ("idle", IdleState), ("blocks", BlockSlot * BLOCK_SLOTS), ("skips", SkipSlot * SKIP_SLOTS),
     ]
 
 
 #: The structs mirrored from counter.c, by the name its layout table gives them.
 MIRRORS: dict[str, type[ctypes.Structure]] = {cls.__name__: cls for cls in (
-    BlockSlot, EngineApi, ExceptionState, PrechargeState, TlbEntry, CpuState)}
+    BlockSlot, EngineApi, ExceptionState, PrechargeState, IdleState, SkipSlot, TlbEntry,
+    CpuState)}
 
 
 def get_set(words: ctypes.Array) -> int:
@@ -112,6 +144,7 @@ def put_set(words: ctypes.Array, value: int) -> None:
 def clear_blocks(state: CpuState) -> None:
     """Forget cached block lengths (code changed: flash programmed)."""
     ctypes.memset(ctypes.addressof(state.blocks), 0, ctypes.sizeof(state.blocks))
+    ctypes.memset(ctypes.addressof(state.skips), 0, ctypes.sizeof(state.skips))
 
 
 def new_state() -> CpuState:

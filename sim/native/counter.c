@@ -21,7 +21,8 @@ typedef int (*mem_write_fn)(void *uc, uint64_t address, const void *bytes, uint6
 typedef int (*ctl_fn)(void *uc, int control, ...);
 
 enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL, R_XPSR,
-       R_NZCVQG, R_IPSR, R_BASEPRI, R_PRIMASK, R_FAULTMASK, R_FPSCR, R_S0, R_COUNT = R_S0 + 16 };
+       R_NZCVQG, R_IPSR, R_BASEPRI, R_PRIMASK, R_FAULTMASK, R_FPSCR, R_S0, R_R4 = R_S0 + 16,
+       R_R5, R_R6, R_R7, R_R8, R_R9, R_R10, R_R11, R_COUNT };
 
 #define WORDS 4
 #define NONE_CYCLE UINT64_MAX
@@ -40,9 +41,20 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define BLOCK_MARKED 1u      /* holds an instruction that must run counted */
 #define BLOCK_CALL 2u        /* ends with BL or BLX */
 #define BLOCK_MEMORY 4u      /* has a load or store */
+#define BLOCK_STORE 8u       /* writes memory (a store, PUSH, STM, STREX ...) */
+#define BLOCK_FP 16u         /* has a coprocessor (FPU) instruction */
+#define BLOCK_LEAF 32u       /* a whole leaf function: ends with BX LR, nothing else reads LR */
+#define BLOCK_STICKY 64u     /* runs in the view it is reached in (see hwut_block_exact) */
+#define BOUNCE_INSNS 64u     /* back to the alias this soon after leaving it: a bounce */
 #define MAX_DENY 16
 #define XPSR_IT 0x0600FC00u
 #define FLUSH_AFTER 256u     /* blocks run counted before MMIO is flushed out of the TLB */
+#define IDLE_MAX_PERIOD 256u /* longest loop turn (instructions) the idle skip looks for */
+#define IDLE_MAX_BACKOFF 8192u
+#define IDLE_CHURN 64u       /* candidates dropped for stores in a row before backing off */
+#define IDLE_MIN_TURNS 8u    /* fewer turns to the next event: not worth comparing registers */
+#define IDLE_REGS 22
+#define SKIP_SLOTS 256
 
 /* Instruction counts of translated blocks, by address. */
 typedef struct {
@@ -96,7 +108,34 @@ typedef struct {
     uint64_t deny_lo[MAX_DENY], deny_hi[MAX_DENY];   /* MMIO: [lo, hi) */
     const uint8_t *marks;    /* one bit per flash half-word: run counted */
     uint64_t precharged, denials;
+    /* profile counters (bench/bench_sim.py): view switches, each a PC write that
+     * ends the engine's chained run, TLB flushes, IT-skip memory reads */
+    uint64_t to_canonical, to_alias, tlb_flushes, skip_reads;
+    uint64_t precharged_insns;   /* instructions counted per block (the gain of precharging) */
+    uint32_t suspended, spare;   /* 1: every view counted per instruction (see sim/precharge.py) */
+    uint64_t switch_count;       /* the count when an alias block last switched to canonical */
+    uint32_t switch_slot;        /* that block's slot + 1 (0: none) */
+    uint32_t prev_slot;          /* the slot + 1 of the precharged block that ran last */
+    uint32_t alias_lr;           /* a return address left at the alias for a leaf (0: none) */
+    uint32_t spare2;
 } hwut_precharge;
+
+/* The idle-loop skip (see idle_visit). */
+typedef struct {
+    uint64_t head_count;     /* the count when the head block last started */
+    uint64_t horizon;        /* MMIO reads of this turn, all from the read cache, hold until then; 0: one was not */
+    uint64_t turns, skips;   /* profile: loop turns skipped, and how many skips */
+    uint32_t enabled, head, period, flags;   /* flags: BLOCK_ bits of this turn's blocks */
+    uint32_t wait, backoff, snap_valid, churn;   /* churn: candidates dropped for a store */
+    uint32_t flash_base, flash_size;   /* code that changes only through the FLASH interface */
+    uint32_t snap[IDLE_REGS];   /* the registers at the head, a turn ago */
+} hwut_idle;
+
+/* IT-skipped instruction counts by address (see ``skipped``). */
+typedef struct {
+    uint32_t from;
+    uint16_t bytes, insns;
+} hwut_skip_slot;
 
 typedef struct {
     uint64_t count;          /* instructions executed (plus cycles slept) */
@@ -107,7 +146,9 @@ typedef struct {
     hwut_exc exc;            /* first: SysTick's next wrap shares a cache line with the count */
     hwut_precharge pre;
     hwut_api api;
+    hwut_idle idle;
     hwut_block_slot blocks[BLOCK_SLOTS];   /* per machine: images differ */
+    hwut_skip_slot skips[SKIP_SLOTS];      /* cleared with blocks: code changed */
 } hwut_cpu;
 
 static int bit(const uint32_t *set, unsigned n) { return (set[n >> 5] >> (n & 31)) & 1u; }
@@ -217,6 +258,8 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
     static const int basic[6] = { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR };
     for (int i = 0; i < 6; i++)
         words[i] = rd(c, uc, basic[i]);
+    if (c->pre.alias_lr && words[5] == c->pre.alias_lr)
+        words[5] += c->pre.flash_base;   /* a leaf's return address: firmware sees one flash */
     if (c->precharge && return_address < c->pre.flash_size)
         return_address += c->pre.flash_base;   /* code runs counted at the alias; firmware sees one flash */
     words[6] = return_address & ~1u;
@@ -244,6 +287,7 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
     set_bit(c->exc.active, exc);
     c->exc.event_register = 1;
     c->exc.entries++;
+    c->idle.period = 0;   /* a loop's turn is only what the loop runs */
     return 0;
 }
 
@@ -289,6 +333,7 @@ static int exit_exception(hwut_cpu *c, void *uc, uint32_t exc_return)
     wr(c, uc, R_PC, pc | 1u);
     c->exc.event_register = 1;
     c->exc.exits++;
+    c->idle.period = 0;
     return 0;
 }
 
@@ -338,14 +383,40 @@ static int accesses_memory(uint16_t hw1)
            || (hw1 & 0xF000u) == 0xC000u;        /* LDM, STM */
 }
 
+/* Does the Thumb instruction whose first half-word is ``hw1`` write memory? (Only
+ * for the idle skip: a loop that stores is never skipped; erring towards yes.) */
+static int writes_memory(uint16_t hw1)
+{
+    if (wide(hw1))   /* LDM/STM, LDRD/STRD, LDREX/STREX, single loads/stores: L is bit 4 */
+        return ((hw1 & 0xFE00u) == 0xE800u || (hw1 & 0xFE00u) == 0xF800u) && !(hw1 & 0x10u);
+    return ((hw1 & 0xF800u) == 0x5000u && (hw1 & 0x0600u) != 0x0600u)   /* STR/STRH/STRB (reg) */
+           || (hw1 & 0xE800u) == 0x6000u     /* STR, STRB (imm) */
+           || (hw1 & 0xF800u) == 0x8000u     /* STRH (imm) */
+           || (hw1 & 0xF800u) == 0x9000u     /* STR (SP) */
+           || (hw1 & 0xFE00u) == 0xB400u     /* PUSH */
+           || (hw1 & 0xF800u) == 0xC000u;    /* STM */
+}
+
 /* The decoder of the native hooks (sim/thumb.py is Python's; tests/sim/test_thumb.py
  * holds the two to the same answers): the instructions in ``halfwords`` half-words
  * of code at ``address``, and the BLOCK_ flags they earn. ``c`` gives the marks;
  * without it none is looked at. */
+static int touches_lr(const uint16_t *code, uint32_t i, uint32_t halfwords)
+{
+    uint16_t hw = code[i];
+    if (wide(hw)) {   /* any register field that could name r14 */
+        uint16_t hw2 = i + 1 < halfwords ? code[i + 1] : 0xEEEEu;
+        return (hw & 0xFu) == 0xEu || (hw2 >> 12) == 0xEu || ((hw2 >> 8) & 0xFu) == 0xEu
+               || (hw2 & 0xFu) == 0xEu;
+    }
+    return (hw >= 0x4400u && hw < 0x4800u)    /* high-register ADD/CMP/MOV, BX, BLX */
+           || (hw & 0xF600u) == 0xB400u;       /* PUSH, POP */
+}
+
 static uint32_t decode(const hwut_cpu *c, uint64_t address, const uint16_t *code,
                        uint32_t halfwords, uint32_t *flags_out)
 {
-    uint32_t n = 0, flags = 0;
+    uint32_t n = 0, flags = BLOCK_LEAF, last = 0;
     unsigned in_it = 0;   /* instructions of an IT block still to come */
     for (uint32_t i = 0; i < halfwords; i++, n++) {
         int call;
@@ -359,8 +430,15 @@ static uint32_t decode(const hwut_cpu *c, uint64_t address, const uint16_t *code
             in_it--;
         if (accesses_memory(code[i]))
             flags |= BLOCK_MEMORY;
+        if (writes_memory(code[i]))
+            flags |= BLOCK_STORE;
+        if (wide(code[i]) && (code[i] & 0xEC00u) == 0xEC00u)
+            flags |= BLOCK_FP | BLOCK_STORE;   /* VSTR, VPUSH ... counted as stores too */
         if ((code[i] & 0xFF00u) == 0xBF00u && (code[i] & 0xFu))
             in_it = 4u - (unsigned)__builtin_ctz(code[i] & 0xFu);
+        last = code[i];
+        if (code[i] != 0x4770u && touches_lr(code, i, halfwords))
+            flags &= ~BLOCK_LEAF;
         if (wide(code[i])) {
             call = (code[i] >> 11) == 0x1E && i + 1 < halfwords && (code[i + 1] & 0xC000u) == 0xC000u;
             i++;   /* the second half of a 32-bit instruction */
@@ -369,6 +447,8 @@ static uint32_t decode(const hwut_cpu *c, uint64_t address, const uint16_t *code
         }
         flags = call ? (flags | BLOCK_CALL) : (flags & ~BLOCK_CALL);
     }
+    if (last != 0x4770u)   /* BX LR */
+        flags &= ~BLOCK_LEAF;
     *flags_out = flags;
     return n;
 }
@@ -379,12 +459,26 @@ static uint32_t decode(const hwut_cpu *c, uint64_t address, const uint16_t *code
 static uint32_t skipped(hwut_cpu *c, void *uc, uint32_t from, uint32_t to)
 {
     uint16_t code[8];
-    if (to <= from || to - from > sizeof code || c->api.mem_read(uc, from, code, to - from))
+    if (to <= from || to - from > sizeof code)
+        return 0;
+    /* the same few sites fail again and again: a memory read each time cost ~15 %
+     * of a counted polling loop, so their counts are kept (dropped with the blocks) */
+    int flash = from - c->idle.flash_base < c->idle.flash_size || from < c->idle.flash_size;
+    hwut_skip_slot *slot = &c->skips[(from >> 1) % SKIP_SLOTS];
+    if (flash && slot->from == from && slot->bytes == to - from)
+        return slot->insns;
+    c->pre.skip_reads++;
+    if (c->api.mem_read(uc, from, code, to - from))
         return 0;
     uint32_t n = 0;   /* as ``decode`` counts, without the flags it works out */
     for (uint32_t i = 0; i < (to - from) / 2; i++, n++)
         if (wide(code[i]))
             i++;
+    if (flash) {
+        slot->from = from;
+        slot->bytes = (uint16_t)(to - from);
+        slot->insns = (uint16_t)n;
+    }
     return n;
 }
 
@@ -419,6 +513,103 @@ uint32_t hwut_thumb_decode(const uint16_t *code, uint32_t halfwords, uint32_t *f
     return decode(NULL, 0, code, halfwords, flags);
 }
 
+/* Code that is no waiting loop (it computes, or stores): leave the next blocks
+ * alone, more of them each time, so that it does not pay for the look. */
+static void idle_back_off(hwut_idle *d)
+{
+    d->backoff = d->backoff ? (d->backoff * 2 > IDLE_MAX_BACKOFF ? IDLE_MAX_BACKOFF : d->backoff * 2) : 16;
+    d->wait = d->backoff;   /* blocks not looked at (hwut_block_exact) */
+    d->head = 0;
+    d->churn = 0;
+    d->snap_valid = 0;
+}
+
+/* The registers an idle loop's turn could depend on or change (FP loops are not skipped). */
+static const int idle_regs[IDLE_REGS] = {
+    R_R0, R_R1, R_R2, R_R3, R_R4, R_R5, R_R6, R_R7, R_R8, R_R9, R_R10, R_R11, R_R12, R_LR,
+    R_SP, R_MSP, R_PSP, R_CONTROL, R_XPSR, R_BASEPRI, R_PRIMASK, R_FAULTMASK,
+};
+
+/* The idle-loop skip, exact in virtual time. Firmware waits in loops that only
+ * read: a tick variable in RAM (HAL_Delay), a flag an interrupt sets, a status
+ * register. A turn that stores nothing and ends with every register as it began
+ * it (same PC, same count per turn) will repeat itself identically until
+ * something outside the CPU changes what it reads: a clock event or an
+ * interrupt (both end the slice: ``limit``, SysTick's next wrap), or a
+ * peripheral register the read cache answers for a bounded time (``horizon``;
+ * a read that Python served makes the turn unskippable). So the turns before
+ * that are not run but counted, whole turns only: the count, the registers and
+ * memory afterwards are those of running them. Code hooks of the image's
+ * sites (traps, unmask, SEV) would have done each turn what they did in the
+ * turns seen, which left the state as it was. Called at the start of every
+ * block with the count before it; a loop is recognised when the same block
+ * (the head) comes back after the same number of instructions twice, then
+ * the registers are compared; a loop whose registers change (it computes)
+ * is looked at less and less often. */
+static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
+{
+    hwut_idle *d = &c->idle;
+    uint64_t now = c->count;
+    if (address != d->head) {
+        d->flags |= flags;
+        if ((d->flags & BLOCK_STORE) && ++d->churn >= IDLE_CHURN) {
+            idle_back_off(d);
+            return;
+        }
+        if (now - d->head_count > IDLE_MAX_PERIOD || (d->flags & BLOCK_STORE)) {
+            d->head = address;   /* a new candidate */
+            d->head_count = now;
+            d->flags = flags;
+            d->period = 0;
+            d->snap_valid = 0;
+            d->horizon = NONE_CYCLE;
+        }
+        return;
+    }
+    uint64_t period = now - d->head_count, horizon = d->horizon, read_until = d->horizon;
+    int same = period == d->period && period && !(d->flags & (BLOCK_STORE | BLOCK_FP));
+    int fpu_loop = period == d->period && period && (d->flags & BLOCK_FP);
+    d->period = (uint32_t)(period <= IDLE_MAX_PERIOD ? period : 0);
+    d->head_count = now;
+    d->flags = flags;
+    d->horizon = NONE_CYCLE;
+    if (!same) {
+        d->snap_valid = 0;
+        if (fpu_loop)
+            idle_back_off(d);   /* an FPU loop: never skipped */
+        return;
+    }
+    if (c->limit < horizon)
+        horizon = c->limit;
+    if (c->fast && c->exc.systick_next < horizon)
+        horizon = c->exc.systick_next;
+    if (horizon <= now || (horizon - now) / period < IDLE_MIN_TURNS) {
+        d->snap_valid = 0;   /* too close to the next event to be worth the registers */
+        return;
+    }
+    if (!d->snap_valid) {
+        for (int i = 0; i < IDLE_REGS; i++)
+            d->snap[i] = rd(c, uc, idle_regs[i]);
+        d->snap_valid = 1;
+        return;
+    }
+    for (int i = 0; i < IDLE_REGS; i++) {   /* the first difference is enough */
+        if (rd(c, uc, idle_regs[i]) != d->snap[i]) {
+            d->snap_valid = 0;
+            if (read_until == NONE_CYCLE)   /* no peripheral read: it computes */
+                idle_back_off(d);
+            return;
+        }
+    }
+    d->backoff = 0;
+    d->churn = 0;
+    uint64_t turns = (horizon - now) / period - 1;   /* whole turns before it, less one to spare */
+    c->count = now + turns * period;
+    d->head_count = c->count;
+    d->turns += turns;
+    d->skips++;
+}
+
 void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 {
     if (address != c->next_pc) {
@@ -449,7 +640,14 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         systick_wrap(c, uc, address);   /* the block waits */
         return;
     }
-    c->count += block_info(c, uc, address, size)->insns;
+    hwut_block_slot *b = block_info(c, uc, address, size);
+    if (c->idle.enabled) {
+        if (c->idle.wait)
+            c->idle.wait--;
+        else
+            idle_visit(c, uc, (uint32_t)address, b->flags);
+    }
+    c->count += b->insns;
 }
 
 /* Exact timing. Without precharging this only accounts for skipped IT-block
@@ -481,15 +679,33 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         c->count += skipped(c, uc, c->next_pc, c->block_end);   /* the last ones failed */
     c->next_pc = (uint32_t)address;
     c->block_end = (uint32_t)(address + size);
-    if (!c->precharge)
-        return;
     if (c->pre.call_return) {
         /* The previous block, counted, ended with a call: its return address is
-         * the alias's. Canonical before the callee's first instruction sees it. */
-        if (rd(c, uc, R_LR) == c->pre.call_return)
-            wr(c, uc, R_LR, c->pre.call_return + c->pre.flash_base);
+         * the alias's. Canonical before the callee's first instruction sees it,
+         * unless the callee is a leaf that only returns through it (BX LR):
+         * then it returns to the alias, and a loop calling it stays there
+         * (see BLOCK_STICKY). Should anything look at LR before (an exception
+         * entry, the host), it is made canonical then (sim/precharge.py). */
+        uint32_t lr = rd(c, uc, R_LR);
+        if (lr == c->pre.call_return) {
+            if (address < c->pre.flash_size && (block_info(c, uc, address, size)->flags & BLOCK_LEAF))
+                c->pre.alias_lr = lr;
+            else
+                wr(c, uc, R_LR, c->pre.call_return + c->pre.flash_base);
+        }
         c->pre.call_return = 0;
     }
+    hwut_block_slot *b = NULL;
+    if (c->idle.enabled && c->count < c->limit) {
+        if (c->idle.wait) {
+            c->idle.wait--;   /* a computing loop was seen: not looked at for a while */
+        } else {
+            b = block_info(c, uc, address, size);
+            idle_visit(c, uc, (uint32_t)address, b->flags);
+        }
+    }
+    if (!c->precharge || c->pre.suspended)
+        return;
     c->pre.quick = 0;
     if (c->count >= c->limit) {
         c->api.stop(uc);
@@ -502,9 +718,10 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     int canonical = address - c->pre.flash_base < c->pre.flash_size;
     if (!canonical && address >= c->pre.flash_size)
         return;   /* RAM or system memory: always counted */
-    hwut_block_slot *b = block_info(c, uc, address, size);
+    if (b == NULL)
+        b = block_info(c, uc, address, size);
     uint64_t end = c->count + b->insns;
-    int counted = (b->flags & BLOCK_MARKED) || end > c->limit
+    int counted = (b->flags & (BLOCK_MARKED | BLOCK_STICKY)) || end > c->limit
                   || (c->fast && end > c->exc.systick_next);
     if (!counted && c->pre.mmio_in_tlb && (b->flags & BLOCK_MEMORY)) {
         /* An MMIO page in the TLB would not be refused: flushing it out costs,
@@ -514,21 +731,45 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
             counted = 1;
         } else {
             c->api.ctl(uc, c->api.ctl_tlb_flush);
+            c->pre.tlb_flushes++;
             c->pre.mmio_in_tlb = 0;
             c->pre.tlb_streak = 0;
         }
     }
+    /* Each switch of view is a PC write, which ends the engine's chained run: a
+     * loop that goes back and forth (precharged code calling a function that
+     * reads a peripheral, and the return) paid more for the switches than
+     * precharging saved, and ran slower than counted throughout. So a block
+     * that switched to canonical only to come back within BOUNCE_INSNS, and a
+     * call site whose callee runs counted, become sticky: they stay in the view
+     * they are reached in (counted, exact all the same), and such a loop stays
+     * at the alias. Slots are per address and view; which view runs a block
+     * never changes the count. */
+    uint32_t slot = (uint32_t)(b - c->blocks) + 1u;
     if (!canonical) {
-        if (!counted)
+        c->pre.prev_slot = 0;
+        if (!counted) {
             wr(c, uc, R_PC, (uint32_t)(address + c->pre.flash_base) | 1u);
+            c->pre.to_canonical++;
+            c->pre.switch_slot = slot;
+            c->pre.switch_count = c->count;
+        }
         else if (b->flags & BLOCK_CALL)
             c->pre.call_return = (uint32_t)(address + size) | 1u;
         return;
     }
     if (counted) {
         wr(c, uc, R_PC, (uint32_t)(address - c->pre.flash_base) | 1u);
+        c->pre.to_alias++;
+        if (c->pre.switch_slot && c->count - c->pre.switch_count < BOUNCE_INSNS)
+            c->blocks[c->pre.switch_slot - 1].flags |= BLOCK_STICKY;
+        if (c->pre.prev_slot && (c->blocks[c->pre.prev_slot - 1].flags & BLOCK_CALL))
+            c->blocks[c->pre.prev_slot - 1].flags |= BLOCK_STICKY;
+        c->pre.switch_slot = 0;
+        c->pre.prev_slot = 0;
         return;
     }
+    c->pre.prev_slot = slot;
     c->pre.quick = 1;
     c->pre.quick_start = c->count;
     c->pre.quick_pc = (uint32_t)address;
@@ -536,6 +777,7 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     c->count = end;
     c->next_pc = c->block_end;
     c->pre.precharged++;
+    c->pre.precharged_insns += b->insns;
 }
 
 /* A TLB fill inside an IT block leaves the engine's IT state behind once the
@@ -589,6 +831,7 @@ bool hwut_tlb_fill(void *uc, uint64_t vaddr, int access, hwut_tlb_entry *entry, 
 
 void hwut_intr(void *uc, uint32_t intno, hwut_cpu *c)
 {
+    c->idle.period = 0;   /* SVC, BKPT (semihosting), WFI ...: the turn did more than run */
     if (intno == c->api.intr_exc_exit && c->fast) {
         uint32_t pc = rd(c, uc, R_PC);
         if (pc >= 0xFFFFFF00u && exit_exception(c, uc, pc | 1u) == 0) {
@@ -630,12 +873,24 @@ static const hwut_field precharge_fields[] = {
     F(quick_start), F(quick_pc), F(quick_size), F(quick), F(flash_base),
     F(flash_size), F(mmio_in_tlb), F(call_return), F(tlb_streak), F(it_stale), F(it_lo),
     F(it_hi), F(n_deny), F(deny_lo), F(deny_hi), F(marks), F(precharged), F(denials),
+    F(to_canonical), F(to_alias), F(tlb_flushes), F(skip_reads), F(precharged_insns),
+    F(suspended), F(spare), F(switch_count), F(switch_slot), F(prev_slot), F(alias_lr),
+    F(spare2),
 };
+#undef F
+#define F(member) HWUT_FIELD(hwut_idle, member)
+static const hwut_field idle_fields[] = {
+    F(head_count), F(horizon), F(turns), F(skips), F(enabled), F(head), F(period), F(flags),
+    F(wait), F(backoff), F(snap_valid), F(churn), F(flash_base), F(flash_size), F(snap),
+};
+#undef F
+#define F(member) HWUT_FIELD(hwut_skip_slot, member)
+static const hwut_field skip_slot_fields[] = { F(from), F(bytes), F(insns) };
 #undef F
 #define F(member) HWUT_FIELD(hwut_cpu, member)
 static const hwut_field cpu_fields[] = {
     F(count), F(limit), F(fast), F(last_intno), F(next_pc), F(block_end), F(precharge),
-    F(spare), F(exc), F(pre), F(api), F(blocks),
+    F(spare), F(exc), F(pre), F(api), F(idle), F(blocks), F(skips),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_tlb_entry, member)
@@ -647,6 +902,8 @@ static const hwut_layout layouts[] = {
     HWUT_LAYOUT("EngineApi", hwut_api, api_fields),
     HWUT_LAYOUT("ExceptionState", hwut_exc, exc_fields),
     HWUT_LAYOUT("PrechargeState", hwut_precharge, precharge_fields),
+    HWUT_LAYOUT("IdleState", hwut_idle, idle_fields),
+    HWUT_LAYOUT("SkipSlot", hwut_skip_slot, skip_slot_fields),
     HWUT_LAYOUT("CpuState", hwut_cpu, cpu_fields),
     HWUT_LAYOUT("TlbEntry", hwut_tlb_entry, tlb_entry_fields),
     { NULL, 0, 0, NULL },

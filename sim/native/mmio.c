@@ -18,14 +18,17 @@ typedef void (*hwut_write_fn)(uint64_t address, uint32_t size, uint64_t value);
 
 typedef struct {
     uint64_t address;
-    uint64_t value;
+    uint64_t value;       /* with ``period``: the value at cycle ``anchor`` */
     uint64_t valid_until; /* cycle count; 0 = empty */
+    uint64_t anchor;      /* a counter register (a timer's CNT) goes up by one */
+    uint64_t period;      /* every ``period`` cycles from ``anchor``; 0: a constant */
     uint32_t size;
     uint32_t pad;
 } hwut_slot;
 
 typedef struct {
     const uint64_t *cycles;   /* the instruction counter's count */
+    uint64_t *horizon;        /* the idle skip's (counter.c): until when this turn's reads hold */
     hwut_read_fn read;        /* Python: model read (may fill a slot) */
     hwut_write_fn write;      /* Python: model write */
     uint64_t hits;
@@ -48,9 +51,20 @@ uint64_t hwut_mmio_read(void *uc, uint64_t offset, unsigned size, hwut_window *w
     hwut_slot *s = &c->slots[slot_of(address)];
     if (s->valid_until && s->address == address && s->size == size && *c->cycles < s->valid_until) {
         c->hits++;
-        return s->value;
+        if (!s->period) {
+            if (s->valid_until < *c->horizon)
+                *c->horizon = s->valid_until;
+            return s->value;
+        }
+        uint64_t k = (*c->cycles - s->anchor) / s->period;
+        uint64_t next = s->anchor + (k + 1) * s->period;   /* the value holds until then */
+        if (next < *c->horizon)
+            *c->horizon = next;
+        uint64_t v = s->value + k;
+        return size >= 8 ? v : v & ((1ull << (8 * size)) - 1);
     }
     c->misses++;
+    *c->horizon = 0;   /* Python answers: the model may have changed */
     return c->read(address, size);
 }
 
@@ -60,17 +74,20 @@ void hwut_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, h
     hwut_mmio *c = w->cache;
     for (unsigned i = 0; i < SLOTS; i++)
         c->slots[i].valid_until = 0;
+    *c->horizon = 0;
     c->write(w->base + offset, size, value);
 }
 
 void hwut_mmio_fill(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t value,
-                    uint64_t valid_until)
+                    uint64_t valid_until, uint64_t anchor, uint64_t period)
 {
     hwut_slot *s = &c->slots[slot_of(address)];
     s->address = address;
     s->size = size;
     s->value = value;
     s->valid_until = valid_until;
+    s->anchor = anchor;
+    s->period = period;
 }
 
 void hwut_mmio_clear(hwut_mmio *c)
@@ -81,10 +98,14 @@ void hwut_mmio_clear(hwut_mmio *c)
 
 /* -- the layout of the structs above, for the test that holds ctypes to it -- */
 #define F(member) HWUT_FIELD(hwut_slot, member)
-static const hwut_field slot_fields[] = { F(address), F(value), F(valid_until), F(size), F(pad) };
+static const hwut_field slot_fields[] = {
+    F(address), F(value), F(valid_until), F(anchor), F(period), F(size), F(pad),
+};
 #undef F
 #define F(member) HWUT_FIELD(hwut_mmio, member)
-static const hwut_field mmio_fields[] = { F(cycles), F(read), F(write), F(hits), F(misses), F(slots) };
+static const hwut_field mmio_fields[] = {
+    F(cycles), F(horizon), F(read), F(write), F(hits), F(misses), F(slots),
+};
 #undef F
 #define F(member) HWUT_FIELD(hwut_window, member)
 static const hwut_field window_fields[] = { F(cache), F(base) };

@@ -353,6 +353,17 @@ class Timer(Peripheral):
             return run.anchor + (k + 1) * run.period
         return min(self._quiet_until, STABLE)
 
+    def ramp(self, offset: int) -> tuple[int, int, int, int] | None:
+        """CNT of a free-running up-counter, for the machine's read cache to answer by
+        itself: (until, CNT at ``anchor``, anchor, cycles per count). It counts up by
+        one per period, and nothing else changes it, until the next wrap or compare
+        match. None for other registers and other modes (call after ``stable_until``)."""
+        run = self._run
+        if (offset != CNT or not run.running or run.arr == 0 or run.down
+                or self.values[CR1] & (UIFREMAP | 0x60) or self._quiet_until >= _FOREVER):
+            return None
+        return self._quiet_until, run.cnt & self._max, run.anchor, run.period
+
     # -- clocks ------------------------------------------------------------------
     def _ratio(self) -> int:
         """Core cycles per timer-clock tick (HCLK/TIMCLKx, an integer on the F3)."""
