@@ -360,7 +360,8 @@ class Timer(Peripheral):
         match. None for other registers and other modes (call after ``stable_until``)."""
         run = self._run
         if (offset != CNT or not run.running or run.arr == 0 or run.down
-                or self.values[CR1] & (UIFREMAP | 0x60) or self._quiet_until >= _FOREVER):
+                or self.values[CR1] & (self.bits.uifremap_m | self.bits.cms_m)
+                or self._quiet_until >= _FOREVER):
             return None
         return self._quiet_until, run.cnt & self._max, run.anchor, run.period
 
