@@ -73,6 +73,11 @@ class Bus:
         self.python_read: Callable[[], None] | None = None
         self._cache: Any = None
         self._horizon: Any = None
+        #: An exception a model raised under the native read cache's callbacks: ctypes
+        #: would print and drop it (the run going on with a made-up value), so it is kept
+        #: here, the engine stopped, and :meth:`raise_failure` raises it once it returns,
+        #: as an exception in an engine hook is raised by the engine's own binding.
+        self.failure: Exception | None = None
         #: Reads and writes a peripheral model raised on (a model bug, noted and
         #: answered with 0 / ignored so that the run goes on); tests want 0.
         self.model_errors = 0
@@ -184,6 +189,30 @@ class Bus:
 
     def cached_read(self, address: int, size: int) -> int:
         """The native cache missed: ask the model, and let the cache keep the answer."""
+        try:
+            return self._cached_read(address, size)
+        except Exception as exc:  # noqa: BLE001 - kept and raised once the engine returns
+            self._fail(exc)
+            return 0
+
+    def cached_write(self, address: int, size: int, value: int) -> None:
+        try:
+            self._mmio_write(self.uc, address, size, value, 0)
+        except Exception as exc:  # noqa: BLE001 - kept and raised once the engine returns
+            self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        if self.failure is None:
+            self.failure = exc
+        self.uc.emu_stop()
+
+    def raise_failure(self) -> None:
+        """Raise what a model raised under a native callback since the engine started."""
+        failure, self.failure = self.failure, None
+        if failure is not None:
+            raise failure
+
+    def _cached_read(self, address: int, size: int) -> int:
         value = self._mmio_read(self.uc, address, size, 0)
         horizon = self._horizon
         if horizon is not None:
@@ -194,9 +223,6 @@ class Bus:
                 self._cache.fill(address, size, horizon.value, horizon.until, horizon.anchor,
                                  horizon.period)
         return value
-
-    def cached_write(self, address: int, size: int, value: int) -> None:
-        self._mmio_write(self.uc, address, size, value, 0)
 
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
         address = base + offset

@@ -587,9 +587,11 @@ class Machine:
         try:
             self.uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF)
         except UcError as err:
+            self.bus.raise_failure()
             self.precharge.expose_lr()
             self._after(self.dispatch.error(err, self._bad_access))
             return
+        self.bus.raise_failure()
         self.precharge.expose_lr()
         if self.traps.raise_found(self.exc):
             return

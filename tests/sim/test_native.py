@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -62,3 +63,32 @@ def test_every_ctypes_mirror_matches_the_c_struct_field_by_field(function, mirro
     assert set(native) == set(mirrors)
     for name, cls in mirrors.items():
         assert _mirror(cls) == native[name], name
+
+
+def test_a_model_that_raises_under_the_native_read_cache_stops_the_run_with_its_error():
+    """ctypes prints and drops an exception raised in a callback from C; the bus keeps it,
+    stops the engine and raises it from run(), as the engine's binding does for its own
+    hooks, instead of the firmware going on with a made-up register value."""
+    from hwut.backends.image import load
+    from hwut.sim.boards import board
+    from hwut.sim.machine import Machine
+
+    build = Path(__file__).resolve().parents[2] / "fixtures" / "build"
+    machine = Machine(board("nucleo-f303re"))
+    if machine.bus._cache is None:
+        pytest.skip("no native read cache in this build")
+    machine.load([(s.address, s.data) for s in load(build / "hello.elf").segments])
+    reads = 0
+    original = machine.bus._mmio_read
+
+    def failing(uc, address, size, user_data):
+        nonlocal reads
+        reads += 1
+        if reads > 20:
+            raise RuntimeError(f"model broke reading {address:#x}")
+        return original(uc, address, size, user_data)
+
+    machine.bus._mmio_read = failing
+    with pytest.raises(RuntimeError, match="model broke reading"):
+        machine.run(0.5)
+    assert reads == 21 and machine.bus.failure is None  # raised once, then forgotten
