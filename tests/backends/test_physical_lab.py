@@ -200,22 +200,18 @@ def test_console_input_is_typed_into_the_port_and_presses_are_refused(bench, mak
                       headers=lab.headers).json()
     assert board["capabilities"] == {"console_input": True, "presses": False, "pins": False,
                                      "live_input": True, "live_presses": False}, board
-    refused = httpx.put(f"{lab.url}/jobs/submit", headers=lab.headers,
-                        params={"board": "nucleo-f303re", "duration_limit_seconds": 1,
-                                "press": "B1@0.5"},
-                        content=(BUILD / "button.elf").read_bytes())
-    assert refused.status_code == 400, refused.text
-    assert refused.json()["description"] == (
-        "board nucleo-f303re cannot run scripted button presses ('press'): its backend, "
-        "physical, does not support them")
-    refused = httpx.put(f"{lab.url}/jobs/submit", headers=lab.headers,
-                        params={"board": "nucleo-f303re", "duration_limit_seconds": 1,
-                                "pin": "PA0@0:1"},
-                        content=(BUILD / "pin_levels.elf").read_bytes())
-    assert refused.status_code == 400, refused.text
-    assert refused.json()["description"] == (
-        "board nucleo-f303re cannot drive pins ('pin'): its backend, physical, does not "
-        "support scripted pin levels")
+    refusals = {
+        ("press", "B1@0.5", "button"): "cannot run scripted button presses ('press'): its "
+                                       "backend, physical, does not support them",
+        ("pin", "PA0@0:1", "pin_levels"): "cannot drive pins ('pin'): its backend, physical, "
+                                          "does not support scripted pin levels"}
+    for (param, value, firmware), why in refusals.items():
+        refused = httpx.put(f"{lab.url}/jobs/submit", headers=lab.headers,
+                            params={"board": "nucleo-f303re", "duration_limit_seconds": 1,
+                                    param: value},
+                            content=(BUILD / f"{firmware}.elf").read_bytes())
+        assert refused.status_code == 400, refused.text
+        assert refused.json()["description"] == f"board nucleo-f303re {why}"
     r = httpx.put(f"{lab.url}/jobs/submit", headers=lab.headers,
                   params={"board": "nucleo-f303re", "duration_limit_seconds": 1,
                           "input": "ab\rc"},
