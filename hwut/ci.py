@@ -56,13 +56,13 @@ def combined_exit(codes: Sequence[int]) -> int:
 def submit_all(client: Client, images: Sequence[JobImages], board: str, limit: int | None,
                comment: str | None, console_input: str | None, presses: Sequence[str],
                criteria: Criteria | None, trace: str | None = None,
-               pins: Sequence[str] = ()) -> list[dict[str, Any]]:
+               pins: Sequence[str] = (), realtime: bool = False) -> list[dict[str, Any]]:
     """Submit every job (each one image, or several: ``boot.elf+app.elf``) before waiting
     for any, so they run in parallel on the board's instances. A job of one image with
     no address goes as the v1 raw upload; one of several as one multipart upload."""
     return [client.submit(_upload(job), board, limit, comment, console_input=console_input,
                           presses=list(presses), criteria=criteria, trace=trace,
-                          pins=list(pins))
+                          pins=list(pins), realtime=realtime)
             for job in images]
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import click
 
-from . import __version__, ci, jobfile
+from . import __version__, ci, console, jobfile
 from .client import (
     DEFAULT_PROFILE,
     EXIT_INTERRUPTED,
@@ -122,6 +122,11 @@ def _api(ctx: click.Context) -> Iterator[Client]:
             yield client
     except HwutError as exc:
         _fail(exc)
+
+
+def _client(ctx: click.Context) -> Client:
+    """Another client with the same settings (for a second thread)."""
+    return Client(resolve_settings(**ctx.obj))
 
 
 def _print_json(data: Any) -> None:
@@ -444,6 +449,10 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
               help="Drive a pin from outside at a virtual time: PA0@0:1 (high from the "
                    "start), PA0@0.5:0, PA0@0.7:z (released to what the board leaves on it; "
                    "see `hwut board pins NAME`). Repeatable.")
+@click.option("--realtime", is_flag=True, default=None,
+              help="Keep the board's time to the wall clock (an emulator otherwise runs "
+                   "ahead or behind it): for a job talked to while it runs (hwut console, "
+                   "write, press).")
 @click.option("--trace", "trace_signals", metavar="SIGNALS",
               help="Pin trace: signals by name (LD2,PA6,USART2_TX), 'none', or 'default' "
                    "(the LEDs, the console's TX and every pin configured as output).")
@@ -478,7 +487,7 @@ def demo(file: str | None, board: str, limit: int, timeout: float) -> None:
 @click.pass_context
 def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit: int | None,
            comment: str | None, console_input: str | None, presses: tuple[str, ...],
-           pins: tuple[str, ...],
+           pins: tuple[str, ...], realtime: bool | None,
            trace_signals: str | None, wait: bool, timeout: float, job_file: str | None,
            expect: tuple[str, ...],
            expect_regex: tuple[str, ...], fail_text: tuple[str, ...],
@@ -497,6 +506,8 @@ def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit:
         images, board, limit, comment, console_input, press_list, pin_list = \
             ci.merge_jobfile(loaded, files, board, limit, comment, console_input, presses,
                              pins)
+        if realtime is None:
+            realtime = bool(loaded and loaded.realtime)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     if not images:
@@ -506,7 +517,7 @@ def submit(ctx: click.Context, files: tuple[str, ...], board: str | None, limit:
     wait = wait or criteria is not None or junit_file is not None
     with _api(ctx) as client:
         jobs = ci.submit_all(client, images, board, limit, comment, console_input,
-                             press_list, criteria, trace_signals, pin_list)
+                             press_list, criteria, trace_signals, pin_list, realtime)
         if not wait:
             for job in jobs:
                 _print_json(job)
@@ -611,6 +622,66 @@ def cancel(ctx: click.Context, job_id: int) -> None:
     with _api(ctx) as client:
         client.cancel(job_id)
     click.echo(f"job {job_id} canceled")
+
+
+@main.command("write")
+@click.argument("job_id", type=int)
+@click.argument("text")
+@_timeout_option
+@click.pass_context
+def write_input(ctx: click.Context, job_id: int, text: str, timeout: float) -> None:
+    """Type TEXT into a running job's console. Escapes: \\r \\n \\t \\0 \\\\ \\xNN
+    (most consoles end a line with \\r). A job still starting is waited for (up to
+    --timeout); submit it with --realtime so that its board keeps to the wall clock."""
+    try:
+        data = console.unescape(text)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    if not data:
+        raise click.UsageError("TEXT is empty")
+    with _api(ctx) as client:
+        answer = console.send_text(client, job_id, data, timeout or console.READY_TIMEOUT_S)
+    click.echo(f"job {job_id}: {len(data.encode())} bytes sent at board time "
+               f"{float(answer.get('board_time_s') or 0):.3f} s or later")
+
+
+@main.command("press")
+@click.argument("job_id", type=int)
+@click.argument("button")
+@click.option("--hold", default=0.1, show_default=True, type=float,
+              help="Seconds of the board's time the button is held.")
+@_timeout_option
+@click.pass_context
+def press_button(ctx: click.Context, job_id: int, button: str, hold: float,
+                 timeout: float) -> None:
+    """Press BUTTON (e.g. B1) of a running job's board."""
+    with _api(ctx) as client:
+        answer = client.press(job_id, button, hold, timeout or console.READY_TIMEOUT_S)
+    click.echo(f"job {job_id}: {button} pressed for {hold:g} s at board time "
+               f"{float(answer.get('board_time_s') or 0):.3f} s or later")
+
+
+@main.command("console", epilog=EXIT_HELP)
+@click.argument("job_id", type=int)
+@click.option("--eol", type=click.Choice(sorted(console.EOLS)), default="cr",
+              show_default=True, help="What ends each line sent.")
+@_timeout_option
+@click.pass_context
+def console_cmd(ctx: click.Context, job_id: int, eol: str, timeout: float) -> None:
+    """A serial terminal on a running job: its log on stdout, each line read from stdin
+    typed into its console. Ends when the job ends (the end of stdin only stops the
+    typing); exits with the job's status as submit --wait."""
+    with _api(ctx) as client:
+        typist = console.Console(lambda: _client(ctx), job_id, console.EOLS[eol],
+                                 lambda why: click.echo(f"error: {why}", err=True))
+        typist.start(sys.stdin)
+        try:
+            final = client.follow(job_id, on_log=_stream, timeout=timeout or None,
+                                  on_wait=_say_waiting(job_id))
+        except WaitTimeout as exc:
+            _fail(exc)
+    click.echo("\n" + describe_outcome(final), err=True)
+    sys.exit(exit_code_for(final))
 
 
 def _cell(value: Any) -> str:

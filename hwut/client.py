@@ -500,16 +500,34 @@ class Client:
                   (name, data, "application/octet-stream")) for name, data, at in images]
         return self._json("PUT", "/jobs/submit", params=params, files=files)
 
-    def write(self, job_id: int, text: str) -> dict[str, Any]:
+    def write(self, job_id: int, text: str, ready_timeout: float = 0.0) -> dict[str, Any]:
         """Console input into the running job, applied at the board's time its backend
         takes it; the answer's ``board_time_s`` is the board's time the server knew (the
-        input lands at or after it). HwutError 409 when the job is not running."""
-        return self._json("POST", f"/jobs/{job_id}/input", json={"text": text})
+        input lands at or after it). HwutError 409 when the job is not running: see
+        :meth:`send_input` for ``ready_timeout``."""
+        return self.send_input(job_id, {"text": text}, ready_timeout)
 
-    def press(self, job_id: int, button: str, hold_s: float = 0.1) -> dict[str, Any]:
+    def press(self, job_id: int, button: str, hold_s: float = 0.1,
+              ready_timeout: float = 0.0) -> dict[str, Any]:
         """Press ``button`` of the running job's board for ``hold_s`` board seconds."""
-        return self._json("POST", f"/jobs/{job_id}/input",
-                          json={"press": button, "hold_s": hold_s})
+        return self.send_input(job_id, {"press": button, "hold_s": hold_s}, ready_timeout)
+
+    def send_input(self, job_id: int, body: Mapping[str, Any],
+                   ready_timeout: float = 0.0) -> dict[str, Any]:
+        """POST ``body`` to the job's input. A job that is queued, or running with its
+        board still starting, answers 409; for up to ``ready_timeout`` seconds that is
+        retried every 50 ms (a client that submits and talks at once need not time it).
+        A job that has ended raises its 409 at once."""
+        started = self.monotonic()
+        while True:
+            try:
+                return dict(self._json("POST", f"/jobs/{job_id}/input", json=dict(body)))
+            except HwutError as exc:
+                if exc.status != 409 or self.monotonic() - started >= ready_timeout:
+                    raise
+                if self.job(job_id)["status"] in ENDED:
+                    raise
+            self.sleep(0.05)
 
     def job(self, job_id: int) -> dict[str, Any]:
         return self._json("GET", f"/jobs/{job_id}")

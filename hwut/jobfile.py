@@ -13,6 +13,7 @@ names the file and the key::
     presses = ["B1@0.5-0.7"]
     pins = ["PA0@0:1", "PA0@0.5:z"]   # pin@seconds:level (1, 0, z = released)
     comment = "smoke test"
+    realtime = false                # true: the board keeps to the wall clock (hwut console)
 
     [criteria]
     expect = ["booted", { regex = "count=\\\\d+" }]
@@ -38,7 +39,7 @@ from .verdict import Criteria, CriteriaError
 MAX_FILE_BYTES = 64 * 1024
 MAX_IMAGES = 16
 KEYS = ("board", "limit", "image", "images", "input", "presses", "pins", "comment",
-        "criteria")
+        "realtime", "criteria")
 
 
 class JobFileError(ValueError):
@@ -56,6 +57,7 @@ class JobFile:
     comment: str | None = None
     criteria: Criteria | None = field(default=None)
     pins: tuple[str, ...] = ()
+    realtime: bool = False
 
 
 def _typed(data: dict[str, Any], key: str, kind: type, what: str, where: str) -> Any:
@@ -133,4 +135,5 @@ def parse(data: dict[str, Any], where: str, base: Path) -> JobFile:
     return JobFile(images=resolved, board=_typed(data, "board", str, "a board name", where),
                    limit=limit, input=_typed(data, "input", str, "text", where),
                    presses=tuple(presses), comment=_typed(data, "comment", str, "text", where),
-                   criteria=criteria, pins=tuple(pins))
+                   criteria=criteria, pins=tuple(pins),
+                   realtime=bool(_typed(data, "realtime", bool, "true or false", where)))

@@ -30,7 +30,7 @@ import re
 import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 try:
     import pytest
@@ -195,35 +195,30 @@ class Run:
         """Console input into the running job (waiting for it to start); returns the
         board's time the server knew when it passed the input on (it lands at or after
         it). AssertionError when the job has ended."""
-        return self._send(lambda: self.client.write(self.id, text))
+        return self._send(lambda: self.client.write(self.id, text, self.timeout))
 
     def press(self, button: str, hold: float = 0.1) -> float:
         """Press ``button`` for ``hold`` seconds of the board's time (see :meth:`write`)."""
-        return self._send(lambda: self.client.press(self.id, button, hold))
+        return self._send(lambda: self.client.press(self.id, button, hold, self.timeout))
 
     def _send(self, send: Any) -> float:
         from .client import HwutError
-        started = self.client.monotonic()
-        while True:
-            try:
-                answer = send()
-                break
-            except HwutError as exc:
-                if exc.status != 409:
-                    raise
-                status = self.client.job(self.id)["status"]
-                if status in ("FINISHED", "ERROR", "CANCELED"):
-                    self._fail(f"job {self.id} is {status}: it takes no input any more")
-                if self.client.monotonic() - started > self.timeout:
-                    self._fail(f"job {self.id} did not start taking input within "
-                               f"{self.timeout:g} s ({status})")
-                self.client.sleep(0.05)
+        try:
+            answer = send()
+        except HwutError as exc:
+            if exc.status != 409:
+                raise
+            status = self.client.job(self.id)["status"]
+            if status in ("FINISHED", "ERROR", "CANCELED"):
+                self._fail(f"job {self.id} is {status}: it takes no input any more")
+            self._fail(f"job {self.id} did not start taking input within "
+                       f"{self.timeout:g} s ({status})")
         board_time = float(answer.get("board_time_s") or 0.0)
         self.board_time = max(self.board_time, board_time)
         self._since = max(self._since, board_time)
         return board_time
 
-    def _fail(self, why: str) -> None:
+    def _fail(self, why: str) -> NoReturn:
         tail = bytes(self.log[-TAIL_BYTES:]).decode("utf-8", "replace")
         raise AssertionError(f"{why}; the log ends with:\n{tail}")
 
