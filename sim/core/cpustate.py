@@ -13,14 +13,14 @@ WORDS = 4
 NONE_CYCLE = (1 << 64) - 1
 NO_INTR = 0xFFFF_FFFF
 
-#: Register ids in the order counter.c indexes them (R_R0 ... R_FPSCR, then S0-S15).
+#: Register ids in the order counter.c indexes them (R_R0 ... R_FPSCR, S0-S15, R4-R11, CPSR).
 REGISTER_ORDER = (
     A.UC_ARM_REG_R0, A.UC_ARM_REG_R1, A.UC_ARM_REG_R2, A.UC_ARM_REG_R3, A.UC_ARM_REG_R12,
     A.UC_ARM_REG_LR, A.UC_ARM_REG_PC, A.UC_ARM_REG_SP, A.UC_ARM_REG_MSP, A.UC_ARM_REG_PSP,
     A.UC_ARM_REG_CONTROL, A.UC_ARM_REG_XPSR, A.UC_ARM_REG_XPSR_NZCVQG, A.UC_ARM_REG_IPSR,
     A.UC_ARM_REG_BASEPRI, A.UC_ARM_REG_PRIMASK, A.UC_ARM_REG_FAULTMASK, A.UC_ARM_REG_FPSCR,
     *(A.UC_ARM_REG_S0 + i for i in range(16)),
-    *(A.UC_ARM_REG_R4 + i for i in range(8)),
+    *(A.UC_ARM_REG_R4 + i for i in range(8)), A.UC_ARM_REG_CPSR,
 )
 
 

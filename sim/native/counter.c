@@ -22,7 +22,7 @@ typedef int (*ctl_fn)(void *uc, int control, ...);
 
 enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL, R_XPSR,
        R_NZCVQG, R_IPSR, R_BASEPRI, R_PRIMASK, R_FAULTMASK, R_FPSCR, R_S0, R_R4 = R_S0 + 16,
-       R_R5, R_R6, R_R7, R_R8, R_R9, R_R10, R_R11, R_COUNT };
+       R_R5, R_R6, R_R7, R_R8, R_R9, R_R10, R_R11, R_CPSR, R_COUNT };
 
 #define WORDS 4
 #define NONE_CYCLE UINT64_MAX
@@ -168,6 +168,16 @@ static void wr(hwut_cpu *c, void *uc, int r, uint32_t value)
     c->api.reg_write(uc, c->api.regs[r], &v);
 }
 
+/* The engine caches privilege (from IPSR and CONTROL.nPRIV) for what it translates and
+ * refreshes it on the firmware's own MSR and CPS, not on our register writes: entering
+ * a handler from unprivileged code, or returning to it, would leave the handler's CPS
+ * and MSR ignored, or unprivileged code privileged. Rewriting CPSR with its own value
+ * refreshes the cache (core/exceptions.py does the same). */
+static void refresh_privilege(hwut_cpu *c, void *uc)
+{
+    wr(c, uc, R_CPSR, rd(c, uc, R_CPSR));
+}
+
 static int group(const hwut_cpu *c, int prio)
 {
     if (prio < 0)
@@ -281,6 +291,8 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
     wr(c, uc, R_XPSR, (xpsr & 0xF80F0000u) | (1u << 24) | exc);
     wr(c, uc, on_psp ? R_PSP : R_SP, frame);
     wr(c, uc, R_CONTROL, control & CONTROL_NPRIV);
+    if (!handler_mode && (control & CONTROL_NPRIV))
+        refresh_privilege(c, uc);
     wr(c, uc, R_LR, exc_return);
     wr(c, uc, R_PC, vector | 1u);
     clear_bit(c->exc.pending, exc);
@@ -331,6 +343,8 @@ static int exit_exception(hwut_cpu *c, void *uc, uint32_t exc_return)
     wr(c, uc, R_NZCVQG, xpsr & 0xF80F0000u);
     wr(c, uc, R_XPSR, (xpsr & 0xFE0FFC00u & ~(1u << 9)) | stacked_ipsr | (1u << 24));
     wr(c, uc, R_PC, pc | 1u);
+    if (to_thread && (control & CONTROL_NPRIV))
+        refresh_privilege(c, uc);
     c->exc.event_register = 1;
     c->exc.exits++;
     c->idle.period = 0;

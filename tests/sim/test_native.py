@@ -92,3 +92,34 @@ def test_a_model_that_raises_under_the_native_read_cache_stops_the_run_with_its_
     with pytest.raises(RuntimeError, match="model broke reading"):
         machine.run(0.5)
     assert reads == 21 and machine.bus.failure is None  # raised once, then forgotten
+
+
+# Linked at 0x08000000; the source, for reading (arm-none-eabi-as, then ld -Ttext=0x08000000):
+#   reset:   SysTick LOAD=200, CTRL=7; CONTROL = 1 (unprivileged thread mode); isb
+#   wait:    until the word at 0x20000000 is set;
+#            cpsid i; PRIMASK -> 0x20000008 (unprivileged: the CPS is ignored, 0)
+#            semihosting SYS_EXIT
+#   systick: cpsid i; PRIMASK -> 0x20000004 (a handler is privileged: 1); cpsie i;
+#            1 -> 0x20000000; SysTick off; bx lr
+PRIVILEGE_IMAGE = bytes.fromhex(
+    "0020002041000008000000000000000000000000000000000000000000000000"
+    "000000000000000000000000000000000000000000000000000000006d000008"
+    "1149c820486007200860012080f31488bff36f8f4ff0005210680028fad072b6"
+    "eff31080906018200849abbe72b6eff310804ff00052506062b6012010600249"
+    "002008607047000010e000e026000200")
+
+
+@pytest.mark.parametrize("args", [{}, {"precharge": False}, {"native": False},
+                                  {"timing": "block"}], ids=str)
+def test_a_handler_entered_from_unprivileged_code_is_privileged_and_returns_unprivileged(args):
+    """The engine caches privilege; an exception entered or returned from by the native
+    hook must refresh it as the Python model does, or the handler's CPS is ignored."""
+    from hwut.sim.boards import board
+    from hwut.sim.machine import Machine
+
+    m = Machine(board("nucleo-f303re"), **args)
+    m.load([(0x0800_0000, PRIVILEGE_IMAGE)])
+    result = m.run(0.01)
+    assert result.exit_code == 0, result
+    assert m.bus.read(0x2000_0004, 4) == 1, "CPSID in the handler was ignored"
+    assert m.bus.read(0x2000_0008, 4) == 0, "CPSID in unprivileged thread mode took effect"
