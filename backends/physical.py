@@ -33,6 +33,7 @@ pyOCD and pyserial are the ``physical`` extra: imported inside functions, guarde
 """
 from __future__ import annotations
 
+import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -45,6 +46,7 @@ from .base import (
     Backend,
     BoardInfo,
     ImageFile,
+    LiveItem,
     OptionError,
     OptionInfo,
     Outcome,
@@ -243,19 +245,44 @@ def write_console_input(port: Any, data: bytes, *, gap_s: float = INPUT_GAP_S,
 
 
 class _Typist(threading.Thread):
-    """The job's console input (``input=`` at submit), written after reset once the
-    firmware is up (``INPUT_QUIET_S``, ``INPUT_AT_MOST_S``): on a board, bytes sent
-    before the firmware enables its receiver are lost, and the sim backend, feeding
-    them in virtual time, delivers them only once the receiver listens."""
+    """The one writer of a job's console. First the input given at submit (``input=``),
+    typed after reset once the firmware is up (``INPUT_QUIET_S``, ``INPUT_AT_MOST_S``):
+    on a board, bytes sent before the firmware enables its receiver are lost, and the
+    sim backend, feeding them in virtual time, delivers them only once the receiver
+    listens. Then the input sent to the running job (:meth:`send`), in the order it
+    came: paced as the first, and never interleaved with it."""
 
     def __init__(self, port: Any, data: bytes, console: _Console,
-                 note: Callable[[str], None]) -> None:
+                 note: Callable[[str], None], clock: Callable[[], float]) -> None:
         super().__init__(name="hwut-physical-input", daemon=True)
         self.port, self.data, self.console, self.note = port, data, console, note
+        self.clock = clock
         self.error: BaseException | None = None
         self._quit = threading.Event()
+        self._live: queue.SimpleQueue[LiveItem] = queue.SimpleQueue()
+
+    def send(self, item: LiveItem) -> None:
+        """Text for the running job: typed after what is already queued."""
+        self._live.put(item)
 
     def run(self) -> None:
+        try:
+            if self.data:
+                self._type_submitted()
+            while not self._quit.is_set():
+                try:
+                    item = self._live.get(timeout=READ_S)
+                except queue.Empty:
+                    continue
+                at = self.clock()
+                written = write_console_input(self.port, item.text, stop=self._quit)
+                short = "" if written == len(item.text) else \
+                    f" ({written} typed before the run ended)"
+                self.note(f"live input at {at:.3f} s: {item.describe()}{short}")
+        except Exception as exc:  # the port went away: the job says so
+            self.error = exc
+
+    def _type_submitted(self) -> None:
         console = self.console
         latest = console.reset_at + INPUT_AT_MOST_S
         while not self._quit.is_set() and time.monotonic() < latest:
@@ -263,11 +290,7 @@ class _Typist(threading.Thread):
                 break
             self._quit.wait(0.005)
         began = time.monotonic() - console.reset_at
-        try:
-            written = write_console_input(self.port, self.data, stop=self._quit)
-        except Exception as exc:  # the port went away: the job says so
-            self.error = exc
-            return
+        written = write_console_input(self.port, self.data, stop=self._quit)
         self.note(f"console input: {written} of {len(self.data)} bytes typed from "
                   f"{began:.3f} s after reset")
 
@@ -404,8 +427,9 @@ class _Run:
         self.console = _Console(self.port, self.request.uart, self.note)
         self.console.start()
         target.reset()
-        if self.request.uart_input:
-            self.typist = _Typist(self.port, self.request.uart_input, self.console, self.note)
+        if self.request.uart_input or self.request.live is not None:
+            self.typist = _Typist(self.port, self.request.uart_input, self.console, self.note,
+                                  self.request.clock)
             self.typist.start()
 
     def semihosting_exit(self) -> int | None:
@@ -633,19 +657,19 @@ class PhysicalBackend(Backend):
 
     @staticmethod
     def _live_input(job: _Run, run_started: float) -> None:
-        """Console text sent while the job runs goes to the serial port as it comes (the
-        API refuses live presses for this backend: nothing here presses a real button)."""
-        live = job.request.live
-        if live is None or not live.wake.is_set():
+        """Console text sent while the job runs goes to the console's one writer, behind
+        what it is typing (the API refuses live presses for this backend: nothing here
+        presses a real button)."""
+        live, typist = job.request.live, job.typist
+        if live is None or typist is None or not live.wake.is_set():
             return
         for item in live.take():
-            at = time.monotonic() - run_started
             if item.press is not None or not item.text:
+                at = time.monotonic() - run_started
                 job.note(f"live input at {at:.3f} s refused: {item.describe()}: this backend "
                          "cannot press buttons")
                 continue
-            job.port.write(item.text)
-            job.note(f"live input at {at:.3f} s: {item.describe()}")
+            typist.send(item)
 
     @staticmethod
     def _end(job: _Run, result: Outcome) -> Outcome:

@@ -62,3 +62,32 @@ def test_live_text_reaches_the_console_and_is_noted(lab):
     info = PhysicalBackend.board_info("nucleo-f303re")
     assert info is not None and info.live_input and not info.live_presses
     assert info.backend == "physical"
+
+
+def test_live_text_waits_behind_the_submitted_input_and_never_interleaves(lab):
+    """Input sent the moment the job starts, while the submitted input still waits for the
+    firmware to come up: the console has one writer, so the echo gives both lines whole,
+    the submitted one first."""
+    log = bytearray()
+    cancel, live = CancelToken(), LiveInput()
+    request = RunRequest(executable=BUILD / "echo.elf", format="elf", board="nucleo-f303re",
+                         time_limit_s=30, uart=log.extend, cancel=cancel, live=live,
+                         uart_input=b"submitted\r")
+    live.put(LiveItem(text=b"live one\r"))
+    live.put(LiveItem(text=b"live two\r"))
+
+    def stop_when_echoed() -> None:
+        deadline = time.monotonic() + 20
+        while b"live two\r\n" not in log and time.monotonic() < deadline:
+            time.sleep(0.02)
+        cancel.set()
+
+    watcher = threading.Thread(target=stop_when_echoed)
+    watcher.start()
+    outcome = PhysicalBackend("nucleo-f303re", {"probe": UID, "serial": lab.console_path}) \
+        .run(request)
+    watcher.join()
+    assert log == b"echo ready\r\nsubmitted\r\nlive one\r\nlive two\r\n", bytes(log)
+    typed = outcome.infra_log.index("console input: 10 of 10 bytes typed")
+    assert typed < outcome.infra_log.index("live input at") < \
+        outcome.infra_log.index("9 bytes b'live two\\r'")
