@@ -16,14 +16,18 @@ notices a probe that vanished or a target that stopped answering mid-run, and a 
 that halted on a semihosting ``BKPT 0xAB``. Semihosting is served by pyOCD's own
 agent (output goes to the job's log, as on the ``sim`` backend), and SYS_EXIT /
 SYS_EXIT_EXTENDED end the job with stop reason ``exit`` and the firmware's code. A
-board whose firmware never halts costs one debug-register read per poll.
+board whose firmware never halts costs one debug-register read per poll. Firmware
+that halts once tends to halt again soon (a semihosting printf is one call per line
+or character, faults come in runs): after a halt the next poll comes after
+``POLL_AFTER_HALT_S``, the wait doubling back to ``POLL_S`` while the core runs.
 
 Faults: the core halts on entering a fault handler (vector catch on HardFault,
 MemManage, BusFault and the UsageFault causes); the fault status is noted and the
 core resumed at once, so a fault the firmware handles and clears is still seen. A run
 that reaches its limit after a fault ends as ``fault`` (the first one in the detail),
 as on the ``sim`` backend. The cost: a faulting core waits up to ``POLL_S`` in its
-handler's first instruction per fault (its timing changes, its output does not).
+handler's first instruction per fault, less in a run of them (its timing changes,
+its output does not).
 
 Every failure of the bench (probe, target, flash, serial port) is an
 infrastructure error whose detail says what to check; the scheduler retries such a
@@ -59,6 +63,8 @@ from .extras import ExtraMissing
 BIN_BASE = 0x0800_0000
 #: How often the core's state is read while the firmware runs (probe health, semihosting).
 POLL_S = 0.2
+#: The first poll after a halt was served (see the module's docstring).
+POLL_AFTER_HALT_S = 0.005
 #: Longest wait for console bytes in one read (the console thread's stop) and between two
 #: looks at the clock and the cancel signal.
 READ_S = 0.05
@@ -629,6 +635,7 @@ class PhysicalBackend(Backend):
         request, target, console = job.request, job.session.target, job.console
         assert console is not None
         run_started = next_poll = time.monotonic()
+        poll_s = POLL_S
         # the board's time is the wall clock's since the start (stamps the log)
         request.clock.bind(lambda: time.monotonic() - run_started)
         while True:
@@ -645,7 +652,7 @@ class PhysicalBackend(Backend):
                     StopReason.LIMIT, f"wall-clock limit of {request.time_limit_s:g} s reached",
                     used=now - run_started))
             if now >= next_poll:
-                next_poll = now + POLL_S
+                poll_s = min(poll_s * 2, POLL_S)
                 if target.get_state() is Target.State.HALTED:
                     code = job.semihosting_exit()
                     if code is not None:
@@ -653,6 +660,8 @@ class PhysicalBackend(Backend):
                         return self._end(job, outcome(
                             StopReason.EXIT, f"firmware exited with code {code}",
                             used=time.monotonic() - run_started, exit_code=code))
+                    poll_s = POLL_AFTER_HALT_S
+                next_poll = time.monotonic() + poll_s
             request.cancel.wait(min(READ_S, max(0.0, next_poll - time.monotonic())))
 
     @staticmethod
