@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import string
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from cluster import TOKEN, wait_until
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 WORKER = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -141,3 +144,50 @@ def test_remote_instances_show_with_host_heartbeat_age_and_health(by_hand):
     job = cluster.api.submit("hello")
     time.sleep(1.0)
     assert cluster.api.job(job)["status"] == "WAITING"
+
+
+_TOKEN_CHARS = string.ascii_letters + string.digits + "-_."
+_ATTEMPT = st.one_of(
+    st.tuples(st.just("right"), st.sampled_from([f"Bearer {TOKEN}", f"bearer {TOKEN}",
+                                                 f"BEARER   {TOKEN}"])),
+    st.tuples(st.just("wrong"), st.text(_TOKEN_CHARS, min_size=1, max_size=40)
+              .filter(lambda t: t != TOKEN).map(lambda t: f"Bearer {t}")),
+    st.tuples(st.just("wrong"), st.sampled_from([f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN}x",
+                                                 f"Basic {TOKEN}", "Basic dTpw", TOKEN,
+                                                 "Bearer", "Token abc"])),
+    st.tuples(st.just("none"), st.just("")))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(attempts=st.lists(st.tuples(_ATTEMPT, st.booleans()), max_size=9))
+def test_wrong_worker_tokens_are_throttled_as_failed_logins(by_hand, attempts):
+    """Wrong worker tokens count on the client's address as wrong passwords do: past the
+    limit they are answered 429 with Retry-After, with a body (refused before it is
+    read) or without; the right token still gets through; no header counts nothing."""
+    cluster, _ = by_hand
+    throttle = cluster.service.auth.throttle
+    limit = 3
+    throttle.limits = {**throttle.limits, "addr": limit}
+    now = [throttle.monotonic() + 10 * throttle.window]  # what earlier examples left expired
+    throttle.monotonic = lambda: now[0]
+    url = f"http://127.0.0.1:{cluster.port}/apiv1/workers/heartbeat"
+    failures = 0
+    with httpx.Client(timeout=30) as client:
+        for (kind, header), with_body in attempts:
+            headers = {"Authorization": header} if header else {}
+            body = {"v": 1, "host": "hand", "instances": [
+                {"name": "nucleo-f303re#0", "board": "nucleo-f303re", "backend": "sim",
+                 "state": "idle", "job": None}]} if with_body else None
+            r = client.post(url, headers=headers, json=body) if with_body else \
+                client.post(url, headers=headers)
+            if kind == "right":
+                assert r.status_code == (200 if with_body else 400), (header, r.text)
+            elif kind == "none":
+                assert r.status_code == 401, r.text
+            elif failures >= limit:
+                assert r.status_code == 429, (header, with_body, r.text)
+                assert int(r.headers["Retry-After"]) >= 1
+            else:
+                assert r.status_code == 401, (header, with_body, r.text)
+                failures += 1
