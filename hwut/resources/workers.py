@@ -9,11 +9,12 @@ only to a job whose task it holds (the claim) and only for its current attempt
 (the attempt's secret); see :mod:`hwut.broker.protocol`.
 
 - ``POST /workers/heartbeat`` ``{"v", "host", "instances"}``: the host is alive;
-- ``POST /workers/jobs/{id}/attempts`` ``{"v", "claim", "host"}``: a host took the
-  job's task up; answers ``{"v", "attempt", "token"}``, or 410 (drop the task);
+- ``POST /workers/jobs/{id}/attempts`` ``{"v", "claim", "host", "takes"?}``: a host
+  took the job's task up (``"takes": ["input"]``: it passes live input on); answers
+  ``{"v", "attempt", "token"}``, or 410 (drop the task);
 - ``POST /workers/jobs/{id}/reports`` (a :class:`~hwut.broker.protocol.Report`):
-  answers ``{"v", "ack", "cancel"}``; 409 for a report of an attempt that is not the
-  job's current one (the host stops that run), 410 once the job is gone.
+  answers ``{"v", "ack", "cancel", "input"?}``; 409 for a report of an attempt that is
+  not the job's current one (the host stops that run), 410 once the job is gone.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import falcon
 
 from ..auth import AuthMiddleware
 from ..broker.dispatcher import Fenced, Gone, RemoteDispatcher
-from ..broker.protocol import ProtocolError, Report, check
+from ..broker.protocol import TAKES_INPUT, ProtocolError, Report, check
 from .params import bad_request
 
 #: No worker message is larger (a report carries at most 3 x 256 KiB in base64).
@@ -69,11 +70,14 @@ class HeartbeatResource(_WorkerRoute):
 class AttemptResource(_WorkerRoute):
     def on_post(self, req: falcon.Request, resp: falcon.Response, job_id: int) -> None:
         data = self._body(req, "attempt")
-        claim, host = data.get("claim"), data.get("host")
+        claim, host, takes = data.get("claim"), data.get("host"), data.get("takes", [])
         if not isinstance(claim, str) or not isinstance(host, str) or not 0 < len(host) <= 150:
             raise bad_request("attempt: claim and host (up to 150 characters) are needed")
+        if not isinstance(takes, list) or len(takes) > 16:
+            raise bad_request("attempt: takes is a list of at most 16 names")
         try:
-            attempt, token = self.dispatcher.open_attempt(job_id, claim, host)
+            attempt, token = self.dispatcher.open_attempt(job_id, claim, host,
+                                                          TAKES_INPUT in takes)
         except Gone as exc:
             raise _gone(exc) from None
         resp.media = {"v": 1, "attempt": attempt, "token": token}
