@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The parent's main script for the fork server (see :mod:`hwut.runner.forkmain`).
+#: The parent's main script for the fork server, ``path:...`` or ``module:...`` (see
+#: :mod:`hwut.runner.forkmain`).
 FORKSERVER_MAIN_ENV = "HWUT_FORKSERVER_MAIN"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
@@ -52,9 +53,16 @@ def job_context(preload: Iterable[str] = ()) -> BaseContext:
     with any multiprocessing program, a script that embeds the server must guard its
     entry with ``if __name__ == "__main__"``.
     """
-    main_path = spawn.get_preparation_data("hwut-job").get("init_main_from_path")
-    if main_path:  # read by the fork server when it starts (its environment is ours)
-        os.environ[FORKSERVER_MAIN_ENV] = str(main_path)
+    # read by the fork server when it starts (its environment is ours); what a parent
+    # process left there is replaced or removed
+    data = spawn.get_preparation_data("hwut-job")
+    path, name = data.get("init_main_from_path"), data.get("init_main_from_name")
+    if path:
+        os.environ[FORKSERVER_MAIN_ENV] = f"path:{path}"
+    elif name and name != "__main__" and not str(name).endswith(".__main__"):
+        os.environ[FORKSERVER_MAIN_ENV] = f"module:{name}"
+    else:  # a package's __main__ (python -m hwut) is never imported again
+        os.environ.pop(FORKSERVER_MAIN_ENV, None)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
         ["__main__", "hwut.runner.forkmain", "hwut.runner.child", *preload])

@@ -46,3 +46,19 @@ def test_the_main_script_is_imported_once_by_the_fork_server_not_per_job(tmp_pat
     names = [line.split()[0] for line in seen.read_text().splitlines()]
     # the script itself, and the fork server once; no job process
     assert names == ["__main__", "__mp_main__"], names
+
+
+def test_a_main_module_run_with_m_is_imported_once_too(tmp_path: Path):
+    """``python -m embedder``: the fork server imports the module once, by its name; a
+    path a parent process left in the environment (the bench starts worker hosts) is
+    not used."""
+    script, seen = tmp_path / "embedder.py", tmp_path / "imports.txt"
+    script.write_text(SCRIPT)
+    done = subprocess.run([sys.executable, "-m", "embedder",
+                           str(ROOT / "fixtures" / "build" / "hello.elf")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
+                          env={**os.environ, "SEEN": str(seen), "PYTHONPATH": str(tmp_path),
+                               "HWUT_FORKSERVER_MAIN": str(script)})
+    assert done.returncode == 0, done.stderr[-3000:]
+    names = [line.split()[0] for line in seen.read_text().splitlines()]
+    assert names == ["__main__", "__mp_main__"], names
