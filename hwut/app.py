@@ -74,5 +74,5 @@ def create_app(store: Store, scheduler: Scheduler, config: Config,
     ui.add_routes(app)  # the web page, under /ui
     if scheduler.remote is not None:  # remote worker hosts report here (hwut.broker)
         from .resources import workers
-        workers.add_routes(app, BASE, scheduler.remote)  # type: ignore[arg-type]
+        workers.add_routes(app, BASE, scheduler.remote, auth)  # type: ignore[arg-type]
     return app

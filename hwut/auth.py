@@ -19,12 +19,15 @@ flood of guesses costs the server a dictionary lookup each:
 
 :meth:`AuthMiddleware.early_refusal` is the same policy without argon2, asked by the
 HTTP server when a request's headers are complete and before its body is read (see
-:mod:`hwut.server`).
+:mod:`hwut.server`). :meth:`AuthMiddleware.check_secret` is the same policy for routes
+that take a shared secret instead of a user (the worker hosts' token): a wrong one
+counts on the address, and a throttled address gets 429 for a wrong one.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import math
 import threading
 import time
@@ -214,6 +217,27 @@ class AuthMiddleware:
             self._refuse(address, *keys)
         throttle.succeeded(address, keys[0])
         return user
+
+    def check_secret(self, header: str | None, address: str, secret: str, what: str) -> None:
+        """Let a request through when its ``Authorization`` is ``Bearer <secret>``; else
+        401 (``what`` says which secret is needed), counted on the address as a failed
+        login, or 429 once the address failed too often lately. The right secret is
+        let through even from a throttled address (as a user's token is: it cannot be
+        guessed, and the throttle must not let a flood of guesses lock a worker out)."""
+        parsed = parse_authorization(header or "")
+        if parsed is not None and parsed[0] == "bearer" and hmac.compare_digest(
+                parsed[1].encode(), secret.encode()):
+            return
+        needed = falcon.HTTPUnauthorized(title="Unauthorized", description=f"{what} is needed.",
+                                         challenges=['Bearer realm="hwut"'])
+        if not header:  # no credentials: nothing was tried (as for the user routes)
+            raise needed
+        addr = _addr_key(address)
+        wait = self.throttle.retry_after(addr)
+        if wait is not None:
+            raise too_many(wait)
+        self.throttle.failed(address, addr)
+        raise needed
 
     def _refuse(self, address: str, *keys: str, message: str = WRONG) -> None:
         """401 for an attempt that was checked and failed; it counts on ``keys``, so the

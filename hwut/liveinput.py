@@ -28,6 +28,9 @@ DEFAULT_HOLD_S = 0.1
 #: Per job, per second: requests and text bytes (past them: 429 with Retry-After).
 MAX_REQUESTS_PER_S = 20
 MAX_BYTES_PER_S = 4096
+#: Items waiting on the server for the worker host that runs a remote job (it fetches
+#: them with its next report); past it: 429, as for the rate.
+MAX_PENDING_REMOTE = 64
 _BUTTON_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 SCHEMA: dict[str, Any] = {
@@ -43,6 +46,16 @@ SCHEMA: dict[str, Any] = {
                                   f"(default {DEFAULT_HOLD_S:g}); only with press"},
     },
 }
+
+
+class Backlog(Exception):
+    """The job's input waits for its worker host already (:data:`MAX_PENDING_REMOTE`
+    items): the host has not fetched it yet. Answered 429, retry in a moment."""
+
+
+class Unsupported(Exception):
+    """The host that runs the job cannot take input while it runs (the message says
+    which and why). Answered 400."""
 
 
 def parse(body: bytes) -> list[LiveItem]:

@@ -218,6 +218,10 @@ class Dispatcher(Protocol):
         """The remote instances (each with ``describe()``) of ``board``, or of all."""
         ...
 
+    def send_input(self, job_id: int, item: LiveItem) -> float:
+        """As :meth:`Scheduler.send_input`, for a job on a remote host."""
+        ...
+
 
 class Scheduler:
     def __init__(self, store: JobStore, config: Config,
@@ -482,7 +486,10 @@ class Scheduler:
     def send_input(self, job_id: int, item: LiveItem) -> float:
         """Pass ``item`` to job ``job_id``'s running board; returns the board's latest
         time known here (the item is applied at or after it). :class:`NotRunning` when
-        the job's run is not going on. Who may send, and how much, the API decides."""
+        the job's run is not going on. Who may send, and how much, the API decides.
+        With remote hosts attached, the dispatcher carries it to the job's host."""
+        if self.remote is not None:
+            return self.remote.send_input(job_id, item)
         running = self._running.get(job_id)
         process = running[0].process if running is not None else None
         if running is None or process is None or not process.send_input(item):

@@ -105,13 +105,16 @@ def make_server(service: Service, host: str, port: int, threads: int) -> Backgro
 
 
 def _worker_token_first(early: Any, token: str) -> Any:
-    """The early check, letting a worker's token through (its routes check it again)."""
+    """The early check, letting a worker's token through (its routes check it again, as
+    :meth:`hwut.auth.AuthMiddleware.check_secret` reads it: any spelling of Bearer)."""
     import hmac
 
-    expected = f"Bearer {token}".encode()
+    from .auth import parse_authorization
 
     def check(headers: Any, address: str) -> Any:
-        if hmac.compare_digest(headers.get("AUTHORIZATION", "").strip().encode(), expected):
+        parsed = parse_authorization(headers.get("AUTHORIZATION", ""))
+        if parsed is not None and parsed[0] == "bearer" and hmac.compare_digest(
+                parsed[1].encode(), token.encode()):
             return None
         return early(headers, address)
     return check

@@ -27,15 +27,26 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from hwut.backends.base import CancelReason, CancelToken, Outcome, StopReason
+from hwut.backends.base import CancelReason, CancelToken, LiveItem, Outcome, StopReason
 
+from .. import liveinput
 from .. import trace as pintrace
 from ..jobs import JobStatus, TransitionError, format_time
-from ..scheduler import SHUTDOWN_DETAIL, Scheduler, _LogSink
+from ..scheduler import SHUTDOWN_DETAIL, NotRunning, Scheduler, _LogSink
 from ..verdict import Tap
 from .celeryapp import make_app
 from .hosts import HostRegistry
-from .protocol import TASK_NAME, ProtocolError, Report, Task, TaskImage, b64, queue_name
+from .protocol import (
+    MAX_INPUT_PER_ANSWER,
+    TASK_NAME,
+    ProtocolError,
+    Report,
+    Task,
+    TaskImage,
+    b64,
+    input_to_json,
+    queue_name,
+)
 from .settings import BrokerSettings
 
 log = logging.getLogger(__name__)
@@ -78,6 +89,14 @@ class RemoteRun:
     #: One line per attempt that was lost (kept in the job's infrastructure log).
     earlier: list[str] = field(default_factory=list)
     done: bool = False
+    #: The current attempt's host takes live input (it said so when it opened it).
+    takes_input: bool = False
+    #: Live input of the current attempt its host has not acknowledged: (number, item).
+    inputs: list[tuple[int, LiveItem]] = field(default_factory=list)
+    #: The number the next live input item of the attempt gets.
+    input_next: int = 1
+    #: The board's time its host last reported (seconds; 0 before it said any).
+    board_time: float = 0.0
 
 
 class RemoteDispatcher:
@@ -237,10 +256,14 @@ class RemoteDispatcher:
 
     # ---- attempts and reports (HTTP threads) --------------------------------------------
 
-    def open_attempt(self, job_id: int, claim: str, host: str) -> tuple[int, str]:
+    def open_attempt(self, job_id: int, claim: str, host: str,
+                     takes_input: bool = False) -> tuple[int, str]:
         """A host took the job's task up: the attempt's number and secret, or
         :class:`Gone` (the task is not one this server published, or the job ended, or it
-        had its attempts)."""
+        had its attempts). ``takes_input``: the host passes live input on to the job.
+
+        Live input waiting for an earlier attempt is dropped: the new attempt runs the
+        job from its start, so what was meant for the old run would land elsewhere."""
         with self._lock:
             run = self._runs.get(job_id)
         if run is None or not hmac.compare_digest(run.claim.encode(), claim.encode()):
@@ -266,6 +289,10 @@ class RemoteDispatcher:
             run.token = self._token()
             run.seq = 0
             run.host = host
+            run.takes_input = takes_input
+            run.inputs.clear()
+            run.input_next = 1
+            run.board_time = 0.0
             run.last_heard = self.monotonic()
             hosts = [*(job.hosts or []), host]
             if job.status is JobStatus.QUEUED:
@@ -319,10 +346,39 @@ class RemoteDispatcher:
             if report.seq > run.seq:
                 raise Fenced(f"report {report.seq} came before {run.seq}")
             run.last_heard = self.monotonic()
+            if report.input_ack is not None:  # idempotent: a repeated report says the same
+                run.inputs[:] = [i for i in run.inputs if i[0] > report.input_ack]
+            if report.board_time_s is not None:
+                run.board_time = max(run.board_time, report.board_time_s)
             if report.seq == run.seq:
                 self._apply(run, report)
                 run.seq += 1
             return self._answer(run, report.seq)
+
+    def send_input(self, job_id: int, item: LiveItem) -> float:
+        """Queue ``item`` for the host that runs job ``job_id`` (it fetches it with its
+        next report); the board's time its host last reported. :class:`NotRunning`
+        while no attempt runs; :class:`hwut.liveinput.Unsupported` for a host that takes
+        no input; :class:`hwut.liveinput.Backlog` past
+        :data:`hwut.liveinput.MAX_PENDING_REMOTE` items not yet fetched."""
+        with self._lock:
+            run = self._runs.get(job_id)
+        if run is None:
+            raise NotRunning(job_id)
+        with run.lock:
+            if run.done or run.attempt == 0:
+                raise NotRunning(job_id)
+            if not run.takes_input:
+                raise liveinput.Unsupported(
+                    f"job {job_id} runs on worker host {run.host}, whose version of hwut "
+                    "worker takes no input while a job runs; give it at submit ('input', "
+                    "'press')")
+            if len(run.inputs) >= liveinput.MAX_PENDING_REMOTE:
+                raise liveinput.Backlog(f"{len(run.inputs)} inputs of job {job_id} wait "
+                                        f"for worker host {run.host} to fetch them")
+            run.inputs.append((run.input_next, item))
+            run.input_next += 1
+            return run.board_time
 
     def _apply(self, run: RemoteRun, report: Report) -> None:
         uart = report.chunks.get("uart", b"")
@@ -343,7 +399,11 @@ class RemoteDispatcher:
         if run.cancel.is_set():
             cancel = {"reason": (run.cancel.reason or CancelReason.USER).value,
                       "detail": run.cancel.detail}
-        return {"v": 1, "ack": ack, "cancel": cancel}
+        answer: dict[str, Any] = {"v": 1, "ack": ack, "cancel": cancel}
+        if run.inputs:
+            answer["input"] = [input_to_json(n, item)
+                               for n, item in run.inputs[:MAX_INPUT_PER_ANSWER]]
+        return answer
 
     # ---- the end of a run --------------------------------------------------------------
 

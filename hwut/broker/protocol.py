@@ -14,14 +14,33 @@ applies seq N once, answers a repeated seq with the same acknowledgement and ref
 a gap, and refuses any report of an attempt that is not the job's current one
 (fencing: a host that comes back after its job went elsewhere cannot write).
 
-Every message carries ``"v": 1``; a side refuses a version it does not know.
+Live input into a running job (``POST /jobs/{id}/input``) goes the way a cancel goes:
+in the answers to the running attempt's reports. The server numbers each item of an
+attempt from 1 and repeats every item not yet acknowledged in each answer
+(``"input": [...]``, :func:`input_to_json`); the host passes an item on to the job's
+process once, in order, and says how far it got in its next report
+(``"input_ack": n``), with the board's time it last heard from the job
+(``"board_time_s"``). So an answer that is lost loses no input and a repeated one
+doubles none, and only the attempt's own secret gets its input (fencing, as for the
+rest). A host says it takes input when it opens the attempt (``"takes": ["input"]``);
+the server refuses input for an attempt of a host that did not.
+
+Every message carries ``"v": 1``; a side refuses a version it does not know. Fields
+added since (``images``; ``takes``, ``input``, ``input_ack``, ``board_time_s``) are
+optional: a side that does not know them ignores them, and their absence means what
+it meant before them.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import math
 from dataclasses import dataclass, field
 from typing import Any
+
+from hwut.backends.base import LiveItem
+
+from .. import liveinput
 
 VERSION = 1
 TASK_NAME = "hwut.run_job"
@@ -31,6 +50,10 @@ MAX_CHUNK_BYTES = 256 * 1024
 STREAMS = ("uart", "other", "trace")
 #: Images one task may carry besides its executable (the submit's own bound is lower).
 MAX_IMAGES = 16
+#: What a host may take besides running jobs (the attempt's ``takes``).
+TAKES_INPUT = "input"
+#: Live input items one answer carries at most (the rest come in the next answers).
+MAX_INPUT_PER_ANSWER = 32
 
 
 class ProtocolError(ValueError):
@@ -148,6 +171,10 @@ class Report:
     #: The run's outcome (set once, in the last report): reason, exit_code, time_used_s,
     #: instructions, detail, infra_log, cancel_reason, cancel_detail.
     outcome: dict[str, Any] | None = None
+    #: The last live input item passed on to the job (None: the host takes no input).
+    input_ack: int | None = None
+    #: The board's time the host last heard from the job (None: not known).
+    board_time_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"v": VERSION, "attempt": self.attempt, "token": self.token,
@@ -155,6 +182,10 @@ class Report:
         data.update({name: b64(chunk) for name, chunk in self.chunks.items() if chunk})
         if self.outcome is not None:
             data["outcome"] = self.outcome
+        if self.input_ack is not None:
+            data["input_ack"] = self.input_ack
+        if self.board_time_s is not None:
+            data["board_time_s"] = self.board_time_s
         return data
 
     @classmethod
@@ -169,7 +200,48 @@ class Report:
         outcome = data.get("outcome")
         if outcome is not None and not isinstance(outcome, dict):
             raise ProtocolError("report: outcome must be an object")
-        return cls(attempt, _field(data, "token", str, "report"), seq, chunks, outcome)
+        ack = data.get("input_ack")
+        if ack is not None and (not isinstance(ack, int) or isinstance(ack, bool) or ack < 0):
+            raise ProtocolError("report: input_ack must be an integer >= 0")
+        board_time = data.get("board_time_s")
+        if board_time is not None and (isinstance(board_time, bool)
+                                       or not isinstance(board_time, int | float)
+                                       or not math.isfinite(board_time) or board_time < 0):
+            raise ProtocolError("report: board_time_s must be a number of seconds >= 0")
+        return cls(attempt, _field(data, "token", str, "report"), seq, chunks, outcome, ack,
+                   None if board_time is None else float(board_time))
+
+
+def input_to_json(number: int, item: LiveItem) -> dict[str, Any]:
+    """One live input item of an answer: its number in the attempt, text or press."""
+    if item.press is not None:
+        return {"n": number, "press": item.press, "hold_s": item.hold_s}
+    return {"n": number, "text": b64(item.text)}
+
+
+def input_from_json(data: Any) -> tuple[int, LiveItem]:
+    """(number, item) of an answer's input, within the API's own bounds
+    (:mod:`hwut.liveinput`), or :class:`ProtocolError`."""
+    if not isinstance(data, dict):
+        raise ProtocolError("input: a JSON object is needed")
+    number = _field(data, "n", int, "input")
+    if number < 1:
+        raise ProtocolError("input: n must be >= 1")
+    press = data.get("press")
+    if press is not None:
+        hold = data.get("hold_s")
+        if not isinstance(press, str) or not 0 < len(press) <= 16 or not press.isascii() \
+                or not press.replace("_", "").isalnum():
+            raise ProtocolError("input: press is not a button name")
+        if isinstance(hold, bool) or not isinstance(hold, int | float) \
+                or not 0 < hold <= liveinput.MAX_HOLD_S:
+            raise ProtocolError(f"input: hold_s is not a number of seconds within "
+                                f"{liveinput.MAX_HOLD_S:g}")
+        return number, LiveItem(press=press, hold_s=float(hold))
+    text = unb64(data.get("text"), "input text", liveinput.MAX_TEXT_BYTES)
+    if not text or len(text) > liveinput.MAX_TEXT_BYTES:
+        raise ProtocolError(f"input: text is 1 to {liveinput.MAX_TEXT_BYTES} bytes")
+    return number, LiveItem(text=text)
 
 
 def check(data: Any, what: str) -> dict[str, Any]:

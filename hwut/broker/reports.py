@@ -1,6 +1,6 @@
 """A worker host's report channel for one attempt: buffers the job's bytes, sends them to
-the server in numbered reports, and takes the server's answers (a cancel; a refusal
-when the attempt was superseded) back to the run."""
+the server in numbered reports, and takes the server's answers (a cancel; live input;
+a refusal when the attempt was superseded) back to the run."""
 from __future__ import annotations
 
 import logging
@@ -11,9 +11,16 @@ from typing import Any
 
 import httpx
 
-from hwut.backends.base import CancelReason, CancelToken, Outcome
+from hwut.backends.base import CancelReason, CancelToken, LiveItem, Outcome
 
-from .protocol import MAX_CHUNK_BYTES, STREAMS, Report
+from .protocol import (
+    MAX_CHUNK_BYTES,
+    MAX_INPUT_PER_ANSWER,
+    STREAMS,
+    ProtocolError,
+    Report,
+    input_from_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +49,14 @@ class ReportChannel:
         self._last_ok = monotonic()
         #: The server refused this attempt (superseded, or the job is gone): stop writing.
         self.refused: str | None = None
+        #: Where live input goes (the job process's ``send_input``; False: not taken,
+        #: e.g. not started yet): set by the host while the job's process runs.
+        self.deliver: Callable[[LiveItem], bool] | None = None
+        #: The board's time the job last told (None: not known), read for each report.
+        self.board_time: Callable[[], float | None] = lambda: None
+        #: Live input: the last item passed on, and those received but not yet taken.
+        self._input_done = 0
+        self._inbox: list[tuple[int, LiveItem]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True,
                                         name=f"hwut-report-{job_id}")
@@ -92,9 +107,34 @@ class ReportChannel:
                 chunks[name] = bytes(buffer[:MAX_CHUNK_BYTES])
                 del buffer[:MAX_CHUNK_BYTES]
             empty = not any(self._buffers.values())
+        self._pass_input()
         self._pending = Report(self.attempt, self.token, self._seq, chunks,
-                               outcome if empty else None)
+                               outcome if empty else None, self._input_done,
+                               self.board_time())
         return self._pending
+
+    def _take_input(self, items: object) -> None:
+        """An answer's live input: each item once, in its order; an unreadable answer
+        drops nothing that was read before it (the server sends the rest again)."""
+        if not isinstance(items, list):
+            return
+        last = self._inbox[-1][0] if self._inbox else self._input_done
+        for data in items[:MAX_INPUT_PER_ANSWER]:
+            try:
+                number, item = input_from_json(data)
+            except ProtocolError as exc:
+                log.warning("job %d: live input dropped: %s", self.job_id, exc)
+                return
+            if number == last + 1:
+                self._inbox.append((number, item))
+                last = number
+        self._pass_input()
+
+    def _pass_input(self) -> None:
+        """Pass waiting input on to the job's process, in order, as far as it takes it."""
+        deliver = self.deliver
+        while self._inbox and deliver is not None and deliver(self._inbox[0][1]):
+            self._input_done = self._inbox.pop(0)[0]
 
     def _round(self, outcome: dict[str, Any] | None) -> str:
         report = self._next(outcome)
@@ -115,7 +155,9 @@ class ReportChannel:
         self._last_ok = self.monotonic()
         self._pending = None
         self._seq += 1
-        cancel = answer.json().get("cancel")
+        data = answer.json()
+        self._take_input(data.get("input"))
+        cancel = data.get("cancel")
         if isinstance(cancel, dict):
             try:
                 reason = CancelReason(cancel.get("reason"))

@@ -32,10 +32,11 @@ import httpx
 from hwut.backends.base import Backend, CancelToken, Deadline, Outcome, StopReason
 
 from ..config import BoardConfig, Config, ConfigError
+from ..logtime import LogTimes
 from ..runner.process import JobProcess, job_context
 from ..runner.spec import JobSpec
 from ..scheduler import check_board_options, resolve_backend
-from .protocol import TASK_NAME, ProtocolError, Task, queue_name
+from .protocol import TAKES_INPUT, TASK_NAME, ProtocolError, Task, queue_name
 from .reports import ReportChannel
 from .settings import WorkerSettings
 
@@ -137,7 +138,8 @@ class WorkerHost:
         while True:
             try:
                 answer = self.client.post(f"/apiv1/workers/jobs/{task.job_id}/attempts",
-                                          json={"v": 1, "claim": task.claim, "host": where})
+                                          json={"v": 1, "claim": task.claim, "host": where,
+                                                "takes": [TAKES_INPUT]})
                 if answer.status_code == 200:
                     data = answer.json()
                     return int(data["attempt"]), str(data["token"])
@@ -203,12 +205,20 @@ class WorkerHost:
         deadline = None if spec.wall_budget_s is None else Deadline.after(spec.wall_budget_s)
         process = JobProcess(spec, self._context, deadline=deadline, cancel_grace_s=float(
             self.config["scheduler.cancel_grace_seconds"]))
+        # the board's time, as the server's own runs keep it: the reports carry it (the
+        # answer to live input says it); the index file stays in the job's temp dir
+        times = LogTimes(workdir / "times", opener=lambda p, f: os.open(p, f, 0o600))
+        channel.board_time = lambda: times.now
+        channel.deliver = process.send_input
         try:
             return process.run(channel.sink("uart"), channel.sink("other"), cancel,
-                               channel.sink("trace"))
+                               channel.sink("trace"), times)
         except OSError as exc:
             return Outcome(StopReason.INFRASTRUCTURE,
                            detail=f"the worker host could not run the job: {exc}")
+        finally:
+            channel.deliver = None
+            times.close()
 
 
 def serve(host: WorkerHost, loglevel: str = "INFO") -> None:

@@ -11,6 +11,12 @@ Choices where the issue is silent:
   time when its backend takes it (the job's infrastructure log records it with that
   time). The answer's ``board_time_s`` is the board's time as the server last heard
   it, so a client knows the input lands at or after it.
+- A job on a remote worker host takes input the same way, with the same bounds and
+  answers: the input waits on the server until the host's next report fetches it
+  (within the host's ``report_seconds``, 0.25 s by default; see
+  :mod:`hwut.broker.protocol`), and ``board_time_s`` is the board's time in the host's
+  last report. 429 also when :data:`hwut.liveinput.MAX_PENDING_REMOTE` items wait for
+  the host; 400 for a host whose ``hwut worker`` is too old to take input.
 """
 from __future__ import annotations
 
@@ -47,10 +53,6 @@ class InputResource(_JobBase):
         items = self._items(req)
         if job.status is not JobStatus.RUNNING:
             raise self._not_running(job_id, job.status.value)
-        if self.scheduler.remote is not None:
-            raise bad_request(f"job {job_id} runs on a remote worker host: input into a "
-                              "running job reaches this server's own boards only; give it "
-                              "at submit ('input', 'press')")
         info = self.scheduler.board_info(job.board)
         backend = (info.backend if info is not None and info.backend else
                    "of this board")
@@ -77,6 +79,12 @@ class InputResource(_JobBase):
         try:
             for item in items:
                 board_time = self.scheduler.send_input(job_id, item)
+        except liveinput.Unsupported as exc:
+            raise bad_request(str(exc)) from None
+        except liveinput.Backlog as exc:
+            raise falcon.HTTPTooManyRequests(
+                title="Too Many Requests", retry_after=1,
+                description=f"{exc}; retry in a moment.") from None
         except NotRunning:
             status = self.store.jobs.get(job_id).status.value
             if status == JobStatus.RUNNING.value:  # its process is starting, or between tries

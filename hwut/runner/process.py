@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterable
+from multiprocessing import spawn
 from multiprocessing.connection import Connection
 from multiprocessing.context import BaseContext
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: The parent's main script for the fork server, ``path:...`` or ``module:...`` (see
+#: :mod:`hwut.runner.forkmain`).
+FORKSERVER_MAIN_ENV = "HWUT_FORKSERVER_MAIN"
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -44,13 +48,24 @@ def job_context(preload: Iterable[str] = ()) -> BaseContext:
     """Jobs fork from a fork server that imported the backends once (a job starts in
     milliseconds, and never forks the threaded server itself).
 
-    ``__main__`` is preloaded too: multiprocessing re-imports the parent's main script in
-    each child otherwise. As with any multiprocessing program, a script that embeds the
-    server must guard its entry with ``if __name__ == "__main__"``.
+    The parent's main script is preloaded too (:mod:`hwut.runner.forkmain` says why
+    that needs our help): multiprocessing re-imports it in each child otherwise. As
+    with any multiprocessing program, a script that embeds the server must guard its
+    entry with ``if __name__ == "__main__"``.
     """
+    # read by the fork server when it starts (its environment is ours); what a parent
+    # process left there is replaced or removed
+    data = spawn.get_preparation_data("hwut-job")
+    path, name = data.get("init_main_from_path"), data.get("init_main_from_name")
+    if path:
+        os.environ[FORKSERVER_MAIN_ENV] = f"path:{path}"
+    elif name and name != "__main__" and not str(name).endswith(".__main__"):
+        os.environ[FORKSERVER_MAIN_ENV] = f"module:{name}"
+    else:  # a package's __main__ (python -m hwut) is never imported again
+        os.environ.pop(FORKSERVER_MAIN_ENV, None)
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(
-        ["__main__", "hwut.runner.child", *preload])
+        ["__main__", "hwut.runner.forkmain", "hwut.runner.child", *preload])
     return context
 
 

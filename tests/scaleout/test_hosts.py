@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from typing import Any
 
@@ -150,10 +151,45 @@ def test_a_remote_job_s_verdict_is_settled_by_the_server_and_stops_the_run(two_h
     assert done["time_used_seconds"] < 60
 
 
-def test_a_remote_job_carries_its_images_and_pins_and_refuses_live_input(two_hosts):
+def _follow(api: Api, job: int, until: bytes | re.Pattern[bytes], timeout: float = 90.0
+            ) -> bytes:
+    """The job's live log (the SSE stream) until ``until`` appears in it; a stream slot
+    still held for a stream just closed (503) is waited for."""
+    found = until.search if isinstance(until, re.Pattern) else (lambda log: until in log)
+    log = b""
+    started = time.monotonic()
+    while True:
+        with connect_sse(api.http, "GET", f"/apiv1/jobs/{job}/log/stream") as events:
+            if events.response.status_code == 503:
+                assert time.monotonic() - started < timeout, "no stream slot came free"
+                time.sleep(0.3)
+                continue
+            for sse in events.iter_sse():
+                if sse.event == "log":
+                    log += base64.b64decode(sse.data)
+                    if found(log):
+                        return log
+                elif sse.event == "end":
+                    break
+                assert time.monotonic() - started < timeout, log
+        raise AssertionError(f"job {job}'s log ended without {until!r}: {log[-500:]!r}")
+
+
+def _send(api: Api, job: int, body: dict[str, Any]) -> httpx.Response:
+    """POST live input; 409 while the job's board is not ready yet is retried."""
+    for _ in range(100):
+        r = api.http.post(f"/apiv1/jobs/{job}/input", json=body)
+        if r.status_code != 409 or "not ready" not in r.text:
+            return r
+        time.sleep(0.1)
+    return r
+
+
+def test_a_remote_job_carries_its_images_pins_and_live_input(two_hosts):
     """A job of two images (bootloader + application) and one with scripted pins run on a
-    worker host as on the server's own boards; input into a running remote job is
-    refused with a reason (it reaches this server's own boards only)."""
+    worker host as on the server's own boards; text and a button press posted into a
+    running remote job (realtime) reach its board on the worker host, and come back in
+    its live log."""
     cluster, _ = two_hosts()
     api = cluster.api
     files = [("image", ("boot_split.elf", (FIXTURES / "boot_split.elf").read_bytes())),
@@ -167,9 +203,30 @@ def test_a_remote_job_carries_its_images_and_pins_and_refuses_live_input(two_hos
     pins = api.submit("pin_levels", limit=2, pin="PA0@0:1")
     assert api.wait(pins)["status"] == "FINISHED"
     assert b"t=50ms PA0=1 PA1=0 PA4=1 PC13=1" in api.log(pins)
-    running = api.submit("uart_loop", limit=60)
-    _running_on(api, running)
-    refused = api.http.post(f"/apiv1/jobs/{running}/input", json={"text": "hi\r"})
-    assert refused.status_code == 400 and "remote worker host" in refused.text, refused.text
-    api.http.delete(f"/apiv1/jobs/{running}")
-    api.wait(running)
+
+    echo = api.submit("echo", limit=60, realtime="true")
+    _follow(api, echo, b"echo ready\r\n")
+    r = _send(api, echo, {"text": "ping\r"})
+    assert r.status_code == 202, r.text
+    assert r.json()["text_bytes"] == 5 and r.json()["board_time_s"] >= 0
+    assert _follow(api, echo, b"ping\r\n").endswith(b"echo ready\r\nping\r\n")
+    # the board's time as the host reported it: it moved on while the job ran
+    later = _send(api, echo, {"text": "x"}).json()["board_time_s"]
+    assert later > r.json()["board_time_s"]
+
+    button = api.submit("button", limit=60, realtime="true")
+    _follow(api, button, b"B1 idle=1\r\n")
+    r = _send(api, button, {"press": "B1", "hold_s": 0.2})
+    assert r.status_code == 202 and r.json()["presses"] == [{"button": "B1", "hold_s": 0.2}]
+    log = _follow(api, button, re.compile(rb"released at \d+ ms\r\n"))
+    pressed = int(re.search(rb"pressed at (\d+) ms", log)[1])  # type: ignore[index]
+    released = int(re.search(rb"released at (\d+) ms", log)[1])  # type: ignore[index]
+    assert 195 <= released - pressed <= 205  # held 0.2 s of the board's time
+    for job in (echo, button):
+        api.http.delete(f"/apiv1/jobs/{job}")
+    for job in (echo, button):
+        assert api.wait(job)["status"] == "CANCELED"
+    assert "press B1 for 0.2 s" in api.http.get(f"/apiv1/jobs/{button}/infra_log").text
+    # an ended job takes no input, remote or not
+    r = api.http.post(f"/apiv1/jobs/{echo}/input", json={"text": "x"})
+    assert r.status_code == 409 and "CANCELED" in r.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import string
 import subprocess
 import sys
 import time
@@ -13,6 +14,8 @@ from typing import Any
 import httpx
 import pytest
 from cluster import TOKEN, wait_until
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 WORKER = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -141,3 +144,116 @@ def test_remote_instances_show_with_host_heartbeat_age_and_health(by_hand):
     job = cluster.api.submit("hello")
     time.sleep(1.0)
     assert cluster.api.job(job)["status"] == "WAITING"
+
+
+def _attempt(http: httpx.Client, job: int, claim: str, host: str, takes: list[str]):
+    r = http.post(f"/apiv1/workers/jobs/{job}/attempts",
+                  json={"v": 1, "claim": claim, "host": host, "takes": takes})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def _ack_report(http: httpx.Client, job: int, attempt: dict[str, Any], seq: int, ack: int,
+                board_time: float) -> dict[str, Any]:
+    r = http.post(f"/apiv1/workers/jobs/{job}/reports", json={
+        "v": 1, "attempt": attempt["attempt"], "token": attempt["token"], "seq": seq,
+        "input_ack": ack, "board_time_s": board_time})
+    assert r.status_code == 200, r.text
+    return dict(r.json())
+
+
+def test_live_input_waits_for_the_host_s_report_once_in_order_and_fenced(by_hand):
+    """Input into a remote job rides on the answers to the attempt's reports: numbered,
+    repeated until the host acknowledges it, dropped for a new attempt, never given to
+    an old one; a host that did not say it takes input has the API refuse it."""
+    cluster, http = by_hand
+    user = cluster.api.http
+    job = cluster.api.submit("echo", limit=60)
+    task = _take_task(cluster.rabbit.url())
+    # an old hwut worker opens the attempt without "takes": input is refused, with why
+    old = _attempt(http, job, task["claim"], "hand/nucleo-f303re#0", [])
+    r = user.post(f"/apiv1/jobs/{job}/input", json={"text": "x"})
+    assert r.status_code == 400 and "takes no input" in r.text, r.text
+    # the broker hands the task on to a host that takes input (attempt 2)
+    first = _attempt(http, job, task["claim"], "hand/nucleo-f303re#0", ["input"])
+    assert first["attempt"] == old["attempt"] + 1
+    r = user.post(f"/apiv1/jobs/{job}/input", json={"text": "ping\r"})
+    assert r.status_code == 202, r.text
+    assert r.json()["board_time_s"] == 0.0  # no report of this attempt said a time yet
+    answer = _ack_report(http, job, first, 0, 0, 1.25)
+    assert answer["input"] == [{"n": 1, "text": base64.b64encode(b"ping\r").decode()}]
+    r = user.post(f"/apiv1/jobs/{job}/input", json={"press": "B1", "hold_s": 0.2})
+    assert r.status_code == 202 and r.json()["board_time_s"] == 1.25, r.text
+    # the host lost the answer and sends the same report again: the same input comes
+    again = _ack_report(http, job, first, 0, 0, 1.25)
+    assert [i["n"] for i in again["input"]] == [1, 2]
+    assert again["input"][1] == {"n": 2, "press": "B1", "hold_s": 0.2}
+    # it passed both on: acknowledged, they come no more
+    assert "input" not in _ack_report(http, job, first, 1, 2, 1.5)
+    # a report of an attempt that is not the current one gets no input
+    user.post(f"/apiv1/jobs/{job}/input", json={"text": "late"})
+    second = _attempt(http, job, task["claim"], "other/nucleo-f303re#0", ["input"])
+    assert http.post(f"/apiv1/workers/jobs/{job}/reports", json={
+        "v": 1, "attempt": first["attempt"], "token": first["token"], "seq": 2,
+        "input_ack": 2}).status_code == 409
+    # the new attempt runs the job from its start: what was meant for the old run is
+    # dropped, and its numbers begin again
+    assert "input" not in _ack_report(http, job, second, 0, 0, 0.1)
+    assert user.post(f"/apiv1/jobs/{job}/input", json={"text": "new"}).status_code == 202
+    assert _ack_report(http, job, second, 1, 0, 0.2)["input"] == [
+        {"n": 1, "text": base64.b64encode(b"new").decode()}]
+    # the protocol's own bounds: a malformed ack or time is refused
+    for bad in ({"input_ack": -1}, {"input_ack": "1"}, {"board_time_s": float("inf")},
+                {"board_time_s": -2}):
+        r = http.post(f"/apiv1/workers/jobs/{job}/reports", content=json.dumps({
+            "v": 1, "attempt": second["attempt"], "token": second["token"], "seq": 2,
+            **bad}, allow_nan=True))
+        assert r.status_code == 400, (bad, r.text)
+    assert user.delete(f"/apiv1/jobs/{job}").status_code in (200, 202, 204)
+
+
+_TOKEN_CHARS = string.ascii_letters + string.digits + "-_."
+_ATTEMPT = st.one_of(
+    st.tuples(st.just("right"), st.sampled_from([f"Bearer {TOKEN}", f"bearer {TOKEN}",
+                                                 f"BEARER   {TOKEN}"])),
+    st.tuples(st.just("wrong"), st.text(_TOKEN_CHARS, min_size=1, max_size=40)
+              .filter(lambda t: t != TOKEN).map(lambda t: f"Bearer {t}")),
+    st.tuples(st.just("wrong"), st.sampled_from([f"Bearer {TOKEN[:-1]}", f"Bearer {TOKEN}x",
+                                                 f"Basic {TOKEN}", "Basic dTpw", TOKEN,
+                                                 "Bearer", "Token abc"])),
+    st.tuples(st.just("none"), st.just("")))
+
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(attempts=st.lists(st.tuples(_ATTEMPT, st.booleans()), max_size=9))
+def test_wrong_worker_tokens_are_throttled_as_failed_logins(by_hand, attempts):
+    """Wrong worker tokens count on the client's address as wrong passwords do: past the
+    limit they are answered 429 with Retry-After, with a body (refused before it is
+    read) or without; the right token still gets through; no header counts nothing."""
+    cluster, _ = by_hand
+    throttle = cluster.service.auth.throttle
+    limit = 3
+    throttle.limits = {**throttle.limits, "addr": limit}
+    now = [throttle.monotonic() + 10 * throttle.window]  # what earlier examples left expired
+    throttle.monotonic = lambda: now[0]
+    url = f"http://127.0.0.1:{cluster.port}/apiv1/workers/heartbeat"
+    failures = 0
+    with httpx.Client(timeout=30) as client:
+        for (kind, header), with_body in attempts:
+            headers = {"Authorization": header} if header else {}
+            body = {"v": 1, "host": "hand", "instances": [
+                {"name": "nucleo-f303re#0", "board": "nucleo-f303re", "backend": "sim",
+                 "state": "idle", "job": None}]} if with_body else None
+            r = client.post(url, headers=headers, json=body) if with_body else \
+                client.post(url, headers=headers)
+            if kind == "right":
+                assert r.status_code == (200 if with_body else 400), (header, r.text)
+            elif kind == "none":
+                assert r.status_code == 401, r.text
+            elif failures >= limit:
+                assert r.status_code == 429, (header, with_body, r.text)
+                assert int(r.headers["Retry-After"]) >= 1
+            else:
+                assert r.status_code == 401, (header, with_body, r.text)
+                failures += 1
