@@ -157,7 +157,7 @@ class BoardResource(_BoardMixin, TargetResource):
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object")
         which = body.get("instance", name)
-        names = [i.name for i in self.scheduler.instances if i.board.name == name]
+        names = self.scheduler.instance_names(name)
         if which != name and which not in names:
             raise bad_request(f"board {name} has no instance {which!r}; its instances: "
                               f"{', '.join(names) or 'none'}")
