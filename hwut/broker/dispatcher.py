@@ -30,13 +30,14 @@ from typing import Any
 from hwut.backends.base import CancelReason, CancelToken, Outcome, StopReason
 
 from .. import trace as pintrace
+from ..config import ConfigError
 from ..jobs import JobStatus, TransitionError, format_time
 from ..scheduler import SHUTDOWN_DETAIL, Scheduler, _LogSink
 from ..verdict import Tap
 from .celeryapp import make_app
 from .hosts import HostRegistry
 from .protocol import TASK_NAME, ProtocolError, Report, Task, TaskImage, b64, queue_name
-from .settings import BrokerSettings
+from .settings import BrokerSettings, longest_hold_s
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +114,26 @@ class RemoteDispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.boards = [b.name for b in scheduler.config.boards]
+        self.check_consumer_timeout()
+
+    def check_consumer_timeout(self) -> float:
+        """ConfigError when the longest job this server accepts could hold its message
+        past the broker's consumer timeout (the broker would hand it to another host
+        while it runs, and each attempt would meet the same end); else that hold, s."""
+        longest = float(self.scheduler.config["limits.max_duration_seconds"])
+        sched = self.scheduler
+        hold = longest_hold_s(sched.wall_budget(longest, sched.limits(longest)))
+        timeout = self.settings.consumer_timeout_seconds
+        if hold > timeout:
+            raise ConfigError(
+                f"[broker] consumer_timeout_seconds is {timeout:g} s (RabbitMQ's "
+                f"consumer_timeout), but a job of limits.max_duration_seconds = {longest:g} "
+                f"may hold its message for up to {hold:.0f} s (its CPU budget at "
+                "scheduler.hang_factor, scheduler.hang_grace_seconds, the exchanges with the "
+                "server): raise consumer_timeout in the broker's rabbitmq.conf (milliseconds: "
+                f"consumer_timeout = {int(hold * 1000) + 60000}) and consumer_timeout_seconds "
+                "here, or lower limits.max_duration_seconds")
+        return hold
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -258,7 +279,8 @@ class RemoteDispatcher:
             TaskImage(str(i.get("name", "")), str(i["format"]), i.get("address"),
                       self.store.artifact_path(i["filename"]).read_bytes())
             for i in job.images or ())
-        return Task(job.id, board, claim or run.claim, spec, executable, images)
+        return Task(job.id, board, claim or run.claim, spec, executable, images,
+                    self.settings.consumer_timeout_seconds)
 
     def _watch(self) -> None:
         """Runs whose host went silent: ERROR "worker lost" once no attempt is left or the
@@ -297,7 +319,8 @@ class RemoteDispatcher:
         had its attempts)."""
         with self._lock:
             run = self._runs.get(job_id)
-        if run is None or not hmac.compare_digest(run.claim.encode(), claim.encode()):
+        if run is None or not run.claim or not hmac.compare_digest(run.claim.encode(),
+                                                                   claim.encode()):
             raise Gone(f"job {job_id} is not waiting for a host (not published by this "
                        "server, or published again since)")
         with run.lock:

@@ -36,7 +36,7 @@ from ..runner.spec import JobSpec
 from ..scheduler import check_board_options, resolve_backend
 from .protocol import TASK_NAME, ProtocolError, Task, queue_name
 from .reports import ReportChannel
-from .settings import WorkerSettings
+from .settings import WorkerSettings, longest_hold_s
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class WorkerHost:
         channel = ReportChannel(self.client, task.job_id, attempt, token, cancel,
                                 self.settings.report_seconds, self.settings.give_up_seconds)
         channel.start()
-        lacking = unsupported(task.run, instance)
+        lacking = unsupported(task.run, instance) or self.too_long(task, instance)
         if lacking:  # a host that joined after the submit was checked against the others
             recorded = channel.finish(Outcome(StopReason.INFRASTRUCTURE, detail=lacking),
                                       cancel, unsupported=True)
@@ -263,6 +263,29 @@ class WorkerHost:
                  outcome.reason.value, "recorded" if recorded else
                  f"not recorded: {channel.refused or 'the server was not reached'}")
         return "recorded" if recorded else "not recorded"
+
+    def too_long(self, task: Task, instance: HostInstance) -> str:
+        """Why running ``task`` here would hold its message past the broker's consumer
+        timeout (the server's word in the task; its backend's allowance is this host's
+        to add); "" when it would not, or when the task does not say."""
+        if task.consumer_timeout_s is None:
+            return ""
+        try:
+            limit = float(task.run["time_limit_s"])
+            budget = float(task.run["wall_budget_s"] or 0.0)
+            cls = instance.backend
+            extra = cls.extra_wall_s(limit, cls.check_options(instance.board.options))
+        except (KeyError, TypeError, ValueError):
+            return ""  # the run itself is checked when it is read
+        hold = longest_hold_s(budget, self.settings.give_up_seconds, extra)
+        if hold <= task.consumer_timeout_s:
+            return ""
+        return (f"not run: on {instance.name} (backend {instance.board.backend}) this job "
+                f"could hold its broker message for {hold:.0f} s, longer than the broker's "
+                f"consumer timeout ({task.consumer_timeout_s:g} s, [broker] "
+                "consumer_timeout_seconds): the broker would hand it to another host while it "
+                "runs; give it a shorter duration_limit_seconds, or raise the broker's "
+                "consumer_timeout")
 
     def _execute(self, instance: HostInstance, task: Task, workdir: Path,
                  channel: ReportChannel, cancel: CancelToken) -> Outcome:
