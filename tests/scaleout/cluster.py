@@ -72,7 +72,10 @@ class Rabbit:
             f"listeners.tcp.default = {self.port}\nloopback_users = none\n"
             f"default_user = {USER}\ndefault_pass = {PASSWORD}\n"
             # a broker under a loaded test machine must not refuse publishes for disk
-            "disk_free_limit.absolute = 1MB\n")
+            "disk_free_limit.absolute = 1MB\n"
+            # as the README tells operators (the servers' consumer_timeout_seconds): the
+            # node refuses to start on a key it does not know
+            "consumer_timeout = 1800000\n")
         (base / "enabled_plugins").write_text("[].\n")
         self.env = {**os.environ, "HOME": str(base), "RABBITMQ_NODENAME": self.node,
                     "RABBITMQ_NODE_PORT": str(self.port),
