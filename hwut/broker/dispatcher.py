@@ -6,9 +6,15 @@ A dispatcher replaces the scheduler's own worker threads when the config has a
 the scheduler stays as it is: cancel goes through the job's :class:`CancelToken`, the
 outcome is mapped to the job's status by the scheduler's own ``_record``.
 
-Its loop reads top to bottom: stop requested? -> publish the next WAITING jobs of each
-board while live remote instances have room (QUEUED) -> fail runs whose host went
-silent -> wait for a change. Reports and attempts come in on HTTP threads
+Its loop reads top to bottom: stop requested? -> publish again the runs retried after
+an infrastructure error -> publish the next WAITING jobs of each board while live
+remote instances have room (QUEUED) -> fail runs whose host went silent -> wait for a
+change.
+
+Infrastructure errors follow the scheduler's rule for its own instances, per remote
+instance (``host/board#n``): counted in a row, the instance offline at its host's
+``offline_after`` (in the scheduler's offline store, so kept across restarts), the job
+published again (a new claim, any instance) while it has retries left. Reports and attempts come in on HTTP threads
 (:mod:`hwut.resources.workers`), each run under its own lock.
 
 Why publish only while live instances have room (``queued_per_instance`` per instance

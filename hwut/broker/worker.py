@@ -7,11 +7,17 @@ unacknowledged and the broker hands it to another host (attempt 2). Each job run
 its own process through :class:`hwut.runner.process.JobProcess`, exactly as on the
 server, forked from this host's fork server.
 
-A task's life reads top to bottom: take a free instance of its board -> open an
-attempt with the server (it may answer "drop it": the job ended, or was published
-again) -> write the executable to a private temp dir -> run the job, its bytes going
+A task's life reads top to bottom: take a free online instance of its board -> open
+an attempt with the server (it may answer "drop it": the job ended, or was published
+again; or "that instance is offline": the task goes back to the queue) -> check that
+the instance can do what the job scripts and that the run fits the broker's consumer
+timeout -> write the executable to a private temp dir -> run the job, its bytes going
 out as reports while it runs, a cancel coming back in their answers -> send the
 outcome -> free the instance; the task returns and Celery acknowledges it.
+
+Instances the server took offline (its infrastructure-error rule, or an admin) are
+named in the heartbeat's answer; they take no task until the server says otherwise.
+A task for a board whose instances here are all offline goes back to the queue.
 """
 from __future__ import annotations
 

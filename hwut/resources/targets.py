@@ -100,9 +100,13 @@ class _BoardMixin:
         result["available"] = reason is None
         result["unavailable_reason"] = reason
         info = self.scheduler.board_info(record["name"])
-        result["capabilities"] = {"console_input": bool(info and info.console_input),
-                                  "presses": bool(info and info.presses),
-                                  "pins": bool(info and info.drive_pins),
+        # a remote instance that cannot (a lab board on a worker host) takes it away
+        lacking = self.scheduler.lacking(record["name"])
+        result["capabilities"] = {"console_input": bool(info and info.console_input
+                                                        and "console_input" not in lacking),
+                                  "presses": bool(info and info.presses
+                                                  and "presses" not in lacking),
+                                  "pins": bool(info and info.drive_pins and "pins" not in lacking),
                                   "live_input": bool(info and info.live_input),
                                   "live_presses": bool(info and info.live_presses)}
         # what each pin reads while nothing drives it (``pin=`` scripts it per job)

@@ -74,7 +74,10 @@ def test_physical_instances_on_worker_hosts(make_cluster, namespaces, tmp_path):
                      r"ago\]", listed.stdout), listed.stdout
 
     # what the lab cannot do is refused at submit, naming the remote instance (the
-    # server's own [[boards]] entry says "sim", which could)
+    # server's own [[boards]] entry says "sim", which could), and the board says so
+    board = api.http.get(f"/apiv1/targets/boards/{BOARD}", params={"extended": "true"}).json()
+    assert (board["capabilities"]["presses"], board["capabilities"]["pins"],
+            board["capabilities"]["console_input"]) == (False, False, True), board
     for param, value, firmware, why in (
             ("press", "B1@0.5", "button", "cannot run scripted button presses ('press'): "
              f"its instance lab-a/{BOARD}#0 (backend physical) does not support them"),
