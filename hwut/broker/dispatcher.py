@@ -14,8 +14,10 @@ change.
 Infrastructure errors follow the scheduler's rule for its own instances, per remote
 instance (``host/board#n``): counted in a row, the instance offline at its host's
 ``offline_after`` (in the scheduler's offline store, so kept across restarts), the job
-published again (a new claim, any instance) while it has retries left. Reports and attempts come in on HTTP threads
-(:mod:`hwut.resources.workers`), each run under its own lock.
+published again (a new claim, any instance) while it has retries left.
+
+Reports and attempts come in on HTTP threads (:mod:`hwut.resources.workers`), each run
+under its own lock.
 
 Why publish only while live instances have room (``queued_per_instance`` per instance
 heard from): the queue of each board stays short, so the store's round-robin between
