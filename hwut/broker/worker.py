@@ -349,9 +349,12 @@ def unsupported(run: Mapping[str, Any], instance: HostInstance) -> str:
 def serve(host: WorkerHost, loglevel: str = "INFO") -> None:
     """Consume the host's queues until stopped (SIGTERM: a warm shutdown that lets the
     running jobs end; SIGKILL: the broker hands them to another host)."""
-    from celery.exceptions import Reject
+    from .celeryapp import MISSING, make_app
 
-    from .celeryapp import make_app
+    try:
+        from celery.exceptions import Reject
+    except ImportError:
+        raise ConfigError(MISSING) from None
 
     settings = host.settings
     app = make_app(settings.broker_url, host.boards, settings.heartbeat_seconds,
