@@ -347,7 +347,8 @@ def simboard(port: int, console: str, board: str, uid: str | None, firmware: str
 def worker(broker: str | None, config_path: str, host_name: str | None, loglevel: str) -> None:
     """Serve this host's board instances to a server through the broker (needs the
     `broker` extra). Jobs come from one queue per board type (hwut.board.BOARD), one at a
-    time per instance, each in its own process; logs and outcomes go to the server."""
+    time per instance, each in its own process; logs and outcomes go to the server. The
+    config's [[simboards]] (simulated lab benches) run while it does, as with serve."""
     import tomllib
 
     from hwut.backends.registry import load_backends
@@ -367,10 +368,16 @@ def worker(broker: str | None, config_path: str, host_name: str | None, loglevel
         host = WorkerHost(settings, config, load_backends())
     except (ConfigError, LookupError, tomllib.TOMLDecodeError) as exc:
         raise click.ClickException(str(exc)) from None
+    # the host's [[simboards]] benches, as `hwut serve` starts the server's: a physical
+    # instance of worker.toml finds its simulated probe and console exactly as there
+    benches = _start_benches(config_path)
     try:
         serve(host, loglevel)
     except ConfigError as exc:  # Celery missing: the `broker` extra
         raise click.ClickException(str(exc)) from None
+    finally:
+        for bench in benches:
+            bench.stop()
 
 
 @main.command()
@@ -786,8 +793,9 @@ def _board_state(ctx: click.Context, name: str, online: bool) -> None:
 @click.argument("name")
 @click.pass_context
 def board_online(ctx: click.Context, name: str) -> None:
-    """Put NAME back in service: a board (all its instances) or one instance (board#0),
-    e.g. after it went offline on infrastructure errors and the bench was fixed."""
+    """Put NAME back in service: a board (all its instances) or one instance (board#0, or
+    host/board#0 on a worker host), e.g. after it went offline on infrastructure errors
+    and the bench was fixed."""
     _board_state(ctx, name, True)
 
 

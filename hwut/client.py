@@ -584,9 +584,10 @@ class Client:
                           params={"extended": "true" if extended else "false"})
 
     def board_state(self, name: str, online: bool) -> dict[str, Any]:
-        """Put a board's instances (or one, "board#0") back in service, or take them out
-        (admin); the board's extended record."""
-        board = name.split("#", 1)[0]
+        """Put a board's instances (or one, "board#0", or one on a worker host,
+        "host/board#0") back in service, or take them out (admin); the board's extended
+        record."""
+        board = name.split("#", 1)[0].rpartition("/")[2]
         body = {"instance": name} if "#" in name else {}
         return self._json("POST", f"/targets/boards/{board}/{'online' if online else 'offline'}",
                           json=body)

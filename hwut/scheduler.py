@@ -222,6 +222,19 @@ class Dispatcher(Protocol):
         """As :meth:`Scheduler.send_input`, for a job on a remote host."""
         ...
 
+    def known_names(self, board: str) -> list[str]:
+        """The remote instances' names (host/instance) of ``board``, offline ones too."""
+        ...
+
+    def set_offline(self, name: str, reason: str) -> None: ...
+
+    def set_online(self, name: str) -> None: ...
+
+    def lacking(self, board: str) -> dict[str, str]:
+        """What some remote instance of ``board`` cannot do (console_input, presses,
+        pins), each with words naming it."""
+        ...
+
 
 class Scheduler:
     def __init__(self, store: JobStore, config: Config,
@@ -279,7 +292,10 @@ class Scheduler:
                 log.warning("board instance %s is offline since %s (kept across the "
                             "restart): %s; an admin puts it back with `hwut board online "
                             "%s`", instance.name, record.since, record.reason, instance.name)
-        dropped = self.offline_store.keep_only(i.name for i in self.instances)
+        keep = {i.name for i in self.instances}
+        if self.config.broker is not None:  # remote instances (host/instance) stay out too
+            keep.update(name for name in records if "/" in name)
+        dropped = self.offline_store.keep_only(keep)
         if dropped:
             log.warning("offline records of instances no longer configured dropped: %s",
                         ", ".join(dropped))
@@ -423,8 +439,29 @@ class Scheduler:
         """The instances ``name`` means: one instance ("board#0") or all of a board."""
         return [i for i in self.instances if name in (i.name, i.board.name)]
 
+    def instance_names(self, board: str) -> list[str]:
+        """Every instance name of ``board``: this server's, then remote ones (host/...)."""
+        names = [i.name for i in self.instances if i.board.name == board]
+        return names + (self.remote.known_names(board) if self.remote is not None else [])
+
+    def _remote_named(self, name: str) -> list[str]:
+        if self.remote is None:
+            return []
+        if "/" in name:
+            board = name.partition("/")[2].partition("#")[0]
+            return [name] if name in self.remote.known_names(board) else []
+        return self.remote.known_names(name)
+
+    def lacking(self, board: str) -> dict[str, str]:
+        """What a remote instance of ``board`` cannot do (see Dispatcher.lacking); {}
+        without remote hosts (the board's BoardInfo says it for local instances)."""
+        return self.remote.lacking(board) if self.remote is not None else {}
+
     def set_online(self, name: str) -> list[Instance]:
         """Put offline instances of ``name`` back in service (their failure count reset)."""
+        for remote in self._remote_named(name):
+            assert self.remote is not None
+            self.remote.set_online(remote)
         found = self.instances_named(name)
         for instance in found:
             if instance.offline is not None:
@@ -438,6 +475,9 @@ class Scheduler:
     def set_offline(self, name: str, reason: str) -> list[Instance]:
         """Take instances of ``name`` out of service; a running job finishes first. WAITING
         jobs that no instance can run any more become ERROR (see fail_unrunnable)."""
+        for remote in self._remote_named(name):
+            assert self.remote is not None
+            self.remote.set_offline(remote, reason)
         found = self.instances_named(name)
         since = format_time(self.store.clock())
         for instance in found:

@@ -6,10 +6,18 @@ A dispatcher replaces the scheduler's own worker threads when the config has a
 the scheduler stays as it is: cancel goes through the job's :class:`CancelToken`, the
 outcome is mapped to the job's status by the scheduler's own ``_record``.
 
-Its loop reads top to bottom: stop requested? -> publish the next WAITING jobs of each
-board while live remote instances have room (QUEUED) -> fail runs whose host went
-silent -> wait for a change. Reports and attempts come in on HTTP threads
-(:mod:`hwut.resources.workers`), each run under its own lock.
+Its loop reads top to bottom: stop requested? -> publish again the runs retried after
+an infrastructure error -> publish the next WAITING jobs of each board while live
+remote instances have room (QUEUED) -> fail runs whose host went silent -> wait for a
+change.
+
+Infrastructure errors follow the scheduler's rule for its own instances, per remote
+instance (``host/board#n``): counted in a row, the instance offline at its host's
+``offline_after`` (in the scheduler's offline store, so kept across restarts), the job
+published again (a new claim, any instance) while it has retries left.
+
+Reports and attempts come in on HTTP threads (:mod:`hwut.resources.workers`), each run
+under its own lock.
 
 Why publish only while live instances have room (``queued_per_instance`` per instance
 heard from): the queue of each board stays short, so the store's round-robin between
@@ -31,6 +39,7 @@ from hwut.backends.base import CancelReason, CancelToken, LiveItem, Outcome, Sto
 
 from .. import liveinput
 from .. import trace as pintrace
+from ..config import ConfigError
 from ..jobs import JobStatus, TransitionError, format_time
 from ..scheduler import SHUTDOWN_DETAIL, NotRunning, Scheduler, _LogSink
 from ..verdict import Tap
@@ -47,7 +56,7 @@ from .protocol import (
     input_to_json,
     queue_name,
 )
-from .settings import BrokerSettings
+from .settings import BrokerSettings, longest_hold_s
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +71,11 @@ class Gone(Exception):
 
 class Fenced(Exception):
     """A report of an attempt that is not the job's current one, or out of order (409)."""
+
+
+class InstanceOffline(Exception):
+    """The instance that took the task up is offline: the host puts the task back in the
+    queue for another instance (HTTP 423)."""
 
 
 @dataclass
@@ -97,6 +111,11 @@ class RemoteRun:
     input_next: int = 1
     #: The board's time its host last reported (seconds; 0 before it said any).
     board_time: float = 0.0
+    #: Attempts that ended in an infrastructure error and were published again (the
+    #: job's ``retries``); the other ended attempts lost their host.
+    retries: int = 0
+    #: Published again after an infrastructure error, no host has taken it up yet.
+    requeued: bool = False
 
 
 class RemoteDispatcher:
@@ -107,7 +126,13 @@ class RemoteDispatcher:
         self.store = scheduler.store
         self.settings = settings
         self.monotonic = scheduler.monotonic
-        self.hosts = HostRegistry(settings.host_stale_seconds, self.monotonic)
+        #: Infrastructure errors in a row per remote instance (host/instance), as the
+        #: scheduler counts them for its own (in memory: a restart starts them at 0).
+        self._failures: dict[str, int] = {}
+        offline = scheduler.offline_store
+        self.hosts = HostRegistry(settings.host_stale_seconds, self.monotonic,
+                                  offline.get if offline is not None else lambda name: None,
+                                  lambda name: self._failures.get(name, 0))
         self._app_factory = app_factory
         self._token = token_factory
         self._app: Any = None
@@ -116,6 +141,26 @@ class RemoteDispatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.boards = [b.name for b in scheduler.config.boards]
+        self.check_consumer_timeout()
+
+    def check_consumer_timeout(self) -> float:
+        """ConfigError when the longest job this server accepts could hold its message
+        past the broker's consumer timeout (the broker would hand it to another host
+        while it runs, and each attempt would meet the same end); else that hold, s."""
+        longest = float(self.scheduler.config["limits.max_duration_seconds"])
+        sched = self.scheduler
+        hold = longest_hold_s(sched.wall_budget(longest, sched.limits(longest)))
+        timeout = self.settings.consumer_timeout_seconds
+        if hold > timeout:
+            raise ConfigError(
+                f"[broker] consumer_timeout_seconds is {timeout:g} s (RabbitMQ's "
+                f"consumer_timeout), but a job of limits.max_duration_seconds = {longest:g} "
+                f"may hold its message for up to {hold:.0f} s (its CPU budget at "
+                "scheduler.hang_factor, scheduler.hang_grace_seconds, the exchanges with the "
+                "server): raise consumer_timeout in the broker's rabbitmq.conf (milliseconds: "
+                f"consumer_timeout = {int(hold * 1000) + 60000}) and consumer_timeout_seconds "
+                "here, or lower limits.max_duration_seconds")
+        return hold
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -157,7 +202,8 @@ class RemoteDispatcher:
         poll = float(self.scheduler.config["scheduler.poll_seconds"])
         while not self._stop.is_set():
             try:
-                published = self._publish_some()
+                published = self._publish_again()
+                published = self._publish_some() or published
                 self._watch()
             except Exception:  # the loop must survive to serve the next job
                 log.exception("dispatcher round failed")
@@ -193,8 +239,53 @@ class RemoteDispatcher:
     def _publish(self, job_id: int, board: str) -> bool:
         """Send one claimed (QUEUED) job to its board's queue; on failure it goes back to
         WAITING and False is returned."""
-        job = self.store.get(job_id)
         run = RemoteRun(job_id, board, self._token())
+        try:
+            task = self._task(run)
+            with self._lock:
+                self._runs[job_id] = run  # before sending: a host may answer at once
+            self._send(task)
+            return True
+        except Exception as exc:  # the broker is down or refused: the job waits again
+            log.warning("job %d could not be published (it waits again): %s", job_id, exc)
+            with self._lock:
+                self._runs.pop(job_id, None)
+            try:
+                self.store.transition(job_id, JobStatus.WAITING, instance=None)
+            except TransitionError:  # canceled meanwhile
+                pass
+            return False
+
+    def _send(self, task: Task) -> None:
+        self._app.send_task(TASK_NAME, args=[task.to_json()], queue=queue_name(task.board),
+                            routing_key=queue_name(task.board), ignore_result=True)
+        log.info("job %d published to %s", task.job_id, queue_name(task.board))
+
+    def _publish_again(self) -> bool:
+        """Publish the runs retried after an infrastructure error (each with a new claim:
+        the failed attempt's message is acknowledged by its host); True when any went."""
+        with self._lock:
+            runs = [r for r in self._runs.values() if r.requeued and not r.claim]
+        sent = False
+        for run in runs:
+            with run.lock:
+                if run.done or run.claim:
+                    continue
+                try:
+                    claim = self._token()
+                    self._send(self._task(run, claim))
+                except Exception as exc:  # the broker is down: the next round tries again
+                    log.warning("job %d could not be published again: %s", run.job_id, exc)
+                    return sent
+                run.claim = claim
+                run.last_heard = self.monotonic()
+                sent = True
+        return sent
+
+    def _task(self, run: RemoteRun, claim: str | None = None) -> Task:
+        """The job's task as published (its files read from the store)."""
+        job = self.store.get(run.job_id)
+        board = run.board
         sched = self.scheduler
         limits = sched.limits(float(job.duration_limit_seconds))
         spec = {"job_id": job.id, "board": job.board, "format": job.format,
@@ -210,28 +301,13 @@ class RemoteDispatcher:
                          for p, at, level in job.pins or ()],
                 "realtime": bool(job.realtime)}
         run.uart_limit = limits.uart_bytes
-        try:
-            executable = self.store.artifact_path(job.filename_executable).read_bytes()
-            images = tuple(
-                TaskImage(str(i.get("name", "")), str(i["format"]), i.get("address"),
-                          self.store.artifact_path(i["filename"]).read_bytes())
-                for i in job.images or ())
-            task = Task(job.id, board, run.claim, spec, executable, images)
-            with self._lock:
-                self._runs[job_id] = run  # before sending: a host may answer at once
-            self._app.send_task(TASK_NAME, args=[task.to_json()], queue=queue_name(board),
-                                routing_key=queue_name(board), ignore_result=True)
-            log.info("job %d published to %s", job_id, queue_name(board))
-            return True
-        except Exception as exc:  # the broker is down or refused: the job waits again
-            log.warning("job %d could not be published (it waits again): %s", job_id, exc)
-            with self._lock:
-                self._runs.pop(job_id, None)
-            try:
-                self.store.transition(job_id, JobStatus.WAITING, instance=None)
-            except TransitionError:  # canceled meanwhile
-                pass
-            return False
+        executable = self.store.artifact_path(job.filename_executable).read_bytes()
+        images = tuple(
+            TaskImage(str(i.get("name", "")), str(i["format"]), i.get("address"),
+                      self.store.artifact_path(i["filename"]).read_bytes())
+            for i in job.images or ())
+        return Task(job.id, board, claim or run.claim, spec, executable, images,
+                    self.settings.consumer_timeout_seconds)
 
     def _watch(self) -> None:
         """Runs whose host went silent: ERROR "worker lost" once no attempt is left or the
@@ -242,13 +318,21 @@ class RemoteDispatcher:
             runs = [r for r in self._runs.values() if r.attempt > 0]
         for run in runs:
             with run.lock:
+                if run.requeued and self.hosts.live_capacity(run.board):
+                    run.last_heard = now  # it waits in the queue while a host can take it
                 silent = now - run.last_heard
                 if run.done or silent <= lost_after:
                     continue
                 if run.cancel.reason is CancelReason.USER:
                     self._end(run, Outcome(StopReason.CANCEL, detail=run.cancel.detail))
                     continue
-                if run.attempt < self.settings.max_attempts and silent <= 2 * lost_after:
+                if run.requeued:
+                    self._fail_run(run, f"no worker host took the job up again for "
+                                        f"{silent:.0f} s after attempt {run.attempt} failed "
+                                        f"on {run.host}")
+                    continue
+                if (run.attempt - run.retries < self.settings.max_attempts
+                        and silent <= 2 * lost_after):
                     continue  # the broker may still hand it to another host
                 self._fail_run(run, f"worker lost: no report from {run.host} for "
                                     f"{silent:.0f} s (attempt {run.attempt} of at most "
@@ -266,7 +350,8 @@ class RemoteDispatcher:
         job from its start, so what was meant for the old run would land elsewhere."""
         with self._lock:
             run = self._runs.get(job_id)
-        if run is None or not hmac.compare_digest(run.claim.encode(), claim.encode()):
+        if run is None or not run.claim or not hmac.compare_digest(run.claim.encode(),
+                                                                   claim.encode()):
             raise Gone(f"job {job_id} is not waiting for a host (not published by this "
                        "server, or published again since)")
         with run.lock:
@@ -276,15 +361,20 @@ class RemoteDispatcher:
             if job.status.ended:
                 self._forget(run)
                 raise Gone(f"job {job_id} is {job.status.value}")
-            if run.attempt >= self.settings.max_attempts:
-                self._fail_run(run, f"worker lost: {run.attempt} attempt(s) lost their host, "
+            record = self.hosts.offline_record(host)
+            if record is not None:
+                raise InstanceOffline(f"instance {host} is offline: {record.reason}")
+            lost = run.attempt - run.retries  # attempts that ended without an outcome
+            if not run.requeued and lost >= self.settings.max_attempts:
+                self._fail_run(run, f"worker lost: {lost} attempt(s) lost their host, "
                                     f"the last on {run.host}")
                 raise Gone(f"job {job_id} had its {run.attempt} attempt(s)")
-            if run.attempt:
+            if run.attempt and not run.requeued:
                 run.earlier.append(f"attempt {run.attempt} on {run.host}: the host was lost "
                                    f"(the broker handed the job to {host})")
                 log.warning("job %d: attempt %d on %s lost; attempt %d on %s", job_id,
                             run.attempt, run.host, run.attempt + 1, host)
+            run.requeued = False
             run.attempt += 1
             run.token = self._token()
             run.seq = 0
@@ -366,8 +456,8 @@ class RemoteDispatcher:
         if run is None:
             raise NotRunning(job_id)
         with run.lock:
-            if run.done or run.attempt == 0:
-                raise NotRunning(job_id)
+            if run.done or run.attempt == 0 or run.requeued:
+                raise NotRunning(job_id)  # no host runs it (yet, or again after a retry)
             if not run.takes_input:
                 raise liveinput.Unsupported(
                     f"job {job_id} runs on worker host {run.host}, whose version of hwut "
@@ -391,7 +481,49 @@ class RemoteDispatcher:
             if data and sink is not None:
                 sink(data)
         if report.outcome is not None:
-            self._end(run, outcome_of(report.outcome, run.cancel))
+            outcome = outcome_of(report.outcome, run.cancel)
+            if report.outcome.get("unsupported") is True:  # not the board's fault
+                self._end(run, outcome)
+            elif not self._retried(run, outcome):
+                self._end(run, outcome)
+
+    def _retried(self, run: RemoteRun, outcome: Outcome) -> bool:
+        """The scheduler's rule for infrastructure errors, for a remote instance: count
+        them in a row, take the instance offline at its ``offline_after`` (kept across
+        restarts), and while the job has retries left (the instance's ``retries``) and
+        some instance of the board takes jobs, publish it again for any instance (True).
+        Else the outcome's detail says what happened and False (the job ends)."""
+        name = run.host
+        if outcome.reason is not StopReason.INFRASTRUCTURE or run.cancel.is_set():
+            if outcome.reason is not StopReason.INFRASTRUCTURE:
+                self._failures.pop(name, None)
+            return False
+        failures = self._failures[name] = self._failures.get(name, 0) + 1
+        instance = self.hosts.find(name)
+        retries, offline_after = ((instance.retries, instance.offline_after)
+                                  if instance is not None else (0, 0))
+        attempt = f"attempt {run.attempt} on {name} failed: {outcome.detail}"
+        log.warning("job %d: %s", run.job_id, attempt)
+        detail = outcome.detail
+        if offline_after and failures >= offline_after:
+            self.set_offline(name, f"{failures} infrastructure errors in a row, the last: "
+                                   f"{outcome.detail}")
+            detail = (f"{detail} (instance {name} is now offline after {failures} "
+                      "infrastructure errors in a row)")
+        if run.retries < retries and self.hosts.live_capacity(run.board):
+            run.earlier.append(attempt)
+            run.retries += 1
+            run.requeued = True
+            run.claim = ""  # the loop publishes it with a new one
+            run.token = ""  # nothing more from the failed attempt
+            run.last_heard = self.monotonic()
+            self.store.update_live(run.job_id, retries=run.retries)
+            self.store.wake()
+            return True
+        outcome.detail = detail
+        if run.retries:
+            outcome.detail += f" (after {run.retries} retr{'y' if run.retries == 1 else 'ies'})"
+        return False
 
     @staticmethod
     def _answer(run: RemoteRun, ack: int) -> dict[str, Any]:
@@ -410,7 +542,7 @@ class RemoteDispatcher:
     def _end(self, run: RemoteRun, outcome: Outcome) -> None:
         """Record the outcome as the scheduler records a local one (run.lock held)."""
         self._close(run)
-        changes: dict[str, Any] = {"retries": 0}
+        changes: dict[str, Any] = {"retries": run.retries}
         changes["filename_other"] = (run.other_name if run.other and run.other.written
                                      else None)
         for sink, name in ((run.other, run.other_name), (run.trace, run.trace_name)):
@@ -452,10 +584,62 @@ class RemoteDispatcher:
     def instances(self, board: str | None = None) -> list[Any]:
         return list(self.hosts.instances(board))
 
-    def heartbeat(self, host: Any, instances: Any) -> None:
-        """A host's heartbeat as it came (checked by the registry)."""
+    def heartbeat(self, host: Any, instances: Any) -> dict[str, str]:
+        """A host's heartbeat as it came (checked by the registry); the host's instances
+        that are offline, with the reason (the answer tells the host: they take no job)."""
         self.hosts.heartbeat(host, instances)
         self.store.wake()  # capacity may have grown: publish what waits
+        return self.hosts.offline_of(host)
+
+    # ---- offline remote instances (the scheduler's rule, kept in the same file) ----------
+
+    def known_names(self, board: str) -> list[str]:
+        """``host/instance`` names of ``board``: heard from, or kept offline."""
+        names = {i.full_name for i in self.hosts.instances(board)}
+        store = self.scheduler.offline_store
+        for name in store.records() if store is not None else ():
+            if "/" in name and name.partition("/")[2].partition("#")[0] == board:
+                names.add(name)
+        return sorted(names)
+
+    def set_offline(self, name: str, reason: str) -> None:
+        """Take the remote instance ``host/instance`` out of service: the host learns it
+        from its next heartbeat's answer, an attempt from it is refused meanwhile."""
+        log.warning("board instance %s is offline: %s", name, reason)
+        self._keep(name, reason)
+
+    def set_online(self, name: str) -> None:
+        log.warning("board instance %s is online again", name)
+        self._failures.pop(name, None)
+        self._keep(name, None)
+        self.store.wake()
+
+    def _keep(self, name: str, reason: str | None) -> None:
+        store = self.scheduler.offline_store
+        if store is None:
+            return
+        try:
+            if reason is None:
+                store.set_online(name)
+            else:
+                store.set_offline(name, reason, format_time(self.store.clock()))
+        except OSError as exc:
+            log.error("board instance %s: its offline state could not be kept on disk: %s",
+                      name, exc)
+
+    def lacking(self, board: str) -> dict[str, str]:
+        """What some known remote instance of ``board`` cannot do (``console_input``,
+        ``presses``, ``pins``), each with the first such instance's words: a job sent to
+        the board's queue may land on any of them, so the submit refuses it."""
+        found: dict[str, str] = {}
+        for instance in self.hosts.instances(board):
+            if instance.capabilities is None or instance.offline is not None:
+                continue
+            for what, can in instance.capabilities.items():
+                if not can:
+                    found.setdefault(what, f"its instance {instance.full_name} (backend "
+                                           f"{instance.backend})")
+        return found
 
 
 def outcome_of(data: dict[str, Any], cancel: CancelToken) -> Outcome:

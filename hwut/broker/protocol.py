@@ -135,12 +135,18 @@ class Task:
     executable: bytes
     #: Every image of a job that carries several, in order; empty: the one executable.
     images: tuple[TaskImage, ...] = ()
+    #: The broker's consumer timeout as the server's config states it: a host that
+    #: would hold the message longer (its backend's allowance added) does not run the
+    #: job. None (absent: an older server): not checked.
+    consumer_timeout_s: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = {"v": VERSION, "job_id": self.job_id, "board": self.board, "claim": self.claim,
                 "run": self.run, "executable": b64(self.executable)}
         if self.images:  # absent for a one-image job: the version-1 task as it was
             data["images"] = [i.to_json() for i in self.images]
+        if self.consumer_timeout_s is not None:  # additive, as images
+            data["consumer_timeout_s"] = self.consumer_timeout_s
         return data
 
     @classmethod
@@ -151,7 +157,16 @@ class Task:
                    claim=_field(data, "claim", str, "task"),
                    run=_field(data, "run", dict, "task"),
                    executable=unb64(data.get("executable"), "task executable", max_executable),
-                   images=cls._images(data.get("images", []), max_executable))
+                   images=cls._images(data.get("images", []), max_executable),
+                   consumer_timeout_s=cls._seconds(data.get("consumer_timeout_s")))
+
+    @staticmethod
+    def _seconds(value: Any) -> float | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ProtocolError("task: consumer_timeout_s is not a positive number")
+        return float(value)
 
     @staticmethod
     def _images(data: Any, max_bytes: int) -> tuple[TaskImage, ...]:

@@ -74,8 +74,9 @@ class ReportChannel:
         while not self._stop.wait(self.interval_s):
             self._round(None)
 
-    def finish(self, outcome: Outcome, cancel: CancelToken) -> bool:
-        """Send what is left and the outcome; True once the server has recorded it."""
+    def finish(self, outcome: Outcome, cancel: CancelToken, unsupported: bool = False) -> bool:
+        """Send what is left and the outcome; True once the server has recorded it.
+        ``unsupported``: the host did not run the job (it cannot do what the job scripts)."""
         self._stop.set()
         self._thread.join()
         fields: dict[str, Any] = {
@@ -84,6 +85,8 @@ class ReportChannel:
             "detail": outcome.detail, "infra_log": outcome.infra_log,
             "cancel_reason": cancel.reason.value if cancel.reason is not None else None,
             "cancel_detail": cancel.detail}
+        if unsupported:  # absent otherwise: the version-1 outcome as it was
+            fields["unsupported"] = True
         while self.refused is None:
             result = self._round(fields)
             if result == "outcome sent":

@@ -59,13 +59,19 @@ class BrokerSettings:
     host_stale_seconds: float = 10.0
     #: Jobs published per live remote instance (one runs, the rest wait in the queue).
     queued_per_instance: int = 2
+    #: The broker's consumer timeout (RabbitMQ's ``consumer_timeout`` in rabbitmq.conf,
+    #: there in milliseconds; its default is 30 minutes): a consumer that holds an
+    #: unacknowledged message longer has its channel closed and the message goes to
+    #: another host while the job still runs. The server refuses to start when its
+    #: longest job could hold a message longer (see :func:`longest_hold_s`).
+    consumer_timeout_seconds: float = 1800.0
 
     @classmethod
     def from_table(cls, table: Mapping[str, Any],
                    environ: Mapping[str, str] | None = None) -> BrokerSettings:
         environ = os.environ if environ is None else environ
         known = {"url", "worker_token", "max_attempts", "lost_after_seconds",
-                 "host_stale_seconds", "queued_per_instance"}
+                 "host_stale_seconds", "queued_per_instance", "consumer_timeout_seconds"}
         unknown = set(table) - known
         if unknown:
             raise ConfigError(f"[broker]: unknown keys {sorted(unknown)}; known: {sorted(known)}")
@@ -78,7 +84,21 @@ class BrokerSettings:
                    host_stale_seconds=_number(table, "host_stale_seconds", 10.0, 1, 3600,
                                               "broker"),
                    queued_per_instance=int(_number(table, "queued_per_instance", 2, 1, 100,
-                                                   "broker")))
+                                                   "broker")),
+                   consumer_timeout_seconds=_number(table, "consumer_timeout_seconds", 1800.0,
+                                                    60, 30 * 86400, "broker"))
+
+
+def longest_hold_s(wall_budget_s: float, give_up_s: float = 30.0,
+                   backend_extra_s: float = 0.0) -> float:
+    """How long a worker host may hold a job's message unacknowledged (late
+    acknowledgement): the run's wall budget (its time limit, CPU budget at the hang
+    factor, hang grace), the backend's allowance, and the exchanges with the server
+    (opening the attempt and delivering the outcome, each given up after
+    ``give_up_s``) with a few seconds of slack. The server checks its longest job with
+    the defaults when it starts; a host checks each job with its own settings and
+    backend before it runs it."""
+    return wall_budget_s + backend_extra_s + 2 * give_up_s + 5.0
 
 
 @dataclass(frozen=True)

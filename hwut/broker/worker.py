@@ -7,17 +7,22 @@ unacknowledged and the broker hands it to another host (attempt 2). Each job run
 its own process through :class:`hwut.runner.process.JobProcess`, exactly as on the
 server, forked from this host's fork server.
 
-A task's life reads top to bottom: take a free instance of its board -> open an
-attempt with the server (it may answer "drop it": the job ended, or was published
-again) -> write the executable to a private temp dir -> run the job, its bytes going
+A task's life reads top to bottom: take a free online instance of its board -> open
+an attempt with the server (it may answer "drop it": the job ended, or was published
+again; or "that instance is offline": the task goes back to the queue) -> check that
+the instance can do what the job scripts and that the run fits the broker's consumer
+timeout -> write the executable to a private temp dir -> run the job, its bytes going
 out as reports while it runs, a cancel coming back in their answers -> send the
 outcome -> free the instance; the task returns and Celery acknowledges it.
+
+Instances the server took offline (its infrastructure-error rule, or an admin) are
+named in the heartbeat's answer; they take no task until the server says otherwise.
+A task for a board whose instances here are all offline goes back to the queue.
 """
 from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import tempfile
 import threading
@@ -38,9 +43,19 @@ from ..runner.spec import JobSpec
 from ..scheduler import check_board_options, resolve_backend
 from .protocol import TAKES_INPUT, TASK_NAME, ProtocolError, Task, queue_name
 from .reports import ReportChannel
-from .settings import WorkerSettings
+from .settings import WorkerSettings, longest_hold_s
 
 log = logging.getLogger(__name__)
+
+
+#: How long a task waits on a host whose instances of its board are all offline before
+#: it goes back to the queue (another host's instance takes it; a short wait keeps a host
+#: that is the queue's only consumer from spinning).
+REQUEUE_WAIT_S = 1.0
+
+
+class Requeue(Exception):
+    """The task goes back to the queue untouched (this host cannot run it now)."""
 
 
 @dataclass
@@ -49,10 +64,35 @@ class HostInstance:
     board: BoardConfig
     backend: type[Backend]
     job: int | None = None
+    #: Why the server took this instance offline (it takes no job until an admin puts it
+    #: back); learnt from the heartbeat's answer, kept by the server across restarts.
+    offline: str | None = None
+
+    @property
+    def retries(self) -> int:
+        """Runs of a job again after an infrastructure error here (as on a single server:
+        the board config, else the backend's default); the server applies it."""
+        return (self.board.retries if self.board.retries is not None
+                else self.backend.default_retries)
+
+    @property
+    def offline_after(self) -> int:
+        return (self.board.offline_after if self.board.offline_after is not None
+                else self.backend.default_offline_after)
+
+    def capabilities(self) -> dict[str, Any]:
+        """What the submit route checks (presses, pins, console input) for this instance:
+        its backend's BoardInfo, since the server's own config may name another backend."""
+        info = self.backend.board_info(self.board.name, self.board.options)
+        return {"console_input": bool(info and info.console_input),
+                "presses": bool(info and info.presses),
+                "pins": bool(info and info.drive_pins)}
 
     def describe(self) -> dict[str, Any]:
+        state = "busy" if self.job is not None else "offline" if self.offline else "idle"
         return {"name": self.name, "board": self.board.name, "backend": self.board.backend,
-                "state": "busy" if self.job is not None else "idle", "job": self.job}
+                "state": state, "job": self.job, "retries": self.retries,
+                "offline_after": self.offline_after, "capabilities": self.capabilities()}
 
 
 class WorkerHost:
@@ -64,14 +104,16 @@ class WorkerHost:
         self.settings = settings
         self.config = config
         self.instances: list[HostInstance] = []
-        self._free: dict[str, queue.Queue[HostInstance]] = {}
+        #: Each board's instances that are free (offline ones included: take() skips them).
+        self._free: dict[str, list[HostInstance]] = {}
+        self._changed = threading.Condition()
         for board in config.boards:
             cls = resolve_backend(board.backend, backends)
             check_board_options(board, cls)
             for number in range(board.instances):
                 instance = HostInstance(f"{board.name}#{number}", board, cls)
                 self.instances.append(instance)
-                self._free.setdefault(board.name, queue.Queue()).put(instance)
+                self._free.setdefault(board.name, []).append(instance)
         if not self.instances:
             raise ConfigError(f"{config.source}: the worker serves no board instance")
         self.client = client or httpx.Client(
@@ -104,12 +146,51 @@ class WorkerHost:
     def _beat(self) -> None:
         while not self._stop.is_set():
             try:
-                self.client.post("/apiv1/workers/heartbeat", json={
+                answer = self.client.post("/apiv1/workers/heartbeat", json={
                     "v": 1, "host": self.settings.host,
                     "instances": [i.describe() for i in self.instances]})
-            except httpx.HTTPError as exc:
+                if answer.status_code == 200:
+                    self.apply_offline(answer.json().get("offline"))
+            except (httpx.HTTPError, ValueError) as exc:
                 log.warning("heartbeat to %s failed: %s", self.settings.server_url, exc)
             self._stop.wait(self.settings.host_heartbeat_seconds)
+
+    def apply_offline(self, offline: Any) -> None:
+        """The server's word on which of this host's instances are offline (``{instance:
+        reason}``; absent from an older server: nothing changes)."""
+        if not isinstance(offline, dict):
+            return
+        with self._changed:
+            for instance in self.instances:
+                reason = offline.get(instance.name)
+                reason = str(reason)[:300] if reason is not None else None
+                if reason != instance.offline:
+                    log.warning("instance %s is %s", instance.name,
+                                f"offline: {reason}" if reason else "online again")
+                instance.offline = reason
+            self._changed.notify_all()
+
+    # ---- the free instances ------------------------------------------------------------
+
+    def _take(self, board: str) -> HostInstance | None:
+        """A free online instance of ``board`` (waiting while one is busy), or None when
+        every instance of it on this host is offline."""
+        free = self._free[board]
+        with self._changed:
+            while True:
+                for instance in free:
+                    if instance.offline is None:
+                        free.remove(instance)
+                        return instance
+                if all(i.offline is not None for i in self.instances if i.board.name == board):
+                    return None
+                self._changed.wait()
+
+    def _give_back(self, instance: HostInstance) -> None:
+        with self._changed:
+            instance.job = None
+            self._free[instance.board.name].append(instance)
+            self._changed.notify_all()
 
     # ---- one task --------------------------------------------------------------------
 
@@ -120,17 +201,19 @@ class WorkerHost:
         except ProtocolError as exc:
             log.error("a task that is not ours was dropped: %s", exc)
             return "dropped: unreadable"
-        free = self._free.get(task.board)
-        if free is None:
+        if task.board not in self._free:
             log.error("job %d is for board %s, which this host does not serve", task.job_id,
                       task.board)
             return "dropped: board not served"
-        instance = free.get()
+        instance = self._take(task.board)
+        if instance is None:  # every instance of it here is offline: another host's turn
+            self._stop.wait(REQUEUE_WAIT_S)
+            raise Requeue(f"job {task.job_id}: every {task.board} instance of this host is "
+                          "offline")
         try:
             return self._run(instance, task)
         finally:
-            instance.job = None
-            free.put(instance)
+            self._give_back(instance)
 
     def _open_attempt(self, task: Task, where: str) -> tuple[int, str] | None:
         """(attempt, secret), or None when the server says drop the task."""
@@ -143,6 +226,8 @@ class WorkerHost:
                 if answer.status_code == 200:
                     data = answer.json()
                     return int(data["attempt"]), str(data["token"])
+                if answer.status_code == 423:  # the instance is offline: not this one's job
+                    raise Requeue(f"job {task.job_id}: {answer.text[:300]}")
                 if answer.status_code in (400, 401, 403, 404, 410):
                     log.warning("job %d dropped: %s %s", task.job_id, answer.status_code,
                                 answer.text[:300])
@@ -156,7 +241,12 @@ class WorkerHost:
 
     def _run(self, instance: HostInstance, task: Task) -> str:
         where = f"{self.settings.host}/{instance.name}"
-        opened = self._open_attempt(task, where)
+        try:
+            opened = self._open_attempt(task, where)
+        except Requeue:
+            self.apply_offline({**{i.name: i.offline for i in self.instances if i.offline},
+                                instance.name: "taken offline by the server"})
+            raise
         if opened is None:
             return "dropped"
         attempt, token = opened
@@ -166,6 +256,11 @@ class WorkerHost:
         channel = ReportChannel(self.client, task.job_id, attempt, token, cancel,
                                 self.settings.report_seconds, self.settings.give_up_seconds)
         channel.start()
+        lacking = unsupported(task.run, instance) or self.too_long(task, instance)
+        if lacking:  # a host that joined after the submit was checked against the others
+            recorded = channel.finish(Outcome(StopReason.INFRASTRUCTURE, detail=lacking),
+                                      cancel, unsupported=True)
+            return "recorded" if recorded else "not recorded"
         workdir = Path(tempfile.mkdtemp(prefix=f"hwut-job-{task.job_id}-"))
         try:
             outcome = self._execute(instance, task, workdir, channel, cancel)
@@ -176,6 +271,29 @@ class WorkerHost:
                  outcome.reason.value, "recorded" if recorded else
                  f"not recorded: {channel.refused or 'the server was not reached'}")
         return "recorded" if recorded else "not recorded"
+
+    def too_long(self, task: Task, instance: HostInstance) -> str:
+        """Why running ``task`` here would hold its message past the broker's consumer
+        timeout (the server's word in the task; its backend's allowance is this host's
+        to add); "" when it would not, or when the task does not say."""
+        if task.consumer_timeout_s is None:
+            return ""
+        try:
+            limit = float(task.run["time_limit_s"])
+            budget = float(task.run["wall_budget_s"] or 0.0)
+            cls = instance.backend
+            extra = cls.extra_wall_s(limit, cls.check_options(instance.board.options))
+        except (KeyError, TypeError, ValueError):
+            return ""  # the run itself is checked when it is read
+        hold = longest_hold_s(budget, self.settings.give_up_seconds, extra)
+        if hold <= task.consumer_timeout_s:
+            return ""
+        return (f"not run: on {instance.name} (backend {instance.board.backend}) this job "
+                f"could hold its broker message for {hold:.0f} s, longer than the broker's "
+                f"consumer timeout ({task.consumer_timeout_s:g} s, [broker] "
+                "consumer_timeout_seconds): the broker would hand it to another host while it "
+                "runs; give it a shorter duration_limit_seconds, or raise the broker's "
+                "consumer_timeout")
 
     def _execute(self, instance: HostInstance, task: Task, workdir: Path,
                  channel: ReportChannel, cancel: CancelToken) -> Outcome:
@@ -221,10 +339,32 @@ class WorkerHost:
             times.close()
 
 
+def unsupported(run: Mapping[str, Any], instance: HostInstance) -> str:
+    """Why ``instance`` cannot run what the job scripts (a task's ``run``: presses, pins,
+    console input), worded as the submit route words it; "" when it can. The server
+    ends such a job ERROR without counting it against the instance (the outcome says
+    ``unsupported``): the board is not at fault."""
+    caps = instance.capabilities()
+    where = f"instance {instance.name} (backend {instance.board.backend})"
+    if run.get("pins") and not caps["pins"]:
+        return f"not run: cannot drive pins ('pin'): {where} does not support them"
+    if run.get("presses") and not caps["presses"]:
+        return (f"not run: cannot run scripted button presses ('press'): {where} does not "
+                "support them")
+    if run.get("uart_input") and not caps["console_input"]:
+        return f"not run: cannot be fed console input ('input'): {where} does not support it"
+    return ""
+
+
 def serve(host: WorkerHost, loglevel: str = "INFO") -> None:
     """Consume the host's queues until stopped (SIGTERM: a warm shutdown that lets the
     running jobs end; SIGKILL: the broker hands them to another host)."""
-    from .celeryapp import make_app
+    from .celeryapp import MISSING, make_app
+
+    try:
+        from celery.exceptions import Reject
+    except ImportError:
+        raise ConfigError(MISSING) from None
 
     settings = host.settings
     app = make_app(settings.broker_url, host.boards, settings.heartbeat_seconds,
@@ -232,7 +372,11 @@ def serve(host: WorkerHost, loglevel: str = "INFO") -> None:
 
     @app.task(name=TASK_NAME, acks_late=True, reject_on_worker_lost=True, ignore_result=True)
     def run_job(payload: Any) -> str:
-        return host.run_task(payload)
+        try:
+            return host.run_task(payload)
+        except Requeue as why:  # back to the queue, for another host's instance
+            log.warning("%s: back to the queue", why)
+            raise Reject(str(why), requeue=True) from None
 
     host.start()
     try:

@@ -208,7 +208,18 @@ class SubmitResource(_JobBase):
     def _check_for_board(self, board: str, info: BoardInfo | None, console_input: str | None,
                          presses: list[inputs.Press],
                          pins: list[inputs.PinDrive] | None = None) -> None:
-        """What the board (through its backend's BoardInfo) can check before a run."""
+        """What the board (through its backend's BoardInfo) can check before a run; with
+        remote worker hosts, also what each instance the job may land on can do."""
+        lacking = self.scheduler.lacking(board)
+        refusals = ((pins and "pins" in lacking, "pins",
+                     "cannot drive pins ('pin'): {} does not support scripted pin levels"),
+                    (presses and "presses" in lacking, "presses",
+                     "cannot run scripted button presses ('press'): {} does not support them"),
+                    (console_input is not None and "console_input" in lacking, "console_input",
+                     "cannot be fed console input ('input'): {} does not support it"))
+        for refused, what, why in refusals:
+            if refused:
+                raise bad_request(f"board {board} {why.format(lacking[what])}")
         if pins:
             if info is None or not info.drive_pins:
                 raise bad_request(f"board {board} cannot drive pins ('pin'): "

@@ -100,9 +100,13 @@ class _BoardMixin:
         result["available"] = reason is None
         result["unavailable_reason"] = reason
         info = self.scheduler.board_info(record["name"])
-        result["capabilities"] = {"console_input": bool(info and info.console_input),
-                                  "presses": bool(info and info.presses),
-                                  "pins": bool(info and info.drive_pins),
+        # a remote instance that cannot (a lab board on a worker host) takes it away
+        lacking = self.scheduler.lacking(record["name"])
+        result["capabilities"] = {"console_input": bool(info and info.console_input
+                                                        and "console_input" not in lacking),
+                                  "presses": bool(info and info.presses
+                                                  and "presses" not in lacking),
+                                  "pins": bool(info and info.drive_pins and "pins" not in lacking),
                                   "live_input": bool(info and info.live_input),
                                   "live_presses": bool(info and info.live_presses)}
         # what each pin reads while nothing drives it (``pin=`` scripts it per job)
@@ -157,7 +161,7 @@ class BoardResource(_BoardMixin, TargetResource):
         if not isinstance(body, dict):
             raise bad_request("the body must be a JSON object")
         which = body.get("instance", name)
-        names = [i.name for i in self.scheduler.instances if i.board.name == name]
+        names = self.scheduler.instance_names(name)
         if which != name and which not in names:
             raise bad_request(f"board {name} has no instance {which!r}; its instances: "
                               f"{', '.join(names) or 'none'}")

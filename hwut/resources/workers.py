@@ -9,9 +9,12 @@ only to a job whose task it holds (the claim) and only for its current attempt
 (the attempt's secret); see :mod:`hwut.broker.protocol`.
 
 - ``POST /workers/heartbeat`` ``{"v", "host", "instances"}``: the host is alive;
+  answers ``{"v", "offline": {instance: reason}}`` (its instances the server keeps
+  offline: they take no job until an admin puts them back);
 - ``POST /workers/jobs/{id}/attempts`` ``{"v", "claim", "host", "takes"?}``: a host
   took the job's task up (``"takes": ["input"]``: it passes live input on); answers
-  ``{"v", "attempt", "token"}``, or 410 (drop the task);
+  ``{"v", "attempt", "token"}``, or 410 (drop the task), or 423 (the instance is
+  offline: the host puts the task back in the queue);
 - ``POST /workers/jobs/{id}/reports`` (a :class:`~hwut.broker.protocol.Report`):
   answers ``{"v", "ack", "cancel", "input"?}``; 409 for a report of an attempt that is
   not the job's current one (the host stops that run), 410 once the job is gone.
@@ -24,7 +27,7 @@ from typing import Any
 import falcon
 
 from ..auth import AuthMiddleware
-from ..broker.dispatcher import Fenced, Gone, RemoteDispatcher
+from ..broker.dispatcher import Fenced, Gone, InstanceOffline, RemoteDispatcher
 from ..broker.protocol import TAKES_INPUT, ProtocolError, Report, check
 from .params import bad_request
 
@@ -61,10 +64,10 @@ class HeartbeatResource(_WorkerRoute):
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         data = self._body(req, "heartbeat")
         try:
-            self.dispatcher.heartbeat(data.get("host"), data.get("instances"))
+            offline = self.dispatcher.heartbeat(data.get("host"), data.get("instances"))
         except ProtocolError as exc:
             raise bad_request(str(exc)) from None
-        resp.media = {"v": 1}
+        resp.media = {"v": 1, "offline": offline}
 
 
 class AttemptResource(_WorkerRoute):
@@ -80,6 +83,9 @@ class AttemptResource(_WorkerRoute):
                                                           TAKES_INPUT in takes)
         except Gone as exc:
             raise _gone(exc) from None
+        except InstanceOffline as exc:
+            raise falcon.HTTPError(falcon.HTTP_423, title="Locked",
+                                   description=str(exc)) from None
         resp.media = {"v": 1, "attempt": attempt, "token": token}
 
 

@@ -72,7 +72,10 @@ class Rabbit:
             f"listeners.tcp.default = {self.port}\nloopback_users = none\n"
             f"default_user = {USER}\ndefault_pass = {PASSWORD}\n"
             # a broker under a loaded test machine must not refuse publishes for disk
-            "disk_free_limit.absolute = 1MB\n")
+            "disk_free_limit.absolute = 1MB\n"
+            # as the README tells operators (the servers' consumer_timeout_seconds): the
+            # node refuses to start on a key it does not know
+            "consumer_timeout = 1800000\n")
         (base / "enabled_plugins").write_text("[].\n")
         self.env = {**os.environ, "HOME": str(base), "RABBITMQ_NODENAME": self.node,
                     "RABBITMQ_NODE_PORT": str(self.port),
@@ -181,7 +184,10 @@ class Worker:
 
     def __init__(self, base: Path, name: str, broker_url: str, server_url: str,
                  instances: int = 1, namespace: Namespace | None = None,
-                 heartbeat_s: float = 2.0, give_up_s: float = 10.0) -> None:
+                 heartbeat_s: float = 2.0, give_up_s: float = 10.0,
+                 boards: str | None = None) -> None:
+        """``boards``: the host's own [[boards]] (and [[simboards]]) tables, as TOML;
+        default: ``instances`` emulated boards."""
         self.name = name
         self.namespace = namespace
         self.config = base / f"{name}.toml"
@@ -190,8 +196,8 @@ class Worker:
             f'heartbeat_seconds = {heartbeat_s}\nhost_heartbeat_seconds = 0.5\n'
             f'give_up_seconds = {give_up_s}\n\n'
             '[options]\n"scheduler.cancel_grace_seconds" = 2.0\n\n'
-            '[[boards]]\nname = "nucleo-f303re"\nbackend = "sim"\n'
-            f'instances = {instances}\n')
+            + (boards or '[[boards]]\nname = "nucleo-f303re"\nbackend = "sim"\n'
+                         f'instances = {instances}\n'))
         self.broker_url = broker_url
         self.log_path = base / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
