@@ -22,10 +22,11 @@ index's last time).
 from __future__ import annotations
 
 import bisect
+import math
 import os
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,12 @@ class LogTimes:
     :meth:`chunk` is called *before* the chunk's bytes go to the log (and the verdict's
     tap), so that :meth:`time_at` answers for any byte of it."""
 
-    def __init__(self, path: Path, opener: Any = None) -> None:
+    def __init__(self, path: Path, opener: Any = None,
+                 on_records: Callable[[bytes], None] | None = None) -> None:
         self._fh = open(path, "ab", buffering=0, opener=opener)  # noqa: SIM115 - close()
+        #: Gets each batch of records written (packed as in the file): a worker host
+        #: sends them to the server with the log (see :meth:`replay`).
+        self.on_records = on_records
         self._lock = threading.Lock()
         #: Log bytes described so far; the board's latest time.
         self.offset = 0
@@ -52,6 +57,9 @@ class LogTimes:
         self._chunk: list[Mark] = []
         #: The latest bytes came without a time.
         self.untimed = False
+        #: For :meth:`replay`: log bytes seen, and whether any record came.
+        self._bytes = 0
+        self._seen_times = False
 
     def chunk(self, size: int, t: float | None, marks: Sequence[Sequence[float]]) -> None:
         """``size`` log bytes arrive; their last at board time ``t``, line ends at
@@ -85,6 +93,32 @@ class LogTimes:
                 self.now = t
                 self._write([(self.offset, t)])
 
+    def replay(self, data: bytes, size: int) -> None:
+        """Records made on a worker host (packed as in the file, in its log's offsets,
+        which are this log's: the host sends every byte) for the next ``size`` log bytes.
+        Called before those bytes go to the log, as :meth:`chunk` is. Records that would
+        go back in offset or time are dropped; bytes with no record before the first
+        one came are untimed (a backend that does not know the board's time)."""
+        whole = len(data) - len(data) % RECORD.size
+        with self._lock:
+            records: list[Mark] = []
+            for offset, t in RECORD.iter_unpack(data[:whole]):
+                last_offset = records[-1][0] if records else self.offset
+                if offset < last_offset or not math.isfinite(t) or t < self.now:
+                    continue
+                records.append((offset, t))
+                self.now = t
+            if records:
+                self.offset = max(self.offset, records[-1][0])
+                self._chunk = [r for r in records if r[0] > 0]
+                self.untimed = False
+                self._seen_times = True
+                self._write(records)
+            self._bytes += size
+            if size and not self._seen_times:
+                self.offset = self._bytes
+                self.untimed = True
+
     def time_at(self, offset: int) -> float | None:
         """The board's time when the log byte just before ``offset`` arrived (exact for
         the latest chunk; else the latest time known); None when it came untimed."""
@@ -101,6 +135,7 @@ class LogTimes:
                 self._fh.truncate(0)
             self.offset, self.now, self.size, self._chunk = 0, 0.0, 0, []
             self.untimed = False
+            self._bytes, self._seen_times = 0, False
 
     def close(self) -> None:
         with self._lock:
@@ -116,6 +151,8 @@ class LogTimes:
         while view:
             view = view[self._fh.write(view):]
         self.size += len(data)
+        if self.on_records is not None:
+            self.on_records(data)
 
 
 class IndexReader:

@@ -41,7 +41,9 @@ from .. import liveinput
 from .. import trace as pintrace
 from ..config import ConfigError
 from ..jobs import JobStatus, TransitionError, format_time
+from ..logtime import LogTimes
 from ..scheduler import SHUTDOWN_DETAIL, NotRunning, Scheduler, _LogSink
+from ..storage import private_opener
 from ..verdict import Tap
 from .celeryapp import make_app
 from .hosts import HostRegistry
@@ -99,6 +101,8 @@ class RemoteRun:
     other_name: str = ""
     trace_name: str = ""
     tap: Tap | None = None
+    #: The log's time index, from the records the host's reports carry.
+    times: LogTimes | None = None
     uart_limit: int = 0
     #: One line per attempt that was lost (kept in the job's infrastructure log).
     earlier: list[str] = field(default_factory=list)
@@ -393,6 +397,8 @@ class RemoteDispatcher:
                         sink.restart()  # the log is the last attempt's, as for local retries
                 if run.tap is not None:
                     run.tap.restart()
+                if run.times is not None:
+                    run.times.restart()
                 self.store.update_live(job_id, attempts=run.attempt, hosts=hosts,
                                        instance=host)
             return run.attempt, run.token
@@ -405,17 +411,22 @@ class RemoteDispatcher:
         run.uart = _LogSink(store.artifact_path(log_name))
         run.other = _LogSink(store.artifact_path(run.other_name))
         run.trace = _LogSink(store.artifact_path(run.trace_name))
+        times_name = store.new_artifact_name()
+        run.times = LogTimes(store.artifact_path(times_name), opener=private_opener)
         try:
             job = store.transition(job_id, JobStatus.RUNNING, filename_log=log_name,
+                                   filename_log_times=times_name,
                                    started=format_time(store.clock()), attempts=1,
                                    hosts=hosts, instance=run.host)
         except TransitionError:  # canceled between publish and now
             self._close(run)
             store.artifact_path(log_name).unlink(missing_ok=True)
+            store.artifact_path(times_name).unlink(missing_ok=True)
             self._forget(run)
             raise Gone(f"job {job_id} was canceled") from None
         run.tap = Tap.for_job(job.criteria, run.uart, lambda: run.cancel.cancel(
-            CancelReason.VERDICT, "the job's verdict is settled"), job.trace)
+            CancelReason.VERDICT, "the job's verdict is settled"), job.trace,
+            run.times.time_at)
         self.scheduler._cancels[job_id] = run.cancel
         log.info("job %d started on %s (owner %s)", job_id, run.host, job.owner)
 
@@ -472,6 +483,8 @@ class RemoteDispatcher:
 
     def _apply(self, run: RemoteRun, report: Report) -> None:
         uart = report.chunks.get("uart", b"")
+        if run.times is not None:  # before the bytes: whatever a reader sees has a time
+            run.times.replay(report.times, len(uart))
         if uart and run.uart is not None:
             room = max(0, run.uart_limit - run.uart.written)
             if room:
@@ -573,6 +586,8 @@ class RemoteDispatcher:
         for sink in (run.uart, run.other, run.trace):
             if sink is not None:
                 sink.close()
+        if run.times is not None:
+            run.times.close()
 
     def _forget(self, run: RemoteRun) -> None:
         run.done = True

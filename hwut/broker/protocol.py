@@ -25,8 +25,14 @@ doubles none, and only the attempt's own secret gets its input (fencing, as for 
 rest). A host says it takes input when it opens the attempt (``"takes": ["input"]``);
 the server refuses input for an attempt of a host that did not.
 
+A report also carries the log's time index records made since the last one
+(``"times"``: ``hwut.logtime``'s packed records, base64), so that the server keeps the
+same index beside the log as for its own runs: the live stream's ``time`` events and
+the verdict's match times work for remote jobs too.
+
 Every message carries ``"v": 1``; a side refuses a version it does not know. Fields
-added since (``images``; ``takes``, ``input``, ``input_ack``, ``board_time_s``) are
+added since (``images``; ``takes``, ``input``, ``input_ack``, ``board_time_s``;
+``times``) are
 optional: a side that does not know them ignores them, and their absence means what
 it meant before them.
 """
@@ -41,6 +47,7 @@ from typing import Any
 from hwut.backends.base import LiveItem
 
 from .. import liveinput
+from ..logtime import RECORD
 
 VERSION = 1
 TASK_NAME = "hwut.run_job"
@@ -54,6 +61,10 @@ MAX_IMAGES = 16
 TAKES_INPUT = "input"
 #: Live input items one answer carries at most (the rest come in the next answers).
 MAX_INPUT_PER_ANSWER = 32
+#: Largest run of log time records in one report (packed as ``hwut.logtime`` writes
+#: them, 16 bytes each: 4096 records); the rest come in the next reports.
+MAX_TIMES_BYTES = 64 * 1024
+TIME_RECORD_BYTES = RECORD.size
 
 
 class ProtocolError(ValueError):
@@ -190,6 +201,9 @@ class Report:
     input_ack: int | None = None
     #: The board's time the host last heard from the job (None: not known).
     board_time_s: float | None = None
+    #: The log's time index records made since the last report (``hwut.logtime``'s
+    #: packed records, in the log's offsets), so the server keeps the same index.
+    times: bytes = b""
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"v": VERSION, "attempt": self.attempt, "token": self.token,
@@ -201,6 +215,8 @@ class Report:
             data["input_ack"] = self.input_ack
         if self.board_time_s is not None:
             data["board_time_s"] = self.board_time_s
+        if self.times:
+            data["times"] = b64(self.times)
         return data
 
     @classmethod
@@ -223,8 +239,13 @@ class Report:
                                        or not isinstance(board_time, int | float)
                                        or not math.isfinite(board_time) or board_time < 0):
             raise ProtocolError("report: board_time_s must be a number of seconds >= 0")
+        times = unb64(data["times"], "report times", MAX_TIMES_BYTES) if "times" in data \
+            else b""
+        if len(times) % TIME_RECORD_BYTES:
+            raise ProtocolError(f"report: times must be whole {TIME_RECORD_BYTES}-byte "
+                                "records")
         return cls(attempt, _field(data, "token", str, "report"), seq, chunks, outcome, ack,
-                   None if board_time is None else float(board_time))
+                   None if board_time is None else float(board_time), times)
 
 
 def input_to_json(number: int, item: LiveItem) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from hwut.backends.base import CancelReason, CancelToken, LiveItem, Outcome
 from .protocol import (
     MAX_CHUNK_BYTES,
     MAX_INPUT_PER_ANSWER,
+    MAX_TIMES_BYTES,
     STREAMS,
     ProtocolError,
     Report,
@@ -43,6 +44,8 @@ class ReportChannel:
         self.interval_s, self.give_up_s = interval_s, give_up_s
         self.monotonic = monotonic
         self._buffers = {name: bytearray() for name in STREAMS}
+        #: The log's time index records not sent yet (``hwut.logtime``'s packing).
+        self._times = bytearray()
         self._lock = threading.Lock()
         self._pending: Report | None = None
         self._seq = 0
@@ -66,6 +69,12 @@ class ReportChannel:
             with self._lock:
                 self._buffers[stream] += data
         return write
+
+    def add_times(self, records: bytes) -> None:
+        """Time index records of the log (``LogTimes.on_records``): they go with the
+        next report, ahead of or with the bytes they describe."""
+        with self._lock:
+            self._times += records
 
     def start(self) -> None:
         self._thread.start()
@@ -109,11 +118,13 @@ class ReportChannel:
             for name, buffer in self._buffers.items():
                 chunks[name] = bytes(buffer[:MAX_CHUNK_BYTES])
                 del buffer[:MAX_CHUNK_BYTES]
-            empty = not any(self._buffers.values())
+            times = bytes(self._times[:MAX_TIMES_BYTES])
+            del self._times[:MAX_TIMES_BYTES]
+            empty = not any(self._buffers.values()) and not self._times
         self._pass_input()
         self._pending = Report(self.attempt, self.token, self._seq, chunks,
                                outcome if empty else None, self._input_done,
-                               self.board_time())
+                               self.board_time(), times)
         return self._pending
 
     def _take_input(self, items: object) -> None:

@@ -324,8 +324,10 @@ class WorkerHost:
         process = JobProcess(spec, self._context, deadline=deadline, cancel_grace_s=float(
             self.config["scheduler.cancel_grace_seconds"]))
         # the board's time, as the server's own runs keep it: the reports carry it (the
-        # answer to live input says it); the index file stays in the job's temp dir
-        times = LogTimes(workdir / "times", opener=lambda p, f: os.open(p, f, 0o600))
+        # answer to live input says it) and the index's records, which the server keeps
+        # beside the log as for its own runs
+        times = LogTimes(workdir / "times", opener=lambda p, f: os.open(p, f, 0o600),
+                         on_records=channel.add_times)
         channel.board_time = lambda: times.now
         channel.deliver = process.send_input
         try:

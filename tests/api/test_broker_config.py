@@ -2,6 +2,7 @@
 worker routes, its own instances (the scale-out itself is tested in tests/scaleout)."""
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from hwut.broker.protocol import ProtocolError, Report, Task
 from hwut.broker.settings import BrokerSettings, WorkerSettings
 from hwut.config import ConfigError, load_config
+from hwut.logtime import RECORD
 
 SECRET = "s" * 24
 
@@ -61,6 +63,12 @@ def test_messages_carry_their_version_and_bounds():
         Report.from_json({**report.to_json(), "uart": "A" * (2 * 1024 * 1024)})
     with pytest.raises(ProtocolError):
         Report.from_json({**report.to_json(), "seq": -1})
+    timed = Report(1, "t", 0, {"uart": b"x\n"}, times=RECORD.pack(2, 0.5))
+    assert Report.from_json(timed.to_json()) == timed
+    with pytest.raises(ProtocolError, match="whole 16-byte records"):
+        Report.from_json({**timed.to_json(), "times": base64.b64encode(b"x" * 17).decode()})
+    with pytest.raises(ProtocolError, match="within"):
+        Report.from_json({**timed.to_json(), "times": "A" * (200 * 1024)})
 
 
 def test_without_a_broker_there_are_no_worker_routes(env):

@@ -108,13 +108,19 @@ def test_cancel_reaches_a_remote_job(two_hosts):
 
 
 def test_live_log_of_a_remote_job(two_hosts):
+    """The live stream of a remote job as of a local one: its log while it runs, and the
+    board's time of each line (``time`` events, from the index the host's reports
+    carry): blink prints a ``tick N`` line every 0.25 s of board time."""
     cluster, _ = two_hosts()
     job = cluster.api.submit("blink", limit=60)
     seen: list[tuple[str, str]] = []  # (event, job status when it came)
+    marks: list[tuple[int, float]] = []
     log = b""
     with connect_sse(cluster.api.http, "GET", f"/apiv1/jobs/{job}/log/stream") as events:
         for sse in events.iter_sse():
-            if sse.event == "log":
+            if sse.event == "time":
+                marks += [(int(end), float(t)) for end, t in json.loads(sse.data)["marks"]]
+            elif sse.event == "log":
                 log += base64.b64decode(sse.data)
                 seen.append(("log", cluster.api.job(job)["status"]))
                 if log.count(b"tick") >= 3:
@@ -123,6 +129,11 @@ def test_live_log_of_a_remote_job(two_hosts):
                 break
     assert ("log", "RUNNING") in seen, seen
     assert b"tick 1" in log
+    ends = [m.end() for m in re.finditer(rb"tick \d+ led=\d\r\n", log)]
+    at = dict(marks)
+    assert all(end in at for end in ends), (ends, marks)
+    gaps = [at[b] - at[a] for a, b in zip(ends, ends[1:], strict=False)]
+    assert gaps and all(abs(g - 0.25) < 0.001 for g in gaps), gaps
     cluster.api.http.delete(f"/apiv1/jobs/{job}")
     cluster.api.wait(job)
 
@@ -149,6 +160,8 @@ def test_a_remote_job_s_verdict_is_settled_by_the_server_and_stops_the_run(two_h
     assert done["status"] == "FINISHED", done
     assert done["verdict"] == "passed" and done["stop_reason"] == "verdict", done
     assert done["time_used_seconds"] < 60
+    # the board's time of the deciding line, from the index the host's reports carry
+    assert re.search(r"\(\d+\.\d{6} s virtual\)", done["verdict_reason"]), done
 
 
 def _follow(api: Api, job: int, until: bytes | re.Pattern[bytes], timeout: float = 90.0

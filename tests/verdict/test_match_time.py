@@ -94,3 +94,35 @@ def test_the_job_process_stamps_line_ends_as_the_backend_writes_them():
     frames = sent[2:]
     assert len(frames) == 2 and len(frames[0].fields["marks"]) == child.MAX_MARKS
     assert sum(len(f.fields["marks"]) for f in frames) == child.MAX_MARKS + 1
+
+
+def test_records_replayed_elsewhere_make_the_same_index(tmp_path):
+    """A worker host's index (its records, as its reports carry them) replayed by the
+    server gives the server's file the same records and the same answers."""
+    sent = bytearray()
+    host = LogTimes(tmp_path / "host", on_records=sent.extend)
+    server = LogTimes(tmp_path / "server")
+    host.chunk(12, 0.5, [[6, 0.1], [12, 0.5]])
+    server.replay(bytes(sent), 12)
+    assert (server.time_at(6), server.time_at(12)) == (0.1, 0.5)
+    sent.clear()
+    host.tick(0.9)
+    host.chunk(4, 1.2, [])
+    server.replay(bytes(sent[:16]), 0)       # a report cut between two records
+    server.replay(bytes(sent[16:]), 4)
+    assert server.time_at(16) == 1.2 and server.now == 1.2
+    for t in (host, server):
+        t.close()
+    assert (tmp_path / "host").read_bytes() == (tmp_path / "server").read_bytes()
+
+
+def test_replayed_records_never_go_back_and_untimed_bytes_claim_no_time(tmp_path):
+    server = LogTimes(tmp_path / "times")
+    server.replay(b"", 5)                                   # a backend with no board time
+    assert server.time_at(5) is None and server.offset == 5
+    good, back_in_time = RECORD.pack(9, 2.0), RECORD.pack(12, 1.0)
+    back_in_offset, not_a_time = RECORD.pack(3, 3.0), RECORD.pack(14, float("nan"))
+    server.replay(good + back_in_time + back_in_offset + not_a_time + b"\x01", 4)
+    assert server.time_at(9) == 2.0 and server.now == 2.0
+    server.close()
+    assert (tmp_path / "times").read_bytes() == good
