@@ -58,6 +58,7 @@ class RampSite(ctypes.Structure):
                 ("state", ctypes.c_uint32), ("address", ctypes.c_uint32),
                 ("size", ctypes.c_uint32), ("cond", ctypes.c_uint32),
                 ("flags_kind", ctypes.c_uint32), ("n_out", ctypes.c_uint32),
+                ("lr", ctypes.c_uint32), ("spare", ctypes.c_uint32),
                 ("where", RampExpr), ("a", RampExpr), ("b", RampExpr),
                 ("out_reg", ctypes.c_int32 * OUTS), ("out", RampExpr * OUTS)]
 
@@ -365,7 +366,7 @@ class RampSkip:
         for site in state.sites:
             if site.state != SITE_REQUESTED:
                 continue
-            recipe = self.analyse(site.head, site.period, site.address)
+            recipe = self.analyse(site.head, site.period, site.lr)
             if recipe is None:
                 site.state = SITE_REFUSED
                 continue

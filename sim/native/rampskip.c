@@ -49,11 +49,12 @@ typedef struct {
     uint32_t head;         /* the loop's first instruction (flash: its canonical address) */
     uint32_t period;       /* instructions per turn */
     uint32_t state;        /* SITE_ */
-    uint32_t address;      /* requested: LR at the head; moved: where the turn begins */
+    uint32_t address;      /* moved: where the turn begins */
     uint32_t size;         /* of that load, bytes */
     uint32_t cond;         /* ARM condition code: the loop goes on while it holds */
     uint32_t flags_kind;   /* FLAGS_SUB: a - b (CMP, SUBS); FLAGS_ADD: a + b (CMN, ADDS) */
     uint32_t n_out;
+    uint32_t lr, spare;    /* LR when it was met (a head inside a called function: its caller) */
     hwut_ramp_expr where;  /* the address of the counting register the turn reads, once */
     hwut_ramp_expr a, b;   /* the operands of the last flag-setting instruction */
     int32_t out_reg[RAMP_OUT];           /* registers the turn leaves depending on X */
@@ -147,6 +148,13 @@ static int holds(uint32_t cond, uint32_t f)
     }
 }
 
+/* Where a head inside a called function returns to (flash seen at its own address). */
+static uint32_t canonical_lr(const hwut_ramp *r, const hwut_ramp_engine *e)
+{
+    uint32_t lr = reg_get(e, e->lr_reg);
+    return lr < r->flash_size ? lr + r->flash_base : lr;
+}
+
 static hwut_ramp_site *site_of(hwut_ramp *r, uint32_t head)
 {
     return &r->sites[(head >> 1) % RAMP_SITES];
@@ -181,14 +189,11 @@ uint64_t hwut_ramp_visit(void *state, const hwut_ramp_engine *e, uint32_t head,
         s->head = head;
         s->period = period;
         s->state = SITE_REQUESTED;
-        /* where a head inside a called function returns to, for finding the turn's start */
-        s->address = reg_get(e, e->lr_reg);
-        if (s->address < r->flash_size)
-            s->address += r->flash_base;
+        s->lr = canonical_lr(r, e);
         r->requests++;
         return 0;
     }
-    if (s->state == SITE_MOVED)
+    if (s->state == SITE_MOVED && s->lr == canonical_lr(r, e))   /* called from that loop */
         *move_to = s->address - view;
     if (s->state != SITE_READY)
         return 0;
@@ -256,7 +261,7 @@ static const hwut_field expr_fields[] = { F(k), F(x), F(reg), F(coef) };
 #define F(member) HWUT_FIELD(hwut_ramp_site, member)
 static const hwut_field site_fields[] = {
     F(head), F(period), F(state), F(address), F(size), F(cond), F(flags_kind), F(n_out),
-    F(where), F(a), F(b), F(out_reg), F(out),
+    F(lr), F(spare), F(where), F(a), F(b), F(out_reg), F(out),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_ramp, member)
