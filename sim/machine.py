@@ -133,6 +133,7 @@ class Machine:
                                read_ccr=lambda: self.peripherals["SCB"].get("CCR"),
                                strict_alignment=strict_alignment)
         self.clock = VirtualClock(self.counter, soc.reset_hz)
+        self.clock.exact_reads = timing == "exact"
         self.clock.deadline_listener = self.counter.stop_at
         self.clocks = ClockTree(HSI=8_000_000, HSE=board.hse_hz, LSI=40_000, LSE=32_768,
                                 SYSCLK=soc.reset_hz, HCLK=soc.reset_hz, PCLK1=soc.reset_hz,

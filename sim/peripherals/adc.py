@@ -169,13 +169,20 @@ class Adc(Peripheral):
         return min(stable, self._due[0])
 
     def _unseen(self) -> bool:
-        """Nothing outside the ADC sees a conversion end: no interrupt, no DMA."""
-        return not self.ier.value and not self.cfgr["DMAEN"].value
+        """Nothing outside the ADC sees a conversion end (no interrupt, no DMA), and a
+        read sees the state at its own instruction (exact timing; block timing reads at
+        the block's end count, so there the end stays an event, as it always was)."""
+        return (self.clock.exact_reads and not self.ier.value
+                and not self.cfgr["DMAEN"].value)
 
     def _catch_up(self) -> None:
-        """Finish the conversions due by now, each as its event would have at its cycle."""
-        now = self.clock.cycles
-        while self._due is not None and self._due[0] <= now:
+        """Finish the conversions whose event would have fired by now, each at its
+        cycle. An event at cycle N fires once instruction N has run: a read by
+        instruction N (the count is N while it runs) still sees the conversion going,
+        the host reading once the events of cycle N fired does not."""
+        clock = self.clock
+        done = max(clock.cycles - 1, clock.settled)
+        while self._due is not None and self._due[0] <= done:
             when, channel = self._due
             self._due = None
             self._converted(channel, when)
