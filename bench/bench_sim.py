@@ -201,7 +201,8 @@ def where_time_goes(m: Machine) -> dict[str, int]:
     """Counters of one run: engine exits forced by view switches, Python callbacks
     for peripheral reads (read-cache misses) and what the cache answered, loop
     turns skipped (idle skip in C, pure polling loops in Python), TLB flushes,
-    rewinds of precharged blocks, exceptions taken in C."""
+    rewinds of precharged blocks, exceptions taken in C, turns of loops waiting on a
+    timer skipped to their exit tick (``sim.rampskip``)."""
     st = m.state
     cache = m.read_cache
     return {
@@ -210,6 +211,7 @@ def where_time_goes(m: Machine) -> dict[str, int]:
         "cache_hits": cache.hits if cache is not None else -1,
         "idle_turns": st.idle.turns,
         "poll_turns": m.poll.skipped_turns,
+        "ramp_turns": m.ramp.skipped_turns if m.ramp is not None else 0,
         "tlb_flushes": st.pre.tlb_flushes,
         "rewinds": st.pre.denials,
         "exceptions": st.exc.entries,
@@ -239,9 +241,10 @@ def patterns() -> None:
         profiles.append((p, runs))
     print("\nwhere the wall time goes, per virtual second (precharged / counted): engine exits "
           "from view switches, Python read callbacks, native cache hits, idle turns skipped "
-          "(C), polling turns skipped (Python), TLB flushes, rewinds, exceptions in C")
+          "(C), polling turns skipped (Python), TLB flushes, rewinds, exceptions in C, turns "
+          "of loops waiting on a timer skipped to their exit tick (C, sim.rampskip)")
     keys = ("switches", "py_reads", "cache_hits", "idle_turns", "poll_turns", "tlb_flushes",
-            "rewinds", "exceptions")
+            "rewinds", "exceptions", "ramp_turns")
     print(f"{'pattern':18} " + " ".join(f"{k:>21}" for k in keys))
     for p, runs in profiles:
         cells = []

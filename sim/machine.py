@@ -42,6 +42,7 @@ from .dispatch import After, Dispatch
 from .notes import NoteLog
 from .pollskip import PollFastForward
 from .precharge import Precharge
+from .rampskip import RampSkip
 from .signals import ClockTree, IrqLine
 from .soc.build import Services, build_peripherals
 from .traps import TrapHooks
@@ -132,6 +133,7 @@ class Machine:
                                read_ccr=lambda: self.peripherals["SCB"].get("CCR"),
                                strict_alignment=strict_alignment)
         self.clock = VirtualClock(self.counter, soc.reset_hz)
+        self.clock.exact_reads = timing == "exact"
         self.clock.deadline_listener = self.counter.stop_at
         self.clocks = ClockTree(HSI=8_000_000, HSE=board.hse_hz, LSI=40_000, LSE=32_768,
                                 SYSCLK=soc.reset_hz, HCLK=soc.reset_hz, PCLK1=soc.reset_hz,
@@ -168,6 +170,12 @@ class Machine:
             if flash is not None:
                 self.counter.enable_idle_skip(flash.base, flash.size)
             self.bus.python_read = self.counter.idle_turn_unsure
+        #: Loops waiting on a counting register skipped to their exit (``sim.rampskip``).
+        self.ramp: RampSkip | None = None
+        if cache is not None and self.state.idle.enabled:
+            self.ramp = RampSkip(lambda a, n: bytes(self.uc.mem_read(a, n)), cache.address,
+                                 self.state.idle.flash_base, self.state.idle.flash_size)
+            self.state.idle.ramp = self.ramp.address
         self.read_cache = cache
         self.bus.map_peripherals(cache)
         if trace is not None:  # one switch: every peripheral access by register name
@@ -216,7 +224,7 @@ class Machine:
             irq_line=lambda irq: IrqLine(self.exc, irq), request_reset=self.request_reset,
             uart_out=lambda name, data: self._uart_out(name, data), itm_out=itm_out,
             swv_ports=self._swv_ports,
-            flash=_FlashArray(flash, self.uc, self.counter.forget_blocks),
+            flash=_FlashArray(flash, self.uc, self._code_changed),
             bus_read=self.bus.read, bus_write=self.bus.write, on_ccr=self._ccr_written,
             on_cpacr=self.traps.cpacr_written,
             on_event=lambda _line: self.exc.send_event())
@@ -233,6 +241,13 @@ class Machine:
         else:
             self.uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         self.uc.hook_add(UC_HOOK_MEM_INVALID, self._on_invalid_memory)
+
+    def _code_changed(self) -> None:
+        """Flash was programmed: what was learnt of its code is learnt again."""
+        self.counter.forget_blocks()
+        ramp = getattr(self, "ramp", None)   # flash programmed while the machine is built
+        if ramp is not None:
+            ramp.forget()
 
     def _write_buffer_on(self) -> bool:
         """Stores may complete before their bus error (ACTLR.DISDEFWBUF clear)."""
@@ -260,6 +275,8 @@ class Machine:
         self.precharge.plan(self.bus.memories, self.bus.read(4, 4), self.bus.mmio_ranges())
         self.traps.load(segments)
         self.unmask.watch(segments)
+        if self.ramp is not None:
+            self.ramp.forget()
         self.reset()
 
     def watch_code(self, segments: list[tuple[int, bytes]]) -> None:
@@ -268,6 +285,8 @@ class Machine:
         load/store sites the hooks of the traps firmware enables (``sim.traps``)."""
         self.unmask.watch(segments)
         self.traps.watch(segments)
+        if self.ramp is not None:
+            self.ramp.forget()
 
     def request_reset(self) -> None:
         self._reset_requested = True
@@ -431,8 +450,9 @@ class Machine:
 
     def _observe_read(self, address: int, value: int, peripheral: Any,
                       offset: int) -> int | mmio_cache.Ramp | None:
-        """Skip the remaining turns of a pure polling loop (see ``sim.pollskip``), and
-        say until when this read may be answered from the native read cache."""
+        """Say until when this read may be answered from the native read cache (whose
+        loops C skips: ``idle_visit``, ``sim.rampskip``); without the cache, skip the
+        remaining turns of a pure polling loop here (see ``sim.pollskip``)."""
         stable = peripheral.stable_until(offset)
         if stable is None:
             # the read may have changed the model (RDR pops RXNE): cached answers are stale
@@ -441,18 +461,21 @@ class Machine:
             return None
         now = self.counter.count
         nxt = self._next_deadline()
-        until = min(stable, nxt if nxt is not None else now + SLICE)
+        horizon = nxt if nxt is not None else now + SLICE
+        if self.read_cache is not None:
+            # the cache answers the further reads, and a loop's turns are skipped in C
+            # (``idle_visit``, sim.rampskip): cheaper than a Python read per turn
+            ramp = peripheral.ramp(offset) if hasattr(peripheral, "ramp") else None
+            if ramp is not None:  # a counting register: the cache counts (see mmio_cache.Ramp)
+                return mmio_cache.Ramp(min(ramp[0], horizon), *ramp[1:])
+            return min(stable, horizon)
+        until = min(stable, horizon)
         poll = self.poll
         pc = self.precharge.canonical(self.uc.reg_read(A.UC_ARM_REG_PC))
         repeated = poll.observe(pc, address, value)
         loop = poll.loop_at(pc)
-        if self.read_cache is not None:
-            ramp = peripheral.ramp(offset) if hasattr(peripheral, "ramp") else None
-            if ramp is not None:  # a counting register: the cache counts (see mmio_cache.Ramp)
-                horizon = nxt if nxt is not None else now + SLICE
-                return mmio_cache.Ramp(min(ramp[0], horizon), *ramp[1:])
         if loop is None:
-            return until if self.read_cache is not None else None
+            return None
         if repeated:
             turns = poll.turns_to_skip(loop, now, until)
             if turns > 0:
@@ -583,6 +606,8 @@ class Machine:
         self.state.idle.period = 0
         if self.traps.wanted:
             self.traps.install()
+        if self.ramp is not None:   # loops the ramp skip met in the last run
+            self.ramp.answer()
         pc = self.uc.reg_read(A.UC_ARM_REG_PC)
         try:
             self.uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF)

@@ -64,6 +64,13 @@ class NativeReadCache:
         self._write_cb = WRITE_FN(write)
         self._cache = _Cache(count_address, horizon_address, self._read_cb, self._write_cb, 0, 0)
         self._windows: list[_Window] = []
+        # called thousands of times a second: argument types declared once, not wrapped
+        # per call (a private prototype, not the library's shared function object)
+        u64 = ctypes.c_uint64
+        self._ref = ctypes.byref(self._cache)
+        self._fill = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64, u64,
+                                      u64)(("hwut_mmio_fill", LIB))
+        self._clear = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(("hwut_mmio_clear", LIB))
 
     def map(self, base: int, size: int) -> None:
         window = _Window(ctypes.addressof(self._cache), base)
@@ -80,15 +87,15 @@ class NativeReadCache:
              period: int = 0) -> None:
         """Answer reads of ``address`` natively until ``valid_until``: ``value``, or with
         ``period`` the value at ``anchor`` plus one every ``period`` cycles."""
-        self._lib.hwut_mmio_fill(ctypes.byref(self._cache), ctypes.c_uint64(address),
-                                 ctypes.c_uint32(size), ctypes.c_uint64(value),
-                                 ctypes.c_uint64(valid_until), ctypes.c_uint64(anchor),
-                                 ctypes.c_uint64(period))
+        self._fill(self._ref, address, size, value, valid_until, anchor, period)
 
     def clear(self) -> None:
-        slots = self._cache.slots
-        for i in range(SLOTS):
-            slots[i].valid_until = 0
+        self._clear(self._ref)
+
+    @property
+    def address(self) -> int:
+        """Where the cache lives (for native readers of its ramps, sim/native/rampskip.c)."""
+        return ctypes.addressof(self._cache)
 
     @property
     def hits(self) -> int:

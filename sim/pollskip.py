@@ -11,6 +11,10 @@ change. The register can change only at the next clock event, or at the time
 its model names (SysTick's COUNTFLAG). Those turns are skipped by adding their
 instruction count to the counter: the result is the same, cycle for cycle, as
 executing them.
+
+With the native read cache (``sim.mmio_cache``) the cache answers such a loop's
+reads and the idle skip in C (``idle_visit`` in sim/native/counter.c) skips its
+turns, without a Python read per turn; this module serves runs without it.
 """
 from __future__ import annotations
 

@@ -53,6 +53,12 @@ class VirtualClock:
         self._listeners: list[Callable[[int], None]] = []
         #: Told of each new event's cycle, so a running slice can end in time for it.
         self.deadline_listener: Callable[[int], None] | None = None
+        #: A peripheral access sees ``cycles`` as of its own instruction (exact timing);
+        #: block timing counts a block at its start, so models keep their events there.
+        self.exact_reads = True
+        #: The cycle up to which events have fired (``run_due``): an instruction runs
+        #: after that, at a later count; the host reads between runs, at it.
+        self.settled = -1
 
     # -- reading time ----------------------------------------------------
     @property
@@ -125,6 +131,7 @@ class VirtualClock:
     def run_due(self) -> bool:
         """Fire every event that is due; True if any fired."""
         now = self.cycles
+        self.settled = now
         fired = False
         q = self._queue
         while q and (q[0].cancelled or q[0].when <= now):

@@ -99,6 +99,7 @@ class IdleState(ctypes.Structure):
         ("snap_valid", ctypes.c_uint32), ("churn", ctypes.c_uint32),
         ("flash_base", ctypes.c_uint32), ("flash_size", ctypes.c_uint32),
         ("snap", ctypes.c_uint32 * IDLE_REGS),
+        ("ramp", ctypes.c_void_p),
     ]
 
 

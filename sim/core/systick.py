@@ -27,6 +27,8 @@ class SysTick(Peripheral):
         self._reload = 0     # the reload in effect (RVR takes effect at the next wrap)
         self._running = False
         self._last_flag_check = 0
+        #: The last CSR read returned COUNTFLAG set (and so cleared it).
+        self._flag_read = False
         super().__init__(name, base, note=note)
 
     def registers(self) -> Iterable[Register]:
@@ -53,6 +55,7 @@ class SysTick(Peripheral):
         self._running = False
         self._c0 = 0
         self._reload = 0
+        self._flag_read = False
         self.exc.set_systick(None, 0)
 
     # timing ----------------------------------------------------------------
@@ -115,6 +118,8 @@ class SysTick(Peripheral):
 
     def stable_until(self, offset: int) -> int | None:
         if offset == 0x0:   # CSR: COUNTFLAG rises at the next wrap
+            if self._flag_read:
+                return None     # the read that saw COUNTFLAG cleared it: the next one differs
             nxt = self._first_zero_after(self.clock.cycles)
             return STABLE if nxt is None else nxt
         if offset == 0x8 and self._running:
@@ -130,4 +135,5 @@ class SysTick(Peripheral):
             if last_zero is not None and last_zero <= now:
                 flag = countflag.mask
         self._last_flag_check = now
+        self._flag_read = bool(flag)
         return (stored & ~countflag.mask) | flag

@@ -129,6 +129,7 @@ typedef struct {
     uint32_t wait, backoff, snap_valid, churn;   /* churn: candidates dropped for a store */
     uint32_t flash_base, flash_size;   /* code that changes only through the FLASH interface */
     uint32_t snap[IDLE_REGS];   /* the registers at the head, a turn ago */
+    void *ramp;              /* the ramp skip (rampskip.c; sim/rampskip.py), NULL: off */
 } hwut_idle;
 
 /* IT-skipped instruction counts by address (see ``skipped``). */
@@ -544,6 +545,44 @@ static const int idle_regs[IDLE_REGS] = {
     R_SP, R_MSP, R_PSP, R_CONTROL, R_XPSR, R_BASEPRI, R_PRIMASK, R_FAULTMASK,
 };
 
+/* rampskip.c: a loop whose turn reads a counting register and nothing else
+ * that changes, skipped to the turn that reads the tick it leaves on. */
+typedef struct {
+    void *uc;
+    reg_fn reg_read, reg_write;
+    const int32_t *regs;
+    int32_t lr_reg, xpsr_reg, nzcv_reg;
+} hwut_ramp_engine;
+uint64_t hwut_ramp_visit(void *ramp, const hwut_ramp_engine *e, uint32_t head, uint32_t period,
+                         uint64_t now, uint64_t horizon, uint32_t *move_to);
+
+static int ramp_skip(hwut_cpu *c, void *uc, uint32_t head, uint64_t period, uint64_t now)
+{
+    uint64_t horizon = c->limit;
+    if (c->fast && c->exc.systick_next < horizon)
+        horizon = c->exc.systick_next;
+    hwut_ramp_engine e = { uc, c->api.reg_read, c->api.reg_write, c->api.regs, R_LR, R_XPSR,
+                            R_NZCVQG };
+    uint32_t move_to = 0;
+    uint64_t turns = hwut_ramp_visit(c->idle.ramp, &e, head, (uint32_t)period, now, horizon,
+                                     &move_to);
+    if (move_to) {   /* the turn begins elsewhere: watch for the loop there */
+        c->idle.head = move_to;
+        c->idle.head_count = now;
+        c->idle.period = 0;
+        c->idle.snap_valid = 0;
+        return 1;
+    }
+    if (!turns)
+        return 0;
+    c->count = now + turns * period;
+    c->idle.head_count = c->count;
+    c->idle.snap_valid = 0;
+    c->idle.backoff = 0;
+    c->idle.churn = 0;
+    return 1;
+}
+
 /* The idle-loop skip, exact in virtual time. Firmware waits in loops that only
  * read: a tick variable in RAM (HAL_Delay), a flag an interrupt sets, a status
  * register. A turn that stores nothing and ends with every register as it began
@@ -593,6 +632,9 @@ static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
             idle_back_off(d);   /* an FPU loop: never skipped */
         return;
     }
+    /* every read of the turn from the read cache: a counter's ramp may end it */
+    if (d->ramp && read_until && read_until != NONE_CYCLE && ramp_skip(c, uc, address, period, now))
+        return;
     if (c->limit < horizon)
         horizon = c->limit;
     if (c->fast && c->exc.systick_next < horizon)
@@ -896,6 +938,7 @@ static const hwut_field precharge_fields[] = {
 static const hwut_field idle_fields[] = {
     F(head_count), F(horizon), F(turns), F(skips), F(enabled), F(head), F(period), F(flags),
     F(wait), F(backoff), F(snap_valid), F(churn), F(flash_base), F(flash_size), F(snap),
+    F(ramp),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_skip_slot, member)

@@ -90,6 +90,26 @@ void hwut_mmio_fill(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t valu
     s->period = period;
 }
 
+/* The ramp (a counting register) the cache holds for ``address`` at cycle
+ * ``now``, for the ramp skip (rampskip.c): 1 and its terms, or 0 if there is none. */
+typedef struct {
+    uint64_t value, anchor, period, valid_until;
+} hwut_ramp_view;
+
+int hwut_mmio_ramp_view(const hwut_mmio *c, uint64_t address, uint32_t size, uint64_t now,
+                        hwut_ramp_view *out)
+{
+    const hwut_slot *s = &c->slots[slot_of(address)];
+    if (!s->valid_until || !s->period || s->address != address || s->size != size
+        || now < s->anchor || now >= s->valid_until)
+        return 0;
+    out->value = s->value;
+    out->anchor = s->anchor;
+    out->period = s->period;
+    out->valid_until = s->valid_until;
+    return 1;
+}
+
 void hwut_mmio_clear(hwut_mmio *c)
 {
     for (unsigned i = 0; i < SLOTS; i++)

@@ -5,6 +5,14 @@ ADEN, and for EOC/EOS after ADSTART; a register that merely reads back what
 was written hangs those loops. This model answers them with the timing of the
 chip (conversion = sampling time + 12.5 ADC clock cycles) and converts the
 values a board setting gives per channel (12-bit, right-aligned by default).
+
+A conversion's end is a clock event only when something outside the ADC must
+see it on time: an interrupt enabled in IER, or a DMA request. Otherwise
+nothing can tell it happened until firmware or a debugger reads the ADC, so
+it is due at its cycle and brought up to date at the next access (conversions
+chained in continuous mode each at its own cycle): the same registers at
+every access, without ending the CPU's run for each conversion (Mbed's
+AnalogIn polls EOC some 5000 times a second).
 """
 from __future__ import annotations
 
@@ -64,6 +72,9 @@ class Adc(Peripheral):
         self.channel_values: dict[int, int] = dict(channel_values or {})
         self.dma_request = dma_request
         self._event: Event | None = None
+        #: A conversion that ends unseen (no interrupt, no DMA): its end cycle and
+        #: channel, brought up to date at the next access (``_catch_up``).
+        self._due: tuple[int, int] | None = None
         self._rank = 0
         self._data = 0
         self._calibrating = False
@@ -130,11 +141,51 @@ class Adc(Peripheral):
         if self._event is not None:
             self._event.cancel()
             self._event = None
+        self._due = None
         self._rank = 0
         self._data = 0
         self._calibrating = False
         super().reset()
         self._update_irq()
+
+    # -- bus side: conversions that ended unseen first --------------------------------
+    def read(self, offset: int, size: int) -> int:
+        self._catch_up()
+        return super().read(offset, size)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        self._catch_up()
+        super().write(offset, size, value)
+        if self._due is not None and not self._unseen():
+            when, channel = self._due   # now someone waits for its end: an event
+            self._due = None
+            self._event = self.clock.at_cycle(when, lambda: self._converted(channel))
+
+    def stable_until(self, offset: int) -> int | None:
+        self._catch_up()
+        stable = super().stable_until(offset)
+        if stable is None or self._due is None:
+            return stable
+        return min(stable, self._due[0])
+
+    def _unseen(self) -> bool:
+        """Nothing outside the ADC sees a conversion end (no interrupt, no DMA), and a
+        read sees the state at its own instruction (exact timing; block timing reads at
+        the block's end count, so there the end stays an event, as it always was)."""
+        return (self.clock.exact_reads and not self.ier.value
+                and not self.cfgr["DMAEN"].value)
+
+    def _catch_up(self) -> None:
+        """Finish the conversions whose event would have fired by now, each at its
+        cycle. An event at cycle N fires once instruction N has run: a read by
+        instruction N (the count is N while it runs) still sees the conversion going,
+        the host reading once the events of cycle N fired does not."""
+        clock = self.clock
+        done = max(clock.cycles - 1, clock.settled)
+        while self._due is not None and self._due[0] <= done:
+            when, channel = self._due
+            self._due = None
+            self._converted(channel, when)
 
     # -- timing -------------------------------------------------------------------
     def _core_cycles(self, adc_half_cycles: int) -> int:
@@ -174,9 +225,10 @@ class Adc(Peripheral):
         if wrote & cr["ADSTP"].mask:
             self._stop()
             cr["ADSTART"].value = cr["ADSTP"].value = 0
-        elif wrote & cr["ADSTART"].mask and cr["ADEN"].value and self._event is None:
+        elif (wrote & cr["ADSTART"].mask and cr["ADEN"].value and self._event is None
+              and self._due is None):
             self._rank = 0
-            self._start_conversion()
+            self._start_conversion(self.clock.cycles)
         elif wrote & cr["ADSTART"].mask and not cr["ADEN"].value:
             cr["ADSTART"].value = 0     # ignored unless the ADC is enabled
         self._update_irq()
@@ -187,6 +239,7 @@ class Adc(Peripheral):
         self._event = self.clock.after(cycles, callback)
 
     def _stop(self) -> None:
+        self._due = None
         if self._event is not None:
             self._event.cancel()
             self._event = None
@@ -197,13 +250,21 @@ class Adc(Peripheral):
         self.cr["ADCAL"].value = 0
         self.calfact["CALFACT_S"].value = 0x40
 
-    def _start_conversion(self) -> None:
+    def _start_conversion(self, start: int) -> None:
+        """The next conversion of the sequence, begun at cycle ``start``."""
         chans = self._sequence()
         ch = chans[self._rank % len(chans)]
-        self._schedule(self._core_cycles(self._conversion_half_cycles(ch)),
-                       lambda: self._converted(ch))
+        end = start + self._core_cycles(self._conversion_half_cycles(ch))
+        if self._event is not None:
+            self._event.cancel()
+            self._event = None
+        if self._unseen():
+            self._due = (end, ch)
+        else:
+            self._event = self.clock.at_cycle(end, lambda: self._converted(ch))
 
-    def _converted(self, channel: int) -> None:
+    def _converted(self, channel: int, when: int | None = None) -> None:
+        """A conversion ended at cycle ``when`` (its event: now)."""
         self._event = None
         cfgr, isr = self.cfgr, self.isr
         res_bits = 12 - 2 * cfgr["RES"].value
@@ -224,7 +285,7 @@ class Adc(Peripheral):
             if not cfgr["CONT"].value:
                 self.cr["ADSTART"].value = 0
         if self.cr["ADSTART"].value:
-            self._start_conversion()
+            self._start_conversion(self.clock.cycles if when is None else when)
         self._update_irq()
 
     def _dr_read(self, stored: int) -> int:
@@ -234,4 +295,5 @@ class Adc(Peripheral):
         return self._data
 
     def _update_irq(self) -> None:
-        self.irq.set(any(f.value and self.ier[f.name + "IE"].value for f in self.isr.fields))
+        # each flag's enable is the IER bit in the same place (RM0316 15.6.2)
+        self.irq.set(bool(self.isr.value & self.ier.value & 0x7FF))

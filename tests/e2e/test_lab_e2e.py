@@ -58,7 +58,7 @@ EXITS = ["bootloader", "core_exceptions", "core_system", "flash_program", "float
 RUNS = ["hello", "blink", "hal_clock", "uart_loop", "fw_pal_init", "fw_unity",
         "fw_unity_pass", "fw_ztest", "fw_cpputest", "fault", "fault_div0", "fault_unaligned",
         "spin", "capture_adc", "speed_rtx_ticker", "speed_blt_poll", "speed_hal_delay",
-        "speed_rtos_idle", "speed_rtos2_itm", "speed_gpio_poll"]
+        "speed_rtos_idle", "speed_rtos2_itm", "speed_gpio_poll", "ramp_waits"]
 #: The hostile ones: each must run and end with its documented stop (fixtures/README.md),
 #: its text agreeing as far as both got. Short sim limits: some are slow to emulate.
 HOSTILE = {"hostile_fault_loop": 0.02, "hostile_lockup": 0.02, "hostile_vtor_unmapped": 0.02,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hwut.sim import mmio_cache
+from hwut.sim import mmio_cache, rampskip
 from hwut.sim.core import cpustate
 from hwut.sim.nativelib import LIB
 
@@ -55,6 +55,8 @@ def _mirror(cls: type[ctypes.Structure]) -> tuple[int, list[tuple[str, int, int]
     ("hwut_counter_layouts", cpustate.MIRRORS),
     ("hwut_mmio_layouts", {c.__name__: c for c in (mmio_cache._Slot, mmio_cache._Cache,
                                                   mmio_cache._Window)}),
+    ("hwut_ramp_layouts", {c.__name__: c for c in (rampskip.RampExpr, rampskip.RampSite,
+                                                  rampskip.RampState)}),
 ])
 def test_every_ctypes_mirror_matches_the_c_struct_field_by_field(function, mirrors):
     """sizeof/offsetof of every field, exported by C, against the ctypes mirror: a field

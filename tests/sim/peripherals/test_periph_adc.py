@@ -102,3 +102,21 @@ def test_any_sequence_never_raises(ops: list[tuple[int, int, int]]) -> None:
         adc.write(off, 4, value)
         bench.advance(dt)
         adc.read(off, 4)
+
+
+def test_a_conversion_nobody_watches_ends_on_the_same_cycle_without_an_event() -> None:
+    """No EOCIE, no DMA: no clock event, the end is brought up to date at the next read,
+    on the cycle the event would have given (RM0316 15.3.16: tCONV = tSMPL + 12.5)."""
+    adc, _, bench, line = make(ch1=0x7B3)
+    adc.write(CR, 4, (1 << 28) | ADEN)
+    adc.write(SQR1, 4, 1 << 6)
+    adc.write(SMPR1, 4, 0b010 << 3)                  # 4.5 + 12.5 = 17 ADC cycles
+    adc.write(CR, 4, (1 << 28) | ADEN | ADSTART)
+    assert bench.clock.next_deadline() is None       # nothing scheduled
+    assert adc.stable_until(ISR) == bench.clock.cycles + 17
+    bench.advance(16)
+    assert not adc.read(ISR, 4) & EOC
+    bench.advance(1)
+    assert adc.read(ISR, 4) & (EOC | EOS) == EOC | EOS and not line.level
+    assert not adc.read(CR, 4) & ADSTART
+    assert adc.read(DR, 4) == 0x7B3
