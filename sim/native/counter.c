@@ -404,13 +404,16 @@ static int writes_memory(uint16_t hw1)
 static int touches_lr(const uint16_t *code, uint32_t i, uint32_t halfwords)
 {
     uint16_t hw = code[i];
-    if (wide(hw)) {   /* any register field that could name r14 */
+    if (wide(hw)) {   /* any register field that could name r14, and LDM/STM lists with it */
         uint16_t hw2 = i + 1 < halfwords ? code[i + 1] : 0xEEEEu;
         return (hw & 0xFu) == 0xEu || (hw2 >> 12) == 0xEu || ((hw2 >> 8) & 0xFu) == 0xEu
-               || (hw2 & 0xFu) == 0xEu;
+               || (hw2 & 0xFu) == 0xEu
+               || ((hw & 0xFE40u) == 0xE800u && (hw2 & 0x4000u));   /* PUSH.W/POP.W {.., lr} */
     }
+    /* 16-bit: only these name r14. PUSH without LR (0xB4xx) and POP (r0-r7, PC)
+     * leave it alone (A5.2: PUSH T1 is 1011 010M, M being LR; POP T1 1011 110P). */
     return (hw >= 0x4400u && hw < 0x4800u)    /* high-register ADD/CMP/MOV, BX, BLX */
-           || (hw & 0xF600u) == 0xB400u;       /* PUSH, POP */
+           || (hw & 0xFF00u) == 0xB500u;       /* PUSH {.., lr} */
 }
 
 static uint32_t decode(const hwut_cpu *c, uint64_t address, const uint16_t *code,
