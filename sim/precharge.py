@@ -87,10 +87,14 @@ class Precharge:
         self._counter.enable_precharge(flash.base, flash.size, mmio, self._marks)
 
     def views(self, address: int) -> list[int]:
-        """Where the instruction at ``address`` may run: flash code in both views."""
+        """Where the instruction at ``address`` may run: flash code in both views,
+        whichever of them ``address`` names (an image loaded at the alias is the same
+        code: counted regions run it at the canonical address too)."""
         flash = self.flash
         if flash is not None and flash.base <= address < flash.base + flash.size:
             return [address, address - flash.base]
+        if flash is not None and address < flash.size:
+            return [address + flash.base, address]
         return [address]
 
     def canonical(self, address: int) -> int:
