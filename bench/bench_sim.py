@@ -13,6 +13,10 @@ definition) and the target, and where the wall time goes (engine exits from
 switches of view, Python callbacks for peripheral reads, idle turns skipped,
 TLB flushes, rewinds). ``python bench/bench_sim.py patterns [--repeats N]`` prints
 only those.
+
+Last, every fixture image precharged against counted per instruction, for a short
+fixed virtual time each: precharging must never be slower on any of them.
+``python bench/bench_sim.py fixtures [--repeats N] [names...]`` prints only that.
 QEMU has no STM32F303 machine: these images program the F303's RCC, USART2 and
 timers, which its netduinoplus2 (an STM32F405) does not have where they look,
 so QEMU's column is shown for the compute image only.
@@ -255,13 +259,83 @@ def patterns() -> None:
         print(f"{p.fixture:18} " + " ".join(cells))
 
 
+#: Virtual seconds each fixture runs in the precharged/counted comparison (the hostile
+#: ones do the same thing for ever, some slowly), and the inputs its test gives it.
+FIXTURE_LIMIT_S = 0.2
+HOSTILE_LIMIT_S = 0.02
+FIXTURE_INPUT = {"echo": (b"ab\rc", 0.005), "uart_irq": (b"hello\r", 0.01)}
+FIXTURE_PRESSES = {"button": ("B1", 0.05, 0.07), "fw_button_poll": ("B1", 0.03, 0.05),
+                   "speed_gpio_poll": ("B1", 0.1, 0.15), "speed_blt_poll": ("B1", 0.1, 0.15)}
+#: Images that boot only behind another (the API test runs the pair).
+FIXTURE_PARTS = {"boot_app"}
+
+
+def fixture_cpu(name: str, mode: str) -> tuple[float, float, int, int]:
+    """CPU seconds of one run of fixture ``name`` in ``mode`` (the process's CPU time:
+    what the wall time would be on an idle machine), its virtual seconds, its
+    instruction count and the switches of view it made."""
+    spec = board("nucleo-f303re")
+    m = Machine(spec, trace_out=lambda port, data: None, **MODES[mode])
+    m.load([(s.address, s.data) for s in load(BUILD / f"{name}.elf").segments])
+    if name in FIXTURE_INPUT:
+        data, at = FIXTURE_INPUT[name]
+        m.uart_receive(spec.console, data, at)
+    if name in FIXTURE_PRESSES:
+        m.press(*FIXTURE_PRESSES[name])
+    limit = HOSTILE_LIMIT_S if name.startswith("hostile_") else FIXTURE_LIMIT_S
+    cpu = time.process_time()
+    r = m.run(limit, wall_limit_s=600)
+    cpu = time.process_time() - cpu
+    return cpu, r.seconds, r.instructions, m.state.pre.to_alias + m.state.pre.to_canonical
+
+
+def fixtures(names: list[str] | None = None) -> list[str]:
+    """Every fixture image, precharged against counted per instruction: best CPU time
+    of ``REPEATS`` runs each, the two modes alternating (precharged first, then counted
+    first, ...) so that a change of machine load hits both alike. Flags each fixture
+    where precharging is slower beyond the noise, and returns their names."""
+    print(f"\nevery fixture, precharged vs counted per instruction: CPU s of the run "
+          f"(best of {REPEATS}, order alternating), {FIXTURE_LIMIT_S} virtual s each "
+          f"({HOSTILE_LIMIT_S} s for hostile_*)")
+    print(f"{'fixture':24} {'precharged':>10} {'counted':>10} {'ratio':>6} {'MIPS pre':>8} "
+          f"{'switches':>9}")
+    slower = []
+    every = sorted(p.stem for p in BUILD.glob("*.elf") if p.stem not in FIXTURE_PARTS)
+    for name in names or every:
+        best: dict[str, float] = {"precharged": float("inf"), "counted": float("inf")}
+        instructions = switches = 0
+        for i in range(REPEATS):
+            order = ("precharged", "counted") if i % 2 == 0 else ("counted", "precharged")
+            for mode in order:
+                cpu, _, n, sw = fixture_cpu(name, mode)
+                best[mode] = min(best[mode], cpu)
+                if mode == "precharged":
+                    instructions, switches = n, sw
+        pre, cnt = best["precharged"], best["counted"]
+        ratio = pre / max(cnt, 1e-9)
+        # beyond the noise of a shared machine: 10 % and 3 ms
+        flag = pre > cnt * 1.1 + 0.003
+        if flag:
+            slower.append(name)
+        print(f"{name:24} {pre:10.4f} {cnt:10.4f} {ratio:6.2f} {instructions / max(pre, 1e-9) / 1e6:8.1f} "
+              f"{switches:9d}" + ("  [precharged slower than counted]" if flag else ""))
+    print(f"precharged slower than counted on {len(slower)} fixture(s)"
+          + (f": {', '.join(slower)}" if slower else ""))
+    return slower
+
+
 def main() -> None:
     global REPEATS
     args = sys.argv[1:]
-    if args[:1] == ["patterns"]:  # patterns [--repeats N]
-        if args[1:2] == ["--repeats"]:
-            REPEATS = int(args[2])
-        patterns()
+    if args[:1] in (["patterns"], ["fixtures"]):  # patterns|fixtures [--repeats N] [names]
+        rest = args[1:]
+        if rest[:1] == ["--repeats"]:
+            REPEATS = int(rest[1])
+            rest = rest[2:]
+        if args[0] == "patterns":
+            patterns()
+        else:
+            fixtures(rest or None)
         return
     mips, wall = compute_mips()
     ref_mips, _ = compute_mips(precharge=False)
@@ -297,6 +371,7 @@ def main() -> None:
         print(f"  with block timing: HWUT {block_whole:.3f} s; ratio HWUT/QEMU {block_whole / q:.2f}")
     print()
     patterns()
+    fixtures()
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from unicorn import (
     UC_HOOK_TLB_FILL,
     UC_MEM_FETCH,
     UC_PROT_ALL,
+    UC_TLB_CPU,
     UC_TLB_VIRTUAL,
     Uc,
 )
@@ -132,14 +133,61 @@ class InstructionCounter:
         c.marks = ctypes.addressof(marks)
         self._marks = marks
         _ucpy.uclib.uc_hook_del(uc._uch, self._handles.pop(0))
-        self._handles += [self._add_native(UC_HOOK_CODE, "hwut_count", 0, flash_base - 1),
-                          self._add_native(UC_HOOK_CODE, "hwut_count", flash_base + flash_size,
-                                           0xFFFF_FFFF)]
+        self._flash = (flash_base, flash_size)
+        self._count_hooks = self._around_flash()
         # unicorn/unicorn.py picks its py2 or py3 class on `sys.version_info.major == 2`,
         # which mypy does not evaluate: it sees the py2 Uc, which has no ctl_set_tlb_mode
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self._handles.append(self._add_native(UC_HOOK_TLB_FILL, "hwut_tlb_fill"))
         self._c.precharge = 1
+
+    def _around_flash(self) -> list[ctypes.c_size_t]:
+        base, size = self._flash
+        return [self._add_native(UC_HOOK_CODE, "hwut_count", 0, base - 1),
+                self._add_native(UC_HOOK_CODE, "hwut_count", base + size, 0xFFFF_FFFF)]
+
+    def suspend_precharge(self) -> None:
+        """Count every instruction in every view, as without precharging: one code hook
+        over every address instead of the two around the canonical flash. The engine
+        calls a lone code hook directly, and walks a list of several at every
+        instruction: where little code runs precharged, that walk costs more than
+        precharging gains. Between runs of the engine; ``resume_precharge`` undoes it."""
+        if self._c.pre.suspended:
+            return
+        for handle in self._count_hooks:
+            _ucpy.uclib.uc_hook_del(self._uc._uch, handle)
+        self._count_hooks = [self._add_native(UC_HOOK_CODE, "hwut_count")]
+        self._c.pre.suspended = 1
+        self._uc.ctl_flush_tb()  # type: ignore[attr-defined]  # the flash translated without it
+        # no MMIO access is refused now: the engine's own TLB, as without precharging
+        self._uc.ctl_set_tlb_mode(UC_TLB_CPU)  # type: ignore[attr-defined]
+
+    def resume_precharge(self) -> None:
+        """Precharge again after ``suspend_precharge``."""
+        if not self._c.pre.suspended:
+            return
+        for handle in self._count_hooks:
+            _ucpy.uclib.uc_hook_del(self._uc._uch, handle)
+        self._count_hooks = self._around_flash()
+        self._c.pre.suspended = 0
+        self._uc.ctl_flush_tb()  # type: ignore[attr-defined]
+        self._uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
+        # MMIO pages the engine's TLB took in meanwhile would not be refused: out they go
+        _ucpy.uclib.uc_ctl(self._uc._uch, self._c.api.ctl_tlb_flush)
+        self._c.pre.mmio_in_tlb = 0
+        self._c.pre.tlb_streak = 0
+
+    def count_region(self, lo: int, hi: int) -> ctypes.c_size_t:
+        """Count every instruction in [lo, hi) of precharged flash at its canonical
+        address too (``hwut_regions`` in counter.c): the code hook over it, and the
+        code translated there without it dropped. ``uncount_region`` undoes it."""
+        handle = self._add_native(UC_HOOK_CODE, "hwut_count", lo, hi - 1)
+        self._uc.ctl_remove_cache(lo, hi)
+        return handle
+
+    def uncount_region(self, handle: ctypes.c_size_t) -> None:
+        """Remove a region's hook (the engine drops the code translated with it)."""
+        _ucpy.uclib.uc_hook_del(self._uc._uch, handle)
 
     def idle_horizon_address(self) -> int:
         """Where the read cache tells the idle skip until when a turn's reads hold."""

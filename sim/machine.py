@@ -184,6 +184,8 @@ class Machine:
         for alias, target, size in soc.bitband:
             self.bus.add_bitband(alias, target, size)
         self.unmask = UnmaskWatch(self.uc, self.counter, self.exc, self.precharge)
+        self.precharge.on_count_hooks = self._code_hooks_after_count
+        self.precharge.other_code_hooks = lambda: self.unmask.hooked or self.traps.hooked
         self.dispatch = Dispatch(self.uc, self.exc, self.bus, self.precharge,
                                  semihosting=self.semihosting,
                                  flash_interface=lambda: self.peripherals.get("FLASH"),
@@ -202,6 +204,11 @@ class Machine:
         self.faults: list[str] = []
 
     # -- construction -----------------------------------------------------------
+    def _code_hooks_after_count(self) -> None:
+        """Precharging added a counting hook: the image's code hooks go after it."""
+        self.unmask.rehook()
+        self.traps.rehook()
+
     def note(self, line: str) -> None:
         """Infrastructure log: what the emulator noticed (never the UART output). A
         note seen before is counted; the sink gets summaries (see ``sim.notes``)."""
@@ -604,6 +611,7 @@ class Machine:
         # the idle skip compares whole turns run inside the engine; whatever stopped it
         # (semihosting, an SVC, a fault, the host) may have done more than the turn did
         self.state.idle.period = 0
+        self.precharge.adapt()  # what the last stop left to decide: where code is counted
         if self.traps.wanted:
             self.traps.install()
         if self.ramp is not None:   # loops the ramp skip met in the last run

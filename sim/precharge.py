@@ -8,20 +8,41 @@ starts (``hwut_block_exact`` in sim/native/counter.c decides which block may),
 and the same code at the alias (0x00000000) runs counted instruction by
 instruction. This module holds what Python keeps for it: which flash is
 precharged, the marks (one bit per flash half-word: this instruction always
-runs counted), the two views of an address, and the rewind of a block that an
-MMIO access or a fault stopped halfway.
+runs counted), the two views of an address, the rewind of a block that an
+MMIO access or a fault stopped halfway, and the counted regions: code where
+switching views cost more than precharging gained, counted in place in both
+views (``hwut_regions`` in counter.c asks for them; ``grant_regions`` adds them).
 """
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from typing import Any
 
 from unicorn import Uc
 from unicorn import arm_const as A
 
 from . import thumb
-from .core.cpustate import MAX_DENY
+from .core.cpustate import MAX_DENY, REGIONS
 from .counter import InstructionCounter
+
+#: A region asked for is merged with one it lies this close to (bytes), up to
+#: ``MAX_REGION_SPAN``: the code of one loop is usually close together, and each
+#: region is a code hook that every counted instruction looks at.
+MERGE_GAP = 0x400
+MAX_REGION_SPAN = 0x2000
+#: Executed instructions between looks at whether precharging pays (``adapt``).
+LOOK = 500_000
+#: Precharging pays when PAYS_PRECHARGED x instructions precharged outweigh the
+#: instructions counted beside them plus PAYS_SWITCH x switches of view: measured
+#: here, a precharged instruction gains about twice what the hook walk costs a
+#: counted one (``InstructionCounter.suspend_precharge``), a switch about 60 of them.
+PAYS_PRECHARGED = 2
+PAYS_SWITCH = 60
+#: How long precharging stays suspended when it did not pay (executed instructions),
+#: doubling each time it still did not pay after it.
+SUSPEND_MIN = 16_000_000
+SUSPEND_MAX = 1_024_000_000
 
 
 class Precharge:
@@ -35,6 +56,22 @@ class Precharge:
         #: The flash whose code runs precharged, once ``plan`` chose it.
         self.flash: Any = None
         self._marks: ctypes.Array | None = None
+        #: The counted regions granted: (lo, hi, hook handle), canonical [lo, hi).
+        self.regions: list[tuple[int, int, Any]] = []
+        #: Where the current look at whether precharging pays began (``adapt``):
+        #: executed instructions, precharged instructions, switches of view.
+        self._look = (0, 0, 0)
+        self._next_look = LOOK
+        self._suspend_for = SUSPEND_MIN
+        #: Times precharging was suspended because it did not pay (a profile figure).
+        self.suspensions = 0
+        #: Called after precharging added an instruction counter's code hook: the code
+        #: hooks placed before (unmask, traps) must be placed again, after it.
+        self.on_count_hooks: Callable[[], None] = lambda: None
+        #: Whether the image's own code hooks (unmask, traps) are placed: with any,
+        #: the engine walks its list of hooks at every counted instruction anyway, and
+        #: suspending precharging would not spare that walk (``adapt``).
+        self.other_code_hooks: Callable[[], bool] = lambda: False
 
     def plan(self, memories: list[Any], reset_pc: int, mmio: list[tuple[int, int]]) -> None:
         """Precharge when the image runs from flash at its own address (``reset_pc``, the
@@ -50,10 +87,14 @@ class Precharge:
         self._counter.enable_precharge(flash.base, flash.size, mmio, self._marks)
 
     def views(self, address: int) -> list[int]:
-        """Where the instruction at ``address`` may run: flash code in both views."""
+        """Where the instruction at ``address`` may run: flash code in both views,
+        whichever of them ``address`` names (an image loaded at the alias is the same
+        code: counted regions run it at the canonical address too)."""
         flash = self.flash
         if flash is not None and flash.base <= address < flash.base + flash.size:
             return [address, address - flash.base]
+        if flash is not None and address < flash.size:
+            return [address + flash.base, address]
         return [address]
 
     def canonical(self, address: int) -> int:
@@ -98,6 +139,92 @@ class Precharge:
         self._counter.forget_blocks()
         self._uc.reg_write(A.UC_ARM_REG_PC, (pc - self.flash.base) | 1)
         return True
+
+    def adapt(self) -> None:
+        """Whenever the engine stops: grant a counted region asked for, and every
+        ``LOOK`` instructions see whether precharging paid for itself since the last
+        look. If not, count every instruction (``suspend_precharge``) for a while,
+        longer each time; then look again. Which code is counted where never changes
+        the count or anything firmware sees, only the speed."""
+        if self.flash is None:
+            return
+        self.grant_regions()
+        executed = self._counter.instructions
+        if executed >= self._next_look:
+            self._look_again(executed)
+        # the slice about to run ends in time for the next look
+        self._counter.stop_at(self._counter.count + max(1, self._next_look - executed))
+
+    def _look_again(self, executed: int) -> None:
+        pre = self._counter.state.pre
+        switches = pre.to_alias + pre.to_canonical
+        if pre.suspended:
+            self._resume()
+        else:
+            n, p, s = (executed - self._look[0], pre.precharged_insns - self._look[1],
+                       switches - self._look[2])
+            if (p * PAYS_PRECHARGED < (n - p) + s * PAYS_SWITCH
+                    and not self.other_code_hooks()):
+                self._suspend()
+                self._next_look = executed + self._suspend_for
+                self._suspend_for = min(2 * self._suspend_for, SUSPEND_MAX)
+                return
+            self._suspend_for = SUSPEND_MIN
+        self._look = (executed, pre.precharged_insns, switches)
+        self._next_look = executed + LOOK
+
+    def _suspend(self) -> None:
+        """Count everything per instruction from here: the firmware's PC and LR are
+        put in the canonical view (no alias address is left anywhere: see
+        ``expose_lr``), the region hooks go (the one hook covers them)."""
+        st = self._counter.state
+        self.expose_lr()
+        st.pre.alias_lr = 0
+        pc = self._uc.reg_read(A.UC_ARM_REG_PC)
+        self._uc.reg_write(A.UC_ARM_REG_PC, self.canonical(pc) | 1)
+        st.regions.n = 0
+        for _, _, handle in self.regions:
+            self._counter.uncount_region(handle)
+        self._counter.suspend_precharge()
+        self.on_count_hooks()
+        self.suspensions += 1
+
+    def _resume(self) -> None:
+        st = self._counter.state
+        self._counter.resume_precharge()
+        self.regions = [(lo, hi, self._counter.count_region(lo, hi)) for lo, hi, _ in self.regions]
+        st.regions.n = len(self.regions)
+        self.on_count_hooks()
+
+    def grant_regions(self) -> None:
+        """Whenever the engine stops: add the counted region ``hwut_block_exact`` asked
+        for, merged with a granted one it lies near, within ``REGIONS`` hooks. Which
+        code is counted where never changes the count, only the speed."""
+        st = self._counter.state.regions
+        if not st.want_hi or self._counter.state.pre.suspended:
+            return
+        lo, hi = st.want_lo, st.want_hi
+        st.want_hi = 0
+        kept, merged = [], []
+        for region in self.regions:
+            rlo, rhi, _ = region
+            if (lo - MERGE_GAP <= rhi and rlo <= hi + MERGE_GAP
+                    and max(hi, rhi) - min(lo, rlo) <= MAX_REGION_SPAN):
+                lo, hi = min(lo, rlo), max(hi, rhi)
+                merged.append(region)
+            else:
+                kept.append(region)
+        if len(kept) >= REGIONS:
+            return  # no room (and nothing merged)
+        st.n = 0  # while the hooks change, no block is taken for counted in place
+        for _, _, handle in merged:
+            self._counter.uncount_region(handle)
+        kept.append((lo, hi, self._counter.count_region(lo, hi)))
+        self.on_count_hooks()
+        self.regions = sorted(kept)
+        for i, (rlo, rhi, _) in enumerate(self.regions):
+            st.lo[i], st.hi[i] = rlo, rhi
+        st.n = len(self.regions)
 
     def expose_lr(self) -> None:
         """LR as firmware sees it, whenever the engine stops. A leaf function called

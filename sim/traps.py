@@ -315,6 +315,22 @@ class TrapHooks:
         # mypy sees unicorn's py2 Uc (see sim.counter), which has no ctl_flush_tb
         self._uc.ctl_flush_tb()  # type: ignore[attr-defined]
 
+    @property
+    def hooked(self) -> bool:
+        """Any trap's hooks placed, or about to be."""
+        return bool(self.hooks)
+
+    def rehook(self) -> None:
+        """The installed hooks go on again before the next slice, after the instruction
+        counter's (added since): code hooks run in the order they were added, and a
+        trap must be found before its instruction is counted."""
+        for kind, installed in list(self.hooks.items()):
+            if installed:
+                for handle in self._handles.pop(kind, []):
+                    self._uc.hook_del(handle)
+                self.hooks[kind] = False
+                self.wanted = True
+
     def _remove(self, kind: str) -> None:
         """Take the hooks of ``kind`` off; their sites run precharged again unless an
         alignment check (which hooks VLDR/VSTR too) keeps them counted."""

@@ -34,6 +34,8 @@ class UnmaskWatch:
         #: (site address, hook handle) of every hook placed, so that code written over
         #: later (a debugger programming flash again) loses its hooks.
         self._hooks: list[tuple[int, Any]] = []
+        #: (site address, hooked address, callback) of each of those hooks, in order.
+        self._placed: dict[Any, tuple[int, int, Any]] = {}
 
     def watch(self, segments: list[tuple[int, bytes]]) -> None:
         """Hook every unmask and SEV site in ``segments`` (code loaded or programmed).
@@ -45,16 +47,36 @@ class UnmaskWatch:
         for address, hw1, hw2 in thumb.scan(segments):
             if thumb.is_unmask(hw1, hw2):
                 for at in self._precharge.views(address):
-                    self._hooks.append((address, self._uc.hook_add(
-                        UC_HOOK_CODE, self._after_unmask, begin=at, end=at)))
+                    self._place(address, at, self._after_unmask)
                 self._precharge.mark(address)
                 marked = True
             elif hw1 == thumb.SEV:
                 for at in self._precharge.views(address):
-                    self._hooks.append((address, self._uc.hook_add(
-                        UC_HOOK_CODE, self._on_sev, begin=at, end=at)))
+                    self._place(address, at, self._on_sev)
         if marked:  # blocks decoded before the marks must be decoded again
             self._counter.forget_blocks()
+
+    def _place(self, address: int, at: int, callback: Any) -> None:
+        handle = self._uc.hook_add(UC_HOOK_CODE, callback, begin=at, end=at)
+        self._hooks.append((address, handle))
+        self._placed[handle] = (address, at, callback)
+
+    @property
+    def hooked(self) -> bool:
+        """Any site hooked."""
+        return bool(self._hooks)
+
+    def rehook(self) -> None:
+        """Place every hook again, after the instruction counter's: the engine calls
+        code hooks in the order they were added, and the counter must count an
+        instruction before ``_after_unmask`` ends the slice right after it (the other
+        way round the slice would end before it, again and again)."""
+        placed = [self._placed[handle] for _, handle in self._hooks]
+        for _, handle in self._hooks:
+            self._uc.hook_del(handle)
+        self._hooks, self._placed = [], {}
+        for address, at, callback in placed:
+            self._place(address, at, callback)
 
     def _unhook(self, segments: list[tuple[int, bytes]]) -> None:
         if not self._hooks:
@@ -64,6 +86,7 @@ class UnmaskWatch:
         for address, handle in self._hooks:
             if any(lo <= address < hi for lo, hi in ranges):
                 self._uc.hook_del(handle)
+                self._placed.pop(handle, None)
             else:
                 kept.append((address, handle))
         self._hooks = kept

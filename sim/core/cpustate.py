@@ -108,6 +108,22 @@ class SkipSlot(ctypes.Structure):
     _fields_ = [("from", ctypes.c_uint32), ("bytes", ctypes.c_uint16), ("insns", ctypes.c_uint16)]
 
 
+REGIONS = 4
+SITES = 16
+
+
+class RegionState(ctypes.Structure):
+    """Counted regions of precharged flash (``hwut_regions`` in counter.c, ``sim.precharge``)."""
+    _fields_ = [
+        ("lo", ctypes.c_uint32 * REGIONS), ("hi", ctypes.c_uint32 * REGIONS),
+        ("n", ctypes.c_uint32), ("want_lo", ctypes.c_uint32), ("want_hi", ctypes.c_uint32),
+        ("site_pos", ctypes.c_uint32),
+        ("site_lo", ctypes.c_uint32 * SITES), ("site_hi", ctypes.c_uint32 * SITES),
+        ("window_switches", ctypes.c_uint32), ("spare", ctypes.c_uint32),
+        ("window_insns", ctypes.c_uint64), ("asked", ctypes.c_uint64),
+    ]
+
+
 class TlbEntry(ctypes.Structure):
     """Unicorn's ``uc_tlb_entry``, as the TLB-fill hook fills it."""
     _fields_ = [("paddr", ctypes.c_uint64), ("perms", ctypes.c_int)]
@@ -123,13 +139,14 @@ class CpuState(ctypes.Structure):
         ("precharge", ctypes.c_uint32), ("spare", ctypes.c_uint32),
         ("exc", ExceptionState), ("pre", PrechargeState), ("api", EngineApi),
         ("idle", IdleState), ("blocks", BlockSlot * BLOCK_SLOTS), ("skips", SkipSlot * SKIP_SLOTS),
+        ("regions", RegionState),
     ]
 
 
 #: The structs mirrored from counter.c, by the name its layout table gives them.
 MIRRORS: dict[str, type[ctypes.Structure]] = {cls.__name__: cls for cls in (
-    BlockSlot, EngineApi, ExceptionState, PrechargeState, IdleState, SkipSlot, TlbEntry,
-    CpuState)}
+    BlockSlot, EngineApi, ExceptionState, PrechargeState, IdleState, SkipSlot, RegionState,
+    TlbEntry, CpuState)}
 
 
 def get_set(words: ctypes.Array) -> int:

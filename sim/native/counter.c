@@ -55,6 +55,11 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define IDLE_MIN_TURNS 8u    /* fewer turns to the next event: not worth comparing registers */
 #define IDLE_REGS 22
 #define SKIP_SLOTS 256
+#define REGIONS 4            /* counted regions (see hwut_regions) */
+#define SITES 16             /* recent switch sites a region is drawn around */
+#define SWITCH_WINDOW 256u   /* switches between looks at whether precharging pays */
+#define SWITCH_COST 48u      /* a switch costs what precharging gains on about this many instructions */
+#define REGION_SPAN 0x800u   /* widest region asked for at once (bytes) */
 
 /* Instruction counts of translated blocks, by address. */
 typedef struct {
@@ -138,6 +143,28 @@ typedef struct {
     uint16_t bytes, insns;
 } hwut_skip_slot;
 
+/* Counted regions: flash code that runs counted per instruction in whichever
+ * view it is reached, the canonical one included (Python adds a code hook over
+ * each, sim/precharge.py). Where precharged code and counted code call each
+ * other in a tight loop, the switches of view cost more than precharging gains
+ * (each switch ends the engine's chained run): a non-leaf function called from
+ * code that stays at the alias returns to the canonical address (its return
+ * address is on the stack, which firmware may read: it must be canonical), and
+ * a switch follows every return. Counting the loop in place, at either address,
+ * is exactly what counting every instruction does: no switch, nothing firmware
+ * could tell. Every SWITCH_WINDOW switches, if precharging gained less than the
+ * switches cost, a region around the recent switch sites is asked for. */
+typedef struct {
+    uint32_t lo[REGIONS], hi[REGIONS];   /* canonical [lo, hi), hooked; set by Python */
+    uint32_t n;                          /* regions in use */
+    uint32_t want_lo, want_hi;           /* a region asked for (want_hi 0: none) */
+    uint32_t site_pos;
+    uint32_t site_lo[SITES], site_hi[SITES];   /* canonical extents of recent switches' blocks */
+    uint32_t window_switches, spare;
+    uint64_t window_insns;               /* precharged_insns at the last look */
+    uint64_t asked;                      /* profile: regions asked for */
+} hwut_regions;
+
 typedef struct {
     uint64_t count;          /* instructions executed (plus cycles slept) */
     uint64_t limit;          /* stop before executing instruction number limit+1 */
@@ -150,6 +177,7 @@ typedef struct {
     hwut_idle idle;
     hwut_block_slot blocks[BLOCK_SLOTS];   /* per machine: images differ */
     hwut_skip_slot skips[SKIP_SLOTS];      /* cleared with blocks: code changed */
+    hwut_regions regions;
 } hwut_cpu;
 
 static int bit(const uint32_t *set, unsigned n) { return (set[n >> 5] >> (n & 31)) & 1u; }
@@ -419,13 +447,16 @@ static int writes_memory(uint16_t hw1)
 static int touches_lr(const uint16_t *code, uint32_t i, uint32_t halfwords)
 {
     uint16_t hw = code[i];
-    if (wide(hw)) {   /* any register field that could name r14 */
+    if (wide(hw)) {   /* any register field that could name r14, and LDM/STM lists with it */
         uint16_t hw2 = i + 1 < halfwords ? code[i + 1] : 0xEEEEu;
         return (hw & 0xFu) == 0xEu || (hw2 >> 12) == 0xEu || ((hw2 >> 8) & 0xFu) == 0xEu
-               || (hw2 & 0xFu) == 0xEu;
+               || (hw2 & 0xFu) == 0xEu
+               || ((hw & 0xFE40u) == 0xE800u && (hw2 & 0x4000u));   /* PUSH.W/POP.W {.., lr} */
     }
+    /* 16-bit: only these name r14. PUSH without LR (0xB4xx) and POP (r0-r7, PC)
+     * leave it alone (A5.2: PUSH T1 is 1011 010M, M being LR; POP T1 1011 110P). */
     return (hw >= 0x4400u && hw < 0x4800u)    /* high-register ADD/CMP/MOV, BX, BLX */
-           || (hw & 0xF600u) == 0xB400u;       /* PUSH, POP */
+           || (hw & 0xFF00u) == 0xB500u;       /* PUSH {.., lr} */
 }
 
 static uint32_t decode(const hwut_cpu *c, uint64_t address, const uint16_t *code,
@@ -706,6 +737,52 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     c->count += b->insns;
 }
 
+/* How the canonical flash range [lo, hi) lies in the counted regions: 0 outside
+ * them all, 2 inside one, 1 partly inside. */
+static int in_region(const hwut_cpu *c, uint32_t lo, uint32_t hi)
+{
+    int partly = 0;
+    for (uint32_t i = 0; i < c->regions.n; i++) {
+        if (lo >= c->regions.lo[i] && hi <= c->regions.hi[i])
+            return 2;
+        if (lo < c->regions.hi[i] && hi > c->regions.lo[i])
+            partly = 1;
+    }
+    return partly;
+}
+
+/* A switch of view at the block [lo, hi) (canonical): remember the site, and
+ * every SWITCH_WINDOW switches see whether precharging still pays for them. If
+ * not, ask for a region around this site and the recent ones near it, and stop
+ * (at the block boundary, as a slice end) so that Python adds it now. */
+static void note_switch(hwut_cpu *c, void *uc, uint32_t lo, uint32_t hi)
+{
+    hwut_regions *r = &c->regions;
+    r->site_lo[r->site_pos % SITES] = lo;
+    r->site_hi[r->site_pos % SITES] = hi;
+    r->site_pos++;
+    if (++r->window_switches < SWITCH_WINDOW)
+        return;
+    uint64_t gained = c->pre.precharged_insns - r->window_insns;
+    r->window_insns = c->pre.precharged_insns;
+    r->window_switches = 0;
+    if (gained >= (uint64_t)SWITCH_WINDOW * SWITCH_COST || r->want_hi || r->n >= REGIONS)
+        return;
+    for (unsigned i = 0; i < SITES; i++) {
+        uint32_t a = r->site_lo[i] < lo ? r->site_lo[i] : lo;
+        uint32_t z = r->site_hi[i] > hi ? r->site_hi[i] : hi;
+        if (r->site_hi[i] && z - a <= REGION_SPAN) {
+            lo = a;
+            hi = z;
+        }
+    }
+    r->want_lo = lo;
+    r->want_hi = hi;
+    r->asked++;
+    c->limit = c->count;
+    c->api.stop(uc);
+}
+
 /* Exact timing. Without precharging this only accounts for skipped IT-block
  * instructions (see ``skipped``). With it, flash is mapped twice: code at the
  * canonical address (0x08000000) has no per-instruction hook, code at the alias
@@ -779,6 +856,17 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     uint64_t end = c->count + b->insns;
     int counted = (b->flags & (BLOCK_MARKED | BLOCK_STICKY)) || end > c->limit
                   || (c->fast && end > c->exc.systick_next);
+    uint32_t clo = canonical ? (uint32_t)address : (uint32_t)address + c->pre.flash_base;
+    int region = c->regions.n ? in_region(c, clo, clo + size) : 0;
+    if (region == 2 || (region && !canonical)) {
+        /* counted where it is: every instruction of it has the hook in this view */
+        c->pre.prev_slot = 0;
+        if (!canonical && (b->flags & BLOCK_CALL))
+            c->pre.call_return = (uint32_t)(address + size) | 1u;
+        return;
+    }
+    if (region)
+        counted = 1;   /* partly in a region at the canonical address: the alias counts it whole */
     if (!counted && c->pre.mmio_in_tlb && (b->flags & BLOCK_MEMORY)) {
         /* An MMIO page in the TLB would not be refused: flushing it out costs,
          * so code that touches MMIO often stays counted for a while (a block
@@ -807,6 +895,7 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         if (!counted) {
             wr(c, uc, R_PC, (uint32_t)(address + c->pre.flash_base) | 1u);
             c->pre.to_canonical++;
+            note_switch(c, uc, clo, clo + size);
             c->pre.switch_slot = slot;
             c->pre.switch_count = c->count;
         }
@@ -817,6 +906,7 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     if (counted) {
         wr(c, uc, R_PC, (uint32_t)(address - c->pre.flash_base) | 1u);
         c->pre.to_alias++;
+        note_switch(c, uc, clo, clo + size);
         if (c->pre.switch_slot && c->count - c->pre.switch_count < BOUNCE_INSNS)
             c->blocks[c->pre.switch_slot - 1].flags |= BLOCK_STICKY;
         if (c->pre.prev_slot && (c->blocks[c->pre.prev_slot - 1].flags & BLOCK_CALL))
@@ -944,10 +1034,16 @@ static const hwut_field idle_fields[] = {
 #define F(member) HWUT_FIELD(hwut_skip_slot, member)
 static const hwut_field skip_slot_fields[] = { F(from), F(bytes), F(insns) };
 #undef F
+#define F(member) HWUT_FIELD(hwut_regions, member)
+static const hwut_field regions_fields[] = {
+    F(lo), F(hi), F(n), F(want_lo), F(want_hi), F(site_pos), F(site_lo), F(site_hi),
+    F(window_switches), F(spare), F(window_insns), F(asked),
+};
+#undef F
 #define F(member) HWUT_FIELD(hwut_cpu, member)
 static const hwut_field cpu_fields[] = {
     F(count), F(limit), F(fast), F(last_intno), F(next_pc), F(block_end), F(precharge),
-    F(spare), F(exc), F(pre), F(api), F(idle), F(blocks), F(skips),
+    F(spare), F(exc), F(pre), F(api), F(idle), F(blocks), F(skips), F(regions),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_tlb_entry, member)
@@ -961,6 +1057,7 @@ static const hwut_layout layouts[] = {
     HWUT_LAYOUT("PrechargeState", hwut_precharge, precharge_fields),
     HWUT_LAYOUT("IdleState", hwut_idle, idle_fields),
     HWUT_LAYOUT("SkipSlot", hwut_skip_slot, skip_slot_fields),
+    HWUT_LAYOUT("RegionState", hwut_regions, regions_fields),
     HWUT_LAYOUT("CpuState", hwut_cpu, cpu_fields),
     HWUT_LAYOUT("TlbEntry", hwut_tlb_entry, tlb_entry_fields),
     { NULL, 0, 0, NULL },

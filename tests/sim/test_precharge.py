@@ -98,3 +98,44 @@ def test_an_image_linked_at_the_alias_runs_counted_throughout():
     assert result.exit_code == 0
     assert m.precharged_flash is None and m.state.pre.precharged == 0
     assert m.bus.read(0x2000_000C, 4) in range(0x8E, 0x96)  # its own addresses
+
+
+@native_only
+def test_a_loop_whose_returns_switched_views_is_counted_in_place():
+    # speed_blt_poll's loop stays at the alias (it calls functions that read
+    # peripherals), and its non-leaf callees return to canonical addresses: a switch
+    # of view per return, ~2 per turn, until a counted region takes the loop in
+    fast = run_firmware("speed_blt_poll", 0.3)
+    reference = run_firmware("speed_blt_poll", 0.3, precharge=False)
+    pre = fast.machine.state.pre
+    assert fast.machine.precharge.regions or pre.suspended
+    assert pre.to_alias + pre.to_canonical < 5_000  # ~100 000 before
+    assert fast.timeline == reference.timeline and fast.result == reference.result
+
+
+@native_only
+@pytest.mark.parametrize("name", ["blink", "uart_irq", "fw_rtos", "fault_bits", "speed_blt_poll",
+                                  "systick_1mhz", "hostile_irq_repend"])
+def test_precharging_suspended_and_resumed_again_and_again_changes_nothing(name, monkeypatch):
+    # suspend at every look, resume soon after: every hook change (the one hook over
+    # everything, the regions', the image's own hooks placed again after the counter's,
+    # the TLB mode) happens many times in the run, at whatever the firmware was doing
+    from hwut.sim import precharge, traps, unmask
+
+    # with the image's own code hooks placed, precharging is never suspended: here it is
+    monkeypatch.setattr(unmask.UnmaskWatch, "hooked", property(lambda self: False))
+    monkeypatch.setattr(traps.TrapHooks, "hooked", property(lambda self: False))
+    look = 200 if name in ("blink", "uart_irq") else 20_000  # these mostly sleep
+    monkeypatch.setattr(precharge, "LOOK", look)
+    monkeypatch.setattr(precharge, "SUSPEND_MIN", 3 * look // 2)
+    monkeypatch.setattr(precharge, "SUSPEND_MAX", 3 * look // 2)
+    monkeypatch.setattr(precharge, "PAYS_PRECHARGED", 0)
+    kw = {"uart_input": b"hey\r", "input_at_s": 0.01, "presses": (("B1", 0.05, 0.06),)}
+    limit = 0.01 if name.startswith("hostile_") else 0.1
+    reference = run_firmware(name, limit, precharge=False, **kw)
+    fast = run_firmware(name, limit, **kw)
+    assert fast.machine.precharge.suspensions > 1
+    assert fast.timeline == reference.timeline
+    assert fast.semihosting == reference.semihosting
+    assert fast.result == reference.result
+    assert fast.machine.notes == reference.machine.notes
