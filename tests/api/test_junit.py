@@ -3,6 +3,7 @@ of the format CI servers read (tests/junit.xsd) and read back with junitparser."
 from __future__ import annotations
 
 import hashlib
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -42,7 +43,12 @@ def test_route_gives_a_valid_report_with_the_run_facts(env: Env):
     assert p["board"] == "nucleo-f303re" and p["instance"] == "nucleo-f303re#0"
     assert p["image_sha256"] == hashlib.sha256(image("hello")).hexdigest()
     assert p["verdict"] == "passed" and "count=2" in p["verdict_reason"]
-    assert float(p["virtual_time_seconds"]) < 1.0 and int(p["instructions"]) > 1000
+    # the verdict settled at its line's board time; the run stops when the server's cancel
+    # reaches the job's process, which a loaded machine delays while the sim runs on
+    settled = re.search(r"\((\d+\.\d+) s virtual\)", p["verdict_reason"])
+    assert settled is not None and float(settled[1]) < 1.0, p["verdict_reason"]
+    assert float(settled[1]) <= float(p["virtual_time_seconds"]) <= 5.0
+    assert int(p["instructions"]) > 1000
     assert p["retries"] == "0"
     (case,) = list(suite)
     assert case.name == "run" and case.is_passed
