@@ -63,6 +63,7 @@ def _link(api: EngineApi) -> None:
     """What the native hooks call of the Unicorn library, and its constants they need."""
     api.stop = _fn("uc_emu_stop")
     api.reg_read, api.reg_write = _fn("uc_reg_read"), _fn("uc_reg_write")
+    api.reg_read_batch, api.reg_write_batch = _fn("uc_reg_read_batch"), _fn("uc_reg_write_batch")
     api.mem_read, api.mem_write = _fn("uc_mem_read"), _fn("uc_mem_write")
     api.ctl = _fn("uc_ctl")
     api.mem_fetch = UC_MEM_FETCH
@@ -199,6 +200,18 @@ class InstructionCounter:
         idle = self._c.idle
         idle.flash_base, idle.flash_size = flash_base, flash_size
         idle.enabled = 1
+
+    def read_directly(self, memories: list[tuple[int, int, ctypes.Array]]) -> None:
+        """Let the exception code in C read these memories, each (address, size, the
+        buffer the engine maps there), from their buffers as ``uc_mem_read`` would
+        (``hwut_direct`` in counter.c). The buffers stay mapped, and alive, as long as
+        the engine; memories past the table's size are read through the engine."""
+        direct = self._c.direct
+        memories = memories[:len(direct.base)]
+        for i, (address, size, buffer) in enumerate(memories):
+            direct.base[i], direct.size[i] = address, size
+            direct.host[i] = ctypes.addressof(buffer)
+        direct.n = len(memories)
 
     def idle_turn_unsure(self) -> None:
         """A read served outside the read cache: the idle skip must not take this turn."""

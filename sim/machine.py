@@ -151,6 +151,9 @@ class Machine:
                                       fill=m.fill, aliases=m.aliases)
             for offset, data in m.content:
                 mem.write(m.base + offset, data)
+        if self.counter.native:   # exception entry and return read vectors and frames
+            self.counter.read_directly([(at, mem.size, mem.buffer) for mem in self.bus.memories
+                                        for at in (mem.base, *mem.aliases)])
         self.semihosting = Semihosting(
             read_memory=lambda a, n: bytes(self.uc.mem_read(a, n)),
             write_memory=lambda a, d: self.uc.mem_write(a, bytes(d)),

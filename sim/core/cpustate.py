@@ -40,6 +40,7 @@ class EngineApi(ctypes.Structure):
     _fields_ = [
         ("stop", ctypes.c_void_p), ("reg_read", ctypes.c_void_p), ("reg_write", ctypes.c_void_p),
         ("mem_read", ctypes.c_void_p), ("mem_write", ctypes.c_void_p), ("ctl", ctypes.c_void_p),
+        ("reg_read_batch", ctypes.c_void_p), ("reg_write_batch", ctypes.c_void_p),
         ("regs", ctypes.c_int32 * len(REGISTER_ORDER)),
         ("mem_fetch", ctypes.c_int32), ("prot_all", ctypes.c_int32),
         ("ctl_tlb_flush", ctypes.c_int32), ("ctl_tb_remove", ctypes.c_int32),
@@ -129,6 +130,19 @@ class TlbEntry(ctypes.Structure):
     _fields_ = [("paddr", ctypes.c_uint64), ("perms", ctypes.c_int)]
 
 
+DIRECT = 8
+
+
+class DirectState(ctypes.Structure):
+    """Memories backed by host buffers, read directly by the exception code in C
+    (``hwut_direct`` in counter.c; filled by ``InstructionCounter.read_directly``)."""
+    _fields_ = [
+        ("n", ctypes.c_uint32), ("spare", ctypes.c_uint32),
+        ("base", ctypes.c_uint32 * DIRECT), ("size", ctypes.c_uint32 * DIRECT),
+        ("host", ctypes.c_void_p * DIRECT),
+    ]
+
+
 class CpuState(ctypes.Structure):
     """The instruction count and its limit, the modes (``fast``: exceptions taken in C;
     ``precharge``), then the parts above (the hot fields share the first cache line)."""
@@ -139,14 +153,14 @@ class CpuState(ctypes.Structure):
         ("precharge", ctypes.c_uint32), ("spare", ctypes.c_uint32),
         ("exc", ExceptionState), ("pre", PrechargeState), ("api", EngineApi),
         ("idle", IdleState), ("blocks", BlockSlot * BLOCK_SLOTS), ("skips", SkipSlot * SKIP_SLOTS),
-        ("regions", RegionState),
+        ("regions", RegionState), ("direct", DirectState),
     ]
 
 
 #: The structs mirrored from counter.c, by the name its layout table gives them.
 MIRRORS: dict[str, type[ctypes.Structure]] = {cls.__name__: cls for cls in (
     BlockSlot, EngineApi, ExceptionState, PrechargeState, IdleState, SkipSlot, RegionState,
-    TlbEntry, CpuState)}
+    TlbEntry, DirectState, CpuState)}
 
 
 def get_set(words: ctypes.Array) -> int:

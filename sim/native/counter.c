@@ -19,6 +19,7 @@ typedef int (*reg_fn)(void *uc, int regid, void *value);
 typedef int (*mem_read_fn)(void *uc, uint64_t address, void *bytes, uint64_t size);
 typedef int (*mem_write_fn)(void *uc, uint64_t address, const void *bytes, uint64_t size);
 typedef int (*ctl_fn)(void *uc, int control, ...);
+typedef int (*batch_fn)(void *uc, const int *regs, void **values, int count);
 
 enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL, R_XPSR,
        R_NZCVQG, R_IPSR, R_BASEPRI, R_PRIMASK, R_FAULTMASK, R_FPSCR, R_S0, R_R4 = R_S0 + 16,
@@ -53,6 +54,10 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define IDLE_MAX_BACKOFF 8192u
 #define IDLE_CHURN 64u       /* candidates dropped for stores in a row before backing off */
 #define IDLE_MIN_TURNS 8u    /* fewer turns to the next event: not worth comparing registers */
+/* Fewer instructions than this to the next event: running them costs less than the
+ * look (a snapshot turn and a compare of IDLE_REGS registers). A 1 MHz SysTick
+ * leaves about 70 between interrupts: skipping there made it slower. */
+#define IDLE_MIN_INSNS 256u
 #define IDLE_REGS 22
 #define SKIP_SLOTS 256
 #define REGIONS 4            /* counted regions (see hwut_regions) */
@@ -80,6 +85,9 @@ typedef struct {
     mem_read_fn mem_read;
     mem_write_fn mem_write;
     ctl_fn ctl;
+    /* uc_reg_read_batch, uc_reg_write_batch: one call for a handful of registers
+     * (an exception entry or return moves a dozen; each call has its own overhead) */
+    batch_fn reg_read_batch, reg_write_batch;
     int32_t regs[R_COUNT];   /* register ids, in the order of the R_ names */
     int32_t mem_fetch;       /* uc_mem_type UC_MEM_FETCH */
     int32_t prot_all;        /* UC_PROT_ALL */
@@ -165,6 +173,19 @@ typedef struct {
     uint64_t asked;                      /* profile: regions asked for */
 } hwut_regions;
 
+/* Memories backed by host buffers (sim/bus.py maps every one so, at each of its
+ * addresses, for the machine's life): an exception's vector and the frame it
+ * unstacks are read straight from them, which is what uc_mem_read returns,
+ * without its region look-ups (a third of an exception's cost at a 1 MHz
+ * SysTick). Writes still go through the engine: it drops translated code that a
+ * write overwrites. */
+#define DIRECT 8
+typedef struct {
+    uint32_t n, spare;
+    uint32_t base[DIRECT], size[DIRECT];
+    const uint8_t *host[DIRECT];
+} hwut_direct;
+
 typedef struct {
     uint64_t count;          /* instructions executed (plus cycles slept) */
     uint64_t limit;          /* stop before executing instruction number limit+1 */
@@ -178,6 +199,7 @@ typedef struct {
     hwut_block_slot blocks[BLOCK_SLOTS];   /* per machine: images differ */
     hwut_skip_slot skips[SKIP_SLOTS];      /* cleared with blocks: code changed */
     hwut_regions regions;
+    hwut_direct direct;
 } hwut_cpu;
 
 static int bit(const uint32_t *set, unsigned n) { return (set[n >> 5] >> (n & 31)) & 1u; }
@@ -195,6 +217,54 @@ static void wr(hwut_cpu *c, void *uc, int r, uint32_t value)
 {
     uint64_t v = value;
     c->api.reg_write(uc, c->api.regs[r], &v);
+}
+
+#define BATCH_MAX 32
+
+/* uc_mem_read, from the host buffer when a memory holds all of [address, +size). */
+static int mem_get(hwut_cpu *c, void *uc, uint32_t address, void *out, uint32_t size)
+{
+    for (uint32_t i = 0; i < c->direct.n && i < DIRECT; i++) {
+        uint32_t offset = address - c->direct.base[i];
+        if (offset < c->direct.size[i] && c->direct.size[i] - offset >= size) {
+            memcpy(out, c->direct.host[i] + offset, size);
+            return 0;
+        }
+    }
+    return c->api.mem_read(uc, address, out, size);
+}
+
+/* Read ``n`` registers (R_ names) in one call, as ``rd`` each. */
+static void rd_n(hwut_cpu *c, void *uc, const int *which, uint32_t *out, int n)
+{
+    int ids[BATCH_MAX];
+    uint64_t v[BATCH_MAX];
+    void *p[BATCH_MAX];
+    for (int i = 0; i < n; i++) {
+        ids[i] = c->api.regs[which[i]];
+        v[i] = 0;
+        p[i] = &v[i];
+    }
+    c->api.reg_read_batch(uc, ids, p, n);
+    for (int i = 0; i < n; i++)
+        out[i] = (uint32_t)v[i];
+}
+
+/* Write ``n`` registers in one call, in order: the same as ``wr`` each in turn
+ * (a write of CONTROL switches the banked SP before the writes after it). Never
+ * PC: the library's batch write (2.1) does not mark the PC as set by the host,
+ * and the engine would overwrite it with its own on the way out (``wr`` does). */
+static void wr_n(hwut_cpu *c, void *uc, const int *which, const uint32_t *values, int n)
+{
+    int ids[BATCH_MAX];
+    uint64_t v[BATCH_MAX];
+    void *p[BATCH_MAX];
+    for (int i = 0; i < n; i++) {
+        ids[i] = c->api.regs[which[i]];
+        v[i] = values[i];
+        p[i] = &v[i];
+    }
+    c->api.reg_write_batch(uc, ids, p, n);
 }
 
 /* The engine caches privilege (from IPSR and CONTROL.nPRIV) for what it translates and
@@ -259,12 +329,15 @@ static int active_priority(const hwut_cpu *c)
 static int execution_priority(hwut_cpu *c, void *uc)
 {
     int best = active_priority(c);
-    uint32_t basepri = rd(c, uc, R_BASEPRI) & c->exc.priority_mask;
+    static const int masks[3] = { R_BASEPRI, R_PRIMASK, R_FAULTMASK };
+    uint32_t m[3];
+    rd_n(c, uc, masks, m, 3);
+    uint32_t basepri = m[0] & c->exc.priority_mask;
     if (basepri && group(c, (int)basepri) < best)
         best = group(c, (int)basepri);
-    if ((rd(c, uc, R_PRIMASK) & 1u) && best > 0)
+    if ((m[1] & 1u) && best > 0)
         best = 0;
-    if ((rd(c, uc, R_FAULTMASK) & 1u) && best > -1)
+    if ((m[2] & 1u) && best > -1)
         best = -1;
     return best;
 }
@@ -283,9 +356,12 @@ static int next_to_take(hwut_cpu *c, void *uc)
 /* Stack the frame and start the handler; 0 on success, -1 to leave it to Python. */
 static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
 {
-    uint32_t control = rd(c, uc, R_CONTROL), xpsr = rd(c, uc, R_XPSR), sp = rd(c, uc, R_SP);
+    static const int state[9] = { R_CONTROL, R_XPSR, R_SP, R_R0, R_R1, R_R2, R_R3, R_R12, R_LR };
+    uint32_t now[9];
+    rd_n(c, uc, state, now, 9);
+    uint32_t control = now[0], xpsr = now[1], sp = now[2];
     uint32_t vector;
-    if (c->api.mem_read(uc, (uint64_t)((c->exc.vtor & ~0x7Fu) + 4u * exc), &vector, 4) || !(vector & 1u))
+    if (mem_get(c, uc, (c->exc.vtor & ~0x7Fu) + 4u * exc, &vector, 4) || !(vector & 1u))
         return -1;   /* Python raises the lockup with its message */
     int handler_mode = (xpsr & 0x1FFu) != 0;
     int on_psp = !handler_mode && (control & CONTROL_SPSEL);
@@ -294,9 +370,8 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
     uint32_t frame = (sp - size) & ~7u;
     uint32_t realigned = (sp - size) & 4u;
     uint32_t words[26];
-    static const int basic[6] = { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR };
     for (int i = 0; i < 6; i++)
-        words[i] = rd(c, uc, basic[i]);
+        words[i] = now[3 + i];
     if (c->pre.alias_lr && words[5] == c->pre.alias_lr)
         words[5] += c->pre.flash_base;   /* a leaf's return address: firmware sees one flash */
     if (c->precharge && return_address < c->pre.flash_size)
@@ -304,9 +379,11 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
     words[6] = return_address & ~1u;
     words[7] = (xpsr & ~(1u << 9)) | (1u << 24) | (realigned ? (1u << 9) : 0u);
     if (extended) {
-        for (int i = 0; i < 16; i++)
-            words[8 + i] = rd(c, uc, R_S0 + i);
-        words[24] = rd(c, uc, R_FPSCR);
+        static const int fp[17] = { R_S0, R_S0 + 1, R_S0 + 2, R_S0 + 3, R_S0 + 4, R_S0 + 5,
+                                    R_S0 + 6, R_S0 + 7, R_S0 + 8, R_S0 + 9, R_S0 + 10,
+                                    R_S0 + 11, R_S0 + 12, R_S0 + 13, R_S0 + 14, R_S0 + 15,
+                                    R_FPSCR };
+        rd_n(c, uc, fp, words + 8, 17);
         words[25] = 0;
     }
     if (c->api.mem_write(uc, frame, words, size))
@@ -317,12 +394,16 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
         if (on_psp)
             exc_return |= 0x4u;
     }
-    wr(c, uc, R_XPSR, (xpsr & 0xF80F0000u) | (1u << 24) | exc);
-    wr(c, uc, on_psp ? R_PSP : R_SP, frame);
-    wr(c, uc, R_CONTROL, control & CONTROL_NPRIV);
-    if (!handler_mode && (control & CONTROL_NPRIV))
-        refresh_privilege(c, uc);
-    wr(c, uc, R_LR, exc_return);
+    int which[4] = { R_XPSR, on_psp ? R_PSP : R_SP, R_CONTROL, R_LR };
+    uint32_t values[4] = { (xpsr & 0xF80F0000u) | (1u << 24) | exc, frame,
+                           control & CONTROL_NPRIV, exc_return };
+    if (!handler_mode && (control & CONTROL_NPRIV)) {
+        wr_n(c, uc, which, values, 3);
+        refresh_privilege(c, uc);   /* after CONTROL, before LR and PC, as always */
+        wr(c, uc, R_LR, exc_return);
+    } else {
+        wr_n(c, uc, which, values, 4);
+    }
     wr(c, uc, R_PC, vector | 1u);
     clear_bit(c->exc.pending, exc);
     set_bit(c->exc.active, exc);
@@ -335,18 +416,21 @@ static int enter(hwut_cpu *c, void *uc, unsigned exc, uint32_t return_address)
 /* Undo ``enter``; 0 on success, -1 to leave it to Python (it raises the fault). */
 static int exit_exception(hwut_cpu *c, void *uc, uint32_t exc_return)
 {
-    uint32_t ipsr = rd(c, uc, R_IPSR) & 0x1FFu;
+    static const int state[4] = { R_IPSR, R_CONTROL, R_MSP, R_PSP };
+    uint32_t now[4];
+    rd_n(c, uc, state, now, 4);
+    uint32_t ipsr = now[0] & 0x1FFu;
     uint32_t kind = exc_return & 0xFu;
     if (ipsr == 0 || (kind != 0x1u && kind != 0x9u && kind != 0xDu) || !bit(c->exc.active, ipsr))
         return -1;
-    uint32_t control = rd(c, uc, R_CONTROL);
+    uint32_t control = now[1];
     int to_thread = (exc_return & 0x8u) != 0;
     int use_psp = (exc_return & 0x4u) != 0;
     int extended = !(exc_return & 0x10u);
-    uint32_t frame = rd(c, uc, use_psp ? R_PSP : R_MSP);
+    uint32_t frame = use_psp ? now[3] : now[2];
     uint32_t size = extended ? 0x68u : 0x20u;
     uint32_t words[26];
-    if (c->api.mem_read(uc, frame, words, size))
+    if (mem_get(c, uc, frame, words, size))
         return -1;
     clear_bit(c->exc.active, ipsr);
     if (ipsr >= IRQ_BASE && bit(c->exc.levels, ipsr))
@@ -359,18 +443,33 @@ static int exit_exception(hwut_cpu *c, void *uc, uint32_t exc_return)
     if (extended)
         control |= CONTROL_FPCA | CONTROL_SFPA;
     uint32_t stacked_ipsr = to_thread ? 0u : (xpsr & 0x1FFu);
+    /* one batch, in the order the registers must be written */
+    int which[BATCH_MAX];
+    uint32_t values[BATCH_MAX];
+    int n = 0;
     static const int basic[6] = { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR };
-    for (int i = 0; i < 6; i++)
-        wr(c, uc, basic[i], words[i]);
+    for (int i = 0; i < 6; i++, n++) {
+        which[n] = basic[i];
+        values[n] = words[i];
+    }
     if (extended)
-        for (int i = 0; i < 16; i++)
-            wr(c, uc, R_S0 + i, words[8 + i]);
-    wr(c, uc, R_CONTROL, control);
-    if (extended)
-        wr(c, uc, R_FPSCR, words[24]);
-    wr(c, uc, use_psp ? R_PSP : R_MSP, sp);
-    wr(c, uc, R_NZCVQG, xpsr & 0xF80F0000u);
-    wr(c, uc, R_XPSR, (xpsr & 0xFE0FFC00u & ~(1u << 9)) | stacked_ipsr | (1u << 24));
+        for (int i = 0; i < 16; i++, n++) {
+            which[n] = R_S0 + i;
+            values[n] = words[8 + i];
+        }
+    which[n] = R_CONTROL;
+    values[n++] = control;
+    if (extended) {
+        which[n] = R_FPSCR;
+        values[n++] = words[24];
+    }
+    which[n] = use_psp ? R_PSP : R_MSP;
+    values[n++] = sp;
+    which[n] = R_NZCVQG;
+    values[n++] = xpsr & 0xF80F0000u;
+    which[n] = R_XPSR;
+    values[n++] = (xpsr & 0xFE0FFC00u & ~(1u << 9)) | stacked_ipsr | (1u << 24);
+    wr_n(c, uc, which, values, n);
     wr(c, uc, R_PC, pc | 1u);
     if (to_thread && (control & CONTROL_NPRIV))
         refresh_privilege(c, uc);
@@ -670,18 +769,20 @@ static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
         horizon = c->limit;
     if (c->fast && c->exc.systick_next < horizon)
         horizon = c->exc.systick_next;
-    if (horizon <= now || (horizon - now) / period < IDLE_MIN_TURNS) {
+    if (horizon <= now || (horizon - now) / period < IDLE_MIN_TURNS
+        || horizon - now < IDLE_MIN_INSNS) {
         d->snap_valid = 0;   /* too close to the next event to be worth the registers */
         return;
     }
     if (!d->snap_valid) {
-        for (int i = 0; i < IDLE_REGS; i++)
-            d->snap[i] = rd(c, uc, idle_regs[i]);
+        rd_n(c, uc, idle_regs, d->snap, IDLE_REGS);
         d->snap_valid = 1;
         return;
     }
-    for (int i = 0; i < IDLE_REGS; i++) {   /* the first difference is enough */
-        if (rd(c, uc, idle_regs[i]) != d->snap[i]) {
+    uint32_t regs[IDLE_REGS];
+    rd_n(c, uc, idle_regs, regs, IDLE_REGS);   /* one call: cheaper than stopping at the first difference */
+    for (int i = 0; i < IDLE_REGS; i++) {
+        if (regs[i] != d->snap[i]) {
             d->snap_valid = 0;
             if (read_until == NONE_CYCLE)   /* no peripheral read: it computes */
                 idle_back_off(d);
@@ -1003,7 +1104,8 @@ static const hwut_field block_slot_fields[] = {
 #undef F
 #define F(member) HWUT_FIELD(hwut_api, member)
 static const hwut_field api_fields[] = {
-    F(stop), F(reg_read), F(reg_write), F(mem_read), F(mem_write), F(ctl), F(regs),
+    F(stop), F(reg_read), F(reg_write), F(mem_read), F(mem_write), F(ctl), F(reg_read_batch),
+    F(reg_write_batch), F(regs),
     F(mem_fetch), F(prot_all), F(ctl_tlb_flush), F(ctl_tb_remove), F(intr_exc_exit), F(spare),
 };
 #undef F
@@ -1043,11 +1145,14 @@ static const hwut_field regions_fields[] = {
 #define F(member) HWUT_FIELD(hwut_cpu, member)
 static const hwut_field cpu_fields[] = {
     F(count), F(limit), F(fast), F(last_intno), F(next_pc), F(block_end), F(precharge),
-    F(spare), F(exc), F(pre), F(api), F(idle), F(blocks), F(skips), F(regions),
+    F(spare), F(exc), F(pre), F(api), F(idle), F(blocks), F(skips), F(regions), F(direct),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_tlb_entry, member)
 static const hwut_field tlb_entry_fields[] = { F(paddr), F(perms) };
+#undef F
+#define F(member) HWUT_FIELD(hwut_direct, member)
+static const hwut_field direct_fields[] = { F(n), F(spare), F(base), F(size), F(host) };
 #undef F
 
 static const hwut_layout layouts[] = {
@@ -1060,6 +1165,7 @@ static const hwut_layout layouts[] = {
     HWUT_LAYOUT("RegionState", hwut_regions, regions_fields),
     HWUT_LAYOUT("CpuState", hwut_cpu, cpu_fields),
     HWUT_LAYOUT("TlbEntry", hwut_tlb_entry, tlb_entry_fields),
+    HWUT_LAYOUT("DirectState", hwut_direct, direct_fields),
     { NULL, 0, 0, NULL },
 };
 
