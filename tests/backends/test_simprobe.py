@@ -4,6 +4,7 @@ console is read with real pyserial on the board's pseudo-terminal."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -273,6 +274,10 @@ def test_a_simulated_lab_served_to_other_processes(tmp_path):
                     time.sleep(0.2)
             assert session is not None
             try:
+                # the board prints from its start, maybe before the port was open: once it
+                # has counted past 0, the next count=0 can only come after the reset
+                lines = (console.read_until(b"\r\n") for _ in range(50))
+                assert any(re.search(rb"count=[1-9]\d*\r\n$", line) for line in lines)
                 session.target.reset()
                 assert b"HWUT hello from NUCLEO-F303RE" in console.read_until(b"count=0\r\n")
             finally:
