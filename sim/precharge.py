@@ -178,7 +178,12 @@ class Precharge:
         if self._want.want_hi:
             self.grant_regions()
         executed = self._counter.instructions
-        if executed >= self._next_look:
+        if self._pre.suspended and self.other_code_hooks():
+            # the image's own hooks came while suspended (a trap enabled): on both
+            # views they cost more than precharging does
+            self._resume()
+            self._start_look(executed)
+        elif executed >= self._next_look:
             self._look_again(executed)
         # the slice about to run ends in time for the next look
         end = c.count + max(1, self._next_look - executed)
@@ -200,7 +205,11 @@ class Precharge:
                 self._suspend_for = min(2 * self._suspend_for, SUSPEND_MAX)
                 return
             self._suspend_for = SUSPEND_MIN
-        self._look = (executed, pre.precharged_insns, switches)
+        self._start_look(executed)
+
+    def _start_look(self, executed: int) -> None:
+        pre = self._pre
+        self._look = (executed, pre.precharged_insns, pre.to_alias + pre.to_canonical)
         self._next_look = executed + LOOK
 
     def _suspend(self) -> None:
