@@ -33,6 +33,10 @@ MERGE_GAP = 0x400
 MAX_REGION_SPAN = 0x2000
 #: Executed instructions between looks at whether precharging pays (``adapt``).
 LOOK = 500_000
+#: Executed instructions before the first look: a short run (an interrupt storm, a
+#: bit-banged bus for a few milliseconds) where precharging does not pay would
+#: otherwise end before any look, slower than counting every instruction.
+FIRST_LOOK = 50_000
 #: Precharging pays when PAYS_PRECHARGED x instructions precharged outweigh the
 #: instructions counted beside them plus PAYS_SWITCH x switches of view: measured
 #: here, a precharged instruction gains about twice what the hook walk costs a
@@ -51,6 +55,11 @@ class Precharge:
     def __init__(self, uc: Uc, counter: InstructionCounter, *, wanted: bool) -> None:
         self._uc = uc
         self._counter = counter
+        #: The counter's state and two parts of it, looked at whenever the engine stops
+        #: (``adapt``, ``expose_lr``): ctypes makes a new object at each look otherwise.
+        self._state = counter.state
+        self._pre = self._state.pre
+        self._want = self._state.regions
         #: Exact timing on the native counter, and the machine's owner did not opt out.
         self.wanted = wanted and counter.native and counter.timing == "exact"
         #: The flash whose code runs precharged, once ``plan`` chose it.
@@ -61,16 +70,16 @@ class Precharge:
         #: Where the current look at whether precharging pays began (``adapt``):
         #: executed instructions, precharged instructions, switches of view.
         self._look = (0, 0, 0)
-        self._next_look = LOOK
+        self._next_look = min(FIRST_LOOK, LOOK)
         self._suspend_for = SUSPEND_MIN
         #: Times precharging was suspended because it did not pay (a profile figure).
         self.suspensions = 0
         #: Called after precharging added an instruction counter's code hook: the code
         #: hooks placed before (unmask, traps) must be placed again, after it.
         self.on_count_hooks: Callable[[], None] = lambda: None
-        #: Whether the image's own code hooks (unmask, traps) are placed: with any,
-        #: the engine walks its list of hooks at every counted instruction anyway, and
-        #: suspending precharging would not spare that walk (``adapt``).
+        #: Whether the image's own code hooks (unmask, traps) are placed: suspended,
+        #: they go on both views and the engine walks them all at every instruction,
+        #: more than precharging costs (``adapt``).
         self.other_code_hooks: Callable[[], bool] = lambda: False
 
     def plan(self, memories: list[Any], reset_pc: int, mmio: list[tuple[int, int]]) -> None:
@@ -87,15 +96,30 @@ class Precharge:
         self._counter.enable_precharge(flash.base, flash.size, mmio, self._marks)
 
     def views(self, address: int) -> list[int]:
-        """Where the instruction at ``address`` may run: flash code in both views,
-        whichever of them ``address`` names (an image loaded at the alias is the same
-        code: counted regions run it at the canonical address too)."""
+        """Where the instruction at ``address`` runs counted now, so where a code hook
+        on it must be (whichever view ``address`` names: an image loaded at the alias
+        is the same code). Flash code runs counted at the alias; at its canonical
+        address only inside a counted region (a marked instruction's block goes to
+        the alias first: ``hwut_block_exact``), and in both views while precharging
+        is suspended (the canonical address is where firmware sees its code, also
+        when the image was loaded at the alias). A hook where the code never runs
+        counted is not harmless: the engine walks every code hook at every counted
+        instruction. Whoever places such hooks places them again through
+        ``on_count_hooks`` when the regions or suspension change."""
         flash = self.flash
-        if flash is not None and flash.base <= address < flash.base + flash.size:
-            return [address, address - flash.base]
-        if flash is not None and address < flash.size:
-            return [address + flash.base, address]
-        return [address]
+        if flash is None:
+            return [address]
+        if flash.base <= address < flash.base + flash.size:
+            canonical = address
+        elif address < flash.size:
+            canonical = address + flash.base
+        else:
+            return [address]
+        alias = canonical - flash.base
+        if (self._pre.suspended
+                or any(lo <= canonical < hi for lo, hi, _ in self.regions)):
+            return [canonical, alias]
+        return [alias]
 
     def canonical(self, address: int) -> int:
         """The address firmware would see: flash code counted at the alias is the
@@ -148,12 +172,23 @@ class Precharge:
         the count or anything firmware sees, only the speed."""
         if self.flash is None:
             return
-        self.grant_regions()
+        # at every stop: an interrupt storm stops the engine every few instructions,
+        # and this costs it as much as counting them does (hence the plain reads)
+        c = self._state
+        if self._want.want_hi:
+            self.grant_regions()
         executed = self._counter.instructions
-        if executed >= self._next_look:
+        if self._pre.suspended and self.other_code_hooks():
+            # the image's own hooks came while suspended (a trap enabled): on both
+            # views they cost more than precharging does
+            self._resume()
+            self._start_look(executed)
+        elif executed >= self._next_look:
             self._look_again(executed)
         # the slice about to run ends in time for the next look
-        self._counter.stop_at(self._counter.count + max(1, self._next_look - executed))
+        end = c.count + max(1, self._next_look - executed)
+        if end < c.limit:
+            c.limit = end
 
     def _look_again(self, executed: int) -> None:
         pre = self._counter.state.pre
@@ -170,7 +205,11 @@ class Precharge:
                 self._suspend_for = min(2 * self._suspend_for, SUSPEND_MAX)
                 return
             self._suspend_for = SUSPEND_MIN
-        self._look = (executed, pre.precharged_insns, switches)
+        self._start_look(executed)
+
+    def _start_look(self, executed: int) -> None:
+        pre = self._pre
+        self._look = (executed, pre.precharged_insns, pre.to_alias + pre.to_canonical)
         self._next_look = executed + LOOK
 
     def _suspend(self) -> None:
@@ -220,8 +259,8 @@ class Precharge:
         for _, _, handle in merged:
             self._counter.uncount_region(handle)
         kept.append((lo, hi, self._counter.count_region(lo, hi)))
-        self.on_count_hooks()
         self.regions = sorted(kept)
+        self.on_count_hooks()  # after ``regions``: site hooks go where code runs counted
         for i, (rlo, rhi, _) in enumerate(self.regions):
             st.lo[i], st.hi[i] = rlo, rhi
         st.n = len(self.regions)
@@ -233,6 +272,6 @@ class Precharge:
         in one view; everything outside the engine (exception entry, faults, the
         debugger, the host) must see the canonical address, as an exception frame
         stacked in C does."""
-        st = self._counter.state.pre
+        st = self._pre
         if st.alias_lr and self._uc.reg_read(A.UC_ARM_REG_LR) == st.alias_lr:
             self._uc.reg_write(A.UC_ARM_REG_LR, st.alias_lr + self.flash.base)

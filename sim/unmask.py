@@ -4,9 +4,9 @@ PRIMASK/BASEPRI/FAULTMASK, and SEV.
 An interrupt waiting behind the mask must be taken right after the instruction
 that lifts it, so the CPU stops there when one waits; SEV sets the event
 register that WFE consumes (Unicorn runs it as a no-op). The image is scanned
-for these encodings (``sim.thumb``); code hooks go on every site, in both views
-of precharged flash, and precharging keeps those instructions counted so that
-the stop comes right after them.
+for these encodings (``sim.thumb``); code hooks go on every site, in each view
+of precharged flash where it runs counted (``Precharge.views``), and precharging
+keeps those instructions counted so that the stop comes right after them.
 """
 from __future__ import annotations
 
@@ -31,11 +31,11 @@ class UnmaskWatch:
         self._precharge = precharge
         #: Set by the run loop: an exception waits only behind PRIMASK/BASEPRI/FAULTMASK.
         self.waits_behind_mask = False
+        #: (site address, callback) of every site hooked, in order.
+        self._sites: list[tuple[int, Any]] = []
         #: (site address, hook handle) of every hook placed, so that code written over
         #: later (a debugger programming flash again) loses its hooks.
         self._hooks: list[tuple[int, Any]] = []
-        #: (site address, hooked address, callback) of each of those hooks, in order.
-        self._placed: dict[Any, tuple[int, int, Any]] = {}
 
     def watch(self, segments: list[tuple[int, bytes]]) -> None:
         """Hook every unmask and SEV site in ``segments`` (code loaded or programmed).
@@ -46,50 +46,55 @@ class UnmaskWatch:
         marked = False
         for address, hw1, hw2 in thumb.scan(segments):
             if thumb.is_unmask(hw1, hw2):
-                for at in self._precharge.views(address):
-                    self._place(address, at, self._after_unmask)
+                self._place(address, self._after_unmask)
                 self._precharge.mark(address)
                 marked = True
             elif hw1 == thumb.SEV:
-                for at in self._precharge.views(address):
-                    self._place(address, at, self._on_sev)
+                self._place(address, self._on_sev)
         if marked:  # blocks decoded before the marks must be decoded again
             self._counter.forget_blocks()
 
-    def _place(self, address: int, at: int, callback: Any) -> None:
-        handle = self._uc.hook_add(UC_HOOK_CODE, callback, begin=at, end=at)
-        self._hooks.append((address, handle))
-        self._placed[handle] = (address, at, callback)
+    def _place(self, address: int, callback: Any) -> None:
+        """Hook the site in every view where it runs counted now."""
+        self._sites.append((address, callback))
+        for at in self._precharge.views(address):
+            handle = self._uc.hook_add(UC_HOOK_CODE, callback, begin=at, end=at)
+            self._hooks.append((address, handle))
 
     @property
     def hooked(self) -> bool:
         """Any site hooked."""
-        return bool(self._hooks)
+        return bool(self._sites)
 
     def rehook(self) -> None:
         """Place every hook again, after the instruction counter's: the engine calls
         code hooks in the order they were added, and the counter must count an
         instruction before ``_after_unmask`` ends the slice right after it (the other
-        way round the slice would end before it, again and again)."""
-        placed = [self._placed[handle] for _, handle in self._hooks]
+        way round the slice would end before it, again and again). The views where
+        each site runs counted are looked at again: a counted region or a suspension
+        of precharging (which call this) changes them."""
+        sites = self._sites
         for _, handle in self._hooks:
             self._uc.hook_del(handle)
-        self._hooks, self._placed = [], {}
-        for address, at, callback in placed:
-            self._place(address, at, callback)
+        self._sites, self._hooks = [], []
+        for address, callback in sites:
+            self._place(address, callback)
 
     def _unhook(self, segments: list[tuple[int, bytes]]) -> None:
-        if not self._hooks:
+        if not self._sites:
             return
         ranges = [(start, start + len(data)) for start, data in segments]
+
+        def replaced(address: int) -> bool:
+            return any(lo <= address < hi for lo, hi in ranges)
         kept = []
         for address, handle in self._hooks:
-            if any(lo <= address < hi for lo, hi in ranges):
+            if replaced(address):
                 self._uc.hook_del(handle)
-                self._placed.pop(handle, None)
             else:
                 kept.append((address, handle))
         self._hooks = kept
+        self._sites = [(a, callback) for a, callback in self._sites if not replaced(a)]
 
     def _after_unmask(self, uc: Uc, address: int, size: int, _user: object) -> None:
         if self.waits_behind_mask:

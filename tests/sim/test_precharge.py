@@ -118,8 +118,9 @@ def test_a_loop_whose_returns_switched_views_is_counted_in_place():
                                   "systick_1mhz", "hostile_irq_repend"])
 def test_precharging_suspended_and_resumed_again_and_again_changes_nothing(name, monkeypatch):
     # suspend at every look, resume soon after: every hook change (the one hook over
-    # everything, the regions', the image's own hooks placed again after the counter's,
-    # the TLB mode) happens many times in the run, at whatever the firmware was doing
+    # everything, the regions', the image's own hooks placed again after the counter's
+    # in the views where their sites run counted, the TLB mode) happens many times in
+    # the run, at whatever the firmware was doing
     from hwut.sim import precharge, traps, unmask
 
     # with the image's own code hooks placed, precharging is never suspended: here it is
@@ -139,3 +140,29 @@ def test_precharging_suspended_and_resumed_again_and_again_changes_nothing(name,
     assert fast.semihosting == reference.semihosting
     assert fast.result == reference.result
     assert fast.machine.notes == reference.machine.notes
+
+
+@native_only
+def test_site_hooks_go_only_where_their_code_runs_counted():
+    # a code hook costs every counted instruction a look (the engine walks the list):
+    # an unmask site is hooked at the alias, where its block runs counted, at its
+    # canonical address too only inside a counted region or while precharging is
+    # suspended
+    m = Machine(board("nucleo-f303re"))
+    m.load([(FLASH, VIEWS_IMAGE)])
+    pre = m.precharge
+    site = FLASH + 0x8E  # cpsie i at the top of the wait loop
+    assert pre.views(site) == [site - FLASH]
+    assert pre.views(site - FLASH) == [site - FLASH]
+    assert pre.views(0x2000_0000) == [0x2000_0000]
+    pre.regions = [(site - 0x10, site + 0x10, None)]
+    assert pre.views(site) == [site, site - FLASH]
+    pre.regions = []
+    m.state.pre.suspended = 1
+    assert pre.views(site) == [site, site - FLASH]
+    assert pre.views(site - FLASH) == [site, site - FLASH]
+    m.state.pre.suspended = 0
+    # and the run is the one counted per instruction gives
+    _, words, count = run_views()
+    _, reference_words, reference_count = run_views(precharge=False)
+    assert (words, count) == (reference_words, reference_count)
