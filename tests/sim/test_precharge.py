@@ -57,6 +57,11 @@ def test_every_fixture_runs_the_same_with_and_without_precharging(name):
     fast = run_firmware(name, limit, **kw)
     assert fast.machine.precharged_flash is not None
     assert fast.machine.state.pre.precharged > 0
+    assert_same_run(fast, reference)
+
+
+def assert_same_run(fast, reference) -> None:
+    """The same output at the same virtual times, the same result and notes."""
     assert fast.timeline == reference.timeline
     assert fast.semihosting == reference.semihosting
     assert fast.result == reference.result
@@ -136,10 +141,7 @@ def test_precharging_suspended_and_resumed_again_and_again_changes_nothing(name,
     reference = run_firmware(name, limit, precharge=False, **kw)
     fast = run_firmware(name, limit, **kw)
     assert fast.machine.precharge.suspensions > 1
-    assert fast.timeline == reference.timeline
-    assert fast.semihosting == reference.semihosting
-    assert fast.result == reference.result
-    assert fast.machine.notes == reference.machine.notes
+    assert_same_run(fast, reference)
 
 
 @native_only
