@@ -64,6 +64,8 @@ class Precharge:
         self.wanted = wanted and counter.native and counter.timing == "exact"
         #: The flash whose code runs precharged, once ``plan`` chose it.
         self.flash: Any = None
+        #: The flash with an alias at 0, precharged or not (``views``).
+        self.aliased: Any = None
         self._marks: ctypes.Array | None = None
         #: The counted regions granted: (lo, hi, hook handle), canonical [lo, hi).
         self.regions: list[tuple[int, int, Any]] = []
@@ -87,6 +89,7 @@ class Precharge:
         reset vector) and the flash has an alias at 0. An image linked at the alias runs
         counted throughout, so that every address it sees stays its own."""
         flash = next((m for m in memories if m.name == "flash" and 0 in m.aliases), None)
+        self.aliased = flash
         if (not self.wanted or flash is None or self.flash is not None
                 or not flash.base <= reset_pc & ~1 < flash.base + flash.size
                 or len(mmio) > MAX_DENY):
@@ -108,6 +111,12 @@ class Precharge:
         ``on_count_hooks`` when the regions or suspension change."""
         flash = self.flash
         if flash is None:
+            # counted throughout: an image loaded at the alias (a BIN) runs at the
+            # canonical address once its reset vector is taken, and one linked at the
+            # alias runs there, so a site in the alias's range goes in both views
+            aliased = self.aliased
+            if aliased is not None and address < aliased.size:
+                return [address, address + aliased.base]
             return [address]
         if flash.base <= address < flash.base + flash.size:
             canonical = address

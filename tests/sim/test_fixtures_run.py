@@ -170,12 +170,18 @@ def test_python_core_matches_the_native_one(name, limit):
     assert native.result.instructions == python.result.instructions
 
 
+@pytest.mark.parametrize("args", [{}, {"precharge": False}, {"timing": "block"}], ids=str)
 @pytest.mark.parametrize("fmt", ["bin", "hex"])
-def test_bin_and_hex_run_like_the_elf(fmt):
+def test_bin_and_hex_run_like_the_elf(fmt, args):
+    """The same bytes at the same addresses: the same run, in every timing mode (a BIN is
+    loaded at the flash's alias at 0, and runs at 0x08000000 once its reset vector is
+    taken: the unmask and trap sites must be hooked where it runs)."""
     from .conftest import BUILD
-    elf = run_firmware("blink", 0.6)
-    other = run_firmware(BUILD / f"blink.{fmt}", 0.6)
-    assert other.output == elf.output
+    for name in ("blink", "uart_irq"):
+        elf = run_firmware(name, 0.6, **args)
+        other = run_firmware(BUILD / f"{name}.{fmt}", 0.6, **args)
+        assert other.output == elf.output and other.timeline == elf.timeline
+        assert other.result == elf.result
 
 
 def test_itm_stimulus_writes_are_captured_as_a_trace():
