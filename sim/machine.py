@@ -43,7 +43,7 @@ from .notes import NoteLog
 from .pollskip import PollFastForward
 from .precharge import Precharge
 from .rampskip import RampSkip
-from .signals import ClockTree, IrqLine
+from .signals import ClockTree, IrqLine, LineAtCycle
 from .soc.build import Services, build_peripherals
 from .traps import TrapHooks
 from .unmask import UnmaskWatch
@@ -237,12 +237,26 @@ class Machine:
             flash=_FlashArray(flash, self.uc, self._code_changed),
             bus_read=self.bus.read, bus_write=self.bus.write, on_ccr=self._ccr_written,
             on_cpacr=self.traps.cpacr_written,
-            on_event=lambda _line: self.exc.send_event())
+            on_event=lambda _line: self.exc.send_event(),
+            line_at_cycle=self._line_at_cycle)
         self.peripherals: dict[str, Any] = build_peripherals(self.board, services)
         for p in self.peripherals.values():
             self.bus.add_peripheral(p)
         for base, size in self.board.soc.peripheral_space:
             self.bus.fill_unmodelled(base, size)
+
+    def _line_at_cycle(self, out: Any) -> LineAtCycle | None:
+        """A model's interrupt output raised at a cycle by the native hook, without a
+        clock event that would stop the engine (``sim.signals.LineAtCycle``): only where
+        the hook takes exceptions and counts every instruction (exact timing)."""
+        if not self.native or self.counter.timing != "exact" or not hasattr(out, "sole_line"):
+            return None
+
+        def line() -> IrqLine | None:
+            sole = out.sole_line()
+            return sole if isinstance(sole, IrqLine) else None
+
+        return LineAtCycle(self.exc, line, self.exc.claim_line_slot)
 
     def _install_hooks(self) -> None:
         if self.native:
@@ -431,6 +445,7 @@ class Machine:
         if self.reset_if_requested():
             return None
         self.exc.systick_catch_up(self.counter.count)
+        self.exc.pends_catch_up(self.counter.count)
         if take_exceptions and self._take_exception():
             return self._cause
         self._sleeping = False
@@ -452,11 +467,13 @@ class Machine:
         return False
 
     def _next_deadline(self) -> int | None:
-        """The next cycle at which something outside the CPU happens (events, SysTick)."""
-        nxt, tick = self.clock.next_deadline(), self.exc.systick_next
-        if tick is None:
-            return nxt
-        return tick if nxt is None else min(nxt, tick)
+        """The next cycle at which something outside the CPU happens (events, SysTick,
+        lines raised at a cycle)."""
+        nxt = self.clock.next_deadline()
+        for other in (self.exc.systick_next, self.exc.next_line):
+            if other is not None and (nxt is None or other < nxt):
+                nxt = other
+        return nxt
 
     def _observe_read(self, address: int, value: int, peripheral: Any,
                       offset: int) -> int | mmio_cache.Ramp | None:
@@ -522,6 +539,7 @@ class Machine:
                 if self._reset_requested and self.reset_if_requested():
                     continue
                 self.exc.systick_catch_up(self.counter.count)
+                self.exc.pends_catch_up(self.counter.count)
                 if self._take_exception():
                     continue
                 if self._sleeping:

@@ -10,6 +10,8 @@ import ctypes
 from unicorn import arm_const as A
 
 WORDS = 4
+#: Interrupt lines models can have the native hook raise at a cycle (``ExceptionModel.pend_slot``).
+PENDS = 4
 NONE_CYCLE = (1 << 64) - 1
 NO_INTR = 0xFFFF_FFFF
 
@@ -60,6 +62,9 @@ class ExceptionState(ctypes.Structure):
         ("event_register", ctypes.c_uint32), ("sevonpend", ctypes.c_uint32),
         ("spare", ctypes.c_uint32),
         ("entries", ctypes.c_uint64), ("exits", ctypes.c_uint64),
+        # lines raised at a known cycle (``ExceptionModel.raise_line_at``)
+        ("pend_next", ctypes.c_uint64), ("pend_at", ctypes.c_uint64 * PENDS),
+        ("pend_exc", ctypes.c_uint32 * PENDS), ("pends_fired", ctypes.c_uint64),
     ]
 
 
@@ -183,6 +188,9 @@ def new_state() -> CpuState:
     state = CpuState()
     state.limit = (1 << 63) - 1
     state.exc.systick_next = NONE_CYCLE
+    state.exc.pend_next = NONE_CYCLE
+    for i in range(PENDS):
+        state.exc.pend_at[i] = NONE_CYCLE
     state.last_intno = NO_INTR
     for i, reg in enumerate(REGISTER_ORDER):
         state.api.regs[i] = reg

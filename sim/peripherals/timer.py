@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags, tag
-from hwut.sim.signals import ClockTree
+from hwut.sim.signals import ClockTree, LineAtCycle
 from hwut.sim.vclock import Event, VirtualClock
 
 from .irq import IrqOut
@@ -97,7 +97,7 @@ class _Bits:
     __slots__ = ("cen", "udis", "urs", "opm", "uif", "ude", "cnt", "ccr", "ccif", "ccof",
                  "ccde", "ccs", "ccer", "cen_m", "udis_m", "opm_m", "arpe_m", "uifremap_m",
                  "dir_m", "cms_m", "ccs_at", "ocpe_at", "ccr_at", "rcr_at", "slave_at",
-                 "up_m", "cc_m", "brk_m", "trg_com_m", "uie_m", "ude_m", "cc_wanted")
+                 "up_m", "cc_m", "brk_m", "trg_com_m", "uie_m", "ude_m", "cc_wanted", "dma_m")
     cen: Field
     udis: Field
     urs: Field
@@ -133,6 +133,8 @@ class _Bits:
     ude_m: int
     #: Per channel: (CCxIE, CCxDE, CCxIF) masks.
     cc_wanted: tuple[tuple[int, int, int], ...]
+    #: Every DMA request enable of DIER.
+    dma_m: int
 
 
 class Timer(Peripheral):
@@ -150,7 +152,8 @@ class Timer(Peripheral):
                  irq: IrqOut | None = None, irq_up: IrqOut | None = None,
                  irq_cc: IrqOut | None = None, irq_brk: IrqOut | None = None,
                  irq_trg_com: IrqOut | None = None,
-                 dma_request: Callable[[str], None] | None = None) -> None:
+                 dma_request: Callable[[str], None] | None = None,
+                 line_at_cycle: LineAtCycle | None = None) -> None:
         self.kind = KINDS[kind]
         self.clock = clock
         self.clocks = clocks
@@ -164,6 +167,9 @@ class Timer(Peripheral):
         self._seen = 0
         self._quiet_until = 0              # before this cycle no wrap or match can happen
         self._event: Event | None = None
+        #: ``irq`` raised at the next event's cycle without a clock event, where that
+        #: is all the event would do (``_reschedule``); caught up with at the next access.
+        self._line_at = line_at_cycle
         self._noted_modes: set[str] = set()
         super().__init__(name, base, note=note)
         clocks.subscribe(self._clocks_changed)
@@ -293,6 +299,7 @@ class Timer(Peripheral):
         b.brk_m = mask(sr, "BIF")
         b.trg_com_m = mask(sr, "TIF", "COMIF")
         b.uie_m, b.ude_m = dier["UIE"].mask, dier["UDE"].mask
+        b.dma_m = mask(dier, "UDE", "TDE", "COMDE", *(f"CC{ch + 1}DE" for ch in chans))
         b.cc_wanted = tuple((dier[f"CC{ch + 1}IE"].mask, dier[f"CC{ch + 1}DE"].mask,
                              sr[f"CC{ch + 1}IF"].mask) for ch in chans)
 
@@ -301,6 +308,8 @@ class Timer(Peripheral):
         if self._event is not None:
             self._event.cancel()
             self._event = None
+        if self._line_at is not None:
+            self._line_at.cancel()
         super().reset()
         self._run = _Run(anchor=self.clock.cycles, arr=self._max, period=self._ratio(),
                          ccr=(0,) * self.kind.channels)
@@ -310,10 +319,14 @@ class Timer(Peripheral):
 
     # -- bus side: bring the counter up to date before every access ------------
     def read(self, offset: int, size: int) -> int:
+        if self._line_at is not None and self._line_at.due(self.clock.cycles):
+            self._line_raised()
         self._sync()
         return super().read(offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if self._line_at is not None and self._line_at.due(self.clock.cycles):
+            self._line_raised()
         self._sync()
         self._rebase()
         super().write(offset, size, value)
@@ -339,6 +352,8 @@ class Timer(Peripheral):
         answer is the model's own: the next counter tick for CNT, the next wrap
         or compare match for everything else.
         """
+        if self._line_at is not None and self._line_at.due(self.clock.cycles):
+            self._line_raised()
         if offset & ~3 in CCR_OFFSETS and self._is_input(CCR_OFFSETS.index(offset & ~3)):
             return None  # in input capture the read clears CCxIF
         if self._quiet_until == 0:
@@ -373,6 +388,8 @@ class Timer(Peripheral):
         return max(1, round(hclk / timclk))
 
     def _clocks_changed(self) -> None:
+        if self._line_at is not None and self._line_at.due(self.clock.cycles):
+            self._line_raised()
         self._sync()
         self._rebase()
         self._run.period = (self._run.psc + 1) * self._ratio()
@@ -600,6 +617,8 @@ class Timer(Peripheral):
         ch = channel - 1
         if not 0 <= ch < self.kind.channels:
             return
+        if self._line_at is not None and self._line_at.due(self.clock.cycles):
+            self._line_raised()
         self._sync()
         ccer = self.bits.ccer
         if ccer is None or not self._is_input(ch) or not ccer[f"CC{channel}E"].value:
@@ -680,6 +699,14 @@ class Timer(Peripheral):
 
     def _reschedule(self) -> None:
         when = self.next_event_cycle()
+        line_at = self._line_at
+        if line_at is not None:
+            if when is not None and self._only_raises_irq() and line_at.arm(when):
+                if self._event is not None:
+                    self._event.cancel()
+                    self._event = None
+                return
+            line_at.cancel()
         if self._event is not None:
             if not self._event.cancelled and self._event.when == when:
                 return
@@ -693,3 +720,23 @@ class Timer(Peripheral):
         self._sync()
         self._update_irq()
         self._reschedule()
+
+    def _only_raises_irq(self) -> bool:
+        """Whether the next event would do nothing but raise ``irq`` (its flag is brought
+        up to date lazily anyway): one source wanted, by its interrupt enable alone (no
+        DMA request), a read seeing the state at its own instruction (exact timing).
+        Its flag set, nothing is wanted any more: no event follows it."""
+        if not self.clock.exact_reads or self.irq_up is not None or self.irq_cc is not None:
+            return False
+        dier = self.values[DIER]
+        if dier & self.bits.dma_m:
+            return False
+        want_up, chans = self._wanted()
+        return want_up + len(chans) == 1
+
+    def _line_raised(self) -> None:
+        """The event raised ``irq`` at its cycle without stopping the CPU (``LineAtCycle``):
+        what it would have done then, now (flags at their cycles, the line already up)."""
+        assert self._line_at is not None
+        self._line_at.fired(self.clock.cycles)
+        self._on_event()
