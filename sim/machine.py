@@ -180,6 +180,8 @@ class Machine:
                                  self.state.idle.flash_base, self.state.idle.flash_size)
             self.state.idle.ramp = self.ramp.address
         self.read_cache = cache
+        if cache is not None:
+            self.bus.after_cached_write = self._declare_quiet_writes
         self.bus.map_peripherals(cache)
         if trace is not None:  # one switch: every peripheral access by register name
             for p in self.bus.peripherals.values():
@@ -510,6 +512,24 @@ class Machine:
                 poll.skipped_turns += turns
                 poll.forget()
         return None  # a pure loop: its next read must reach the skipper
+
+    def _declare_quiet_writes(self, address: int) -> None:
+        """A write reached the model at ``address``: the writes to its peripheral that
+        would now change nothing (``quiet_writes``, the timers declare them) are
+        answered by the read cache, by doing nothing, until the model or the next
+        deadline may change it (``NativeReadCache.quiet``)."""
+        p = self.bus.find(address)
+        quiet = getattr(p, "quiet_writes", None)
+        if quiet is None or self.read_cache is None:
+            return
+        until, writes = quiet()
+        nxt = self._next_deadline()
+        if nxt is not None and nxt < until:
+            until = nxt
+        if until <= self.counter.count:
+            return
+        for offset, mask, expect in writes:
+            self.read_cache.quiet(p.base + offset, 4, mask, expect, until)
 
     # -- the run loop ------------------------------------------------------------------
     def run(self, limit_s: float, *, cancel: threading.Event | None = None,

@@ -2,7 +2,8 @@
 
 A read the model declares stable until a cycle is remembered in C and
 answered there until that cycle, unless a write or a clock event comes first
-(both empty the cache). See ``Bus.map_peripherals`` for the plain Python path.
+(both empty the cache). A write the model declares quiet (it would change
+nothing, until a cycle: ``quiet``) is answered in C by doing nothing. See ``Bus.map_peripherals`` for the plain Python path.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .nativelib import LIB
 READ_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint32)
 WRITE_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint64)
 SLOTS = 64
+QUIET = 8
 
 
 class _Slot(ctypes.Structure):
@@ -27,11 +29,18 @@ class _Slot(ctypes.Structure):
                 ("pad", ctypes.c_uint32)]
 
 
+class _Quiet(ctypes.Structure):
+    _fields_ = [("address", ctypes.c_uint64), ("mask", ctypes.c_uint64),
+                ("expect", ctypes.c_uint64), ("valid_until", ctypes.c_uint64),
+                ("size", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
 class _Cache(ctypes.Structure):
     _fields_ = [("cycles", ctypes.c_void_p), ("horizon", ctypes.c_void_p),
                 ("read", READ_FN), ("write", WRITE_FN),
                 ("hits", ctypes.c_uint64), ("misses", ctypes.c_uint64),
-                ("slots", _Slot * SLOTS)]
+                ("slots", _Slot * SLOTS), ("quiet_hits", ctypes.c_uint64),
+                ("quiet", _Quiet * QUIET)]
 
 
 class _Window(ctypes.Structure):
@@ -71,6 +80,8 @@ class NativeReadCache:
         self._fill = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64, u64,
                                       u64)(("hwut_mmio_fill", LIB))
         self._clear = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(("hwut_mmio_clear", LIB))
+        self._quiet = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64,
+                                       u64)(("hwut_mmio_quiet", LIB))
 
     def map(self, base: int, size: int) -> None:
         window = _Window(ctypes.addressof(self._cache), base)
@@ -89,6 +100,12 @@ class NativeReadCache:
         ``period`` the value at ``anchor`` plus one every ``period`` cycles."""
         self._fill(self._ref, address, size, value, valid_until, anchor, period)
 
+    def quiet(self, address: int, size: int, mask: int, expect: int, valid_until: int) -> None:
+        """Answer writes of ``address`` with ``value & mask == expect`` natively until
+        ``valid_until``, by doing nothing: the model says they would change nothing
+        (the next write that reaches Python, and ``clear``, forget it)."""
+        self._quiet(self._ref, address, size, mask, expect, valid_until)
+
     def clear(self) -> None:
         self._clear(self._ref)
 
@@ -104,3 +121,8 @@ class NativeReadCache:
     @property
     def misses(self) -> int:
         return self._cache.misses
+
+    @property
+    def quiet_hits(self) -> int:
+        """Writes answered natively as changing nothing (``quiet``)."""
+        return self._cache.quiet_hits

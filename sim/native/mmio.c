@@ -12,6 +12,7 @@
 #include "layout.h"
 
 #define SLOTS 64
+#define QUIET 8
 
 typedef uint64_t (*hwut_read_fn)(uint64_t address, uint32_t size);
 typedef void (*hwut_write_fn)(uint64_t address, uint32_t size, uint64_t value);
@@ -26,6 +27,14 @@ typedef struct {
     uint32_t pad;
 } hwut_slot;
 
+/* A write that the model says changes nothing until ``valid_until``: one of
+ * ``value`` with ``(value & mask) == expect`` (TIM2->DIER rewritten with its own
+ * value, TIM2->SR cleared of flags already clear). */
+typedef struct {
+    uint64_t address, mask, expect, valid_until;
+    uint32_t size, pad;
+} hwut_quiet;
+
 typedef struct {
     const uint64_t *cycles;   /* the instruction counter's count */
     uint64_t *horizon;        /* the idle skip's (counter.c): until when this turn's reads hold */
@@ -34,6 +43,8 @@ typedef struct {
     uint64_t hits;
     uint64_t misses;
     hwut_slot slots[SLOTS];
+    uint64_t quiet_hits;      /* writes answered by ``quiet`` */
+    hwut_quiet quiet[QUIET];
 } hwut_mmio;
 
 typedef struct {
@@ -42,6 +53,14 @@ typedef struct {
 } hwut_window;
 
 static unsigned slot_of(uint64_t address) { return (unsigned)((address >> 2) % SLOTS); }
+
+static void clear(hwut_mmio *c)
+{
+    for (unsigned i = 0; i < SLOTS; i++)
+        c->slots[i].valid_until = 0;
+    for (unsigned i = 0; i < QUIET; i++)
+        c->quiet[i].valid_until = 0;
+}
 
 uint64_t hwut_mmio_read(void *uc, uint64_t offset, unsigned size, hwut_window *w)
 {
@@ -72,10 +91,27 @@ void hwut_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, h
 {
     (void)uc;
     hwut_mmio *c = w->cache;
-    for (unsigned i = 0; i < SLOTS; i++)
-        c->slots[i].valid_until = 0;
+    uint64_t address = w->base + offset;
+    hwut_quiet *q = &c->quiet[(address >> 2) % QUIET];
     *c->horizon = 0;
-    c->write(w->base + offset, size, value);
+    if (q->valid_until && q->address == address && q->size == size
+        && *c->cycles < q->valid_until && (value & q->mask) == q->expect) {
+        c->quiet_hits++;   /* the model would change nothing: neither it nor the cache */
+        return;
+    }
+    clear(c);
+    c->write(address, size, value);
+}
+
+void hwut_mmio_quiet(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t mask,
+                     uint64_t expect, uint64_t valid_until)
+{
+    hwut_quiet *q = &c->quiet[(address >> 2) % QUIET];
+    q->address = address;
+    q->size = size;
+    q->mask = mask;
+    q->expect = expect;
+    q->valid_until = valid_until;
 }
 
 void hwut_mmio_fill(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t value,
@@ -112,8 +148,7 @@ int hwut_mmio_ramp_view(const hwut_mmio *c, uint64_t address, uint32_t size, uin
 
 void hwut_mmio_clear(hwut_mmio *c)
 {
-    for (unsigned i = 0; i < SLOTS; i++)
-        c->slots[i].valid_until = 0;
+    clear(c);
 }
 
 /* -- the layout of the structs above, for the test that holds ctypes to it -- */
@@ -124,7 +159,13 @@ static const hwut_field slot_fields[] = {
 #undef F
 #define F(member) HWUT_FIELD(hwut_mmio, member)
 static const hwut_field mmio_fields[] = {
-    F(cycles), F(horizon), F(read), F(write), F(hits), F(misses), F(slots),
+    F(cycles), F(horizon), F(read), F(write), F(hits), F(misses), F(slots), F(quiet_hits),
+    F(quiet),
+};
+#undef F
+#define F(member) HWUT_FIELD(hwut_quiet, member)
+static const hwut_field quiet_fields[] = {
+    F(address), F(mask), F(expect), F(valid_until), F(size), F(pad),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_window, member)
@@ -134,6 +175,7 @@ static const hwut_field window_fields[] = { F(cache), F(base) };
 static const hwut_layout layouts[] = {
     HWUT_LAYOUT("_Slot", hwut_slot, slot_fields),
     HWUT_LAYOUT("_Cache", hwut_mmio, mmio_fields),
+    HWUT_LAYOUT("_Quiet", hwut_quiet, quiet_fields),
     HWUT_LAYOUT("_Window", hwut_window, window_fields),
     { NULL, 0, 0, NULL },
 };

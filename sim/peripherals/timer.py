@@ -97,7 +97,8 @@ class _Bits:
     __slots__ = ("cen", "udis", "urs", "opm", "uif", "ude", "cnt", "ccr", "ccif", "ccof",
                  "ccde", "ccs", "ccer", "cen_m", "udis_m", "opm_m", "arpe_m", "uifremap_m",
                  "dir_m", "cms_m", "ccs_at", "ocpe_at", "ccr_at", "rcr_at", "slave_at",
-                 "up_m", "cc_m", "brk_m", "trg_com_m", "uie_m", "ude_m", "cc_wanted", "dma_m")
+                 "up_m", "cc_m", "brk_m", "trg_com_m", "uie_m", "ude_m", "cc_wanted", "dma_m",
+                 "sr_flags_m", "dier_m")
     cen: Field
     udis: Field
     urs: Field
@@ -135,6 +136,9 @@ class _Bits:
     cc_wanted: tuple[tuple[int, int, int], ...]
     #: Every DMA request enable of DIER.
     dma_m: int
+    #: SR's flags (rc_w0), DIER's bits (rw): what ``quiet_writes`` compares.
+    sr_flags_m: int
+    dier_m: int
 
 
 class Timer(Peripheral):
@@ -299,6 +303,7 @@ class Timer(Peripheral):
         b.brk_m = mask(sr, "BIF")
         b.trg_com_m = mask(sr, "TIF", "COMIF")
         b.uie_m, b.ude_m = dier["UIE"].mask, dier["UDE"].mask
+        b.sr_flags_m, b.dier_m = sr.clear0_mask, dier.rw_mask
         b.dma_m = mask(dier, "UDE", "TDE", "COMDE", *(f"CC{ch + 1}DE" for ch in chans))
         b.cc_wanted = tuple((dier[f"CC{ch + 1}IE"].mask, dier[f"CC{ch + 1}DE"].mask,
                              sr[f"CC{ch + 1}IF"].mask) for ch in chans)
@@ -367,6 +372,21 @@ class Timer(Peripheral):
             k = (self.clock.cycles - run.anchor) // run.period
             return run.anchor + (k + 1) * run.period
         return min(self._quiet_until, STABLE)
+
+    def quiet_writes(self) -> tuple[int, tuple[tuple[int, int, int], ...]]:
+        """Writes that would change nothing, for the machine's read cache to answer by
+        doing nothing: (until when, ((offset, mask, expect), ...)), a write of ``value``
+        being one when ``value & mask == expect``. SR clearing only flags already clear
+        (Mbed's us_ticker_set_interrupt clears CC1IF twice), DIER rewritten with its
+        own value (``DIER |= CC1IE`` when set). Until the next wrap or compare match,
+        which sets flags; a write to either runs ``_config_written``, ``_update_irq``
+        and ``_reschedule``, which change nothing when no register does."""
+        until = self.stable_until(SR)
+        if until is None or self.trace is not None:
+            return 0, ()
+        v, b = self.values, self.bits
+        flags_set = v[SR] & b.sr_flags_m
+        return until, ((SR, flags_set, flags_set), (DIER, b.dier_m, v[DIER] & b.dier_m))
 
     def ramp(self, offset: int) -> tuple[int, int, int, int] | None:
         """CNT of a free-running up-counter, for the machine's read cache to answer by

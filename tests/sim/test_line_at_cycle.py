@@ -69,6 +69,22 @@ def test_the_run_is_the_one_clock_events_give(monkeypatch, machine_args):
     assert _state(native.machine) == _state(events.machine)
 
 
+def test_an_alarm_raised_in_c_wakes_an_executor_asleep_in_wfe(monkeypatch):
+    """Embassy's time driver: the TIM2 alarm's interrupt wakes the executor from WFE
+    (the run loop raises the line while the core sleeps) and is raised in C while it
+    runs; cycles slept and when each line left are those of the clock events."""
+    native = run_firmware("fw_embassy_time", 0.5)
+    assert native.uart == expected("fw_embassy_time")
+    assert native.machine.state.exc.pends_fired == 7
+    monkeypatch.setattr(Machine, "_line_at_cycle", lambda self, out: None)
+    events = run_firmware("fw_embassy_time", 0.5)
+    assert (native.result.instructions, native.result.slept_cycles) == \
+        (events.result.instructions, events.result.slept_cycles)
+    assert native.result.slept_cycles > 0
+    assert native.timeline == events.timeline
+    assert _state(native.machine) == _state(events.machine)
+
+
 def test_the_python_reference_gives_the_same_run():
     """The pure Python machine (counter, exception entry, clock events): the reference."""
     native = run_firmware(RTX, 0.012)
