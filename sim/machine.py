@@ -51,6 +51,8 @@ from .vclock import PS_PER_S, VirtualClock
 
 #: Longest stretch run without looking at cancel and the wall clock (instructions).
 SLICE = 4_000_000
+#: The system control space (ARMv7-M B3.2): the NVIC's and SCB's view of interrupt lines.
+SCS = (0xE000_E000, 0xE000_F000)
 
 
 class StopCause(str, enum.Enum):
@@ -181,6 +183,8 @@ class Machine:
             self.state.idle.ramp = self.ramp.address
         self.read_cache = cache
         if cache is not None:
+            cache.scope_writes()
+            self.bus.before_cached_write = self._forget_before_write
             self.bus.after_cached_write = self._declare_quiet_writes
         self.bus.map_peripherals(cache)
         if trace is not None:  # one switch: every peripheral access by register name
@@ -485,7 +489,7 @@ class Machine:
         stable = peripheral.stable_until(offset)
         if stable is None:
             # the read may have changed the model (RDR pops RXNE): cached answers are stale
-            self.bus.invalidate()
+            self._forget_after(peripheral)
             self.poll.forget()
             return None
         now = self.counter.count
@@ -512,6 +516,22 @@ class Machine:
                 poll.skipped_turns += turns
                 poll.forget()
         return None  # a pure loop: its next read must reach the skipper
+
+    def _forget_before_write(self, address: int) -> None:
+        """A write reaches the model at ``address``: what the cache must forget first."""
+        self._forget_after(self.bus.find(address))
+
+    def _forget_after(self, p: Any) -> None:
+        """An access changes ``p``: forget the cached answers it may make stale. Only
+        ``p``'s own and the NVIC's (its interrupt line) when ``p`` says its accesses
+        change nothing else now (``local_effects``: a timer or the ADC without DMA);
+        else all of them."""
+        local = getattr(p, "local_effects", None)
+        if self.read_cache is None or local is None or not local():
+            self.bus.invalidate()
+            return
+        self.read_cache.clear_range(p.base, p.base + p.size)
+        self.read_cache.clear_range(*SCS)
 
     def _declare_quiet_writes(self, address: int) -> None:
         """A write reached the model at ``address``: the writes to its peripheral that

@@ -40,7 +40,7 @@ class _Cache(ctypes.Structure):
                 ("read", READ_FN), ("write", WRITE_FN),
                 ("hits", ctypes.c_uint64), ("misses", ctypes.c_uint64),
                 ("slots", _Slot * SLOTS), ("quiet_hits", ctypes.c_uint64),
-                ("quiet", _Quiet * QUIET)]
+                ("quiet", _Quiet * QUIET), ("scoped", ctypes.c_uint64)]
 
 
 class _Window(ctypes.Structure):
@@ -80,6 +80,8 @@ class NativeReadCache:
         self._fill = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64, u64,
                                       u64)(("hwut_mmio_fill", LIB))
         self._clear = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(("hwut_mmio_clear", LIB))
+        self._clear_range = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, u64)(
+            ("hwut_mmio_clear_range", LIB))
         self._quiet = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64,
                                        u64)(("hwut_mmio_quiet", LIB))
 
@@ -108,6 +110,15 @@ class NativeReadCache:
 
     def clear(self) -> None:
         self._clear(self._ref)
+
+    def scope_writes(self) -> None:
+        """A write no longer empties the cache before it reaches Python: the write
+        callback forgets what the write may change itself (all of it, or ``clear_range``)."""
+        self._cache.scoped = 1
+
+    def clear_range(self, lo: int, hi: int) -> None:
+        """Forget only what is held for addresses in [lo, hi)."""
+        self._clear_range(self._ref, lo, hi)
 
     @property
     def address(self) -> int:

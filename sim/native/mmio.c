@@ -6,7 +6,8 @@
  * read is answered by Python and the rest, up to that cycle, from here. Any
  * write through this window empties the cache; Python empties it whenever a
  * clock event fires. Without this file the same Python callbacks serve every
- * access, with the same results. */
+ * access, with the same results. With ``scoped`` set, the Python write empties
+ * only what the write may change (sim/machine.py ``_forget_before_write``). */
 #include <stdint.h>
 
 #include "layout.h"
@@ -45,6 +46,7 @@ typedef struct {
     hwut_slot slots[SLOTS];
     uint64_t quiet_hits;      /* writes answered by ``quiet`` */
     hwut_quiet quiet[QUIET];
+    uint64_t scoped;          /* 1: ``write`` empties what it must itself (all, or a range) */
 } hwut_mmio;
 
 typedef struct {
@@ -99,8 +101,9 @@ void hwut_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, h
         c->quiet_hits++;   /* the model would change nothing: neither it nor the cache */
         return;
     }
-    clear(c);
-    c->write(address, size, value);
+    if (!c->scoped)
+        clear(c);
+    c->write(address, size, value);   /* scoped: Python forgets what the write may change */
 }
 
 void hwut_mmio_quiet(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t mask,
@@ -151,6 +154,17 @@ void hwut_mmio_clear(hwut_mmio *c)
     clear(c);
 }
 
+/* Forget what the cache holds for [lo, hi) only (reads and quiet writes). */
+void hwut_mmio_clear_range(hwut_mmio *c, uint64_t lo, uint64_t hi)
+{
+    for (unsigned i = 0; i < SLOTS; i++)
+        if (c->slots[i].address >= lo && c->slots[i].address < hi)
+            c->slots[i].valid_until = 0;
+    for (unsigned i = 0; i < QUIET; i++)
+        if (c->quiet[i].address >= lo && c->quiet[i].address < hi)
+            c->quiet[i].valid_until = 0;
+}
+
 /* -- the layout of the structs above, for the test that holds ctypes to it -- */
 #define F(member) HWUT_FIELD(hwut_slot, member)
 static const hwut_field slot_fields[] = {
@@ -160,7 +174,7 @@ static const hwut_field slot_fields[] = {
 #define F(member) HWUT_FIELD(hwut_mmio, member)
 static const hwut_field mmio_fields[] = {
     F(cycles), F(horizon), F(read), F(write), F(hits), F(misses), F(slots), F(quiet_hits),
-    F(quiet),
+    F(quiet), F(scoped),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_quiet, member)

@@ -168,6 +168,12 @@ class Adc(Peripheral):
             return stable
         return min(stable, self._due[0])
 
+    def local_effects(self) -> bool:
+        """Whether an access changes nothing outside this ADC but its interrupt line
+        (the read cache then forgets only this ADC's answers after a DR read): no DMA
+        request can follow, which is all a conversion ending at an access does besides."""
+        return not self.cfgr["DMAEN"].value
+
     def _unseen(self) -> bool:
         """Nothing outside the ADC sees a conversion end (no interrupt, no DMA), and a
         read sees the state at its own instruction (exact timing; block timing reads at

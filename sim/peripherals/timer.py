@@ -373,6 +373,12 @@ class Timer(Peripheral):
             return run.anchor + (k + 1) * run.period
         return min(self._quiet_until, STABLE)
 
+    def local_effects(self) -> bool:
+        """Whether an access changes nothing outside this timer but its interrupt lines
+        (for the machine's read cache): no DMA request enabled, the only other thing an
+        access can set off (an update by UG, a compare match caught up with)."""
+        return not self.values[DIER] & self.bits.dma_m
+
     def quiet_writes(self) -> tuple[int, tuple[tuple[int, int, int], ...]]:
         """Writes that would change nothing, for the machine's read cache to answer by
         doing nothing: (until when, ((offset, mask, expect), ...)), a write of ``value``
