@@ -472,11 +472,12 @@ class Machine:
         self._bad_access = (access, address, size, value)
         return False
 
-    def _next_deadline(self) -> int | None:
+    def _next_deadline(self, lines: bool = True) -> int | None:
         """The next cycle at which something outside the CPU happens (events, SysTick,
-        lines raised at a cycle)."""
+        and with ``lines`` the lines raised at a cycle: only the model that raises one
+        changes there, and its own ``stable_until`` bounds its cached reads)."""
         nxt = self.clock.next_deadline()
-        for other in (self.exc.systick_next, self.exc.next_line):
+        for other in (self.exc.systick_next, self.exc.next_line if lines else None):
             if other is not None and (nxt is None or other < nxt):
                 nxt = other
         return nxt
@@ -493,7 +494,7 @@ class Machine:
             self.poll.forget()
             return None
         now = self.counter.count
-        nxt = self._next_deadline()
+        nxt = self._next_deadline(lines=False)
         horizon = nxt if nxt is not None else now + SLICE
         if self.read_cache is not None:
             # the cache answers the further reads, and a loop's turns are skipped in C
@@ -518,8 +519,18 @@ class Machine:
         return None  # a pure loop: its next read must reach the skipper
 
     def _forget_before_write(self, address: int) -> None:
-        """A write reaches the model at ``address``: what the cache must forget first."""
-        self._forget_after(self.bus.find(address))
+        """A write reaches the model at ``address``: what the cache must forget first
+        (the registers it may change, when the model says which: ``changed_by_write``)."""
+        p = self.bus.find(address)
+        changed = getattr(p, "changed_by_write", None)
+        offsets = None if changed is None else changed(address - p.base)
+        if offsets is None or not p.local_effects():
+            self._forget_after(p)
+            return
+        assert self.read_cache is not None   # the only caller is the cache's write
+        for offset in offsets:
+            self.read_cache.clear_range(p.base + offset, p.base + offset + 4)
+        self.read_cache.clear_range(*SCS)
 
     def _forget_after(self, p: Any) -> None:
         """An access changes ``p``: forget the cached answers it may make stale. Only
@@ -543,7 +554,7 @@ class Machine:
         if quiet is None or self.read_cache is None:
             return
         until, writes = quiet()
-        nxt = self._next_deadline()
+        nxt = self._next_deadline(lines=False)
         if nxt is not None and nxt < until:
             until = nxt
         if until <= self.counter.count:

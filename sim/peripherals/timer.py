@@ -355,12 +355,15 @@ class Timer(Peripheral):
 
         Flags here are brought up to date lazily, without clock events, so the
         answer is the model's own: the next counter tick for CNT, the next wrap
-        or compare match for everything else.
+        or compare match for SR and CR1 (one-pulse mode clears CEN); the others
+        change only when written.
         """
         if self._line_at is not None and self._line_at.due(self.clock.cycles):
             self._line_raised()
         if offset & ~3 in CCR_OFFSETS and self._is_input(CCR_OFFSETS.index(offset & ~3)):
             return None  # in input capture the read clears CCxIF
+        if offset & ~3 not in (SR, CNT, CR1):
+            return STABLE
         if self._quiet_until == 0:
             self._sync(force=True)
         else:
@@ -378,6 +381,18 @@ class Timer(Peripheral):
         (for the machine's read cache): no DMA request enabled, the only other thing an
         access can set off (an update by UG, a compare match caught up with)."""
         return not self.values[DIER] & self.bits.dma_m
+
+    def changed_by_write(self, offset: int) -> tuple[int, ...] | None:
+        """The registers whose reads a write of ``offset`` may change, for the machine's
+        read cache (with ``local_effects``); None: any of this timer's. SR and DIER:
+        themselves; CCRx: itself, and SR and CNT, whose answers hold until the next
+        match, which it moves."""
+        off = offset & ~3
+        if off in (SR, DIER):
+            return (off,)
+        if off in self.bits.ccr_at:
+            return (off, SR, CNT)
+        return None
 
     def quiet_writes(self) -> tuple[int, tuple[tuple[int, int, int], ...]]:
         """Writes that would change nothing, for the machine's read cache to answer by
