@@ -483,7 +483,7 @@ class Machine:
         return nxt
 
     def _observe_read(self, address: int, value: int, peripheral: Any,
-                      offset: int) -> int | mmio_cache.Ramp | None:
+                      offset: int) -> int | mmio_cache.Ramp | mmio_cache.Step | None:
         """Say until when this read may be answered from the native read cache (whose
         loops C skips: ``idle_visit``, ``sim.rampskip``); without the cache, skip the
         remaining turns of a pure polling loop here (see ``sim.pollskip``)."""
@@ -502,6 +502,10 @@ class Machine:
             ramp = peripheral.ramp(offset) if hasattr(peripheral, "ramp") else None
             if ramp is not None:  # a counting register: the cache counts (see mmio_cache.Ramp)
                 return mmio_cache.Ramp(min(ramp[0], horizon), *ramp[1:])
+            if stable < horizon and not offset & 3 and hasattr(peripheral, "step"):
+                step = peripheral.step(offset)   # one change, known now: the word after it
+                if step is not None and step[0] < horizon:
+                    return mmio_cache.Step(step[0], step[1], horizon)
             return min(stable, horizon)
         until = min(stable, horizon)
         poll = self.poll

@@ -26,7 +26,8 @@ class _Slot(ctypes.Structure):
     _fields_ = [("address", ctypes.c_uint64), ("value", ctypes.c_uint64),
                 ("valid_until", ctypes.c_uint64), ("anchor", ctypes.c_uint64),
                 ("period", ctypes.c_uint64), ("size", ctypes.c_uint32),
-                ("pad", ctypes.c_uint32)]
+                ("pad", ctypes.c_uint32), ("step_at", ctypes.c_uint64),
+                ("step_value", ctypes.c_uint64)]
 
 
 class _Quiet(ctypes.Structure):
@@ -60,6 +61,14 @@ class Ramp(NamedTuple):
     period: int
 
 
+class Step(NamedTuple):
+    """A register that reads as it does now until cycle ``at``, then ``value`` until
+    cycle ``until`` (an ADC's ISR gaining EOC at its conversion's end)."""
+    at: int
+    value: int
+    until: int
+
+
 class NativeReadCache:
     """``horizon_address``: where the idle skip (counter.c) learns until when the
     reads of a loop's turn hold (each hit lowers it, a miss zeroes it)."""
@@ -80,6 +89,8 @@ class NativeReadCache:
         self._fill = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64, u64,
                                       u64)(("hwut_mmio_fill", LIB))
         self._clear = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(("hwut_mmio_clear", LIB))
+        self._fill_step = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64,
+                                           u64, u64)(("hwut_mmio_fill_step", LIB))
         self._clear_range = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, u64)(
             ("hwut_mmio_clear_range", LIB))
         self._quiet = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64,
@@ -101,6 +112,11 @@ class NativeReadCache:
         """Answer reads of ``address`` natively until ``valid_until``: ``value``, or with
         ``period`` the value at ``anchor`` plus one every ``period`` cycles."""
         self._fill(self._ref, address, size, value, valid_until, anchor, period)
+
+    def fill_step(self, address: int, size: int, value: int, step: Step) -> None:
+        """Answer reads of ``address`` natively: ``value``, then ``step.value`` from
+        cycle ``step.at`` until ``step.until``."""
+        self._fill_step(self._ref, address, size, value, step.at, step.value, step.until)
 
     def quiet(self, address: int, size: int, mask: int, expect: int, valid_until: int) -> None:
         """Answer writes of ``address`` with ``value & mask == expect`` natively until

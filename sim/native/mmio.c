@@ -26,6 +26,8 @@ typedef struct {
     uint64_t period;      /* every ``period`` cycles from ``anchor``; 0: a constant */
     uint32_t size;
     uint32_t pad;
+    uint64_t step_at;     /* a constant becomes ``step_value`` from this cycle (an ADC's */
+    uint64_t step_value;  /* EOC at its conversion's end); UINT64_MAX: it does not */
 } hwut_slot;
 
 /* A write that the model says changes nothing until ``valid_until``: one of
@@ -73,9 +75,14 @@ uint64_t hwut_mmio_read(void *uc, uint64_t offset, unsigned size, hwut_window *w
     if (s->valid_until && s->address == address && s->size == size && *c->cycles < s->valid_until) {
         c->hits++;
         if (!s->period) {
-            if (s->valid_until < *c->horizon)
-                *c->horizon = s->valid_until;
-            return s->value;
+            uint64_t until = s->valid_until, v = s->value;
+            if (*c->cycles >= s->step_at)   /* the word after the step, read at offset 0 */
+                v = size >= 8 ? s->step_value : s->step_value & ((1ull << (8 * size)) - 1);
+            else if (s->step_at < until)
+                until = s->step_at;
+            if (until < *c->horizon)
+                *c->horizon = until;
+            return v;
         }
         uint64_t k = (*c->cycles - s->anchor) / s->period;
         uint64_t next = s->anchor + (k + 1) * s->period;   /* the value holds until then */
@@ -127,6 +134,18 @@ void hwut_mmio_fill(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t valu
     s->valid_until = valid_until;
     s->anchor = anchor;
     s->period = period;
+    s->step_at = UINT64_MAX;
+}
+
+/* A constant that becomes ``step_value`` at cycle ``step_at`` and holds until
+ * ``valid_until`` (``step_at`` < ``valid_until``). */
+void hwut_mmio_fill_step(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t value,
+                         uint64_t step_at, uint64_t step_value, uint64_t valid_until)
+{
+    hwut_mmio_fill(c, address, size, value, valid_until, 0, 0);
+    hwut_slot *s = &c->slots[slot_of(address)];
+    s->step_at = step_at;
+    s->step_value = step_value;
 }
 
 /* The ramp (a counting register) the cache holds for ``address`` at cycle
@@ -168,7 +187,8 @@ void hwut_mmio_clear_range(hwut_mmio *c, uint64_t lo, uint64_t hi)
 /* -- the layout of the structs above, for the test that holds ctypes to it -- */
 #define F(member) HWUT_FIELD(hwut_slot, member)
 static const hwut_field slot_fields[] = {
-    F(address), F(value), F(valid_until), F(anchor), F(period), F(size), F(pad),
+    F(address), F(value), F(valid_until), F(anchor), F(period), F(size), F(pad), F(step_at),
+    F(step_value),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_mmio, member)
