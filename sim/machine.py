@@ -525,7 +525,7 @@ class Machine:
     def _forget_before_write(self, address: int) -> None:
         """A write reaches the model at ``address``: what the cache must forget first
         (the registers it may change, when the model says which: ``changed_by_write``)."""
-        p = self.bus.find(address)
+        p: Any = self.bus.find(address)   # a model, or None in a gap of a shared page
         changed = getattr(p, "changed_by_write", None)
         offsets = None if changed is None else changed(address - p.base)
         if offsets is None or not p.local_effects():
@@ -553,7 +553,7 @@ class Machine:
         would now change nothing (``quiet_writes``, the timers declare them) are
         answered by the read cache, by doing nothing, until the model or the next
         deadline may change it (``NativeReadCache.quiet``)."""
-        p = self.bus.find(address)
+        p: Any = self.bus.find(address)
         quiet = getattr(p, "quiet_writes", None)
         if quiet is None or self.read_cache is None:
             return
