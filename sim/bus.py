@@ -69,11 +69,6 @@ class Bus:
         #: ``mmio_cache.Ramp`` for a counting register), or None.
         self.read_observer: Callable[[int, int, Peripheral, int], Any] | None = None
         self.write_observer: Callable[[], None] | None = None
-        #: Told of every write the native read cache passed on (address), before the
-        #: model takes it (what the cache must forget) and after (what writes may now
-        #: be answered natively): ``Machine``.
-        self.before_cached_write: Callable[[int], None] | None = None
-        self.after_cached_write: Callable[[int], None] | None = None
         #: Told of a read served in Python outside the read cache (bit-band): the
         #: idle skip must not take the turn that made it for a pure loop.
         self.python_read: Callable[[], None] | None = None
@@ -203,11 +198,7 @@ class Bus:
 
     def cached_write(self, address: int, size: int, value: int) -> None:
         try:
-            if self.before_cached_write is not None:
-                self.before_cached_write(address)
             self._mmio_write(self.uc, address, size, value, 0)
-            if self.after_cached_write is not None:
-                self.after_cached_write(address)
         except Exception as exc:  # noqa: BLE001 - kept and raised once the engine returns
             self._fail(exc)
 

@@ -182,10 +182,13 @@ class Machine:
                                  self.state.idle.flash_base, self.state.idle.flash_size)
             self.state.idle.ramp = self.ramp.address
         self.read_cache = cache
-        if cache is not None:
-            cache.scope_writes()
-            self.bus.before_cached_write = self._forget_before_write
-            self.bus.after_cached_write = self._declare_quiet_writes
+        #: Per peripheral: the cache's quiet hits at its last write, and how many of its
+        #: writes since found no hit (``_declare_quiet_writes``).
+        self._quiet_use: dict[str, tuple[int, int]] = {}
+        if cache is not None:   # writes that may empty less than the whole cache
+            for p in self.bus.peripherals.values():
+                if hasattr(p, "local_effects"):
+                    cache.scope_writes(p.base, p.base + p.size, self._scoped_write)
         self.bus.map_peripherals(cache)
         if trace is not None:  # one switch: every peripheral access by register name
             for p in self.bus.peripherals.values():
@@ -472,15 +475,22 @@ class Machine:
         self._bad_access = (access, address, size, value)
         return False
 
-    def _next_deadline(self, lines: bool = True) -> int | None:
+    def _next_deadline(self) -> int | None:
         """The next cycle at which something outside the CPU happens (events, SysTick,
-        and with ``lines`` the lines raised at a cycle: only the model that raises one
-        changes there, and its own ``stable_until`` bounds its cached reads)."""
-        nxt = self.clock.next_deadline()
-        for other in (self.exc.systick_next, self.exc.next_line if lines else None):
-            if other is not None and (nxt is None or other < nxt):
-                nxt = other
-        return nxt
+        lines raised at a cycle)."""
+        nxt, line = self._read_horizon(), self.exc.next_line
+        if line is None:
+            return nxt
+        return line if nxt is None else min(nxt, line)
+
+    def _read_horizon(self) -> int | None:
+        """The next clock event or SysTick wrap: what bounds a cached read. Not the
+        lines raised at a cycle: only the model that raises one changes there, and
+        its own ``stable_until`` bounds its cached reads."""
+        nxt, tick = self.clock.next_deadline(), self.exc.systick_next
+        if tick is None:
+            return nxt
+        return tick if nxt is None else min(nxt, tick)
 
     def _observe_read(self, address: int, value: int, peripheral: Any,
                       offset: int) -> int | mmio_cache.Ramp | mmio_cache.Step | None:
@@ -494,7 +504,7 @@ class Machine:
             self.poll.forget()
             return None
         now = self.counter.count
-        nxt = self._next_deadline(lines=False)
+        nxt = self._read_horizon()
         horizon = nxt if nxt is not None else now + SLICE
         if self.read_cache is not None:
             # the cache answers the further reads, and a loop's turns are skipped in C
@@ -521,6 +531,20 @@ class Machine:
                 poll.skipped_turns += turns
                 poll.forget()
         return None  # a pure loop: its next read must reach the skipper
+
+    def _scoped_write(self, address: int, size: int, value: int) -> None:
+        """The read cache's write to a peripheral that may say what its writes change
+        (``local_effects``): what the cache forgets before, the write, and the writes
+        it may answer natively after (``quiet_writes``)."""
+        try:
+            self._forget_before_write(address)
+            self.bus.cached_write(address, size, value)   # keeps a model's error itself
+            if self.bus.failure is None:
+                self._declare_quiet_writes(address)
+        except Exception as exc:  # noqa: BLE001 - raised once the engine returns, as the bus's
+            if self.bus.failure is None:
+                self.bus.failure = exc
+            self.uc.emu_stop()
 
     def _forget_before_write(self, address: int) -> None:
         """A write reaches the model at ``address``: what the cache must forget first
@@ -557,8 +581,16 @@ class Machine:
         quiet = getattr(p, "quiet_writes", None)
         if quiet is None or self.read_cache is None:
             return
+        # Declaring costs a model's look ahead: where nothing used the last ones (no
+        # write since was answered natively), only every 8th write declares again.
+        hits = self.read_cache.quiet_hits
+        last, unused = self._quiet_use.get(p.name, (-1, 0))
+        unused = unused + 1 if hits == last else 0
+        self._quiet_use[p.name] = (hits, unused)
+        if unused >= 4 and unused % 8:
+            return
         until, writes = quiet()
-        nxt = self._next_deadline(lines=False)
+        nxt = self._read_horizon()
         if nxt is not None and nxt < until:
             until = nxt
         if until <= self.counter.count:
@@ -636,11 +668,14 @@ class Machine:
         flight, the last bytes in a UART's transmitter, finish."""
         end = self.clock.cycle_at_ps(self.clock.now_ps() + int(window_s * PS_PER_S))
         while True:
-            nxt = self.clock.next_deadline()
+            nxt, line = self.clock.next_deadline(), self.exc.next_line
+            if line is not None and (nxt is None or line < nxt):
+                nxt = line   # a timer's interrupt line, raised as its clock event would be
             if nxt is None or nxt > end:
                 break
             self.counter.halt_until(nxt)
             self.clock.run_due()
+            self.exc.pends_catch_up(self.counter.count)
 
     def _stop(self, cause: StopCause) -> None:
         if self._cause is None:

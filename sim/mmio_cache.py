@@ -20,6 +20,7 @@ READ_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint32)
 WRITE_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint64)
 SLOTS = 64
 QUIET = 8
+SCOPES = 16
 
 
 class _Slot(ctypes.Structure):
@@ -41,7 +42,9 @@ class _Cache(ctypes.Structure):
                 ("read", READ_FN), ("write", WRITE_FN),
                 ("hits", ctypes.c_uint64), ("misses", ctypes.c_uint64),
                 ("slots", _Slot * SLOTS), ("quiet_hits", ctypes.c_uint64),
-                ("quiet", _Quiet * QUIET), ("scoped", ctypes.c_uint64)]
+                ("quiet", _Quiet * QUIET), ("write_scoped", WRITE_FN),
+                ("n_scopes", ctypes.c_uint64), ("scope_lo", ctypes.c_uint64 * SCOPES),
+                ("scope_hi", ctypes.c_uint64 * SCOPES)]
 
 
 class _Window(ctypes.Structure):
@@ -127,10 +130,19 @@ class NativeReadCache:
     def clear(self) -> None:
         self._clear(self._ref)
 
-    def scope_writes(self) -> None:
-        """A write no longer empties the cache before it reaches Python: the write
-        callback forgets what the write may change itself (all of it, or ``clear_range``)."""
-        self._cache.scoped = 1
+    def scope_writes(self, lo: int, hi: int, write: Callable[[int, int, int], None]) -> bool:
+        """Writes to [lo, hi) go to ``write`` without emptying the cache first: it
+        forgets what the write may change itself (``clear``, ``clear_range``). False
+        when the table of such ranges is full (the range's writes empty the cache)."""
+        c = self._cache
+        if c.n_scopes >= SCOPES:
+            return False
+        if not c.n_scopes:
+            self._write_scoped_cb = WRITE_FN(write)   # kept alive as long as the cache
+            c.write_scoped = self._write_scoped_cb
+        c.scope_lo[c.n_scopes], c.scope_hi[c.n_scopes] = lo, hi
+        c.n_scopes += 1
+        return True
 
     def clear_range(self, lo: int, hi: int) -> None:
         """Forget only what is held for addresses in [lo, hi)."""

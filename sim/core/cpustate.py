@@ -53,6 +53,9 @@ class EngineApi(ctypes.Structure):
 class ExceptionState(ctypes.Structure):
     """The exception model's state (``core.exceptions`` is the reference)."""
     _fields_ = [
+        # the earlier of systick_next and pend_next, which the native hook checks at every
+        # instruction (``ExceptionModel._refresh_due`` keeps it)
+        ("due", ctypes.c_uint64),
         ("systick_next", ctypes.c_uint64), ("systick_period", ctypes.c_uint64),
         ("pending", ctypes.c_uint32 * WORDS), ("active", ctypes.c_uint32 * WORDS),
         ("enabled", ctypes.c_uint32 * WORDS), ("levels", ctypes.c_uint32 * WORDS),
@@ -189,6 +192,7 @@ def new_state() -> CpuState:
     state.limit = (1 << 63) - 1
     state.exc.systick_next = NONE_CYCLE
     state.exc.pend_next = NONE_CYCLE
+    state.exc.due = NONE_CYCLE
     for i in range(PENDS):
         state.exc.pend_at[i] = NONE_CYCLE
     state.last_intno = NO_INTR

@@ -199,7 +199,7 @@ class ExceptionModel:
         s.systick_next, s.systick_period = NONE_CYCLE, 0
         for i in range(PENDS):
             s.pend_at[i] = NONE_CYCLE
-        s.pend_next = NONE_CYCLE
+        s.pend_next = s.due = NONE_CYCLE
         self.faults = FaultStatus()
 
     def reset_core(self, sp: int, pc: int) -> None:
@@ -250,6 +250,7 @@ class ExceptionModel:
         """SysTick pends at ``next_cycle`` and every ``period`` cycles after (0: once)."""
         self.s.systick_next = NONE_CYCLE if next_cycle is None else next_cycle
         self.s.systick_period = period
+        self._refresh_due()
         if next_cycle is not None:
             self._on_systick(next_cycle)
 
@@ -265,6 +266,7 @@ class ExceptionModel:
             while now >= s.systick_next:
                 s.systick_next = (s.systick_next + s.systick_period if s.systick_period
                                   else NONE_CYCLE)
+            self._refresh_due()
             self.set_pending(SYSTICK)
 
     # -- interrupt lines raised at a known cycle, so the native hook can raise them ---
@@ -290,6 +292,7 @@ class ExceptionModel:
         s.pend_at[slot] = cycle
         if cycle < s.pend_next:
             s.pend_next = cycle
+            self._refresh_due()
 
     def cancel_line(self, slot: int) -> None:
         """Forget the raise of ``slot`` (fired or not)."""
@@ -298,6 +301,7 @@ class ExceptionModel:
             return
         s.pend_at[slot] = NONE_CYCLE
         s.pend_next = min(s.pend_at)
+        self._refresh_due()
 
     def line_due(self, slot: int) -> bool:
         """Whether ``slot`` still waits for its cycle."""
@@ -323,6 +327,13 @@ class ExceptionModel:
                 if not self.levels >> exc & 1:
                     self.set_irq_level(exc - IRQ_BASE, True)
         s.pend_next = min(s.pend_at)
+        self._refresh_due()
+
+    def _refresh_due(self) -> None:
+        """The earlier of SysTick's next wrap and the next line raised (the native
+        hook's one check per instruction)."""
+        s = self.s
+        s.due = min(s.systick_next, s.pend_next)
 
     def cpu_ipsr(self) -> int:
         return self.cpu.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF

@@ -101,6 +101,7 @@ typedef struct {
 /* The exception model's state; sim/core/exceptions.py holds the same in this
  * struct and is the reference. */
 typedef struct {
+    uint64_t due;            /* the earlier of systick_next and pend_next (one load per instruction) */
     uint64_t systick_next;   /* cycle at which SysTick next pends, NONE_CYCLE if never */
     uint64_t systick_period;
     uint32_t pending[WORDS], active[WORDS], enabled[WORDS], levels[WORDS];
@@ -493,6 +494,7 @@ static void systick_due(hwut_cpu *c)
     if (c->exc.sevonpend)
         c->exc.event_register = 1;
     c->exc.systick_next = c->exc.systick_period ? c->exc.systick_next + c->exc.systick_period : NONE_CYCLE;
+    c->exc.due = c->exc.pend_next < c->exc.systick_next ? c->exc.pend_next : c->exc.systick_next;
 }
 
 /* Raise the interrupt lines due at ``count`` as ExceptionModel.raise_line does (the
@@ -521,12 +523,13 @@ static void lines_due(hwut_cpu *c)
         }
     }
     e->pend_next = next;
+    e->due = next < e->systick_next ? next : e->systick_next;
 }
 
 /* The next cycle at which something pends by itself: SysTick's wrap, a model's line. */
 static uint64_t due_next(const hwut_cpu *c)
 {
-    return c->exc.pend_next < c->exc.systick_next ? c->exc.pend_next : c->exc.systick_next;
+    return c->exc.due;
 }
 
 /* SysTick wrapped, or a model's line went up, before the code at ``address``: take
@@ -1156,7 +1159,7 @@ static const hwut_field api_fields[] = {
 #undef F
 #define F(member) HWUT_FIELD(hwut_exc, member)
 static const hwut_field exc_fields[] = {
-    F(systick_next), F(systick_period), F(pending), F(active), F(enabled), F(levels), F(prio),
+    F(due), F(systick_next), F(systick_period), F(pending), F(active), F(enabled), F(levels), F(prio),
     F(n_exc), F(prigroup), F(vtor), F(shcsr_enables), F(priority_mask), F(event_register),
     F(sevonpend), F(spare), F(entries), F(exits), F(pend_next), F(pend_at), F(pend_exc),
     F(pends_fired),

@@ -6,14 +6,16 @@
  * read is answered by Python and the rest, up to that cycle, from here. Any
  * write through this window empties the cache; Python empties it whenever a
  * clock event fires. Without this file the same Python callbacks serve every
- * access, with the same results. With ``scoped`` set, the Python write empties
- * only what the write may change (sim/machine.py ``_forget_before_write``). */
+ * access, with the same results. A write to a peripheral in a ``scope`` goes to
+ * ``write_scoped``, which empties only what the write may change (sim/machine.py
+ * ``_scoped_write``). */
 #include <stdint.h>
 
 #include "layout.h"
 
 #define SLOTS 64
 #define QUIET 8
+#define SCOPES 16
 
 typedef uint64_t (*hwut_read_fn)(uint64_t address, uint32_t size);
 typedef void (*hwut_write_fn)(uint64_t address, uint32_t size, uint64_t value);
@@ -48,7 +50,11 @@ typedef struct {
     hwut_slot slots[SLOTS];
     uint64_t quiet_hits;      /* writes answered by ``quiet`` */
     hwut_quiet quiet[QUIET];
-    uint64_t scoped;          /* 1: ``write`` empties what it must itself (all, or a range) */
+    /* Peripherals whose writes ``write_scoped`` takes: it empties what the write may
+     * change itself (all of the cache, or a range), before the model takes it. */
+    hwut_write_fn write_scoped;
+    uint64_t n_scopes;
+    uint64_t scope_lo[SCOPES], scope_hi[SCOPES];
 } hwut_mmio;
 
 typedef struct {
@@ -108,9 +114,14 @@ void hwut_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, h
         c->quiet_hits++;   /* the model would change nothing: neither it nor the cache */
         return;
     }
-    if (!c->scoped)
-        clear(c);
-    c->write(address, size, value);   /* scoped: Python forgets what the write may change */
+    for (unsigned i = 0; i < c->n_scopes; i++) {
+        if (address >= c->scope_lo[i] && address < c->scope_hi[i]) {
+            c->write_scoped(address, size, value);   /* Python forgets what it must */
+            return;
+        }
+    }
+    clear(c);
+    c->write(address, size, value);
 }
 
 void hwut_mmio_quiet(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t mask,
@@ -194,7 +205,7 @@ static const hwut_field slot_fields[] = {
 #define F(member) HWUT_FIELD(hwut_mmio, member)
 static const hwut_field mmio_fields[] = {
     F(cycles), F(horizon), F(read), F(write), F(hits), F(misses), F(slots), F(quiet_hits),
-    F(quiet), F(scoped),
+    F(quiet), F(write_scoped), F(n_scopes), F(scope_lo), F(scope_hi),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_quiet, member)

@@ -324,14 +324,14 @@ class Timer(Peripheral):
 
     # -- bus side: bring the counter up to date before every access ------------
     def read(self, offset: int, size: int) -> int:
-        if self._line_at is not None and self._line_at.due(self.clock.cycles):
-            self._line_raised()
+        if self._line_at is not None and self._line_at.when is not None:
+            self._catch_up_line()
         self._sync()
         return super().read(offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
-        if self._line_at is not None and self._line_at.due(self.clock.cycles):
-            self._line_raised()
+        if self._line_at is not None and self._line_at.when is not None:
+            self._catch_up_line()
         self._sync()
         self._rebase()
         super().write(offset, size, value)
@@ -358,8 +358,8 @@ class Timer(Peripheral):
         or compare match for SR and CR1 (one-pulse mode clears CEN); the others
         change only when written.
         """
-        if self._line_at is not None and self._line_at.due(self.clock.cycles):
-            self._line_raised()
+        if self._line_at is not None and self._line_at.when is not None:
+            self._catch_up_line()
         if offset & ~3 in CCR_OFFSETS and self._is_input(CCR_OFFSETS.index(offset & ~3)):
             return None  # in input capture the read clears CCxIF
         if offset & ~3 not in (SR, CNT, CR1):
@@ -429,8 +429,8 @@ class Timer(Peripheral):
         return max(1, round(hclk / timclk))
 
     def _clocks_changed(self) -> None:
-        if self._line_at is not None and self._line_at.due(self.clock.cycles):
-            self._line_raised()
+        if self._line_at is not None and self._line_at.when is not None:
+            self._catch_up_line()
         self._sync()
         self._rebase()
         self._run.period = (self._run.psc + 1) * self._ratio()
@@ -658,8 +658,8 @@ class Timer(Peripheral):
         ch = channel - 1
         if not 0 <= ch < self.kind.channels:
             return
-        if self._line_at is not None and self._line_at.due(self.clock.cycles):
-            self._line_raised()
+        if self._line_at is not None and self._line_at.when is not None:
+            self._catch_up_line()
         self._sync()
         ccer = self.bits.ccer
         if ccer is None or not self._is_input(ch) or not ccer[f"CC{channel}E"].value:
@@ -774,6 +774,12 @@ class Timer(Peripheral):
             return False
         want_up, chans = self._wanted()
         return want_up + len(chans) == 1
+
+    def _catch_up_line(self) -> None:
+        """Before an access: the line armed (``_line_at``) went up if its cycle came."""
+        assert self._line_at is not None
+        if self._line_at.due(self.clock.cycles):
+            self._line_raised()
 
     def _line_raised(self) -> None:
         """The event raised ``irq`` at its cycle without stopping the CPU (``LineAtCycle``):

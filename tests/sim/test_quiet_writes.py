@@ -17,8 +17,9 @@ def test_the_handlers_second_clear_and_dier_rewrite_are_answered_natively():
     assert r.uart == expected(RTX)
     events = _word(r.machine, _symbol(RTX, "events"))
     assert events == 1279
-    # two per interrupt, and main's first SR clear of us_ticker_set_interrupt
-    assert r.machine.read_cache.quiet_hits == 2 * events + 1
+    # two per interrupt, once the timer's declarations are seen to be used: its set-up
+    # writes found none, so it declared only every 8th write until the 2nd interrupt
+    assert r.machine.read_cache.quiet_hits == 2 * events - 1
 
 
 @pytest.mark.parametrize("machine_args", [{}, {"precharge": False}],
