@@ -51,8 +51,6 @@ from .vclock import PS_PER_S, VirtualClock
 
 #: Longest stretch run without looking at cancel and the wall clock (instructions).
 SLICE = 4_000_000
-#: The system control space (ARMv7-M B3.2): the NVIC's and SCB's view of interrupt lines.
-SCS = (0xE000_E000, 0xE000_F000)
 
 
 class StopCause(str, enum.Enum):
@@ -537,66 +535,63 @@ class Machine:
         (``local_effects``): what the cache forgets before, the write, and the writes
         it may answer natively after (``quiet_writes``)."""
         try:
-            self._forget_before_write(address)
+            p: Any = self.bus.find(address)   # a model, or None in a gap of a shared page
+            self._forget_before_write(p, address - p.base if p is not None else 0)
             self.bus.cached_write(address, size, value)   # keeps a model's error itself
-            if self.bus.failure is None:
-                self._declare_quiet_writes(address)
+            if self.bus.failure is None and hasattr(p, "quiet_writes"):
+                self._declare_quiet_writes(p)
         except Exception as exc:  # noqa: BLE001 - raised once the engine returns, as the bus's
             if self.bus.failure is None:
                 self.bus.failure = exc
             self.uc.emu_stop()
 
-    def _forget_before_write(self, address: int) -> None:
-        """A write reaches the model at ``address``: what the cache must forget first
-        (the registers it may change, when the model says which: ``changed_by_write``)."""
-        p: Any = self.bus.find(address)   # a model, or None in a gap of a shared page
+    def _forget_before_write(self, p: Any, offset: int) -> None:
+        """A write of ``offset`` reaches ``p``: what the cache must forget first (the
+        registers it may change, when the model says which: ``changed_by_write``)."""
         changed = getattr(p, "changed_by_write", None)
-        offsets = None if changed is None else changed(address - p.base)
+        offsets = None if changed is None else changed(offset)
         if offsets is None or not p.local_effects():
             self._forget_after(p)
             return
         assert self.read_cache is not None   # the only caller is the cache's write
-        for offset in offsets:
-            self.read_cache.clear_range(p.base + offset, p.base + offset + 4)
-        self.read_cache.clear_range(*SCS)
+        self.read_cache.clear_words(p.base, offsets)
 
     def _forget_after(self, p: Any) -> None:
         """An access changes ``p``: forget the cached answers it may make stale. Only
-        ``p``'s own and the NVIC's (its interrupt line) when ``p`` says its accesses
-        change nothing else now (``local_effects``: a timer or the ADC without DMA);
-        else all of them."""
+        ``p``'s own when ``p`` says its accesses change nothing else now
+        (``local_effects``: a timer or the ADC without DMA); else all of them. Its
+        interrupt line may change too: what the NVIC and SCB show of lines (ISPR,
+        IABR, ICSR) is read through their models every time, never cached."""
         local = getattr(p, "local_effects", None)
         if self.read_cache is None or local is None or not local():
             self.bus.invalidate()
             return
         self.read_cache.clear_range(p.base, p.base + p.size)
-        self.read_cache.clear_range(*SCS)
 
-    def _declare_quiet_writes(self, address: int) -> None:
-        """A write reached the model at ``address``: the writes to its peripheral that
-        would now change nothing (``quiet_writes``, the timers declare them) are
-        answered by the read cache, by doing nothing, until the model or the next
-        deadline may change it (``NativeReadCache.quiet``)."""
-        p: Any = self.bus.find(address)
-        quiet = getattr(p, "quiet_writes", None)
-        if quiet is None or self.read_cache is None:
+    def _declare_quiet_writes(self, p: Any) -> None:
+        """A write reached ``p``: the writes to it that would now change nothing
+        (``quiet_writes``, the timers declare them) are answered by the read cache,
+        by doing nothing, until the model or the next deadline may change it
+        (``NativeReadCache.quiet``)."""
+        cache = self.read_cache
+        if cache is None:
             return
         # Declaring costs a model's look ahead: where nothing used the last ones (no
         # write since was answered natively), only every 8th write declares again.
-        hits = self.read_cache.quiet_hits
+        hits = cache.quiet_hits
         last, unused = self._quiet_use.get(p.name, (-1, 0))
         unused = unused + 1 if hits == last else 0
         self._quiet_use[p.name] = (hits, unused)
         if unused >= 4 and unused % 8:
             return
-        until, writes = quiet()
+        until, writes = p.quiet_writes()
         nxt = self._read_horizon()
         if nxt is not None and nxt < until:
             until = nxt
         if until <= self.counter.count:
             return
         for offset, mask, expect in writes:
-            self.read_cache.quiet(p.base + offset, 4, mask, expect, until)
+            cache.quiet(p.base + offset, 4, mask, expect, until)
 
     # -- the run loop ------------------------------------------------------------------
     def run(self, limit_s: float, *, cancel: threading.Event | None = None,

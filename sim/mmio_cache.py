@@ -96,6 +96,8 @@ class NativeReadCache:
                                            u64, u64)(("hwut_mmio_fill_step", LIB))
         self._clear_range = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, u64)(
             ("hwut_mmio_clear_range", LIB))
+        self._clear_words = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, u64)(
+            ("hwut_mmio_clear_words", LIB))
         self._quiet = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64,
                                        u64)(("hwut_mmio_quiet", LIB))
 
@@ -143,6 +145,13 @@ class NativeReadCache:
         c.scope_lo[c.n_scopes], c.scope_hi[c.n_scopes] = lo, hi
         c.n_scopes += 1
         return True
+
+    def clear_words(self, base: int, offsets: tuple[int, ...]) -> None:
+        """Forget only what is held for the words at ``base`` + each offset (< 0x100)."""
+        words = 0
+        for offset in offsets:
+            words |= 1 << (offset >> 2)
+        self._clear_words(self._ref, base, words)
 
     def clear_range(self, lo: int, hi: int) -> None:
         """Forget only what is held for addresses in [lo, hi)."""

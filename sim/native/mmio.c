@@ -184,6 +184,22 @@ void hwut_mmio_clear(hwut_mmio *c)
     clear(c);
 }
 
+/* Forget what the cache holds for the words at ``base`` + 4 * i whose bit i is set
+ * in ``words`` (any access size within them; reads and quiet writes). */
+void hwut_mmio_clear_words(hwut_mmio *c, uint64_t base, uint64_t words)
+{
+    for (unsigned i = 0; i < SLOTS; i++) {
+        uint64_t w = (c->slots[i].address - base) >> 2;
+        if (c->slots[i].address >= base && w < 64 && (words >> w & 1))
+            c->slots[i].valid_until = 0;
+    }
+    for (unsigned i = 0; i < QUIET; i++) {
+        uint64_t w = (c->quiet[i].address - base) >> 2;
+        if (c->quiet[i].address >= base && w < 64 && (words >> w & 1))
+            c->quiet[i].valid_until = 0;
+    }
+}
+
 /* Forget what the cache holds for [lo, hi) only (reads and quiet writes). */
 void hwut_mmio_clear_range(hwut_mmio *c, uint64_t lo, uint64_t hi)
 {

@@ -26,7 +26,7 @@ def test_the_handlers_second_clear_and_dier_rewrite_are_answered_natively():
                          ids=["precharged", "counted"])
 def test_the_run_is_the_one_the_model_gives(monkeypatch, machine_args):
     quiet = run_firmware(RTX, 0.32, **machine_args)
-    monkeypatch.setattr(Machine, "_declare_quiet_writes", lambda self, address: None)
+    monkeypatch.setattr(Machine, "_declare_quiet_writes", lambda self, p: None)
     every = run_firmware(RTX, 0.32, **machine_args)
     assert every.machine.read_cache.quiet_hits == 0
     assert (quiet.result.instructions, quiet.result.slept_cycles) == \

@@ -45,7 +45,7 @@ def test_python_reads_only_where_the_model_may_have_changed(monkeypatch):
 def test_the_run_is_the_one_every_access_through_python_gives(monkeypatch, machine_args):
     scoped = run_firmware(RTX, 0.32, **machine_args)
     monkeypatch.setattr(Machine, "_forget_before_write",
-                        lambda self, address: self.bus.invalidate())
+                        lambda self, p, offset: self.bus.invalidate())
     monkeypatch.setattr(Timer, "changed_by_write", lambda self, offset: None)
     monkeypatch.setattr(Adc, "step", lambda self, offset: None)
     every = run_firmware(RTX, 0.32, **machine_args)
