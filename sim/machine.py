@@ -183,7 +183,10 @@ class Machine:
         #: Per peripheral: the cache's quiet hits at its last write, and how many of its
         #: writes since found no hit (``_declare_quiet_writes``).
         self._quiet_use: dict[str, tuple[int, int]] = {}
-        if cache is not None:   # writes that may empty less than the whole cache
+        # Writes that may empty less than the whole cache: with exact timing, where the
+        # timers' interrupts are raised in C and the cache holds what a write leaves
+        # (block timing ends the engine's run at each timer event, which empties it all).
+        if cache is not None and timing == "exact":
             for p in self.bus.peripherals.values():
                 if hasattr(p, "local_effects"):
                     cache.scope_writes(p.base, p.base + p.size, self._scoped_write)
