@@ -67,7 +67,7 @@ class ExceptionState(ctypes.Structure):
         ("entries", ctypes.c_uint64), ("exits", ctypes.c_uint64),
         # lines raised at a known cycle (``ExceptionModel.raise_line_at``)
         ("pend_next", ctypes.c_uint64), ("pend_at", ctypes.c_uint64 * PENDS),
-        ("pend_exc", ctypes.c_uint32 * PENDS), ("pends_fired", ctypes.c_uint64),
+        ("pend_exc", ctypes.c_uint16 * PENDS), ("pends_fired", ctypes.c_uint64),
     ]
 
 

@@ -113,7 +113,9 @@ typedef struct {
      * so that the engine need not stop for them (sim/core/exceptions.py, native pends) */
     uint64_t pend_next;           /* the earliest of pend_at */
     uint64_t pend_at[PENDS];      /* NONE_CYCLE: the slot is free, or it fired */
-    uint32_t pend_exc[PENDS];     /* the exception number of the line */
+    uint16_t pend_exc[PENDS];     /* the exception number of the line (16 bits: the
+                                   * struct grows by 64 bytes, what follows keeps its
+                                   * alignment to cache lines) */
     uint64_t pends_fired;
 } hwut_exc;
 
