@@ -14,6 +14,7 @@ from typing import Any
 
 from unicorn import UC_PROT_ALL, UC_PROT_EXEC, UC_PROT_READ, Uc
 
+from .mmio_cache import Step
 from .regs import Peripheral
 
 PAGE = 0x400
@@ -219,6 +220,8 @@ class Bus:
             self._horizon = None
             if isinstance(horizon, int):
                 self._cache.fill(address, size, value, horizon)
+            elif isinstance(horizon, Step):
+                self._cache.fill_step(address, size, value, horizon)
             else:   # a Ramp
                 self._cache.fill(address, size, horizon.value, horizon.until, horizon.anchor,
                                  horizon.period)

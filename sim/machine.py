@@ -43,7 +43,7 @@ from .notes import NoteLog
 from .pollskip import PollFastForward
 from .precharge import Precharge
 from .rampskip import RampSkip
-from .signals import ClockTree, IrqLine
+from .signals import ClockTree, IrqLine, LineAtCycle
 from .soc.build import Services, build_peripherals
 from .traps import TrapHooks
 from .unmask import UnmaskWatch
@@ -180,6 +180,16 @@ class Machine:
                                  self.state.idle.flash_base, self.state.idle.flash_size)
             self.state.idle.ramp = self.ramp.address
         self.read_cache = cache
+        #: Per peripheral: the cache's quiet hits at its last write, and how many of its
+        #: writes since found no hit (``_declare_quiet_writes``).
+        self._quiet_use: dict[str, tuple[int, int]] = {}
+        # Writes that may empty less than the whole cache: with exact timing, where the
+        # timers' interrupts are raised in C and the cache holds what a write leaves
+        # (block timing ends the engine's run at each timer event, which empties it all).
+        if cache is not None and timing == "exact":
+            for p in self.bus.peripherals.values():
+                if hasattr(p, "local_effects"):
+                    cache.scope_writes(p.base, p.base + p.size, self._scoped_write)
         self.bus.map_peripherals(cache)
         if trace is not None:  # one switch: every peripheral access by register name
             for p in self.bus.peripherals.values():
@@ -237,12 +247,26 @@ class Machine:
             flash=_FlashArray(flash, self.uc, self._code_changed),
             bus_read=self.bus.read, bus_write=self.bus.write, on_ccr=self._ccr_written,
             on_cpacr=self.traps.cpacr_written,
-            on_event=lambda _line: self.exc.send_event())
+            on_event=lambda _line: self.exc.send_event(),
+            line_at_cycle=self._line_at_cycle)
         self.peripherals: dict[str, Any] = build_peripherals(self.board, services)
         for p in self.peripherals.values():
             self.bus.add_peripheral(p)
         for base, size in self.board.soc.peripheral_space:
             self.bus.fill_unmodelled(base, size)
+
+    def _line_at_cycle(self, out: Any) -> LineAtCycle | None:
+        """A model's interrupt output raised at a cycle by the native hook, without a
+        clock event that would stop the engine (``sim.signals.LineAtCycle``): only where
+        the hook takes exceptions and counts every instruction (exact timing)."""
+        if not self.native or self.counter.timing != "exact" or not hasattr(out, "sole_line"):
+            return None
+
+        def line() -> IrqLine | None:
+            sole = out.sole_line()
+            return sole if isinstance(sole, IrqLine) else None
+
+        return LineAtCycle(self.exc, line, self.exc.claim_line_slot)
 
     def _install_hooks(self) -> None:
         if self.native:
@@ -431,6 +455,7 @@ class Machine:
         if self.reset_if_requested():
             return None
         self.exc.systick_catch_up(self.counter.count)
+        self.exc.pends_catch_up(self.counter.count)
         if take_exceptions and self._take_exception():
             return self._cause
         self._sleeping = False
@@ -452,25 +477,35 @@ class Machine:
         return False
 
     def _next_deadline(self) -> int | None:
-        """The next cycle at which something outside the CPU happens (events, SysTick)."""
+        """The next cycle at which something outside the CPU happens (events, SysTick,
+        lines raised at a cycle)."""
+        nxt, line = self._read_horizon(), self.exc.next_line
+        if line is None:
+            return nxt
+        return line if nxt is None else min(nxt, line)
+
+    def _read_horizon(self) -> int | None:
+        """The next clock event or SysTick wrap: what bounds a cached read. Not the
+        lines raised at a cycle: only the model that raises one changes there, and
+        its own ``stable_until`` bounds its cached reads."""
         nxt, tick = self.clock.next_deadline(), self.exc.systick_next
         if tick is None:
             return nxt
         return tick if nxt is None else min(nxt, tick)
 
     def _observe_read(self, address: int, value: int, peripheral: Any,
-                      offset: int) -> int | mmio_cache.Ramp | None:
+                      offset: int) -> int | mmio_cache.Ramp | mmio_cache.Step | None:
         """Say until when this read may be answered from the native read cache (whose
         loops C skips: ``idle_visit``, ``sim.rampskip``); without the cache, skip the
         remaining turns of a pure polling loop here (see ``sim.pollskip``)."""
         stable = peripheral.stable_until(offset)
         if stable is None:
             # the read may have changed the model (RDR pops RXNE): cached answers are stale
-            self.bus.invalidate()
+            self._forget_after(peripheral)
             self.poll.forget()
             return None
         now = self.counter.count
-        nxt = self._next_deadline()
+        nxt = self._read_horizon()
         horizon = nxt if nxt is not None else now + SLICE
         if self.read_cache is not None:
             # the cache answers the further reads, and a loop's turns are skipped in C
@@ -478,6 +513,10 @@ class Machine:
             ramp = peripheral.ramp(offset) if hasattr(peripheral, "ramp") else None
             if ramp is not None:  # a counting register: the cache counts (see mmio_cache.Ramp)
                 return mmio_cache.Ramp(min(ramp[0], horizon), *ramp[1:])
+            if stable < horizon and not offset & 3 and hasattr(peripheral, "step"):
+                step = peripheral.step(offset)   # one change, known now: the word after it
+                if step is not None and step[0] < horizon:
+                    return mmio_cache.Step(step[0], step[1], horizon)
             return min(stable, horizon)
         until = min(stable, horizon)
         poll = self.poll
@@ -493,6 +532,69 @@ class Machine:
                 poll.skipped_turns += turns
                 poll.forget()
         return None  # a pure loop: its next read must reach the skipper
+
+    def _scoped_write(self, address: int, size: int, value: int) -> None:
+        """The read cache's write to a peripheral that may say what its writes change
+        (``local_effects``): what the cache forgets before, the write, and the writes
+        it may answer natively after (``quiet_writes``)."""
+        try:
+            p: Any = self.bus.find(address)   # a model, or None in a gap of a shared page
+            self._forget_before_write(p, address - p.base if p is not None else 0)
+            self.bus.cached_write(address, size, value)   # keeps a model's error itself
+            if self.bus.failure is None and hasattr(p, "quiet_writes"):
+                self._declare_quiet_writes(p)
+        except Exception as exc:  # noqa: BLE001 - raised once the engine returns, as the bus's
+            if self.bus.failure is None:
+                self.bus.failure = exc
+            self.uc.emu_stop()
+
+    def _forget_before_write(self, p: Any, offset: int) -> None:
+        """A write of ``offset`` reaches ``p``: what the cache must forget first (the
+        registers it may change, when the model says which: ``changed_by_write``)."""
+        changed = getattr(p, "changed_by_write", None)
+        offsets = None if changed is None else changed(offset)
+        if offsets is None or not p.local_effects():
+            self._forget_after(p)
+            return
+        assert self.read_cache is not None   # the only caller is the cache's write
+        self.read_cache.clear_words(p.base, offsets)
+
+    def _forget_after(self, p: Any) -> None:
+        """An access changes ``p``: forget the cached answers it may make stale. Only
+        ``p``'s own when ``p`` says its accesses change nothing else now
+        (``local_effects``: a timer or the ADC without DMA); else all of them. Its
+        interrupt line may change too: what the NVIC and SCB show of lines (ISPR,
+        IABR, ICSR) is read through their models every time, never cached."""
+        local = getattr(p, "local_effects", None)
+        if self.read_cache is None or local is None or not local():
+            self.bus.invalidate()
+            return
+        self.read_cache.clear_range(p.base, p.base + p.size)
+
+    def _declare_quiet_writes(self, p: Any) -> None:
+        """A write reached ``p``: the writes to it that would now change nothing
+        (``quiet_writes``, the timers declare them) are answered by the read cache,
+        by doing nothing, until the model or the next deadline may change it
+        (``NativeReadCache.quiet``)."""
+        cache = self.read_cache
+        if cache is None:
+            return
+        # Declaring costs a model's look ahead: where nothing used the last ones (no
+        # write since was answered natively), only every 8th write declares again.
+        hits = cache.quiet_hits
+        last, unused = self._quiet_use.get(p.name, (-1, 0))
+        unused = unused + 1 if hits == last else 0
+        self._quiet_use[p.name] = (hits, unused)
+        if unused >= 4 and unused % 8:
+            return
+        until, writes = p.quiet_writes()
+        nxt = self._read_horizon()
+        if nxt is not None and nxt < until:
+            until = nxt
+        if until <= self.counter.count:
+            return
+        for offset, mask, expect in writes:
+            cache.quiet(p.base + offset, 4, mask, expect, until)
 
     # -- the run loop ------------------------------------------------------------------
     def run(self, limit_s: float, *, cancel: threading.Event | None = None,
@@ -522,6 +624,7 @@ class Machine:
                 if self._reset_requested and self.reset_if_requested():
                     continue
                 self.exc.systick_catch_up(self.counter.count)
+                self.exc.pends_catch_up(self.counter.count)
                 if self._take_exception():
                     continue
                 if self._sleeping:
@@ -563,11 +666,14 @@ class Machine:
         flight, the last bytes in a UART's transmitter, finish."""
         end = self.clock.cycle_at_ps(self.clock.now_ps() + int(window_s * PS_PER_S))
         while True:
-            nxt = self.clock.next_deadline()
+            nxt, line = self.clock.next_deadline(), self.exc.next_line
+            if line is not None and (nxt is None or line < nxt):
+                nxt = line   # a timer's interrupt line, raised as its clock event would be
             if nxt is None or nxt > end:
                 break
             self.counter.halt_until(nxt)
             self.clock.run_due()
+            self.exc.pends_catch_up(self.counter.count)
 
     def _stop(self, cause: StopCause) -> None:
         if self._cause is None:

@@ -2,7 +2,8 @@
 
 A read the model declares stable until a cycle is remembered in C and
 answered there until that cycle, unless a write or a clock event comes first
-(both empty the cache). See ``Bus.map_peripherals`` for the plain Python path.
+(both empty the cache). A write the model declares quiet (it would change
+nothing, until a cycle: ``quiet``) is answered in C by doing nothing. See ``Bus.map_peripherals`` for the plain Python path.
 """
 from __future__ import annotations
 
@@ -18,20 +19,32 @@ from .nativelib import LIB
 READ_FN = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint32)
 WRITE_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint64)
 SLOTS = 64
+QUIET = 8
+SCOPES = 16
 
 
 class _Slot(ctypes.Structure):
     _fields_ = [("address", ctypes.c_uint64), ("value", ctypes.c_uint64),
                 ("valid_until", ctypes.c_uint64), ("anchor", ctypes.c_uint64),
                 ("period", ctypes.c_uint64), ("size", ctypes.c_uint32),
-                ("pad", ctypes.c_uint32)]
+                ("pad", ctypes.c_uint32), ("step_at", ctypes.c_uint64),
+                ("step_value", ctypes.c_uint64)]
+
+
+class _Quiet(ctypes.Structure):
+    _fields_ = [("address", ctypes.c_uint64), ("mask", ctypes.c_uint64),
+                ("expect", ctypes.c_uint64), ("valid_until", ctypes.c_uint64),
+                ("size", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
 
 
 class _Cache(ctypes.Structure):
     _fields_ = [("cycles", ctypes.c_void_p), ("horizon", ctypes.c_void_p),
                 ("read", READ_FN), ("write", WRITE_FN),
                 ("hits", ctypes.c_uint64), ("misses", ctypes.c_uint64),
-                ("slots", _Slot * SLOTS)]
+                ("slots", _Slot * SLOTS), ("quiet_hits", ctypes.c_uint64),
+                ("quiet", _Quiet * QUIET), ("write_scoped", WRITE_FN),
+                ("n_scopes", ctypes.c_uint64), ("scope_lo", ctypes.c_uint64 * SCOPES),
+                ("scope_hi", ctypes.c_uint64 * SCOPES)]
 
 
 class _Window(ctypes.Structure):
@@ -49,6 +62,14 @@ class Ramp(NamedTuple):
     value: int
     anchor: int
     period: int
+
+
+class Step(NamedTuple):
+    """A register that reads as it does now until cycle ``at``, then ``value`` until
+    cycle ``until`` (an ADC's ISR gaining EOC at its conversion's end)."""
+    at: int
+    value: int
+    until: int
 
 
 class NativeReadCache:
@@ -71,6 +92,14 @@ class NativeReadCache:
         self._fill = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64, u64,
                                       u64)(("hwut_mmio_fill", LIB))
         self._clear = ctypes.CFUNCTYPE(None, ctypes.c_void_p)(("hwut_mmio_clear", LIB))
+        self._fill_step = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64,
+                                           u64, u64)(("hwut_mmio_fill_step", LIB))
+        self._clear_range = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, u64)(
+            ("hwut_mmio_clear_range", LIB))
+        self._clear_words = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, u64)(
+            ("hwut_mmio_clear_words", LIB))
+        self._quiet = ctypes.CFUNCTYPE(None, ctypes.c_void_p, u64, ctypes.c_uint32, u64, u64,
+                                       u64)(("hwut_mmio_quiet", LIB))
 
     def map(self, base: int, size: int) -> None:
         window = _Window(ctypes.addressof(self._cache), base)
@@ -89,8 +118,44 @@ class NativeReadCache:
         ``period`` the value at ``anchor`` plus one every ``period`` cycles."""
         self._fill(self._ref, address, size, value, valid_until, anchor, period)
 
+    def fill_step(self, address: int, size: int, value: int, step: Step) -> None:
+        """Answer reads of ``address`` natively: ``value``, then ``step.value`` from
+        cycle ``step.at`` until ``step.until``."""
+        self._fill_step(self._ref, address, size, value, step.at, step.value, step.until)
+
+    def quiet(self, address: int, size: int, mask: int, expect: int, valid_until: int) -> None:
+        """Answer writes of ``address`` with ``value & mask == expect`` natively until
+        ``valid_until``, by doing nothing: the model says they would change nothing
+        (the next write that reaches Python, and ``clear``, forget it)."""
+        self._quiet(self._ref, address, size, mask, expect, valid_until)
+
     def clear(self) -> None:
         self._clear(self._ref)
+
+    def scope_writes(self, lo: int, hi: int, write: Callable[[int, int, int], None]) -> bool:
+        """Writes to [lo, hi) go to ``write`` without emptying the cache first: it
+        forgets what the write may change itself (``clear``, ``clear_range``). False
+        when the table of such ranges is full (the range's writes empty the cache)."""
+        c = self._cache
+        if c.n_scopes >= SCOPES:
+            return False
+        if not c.n_scopes:
+            self._write_scoped_cb = WRITE_FN(write)   # kept alive as long as the cache
+            c.write_scoped = self._write_scoped_cb
+        c.scope_lo[c.n_scopes], c.scope_hi[c.n_scopes] = lo, hi
+        c.n_scopes += 1
+        return True
+
+    def clear_words(self, base: int, offsets: tuple[int, ...]) -> None:
+        """Forget only what is held for the words at ``base`` + each offset (< 0x100)."""
+        words = 0
+        for offset in offsets:
+            words |= 1 << (offset >> 2)
+        self._clear_words(self._ref, base, words)
+
+    def clear_range(self, lo: int, hi: int) -> None:
+        """Forget only what is held for addresses in [lo, hi)."""
+        self._clear_range(self._ref, lo, hi)
 
     @property
     def address(self) -> int:
@@ -104,3 +169,8 @@ class NativeReadCache:
     @property
     def misses(self) -> int:
         return self._cache.misses
+
+    @property
+    def quiet_hits(self) -> int:
+        """Writes answered natively as changing nothing (``quiet``)."""
+        return self._cache.quiet_hits

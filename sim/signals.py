@@ -6,7 +6,7 @@ machine, so it can be built and tested alone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class InterruptSink(Protocol):
@@ -59,3 +59,60 @@ class ClockTree:
 
     def snapshot(self) -> dict[str, int]:
         return dict(self._hz)
+
+
+class LineAtCycle:
+    """A model's interrupt line raised at a known cycle by the exception model
+    (``ExceptionModel.raise_line_at``; the native hook raises it without the engine
+    stopping), instead of by a clock event whose only effect would be raising it.
+
+    The model ``arm``s it at the cycle of that event and, at its next access after
+    the cycle (``due``), calls ``fired`` and then does what the event would have done:
+    its own flags, brought up to date lazily, and the line, already up, which it
+    drives high again without the NVIC hearing of it twice. ``line`` gives the
+    NVIC line the model's output drives when it drives it alone (a line shared
+    through an OR is left to clock events), ``claim`` a slot of the exception
+    model (None when all are taken)."""
+
+    def __init__(self, exceptions: Any, line: Callable[[], IrqLine | None],
+                 claim: Callable[[], int | None]) -> None:
+        self._exc = exceptions
+        self._line = line
+        self._claim = claim
+        self._slot: int | None = None
+        self._armed: IrqLine | None = None
+        #: The cycle armed for; None when not armed.
+        self.when: int | None = None
+
+    def arm(self, cycle: int) -> bool:
+        """Raise the line at ``cycle``; False (and nothing armed) when that cannot be
+        done here: the line is shared or already up, or no slot is free."""
+        line = self._line()
+        if line is None or line.level:
+            self.cancel()
+            return False
+        if self._slot is None:
+            self._slot = self._claim()
+            if self._slot is None:
+                return False
+        if self.when != cycle or self._armed is not line:
+            self.when, self._armed = cycle, line
+            self._exc.raise_line_at(self._slot, line.irq, cycle)
+        return True
+
+    def cancel(self) -> None:
+        if self.when is not None and self._slot is not None:
+            self.when = self._armed = None
+            self._exc.cancel_line(self._slot)
+
+    def due(self, now: int) -> bool:
+        """The armed cycle has come: the model must catch up with it (``fired``)."""
+        return self.when is not None and now >= self.when
+
+    def fired(self, now: int) -> None:
+        """The line went up at ``when`` (raised now if the run loop has not yet)."""
+        self._exc.pends_catch_up(now)
+        line = self._armed
+        self.when = self._armed = None
+        if line is not None:
+            line.level = True

@@ -10,6 +10,8 @@ import ctypes
 from unicorn import arm_const as A
 
 WORDS = 4
+#: Interrupt lines models can have the native hook raise at a cycle (``ExceptionModel.pend_slot``).
+PENDS = 4
 NONE_CYCLE = (1 << 64) - 1
 NO_INTR = 0xFFFF_FFFF
 
@@ -51,6 +53,9 @@ class EngineApi(ctypes.Structure):
 class ExceptionState(ctypes.Structure):
     """The exception model's state (``core.exceptions`` is the reference)."""
     _fields_ = [
+        # the earlier of systick_next and pend_next, which the native hook checks at every
+        # instruction (``ExceptionModel._refresh_due`` keeps it)
+        ("due", ctypes.c_uint64),
         ("systick_next", ctypes.c_uint64), ("systick_period", ctypes.c_uint64),
         ("pending", ctypes.c_uint32 * WORDS), ("active", ctypes.c_uint32 * WORDS),
         ("enabled", ctypes.c_uint32 * WORDS), ("levels", ctypes.c_uint32 * WORDS),
@@ -60,6 +65,9 @@ class ExceptionState(ctypes.Structure):
         ("event_register", ctypes.c_uint32), ("sevonpend", ctypes.c_uint32),
         ("spare", ctypes.c_uint32),
         ("entries", ctypes.c_uint64), ("exits", ctypes.c_uint64),
+        # lines raised at a known cycle (``ExceptionModel.raise_line_at``)
+        ("pend_next", ctypes.c_uint64), ("pend_at", ctypes.c_uint64 * PENDS),
+        ("pend_exc", ctypes.c_uint16 * PENDS), ("pends_fired", ctypes.c_uint64),
     ]
 
 
@@ -183,6 +191,10 @@ def new_state() -> CpuState:
     state = CpuState()
     state.limit = (1 << 63) - 1
     state.exc.systick_next = NONE_CYCLE
+    state.exc.pend_next = NONE_CYCLE
+    state.exc.due = NONE_CYCLE
+    for i in range(PENDS):
+        state.exc.pend_at[i] = NONE_CYCLE
     state.last_intno = NO_INTR
     for i, reg in enumerate(REGISTER_ORDER):
         state.api.regs[i] = reg

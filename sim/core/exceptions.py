@@ -19,7 +19,7 @@ from unicorn import Uc, UcError
 from unicorn import arm_const as A
 
 from ..notes import NoteLog
-from .cpustate import NONE_CYCLE, CpuState, get_set, new_state, put_set
+from .cpustate import NONE_CYCLE, PENDS, CpuState, get_set, new_state, put_set
 from .regfile import RegisterFile
 
 RESET, NMI, HARDFAULT, MEMMANAGE, BUSFAULT, USAGEFAULT = 1, 2, 3, 4, 5, 6
@@ -152,6 +152,8 @@ class ExceptionModel:
         #: Told of the cycle of SysTick's next wrap when it changes.
         self._on_systick = on_systick or (lambda cycle: None)
         self.faults = FaultStatus()
+        #: Slots of ``raise_line_at`` handed out (``claim_line_slot``); kept over resets.
+        self._line_slots = 0
         #: What faulted, bounded: a fault loop is counted, not listed (``sim.notes``).
         self.fault_log = NoteLog(what="fault")
         regs = RegisterFile(cpu)
@@ -195,6 +197,9 @@ class ExceptionModel:
         s.prio[RESET], s.prio[NMI], s.prio[HARDFAULT] = -3, -2, -1
         s.vtor = s.prigroup = s.shcsr_enables = 0
         s.systick_next, s.systick_period = NONE_CYCLE, 0
+        for i in range(PENDS):
+            s.pend_at[i] = NONE_CYCLE
+        s.pend_next = s.due = NONE_CYCLE
         self.faults = FaultStatus()
 
     def reset_core(self, sp: int, pc: int) -> None:
@@ -245,6 +250,7 @@ class ExceptionModel:
         """SysTick pends at ``next_cycle`` and every ``period`` cycles after (0: once)."""
         self.s.systick_next = NONE_CYCLE if next_cycle is None else next_cycle
         self.s.systick_period = period
+        self._refresh_due()
         if next_cycle is not None:
             self._on_systick(next_cycle)
 
@@ -260,7 +266,74 @@ class ExceptionModel:
             while now >= s.systick_next:
                 s.systick_next = (s.systick_next + s.systick_period if s.systick_period
                                   else NONE_CYCLE)
+            self._refresh_due()
             self.set_pending(SYSTICK)
+
+    # -- interrupt lines raised at a known cycle, so the native hook can raise them ---
+    # A model whose next event would only raise its interrupt line (a timer's compare
+    # match with CCxIE and nothing else wanted) has the line raised at that cycle here
+    # instead of by a clock event: the native hook raises it between two instructions
+    # and takes the interrupt without the engine stopping (``lines_due`` in
+    # sim/native/counter.c). The model brings its own flags up to date lazily, at its
+    # next access (sim/signals.py ``LineAtCycle``). ``pends_catch_up`` is the rule in
+    # Python (the run loop, between runs of the engine) and the reference for C's.
+    def claim_line_slot(self) -> int | None:
+        """A slot for ``raise_line_at``, or None when all are taken."""
+        for i in range(PENDS):
+            if not self._line_slots >> i & 1:
+                self._line_slots |= 1 << i
+                return i
+        return None
+
+    def raise_line_at(self, slot: int, irq: int, cycle: int) -> None:
+        """Raise interrupt line ``irq`` at ``cycle`` (as ``set_irq_level(irq, True)``)."""
+        s = self.s
+        s.pend_exc[slot] = IRQ_BASE + irq
+        s.pend_at[slot] = cycle
+        if cycle < s.pend_next:
+            s.pend_next = cycle
+            self._refresh_due()
+
+    def cancel_line(self, slot: int) -> None:
+        """Forget the raise of ``slot`` (fired or not)."""
+        s = self.s
+        if s.pend_at[slot] == NONE_CYCLE:
+            return
+        s.pend_at[slot] = NONE_CYCLE
+        s.pend_next = min(s.pend_at)
+        self._refresh_due()
+
+    def line_due(self, slot: int) -> bool:
+        """Whether ``slot`` still waits for its cycle."""
+        return self.s.pend_at[slot] != NONE_CYCLE
+
+    @property
+    def next_line(self) -> int | None:
+        """The cycle of the next line raised by ``raise_line_at``."""
+        nxt = self.s.pend_next
+        return None if nxt == NONE_CYCLE else nxt
+
+    def pends_catch_up(self, now: int) -> None:
+        """Raise the lines due by ``now`` (what the native hook does inline): a line
+        already up changes nothing, as ``IrqLine.set``."""
+        s = self.s
+        if now < s.pend_next:
+            return
+        for i in range(PENDS):
+            if s.pend_at[i] <= now:
+                s.pend_at[i] = NONE_CYCLE
+                s.pends_fired += 1
+                exc = s.pend_exc[i]
+                if not self.levels >> exc & 1:
+                    self.set_irq_level(exc - IRQ_BASE, True)
+        s.pend_next = min(s.pend_at)
+        self._refresh_due()
+
+    def _refresh_due(self) -> None:
+        """The earlier of SysTick's next wrap and the next line raised (the native
+        hook's one check per instruction)."""
+        s = self.s
+        s.due = min(s.systick_next, s.pend_next)
 
     def cpu_ipsr(self) -> int:
         return self.cpu.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF

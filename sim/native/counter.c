@@ -26,6 +26,7 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
        R_R5, R_R6, R_R7, R_R8, R_R9, R_R10, R_R11, R_CPSR, R_COUNT };
 
 #define WORDS 4
+#define PENDS 4   /* interrupt lines models can have raised here (hwut_exc.pend_at) */
 #define NONE_CYCLE UINT64_MAX
 #define HARDFAULT 3
 #define MEMMANAGE 4
@@ -100,6 +101,7 @@ typedef struct {
 /* The exception model's state; sim/core/exceptions.py holds the same in this
  * struct and is the reference. */
 typedef struct {
+    uint64_t due;            /* the earlier of systick_next and pend_next (one load per instruction) */
     uint64_t systick_next;   /* cycle at which SysTick next pends, NONE_CYCLE if never */
     uint64_t systick_period;
     uint32_t pending[WORDS], active[WORDS], enabled[WORDS], levels[WORDS];
@@ -107,6 +109,14 @@ typedef struct {
     uint32_t n_exc, prigroup, vtor, shcsr_enables, priority_mask;
     uint32_t event_register, sevonpend, spare;
     uint64_t entries, exits;
+    /* Interrupt lines that models raise at a known cycle, raised here (``pends_due``)
+     * so that the engine need not stop for them (sim/core/exceptions.py, native pends) */
+    uint64_t pend_next;           /* the earliest of pend_at */
+    uint64_t pend_at[PENDS];      /* NONE_CYCLE: the slot is free, or it fired */
+    uint16_t pend_exc[PENDS];     /* the exception number of the line (16 bits: the
+                                   * struct grows by 64 bytes, what follows keeps its
+                                   * alignment to cache lines) */
+    uint64_t pends_fired;
 } hwut_exc;
 
 /* Precharging (exact timing, see hwut_block_exact; sim/precharge.py). */
@@ -486,13 +496,53 @@ static void systick_due(hwut_cpu *c)
     if (c->exc.sevonpend)
         c->exc.event_register = 1;
     c->exc.systick_next = c->exc.systick_period ? c->exc.systick_next + c->exc.systick_period : NONE_CYCLE;
+    c->exc.due = c->exc.pend_next < c->exc.systick_next ? c->exc.pend_next : c->exc.systick_next;
 }
 
-/* SysTick wrapped before the code at ``address``: take it now if it may preempt,
- * else stop so the run loop decides (a mask or an active handler holds it). */
+/* Raise the interrupt lines due at ``count`` as ExceptionModel.raise_line does (the
+ * reference, pends_catch_up): a line already up changes nothing; else it goes up
+ * and its interrupt pends (SEVONPEND: an event for WFE). */
+static void lines_due(hwut_cpu *c)
+{
+    hwut_exc *e = &c->exc;
+    uint64_t next = NONE_CYCLE;
+    for (unsigned i = 0; i < PENDS; i++) {
+        if (e->pend_at[i] > c->count) {
+            if (e->pend_at[i] < next)
+                next = e->pend_at[i];
+            continue;
+        }
+        e->pend_at[i] = NONE_CYCLE;
+        e->pends_fired++;
+        unsigned exc = e->pend_exc[i];
+        if (bit(e->levels, exc))
+            continue;
+        set_bit(e->levels, exc);
+        if (!bit(e->pending, exc)) {
+            set_bit(e->pending, exc);
+            if (e->sevonpend)
+                e->event_register = 1;
+        }
+    }
+    e->pend_next = next;
+    e->due = next < e->systick_next ? next : e->systick_next;
+}
+
+/* The next cycle at which something pends by itself: SysTick's wrap, a model's line. */
+static uint64_t due_next(const hwut_cpu *c)
+{
+    return c->exc.due;
+}
+
+/* SysTick wrapped, or a model's line went up, before the code at ``address``: take
+ * what may preempt now, else stop so the run loop decides (a mask or an active
+ * handler holds it). */
 static void systick_wrap(hwut_cpu *c, void *uc, uint64_t address)
 {
-    systick_due(c);
+    if (c->count >= c->exc.systick_next)
+        systick_due(c);
+    if (c->count >= c->exc.pend_next)
+        lines_due(c);
     int exc = next_to_take(c, uc);
     if (exc >= 0 && enter(c, uc, (unsigned)exc, (uint32_t)address) == 0)
         return;
@@ -689,8 +739,8 @@ uint64_t hwut_ramp_visit(void *ramp, const hwut_ramp_engine *e, uint32_t head, u
 static int ramp_skip(hwut_cpu *c, void *uc, uint32_t head, uint64_t period, uint64_t now)
 {
     uint64_t horizon = c->limit;
-    if (c->fast && c->exc.systick_next < horizon)
-        horizon = c->exc.systick_next;
+    if (c->fast && due_next(c) < horizon)
+        horizon = due_next(c);
     hwut_ramp_engine e = { uc, c->api.reg_read, c->api.reg_write, c->api.regs, R_LR, R_XPSR,
                             R_NZCVQG };
     uint32_t move_to = 0;
@@ -767,8 +817,8 @@ static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
         return;
     if (c->limit < horizon)
         horizon = c->limit;
-    if (c->fast && c->exc.systick_next < horizon)
-        horizon = c->exc.systick_next;
+    if (c->fast && due_next(c) < horizon)
+        horizon = due_next(c);
     if (horizon <= now || (horizon - now) / period < IDLE_MIN_TURNS
         || horizon - now < IDLE_MIN_INSNS) {
         d->snap_valid = 0;   /* too close to the next event to be worth the registers */
@@ -808,7 +858,7 @@ void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         c->api.stop(uc);
         return;
     }
-    if (c->count >= c->exc.systick_next && c->fast) {
+    if (c->count >= due_next(c) && c->fast) {
         systick_wrap(c, uc, address);   /* the instruction at ``address`` waits */
         return;
     }
@@ -824,7 +874,7 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         c->api.stop(uc);     /* the block does not run: the engine stops before it */
         return;
     }
-    if (c->count >= c->exc.systick_next && c->fast) {
+    if (c->count >= due_next(c) && c->fast) {
         systick_wrap(c, uc, address);   /* the block waits */
         return;
     }
@@ -945,7 +995,7 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         c->api.stop(uc);
         return;
     }
-    if (c->count >= c->exc.systick_next && c->fast) {
+    if (c->count >= due_next(c) && c->fast) {
         systick_wrap(c, uc, address);
         return;
     }
@@ -956,7 +1006,7 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         b = block_info(c, uc, address, size);
     uint64_t end = c->count + b->insns;
     int counted = (b->flags & (BLOCK_MARKED | BLOCK_STICKY)) || end > c->limit
-                  || (c->fast && end > c->exc.systick_next);
+                  || (c->fast && end > due_next(c));
     uint32_t clo = canonical ? (uint32_t)address : (uint32_t)address + c->pre.flash_base;
     int region = c->regions.n ? in_region(c, clo, clo + size) : 0;
     if (region == 2 || (region && !canonical)) {
@@ -1111,9 +1161,10 @@ static const hwut_field api_fields[] = {
 #undef F
 #define F(member) HWUT_FIELD(hwut_exc, member)
 static const hwut_field exc_fields[] = {
-    F(systick_next), F(systick_period), F(pending), F(active), F(enabled), F(levels), F(prio),
+    F(due), F(systick_next), F(systick_period), F(pending), F(active), F(enabled), F(levels), F(prio),
     F(n_exc), F(prigroup), F(vtor), F(shcsr_enables), F(priority_mask), F(event_register),
-    F(sevonpend), F(spare), F(entries), F(exits),
+    F(sevonpend), F(spare), F(entries), F(exits), F(pend_next), F(pend_at), F(pend_exc),
+    F(pends_fired),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_precharge, member)

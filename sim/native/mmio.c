@@ -6,12 +6,16 @@
  * read is answered by Python and the rest, up to that cycle, from here. Any
  * write through this window empties the cache; Python empties it whenever a
  * clock event fires. Without this file the same Python callbacks serve every
- * access, with the same results. */
+ * access, with the same results. A write to a peripheral in a ``scope`` goes to
+ * ``write_scoped``, which empties only what the write may change (sim/machine.py
+ * ``_scoped_write``). */
 #include <stdint.h>
 
 #include "layout.h"
 
 #define SLOTS 64
+#define QUIET 8
+#define SCOPES 16
 
 typedef uint64_t (*hwut_read_fn)(uint64_t address, uint32_t size);
 typedef void (*hwut_write_fn)(uint64_t address, uint32_t size, uint64_t value);
@@ -24,7 +28,17 @@ typedef struct {
     uint64_t period;      /* every ``period`` cycles from ``anchor``; 0: a constant */
     uint32_t size;
     uint32_t pad;
+    uint64_t step_at;     /* a constant becomes ``step_value`` from this cycle (an ADC's */
+    uint64_t step_value;  /* EOC at its conversion's end); UINT64_MAX: it does not */
 } hwut_slot;
+
+/* A write that the model says changes nothing until ``valid_until``: one of
+ * ``value`` with ``(value & mask) == expect`` (TIM2->DIER rewritten with its own
+ * value, TIM2->SR cleared of flags already clear). */
+typedef struct {
+    uint64_t address, mask, expect, valid_until;
+    uint32_t size, pad;
+} hwut_quiet;
 
 typedef struct {
     const uint64_t *cycles;   /* the instruction counter's count */
@@ -34,6 +48,13 @@ typedef struct {
     uint64_t hits;
     uint64_t misses;
     hwut_slot slots[SLOTS];
+    uint64_t quiet_hits;      /* writes answered by ``quiet`` */
+    hwut_quiet quiet[QUIET];
+    /* Peripherals whose writes ``write_scoped`` takes: it empties what the write may
+     * change itself (all of the cache, or a range), before the model takes it. */
+    hwut_write_fn write_scoped;
+    uint64_t n_scopes;
+    uint64_t scope_lo[SCOPES], scope_hi[SCOPES];
 } hwut_mmio;
 
 typedef struct {
@@ -42,6 +63,14 @@ typedef struct {
 } hwut_window;
 
 static unsigned slot_of(uint64_t address) { return (unsigned)((address >> 2) % SLOTS); }
+
+static void clear(hwut_mmio *c)
+{
+    for (unsigned i = 0; i < SLOTS; i++)
+        c->slots[i].valid_until = 0;
+    for (unsigned i = 0; i < QUIET; i++)
+        c->quiet[i].valid_until = 0;
+}
 
 uint64_t hwut_mmio_read(void *uc, uint64_t offset, unsigned size, hwut_window *w)
 {
@@ -52,9 +81,14 @@ uint64_t hwut_mmio_read(void *uc, uint64_t offset, unsigned size, hwut_window *w
     if (s->valid_until && s->address == address && s->size == size && *c->cycles < s->valid_until) {
         c->hits++;
         if (!s->period) {
-            if (s->valid_until < *c->horizon)
-                *c->horizon = s->valid_until;
-            return s->value;
+            uint64_t until = s->valid_until, v = s->value;
+            if (*c->cycles >= s->step_at)   /* the word after the step, read at offset 0 */
+                v = size >= 8 ? s->step_value : s->step_value & ((1ull << (8 * size)) - 1);
+            else if (s->step_at < until)
+                until = s->step_at;
+            if (until < *c->horizon)
+                *c->horizon = until;
+            return v;
         }
         uint64_t k = (*c->cycles - s->anchor) / s->period;
         uint64_t next = s->anchor + (k + 1) * s->period;   /* the value holds until then */
@@ -72,10 +106,33 @@ void hwut_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, h
 {
     (void)uc;
     hwut_mmio *c = w->cache;
-    for (unsigned i = 0; i < SLOTS; i++)
-        c->slots[i].valid_until = 0;
+    uint64_t address = w->base + offset;
+    hwut_quiet *q = &c->quiet[(address >> 2) % QUIET];
     *c->horizon = 0;
-    c->write(w->base + offset, size, value);
+    if (q->valid_until && q->address == address && q->size == size
+        && *c->cycles < q->valid_until && (value & q->mask) == q->expect) {
+        c->quiet_hits++;   /* the model would change nothing: neither it nor the cache */
+        return;
+    }
+    for (unsigned i = 0; i < c->n_scopes; i++) {
+        if (address >= c->scope_lo[i] && address < c->scope_hi[i]) {
+            c->write_scoped(address, size, value);   /* Python forgets what it must */
+            return;
+        }
+    }
+    clear(c);
+    c->write(address, size, value);
+}
+
+void hwut_mmio_quiet(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t mask,
+                     uint64_t expect, uint64_t valid_until)
+{
+    hwut_quiet *q = &c->quiet[(address >> 2) % QUIET];
+    q->address = address;
+    q->size = size;
+    q->mask = mask;
+    q->expect = expect;
+    q->valid_until = valid_until;
 }
 
 void hwut_mmio_fill(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t value,
@@ -88,6 +145,18 @@ void hwut_mmio_fill(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t valu
     s->valid_until = valid_until;
     s->anchor = anchor;
     s->period = period;
+    s->step_at = UINT64_MAX;
+}
+
+/* A constant that becomes ``step_value`` at cycle ``step_at`` and holds until
+ * ``valid_until`` (``step_at`` < ``valid_until``). */
+void hwut_mmio_fill_step(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t value,
+                         uint64_t step_at, uint64_t step_value, uint64_t valid_until)
+{
+    hwut_mmio_fill(c, address, size, value, valid_until, 0, 0);
+    hwut_slot *s = &c->slots[slot_of(address)];
+    s->step_at = step_at;
+    s->step_value = step_value;
 }
 
 /* The ramp (a counting register) the cache holds for ``address`` at cycle
@@ -112,19 +181,52 @@ int hwut_mmio_ramp_view(const hwut_mmio *c, uint64_t address, uint32_t size, uin
 
 void hwut_mmio_clear(hwut_mmio *c)
 {
+    clear(c);
+}
+
+/* Forget what the cache holds for the words at ``base`` + 4 * i whose bit i is set
+ * in ``words`` (any access size within them; reads and quiet writes). */
+void hwut_mmio_clear_words(hwut_mmio *c, uint64_t base, uint64_t words)
+{
+    for (unsigned i = 0; i < SLOTS; i++) {
+        uint64_t w = (c->slots[i].address - base) >> 2;
+        if (c->slots[i].address >= base && w < 64 && (words >> w & 1))
+            c->slots[i].valid_until = 0;
+    }
+    for (unsigned i = 0; i < QUIET; i++) {
+        uint64_t w = (c->quiet[i].address - base) >> 2;
+        if (c->quiet[i].address >= base && w < 64 && (words >> w & 1))
+            c->quiet[i].valid_until = 0;
+    }
+}
+
+/* Forget what the cache holds for [lo, hi) only (reads and quiet writes). */
+void hwut_mmio_clear_range(hwut_mmio *c, uint64_t lo, uint64_t hi)
+{
     for (unsigned i = 0; i < SLOTS; i++)
-        c->slots[i].valid_until = 0;
+        if (c->slots[i].address >= lo && c->slots[i].address < hi)
+            c->slots[i].valid_until = 0;
+    for (unsigned i = 0; i < QUIET; i++)
+        if (c->quiet[i].address >= lo && c->quiet[i].address < hi)
+            c->quiet[i].valid_until = 0;
 }
 
 /* -- the layout of the structs above, for the test that holds ctypes to it -- */
 #define F(member) HWUT_FIELD(hwut_slot, member)
 static const hwut_field slot_fields[] = {
-    F(address), F(value), F(valid_until), F(anchor), F(period), F(size), F(pad),
+    F(address), F(value), F(valid_until), F(anchor), F(period), F(size), F(pad), F(step_at),
+    F(step_value),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_mmio, member)
 static const hwut_field mmio_fields[] = {
-    F(cycles), F(horizon), F(read), F(write), F(hits), F(misses), F(slots),
+    F(cycles), F(horizon), F(read), F(write), F(hits), F(misses), F(slots), F(quiet_hits),
+    F(quiet), F(write_scoped), F(n_scopes), F(scope_lo), F(scope_hi),
+};
+#undef F
+#define F(member) HWUT_FIELD(hwut_quiet, member)
+static const hwut_field quiet_fields[] = {
+    F(address), F(mask), F(expect), F(valid_until), F(size), F(pad),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_window, member)
@@ -134,6 +236,7 @@ static const hwut_field window_fields[] = { F(cache), F(base) };
 static const hwut_layout layouts[] = {
     HWUT_LAYOUT("_Slot", hwut_slot, slot_fields),
     HWUT_LAYOUT("_Cache", hwut_mmio, mmio_fields),
+    HWUT_LAYOUT("_Quiet", hwut_quiet, quiet_fields),
     HWUT_LAYOUT("_Window", hwut_window, window_fields),
     { NULL, 0, 0, NULL },
 };

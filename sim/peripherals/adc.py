@@ -168,6 +168,30 @@ class Adc(Peripheral):
             return stable
         return min(stable, self._due[0])
 
+    def step(self, offset: int) -> tuple[int, int] | None:
+        """How ISR or CR reads change at the end of a conversion nobody sees end (the
+        last of its sequence, single mode), for the machine's read cache: (the first
+        cycle a read sees it, the word then), else None. ``_converted`` sets EOSMP,
+        EOC, EOS (and OVR over an unread EOC) and clears ADSTART; an instruction reads
+        the state before the cycle it runs in (``_catch_up``)."""
+        due = self._due
+        if due is None or self.cfgr["CONT"].value or self._rank + 1 < len(self._sequence()):
+            return None
+        isr = self.isr
+        if offset == ISR:
+            eoc = isr["EOC"].mask
+            ovr = isr["OVR"].mask if isr.value & eoc else 0
+            return due[0] + 1, isr.value | isr["EOSMP"].mask | eoc | isr["EOS"].mask | ovr
+        if offset == CR:
+            return due[0] + 1, self.cr.value & ~self.cr["ADSTART"].mask
+        return None
+
+    def local_effects(self) -> bool:
+        """Whether an access changes nothing outside this ADC but its interrupt line
+        (the read cache then forgets only this ADC's answers after a DR read): no DMA
+        request can follow, which is all a conversion ending at an access does besides."""
+        return not self.cfgr["DMAEN"].value
+
     def _unseen(self) -> bool:
         """Nothing outside the ADC sees a conversion end (no interrupt, no DMA), and a
         read sees the state at its own instruction (exact timing; block timing reads at

@@ -27,6 +27,11 @@ class _Input:
         self.level = bool(level)
         self._owner._recompute()
 
+    def sole_line(self) -> IrqOut | None:
+        """The line this input drives, or None while another input shares it."""
+        owner = self._owner
+        return owner._line if len(owner._inputs) == 1 else None
+
 
 class IrqOr:
     """Drives ``line`` with the OR of every input handed out by :meth:`input`."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from functools import partial
 
 from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags, tag
-from hwut.sim.signals import ClockTree
+from hwut.sim.signals import ClockTree, LineAtCycle
 from hwut.sim.vclock import Event, VirtualClock
 
 from .irq import IrqOut
@@ -97,7 +97,8 @@ class _Bits:
     __slots__ = ("cen", "udis", "urs", "opm", "uif", "ude", "cnt", "ccr", "ccif", "ccof",
                  "ccde", "ccs", "ccer", "cen_m", "udis_m", "opm_m", "arpe_m", "uifremap_m",
                  "dir_m", "cms_m", "ccs_at", "ocpe_at", "ccr_at", "rcr_at", "slave_at",
-                 "up_m", "cc_m", "brk_m", "trg_com_m", "uie_m", "ude_m", "cc_wanted")
+                 "up_m", "cc_m", "brk_m", "trg_com_m", "uie_m", "ude_m", "cc_wanted", "dma_m",
+                 "sr_flags_m", "dier_m")
     cen: Field
     udis: Field
     urs: Field
@@ -133,6 +134,11 @@ class _Bits:
     ude_m: int
     #: Per channel: (CCxIE, CCxDE, CCxIF) masks.
     cc_wanted: tuple[tuple[int, int, int], ...]
+    #: Every DMA request enable of DIER.
+    dma_m: int
+    #: SR's flags (rc_w0), DIER's bits (rw): what ``quiet_writes`` compares.
+    sr_flags_m: int
+    dier_m: int
 
 
 class Timer(Peripheral):
@@ -150,7 +156,8 @@ class Timer(Peripheral):
                  irq: IrqOut | None = None, irq_up: IrqOut | None = None,
                  irq_cc: IrqOut | None = None, irq_brk: IrqOut | None = None,
                  irq_trg_com: IrqOut | None = None,
-                 dma_request: Callable[[str], None] | None = None) -> None:
+                 dma_request: Callable[[str], None] | None = None,
+                 line_at_cycle: LineAtCycle | None = None) -> None:
         self.kind = KINDS[kind]
         self.clock = clock
         self.clocks = clocks
@@ -164,6 +171,9 @@ class Timer(Peripheral):
         self._seen = 0
         self._quiet_until = 0              # before this cycle no wrap or match can happen
         self._event: Event | None = None
+        #: ``irq`` raised at the next event's cycle without a clock event, where that
+        #: is all the event would do (``_reschedule``); caught up with at the next access.
+        self._line_at = line_at_cycle
         self._noted_modes: set[str] = set()
         super().__init__(name, base, note=note)
         clocks.subscribe(self._clocks_changed)
@@ -293,6 +303,8 @@ class Timer(Peripheral):
         b.brk_m = mask(sr, "BIF")
         b.trg_com_m = mask(sr, "TIF", "COMIF")
         b.uie_m, b.ude_m = dier["UIE"].mask, dier["UDE"].mask
+        b.sr_flags_m, b.dier_m = sr.clear0_mask, dier.rw_mask
+        b.dma_m = mask(dier, "UDE", "TDE", "COMDE", *(f"CC{ch + 1}DE" for ch in chans))
         b.cc_wanted = tuple((dier[f"CC{ch + 1}IE"].mask, dier[f"CC{ch + 1}DE"].mask,
                              sr[f"CC{ch + 1}IF"].mask) for ch in chans)
 
@@ -301,6 +313,8 @@ class Timer(Peripheral):
         if self._event is not None:
             self._event.cancel()
             self._event = None
+        if self._line_at is not None:
+            self._line_at.cancel()
         super().reset()
         self._run = _Run(anchor=self.clock.cycles, arr=self._max, period=self._ratio(),
                          ccr=(0,) * self.kind.channels)
@@ -310,10 +324,14 @@ class Timer(Peripheral):
 
     # -- bus side: bring the counter up to date before every access ------------
     def read(self, offset: int, size: int) -> int:
+        if self._line_at is not None and self._line_at.when is not None:
+            self._catch_up_line()
         self._sync()
         return super().read(offset, size)
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if self._line_at is not None and self._line_at.when is not None:
+            self._catch_up_line()
         self._sync()
         self._rebase()
         super().write(offset, size, value)
@@ -337,10 +355,15 @@ class Timer(Peripheral):
 
         Flags here are brought up to date lazily, without clock events, so the
         answer is the model's own: the next counter tick for CNT, the next wrap
-        or compare match for everything else.
+        or compare match for SR and CR1 (one-pulse mode clears CEN); the others
+        change only when written.
         """
+        if self._line_at is not None and self._line_at.when is not None:
+            self._catch_up_line()
         if offset & ~3 in CCR_OFFSETS and self._is_input(CCR_OFFSETS.index(offset & ~3)):
             return None  # in input capture the read clears CCxIF
+        if offset & ~3 not in (SR, CNT, CR1):
+            return STABLE
         if self._quiet_until == 0:
             self._sync(force=True)
         else:
@@ -352,6 +375,39 @@ class Timer(Peripheral):
             k = (self.clock.cycles - run.anchor) // run.period
             return run.anchor + (k + 1) * run.period
         return min(self._quiet_until, STABLE)
+
+    def local_effects(self) -> bool:
+        """Whether an access changes nothing outside this timer but its interrupt lines
+        (for the machine's read cache): no DMA request enabled, the only other thing an
+        access can set off (an update by UG, a compare match caught up with)."""
+        return not self.values[DIER] & self.bits.dma_m
+
+    def changed_by_write(self, offset: int) -> tuple[int, ...] | None:
+        """The registers whose reads a write of ``offset`` may change, for the machine's
+        read cache (with ``local_effects``); None: any of this timer's. SR and DIER:
+        themselves; CCRx: itself, and SR and CNT, whose answers hold until the next
+        match, which it moves."""
+        off = offset & ~3
+        if off in (SR, DIER):
+            return (off,)
+        if off in self.bits.ccr_at:
+            return (off, SR, CNT)
+        return None
+
+    def quiet_writes(self) -> tuple[int, tuple[tuple[int, int, int], ...]]:
+        """Writes that would change nothing, for the machine's read cache to answer by
+        doing nothing: (until when, ((offset, mask, expect), ...)), a write of ``value``
+        being one when ``value & mask == expect``. SR clearing only flags already clear
+        (Mbed's us_ticker_set_interrupt clears CC1IF twice), DIER rewritten with its
+        own value (``DIER |= CC1IE`` when set). Until the next wrap or compare match,
+        which sets flags; a write to either runs ``_config_written``, ``_update_irq``
+        and ``_reschedule``, which change nothing when no register does."""
+        until = self.stable_until(SR)
+        if until is None or self.trace is not None:
+            return 0, ()
+        v, b = self.values, self.bits
+        flags_set = v[SR] & b.sr_flags_m
+        return until, ((SR, flags_set, flags_set), (DIER, b.dier_m, v[DIER] & b.dier_m))
 
     def ramp(self, offset: int) -> tuple[int, int, int, int] | None:
         """CNT of a free-running up-counter, for the machine's read cache to answer by
@@ -373,6 +429,8 @@ class Timer(Peripheral):
         return max(1, round(hclk / timclk))
 
     def _clocks_changed(self) -> None:
+        if self._line_at is not None and self._line_at.when is not None:
+            self._catch_up_line()
         self._sync()
         self._rebase()
         self._run.period = (self._run.psc + 1) * self._ratio()
@@ -600,6 +658,8 @@ class Timer(Peripheral):
         ch = channel - 1
         if not 0 <= ch < self.kind.channels:
             return
+        if self._line_at is not None and self._line_at.when is not None:
+            self._catch_up_line()
         self._sync()
         ccer = self.bits.ccer
         if ccer is None or not self._is_input(ch) or not ccer[f"CC{channel}E"].value:
@@ -680,6 +740,14 @@ class Timer(Peripheral):
 
     def _reschedule(self) -> None:
         when = self.next_event_cycle()
+        line_at = self._line_at
+        if line_at is not None:
+            if when is not None and self._only_raises_irq() and line_at.arm(when):
+                if self._event is not None:
+                    self._event.cancel()
+                    self._event = None
+                return
+            line_at.cancel()
         if self._event is not None:
             if not self._event.cancelled and self._event.when == when:
                 return
@@ -693,3 +761,29 @@ class Timer(Peripheral):
         self._sync()
         self._update_irq()
         self._reschedule()
+
+    def _only_raises_irq(self) -> bool:
+        """Whether the next event would do nothing but raise ``irq`` (its flag is brought
+        up to date lazily anyway): one source wanted, by its interrupt enable alone (no
+        DMA request), a read seeing the state at its own instruction (exact timing).
+        Its flag set, nothing is wanted any more: no event follows it."""
+        if not self.clock.exact_reads or self.irq_up is not None or self.irq_cc is not None:
+            return False
+        dier = self.values[DIER]
+        if dier & self.bits.dma_m:
+            return False
+        want_up, chans = self._wanted()
+        return want_up + len(chans) == 1
+
+    def _catch_up_line(self) -> None:
+        """Before an access: the line armed (``_line_at``) went up if its cycle came."""
+        assert self._line_at is not None
+        if self._line_at.due(self.clock.cycles):
+            self._line_raised()
+
+    def _line_raised(self) -> None:
+        """The event raised ``irq`` at its cycle without stopping the CPU (``LineAtCycle``):
+        what it would have done then, now (flags at their cycles, the line already up)."""
+        assert self._line_at is not None
+        self._line_at.fired(self.clock.cycles)
+        self._on_event()

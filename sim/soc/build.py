@@ -51,6 +51,9 @@ class Services:
     on_event: Callable[[int], None]
     #: Told SCB_CPACR after every write and reset (the NOCP trap depends on it).
     on_cpacr: Callable[[int], None] = field(default=lambda cpacr: None)
+    #: For a model's interrupt output: a ``sim.signals.LineAtCycle`` that raises it at
+    #: a cycle without a clock event (the native hook does), or None (not here).
+    line_at_cycle: Callable[[IrqOut], Any] = field(default=lambda out: None)
 
 
 Built = dict[str, Any]
@@ -115,6 +118,14 @@ def _timed(spec: PeripheralSpec, kw: dict[str, Any], ctx: Context) -> Peripheral
     return _class(spec)(spec.name, spec.base, clock=s.clock, clocks=s.clocks, note=s.note, **kw)
 
 
+def _timer(spec: PeripheralSpec, kw: dict[str, Any], ctx: Context) -> Peripheral:
+    """A timer, with its single interrupt output raised natively where it can be."""
+    s = ctx.services
+    irq = kw.get("irq")
+    return _class(spec)(spec.name, spec.base, clock=s.clock, clocks=s.clocks, note=s.note,
+                        line_at_cycle=None if irq is None else s.line_at_cycle(irq), **kw)
+
+
 def _plain(spec: PeripheralSpec, kw: dict[str, Any], ctx: Context) -> Peripheral:
     return _class(spec)(spec.name, spec.base, note=ctx.services.note, **kw)
 
@@ -175,7 +186,7 @@ BUILDERS: dict[str, Builder] = {
     "core.dwt:Dwt": _dwt,
     "core.itm:Itm": _itm,
     "peripherals.rcc:Rcc": _rcc,
-    "peripherals.timer:Timer": _timed,
+    "peripherals.timer:Timer": _timer,
     "peripherals.adc:AdcCommon": _plain,
     "peripherals.adc:Adc": _adc,
     "peripherals.dma:Dma": _dma,
