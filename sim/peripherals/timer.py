@@ -14,7 +14,7 @@ HCLK/TIMCLKx core cycles (TIMCLK1 for TIM2/3/4/6/7, TIMCLK2 for TIM1/8/15/16/17)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags, tag
@@ -29,6 +29,9 @@ CCR_OFFSETS = (0x34, 0x38, 0x3C, 0x40)
 BDTR, DCR, DMAR, OR, CCMR3, CCR5, CCR6 = 0x44, 0x48, 0x4C, 0x50, 0x54, 0x58, 0x5C
 
 _FOREVER = 1 << 127
+#: Counting stretches remembered per timer (``Timer._segment``): a handful are live at
+#: a time (the current one, the next period's); the table starts afresh past this.
+_SEGMENTS = 64
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def _ccmr(first: int, second: int) -> list[Field]:
     return out + [Field(f"OC{first}M_3", 16), Field(f"OC{second}M_3", 24)]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     """The counter as a line through time plus the shadow (active) registers."""
 
@@ -77,6 +80,12 @@ class _Run:
     arr: int = 0xFFFF
     rcr: int = 0
     ccr: tuple[int, ...] = ()
+
+    def copy(self) -> _Run:
+        """A copy to change (``dataclasses.replace`` is several times slower, and this
+        is on the path of every timer register write)."""
+        return _Run(self.running, self.down, self.cnt, self.anchor, self.period, self.rep,
+                    self.psc, self.arr, self.rcr, self.ccr)
 
 
 @dataclass(frozen=True)
@@ -165,6 +174,15 @@ class Timer(Peripheral):
         self._quiet_until = 0              # before this cycle no wrap or match can happen
         self._event: Event | None = None
         self._noted_modes: set[str] = set()
+        #: Channels in output-compare mode (``_oc_channels``), kept from CCMR writes.
+        self._oc: tuple[int, ...] = ()
+        #: ``_segment`` by (CNT, ARR, down, active CCRx): a pure function of these and
+        #: of ``_oc`` (the table is emptied when that changes).
+        self._segments: dict[tuple[int, int, bool, tuple[int, ...]], _Segment | None] = {}
+        #: ``_wanted`` by DIER and SR (a pure function of the two words).
+        self._wants: dict[tuple[int, int], tuple[bool, frozenset[int]]] = {}
+        #: SR & DIER when the interrupt outputs were last decided (``_update_irq``).
+        self._irq_pending = -1
         super().__init__(name, base, note=note)
         clocks.subscribe(self._clocks_changed)
 
@@ -220,7 +238,8 @@ class Timer(Peripheral):
                 Field("SMS", 0, 3), Field("OCCS", 3), Field("TS", 4, 3), Field("MSM", 7),
                 Field("ETF", 8, 4), Field("ETPS", 12, 2), Field("ECE", 14), Field("ETP", 15),
                 Field("SMS3", 16)), on_write=cfg))
-            regs.append(Register("CCMR1", CCMR1, fields=_ccmr(1, 2), on_write=cfg))
+            regs.append(Register("CCMR1", CCMR1, fields=_ccmr(1, 2),
+                                 on_write=self._ccmr_written))
             ccer = [f for i in range(1, 5) for f in (
                 Field(f"CC{i}E", 4 * i - 4), Field(f"CC{i}P", 4 * i - 3),
                 Field(f"CC{i}NE", 4 * i - 2), Field(f"CC{i}NP", 4 * i - 1))]
@@ -230,7 +249,8 @@ class Timer(Peripheral):
                                  tagged=True))
             regs.append(Register("DMAR", DMAR, fields=(tag("DMAB", 0, 32),)))
         if nch > 2:
-            regs.append(Register("CCMR2", CCMR2, fields=_ccmr(3, 4), on_write=cfg))
+            regs.append(Register("CCMR2", CCMR2, fields=_ccmr(3, 4),
+                                 on_write=self._ccmr_written))
         for i in range(nch):
             regs.append(Register(f"CCR{i + 1}", CCR_OFFSETS[i],
                                  fields=(Field(f"CCR{i + 1}", 0, bits),),
@@ -306,6 +326,8 @@ class Timer(Peripheral):
                          ccr=(0,) * self.kind.channels)
         self._seen = self.clock.cycles
         self._quiet_until = 0
+        self._modes_changed()
+        self._irq_pending = -1
         self._update_irq()
 
     # -- bus side: bring the counter up to date before every access ------------
@@ -316,8 +338,12 @@ class Timer(Peripheral):
     def write(self, offset: int, size: int, value: int) -> None:
         self._sync()
         self._rebase()
+        counting, modes = self._run.copy(), self._oc
         super().write(offset, size, value)
-        self._quiet_until = 0
+        if self._run != counting or self._oc is not modes:
+            # the counting changed: the next wrap or match is found again. (``_rebase``
+            # moves the anchor along the same line: the wraps and matches stay.)
+            self._quiet_until = 0
         self._update_irq()
         self._reschedule()
 
@@ -380,18 +406,37 @@ class Timer(Peripheral):
         self._reschedule()
 
     # -- the counter as a function of time --------------------------------------
-    def _oc_channels(self) -> list[int]:
+    def _oc_channels(self) -> tuple[int, ...]:
         """Channels in output-compare mode (CCxS = 00), which match against CCRx."""
         v = self.values
-        return [ch for ch, (off, m) in enumerate(self.bits.ccs_at) if not v[off] & m]
+        return tuple(ch for ch, (off, m) in enumerate(self.bits.ccs_at) if not v[off] & m)
+
+    def _modes_changed(self) -> None:
+        """CCMRx changed (or the timer was reset): channel modes again, and the
+        counting stretches computed with the old ones forgotten."""
+        self._oc = self._oc_channels()
+        self._segments.clear()
 
     def _segment(self, run: _Run) -> _Segment | None:
-        """The counting stretch from ``run``'s anchor to the next wrap; None if blocked."""
+        """The counting stretch from ``run``'s anchor to the next wrap; None if blocked.
+        Computed once per counter state (``_stretch``): each register access asks."""
+        key = (run.cnt, run.arr, run.down, run.ccr)
+        try:
+            return self._segments[key]
+        except KeyError:
+            pass
+        if len(self._segments) >= _SEGMENTS:
+            self._segments.clear()
+        seg = self._segments[key] = self._stretch(run)
+        return seg
+
+    def _stretch(self, run: _Run) -> _Segment | None:
+        """What ``_segment`` answers, computed."""
         c, arr = run.cnt, run.arr
         if arr == 0:
             return None        # the counter is blocked while ARR is 0 (RM0316 21.3.2)
         matches: list[tuple[int, int]] = []
-        chans = self._oc_channels()
+        chans = self._oc
         if not run.down:
             overflow = c <= arr
             top = arr if overflow else self._max
@@ -414,7 +459,9 @@ class Timer(Peripheral):
 
     def _finish(self, run: _Run, seg: _Segment) -> tuple[_Run, bool]:
         """``run`` after ``seg`` ends; True if an update event happened there."""
-        run = replace(run, anchor=run.anchor + seg.ticks * run.period, cnt=seg.end_cnt)
+        run = run.copy()
+        run.anchor += seg.ticks * run.period
+        run.cnt = seg.end_cnt
         if not seg.overflow:
             return run, False
         if run.rep:
@@ -422,7 +469,7 @@ class Timer(Peripheral):
             return run, False
         if self.values[CR1] & self.bits.udis_m:
             return run, False
-        run = self._load_shadows(run)
+        self._shadows_into(run)
         run.rep = run.rcr
         if run.down:
             run.cnt = run.arr      # the down-counter reloads the new auto-reload value
@@ -431,11 +478,19 @@ class Timer(Peripheral):
         return run, True
 
     def _load_shadows(self, run: _Run) -> _Run:
-        """Update event: preloaded PSC, ARR, RCR and CCRx become active."""
+        """Update event: ``run`` with preloaded PSC, ARR, RCR and CCRx active."""
+        run = run.copy()
+        self._shadows_into(run)
+        return run
+
+    def _shadows_into(self, run: _Run) -> None:
+        """Preloaded PSC, ARR, RCR and CCRx become active in ``run`` (a copy)."""
         v = self.values
-        psc = v[PSC]
-        return replace(run, psc=psc, arr=v[ARR], rcr=self._rcr(),
-                       ccr=tuple(v[off] for off in self.bits.ccr_at), period=(psc + 1) * self._ratio())
+        run.psc = psc = v[PSC]
+        run.arr = v[ARR]
+        run.rcr = self._rcr()
+        run.ccr = tuple(v[off] for off in self.bits.ccr_at)
+        run.period = (psc + 1) * self._ratio()
 
     def _rcr(self) -> int:
         return self.values[self.bits.rcr_at] if self.bits.rcr_at is not None else 0
@@ -557,6 +612,10 @@ class Timer(Peripheral):
         if self.bits.slave_at is not None and v[self.bits.slave_at[0]] & self.bits.slave_at[1]:
             self._note_mode("slave mode (SMCR.SMS) not modelled; the counter runs on its clock")
 
+    def _ccmr_written(self, old: int, new: int) -> None:
+        self._modes_changed()
+        self._config_written()
+
     def _note_mode(self, text: str) -> None:
         if text not in self._noted_modes:
             self._noted_modes.add(text)
@@ -621,6 +680,9 @@ class Timer(Peripheral):
         """The one place the interrupt outputs are decided."""
         # SR flags sit at the positions of their DIER enables (UIF/UIE, CCxIF/CCxIE ...).
         pending = self.values[SR] & self.values[DIER]
+        if pending == self._irq_pending:
+            return              # the outputs already show these flags
+        self._irq_pending = pending
         up, cc = bool(pending & self.bits.up_m), bool(pending & self.bits.cc_m)
         brk, trg_com = bool(pending & self.bits.brk_m), bool(pending & self.bits.trg_com_m)
         if self.irq is not None:
@@ -630,12 +692,21 @@ class Timer(Peripheral):
             if out is not None:
                 out.set(level)
 
-    def _wanted(self) -> tuple[bool, set[int]]:
+    def _wanted(self) -> tuple[bool, frozenset[int]]:
         """Which events someone would notice now: (update, compare channels)."""
-        dier, sr = self.values[DIER], self.values[SR]
+        key = (self.values[DIER], self.values[SR])
+        wanted = self._wants.get(key)
+        if wanted is None:
+            if len(self._wants) >= _SEGMENTS:
+                self._wants.clear()
+            wanted = self._wants[key] = self._wanted_by(*key)
+        return wanted
+
+    def _wanted_by(self, dier: int, sr: int) -> tuple[bool, frozenset[int]]:
+        """What ``_wanted`` answers for these DIER and SR words, computed."""
         want_up = bool(dier & self.bits.ude_m or (dier & self.bits.uie_m and not sr & self.bits.up_m))
-        chans = {ch for ch, (ie, de, flag) in enumerate(self.bits.cc_wanted)
-                 if dier & de or (dier & ie and not sr & flag)}
+        chans = frozenset(ch for ch, (ie, de, flag) in enumerate(self.bits.cc_wanted)
+                          if dier & de or (dier & ie and not sr & flag))
         return want_up, chans
 
     def next_event_cycle(self) -> int | None:
