@@ -180,6 +180,8 @@ class Adc(Peripheral):
         cycle. An event at cycle N fires once instruction N has run: a read by
         instruction N (the count is N while it runs) still sees the conversion going,
         the host reading once the events of cycle N fired does not."""
+        if self._due is None:
+            return                # nothing converting unseen (most reads)
         clock = self.clock
         done = max(clock.cycles - 1, clock.settled)
         while self._due is not None and self._due[0] <= done:

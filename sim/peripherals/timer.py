@@ -81,6 +81,10 @@ class _Run:
     rcr: int = 0
     ccr: tuple[int, ...] = ()
 
+    def line(self) -> tuple[bool, bool, int, int, int, int, tuple[int, ...]]:
+        """What the cycles of the coming wraps and compare matches follow from."""
+        return self.running, self.down, self.cnt, self.anchor, self.period, self.arr, self.ccr
+
     def copy(self) -> _Run:
         """A copy to change (``dataclasses.replace`` is several times slower, and this
         is on the path of every timer register write)."""
@@ -338,9 +342,9 @@ class Timer(Peripheral):
     def write(self, offset: int, size: int, value: int) -> None:
         self._sync()
         self._rebase()
-        counting, modes = self._run.copy(), self._oc
+        counting, modes = self._run.line(), self._oc
         super().write(offset, size, value)
-        if self._run != counting or self._oc is not modes:
+        if self._run.line() != counting or self._oc is not modes:
             # the counting changed: the next wrap or match is found again. (``_rebase``
             # moves the anchor along the same line: the wraps and matches stay.)
             self._quiet_until = 0
@@ -727,10 +731,14 @@ class Timer(Peripheral):
             seg = self._segment(run)
             if seg is None:
                 break
-            hits = [run.anchor + t * run.period for t, ch in seg.matches
-                    if ch in chans and run.anchor + t * run.period > now]
-            if hits:
-                return min(hits + ([later_update] if later_update is not None else []))
+            hit: int | None = None     # the first wanted match after now
+            for t, ch in seg.matches:
+                if ch in chans:
+                    at = run.anchor + t * run.period
+                    if at > now and (hit is None or at < hit):
+                        hit = at
+            if hit is not None:
+                return hit if later_update is None or hit < later_update else later_update
             if later_update is not None:
                 return later_update
             end = run.anchor + seg.ticks * run.period
