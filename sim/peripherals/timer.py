@@ -187,6 +187,10 @@ class Timer(Peripheral):
         self._wants: dict[tuple[int, int], tuple[bool, frozenset[int]]] = {}
         #: SR & DIER when the interrupt outputs were last decided (``_update_irq``).
         self._irq_pending = -1
+        #: The interrupt outputs and the scheduled event follow from the state as it is:
+        #: set once a write or an event decided them, cleared by whatever changes the
+        #: state otherwise (a walk of ``_sync`` setting flags, a capture, a clock change).
+        self._settled = False
         super().__init__(name, base, note=note)
         clocks.subscribe(self._clocks_changed)
 
@@ -332,6 +336,7 @@ class Timer(Peripheral):
         self._quiet_until = 0
         self._modes_changed()
         self._irq_pending = -1
+        self._settled = False
         self._update_irq()
 
     # -- bus side: bring the counter up to date before every access ------------
@@ -342,14 +347,21 @@ class Timer(Peripheral):
     def write(self, offset: int, size: int, value: int) -> None:
         self._sync()
         self._rebase()
-        counting, modes = self._run.line(), self._oc
+        word = offset & ~3
+        stored, counting, modes = self.values.get(word), self._run.line(), self._oc
         super().write(offset, size, value)
         if self._run.line() != counting or self._oc is not modes:
             # the counting changed: the next wrap or match is found again. (``_rebase``
             # moves the anchor along the same line: the wraps and matches stay.)
             self._quiet_until = 0
+        elif (self._settled and self.values.get(word) == stored
+              and not (word in self._regs and self._regs[word]._watched)):
+            # nothing changed (SR's flag cleared again, DIER |= what it holds): the
+            # outputs and the event decided since are still the state's own
+            return
         self._update_irq()
         self._reschedule()
+        self._settled = True
 
     def _is_input(self, ch: int) -> bool:
         """Channel ``ch`` (0-based) is in input capture (CCxS != 00)."""
@@ -359,6 +371,7 @@ class Timer(Peripheral):
         """In input capture, reading CCRx clears CCxIF (RM0316, TIMx_SR)."""
         if self._is_input(ch) and self.bits.ccif[ch].value:
             self.bits.ccif[ch].value = 0
+            self._settled = False
             self._update_irq()
         return value
 
@@ -403,6 +416,7 @@ class Timer(Peripheral):
         return max(1, round(hclk / timclk))
 
     def _clocks_changed(self) -> None:
+        self._settled = False
         self._sync()
         self._rebase()
         self._run.period = (self._run.psc + 1) * self._ratio()
@@ -515,6 +529,7 @@ class Timer(Peripheral):
             self._seen = now
             return
         self._quiet_until = _FOREVER
+        self._settled = False             # flags may rise, the counter wrap or stop
         while self._run.running:
             run = self._run
             seg = self._segment(run)
@@ -670,6 +685,7 @@ class Timer(Peripheral):
         pol = ccer[f"CC{channel}P"].value | ccer[f"CC{channel}NP"].value << 1
         if not (pol == 3 or (pol == 0 and rising) or (pol == 1 and not rising)):
             return
+        self._settled = False
         self._rebase()
         self._quiet_until = 0
         self.bits.ccr[ch].value = self.counter()
@@ -772,3 +788,4 @@ class Timer(Peripheral):
         self._sync()
         self._update_irq()
         self._reschedule()
+        self._settled = True
