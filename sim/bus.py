@@ -77,6 +77,7 @@ class Bus:
         #: idle skip must not take the turn that made it for a pure loop.
         self.python_read: Callable[[], None] | None = None
         self._cache: Any = None
+        self._horizon: Any = None
         #: An exception a model raised under the native read cache's callbacks: ctypes
         #: would print and drop it (the run going on with a made-up value), so it is kept
         #: here, the engine stopped, and :meth:`raise_failure` raises it once it returns,
@@ -206,27 +207,9 @@ class Bus:
             self._cache.clear()
 
     def cached_read(self, address: int, size: int) -> int:
-        """The native cache missed: ask the model, and let the cache keep the answer
-        (``_mmio_read`` without the cache; one path, written out: it runs on every miss)."""
+        """The native cache missed: ask the model, and let the cache keep the answer."""
         try:
-            route = self._routes.get(address) or self.route(address)
-            if route is None:
-                return self._no_model(address)
-            p, offset = route
-            try:
-                value = p.read(offset, size)
-            except Exception as exc:  # a model bug must not kill the run
-                return self._model_failed(p, address, exc)
-            if self.read_observer is not None:
-                horizon = self.read_observer(address, value, p, offset)
-                if horizon is None:
-                    pass
-                elif horizon.__class__ is int:
-                    self._cache.fill(address, size, value, horizon)
-                else:   # a Ramp
-                    self._cache.fill(address, size, horizon.value, horizon.until,
-                                     horizon.anchor, horizon.period)
-            return value
+            return self._cached_read(address, size)
         except Exception as exc:  # noqa: BLE001 - kept and raised once the engine returns
             self._fail(exc)
             return 0
@@ -248,28 +231,34 @@ class Bus:
         if failure is not None:
             raise failure
 
+    def _cached_read(self, address: int, size: int) -> int:
+        value = self._mmio_read(self.uc, address, size, 0)
+        horizon = self._horizon
+        if horizon is not None:
+            self._horizon = None
+            if isinstance(horizon, int):
+                self._cache.fill(address, size, value, horizon)
+            else:   # a Ramp
+                self._cache.fill(address, size, horizon.value, horizon.until, horizon.anchor,
+                                 horizon.period)
+        return value
+
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
         address = base + offset
         route = self._routes.get(address) or self.route(address)
         if route is None:
-            return self._no_model(address)
+            self.note(f"read of 0x{address:08x}: no model in a shared page; 0")
+            return 0
         p, offset = route
         try:
             value = p.read(offset, size)
         except Exception as exc:  # a model bug must not kill the run
-            return self._model_failed(p, address, exc)
+            self.model_errors += 1
+            self.note(f"{p.name}: read of 0x{address:08x} failed in the model: {exc!r}")
+            return 0
         if self.read_observer is not None:
-            self.read_observer(address, value, p, offset)
+            self._horizon = self.read_observer(address, value, p, offset)
         return value
-
-    def _no_model(self, address: int) -> int:
-        self.note(f"read of 0x{address:08x}: no model in a shared page; 0")
-        return 0
-
-    def _model_failed(self, p: Peripheral, address: int, exc: Exception) -> int:
-        self.model_errors += 1
-        self.note(f"{p.name}: read of 0x{address:08x} failed in the model: {exc!r}")
-        return 0
 
     def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
         address = base + offset

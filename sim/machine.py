@@ -456,7 +456,7 @@ class Machine:
         nxt, tick = self.clock.next_deadline(), self.exc.systick_next
         if tick is None:
             return nxt
-        return tick if nxt is None or tick < nxt else nxt
+        return tick if nxt is None else min(nxt, tick)
 
     def _observe_read(self, address: int, value: int, peripheral: Any,
                       offset: int) -> int | mmio_cache.Ramp | None:
@@ -469,18 +469,16 @@ class Machine:
             self.bus.invalidate()
             self.poll.forget()
             return None
-        horizon = self._next_deadline()
-        if horizon is None:
-            horizon = self.counter.count + SLICE
+        now = self.counter.count
+        nxt = self._next_deadline()
+        horizon = nxt if nxt is not None else now + SLICE
         if self.read_cache is not None:
             # the cache answers the further reads, and a loop's turns are skipped in C
             # (``idle_visit``, sim.rampskip): cheaper than a Python read per turn
-            ramps = getattr(peripheral, "ramp", None)
-            ramp = ramps(offset) if ramps is not None else None
+            ramp = peripheral.ramp(offset) if hasattr(peripheral, "ramp") else None
             if ramp is not None:  # a counting register: the cache counts (see mmio_cache.Ramp)
                 return mmio_cache.Ramp(min(ramp[0], horizon), *ramp[1:])
-            return stable if stable < horizon else horizon
-        now = self.counter.count
+            return min(stable, horizon)
         until = min(stable, horizon)
         poll = self.poll
         pc = self.precharge.canonical(self.uc.reg_read(A.UC_ARM_REG_PC))
