@@ -189,7 +189,7 @@ class Timer(Peripheral):
         self._irq_pending = -1
         #: The interrupt outputs and the scheduled event follow from the state as it is:
         #: set once a write or an event decided them, cleared by whatever changes the
-        #: state otherwise (a walk of ``_sync`` setting flags, a capture, a clock change).
+        #: state otherwise (``_sync`` raising flags or wrapping, a capture, a clock change).
         self._settled = False
         super().__init__(name, base, note=note)
         clocks.subscribe(self._clocks_changed)
@@ -529,7 +529,6 @@ class Timer(Peripheral):
             self._seen = now
             return
         self._quiet_until = _FOREVER
-        self._settled = False             # flags may rise, the counter wrap or stop
         while self._run.running:
             run = self._run
             seg = self._segment(run)
@@ -545,12 +544,14 @@ class Timer(Peripheral):
             if run.anchor + seg.ticks * run.period > now:
                 self._quiet_until = end
                 break
+            self._settled = False       # the counter wraps
             self._run, uev = self._finish(run, seg)
             if uev:
                 self._update_happened(software=False)
             self._skip_periods(now)
         self._seen = now
         if not self._run.running and self.bits.cen.value:
+            self._settled = False
             self.bits.cen.value = 0     # one-pulse mode stopped the counter
 
     def _skip_periods(self, now: int) -> None:
@@ -599,12 +600,14 @@ class Timer(Peripheral):
 
     # -- what events do ------------------------------------------------------------
     def _update_happened(self, software: bool) -> None:
+        self._settled = False
         if not (software and self.bits.urs.value):
             self.bits.uif.value = 1
         if self.bits.ude.value and self.dma_request is not None:
             self.dma_request("UP")
 
     def _compare_match(self, ch: int) -> None:
+        self._settled = False
         self.bits.ccif[ch].value = 1
         if self.bits.ccde[ch].value and self.dma_request is not None:
             self.dma_request(f"CC{ch + 1}")
