@@ -507,7 +507,7 @@ class Timer(Peripheral):
         run.psc = psc = v[PSC]
         run.arr = v[ARR]
         run.rcr = self._rcr()
-        run.ccr = tuple(v[off] for off in self.bits.ccr_at)
+        run.ccr = tuple([v[off] for off in self.bits.ccr_at])
         run.period = (psc + 1) * self._ratio()
 
     def _rcr(self) -> int:
@@ -629,8 +629,8 @@ class Timer(Peripheral):
         if not cr1 & self.bits.arpe_m:
             run.arr = v[ARR]
         if self.bits.ccr_at:      # CCRx without preload (OCxPE = 0) is active at once
-            run.ccr = tuple(old if v[pe_off] & pe else v[off] for old, (pe_off, pe), off
-                            in zip(run.ccr, self.bits.ocpe_at, self.bits.ccr_at))
+            run.ccr = tuple([old if v[pe_off] & pe else v[off] for old, (pe_off, pe), off
+                             in zip(run.ccr, self.bits.ocpe_at, self.bits.ccr_at)])
         if self.bits.slave_at is not None and v[self.bits.slave_at[0]] & self.bits.slave_at[1]:
             self._note_mode("slave mode (SMCR.SMS) not modelled; the counter runs on its clock")
 
