@@ -18,6 +18,9 @@ from .mmio_cache import Step
 from .regs import Peripheral
 
 PAGE = 0x400
+#: Addresses whose peripheral and offset are remembered (``Bus.route``): far more than
+#: any firmware's working set; firmware sweeping peripheral space starts the table afresh.
+ROUTES = 4096
 
 
 @dataclass
@@ -62,6 +65,8 @@ class Bus:
         self.note = note
         self.memories: list[Memory] = []
         self._pages: dict[int, Peripheral | list[Peripheral]] = {}
+        #: address -> (peripheral, offset): found once, not per access (``route``)
+        self._routes: dict[int, tuple[Peripheral, int]] = {}
         self.peripherals: dict[str, Peripheral] = {}
         self._windows: list[tuple[int, int]] = []
         #: Told of every peripheral read (address, value, peripheral, offset); returns
@@ -105,6 +110,7 @@ class Bus:
     # -- peripherals ------------------------------------------------------------
     def add_peripheral(self, p: Peripheral) -> None:
         self.peripherals[p.name] = p
+        self._routes.clear()
         first, last = p.base // PAGE, (p.base + p.size - 1) // PAGE
         for page in range(first, last + 1):
             here = self._pages.get(page)
@@ -130,6 +136,19 @@ class Bus:
                     return p
             return None
         return here
+
+    def route(self, address: int) -> tuple[Peripheral, int] | None:
+        """The peripheral at ``address`` and the offset in it, looked up once per address
+        (the MMIO callbacks run tens of thousands of times a second on a few addresses)."""
+        route = self._routes.get(address)
+        if route is None:
+            p = self.find(address)
+            if p is None:
+                return None
+            if len(self._routes) >= ROUTES:
+                self._routes.clear()
+            route = self._routes[address] = (p, address - p.base)
+        return route
 
     def read(self, address: int, size: int) -> int:
         """A data read as the CPU would see it (peripherals or memory)."""
@@ -229,30 +248,32 @@ class Bus:
 
     def _mmio_read(self, uc: Uc, offset: int, size: int, base: int) -> int:
         address = base + offset
-        p = self.find(address)
-        if p is None:
+        route = self._routes.get(address) or self.route(address)
+        if route is None:
             self.note(f"read of 0x{address:08x}: no model in a shared page; 0")
             return 0
+        p, offset = route
         try:
-            value = p.read(address - p.base, size)
+            value = p.read(offset, size)
         except Exception as exc:  # a model bug must not kill the run
             self.model_errors += 1
             self.note(f"{p.name}: read of 0x{address:08x} failed in the model: {exc!r}")
             return 0
         if self.read_observer is not None:
-            self._horizon = self.read_observer(address, value, p, address - p.base)
+            self._horizon = self.read_observer(address, value, p, offset)
         return value
 
     def _mmio_write(self, uc: Uc, offset: int, size: int, value: int, base: int) -> None:
         address = base + offset
-        p = self.find(address)
-        if p is None:
+        route = self._routes.get(address) or self.route(address)
+        if route is None:
             self.note(f"write of 0x{address:08x}: no model in a shared page; ignored")
             return
         if self.write_observer is not None:
             self.write_observer()
+        p, offset = route
         try:
-            p.write(address - p.base, size, value)
+            p.write(offset, size, value)
         except Exception as exc:
             self.model_errors += 1
             self.note(f"{p.name}: write of 0x{address:08x} failed in the model: {exc!r}")

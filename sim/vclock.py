@@ -29,8 +29,11 @@ class CycleSource(Protocol):
         raise NotImplementedError
 
 
-@dataclass(order=True)
+@dataclass(slots=True)
 class Event:
+    """A callback due at cycle ``when``; events due at one cycle fire in the order they
+    were made (``seq``)."""
+
     when: int
     seq: int
     callback: Callable[[], None] = field(compare=False)
@@ -39,6 +42,19 @@ class Event:
 
     def cancel(self) -> None:
         self.cancelled = True
+
+    # the queue's order, written out: the generated one builds two tuples per comparison
+    def __lt__(self, other: Event) -> bool:
+        return self.when < other.when or (self.when == other.when and self.seq < other.seq)
+
+    def __le__(self, other: Event) -> bool:
+        return not other < self
+
+    def __gt__(self, other: Event) -> bool:
+        return other < self
+
+    def __ge__(self, other: Event) -> bool:
+        return not self < other
 
 
 class VirtualClock:

@@ -53,6 +53,34 @@ class AdcCommon(Peripheral):
         return self.regs["CCR"]["CKMODE"].value
 
 
+class _Bits:
+    """The fields a conversion's paths use, found once by name: ``reg["NAME"]`` is a
+    lookup, and these run at every conversion (Mbed's AnalogIn makes ~5000 a second)."""
+
+    __slots__ = ("adrdy", "eosmp", "eoc", "eos", "ovr", "aden", "addis", "adstart", "adstp",
+                 "adcal", "res", "align", "ovrmod", "cont", "dmaen", "length", "sq", "smp")
+    adrdy: Field
+    eosmp: Field
+    eoc: Field
+    eos: Field
+    ovr: Field
+    aden: Field
+    addis: Field
+    adstart: Field
+    adstp: Field
+    adcal: Field
+    res: Field
+    align: Field
+    ovrmod: Field
+    cont: Field
+    dmaen: Field
+    #: SQR1.L, and SQ1..SQ16 in rank order.
+    length: Field
+    sq: tuple[Field, ...]
+    #: SMPx by channel (channels 1..18).
+    smp: dict[int, Field]
+
+
 class Adc(Peripheral):
     """One ADC instance; ``channel_values`` maps channel number to a 12-bit reading."""
 
@@ -79,6 +107,17 @@ class Adc(Peripheral):
         self._data = 0
         self._calibrating = False
         super().__init__(name, base, note=note)
+        f = self.bits = _Bits()
+        f.adrdy, f.eosmp, f.eoc, f.eos, f.ovr = (
+            self.isr[n] for n in ("ADRDY", "EOSMP", "EOC", "EOS", "OVR"))
+        f.aden, f.addis, f.adstart, f.adstp, f.adcal = (
+            self.cr[n] for n in ("ADEN", "ADDIS", "ADSTART", "ADSTP", "ADCAL"))
+        f.res, f.align, f.ovrmod, f.cont, f.dmaen = (
+            self.cfgr[n] for n in ("RES", "ALIGN", "OVRMOD", "CONT", "DMAEN"))
+        f.length = self.sqr[0]["L"]
+        f.sq = tuple(self.sqr[(rank + 1) // 5][f"SQ{rank + 1}"] for rank in range(16))
+        f.smp = {ch: smpr[f"SMP{ch}"] for ch, smpr in
+                 ((ch, self.smpr[0] if ch < 10 else self.smpr[1]) for ch in range(1, 19))}
 
     def registers(self) -> list[Register]:
         isr_names = ("ADRDY", "EOSMP", "EOC", "EOS", "OVR", "JEOC", "JEOS", "AWD1", "AWD2",
@@ -197,13 +236,15 @@ class Adc(Peripheral):
         read sees the state at its own instruction (exact timing; block timing reads at
         the block's end count, so there the end stays an event, as it always was)."""
         return (self.clock.exact_reads and not self.ier.value
-                and not self.cfgr["DMAEN"].value)
+                and not self.bits.dmaen.value)
 
     def _catch_up(self) -> None:
         """Finish the conversions whose event would have fired by now, each at its
         cycle. An event at cycle N fires once instruction N has run: a read by
         instruction N (the count is N while it runs) still sees the conversion going,
         the host reading once the events of cycle N fired does not."""
+        if self._due is None:
+            return                # nothing converting unseen (most reads)
         clock = self.clock
         done = max(clock.cycles - 1, clock.settled)
         while self._due is not None and self._due[0] <= done:
@@ -224,37 +265,36 @@ class Adc(Peripheral):
 
     def _sequence(self) -> list[int]:
         """Channels of the regular sequence, rank 1 first (SQR1.L + 1 of them)."""
-        length = self.sqr[0]["L"].value + 1
-        return [self.sqr[(rank + 1) // 5][f"SQ{rank + 1}"].value for rank in range(length)]
+        sq = self.bits.sq
+        return [sq[rank].value for rank in range(self.bits.length.value + 1)]
 
     def _conversion_half_cycles(self, channel: int) -> int:
-        smpr = self.smpr[0] if channel < 10 else self.smpr[1]
-        name = f"SMP{channel}"
-        code = smpr[name].value if name in smpr._by_name else 0
+        smp = self.bits.smp.get(channel)     # SMPR1: channels 1-9, SMPR2: 10-18
+        code = smp.value if smp is not None else 0
         return _SAMPLE_HALF[code] + 25
 
     # -- control -----------------------------------------------------------------
     def _cr_written(self, old: int, new: int) -> None:
-        cr, isr = self.cr, self.isr
+        f = self.bits
         wrote = new                # the set-only bits as written: what this write asks for
-        if wrote & cr["ADCAL"].mask and not self._calibrating:
+        if wrote & f.adcal.mask and not self._calibrating:
             self._calibrating = True
             self._schedule(self._core_cycles(2 * CAL_CYCLES), self._calibrated)
-        if wrote & cr["ADDIS"].mask and cr["ADEN"].value:
+        if wrote & f.addis.mask and f.aden.value:
             self._stop()
-            cr["ADEN"].value = cr["ADDIS"].value = 0
-            isr["ADRDY"].value = 0
-        elif wrote & cr["ADEN"].mask and not cr["ADDIS"].value:
-            isr["ADRDY"].value = 1       # ready at once (tSTAB is below our resolution)
-        if wrote & cr["ADSTP"].mask:
+            f.aden.value = f.addis.value = 0
+            f.adrdy.value = 0
+        elif wrote & f.aden.mask and not f.addis.value:
+            f.adrdy.value = 1       # ready at once (tSTAB is below our resolution)
+        if wrote & f.adstp.mask:
             self._stop()
-            cr["ADSTART"].value = cr["ADSTP"].value = 0
-        elif (wrote & cr["ADSTART"].mask and cr["ADEN"].value and self._event is None
+            f.adstart.value = f.adstp.value = 0
+        elif (wrote & f.adstart.mask and f.aden.value and self._event is None
               and self._due is None):
             self._rank = 0
             self._start_conversion(self.clock.cycles)
-        elif wrote & cr["ADSTART"].mask and not cr["ADEN"].value:
-            cr["ADSTART"].value = 0     # ignored unless the ADC is enabled
+        elif wrote & f.adstart.mask and not f.aden.value:
+            f.adstart.value = 0     # ignored unless the ADC is enabled
         self._update_irq()
 
     def _schedule(self, cycles: int, callback: Callable[[], None]) -> None:
@@ -290,31 +330,31 @@ class Adc(Peripheral):
     def _converted(self, channel: int, when: int | None = None) -> None:
         """A conversion ended at cycle ``when`` (its event: now)."""
         self._event = None
-        cfgr, isr = self.cfgr, self.isr
-        res_bits = 12 - 2 * cfgr["RES"].value
+        f = self.bits
+        res_bits = 12 - 2 * f.res.value
         raw = (self.channel_values.get(channel, 0) & 0xFFF) >> (12 - res_bits)
-        data = raw << (16 - res_bits) if cfgr["ALIGN"].value else raw
-        if isr["EOC"].value:
-            isr["OVR"].value = 1
-            if not cfgr["OVRMOD"].value:   # keep the old data
+        data = raw << (16 - res_bits) if f.align.value else raw
+        if f.eoc.value:
+            f.ovr.value = 1
+            if not f.ovrmod.value:   # keep the old data
                 data = self._data
         self._data = data
-        isr["EOSMP"].value = isr["EOC"].value = 1
-        if cfgr["DMAEN"].value and self.dma_request is not None:
+        f.eosmp.value = f.eoc.value = 1
+        if f.dmaen.value and self.dma_request is not None:
             self.dma_request()
         self._rank += 1
         if self._rank >= len(self._sequence()):
-            isr["EOS"].value = 1
+            f.eos.value = 1
             self._rank = 0
-            if not cfgr["CONT"].value:
-                self.cr["ADSTART"].value = 0
-        if self.cr["ADSTART"].value:
+            if not f.cont.value:
+                f.adstart.value = 0
+        if f.adstart.value:
             self._start_conversion(self.clock.cycles if when is None else when)
         self._update_irq()
 
     def _dr_read(self, stored: int) -> int:
-        if self.isr["EOC"].value:
-            self.isr["EOC"].value = 0
+        if self.bits.eoc.value:
+            self.bits.eoc.value = 0
             self._update_irq()
         return self._data
 

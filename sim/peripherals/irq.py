@@ -24,8 +24,10 @@ class _Input:
         self.level = False
 
     def set(self, level: bool) -> None:
-        self.level = bool(level)
-        self._owner._recompute()
+        level = bool(level)
+        if level != self.level:     # the OR can only change when an input does
+            self.level = level
+            self._owner._recompute()
 
     def sole_line(self) -> IrqOut | None:
         """The line this input drives, or None while another input shares it."""

@@ -14,7 +14,7 @@ HCLK/TIMCLKx core cycles (TIMCLK1 for TIM2/3/4/6/7, TIMCLK2 for TIM1/8/15/16/17)
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 
 from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags, tag
@@ -29,6 +29,9 @@ CCR_OFFSETS = (0x34, 0x38, 0x3C, 0x40)
 BDTR, DCR, DMAR, OR, CCMR3, CCR5, CCR6 = 0x44, 0x48, 0x4C, 0x50, 0x54, 0x58, 0x5C
 
 _FOREVER = 1 << 127
+#: Counting stretches remembered per timer (``Timer._segment``): a handful are live at
+#: a time (the current one, the next period's); the table starts afresh past this.
+_SEGMENTS = 64
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def _ccmr(first: int, second: int) -> list[Field]:
     return out + [Field(f"OC{first}M_3", 16), Field(f"OC{second}M_3", 24)]
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     """The counter as a line through time plus the shadow (active) registers."""
 
@@ -77,6 +80,16 @@ class _Run:
     arr: int = 0xFFFF
     rcr: int = 0
     ccr: tuple[int, ...] = ()
+
+    def line(self) -> tuple[bool, bool, int, int, int, int, tuple[int, ...]]:
+        """What the cycles of the coming wraps and compare matches follow from."""
+        return self.running, self.down, self.cnt, self.anchor, self.period, self.arr, self.ccr
+
+    def copy(self) -> _Run:
+        """A copy to change (``dataclasses.replace`` is several times slower, and this
+        is on the path of every timer register write)."""
+        return _Run(self.running, self.down, self.cnt, self.anchor, self.period, self.rep,
+                    self.psc, self.arr, self.rcr, self.ccr)
 
 
 @dataclass(frozen=True)
@@ -175,6 +188,19 @@ class Timer(Peripheral):
         #: is all the event would do (``_reschedule``); caught up with at the next access.
         self._line_at = line_at_cycle
         self._noted_modes: set[str] = set()
+        #: Channels in output-compare mode (``_oc_channels``), kept from CCMR writes.
+        self._oc: tuple[int, ...] = ()
+        #: ``_segment`` by (CNT, ARR, down, active CCRx): a pure function of these and
+        #: of ``_oc`` (the table is emptied when that changes).
+        self._segments: dict[tuple[int, int, bool, tuple[int, ...]], _Segment | None] = {}
+        #: ``_wanted`` by DIER and SR (a pure function of the two words).
+        self._wants: dict[tuple[int, int], tuple[bool, frozenset[int]]] = {}
+        #: SR & DIER when the interrupt outputs were last decided (``_update_irq``).
+        self._irq_pending = -1
+        #: The interrupt outputs and the scheduled event follow from the state as it is:
+        #: set once a write or an event decided them, cleared by whatever changes the
+        #: state otherwise (``_sync`` raising flags or wrapping, a capture, a clock change).
+        self._settled = False
         super().__init__(name, base, note=note)
         clocks.subscribe(self._clocks_changed)
 
@@ -230,7 +256,8 @@ class Timer(Peripheral):
                 Field("SMS", 0, 3), Field("OCCS", 3), Field("TS", 4, 3), Field("MSM", 7),
                 Field("ETF", 8, 4), Field("ETPS", 12, 2), Field("ECE", 14), Field("ETP", 15),
                 Field("SMS3", 16)), on_write=cfg))
-            regs.append(Register("CCMR1", CCMR1, fields=_ccmr(1, 2), on_write=cfg))
+            regs.append(Register("CCMR1", CCMR1, fields=_ccmr(1, 2),
+                                 on_write=self._ccmr_written))
             ccer = [f for i in range(1, 5) for f in (
                 Field(f"CC{i}E", 4 * i - 4), Field(f"CC{i}P", 4 * i - 3),
                 Field(f"CC{i}NE", 4 * i - 2), Field(f"CC{i}NP", 4 * i - 1))]
@@ -240,7 +267,8 @@ class Timer(Peripheral):
                                  tagged=True))
             regs.append(Register("DMAR", DMAR, fields=(tag("DMAB", 0, 32),)))
         if nch > 2:
-            regs.append(Register("CCMR2", CCMR2, fields=_ccmr(3, 4), on_write=cfg))
+            regs.append(Register("CCMR2", CCMR2, fields=_ccmr(3, 4),
+                                 on_write=self._ccmr_written))
         for i in range(nch):
             regs.append(Register(f"CCR{i + 1}", CCR_OFFSETS[i],
                                  fields=(Field(f"CCR{i + 1}", 0, bits),),
@@ -320,6 +348,9 @@ class Timer(Peripheral):
                          ccr=(0,) * self.kind.channels)
         self._seen = self.clock.cycles
         self._quiet_until = 0
+        self._modes_changed()
+        self._irq_pending = -1
+        self._settled = False
         self._update_irq()
 
     # -- bus side: bring the counter up to date before every access ------------
@@ -334,10 +365,21 @@ class Timer(Peripheral):
             self._catch_up_line()
         self._sync()
         self._rebase()
+        word = offset & ~3
+        stored, counting, modes = self.values.get(word), self._run.line(), self._oc
         super().write(offset, size, value)
-        self._quiet_until = 0
+        if self._run.line() != counting or self._oc is not modes:
+            # the counting changed: the next wrap or match is found again. (``_rebase``
+            # moves the anchor along the same line: the wraps and matches stay.)
+            self._quiet_until = 0
+        elif (self._settled and self.values.get(word) == stored
+              and not (word in self._regs and self._regs[word]._watched)):
+            # nothing changed (SR's flag cleared again, DIER |= what it holds): the
+            # outputs and the event decided since are still the state's own
+            return
         self._update_irq()
         self._reschedule()
+        self._settled = True
 
     def _is_input(self, ch: int) -> bool:
         """Channel ``ch`` (0-based) is in input capture (CCxS != 00)."""
@@ -347,6 +389,7 @@ class Timer(Peripheral):
         """In input capture, reading CCRx clears CCxIF (RM0316, TIMx_SR)."""
         if self._is_input(ch) and self.bits.ccif[ch].value:
             self.bits.ccif[ch].value = 0
+            self._settled = False
             self._update_irq()
         return value
 
@@ -431,6 +474,7 @@ class Timer(Peripheral):
     def _clocks_changed(self) -> None:
         if self._line_at is not None and self._line_at.when is not None:
             self._catch_up_line()
+        self._settled = False
         self._sync()
         self._rebase()
         self._run.period = (self._run.psc + 1) * self._ratio()
@@ -438,18 +482,37 @@ class Timer(Peripheral):
         self._reschedule()
 
     # -- the counter as a function of time --------------------------------------
-    def _oc_channels(self) -> list[int]:
+    def _oc_channels(self) -> tuple[int, ...]:
         """Channels in output-compare mode (CCxS = 00), which match against CCRx."""
         v = self.values
-        return [ch for ch, (off, m) in enumerate(self.bits.ccs_at) if not v[off] & m]
+        return tuple(ch for ch, (off, m) in enumerate(self.bits.ccs_at) if not v[off] & m)
+
+    def _modes_changed(self) -> None:
+        """CCMRx changed (or the timer was reset): channel modes again, and the
+        counting stretches computed with the old ones forgotten."""
+        self._oc = self._oc_channels()
+        self._segments.clear()
 
     def _segment(self, run: _Run) -> _Segment | None:
-        """The counting stretch from ``run``'s anchor to the next wrap; None if blocked."""
+        """The counting stretch from ``run``'s anchor to the next wrap; None if blocked.
+        Computed once per counter state (``_stretch``): each register access asks."""
+        key = (run.cnt, run.arr, run.down, run.ccr)
+        try:
+            return self._segments[key]
+        except KeyError:
+            pass
+        if len(self._segments) >= _SEGMENTS:
+            self._segments.clear()
+        seg = self._segments[key] = self._stretch(run)
+        return seg
+
+    def _stretch(self, run: _Run) -> _Segment | None:
+        """What ``_segment`` answers, computed."""
         c, arr = run.cnt, run.arr
         if arr == 0:
             return None        # the counter is blocked while ARR is 0 (RM0316 21.3.2)
         matches: list[tuple[int, int]] = []
-        chans = self._oc_channels()
+        chans = self._oc
         if not run.down:
             overflow = c <= arr
             top = arr if overflow else self._max
@@ -472,7 +535,9 @@ class Timer(Peripheral):
 
     def _finish(self, run: _Run, seg: _Segment) -> tuple[_Run, bool]:
         """``run`` after ``seg`` ends; True if an update event happened there."""
-        run = replace(run, anchor=run.anchor + seg.ticks * run.period, cnt=seg.end_cnt)
+        run = run.copy()
+        run.anchor += seg.ticks * run.period
+        run.cnt = seg.end_cnt
         if not seg.overflow:
             return run, False
         if run.rep:
@@ -480,7 +545,7 @@ class Timer(Peripheral):
             return run, False
         if self.values[CR1] & self.bits.udis_m:
             return run, False
-        run = self._load_shadows(run)
+        self._shadows_into(run)
         run.rep = run.rcr
         if run.down:
             run.cnt = run.arr      # the down-counter reloads the new auto-reload value
@@ -489,11 +554,19 @@ class Timer(Peripheral):
         return run, True
 
     def _load_shadows(self, run: _Run) -> _Run:
-        """Update event: preloaded PSC, ARR, RCR and CCRx become active."""
+        """Update event: ``run`` with preloaded PSC, ARR, RCR and CCRx active."""
+        run = run.copy()
+        self._shadows_into(run)
+        return run
+
+    def _shadows_into(self, run: _Run) -> None:
+        """Preloaded PSC, ARR, RCR and CCRx become active in ``run`` (a copy)."""
         v = self.values
-        psc = v[PSC]
-        return replace(run, psc=psc, arr=v[ARR], rcr=self._rcr(),
-                       ccr=tuple(v[off] for off in self.bits.ccr_at), period=(psc + 1) * self._ratio())
+        run.psc = psc = v[PSC]
+        run.arr = v[ARR]
+        run.rcr = self._rcr()
+        run.ccr = tuple([v[off] for off in self.bits.ccr_at])
+        run.period = (psc + 1) * self._ratio()
 
     def _rcr(self) -> int:
         return self.values[self.bits.rcr_at] if self.bits.rcr_at is not None else 0
@@ -529,12 +602,14 @@ class Timer(Peripheral):
             if run.anchor + seg.ticks * run.period > now:
                 self._quiet_until = end
                 break
+            self._settled = False       # the counter wraps
             self._run, uev = self._finish(run, seg)
             if uev:
                 self._update_happened(software=False)
             self._skip_periods(now)
         self._seen = now
         if not self._run.running and self.bits.cen.value:
+            self._settled = False
             self.bits.cen.value = 0     # one-pulse mode stopped the counter
 
     def _skip_periods(self, now: int) -> None:
@@ -583,12 +658,14 @@ class Timer(Peripheral):
 
     # -- what events do ------------------------------------------------------------
     def _update_happened(self, software: bool) -> None:
+        self._settled = False
         if not (software and self.bits.urs.value):
             self.bits.uif.value = 1
         if self.bits.ude.value and self.dma_request is not None:
             self.dma_request("UP")
 
     def _compare_match(self, ch: int) -> None:
+        self._settled = False
         self.bits.ccif[ch].value = 1
         if self.bits.ccde[ch].value and self.dma_request is not None:
             self.dma_request(f"CC{ch + 1}")
@@ -610,10 +687,14 @@ class Timer(Peripheral):
         if not cr1 & self.bits.arpe_m:
             run.arr = v[ARR]
         if self.bits.ccr_at:      # CCRx without preload (OCxPE = 0) is active at once
-            run.ccr = tuple(old if v[pe_off] & pe else v[off] for old, (pe_off, pe), off
-                            in zip(run.ccr, self.bits.ocpe_at, self.bits.ccr_at))
+            run.ccr = tuple([old if v[pe_off] & pe else v[off] for old, (pe_off, pe), off
+                             in zip(run.ccr, self.bits.ocpe_at, self.bits.ccr_at)])
         if self.bits.slave_at is not None and v[self.bits.slave_at[0]] & self.bits.slave_at[1]:
             self._note_mode("slave mode (SMCR.SMS) not modelled; the counter runs on its clock")
+
+    def _ccmr_written(self, old: int, new: int) -> None:
+        self._modes_changed()
+        self._config_written()
 
     def _note_mode(self, text: str) -> None:
         if text not in self._noted_modes:
@@ -667,6 +748,7 @@ class Timer(Peripheral):
         pol = ccer[f"CC{channel}P"].value | ccer[f"CC{channel}NP"].value << 1
         if not (pol == 3 or (pol == 0 and rising) or (pol == 1 and not rising)):
             return
+        self._settled = False
         self._rebase()
         self._quiet_until = 0
         self.bits.ccr[ch].value = self.counter()
@@ -681,6 +763,9 @@ class Timer(Peripheral):
         """The one place the interrupt outputs are decided."""
         # SR flags sit at the positions of their DIER enables (UIF/UIE, CCxIF/CCxIE ...).
         pending = self.values[SR] & self.values[DIER]
+        if pending == self._irq_pending:
+            return              # the outputs already show these flags
+        self._irq_pending = pending
         up, cc = bool(pending & self.bits.up_m), bool(pending & self.bits.cc_m)
         brk, trg_com = bool(pending & self.bits.brk_m), bool(pending & self.bits.trg_com_m)
         if self.irq is not None:
@@ -690,12 +775,21 @@ class Timer(Peripheral):
             if out is not None:
                 out.set(level)
 
-    def _wanted(self) -> tuple[bool, set[int]]:
+    def _wanted(self) -> tuple[bool, frozenset[int]]:
         """Which events someone would notice now: (update, compare channels)."""
-        dier, sr = self.values[DIER], self.values[SR]
+        key = (self.values[DIER], self.values[SR])
+        wanted = self._wants.get(key)
+        if wanted is None:
+            if len(self._wants) >= _SEGMENTS:
+                self._wants.clear()
+            wanted = self._wants[key] = self._wanted_by(*key)
+        return wanted
+
+    def _wanted_by(self, dier: int, sr: int) -> tuple[bool, frozenset[int]]:
+        """What ``_wanted`` answers for these DIER and SR words, computed."""
         want_up = bool(dier & self.bits.ude_m or (dier & self.bits.uie_m and not sr & self.bits.up_m))
-        chans = {ch for ch, (ie, de, flag) in enumerate(self.bits.cc_wanted)
-                 if dier & de or (dier & ie and not sr & flag)}
+        chans = frozenset(ch for ch, (ie, de, flag) in enumerate(self.bits.cc_wanted)
+                          if dier & de or (dier & ie and not sr & flag))
         return want_up, chans
 
     def next_event_cycle(self) -> int | None:
@@ -716,10 +810,14 @@ class Timer(Peripheral):
             seg = self._segment(run)
             if seg is None:
                 break
-            hits = [run.anchor + t * run.period for t, ch in seg.matches
-                    if ch in chans and run.anchor + t * run.period > now]
-            if hits:
-                return min(hits + ([later_update] if later_update is not None else []))
+            hit: int | None = None     # the first wanted match after now
+            for t, ch in seg.matches:
+                if ch in chans:
+                    at = run.anchor + t * run.period
+                    if at > now and (hit is None or at < hit):
+                        hit = at
+            if hit is not None:
+                return hit if later_update is None or hit < later_update else later_update
             if later_update is not None:
                 return later_update
             end = run.anchor + seg.ticks * run.period
@@ -761,6 +859,7 @@ class Timer(Peripheral):
         self._sync()
         self._update_irq()
         self._reschedule()
+        self._settled = True
 
     def _only_raises_irq(self) -> bool:
         """Whether the next event would do nothing but raise ``irq`` (its flag is brought
