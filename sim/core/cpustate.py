@@ -143,6 +143,24 @@ class DirectState(ctypes.Structure):
     ]
 
 
+SITE_RANGES = 8
+#: What the native count hook calls at a site: (engine handle, address, size, user).
+SITE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32,
+                           ctypes.c_void_p)
+
+
+class SiteState(ctypes.Structure):
+    """The image's sites as the native count hook sees them (``hwut_sites`` in
+    counter.c; filled by ``sim.sites``): one bit per half-word of each memory view."""
+    _fields_ = [
+        ("n", ctypes.c_uint32), ("lo", ctypes.c_uint32), ("span", ctypes.c_uint32),
+        ("block_start", ctypes.c_uint32),
+        ("base", ctypes.c_uint32 * SITE_RANGES), ("size", ctypes.c_uint32 * SITE_RANGES),
+        ("bits", ctypes.c_void_p * SITE_RANGES), ("call", ctypes.c_void_p),
+        ("user", ctypes.c_void_p), ("fired", ctypes.c_uint64),
+    ]
+
+
 class CpuState(ctypes.Structure):
     """The instruction count and its limit, the modes (``fast``: exceptions taken in C;
     ``precharge``), then the parts above (the hot fields share the first cache line)."""
@@ -153,14 +171,14 @@ class CpuState(ctypes.Structure):
         ("precharge", ctypes.c_uint32), ("spare", ctypes.c_uint32),
         ("exc", ExceptionState), ("pre", PrechargeState), ("api", EngineApi),
         ("idle", IdleState), ("blocks", BlockSlot * BLOCK_SLOTS), ("skips", SkipSlot * SKIP_SLOTS),
-        ("regions", RegionState), ("direct", DirectState),
+        ("regions", RegionState), ("direct", DirectState), ("sites", SiteState),
     ]
 
 
 #: The structs mirrored from counter.c, by the name its layout table gives them.
 MIRRORS: dict[str, type[ctypes.Structure]] = {cls.__name__: cls for cls in (
     BlockSlot, EngineApi, ExceptionState, PrechargeState, IdleState, SkipSlot, RegionState,
-    TlbEntry, DirectState, CpuState)}
+    TlbEntry, DirectState, SiteState, CpuState)}
 
 
 def get_set(words: ctypes.Array) -> int:
