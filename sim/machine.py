@@ -194,7 +194,9 @@ class Machine:
             self.bus.add_bitband(alias, target, size)
         self.unmask = UnmaskWatch(self.uc, self.counter, self.exc, self.precharge, self.sites)
         self.precharge.on_count_hooks = self.sites.rehook
-        self.precharge.other_code_hooks = lambda: self.unmask.hooked or self.traps.hooked
+        # sites in the native bitmap cost nothing more while precharging is suspended
+        self.precharge.other_code_hooks = lambda: self.sites.code_hooks > 0
+        self.sites.on_code_hooks = self.precharge.wake
         self.dispatch = Dispatch(self.uc, self.exc, self.bus, self.precharge,
                                  semihosting=self.semihosting,
                                  flash_interface=lambda: self.peripherals.get("FLASH"),

@@ -71,6 +71,8 @@ class SiteTable:
         #: Code hooks placed for sites (none with the native bitmap): each costs every
         #: counted instruction a look.
         self.code_hooks = 0
+        #: Called when code hooks were placed (precharging looks at them: ``adapt``).
+        self.on_code_hooks: Callable[[], None] = lambda: None
         #: The sites at each address they run at (every view), for the native call.
         self._at: dict[int, tuple[_Site, ...]] = {}
         #: memory name -> the memory and its bitmap; how many sites each half-word holds.
@@ -133,6 +135,7 @@ class SiteTable:
                                           begin=at, end=at)
                         for at in self._precharge.views(site.address)]
         self.code_hooks += len(site.handles)
+        self.on_code_hooks()
 
     def _unhook(self, site: _Site) -> None:
         for handle in site.handles:
