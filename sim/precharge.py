@@ -48,11 +48,15 @@ PAYS_SWITCH = 60
 #: doubling each time it still did not pay after it.
 SUSPEND_MIN = 16_000_000
 SUSPEND_MAX = 1_024_000_000
-#: The first suspension is shorter: the first look sees little more than start-up
-#: code (clock set-up, copies, a scheduler's first switches), which says little of
-#: the loops that follow (an RTOS whose tasks then run precharged at 1.3x the speed
-#: lost that for 16 M instructions, most of a second).
+#: The first suspension is shorter when the first look found precharging promising
+#: (it gained at least 1/PROMISING of what paying takes): that look sees little more
+#: than start-up code (clock set-up, copies, a scheduler's first switches), which
+#: says little of the loops that follow (an RTOS whose tasks then run precharged at
+#: 1.4x the speed lost that for 16 M instructions, most of a second). Where nearly
+#: nothing ran precharged, or switches ate it, the look after a short suspension
+#: would only cost a resume (two flushes of the translated code) and find the same.
 FIRST_SUSPEND = 1_000_000
+PROMISING = 4
 
 
 class Precharge:
@@ -79,7 +83,7 @@ class Precharge:
         #: executed instructions, precharged instructions, switches of view.
         self._look = (0, 0, 0)
         self._next_look = min(FIRST_LOOK, LOOK)
-        self._suspend_for = min(FIRST_SUSPEND, SUSPEND_MAX)
+        self._suspend_for = SUSPEND_MIN
         #: Times precharging was suspended because it did not pay (a profile figure).
         self.suspensions = 0
         #: Called after precharging added an instruction counter's code hook: the code
@@ -233,9 +237,13 @@ class Precharge:
         n, p, s = (executed - self._look[0], pre.precharged_insns - self._look[1],
                    switches - self._look[2])
         if p * PAYS_PRECHARGED < (n - p) + s * PAYS_SWITCH and not self.other_code_hooks():
+            first = not self.suspensions and p * PAYS_PRECHARGED * PROMISING >= n - p
             self._suspend()
-            self._next_look = executed + self._suspend_for
-            self._suspend_for = min(max(2 * self._suspend_for, SUSPEND_MIN), SUSPEND_MAX)
+            if first:
+                self._next_look = executed + min(FIRST_SUSPEND, self._suspend_for)
+            else:
+                self._next_look = executed + self._suspend_for
+                self._suspend_for = min(2 * self._suspend_for, SUSPEND_MAX)
             return
         self._suspend_for = SUSPEND_MIN
         self._start_look(executed)

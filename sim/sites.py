@@ -63,6 +63,8 @@ class SiteTable:
             raise ValueError("native sites need the native counter and exact timing")
         #: Sites in the native count hook's bitmap (else code hooks).
         self.native = able if native is None else native
+        self._counter = counter
+        self._cpu = counter.state
         self._state = counter.state.sites
         #: Every site in the order added: at one address, the order of their callbacks.
         self._sites: list[_Site] = []
@@ -190,13 +192,13 @@ class SiteTable:
             ranges += [(start, mem.size, bits) for start in (mem.base, *mem.aliases)]
         if len(ranges) > SITE_RANGES:
             raise RuntimeError(f"sites in more than {SITE_RANGES} memory views")
-        st.n = 0
+        self._cpu.sites_end = 0   # no site looked at while the ranges change
         for i, (start, size, bits) in enumerate(ranges):
             st.base[i], st.size[i] = start, size
             st.bits[i] = ctypes.addressof(bits)
-        lo = min(start for start, _, _ in ranges)
-        st.lo, st.span = lo, max(start + size for start, size, _ in ranges) - lo
         st.n = len(ranges)
+        self._cpu.sites_end = min(max(start + size for start, size, _ in ranges), 0xFFFF_FFFF)
+        self._counter.count_sites()
 
     def _fire(self, _handle: int, address: int, size: int, _user: int) -> None:
         """Called by ``hwut_count`` at a marked site: its callbacks in order, until one

@@ -120,6 +120,18 @@ def test_block_timing_hooks_every_site(native):
     assert any("division by zero" in f for f in result.faults), result.faults
 
 
+@native_only
+@pytest.mark.parametrize("mode", MODES)
+def test_only_images_with_sites_pay_for_the_look(mode):
+    """The look at the bitmap costs every counted instruction (~6 % of a compute
+    loop): the count hook makes it only once the image has a site."""
+    plain, _, _, _ = _run("compute", 0.01, **MODES[mode])
+    assert not plain.counter.looks_at_sites and plain.state.sites_end == 0
+    rtos, log, _, _ = _run("fw_rtos", 0.1, **MODES[mode])
+    assert rtos.counter.looks_at_sites and rtos.state.sites_end > 0x0800_0000
+    assert log
+
+
 def test_native_sites_need_the_native_exact_counter():
     with pytest.raises(ValueError):
         Machine(board("nucleo-f303re"), timing="block", native_sites=True)
