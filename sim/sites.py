@@ -16,7 +16,12 @@ count hook runs, which is where code runs counted: a site in precharged flash
 runs counted, at the alias or in a counted region, because its owner marks it
 (``Precharge.mark``). One code hook per site instead cost every counted
 instruction a walk over all of them (the engine calls a lone code hook
-directly, and walks a list of several), more than counting itself.
+directly, and walks a list of several), more than counting itself. (Those hooks
+went only in the views ``Precharge.views`` names: without precharging, a site of
+an image linked at 0x08000000 had none at the alias, where such an image never
+runs; the bitmap is looked at in both.) When the counter stops the engine at a
+site, the site is looked at only inside an IT block, where the engine cannot
+stop and ran its code hooks all the same (``in_it_block`` in counter.c).
 
 Without it (the Python counter, block timing, or ``native=False`` here as the
 reference), each site gets a code hook in every view where its code runs
