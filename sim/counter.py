@@ -73,6 +73,14 @@ def _link(api: EngineApi) -> None:
     api.intr_exc_exit = INTR_EXC_EXIT
 
 
+class CountHook:
+    """One code hook of the native count function over [begin, end] (begin > end:
+    every address); its handle changes when the function does (``count_sites``)."""
+
+    def __init__(self, begin: int, end: int, handle: ctypes.c_size_t) -> None:
+        self.begin, self.end, self.handle = begin, end, handle
+
+
 class InstructionCounter:
     """Counts executed instructions of one Unicorn engine."""
 
@@ -92,11 +100,16 @@ class InstructionCounter:
         #: semihosting exit while the peripherals drained (see ``instructions``).
         self.slept = 0
         self.halted = 0
+        #: The native count function, and every code hook of it placed.
+        self._count_fn = "hwut_count"
+        self._counting: list[CountHook] = []
         if use_native:
             _link(self._c.api)
-            self._handles = ([self._add_native(UC_HOOK_CODE, "hwut_count"),
-                              self._add_native(UC_HOOK_BLOCK, "hwut_block_exact")]
-                             if timing == "exact" else [self._add_native(UC_HOOK_BLOCK, "hwut_block")])
+            if timing == "exact":
+                self._whole = self._count_hook()
+                self._handles = [self._add_native(UC_HOOK_BLOCK, "hwut_block_exact")]
+            else:
+                self._handles = [self._add_native(UC_HOOK_BLOCK, "hwut_block")]
         elif timing == "exact":
             uc.hook_add(UC_HOOK_CODE, self._python_hook)
             uc.hook_add(UC_HOOK_BLOCK, self._python_block_start)
@@ -114,6 +127,34 @@ class InstructionCounter:
         if err:
             raise RuntimeError(f"uc_hook_add for {function} failed: {err}")
         return handle
+
+    def _count_hook(self, begin: int = 1, end: int = 0) -> CountHook:
+        hook = CountHook(begin, end, self._add_native(UC_HOOK_CODE, self._count_fn, begin, end))
+        self._counting.append(hook)
+        return hook
+
+    def _uncount(self, hook: CountHook) -> None:
+        _ucpy.uclib.uc_hook_del(self._uc._uch, hook.handle)
+        self._counting.remove(hook)
+
+    def count_sites(self) -> None:
+        """The image has sites (``sim.sites``): count with ``hwut_count_sites``, which
+        looks at them after each instruction it counts (``hwut_count`` does not: the
+        look costs every instruction). Its hooks go where the others were, and code
+        translated with those goes. Between runs of the engine."""
+        if not (self.native and self.timing == "exact") or self._count_fn == "hwut_count_sites":
+            return
+        self._count_fn = "hwut_count_sites"
+        for hook in self._counting:
+            _ucpy.uclib.uc_hook_del(self._uc._uch, hook.handle)
+            hook.handle = self._add_native(UC_HOOK_CODE, self._count_fn, hook.begin, hook.end)
+        # unicorn/unicorn.py picks its py2 or py3 class (see enable_precharge)
+        self._uc.ctl_flush_tb()  # type: ignore[attr-defined]
+
+    @property
+    def looks_at_sites(self) -> bool:
+        """The native count hook is ``hwut_count_sites`` (``count_sites``)."""
+        return self._count_fn == "hwut_count_sites"
 
     def enable_precharge(self, flash_base: int, flash_size: int,
                          mmio: list[tuple[int, int]], marks: ctypes.Array) -> None:
@@ -133,7 +174,7 @@ class InstructionCounter:
             c.deny_lo[i], c.deny_hi[i] = lo, hi
         c.marks = ctypes.addressof(marks)
         self._marks = marks
-        _ucpy.uclib.uc_hook_del(uc._uch, self._handles.pop(0))
+        self._uncount(self._whole)
         self._flash = (flash_base, flash_size)
         self._count_hooks = self._around_flash()
         # unicorn/unicorn.py picks its py2 or py3 class on `sys.version_info.major == 2`,
@@ -142,10 +183,9 @@ class InstructionCounter:
         self._handles.append(self._add_native(UC_HOOK_TLB_FILL, "hwut_tlb_fill"))
         self._c.precharge = 1
 
-    def _around_flash(self) -> list[ctypes.c_size_t]:
+    def _around_flash(self) -> list[CountHook]:
         base, size = self._flash
-        return [self._add_native(UC_HOOK_CODE, "hwut_count", 0, base - 1),
-                self._add_native(UC_HOOK_CODE, "hwut_count", base + size, 0xFFFF_FFFF)]
+        return [self._count_hook(0, base - 1), self._count_hook(base + size, 0xFFFF_FFFF)]
 
     def suspend_precharge(self) -> None:
         """Count every instruction in every view, as without precharging: one code hook
@@ -155,9 +195,9 @@ class InstructionCounter:
         precharging gains. Between runs of the engine; ``resume_precharge`` undoes it."""
         if self._c.pre.suspended:
             return
-        for handle in self._count_hooks:
-            _ucpy.uclib.uc_hook_del(self._uc._uch, handle)
-        self._count_hooks = [self._add_native(UC_HOOK_CODE, "hwut_count")]
+        for hook in self._count_hooks:
+            self._uncount(hook)
+        self._count_hooks = [self._count_hook()]
         self._c.pre.suspended = 1
         self._uc.ctl_flush_tb()  # type: ignore[attr-defined]  # the flash translated without it
         # no MMIO access is refused now: the engine's own TLB, as without precharging
@@ -167,8 +207,8 @@ class InstructionCounter:
         """Precharge again after ``suspend_precharge``."""
         if not self._c.pre.suspended:
             return
-        for handle in self._count_hooks:
-            _ucpy.uclib.uc_hook_del(self._uc._uch, handle)
+        for hook in self._count_hooks:
+            self._uncount(hook)
         self._count_hooks = self._around_flash()
         self._c.pre.suspended = 0
         self._uc.ctl_flush_tb()  # type: ignore[attr-defined]
@@ -178,17 +218,17 @@ class InstructionCounter:
         self._c.pre.mmio_in_tlb = 0
         self._c.pre.tlb_streak = 0
 
-    def count_region(self, lo: int, hi: int) -> ctypes.c_size_t:
+    def count_region(self, lo: int, hi: int) -> CountHook:
         """Count every instruction in [lo, hi) of precharged flash at its canonical
         address too (``hwut_regions`` in counter.c): the code hook over it, and the
         code translated there without it dropped. ``uncount_region`` undoes it."""
-        handle = self._add_native(UC_HOOK_CODE, "hwut_count", lo, hi - 1)
+        hook = self._count_hook(lo, hi - 1)
         self._uc.ctl_remove_cache(lo, hi)
-        return handle
+        return hook
 
-    def uncount_region(self, handle: ctypes.c_size_t) -> None:
+    def uncount_region(self, hook: CountHook) -> None:
         """Remove a region's hook (the engine drops the code translated with it)."""
-        _ucpy.uclib.uc_hook_del(self._uc._uch, handle)
+        self._uncount(hook)
 
     def idle_horizon_address(self) -> int:
         """Where the read cache tells the idle skip until when a turn's reads hold."""

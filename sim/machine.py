@@ -7,7 +7,7 @@ the next event, and hand whatever stopped the CPU to ``sim.dispatch`` (exception
 return, SVC, semihosting, fault, sleep). Around it: the host's side (load,
 reset, UART input, pins, buttons, LEDs, the debugger's hooks). The parts live
 beside it: ``sim.counter`` and ``sim.precharge`` (virtual time), ``sim.thumb``
-(decoding), ``sim.traps`` and ``sim.unmask`` (code hooks on image sites),
+(decoding), ``sim.traps`` and ``sim.unmask`` (image sites, ``sim.sites``),
 ``sim.core.exceptions`` (the architecture's exception model).
 """
 from __future__ import annotations
@@ -44,6 +44,7 @@ from .pollskip import PollFastForward
 from .precharge import Precharge
 from .rampskip import RampSkip
 from .signals import ClockTree, IrqLine, LineAtCycle
+from .sites import SiteTable
 from .soc.build import Services, build_peripherals
 from .traps import TrapHooks
 from .unmask import UnmaskWatch
@@ -109,7 +110,7 @@ class Machine:
                  note: Callable[[str], None] | None = None, native: bool | None = None,
                  trace: Callable[[str], None] | None = None, fast_forward: bool = True,
                  timing: str = "exact", precharge: bool = True, swv_ports: int = 1,
-                 strict_alignment: bool = False) -> None:
+                 strict_alignment: bool = False, native_sites: bool | None = None) -> None:
         self.board = board
         #: With ``trace_out``: the stimulus ports a debugger's SWV capture enables and
         #: shows (``core.itm``); ``trace_out`` gets what its ITM console shows. 0: no
@@ -128,8 +129,13 @@ class Machine:
         #: Exact timing counted per block where nothing can tell (``sim.precharge``);
         #: ``precharge=False`` counts every instruction: the reference it must match.
         self.precharge = Precharge(self.uc, self.counter, wanted=precharge)
-        #: The code hooks of the traps firmware enables in SCB_CCR (``sim.traps``).
-        self.traps = TrapHooks(self.uc, self.counter, self.precharge,
+        #: The image's instructions that Python looks at as they run (``sim.sites``):
+        #: in the native count hook's bitmap; ``native_sites=False`` gives each its own
+        #: code hook instead (the reference the bitmap is tested against).
+        self.sites = SiteTable(self.uc, self.counter, self.precharge,
+                               lambda a: self.bus.memory_at(a), native=native_sites)
+        #: The sites of the traps firmware enables in SCB_CCR (``sim.traps``).
+        self.traps = TrapHooks(self.uc, self.counter, self.precharge, self.sites,
                                read_ccr=lambda: self.peripherals["SCB"].get("CCR"),
                                strict_alignment=strict_alignment)
         self.clock = VirtualClock(self.counter, soc.reset_hz)
@@ -196,9 +202,11 @@ class Machine:
                 p.trace = trace
         for alias, target, size in soc.bitband:
             self.bus.add_bitband(alias, target, size)
-        self.unmask = UnmaskWatch(self.uc, self.counter, self.exc, self.precharge)
-        self.precharge.on_count_hooks = self._code_hooks_after_count
-        self.precharge.other_code_hooks = lambda: self.unmask.hooked or self.traps.hooked
+        self.unmask = UnmaskWatch(self.uc, self.counter, self.exc, self.precharge, self.sites)
+        self.precharge.on_count_hooks = self.sites.rehook
+        # sites in the native bitmap cost nothing more while precharging is suspended
+        self.precharge.other_code_hooks = lambda: self.sites.code_hooks > 0
+        self.sites.on_code_hooks = self.precharge.wake
         self.dispatch = Dispatch(self.uc, self.exc, self.bus, self.precharge,
                                  semihosting=self.semihosting,
                                  flash_interface=lambda: self.peripherals.get("FLASH"),
@@ -217,11 +225,6 @@ class Machine:
         self.faults: list[str] = []
 
     # -- construction -----------------------------------------------------------
-    def _code_hooks_after_count(self) -> None:
-        """Precharging added a counting hook: the image's code hooks go after it."""
-        self.unmask.rehook()
-        self.traps.rehook()
-
     def note(self, line: str) -> None:
         """Infrastructure log: what the emulator noticed (never the UART output). A
         note seen before is counted; the sink gets summaries (see ``sim.notes``)."""

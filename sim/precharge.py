@@ -33,9 +33,10 @@ MERGE_GAP = 0x400
 MAX_REGION_SPAN = 0x2000
 #: Executed instructions between looks at whether precharging pays (``adapt``).
 LOOK = 500_000
-#: Executed instructions before the first look: a short run (an interrupt storm, a
-#: bit-banged bus for a few milliseconds) where precharging does not pay would
-#: otherwise end before any look, slower than counting every instruction.
+#: Executed instructions before the first look, and before the first look after a
+#: suspension: a short run (an interrupt storm, a bit-banged bus for a few
+#: milliseconds) where precharging does not pay would otherwise end before any look,
+#: slower than counting every instruction.
 FIRST_LOOK = 50_000
 #: Precharging pays when PAYS_PRECHARGED x instructions precharged outweigh the
 #: instructions counted beside them plus PAYS_SWITCH x switches of view: measured
@@ -47,6 +48,15 @@ PAYS_SWITCH = 60
 #: doubling each time it still did not pay after it.
 SUSPEND_MIN = 16_000_000
 SUSPEND_MAX = 1_024_000_000
+#: The first suspension is shorter when the first look found precharging promising
+#: (it gained at least 1/PROMISING of what paying takes): that look sees little more
+#: than start-up code (clock set-up, copies, a scheduler's first switches), which
+#: says little of the loops that follow (an RTOS whose tasks then run precharged at
+#: 1.4x the speed lost that for 16 M instructions, most of a second). Where nearly
+#: nothing ran precharged, or switches ate it, the look after a short suspension
+#: would only cost a resume (two flushes of the translated code) and find the same.
+FIRST_SUSPEND = 1_000_000
+PROMISING = 4
 
 
 class Precharge:
@@ -79,10 +89,14 @@ class Precharge:
         #: Called after precharging added an instruction counter's code hook: the code
         #: hooks placed before (unmask, traps) must be placed again, after it.
         self.on_count_hooks: Callable[[], None] = lambda: None
-        #: Whether the image's own code hooks (unmask, traps) are placed: suspended,
-        #: they go on both views and the engine walks them all at every instruction,
-        #: more than precharging costs (``adapt``).
+        #: Whether the image's sites have code hooks of their own (``sim.sites``: not
+        #: in the native count hook's bitmap): suspended, they go on both views and the
+        #: engine walks them all at every instruction, more than precharging costs
+        #: (``adapt``).
         self.other_code_hooks: Callable[[], bool] = lambda: False
+        #: While suspended, the count before which ``adapt`` has nothing to decide (no
+        #: look due, no region asked for): a stop before it costs two reads (0: none).
+        self._quiet_until = 0
 
     def plan(self, memories: list[Any], reset_pc: int, mmio: list[tuple[int, int]]) -> None:
         """Precharge when the image runs from flash at its own address (``reset_pc``, the
@@ -184,6 +198,11 @@ class Precharge:
         # at every stop: an interrupt storm stops the engine every few instructions,
         # and this costs it as much as counting them does (hence the plain reads)
         c = self._state
+        quiet = self._quiet_until
+        if quiet and c.count < quiet:   # suspended, the next look not due
+            if quiet < c.limit:
+                c.limit = quiet
+            return
         if self._want.want_hi:
             self.grant_regions()
         executed = self._counter.instructions
@@ -198,28 +217,41 @@ class Precharge:
         end = c.count + max(1, self._next_look - executed)
         if end < c.limit:
             c.limit = end
+        # suspended, nothing is asked for (regions are not) until the look: the count
+        # reaches ``end`` no sooner than the instructions executed reach the look
+        self._quiet_until = end if self._pre.suspended and not self.other_code_hooks() else 0
+
+    def wake(self) -> None:
+        """Something ``adapt`` must see at the next stop (code hooks came for sites)."""
+        self._quiet_until = 0
 
     def _look_again(self, executed: int) -> None:
         pre = self._counter.state.pre
         switches = pre.to_alias + pre.to_canonical
         if pre.suspended:
+            # back on: the first look is as short as at the start, so that code where
+            # precharging still does not pay runs precharged no longer than that
             self._resume()
-        else:
-            n, p, s = (executed - self._look[0], pre.precharged_insns - self._look[1],
-                       switches - self._look[2])
-            if (p * PAYS_PRECHARGED < (n - p) + s * PAYS_SWITCH
-                    and not self.other_code_hooks()):
-                self._suspend()
+            self._start_look(executed, min(FIRST_LOOK, LOOK))
+            return
+        n, p, s = (executed - self._look[0], pre.precharged_insns - self._look[1],
+                   switches - self._look[2])
+        if p * PAYS_PRECHARGED < (n - p) + s * PAYS_SWITCH and not self.other_code_hooks():
+            first = not self.suspensions and p * PAYS_PRECHARGED * PROMISING >= n - p
+            self._suspend()
+            if first:
+                self._next_look = executed + min(FIRST_SUSPEND, self._suspend_for)
+            else:
                 self._next_look = executed + self._suspend_for
                 self._suspend_for = min(2 * self._suspend_for, SUSPEND_MAX)
-                return
-            self._suspend_for = SUSPEND_MIN
+            return
+        self._suspend_for = SUSPEND_MIN
         self._start_look(executed)
 
-    def _start_look(self, executed: int) -> None:
+    def _start_look(self, executed: int, window: int | None = None) -> None:
         pre = self._pre
         self._look = (executed, pre.precharged_insns, pre.to_alias + pre.to_canonical)
-        self._next_look = executed + LOOK
+        self._next_look = executed + (LOOK if window is None else window)
 
     def _suspend(self) -> None:
         """Count everything per instruction from here: the firmware's PC and LR are

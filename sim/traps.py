@@ -15,8 +15,8 @@ LDM/STM, VLDR/VSTR, VLDM/VSTM, which fault with UFSR.UNALIGNED whatever the bit
 
 As for the unmask sites (``sim.unmask``), the image is scanned for the
 instructions (divisions by their encoding, loads and stores decoded with
-capstone); each site gets a code hook that looks at its registers, installed
-only once firmware sets the CCR bit (until then a run pays nothing). A false
+capstone); each is a site (``sim.sites``) whose callback looks at its registers,
+added only once firmware sets the CCR bit (until then a run pays nothing). A false
 match in literal data is harmless: its hook never runs, or runs on a real
 instruction. A hook that finds a trap stops the CPU before the instruction;
 the run loop then raises the fault through the exception model
@@ -31,7 +31,7 @@ from typing import Any
 
 from capstone import CS_ARCH_ARM, CS_MODE_MCLASS, CS_MODE_THUMB, Cs
 from capstone import arm_const as C
-from unicorn import UC_HOOK_CODE, Uc
+from unicorn import Uc
 from unicorn import arm_const as A
 
 from . import thumb
@@ -39,6 +39,7 @@ from .core import exceptions as X
 from .core.exceptions import ExceptionModel
 from .counter import InstructionCounter
 from .precharge import Precharge
+from .sites import SiteCallback, SiteTable
 
 #: CCR bits (ARMv7-M B3.2.8).
 CCR_UNALIGN_TRP = 1 << 3
@@ -199,15 +200,17 @@ def _access(insn: Any) -> Access | None:
 
 
 class TrapHooks:
-    """The code hooks of the traps firmware enabled (CCR.DIV_0_TRP, CCR.UNALIGN_TRP)
-    or left armed (CPACR denying the FPU), and the multi-word alignment checks,
-    installed and removed between slices."""
+    """The sites of the traps firmware enabled (CCR.DIV_0_TRP, CCR.UNALIGN_TRP) or
+    left armed (CPACR denying the FPU), and the multi-word alignment checks, added
+    and removed between slices."""
 
-    def __init__(self, uc: Uc, counter: InstructionCounter, precharge: Precharge, *,
-                 read_ccr: Callable[[], int], strict_alignment: bool = False) -> None:
+    def __init__(self, uc: Uc, counter: InstructionCounter, precharge: Precharge,
+                 sites: SiteTable, *, read_ccr: Callable[[], int],
+                 strict_alignment: bool = False) -> None:
         self._uc = uc
         self._counter = counter
         self._precharge = precharge
+        self._table = sites
         self._read_ccr = read_ccr
         #: Check LDRD/STRD/LDM/STM/VLDR/VSTR alignment from the start, as the architecture
         #: does, rather than once UNALIGN_TRP is set (a Python hook per such access).
@@ -219,9 +222,8 @@ class TrapHooks:
         self.wanted = False
         self._segments: list[tuple[int, bytes]] = []
         self._access_sites: list[tuple[int, Access]] | None = None
-        #: The handles and sites of the installed hooks, by kind: they go again when the
-        #: trap is no longer wanted ("coprocessor") or code is replaced (``watch``).
-        self._handles: dict[str, list[int]] = {}
+        #: The sites of the installed kinds: they go again when the trap is no longer
+        #: wanted ("coprocessor") or code is replaced (``watch``).
         self._sites: dict[str, list[int]] = {}
         self._unwanted: set[str] = set()
         #: SCB_CPACR as last written (its reset value 0 denies the FPU).
@@ -280,16 +282,16 @@ class TrapHooks:
             self._counter.stop_soon()
 
     def install(self) -> None:
-        """A code hook on every site of the wanted traps; in precharged flash those run
+        """A site at every instruction of the wanted traps; in precharged flash those run
         counted from now on, so that a trap stops at its instruction, count exact.
-        Hooks no longer wanted go, and their sites run precharged again."""
+        Sites no longer wanted go, and run precharged again."""
         for kind in sorted(self._unwanted):
             self._remove(kind)
         self._unwanted.clear()
         for kind, installed in list(self.hooks.items()):
             if installed:
                 continue
-            hook: Callable[[Uc, int, int, Any], None]  # user_data: a register or an Access
+            hook: SiteCallback  # its data: a register or an Access
             if kind == "divide":
                 sites: list[tuple[int, Any]] = list(divide_sites(self._segments))
                 hook = self._on_divide
@@ -301,13 +303,9 @@ class TrapHooks:
                     self._access_sites = access_sites(self._segments)
                 sites = [(a, s) for a, s in self._access_sites if s.always == (kind == "multiword")]
                 hook = self._on_access
-            handles = []
             for address, data in sites:
-                for at in self._precharge.views(address):
-                    handles.append(self._uc.hook_add(UC_HOOK_CODE, hook, user_data=data,
-                                                     begin=at, end=at))
+                self._table.add(kind, address, hook, data)
                 self._precharge.mark(address)
-            self._handles[kind] = handles
             self._sites[kind] = [a for a, _ in sites]
             self.hooks[kind] = True
         self.wanted = False
@@ -320,22 +318,10 @@ class TrapHooks:
         """Any trap's hooks placed, or about to be."""
         return bool(self.hooks)
 
-    def rehook(self) -> None:
-        """The installed hooks go on again before the next slice, after the instruction
-        counter's (added since): code hooks run in the order they were added, and a
-        trap must be found before its instruction is counted."""
-        for kind, installed in list(self.hooks.items()):
-            if installed:
-                for handle in self._handles.pop(kind, []):
-                    self._uc.hook_del(handle)
-                self.hooks[kind] = False
-                self.wanted = True
-
     def _remove(self, kind: str) -> None:
-        """Take the hooks of ``kind`` off; their sites run precharged again unless an
-        alignment check (which hooks VLDR/VSTR too) keeps them counted."""
-        for handle in self._handles.pop(kind, []):
-            self._uc.hook_del(handle)
+        """Take the sites of ``kind`` off; they run precharged again unless an
+        alignment check (which watches VLDR/VSTR too) keeps them counted."""
+        self._table.remove(kind)
         sites = self._sites.pop(kind, [])
         if not {"multiword", "align"} & set(self.hooks):
             for address in sites:
@@ -351,30 +337,35 @@ class TrapHooks:
         exc.raise_fault(kind, bits, why=why)
         return True
 
-    def _on_divide(self, uc: Uc, address: int, size: int, rm: int) -> None:
+    def _on_divide(self, uc: Uc, address: int, size: int, rm: int) -> bool:
         if uc.reg_read(REGISTERS[rm]) == 0 and self._read_ccr() & CCR_DIV_0_TRP:
             pc = self._precharge.canonical(address)
             self._found = (X.USAGEFAULT, X.CFSR_DIVBYZERO, f"division by zero at 0x{pc:08x}")
             uc.emu_stop()  # before the instruction: it writes nothing
+            return True
+        return False
 
-    def _on_coprocessor(self, uc: Uc, address: int, size: int, _data: None) -> None:
+    def _on_coprocessor(self, uc: Uc, address: int, size: int, _data: None) -> bool:
         cp10 = (self._cpacr >> CPACR_CP10_SHIFT) & 3
         if cp10 == CP_FULL:
-            return
+            return False
         if cp10 == CP_PRIVILEGED and (uc.reg_read(A.UC_ARM_REG_IPSR) & 0x1FF
                                       or not uc.reg_read(A.UC_ARM_REG_CONTROL) & 1):
-            return
+            return False
         pc = self._precharge.canonical(address)
         self._found = (X.USAGEFAULT, X.CFSR_NOCP,
                        f"floating-point instruction at 0x{pc:08x} while CPACR denies it")
         uc.emu_stop()  # before the instruction
+        return True
 
-    def _on_access(self, uc: Uc, address: int, size: int, site: Access) -> None:
+    def _on_access(self, uc: Uc, address: int, size: int, site: Access) -> bool:
         if not (site.always or self._read_ccr() & CCR_UNALIGN_TRP):
-            return
+            return False
         ea = site.address(uc.reg_read, address)
         if ea & site.mask:
             pc = self._precharge.canonical(address)
             self._found = (X.USAGEFAULT, X.CFSR_UNALIGNED,
                            f"unaligned access to 0x{ea:08x} at 0x{pc:08x}")
             uc.emu_stop()
+            return True
+        return False

@@ -196,12 +196,35 @@ typedef struct {
     const uint8_t *host[DIRECT];
 } hwut_direct;
 
+/* Sites: instructions of the image that Python looks at before they run (a trap's
+ * check: sim/traps.py) or right after they are counted (an unmask, SEV:
+ * sim/unmask.py). One bit per half-word of each memory that holds one, in every
+ * view of that memory (flash at 0x08000000 and its alias at 0 share one map),
+ * looked at by hwut_count after it counted the instruction: where a code hook
+ * on the site would have run, right after the counter's, without one code hook
+ * per site (the engine walks its list of code hooks at every hooked
+ * instruction, and a lone hook it calls directly). sim/sites.py fills it. */
+#define SITE_RANGES 8
+typedef void (*site_fn)(void *uc, uint64_t address, uint32_t size, void *user);
+typedef struct {
+    uint32_t n;                  /* ranges in use (hwut_cpu.sites_end: 0 when none) */
+    uint32_t block_start;        /* where the translated block now running began */
+    uint32_t base[SITE_RANGES], size[SITE_RANGES];
+    const uint8_t *bits[SITE_RANGES];   /* bit (offset >> 1) & 7 of byte offset >> 4 */
+    site_fn call;                /* Python (sim/sites.py): the site's callbacks */
+    void *user;
+    uint64_t fired;              /* profile: calls into Python */
+} hwut_sites;
+
 typedef struct {
     uint64_t count;          /* instructions executed (plus cycles slept) */
     uint64_t limit;          /* stop before executing instruction number limit+1 */
     uint32_t fast, last_intno;
     uint32_t next_pc, block_end;   /* where the next instruction and this block end */
-    uint32_t precharge, spare;     /* precharging on (see hwut_block_exact) */
+    uint32_t precharge;            /* precharging on (see hwut_block_exact) */
+    uint32_t sites_end;            /* every site lies below this address, 0: none (hwut_sites;
+                                    * here, in the count's cache line: hwut_count looks at it
+                                    * for every instruction) */
     hwut_exc exc;            /* first: SysTick's next wrap shares a cache line with the count */
     hwut_precharge pre;
     hwut_api api;
@@ -210,6 +233,7 @@ typedef struct {
     hwut_skip_slot skips[SKIP_SLOTS];      /* cleared with blocks: code changed */
     hwut_regions regions;
     hwut_direct direct;
+    hwut_sites sites;
 } hwut_cpu;
 
 static int bit(const uint32_t *set, unsigned n) { return (set[n >> 5] >> (n & 31)) & 1u; }
@@ -963,6 +987,8 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         c->count += skipped(c, uc, c->next_pc, c->block_end);   /* the last ones failed */
     c->next_pc = (uint32_t)address;
     c->block_end = (uint32_t)(address + size);
+    if (c->sites_end)
+        c->sites.block_start = (uint32_t)address;   /* only sites need it (in_it_block) */
     if (c->pre.call_return) {
         /* The previous block, counted, ended with a call: its return address is
          * the alias's. Canonical before the callee's first instruction sees it,
@@ -1146,6 +1172,140 @@ void hwut_intr(void *uc, uint32_t intno, hwut_cpu *c)
     c->api.stop(uc);
 }
 
+/* Is the half-word at ``address`` a site (in any view of its memory)? */
+static int site_at(const hwut_cpu *c, uint32_t address)
+{
+    const hwut_sites *s = &c->sites;
+    for (uint32_t i = 0; i < s->n; i++) {
+        uint32_t offset = address - s->base[i];
+        if (offset < s->size[i])
+            return (s->bits[i][offset >> 4] >> ((offset >> 1) & 7)) & 1u;
+    }
+    return 0;
+}
+
+/* IT-block instructions still to run from ``at`` on (``at`` included), as the
+ * engine's translator knows them: the IT instruction found in the 16 bytes
+ * before ``at`` (its block is at most four instructions of at most four bytes)
+ * whose block reaches ``at``. Only for an IT instruction before the block now
+ * running began (a block that begins inside an IT block: an exception return
+ * into one, a page boundary); inside the block, ``in_it_block`` decodes it. */
+static unsigned it_left_before(hwut_cpu *c, void *uc, uint32_t at)
+{
+    uint16_t code[8];
+    uint32_t from = at >= 16u ? at - 16u : 0u;
+    if (at - from < 2u || c->api.mem_read(uc, from, code, at - from))
+        return 0;
+    for (uint32_t back = 2u; back <= at - from; back += 2u) {
+        uint32_t p = at - back;
+        uint16_t hw = code[(p - from) / 2u];
+        if ((hw & 0xFF00u) != 0xBF00u || !(hw & 0xFu))
+            continue;
+        unsigned k = 4u - (unsigned)__builtin_ctz(hw & 0xFu), j = 0;
+        uint32_t q = p + 2u;
+        while (q < at && j < k) {   /* the block's instructions before ``at`` */
+            q += wide(code[(q - from) / 2u]) ? 4u : 2u;
+            j++;
+        }
+        if (q == at && j < k)
+            return k - j;
+    }
+    return 0;
+}
+
+/* Is the instruction at ``address`` inside an IT block? The engine cannot stop
+ * inside one: a stop asked for there is undone once the code hooks of the
+ * instruction ran, and they all run, the instruction too. Decoded from the
+ * start of the translated block (one memory read; only when the counter stopped
+ * at a site). */
+__attribute__((noinline)) static int in_it_block(hwut_cpu *c, void *uc, uint32_t address)
+{
+    uint32_t start = c->sites.block_start;
+    if (address < start || address - start > 2048u)
+        start = address;   /* not in the block that began last: look before it only */
+    unsigned left = it_left_before(c, uc, start);
+    uint16_t code[1024];
+    uint32_t bytes = address - start;
+    if (bytes && c->api.mem_read(uc, start, code, bytes))
+        return 0;
+    for (uint32_t i = 0; i < bytes / 2u; i++) {
+        uint16_t hw = code[i];
+        if (left)
+            left--;
+        else if ((hw & 0xFF00u) == 0xBF00u && (hw & 0xFu))
+            left = 4u - (unsigned)__builtin_ctz(hw & 0xFu);
+        if (wide(hw))
+            i++;
+    }
+    return left != 0;
+}
+
+/* The site's callbacks, in Python (``sim.sites``). Out of line, as the two below:
+ * hwut_count stays as small as without sites. */
+__attribute__((noinline)) static void site_call(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+{
+    c->sites.fired++;
+    c->sites.call(uc, address, size, c->sites.user);
+}
+
+/* The counter stopped the engine before the instruction at ``address``: a code
+ * hook on a site there runs all the same inside an IT block (see in_it_block),
+ * else not (it runs when the instruction does, in the next slice). */
+__attribute__((noinline)) static void site_after_stop(hwut_cpu *c, void *uc,
+                                                           uint64_t address, uint32_t size)
+{
+    if (site_at(c, (uint32_t)address) && in_it_block(c, uc, (uint32_t)address))
+        site_call(c, uc, address, size);
+}
+
+/* A counted instruction below ``sites_end``: a site there is looked at now. */
+__attribute__((noinline)) static void site_visit(hwut_cpu *c, void *uc, uint64_t address,
+                                                 uint32_t size)
+{
+    if (site_at(c, (uint32_t)address))
+        site_call(c, uc, address, size);
+}
+
+/* SysTick's wrap before the instruction at ``address`` (below ``sites_end``): if it
+ * entered a handler, the engine did not stop, and a site's code hook ran on. */
+__attribute__((noinline)) static void site_after_systick(hwut_cpu *c, void *uc,
+                                                              uint64_t address, uint32_t size)
+{
+    if (c->count >= c->limit)   /* it stopped the engine (see systick_wrap) */
+        site_after_stop(c, uc, address, size);
+    else
+        site_visit(c, uc, address, size);   /* a handler entered: the hooks run on */
+}
+
+/* hwut_count with the sites' look (hwut_sites): a look costs every instruction,
+ * sites or none (~6 % of a compute loop counted per instruction), so sim/counter.py
+ * hooks this one only once an image has sites. Here at the end, with what it
+ * calls: the hot code above keeps its place (a move alone cost a compute loop
+ * as much). */
+void hwut_count_sites(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    if (address != c->next_pc) {
+        c->count += skipped(c, uc, c->next_pc, (uint32_t)address);
+        c->next_pc = (uint32_t)address;
+    }
+    if (c->count >= c->limit) {
+        c->api.stop(uc);
+        if (address < c->sites_end)
+            site_after_stop(c, uc, address, size);
+        return;
+    }
+    if (c->count >= c->exc.systick_next && c->fast) {
+        systick_wrap(c, uc, address);   /* the instruction at ``address`` waits */
+        if (address < c->sites_end)
+            site_after_systick(c, uc, address, size);
+        return;
+    }
+    c->count++;
+    c->next_pc = (uint32_t)(address + size);
+    if (address < c->sites_end)
+        site_visit(c, uc, address, size);
+}
+
 /* -- the layout of the structs above, for the test that holds ctypes to it -- */
 #define F(member) HWUT_FIELD(hwut_block_slot, member)
 static const hwut_field block_slot_fields[] = {
@@ -1193,10 +1353,16 @@ static const hwut_field regions_fields[] = {
     F(window_switches), F(spare), F(window_insns), F(asked),
 };
 #undef F
+#define F(member) HWUT_FIELD(hwut_sites, member)
+static const hwut_field sites_fields[] = {
+    F(n), F(block_start), F(base), F(size), F(bits), F(call), F(user), F(fired),
+};
+#undef F
 #define F(member) HWUT_FIELD(hwut_cpu, member)
 static const hwut_field cpu_fields[] = {
     F(count), F(limit), F(fast), F(last_intno), F(next_pc), F(block_end), F(precharge),
-    F(spare), F(exc), F(pre), F(api), F(idle), F(blocks), F(skips), F(regions), F(direct),
+    F(sites_end), F(exc), F(pre), F(api), F(idle), F(blocks), F(skips), F(regions), F(direct),
+    F(sites),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_tlb_entry, member)
@@ -1217,6 +1383,7 @@ static const hwut_layout layouts[] = {
     HWUT_LAYOUT("CpuState", hwut_cpu, cpu_fields),
     HWUT_LAYOUT("TlbEntry", hwut_tlb_entry, tlb_entry_fields),
     HWUT_LAYOUT("DirectState", hwut_direct, direct_fields),
+    HWUT_LAYOUT("SiteState", hwut_sites, sites_fields),
     { NULL, 0, 0, NULL },
 };
 

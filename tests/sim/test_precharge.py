@@ -123,14 +123,10 @@ def test_a_loop_whose_returns_switched_views_is_counted_in_place():
                                   "systick_1mhz", "hostile_irq_repend"])
 def test_precharging_suspended_and_resumed_again_and_again_changes_nothing(name, monkeypatch):
     # suspend at every look, resume soon after: every hook change (the one hook over
-    # everything, the regions', the image's own hooks placed again after the counter's
-    # in the views where their sites run counted, the TLB mode) happens many times in
-    # the run, at whatever the firmware was doing
-    from hwut.sim import precharge, traps, unmask
+    # everything, the regions', the TLB mode; the image's sites looked at wherever the
+    # count hook runs) happens many times in the run, at whatever the firmware was doing
+    from hwut.sim import precharge
 
-    # with the image's own code hooks placed, precharging is never suspended: here it is
-    monkeypatch.setattr(unmask.UnmaskWatch, "hooked", property(lambda self: False))
-    monkeypatch.setattr(traps.TrapHooks, "hooked", property(lambda self: False))
     look = 200 if name in ("blink", "uart_irq") else 20_000  # these mostly sleep
     monkeypatch.setattr(precharge, "LOOK", look)
     monkeypatch.setattr(precharge, "SUSPEND_MIN", 3 * look // 2)

@@ -1,10 +1,13 @@
 """Code a debugger programs into flash after the image was loaded (the simulated
 probe's path: the board starts blank, pyOCD's flash algorithm writes the firmware) gets
 what loaded code gets, and code written over loses what the old code had: the unmask
-and SEV hooks (``sim.unmask``) and the CCR trap hooks (``sim.traps``)."""
+and SEV sites (``sim.unmask``) and the CCR trap sites (``sim.traps``), in the native
+count hook's bitmap and as code hooks (``sim.sites``)."""
 from __future__ import annotations
 
 from pathlib import Path
+
+import pytest
 
 from hwut.backends.image import load
 from hwut.sim.boards import board
@@ -28,24 +31,31 @@ def _program(machine: Machine, segments: list[tuple[int, bytes]]) -> None:
     machine.reset()
 
 
-def test_programming_again_keeps_one_set_of_hooks():
-    """Each programming of the same code would otherwise add its hooks again: a Python
+def _unmask_sites(machine: Machine) -> int:
+    return machine.sites.owned("unmask") + machine.sites.owned("sev")
+
+
+@pytest.mark.parametrize("native_sites", [None, False])
+def test_programming_again_keeps_one_set_of_sites(native_sites):
+    """Each programming of the same code would otherwise add its sites again: a Python
     call per hit, more with every job, on whatever code is there by then."""
-    machine = Machine(board("nucleo-f303re"), precharge=False)
+    machine = Machine(board("nucleo-f303re"), precharge=False, native_sites=native_sites)
     machine.load([])
     rtos = _segments("fw_rtos")
     _program(machine, rtos)
-    hooks = len(machine.unmask._hooks)
-    assert hooks > 0
+    sites, hooks = _unmask_sites(machine), machine.sites.code_hooks
+    assert sites > 0
+    assert hooks == (0 if machine.sites.native else sites)  # linked at 0x08000000: one view
     for _ in range(3):
         _program(machine, rtos)
-    assert len(machine.unmask._hooks) == hooks
+    assert (_unmask_sites(machine), machine.sites.code_hooks) == (sites, hooks)
     _program(machine, [(a, b"\xff" * len(d)) for a, d in rtos])  # erased
-    assert machine.unmask._hooks == []
+    assert (_unmask_sites(machine), machine.sites.code_hooks) == (0, 0)
 
 
-def _hook_count(machine: Machine) -> int:
-    return sum(len(h) for h in machine.traps._handles.values())
+def _trap_sites(machine: Machine) -> int:
+    return sum(machine.sites.owned(kind) for kind in ("divide", "multiword", "align",
+                                                      "coprocessor"))
 
 
 def test_traps_work_in_programmed_code_and_leave_replaced_code():
@@ -60,12 +70,12 @@ def test_traps_work_in_programmed_code_and_leave_replaced_code():
     assert bytes(uart) == (BUILD.parent / "expected" / "fault_div0.txt").read_bytes()
     assert any("division by zero" in f for f in result.faults), result.faults
     assert machine.traps.hooks == {"divide": True}
-    handles = _hook_count(machine)
+    sites = _trap_sites(machine)
     _program(machine, _segments("hello"))
     # off the old code; wanted again on the new (the reset before programming also denies
     # the FPU again, so its trap may be wanted too)
-    assert machine.traps.hooks.get("divide") is False and _hook_count(machine) == 0
+    assert machine.traps.hooks.get("divide") is False and _trap_sites(machine) == 0
     uart.clear()
     machine.run(machine.clock.seconds() + 0.05)
     assert uart.startswith(b"HWUT hello from NUCLEO-F303RE\r\n")
-    assert _hook_count(machine) < handles  # hello has no division sites
+    assert _trap_sites(machine) < sites  # hello has no division sites
