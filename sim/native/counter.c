@@ -1294,7 +1294,7 @@ void hwut_count_sites(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
             site_after_stop(c, uc, address, size);
         return;
     }
-    if (c->count >= c->exc.systick_next && c->fast) {
+    if (c->count >= due_next(c) && c->fast) {
         systick_wrap(c, uc, address);   /* the instruction at ``address`` waits */
         if (address < c->sites_end)
             site_after_systick(c, uc, address, size);

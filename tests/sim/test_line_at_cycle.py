@@ -145,3 +145,28 @@ def test_a_cancelled_line_is_not_raised():
     assert m.state.exc.pends_fired == 0
     assert not m.exc.pending >> (IRQ_BASE + 5) & 1
     assert m.exc.next_line is None
+
+
+def test_the_count_hook_of_images_with_sites_raises_lines_too():
+    """``hwut_count_sites`` (the count hook of images with trap or unmask sites) raises
+    the lines due as ``hwut_count`` does, without the engine stopping for them: the
+    us-ticker counted with either hook takes as many runs of the engine, and the
+    same run."""
+    def run(with_sites: bool) -> tuple[int, int, bytes]:
+        m = Machine(board("nucleo-f303re"), precharge=False)
+        m.load([(s.address, s.data) for s in load(BUILD / f"{RTX}.elf").segments])
+        if with_sites:
+            m.counter.count_sites()
+            assert m.counter.looks_at_sites
+        runs, start = [0], m.uc.emu_start
+
+        def counted_start(*args, **kwargs):
+            runs[0] += 1
+            return start(*args, **kwargs)
+
+        m.uc.emu_start = counted_start  # type: ignore[method-assign]
+        r = m.run(0.1)
+        assert m.state.exc.pends_fired > 300
+        return runs[0], r.instructions, bytes(m.uc.mem_read(0x2000_0000, 0x1_0000))
+
+    assert run(True) == run(False)
