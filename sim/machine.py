@@ -482,16 +482,26 @@ class Machine:
     def _next_deadline(self) -> int | None:
         """The next cycle at which something outside the CPU happens (events, SysTick,
         lines raised at a cycle)."""
-        nxt, line = self._read_horizon(), self.exc.next_line
-        if line is None:
-            return nxt
-        return line if nxt is None else min(nxt, line)
+        nxt, tick, line = self.clock.next_deadline(), self.exc.systick_next, self.exc.next_line
+        for at in (tick, line):
+            if at is not None and (nxt is None or at < nxt):
+                nxt = at
+        return nxt
 
     def _read_horizon(self) -> int | None:
-        """The next clock event or SysTick wrap: what bounds a cached read. Not the
-        lines raised at a cycle: only the model that raises one changes there, and
-        its own ``stable_until`` bounds its cached reads."""
-        nxt, tick = self.clock.next_deadline(), self.exc.systick_next
+        """The next clock event, and SysTick's next wrap but where the read cache serves
+        reads with exact timing: what bounds a cached read (and a polling loop's skip,
+        ``sim.pollskip``). Not the lines raised at a cycle: only the model that raises
+        one changes there, and its own ``stable_until`` bounds its cached reads. With
+        the cache and exact timing not SysTick's wrap either: the native hook takes it
+        without Python, it changes no peripheral's word (SysTick's CSR says its own
+        COUNTFLAG's rise: ``SysTick.stable_until``), and the idle and ramp skips stop
+        at it by themselves (``due`` in counter.c); Mbed's TIM2 and ADC reads then
+        stay cached across the RTX tick."""
+        nxt = self.clock.next_deadline()
+        if self.read_cache is not None and self.clock.exact_reads:
+            return nxt
+        tick = self.exc.systick_next
         if tick is None:
             return nxt
         return tick if nxt is None else min(nxt, tick)
@@ -506,6 +516,8 @@ class Machine:
             # the read may have changed the model (RDR pops RXNE): cached answers are stale
             self._forget_after(peripheral)
             self.poll.forget()
+            if self.read_cache is not None and hasattr(peripheral, "read_backs"):
+                self._fill_read_backs(peripheral, offset)
             return None
         now = self.counter.count
         nxt = self._read_horizon()
@@ -546,6 +558,8 @@ class Machine:
             self.bus.cached_write(address, size, value)   # keeps a model's error itself
             if self.bus.failure is None and hasattr(p, "quiet_writes"):
                 self._declare_quiet_writes(p)
+            if self.bus.failure is None and hasattr(p, "read_backs"):
+                self._fill_read_backs(p, address - p.base)
         except Exception as exc:  # noqa: BLE001 - raised once the engine returns, as the bus's
             if self.bus.failure is None:
                 self.bus.failure = exc
@@ -573,6 +587,26 @@ class Machine:
             self.bus.invalidate()
             return
         self.read_cache.clear_range(p.base, p.base + p.size)
+
+    def _fill_read_backs(self, p: Any, offset: int) -> None:
+        """A write of ``offset`` reached ``p``: what the model says its next reads
+        answer (``read_backs``: the written CCRx, SR up to and past the next compare
+        match) goes into the read cache now, so that those reads are hits, bounded
+        by the next clock event or SysTick wrap as every cached read is."""
+        cache = self.read_cache
+        if cache is None:
+            return
+        nxt = self._read_horizon()
+        now = self.counter.count
+        for off, value, at, after, until in p.read_backs(offset):
+            if nxt is not None:
+                until = min(until, nxt)
+            if until <= now:
+                continue
+            if at < until:
+                cache.fill_step(p.base + off, 4, value, mmio_cache.Step(at, after, until))
+            else:
+                cache.fill(p.base + off, 4, value, until)
 
     def _declare_quiet_writes(self, p: Any) -> None:
         """A write reached ``p``: the writes to it that would now change nothing

@@ -242,6 +242,15 @@ class Peripheral:
             return STABLE
         return None
 
+    def plain_word(self, offset: int) -> int | None:
+        """What a word read of ``offset`` returns, where taking that read would change
+        nothing and note nothing (no read hook, no tagged field, no trace): for a model
+        to say its reads ahead of time (``read_backs``). None elsewhere."""
+        reg = self._regs.get(offset)
+        if reg is None or reg.on_read is not None or reg.tag_mask or self.trace is not None:
+            return None
+        return self.values[offset] & ~reg.wo_mask
+
     # -- helpers for models ------------------------------------------------
     def reg(self, name: str) -> Register:
         return self.regs[name]

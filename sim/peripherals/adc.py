@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from hwut.sim.regs import Access, Field, Peripheral, Register, flags
+from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags
 from hwut.sim.signals import ClockTree
 from hwut.sim.vclock import Event, VirtualClock
 
@@ -224,6 +224,27 @@ class Adc(Peripheral):
         if offset == CR:
             return due[0] + 1, self.cr.value & ~self.cr["ADSTART"].mask
         return None
+
+    def read_backs(self, offset: int) -> tuple[tuple[int, int, int, int, int], ...]:
+        """After a CR write (ADSTART) or a DR read, how ISR and CR read from now on, for
+        the machine's read cache to answer their next reads (Mbed's AnalogIn reads CR
+        to set ADSTART, then polls ISR for EOC, then reads DR):
+        ((offset, value, step at, value after, until), ...) as ``Timer.read_backs``,
+        with ``step``'s word from a conversion's end nobody sees. Empty with DMA (an
+        access may then set off a request) or a trace."""
+        if offset not in (CR, DR) or not self.local_effects():
+            return ()
+        backs = []
+        for off in (ISR, CR):
+            word, stable = self.plain_word(off), self.stable_until(off)
+            if word is None or stable is None:
+                continue
+            step = self.step(off) if stable < STABLE else None
+            if step is not None:
+                backs.append((off, word, step[0], step[1], STABLE))
+            else:
+                backs.append((off, word, stable, word, stable))
+        return tuple(backs)
 
     def local_effects(self) -> bool:
         """Whether an access changes nothing outside this ADC but its interrupt line

@@ -428,13 +428,13 @@ class Timer(Peripheral):
     def changed_by_write(self, offset: int) -> tuple[int, ...] | None:
         """The registers whose reads a write of ``offset`` may change, for the machine's
         read cache (with ``local_effects``); None: any of this timer's. SR and DIER:
-        themselves; CCRx: itself, and SR and CNT, whose answers hold until the next
-        match, which it moves."""
+        themselves; CCRx: itself, and SR, whose answer holds until the next match,
+        which it moves (CNT's holds until the next wrap, which a match leaves: ``ramp``)."""
         off = offset & ~3
         if off in (SR, DIER):
             return (off,)
         if off in self.bits.ccr_at:
-            return (off, SR, CNT)
+            return (off, SR)
         return None
 
     def quiet_writes(self) -> tuple[int, tuple[tuple[int, int, int], ...]]:
@@ -452,17 +452,62 @@ class Timer(Peripheral):
         flags_set = v[SR] & b.sr_flags_m
         return until, ((SR, flags_set, flags_set), (DIER, b.dier_m, v[DIER] & b.dier_m))
 
+    def read_backs(self, offset: int) -> tuple[tuple[int, int, int, int, int], ...]:
+        """After a write of ``offset``, reads the machine's read cache may answer at
+        once (write-allocate): ((offset, value, step at, value after, until), ...),
+        ``value`` until cycle ``step at``, then ``value after`` until ``until`` (no step:
+        ``step at`` == ``until``). A CCRx in output compare reads back what was written
+        until written again; SR as it is until the next event, and when that is one
+        compare match before the wrap, with its CCxIF from there to the event after
+        (Mbed's TIM2 handler reads SR first, once the line raised at the match enters
+        it: ``LineAtCycle``). Empty while traced (every access is to be seen)."""
+        off = offset & ~3
+        b = self.bits
+        if off not in b.ccr_at or self.trace is not None or self.values[DIER] & b.dma_m:
+            return ()
+        ch = b.ccr_at.index(off)
+        sr_word = self.plain_word(SR)
+        if self._is_input(ch) or self._regs[off].tag_mask or sr_word is None:
+            return ()
+        backs = [(off, self.values[off], STABLE, 0, STABLE)]
+        until = self.stable_until(SR)
+        if until is None:
+            return tuple(backs)
+        sr = self.values[SR]
+        run, now = self._run, self.clock.cycles
+        seg = self._segment(run) if run.running and until < _FOREVER else None
+        if seg is None:
+            backs.append((SR, sr, until, sr, until))
+            return tuple(backs)
+        wrap = run.anchor + seg.ticks * run.period
+        events = sorted({run.anchor + tick * run.period for tick, _ in seg.matches} | {wrap})
+        at_match = [c for tick, c in seg.matches if run.anchor + tick * run.period == until]
+        later = [t for t in events if t > until]
+        if until >= wrap or len(at_match) != 1 or not later or until <= now:
+            backs.append((SR, sr, until, sr, until))
+        else:
+            backs.append((SR, sr, until, sr | b.ccif[at_match[0]].mask, later[0]))
+        return tuple(backs)
+
     def ramp(self, offset: int) -> tuple[int, int, int, int] | None:
         """CNT of a free-running up-counter, for the machine's read cache to answer by
         itself: (until, CNT at ``anchor``, anchor, cycles per count). It counts up by
-        one per period, and nothing else changes it, until the next wrap or compare
-        match. None for other registers and other modes (call after ``stable_until``)."""
+        one per period until the next wrap, where an update may load new PSC and ARR
+        (and one-pulse mode stops it). A compare match sets a flag and leaves CNT as
+        it counts (no slave mode is modelled), so the ramp holds across the matches
+        before the wrap; everything else that moves CNT is a write to the timer (CNT,
+        EGR's UG, CR1's CEN, ARR without preload, PSC, SMCR), which forgets all its
+        cached reads (``changed_by_write``), or a clock change, which empties the
+        cache. None for other registers and other modes (call after ``stable_until``)."""
         run = self._run
         if (offset != CNT or not run.running or run.arr == 0 or run.down
                 or self.values[CR1] & (self.bits.uifremap_m | self.bits.cms_m)
                 or self._quiet_until >= _FOREVER):
             return None
-        return self._quiet_until, run.cnt & self._max, run.anchor, run.period
+        seg = self._segment(run)
+        if seg is None:
+            return None
+        return run.anchor + seg.ticks * run.period, run.cnt & self._max, run.anchor, run.period
 
     # -- clocks ------------------------------------------------------------------
     def _ratio(self) -> int:
