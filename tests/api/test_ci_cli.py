@@ -86,7 +86,9 @@ def test_bad_criteria_and_job_files_are_usage_errors(served: Served):
 
 
 def test_timeout_has_its_own_code(served: Served):
-    r = submit(served, HELLO, "--limit", "30", "--expect", "never", "--timeout", "0.5")
+    # paced to the wall clock: unpaced, the emulator runs hello's 30 s in ~0.3 s
+    r = submit(served, HELLO, "--limit", "30", "--realtime", "--expect", "never",
+               "--timeout", "0.5")
     assert r.exit_code == hc.EXIT_TIMEOUT, r.output
     job_id = int(r.stderr.split()[1])
     served.run("cancel", str(job_id))
