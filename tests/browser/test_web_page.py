@@ -142,3 +142,31 @@ def test_a_job_submitted_with_criteria_shows_its_verdict(serve, page, screenshot
     page.wait_for_selector("#job-fields dd[data-field='Verdict']:has-text('passed')")
     assert "count=2" in field(page, "Verdict")  # the reason names the last expectation
     shot(page, screenshots, "10-job-verdict")
+
+
+def test_a_slow_answer_for_the_last_view_does_not_replace_the_next(serve, page):
+    """The jobs list still waiting for the server when the user opens the submit form:
+    its late answer must not replace the form (a CI rehearsal met this race)."""
+    import time as _time
+    served = serve(boards=_nucleo())
+    held: list = []
+
+    def hold_jobs(route):
+        held.append(route)   # answered only once the submit form is up
+
+    sign_in(page, served.url, "alice", served.env.passwords["alice"])
+    page.click("a[data-nav=boards]")   # away from the jobs list, so that its link navigates
+    page.wait_for_selector("#boards")
+    page.route(re.compile(r".*/apiv1/jobs\?.*"), hold_jobs)
+    page.click("a[data-nav=jobs]")
+    deadline = _time.monotonic() + 10
+    while not held and _time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the jobs view asked for no list"
+    page.click("a[data-nav=submit]")
+    page.wait_for_selector("form#submit select[name=board] option", state="attached")
+    for route in held:
+        route.continue_()
+    page.wait_for_timeout(500)   # the late list arrives and is dropped
+    assert page.locator("form#submit").count() == 1
+    assert page.locator("form#submit select[name=board] option").count() >= 1

@@ -62,6 +62,10 @@ function h(tag, attrs, ...children) {
 }
 const view = () => document.getElementById("view");
 const show = (...nodes) => view().replaceChildren(...nodes);
+let routeGen = 0;
+// A view's own show: it renders only while its route is still the current one, so a view
+// still waiting for the server when the user moves on never replaces the next view.
+const viewShow = () => { const gen = routeGen; return (...nodes) => { if (gen === routeGen) show(...nodes); }; };
 const errorBox = (err) => h("p", { class: "error", role: "alert" }, err instanceof ApiError ? err.message : String(err));
 const statusBadge = (s) => h("span", { class: `status ${s}`, "data-status": s }, s);
 const dash = (v) => (v === null || v === undefined || v === "" ? "—" : String(v));
@@ -124,6 +128,7 @@ function signInView() {
 
 // -- job list --------------------------------------------------------------------------
 async function jobsView(params) {
+  const show = viewShow();
   const isAdmin = session.user.role === "admin";
   const offset = Math.max(0, Number(params.get("offset")) || 0);
   const filters = { status: params.get("status") || "", board: params.get("board") || "", owner: params.get("owner") || "" };
@@ -201,6 +206,7 @@ function summaryTable(summary) {
 }
 
 async function jobView(id) {
+  const show = viewShow();
   show(h("h1", {}, `Job #${id}`), h("p", { class: "muted" }, "Loading…"));
   let job;
   try { job = await json(`/jobs/${id}`); } catch (err) { show(h("h1", {}, `Job #${id}`), errorBox(err)); return; }
@@ -322,6 +328,7 @@ async function showResults(job, extras, isAdmin) {
 
 // -- boards ----------------------------------------------------------------------------
 async function boardsView() {
+  const show = viewShow();
   show(h("h1", {}, "Boards"), h("p", { class: "muted" }, "Loading…"));
   let boards;
   try { boards = await json("/targets/boards?extended=true"); } catch (err) { show(h("h1", {}, "Boards"), errorBox(err)); return; }
@@ -342,6 +349,7 @@ async function boardsView() {
 
 // -- submit ----------------------------------------------------------------------------
 async function submitView() {
+  const show = viewShow();
   const msg = h("div", { id: "submit-message" });
   const boardSelect = h("select", { name: "board", required: true });
   const form = h("form", { class: "stack", id: "submit" },
@@ -384,12 +392,14 @@ async function submitView() {
 
 // -- routing ---------------------------------------------------------------------------
 async function route() {
+  const gen = ++routeGen;
   cleanups.forEach((f) => f()); cleanups = [];
   const [path, query] = (location.hash.slice(1) || "/jobs").split("?");
   const params = new URLSearchParams(query || "");
   if (!session.auth && path !== "/signin") { location.hash = "#/signin"; return; }
   if (session.auth && !session.user) {
     try { session.user = await json("/auth_test"); } catch (err) { signOut(err.message); return; }
+    if (gen !== routeGen) return;   // the user moved on meanwhile: the newer route renders
   }
   const signedIn = Boolean(session.user);
   document.getElementById("nav").hidden = !signedIn;
