@@ -4,5 +4,5 @@ from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("hwut.sim._native", ["sim/native/counter.c", "sim/native/mmio.c",
                                                     "sim/native/rampskip.c"], optional=True,
-                             depends=["sim/native/layout.h"],
+                             depends=["sim/native/layout.h", "sim/native/mmio.h"],
                              extra_compile_args=["-O2"])])

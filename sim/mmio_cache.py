@@ -21,6 +21,7 @@ WRITE_FN = ctypes.CFUNCTYPE(None, ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uin
 SLOTS = 64
 QUIET = 8
 SCOPES = 16
+NATIVES = 4
 
 
 class _Slot(ctypes.Structure):
@@ -37,6 +38,11 @@ class _Quiet(ctypes.Structure):
                 ("size", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
 
 
+class _Native(ctypes.Structure):
+    _fields_ = [("lo", ctypes.c_uint64), ("hi", ctypes.c_uint64), ("read", ctypes.c_void_p),
+                ("write", ctypes.c_void_p), ("state", ctypes.c_void_p)]
+
+
 class _Cache(ctypes.Structure):
     _fields_ = [("cycles", ctypes.c_void_p), ("horizon", ctypes.c_void_p),
                 ("read", READ_FN), ("write", WRITE_FN),
@@ -44,7 +50,8 @@ class _Cache(ctypes.Structure):
                 ("slots", _Slot * SLOTS), ("quiet_hits", ctypes.c_uint64),
                 ("quiet", _Quiet * QUIET), ("write_scoped", WRITE_FN),
                 ("n_scopes", ctypes.c_uint64), ("scope_lo", ctypes.c_uint64 * SCOPES),
-                ("scope_hi", ctypes.c_uint64 * SCOPES)]
+                ("scope_hi", ctypes.c_uint64 * SCOPES), ("native_hits", ctypes.c_uint64),
+                ("n_natives", ctypes.c_uint64), ("natives", _Native * NATIVES)]
 
 
 class _Window(ctypes.Structure):
@@ -146,6 +153,24 @@ class NativeReadCache:
         c.n_scopes += 1
         return True
 
+    def native(self, lo: int, hi: int, read: str | None, write: str | None,
+               state: int) -> bool:
+        """Accesses of [lo, hi) are offered first to the native handlers named
+        ``read`` and ``write`` (functions of the native library, see ``hwut_native``
+        in sim/native/mmio.h) with ``state`` (the address of the state they keep,
+        which must live as long as the cache). False when the table is full."""
+        c = self._cache
+        if c.n_natives >= NATIVES:
+            return False
+        entry = c.natives[c.n_natives]
+        entry.lo, entry.hi, entry.state = lo, hi, state
+        entry.read = None if read is None else ctypes.cast(getattr(self._lib, read),
+                                                           ctypes.c_void_p).value
+        entry.write = None if write is None else ctypes.cast(getattr(self._lib, write),
+                                                             ctypes.c_void_p).value
+        c.n_natives += 1
+        return True
+
     def clear_words(self, base: int, offsets: tuple[int, ...]) -> None:
         """Forget only what is held for the words at ``base`` + each offset (< 0x100)."""
         words = 0
@@ -169,6 +194,11 @@ class NativeReadCache:
     @property
     def misses(self) -> int:
         return self._cache.misses
+
+    @property
+    def native_hits(self) -> int:
+        """Accesses a native handler took (``native``)."""
+        return self._cache.native_hits
 
     @property
     def quiet_hits(self) -> int:

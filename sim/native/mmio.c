@@ -12,50 +12,7 @@
 #include <stdint.h>
 
 #include "layout.h"
-
-#define SLOTS 64
-#define QUIET 8
-#define SCOPES 16
-
-typedef uint64_t (*hwut_read_fn)(uint64_t address, uint32_t size);
-typedef void (*hwut_write_fn)(uint64_t address, uint32_t size, uint64_t value);
-
-typedef struct {
-    uint64_t address;
-    uint64_t value;       /* with ``period``: the value at cycle ``anchor`` */
-    uint64_t valid_until; /* cycle count; 0 = empty */
-    uint64_t anchor;      /* a counter register (a timer's CNT) goes up by one */
-    uint64_t period;      /* every ``period`` cycles from ``anchor``; 0: a constant */
-    uint32_t size;
-    uint32_t pad;
-    uint64_t step_at;     /* a constant becomes ``step_value`` from this cycle (an ADC's */
-    uint64_t step_value;  /* EOC at its conversion's end); UINT64_MAX: it does not */
-} hwut_slot;
-
-/* A write that the model says changes nothing until ``valid_until``: one of
- * ``value`` with ``(value & mask) == expect`` (TIM2->DIER rewritten with its own
- * value, TIM2->SR cleared of flags already clear). */
-typedef struct {
-    uint64_t address, mask, expect, valid_until;
-    uint32_t size, pad;
-} hwut_quiet;
-
-typedef struct {
-    const uint64_t *cycles;   /* the instruction counter's count */
-    uint64_t *horizon;        /* the idle skip's (counter.c): until when this turn's reads hold */
-    hwut_read_fn read;        /* Python: model read (may fill a slot) */
-    hwut_write_fn write;      /* Python: model write */
-    uint64_t hits;
-    uint64_t misses;
-    hwut_slot slots[SLOTS];
-    uint64_t quiet_hits;      /* writes answered by ``quiet`` */
-    hwut_quiet quiet[QUIET];
-    /* Peripherals whose writes ``write_scoped`` takes: it empties what the write may
-     * change itself (all of the cache, or a range), before the model takes it. */
-    hwut_write_fn write_scoped;
-    uint64_t n_scopes;
-    uint64_t scope_lo[SCOPES], scope_hi[SCOPES];
-} hwut_mmio;
+#include "mmio.h"
 
 typedef struct {
     hwut_mmio *cache;
@@ -98,7 +55,15 @@ uint64_t hwut_mmio_read(void *uc, uint64_t offset, unsigned size, hwut_window *w
         return size >= 8 ? v : v & ((1ull << (8 * size)) - 1);
     }
     c->misses++;
-    *c->horizon = 0;   /* Python answers: the model may have changed */
+    *c->horizon = 0;   /* the model may have changed */
+    for (unsigned i = 0; i < c->n_natives; i++) {
+        hwut_native *n = &c->natives[i];
+        uint64_t v;
+        if (address >= n->lo && address < n->hi && n->read && n->read(n->state, c, address, size, &v)) {
+            c->native_hits++;
+            return v;
+        }
+    }
     return c->read(address, size);
 }
 
@@ -109,6 +74,13 @@ void hwut_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, h
     uint64_t address = w->base + offset;
     hwut_quiet *q = &c->quiet[(address >> 2) % QUIET];
     *c->horizon = 0;
+    for (unsigned i = 0; i < c->n_natives; i++) {
+        hwut_native *n = &c->natives[i];
+        if (address >= n->lo && address < n->hi && n->write && n->write(n->state, c, address, size, value)) {
+            c->native_hits++;
+            return;
+        }
+    }
     if (q->valid_until && q->address == address && q->size == size
         && *c->cycles < q->valid_until && (value & q->mask) == q->expect) {
         c->quiet_hits++;   /* the model would change nothing: neither it nor the cache */
@@ -122,6 +94,22 @@ void hwut_mmio_write(void *uc, uint64_t offset, unsigned size, uint64_t value, h
     }
     clear(c);
     c->write(address, size, value);
+}
+
+/* Accesses of [lo, hi) are offered to ``read`` and ``write`` first (see
+ * hwut_native); 0 when the table is full (they all go the usual way). */
+int hwut_mmio_native(hwut_mmio *c, uint64_t lo, uint64_t hi, hwut_native_read_fn read,
+                     hwut_native_write_fn write, void *state)
+{
+    if (c->n_natives >= NATIVES)
+        return 0;
+    hwut_native *n = &c->natives[c->n_natives++];
+    n->lo = lo;
+    n->hi = hi;
+    n->read = read;
+    n->write = write;
+    n->state = state;
+    return 1;
 }
 
 void hwut_mmio_quiet(hwut_mmio *c, uint64_t address, uint32_t size, uint64_t mask,
@@ -221,8 +209,12 @@ static const hwut_field slot_fields[] = {
 #define F(member) HWUT_FIELD(hwut_mmio, member)
 static const hwut_field mmio_fields[] = {
     F(cycles), F(horizon), F(read), F(write), F(hits), F(misses), F(slots), F(quiet_hits),
-    F(quiet), F(write_scoped), F(n_scopes), F(scope_lo), F(scope_hi),
+    F(quiet), F(write_scoped), F(n_scopes), F(scope_lo), F(scope_hi), F(native_hits),
+    F(n_natives), F(natives),
 };
+#undef F
+#define F(member) HWUT_FIELD(hwut_native, member)
+static const hwut_field native_fields[] = { F(lo), F(hi), F(read), F(write), F(state) };
 #undef F
 #define F(member) HWUT_FIELD(hwut_quiet, member)
 static const hwut_field quiet_fields[] = {
@@ -238,6 +230,7 @@ static const hwut_layout layouts[] = {
     HWUT_LAYOUT("_Cache", hwut_mmio, mmio_fields),
     HWUT_LAYOUT("_Quiet", hwut_quiet, quiet_fields),
     HWUT_LAYOUT("_Window", hwut_window, window_fields),
+    HWUT_LAYOUT("_Native", hwut_native, native_fields),
     { NULL, 0, 0, NULL },
 };
 

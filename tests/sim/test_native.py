@@ -54,7 +54,8 @@ def _mirror(cls: type[ctypes.Structure]) -> tuple[int, list[tuple[str, int, int]
 @pytest.mark.parametrize("function, mirrors", [
     ("hwut_counter_layouts", cpustate.MIRRORS),
     ("hwut_mmio_layouts", {c.__name__: c for c in (mmio_cache._Slot, mmio_cache._Cache,
-                                                  mmio_cache._Quiet, mmio_cache._Window)}),
+                                                  mmio_cache._Quiet, mmio_cache._Window,
+                                                  mmio_cache._Native)}),
     ("hwut_ramp_layouts", {c.__name__: c for c in (rampskip.RampExpr, rampskip.RampSite,
                                                   rampskip.RampState)}),
 ])
