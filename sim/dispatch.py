@@ -80,7 +80,8 @@ class Dispatch:
     """Turns what stopped the CPU into what the architecture does."""
 
     def __init__(self, uc: Uc, exc: ExceptionModel, bus: Bus, precharge: Precharge,
-                 counter: InstructionCounter, *, semihosting: Semihosting, flash_interface: Callable[[], Any],
+                 counter: InstructionCounter, *, semihosting: Semihosting,
+                 flash_interface: Callable[[], Any],
                  halts_at_breakpoint: Callable[[int], bool],
                  debugger_semihosting: Callable[[], bool] = lambda: False,
                  write_buffer: Callable[[], bool] = lambda: True,
