@@ -32,7 +32,7 @@ from .bus import Bus
 from .core import exceptions as X
 from .core.exceptions import ExceptionModel
 from .core.semihosting import Semihosting, SemihostingExit
-from .counter import INTR_EXC_EXIT
+from .counter import INTR_EXC_EXIT, InstructionCounter
 from .precharge import Precharge
 
 #: Interrupt numbers of Unicorn's (QEMU's) ARM CPU.
@@ -43,6 +43,10 @@ INTR_DATA_ABORT = 4
 #: QEMU's prefetch abort: an instruction fetch from an MMIO window (a peripheral, the
 #: system space), which the engine cannot execute from; unmapped memory is a UcError.
 INTR_PREFETCH_ABORT = 3
+#: How often a buffered store's completion is tried again when another thread's stop
+#: request (``InstructionCounter.stop_soon``) stopped it before it ran: a request comes
+#: once per debugger access or cancel, so a second try is all it ever takes.
+STORE_TRIES = 4
 
 #: The default memory map's Execute Never regions (ARMv7-M ARM B3.1, table B3-1):
 #: Peripheral 0x40000000-0x5FFFFFFF, Device 0xA0000000-0xDFFFFFFF and System
@@ -75,8 +79,9 @@ RESUME = After()
 class Dispatch:
     """Turns what stopped the CPU into what the architecture does."""
 
-    def __init__(self, uc: Uc, exc: ExceptionModel, bus: Bus, precharge: Precharge, *,
-                 semihosting: Semihosting, flash_interface: Callable[[], Any],
+    def __init__(self, uc: Uc, exc: ExceptionModel, bus: Bus, precharge: Precharge,
+                 counter: InstructionCounter, *, semihosting: Semihosting,
+                 flash_interface: Callable[[], Any],
                  halts_at_breakpoint: Callable[[int], bool],
                  debugger_semihosting: Callable[[], bool] = lambda: False,
                  write_buffer: Callable[[], bool] = lambda: True,
@@ -87,6 +92,10 @@ class Dispatch:
         self._exc = exc
         self._bus = bus
         self._precharge = precharge
+        self._counter = counter
+        #: The store ``_buffered_store`` completes (canonical address), while it runs it:
+        #: it already passed what acts before an instruction runs (a breakpoint), once.
+        self.completing: int | None = None
         self._semihosting = semihosting
         #: The FLASH interface model (None on a SoC without one), looked up when needed.
         self._flash_interface = flash_interface
@@ -182,14 +191,51 @@ class Dispatch:
                 scratch.append(at)
         pc = uc.reg_read(A.UC_ARM_REG_PC)
         try:
-            uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF, count=1)
-            done = uc.reg_read(A.UC_ARM_REG_PC) != pc
+            done = self._complete_store(pc)
         except UcError:
             done = False
         finally:
             for at in scratch:
                 uc.mem_unmap(at, page)
         return done
+
+    def _complete_store(self, pc: int) -> bool:
+        """Run the store at ``pc`` once more, now that the scratch pages take it: one
+        instruction, which nothing may hold back, so that what the write buffer does
+        never depends on the host. The store already passed, when it first ran, the
+        checks made before an instruction: the counter's limit (the brake that ends a
+        slice), SysTick's wrap or a line due (which the native hook takes), a
+        breakpoint. Run again, it would meet them again: a slice that ends right after
+        it (a run's limit, a clock event, a debugger's step or quantum), a stop asked
+        meanwhile from another thread (a debugger's access, a cancel: they lower the
+        limit) or an exception due at the next cycle stopped it before it ran, and the
+        store was then reported precise (PRECISERR, BFARVALID), a fault no host access
+        makes on the chip. So the limit lets exactly this instruction through, the
+        native exception checks wait for the next slice (they come at the boundary
+        after the store), a breakpoint sees ``completing``, and a stop that another
+        thread asked during it is run past, then kept: the engine stops after it.
+        The store is counted again as it was before (its second cycle)."""
+        uc, counter, canonical = self._uc, self._counter, self._precharge.canonical
+        state = counter.state
+        limit, fast = counter.limit, state.fast
+        stop_asked = False
+        state.fast = 0
+        self.completing = canonical(pc & ~1)
+        try:
+            for _ in range(STORE_TRIES):
+                allowed = counter.count + 1
+                counter.limit = allowed
+                uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF, count=1)
+                if canonical(uc.reg_read(A.UC_ARM_REG_PC)) != canonical(pc):
+                    return True
+                if counter.limit == allowed:
+                    return False   # nothing of the host's stopped it: the store failed
+                stop_asked = True
+            return False
+        finally:
+            self.completing = None
+            state.fast = fast
+            counter.limit = min(limit, counter.count) if stop_asked else limit
 
     def _semihosting_call(self, pc: int) -> After:
         uc = self._uc

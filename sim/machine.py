@@ -207,7 +207,7 @@ class Machine:
         # sites in the native bitmap cost nothing more while precharging is suspended
         self.precharge.other_code_hooks = lambda: self.sites.code_hooks > 0
         self.sites.on_code_hooks = self.precharge.wake
-        self.dispatch = Dispatch(self.uc, self.exc, self.bus, self.precharge,
+        self.dispatch = Dispatch(self.uc, self.exc, self.bus, self.precharge, self.counter,
                                  semihosting=self.semihosting,
                                  flash_interface=lambda: self.peripherals.get("FLASH"),
                                  halts_at_breakpoint=self._halts_at_breakpoint,

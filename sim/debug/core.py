@@ -401,6 +401,8 @@ class DebugCore:
         if self._skip_breakpoint == address:
             self._skip_breakpoint = None
             return
+        if self.machine.dispatch.completing == address:
+            return   # a buffered store run again to complete it: it passed here already
         if self._control & C_DEBUGEN and not self._halted:
             self._pending_reason = DFSR_BKPT
             self.machine.halt_soon()
