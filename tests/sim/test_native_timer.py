@@ -70,6 +70,7 @@ def test_the_writes_that_stay_in_c_never_reach_python(monkeypatch):
 @pytest.mark.parametrize("name, limit", [
     ("tim_script", 0.5), ("ramp_waits", 0.3), ("fw_embassy_time", 0.5), ("timers", 0.5),
     ("capture_adc", 0.2), ("speed_blt_poll", 0.3), ("speed_rtos2_itm", 0.3),
+    ("bootloader", 0.3),
 ])
 @pytest.mark.parametrize("machine_args", MODES, ids=MODE_IDS)
 def test_timer_fixtures_run_as_the_model_gives(name, limit, machine_args):
@@ -134,12 +135,13 @@ def _run_script(script: bytes, **machine_args):
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(prologue=st.booleans(), steps=st.lists(_step(), max_size=24),
        ccr1_step=st.sampled_from([0, 1, 7, 50, 250, 1000]),
-       ccr2_step=st.sampled_from([0, 3, 120, 700]))
+       ccr2_step=st.sampled_from([0, 3, 120, 700]), counted=st.booleans())
 def test_generated_write_sequences_run_as_the_model_gives(prologue, steps, ccr1_step,
-                                                          ccr2_step):
+                                                          ccr2_step, counted):
     script = _script(prologue, steps, ccr1_step, ccr2_step)
-    native_m, native_r, native_uart = _run_script(script)
-    python_m, python_r, python_uart = _run_script(script, native_timers=False)
+    args = {"precharge": False} if counted else {}
+    native_m, native_r, native_uart = _run_script(script, **args)
+    python_m, python_r, python_uart = _run_script(script, native_timers=False, **args)
     assert (native_r.instructions, native_r.slept_cycles, native_r.cause) == \
         (python_r.instructions, python_r.slept_cycles, python_r.cause)
     assert native_uart == python_uart
