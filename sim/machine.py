@@ -46,6 +46,7 @@ from .rampskip import RampSkip
 from .signals import ClockTree, IrqLine, LineAtCycle
 from .sites import SiteTable
 from .soc.build import Services, build_peripherals
+from .timer_native import NativeCompare
 from .traps import TrapHooks
 from .unmask import UnmaskWatch
 from .vclock import PS_PER_S, VirtualClock
@@ -110,7 +111,8 @@ class Machine:
                  note: Callable[[str], None] | None = None, native: bool | None = None,
                  trace: Callable[[str], None] | None = None, fast_forward: bool = True,
                  timing: str = "exact", precharge: bool = True, swv_ports: int = 1,
-                 strict_alignment: bool = False, native_sites: bool | None = None) -> None:
+                 strict_alignment: bool = False, native_sites: bool | None = None,
+                 native_timers: bool | None = None) -> None:
         self.board = board
         #: With ``trace_out``: the stimulus ports a debugger's SWV capture enables and
         #: shows (``core.itm``); ``trace_out`` gets what its ITM console shows. 0: no
@@ -196,6 +198,13 @@ class Machine:
             for p in self.bus.peripherals.values():
                 if hasattr(p, "local_effects"):
                     cache.scope_writes(p.base, p.base + p.size, self._scoped_write)
+        #: Timers whose compare path C takes while they can (``sim.timer_native``); with
+        #: ``native_timers=False`` every write reaches the Python model, the reference.
+        self.native_timers: dict[str, NativeCompare] = {}
+        if cache is not None and timing == "exact" and native_timers is not False:
+            for p in self.bus.peripherals.values():
+                if hasattr(p, "attach_native"):
+                    p.attach_native(self._native_timer_maker(cache, p))
         self.bus.map_peripherals(cache)
         if trace is not None:  # one switch: every peripheral access by register name
             for p in self.bus.peripherals.values():
@@ -257,6 +266,18 @@ class Machine:
             self.bus.add_peripheral(p)
         for base, size in self.board.soc.peripheral_space:
             self.bus.fill_unmodelled(base, size)
+
+    def _native_timer_maker(self, cache: mmio_cache.NativeReadCache,
+                            p: Any) -> Callable[[], Any]:
+        """Registers ``p``'s native handler when the timer first hands C its state (the
+        cache's table of handlers is short: only timers that use it take a place)."""
+        def make() -> Any:
+            handle = NativeCompare(cache, self.state.exc, p.base, p.size)
+            if not handle.registered:
+                return None
+            self.native_timers[p.name] = handle
+            return handle.state
+        return make
 
     def _line_at_cycle(self, out: Any) -> LineAtCycle | None:
         """A model's interrupt output raised at a cycle by the native hook, without a
@@ -675,6 +696,8 @@ class Machine:
         finally:
             finished.set()
             limit.cancel()
+            for name in self.native_timers:   # the models hold what C did again
+                self.peripherals[name].take_back()
             if watcher is not None:  # gone when run returns: nothing outlives a run
                 watcher.join()
         seconds = self.clock.seconds()

@@ -105,6 +105,20 @@ class LineAtCycle:
             self.when = self._armed = None
             self._exc.cancel_line(self._slot)
 
+    def keeper(self) -> tuple[int, IrqLine] | None:
+        """For a native keeper of the model's state (``sim.timer_native``): the slot it
+        arms and cancels itself, and the line, where a slot is claimed and the line is
+        the model's alone; else None."""
+        line = self._line()
+        if line is None or self._slot is None:
+            return None
+        return self._slot, line
+
+    def adopt(self, when: int | None) -> None:
+        """The native keeper armed the slot for ``when`` (None: disarmed it) itself."""
+        self.when = when
+        self._armed = None if when is None else self._line()
+
     def due(self, now: int) -> bool:
         """The armed cycle has come: the model must catch up with it (``fired``)."""
         return self.when is not None and now >= self.when

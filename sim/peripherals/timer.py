@@ -16,12 +16,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags, tag
 from hwut.sim.signals import ClockTree, LineAtCycle
 from hwut.sim.vclock import Event, VirtualClock
 
 from .irq import IrqOut
+
+if TYPE_CHECKING:
+    from hwut.sim.timer_native import TimerState
+
+#: ``TimerState.line_when`` when no line is armed (``sim.core.cpustate.NONE_CYCLE``).
+_NONE_CYCLE = (1 << 64) - 1
 
 CR1, CR2, SMCR, DIER, SR, EGR, CCMR1, CCMR2, CCER, CNT, PSC, ARR, RCR = (
     0x00, 0x04, 0x08, 0x0C, 0x10, 0x14, 0x18, 0x1C, 0x20, 0x24, 0x28, 0x2C, 0x30)
@@ -201,6 +208,12 @@ class Timer(Peripheral):
         #: set once a write or an event decided them, cleared by whatever changes the
         #: state otherwise (``_sync`` raising flags or wrapping, a capture, a clock change).
         self._settled = False
+        #: The compare path kept in C (``attach_native``, ``_offer``): the state handed
+        #: over, whether C holds it now, and the cycle it was handed at.
+        self._native: TimerState | None = None
+        self._make_native: Callable[[], TimerState | None] | None = None
+        self._held = False
+        self._handed_at = -1
         super().__init__(name, base, note=note)
         clocks.subscribe(self._clocks_changed)
 
@@ -338,6 +351,8 @@ class Timer(Peripheral):
 
     # -- lifecycle -------------------------------------------------------------
     def reset(self) -> None:
+        if self._held:
+            self._take_back()
         if self._event is not None:
             self._event.cancel()
             self._event = None
@@ -355,12 +370,29 @@ class Timer(Peripheral):
 
     # -- bus side: bring the counter up to date before every access ------------
     def read(self, offset: int, size: int) -> int:
+        if self._held:
+            self._take_back()
         if self._line_at is not None and self._line_at.when is not None:
             self._catch_up_line()
         self._sync()
-        return super().read(offset, size)
+        value = super().read(offset, size)
+        if self._make_native is not None:
+            self._offer()
+        return value
 
     def write(self, offset: int, size: int, value: int) -> None:
+        if self._held:
+            self._take_back()
+        self._write(offset, size, value)
+        if self._make_native is not None:
+            self._offer()
+
+    def get(self, name: str) -> int:
+        if self._held:
+            self._take_back()
+        return super().get(name)
+
+    def _write(self, offset: int, size: int, value: int) -> None:
         if self._line_at is not None and self._line_at.when is not None:
             self._catch_up_line()
         self._sync()
@@ -401,6 +433,8 @@ class Timer(Peripheral):
         or compare match for SR and CR1 (one-pulse mode clears CEN); the others
         change only when written.
         """
+        if self._held and (self._native_dirty() or self.clock.cycles != self._handed_at):
+            self._take_back()
         if self._line_at is not None and self._line_at.when is not None:
             self._catch_up_line()
         if offset & ~3 in CCR_OFFSETS and self._is_input(CCR_OFFSETS.index(offset & ~3)):
@@ -465,6 +499,8 @@ class Timer(Peripheral):
         b = self.bits
         if off not in b.ccr_at or self.trace is not None or self.values[DIER] & b.dma_m:
             return ()
+        if self._held and (self._native_dirty() or self.clock.cycles != self._handed_at):
+            self._take_back()
         ch = b.ccr_at.index(off)
         sr_word = self.plain_word(SR)
         if self._is_input(ch) or self._regs[off].tag_mask or sr_word is None:
@@ -499,6 +535,8 @@ class Timer(Peripheral):
         EGR's UG, CR1's CEN, ARR without preload, PSC, SMCR), which forgets all its
         cached reads (``changed_by_write``), or a clock change, which empties the
         cache. None for other registers and other modes (call after ``stable_until``)."""
+        if self._held and (self._native_dirty() or self.clock.cycles != self._handed_at):
+            self._take_back()
         run = self._run
         if (offset != CNT or not run.running or run.arr == 0 or run.down
                 or self.values[CR1] & (self.bits.uifremap_m | self.bits.cms_m)
@@ -517,6 +555,8 @@ class Timer(Peripheral):
         return max(1, round(hclk / timclk))
 
     def _clocks_changed(self) -> None:
+        if self._held:
+            self._take_back()
         if self._line_at is not None and self._line_at.when is not None:
             self._catch_up_line()
         self._settled = False
@@ -784,6 +824,8 @@ class Timer(Peripheral):
         ch = channel - 1
         if not 0 <= ch < self.kind.channels:
             return
+        if self._held:
+            self._take_back()
         if self._line_at is not None and self._line_at.when is not None:
             self._catch_up_line()
         self._sync()
@@ -931,3 +973,126 @@ class Timer(Peripheral):
         assert self._line_at is not None
         self._line_at.fired(self.clock.cycles)
         self._on_event()
+
+    # -- the compare path kept in C (sim/timer_native.py, sim/native/tim.c) -----------
+    def attach_native(self, make: Callable[[], TimerState | None]) -> None:
+        """Hand C the compare path whenever the state is one C keeps: ``make`` registers
+        the native handler on first use (None when it cannot)."""
+        self._make_native = make
+
+    def take_back(self) -> None:
+        """Bring the model up to what C did (the run's end, an inspection)."""
+        if self._held:
+            self._take_back()
+
+    def _native_dirty(self) -> bool:
+        assert self._native is not None
+        return bool(self._native.dirty)
+
+    def _take_back(self) -> None:
+        """C no longer keeps the state; the model takes what C did to it: SR, CCRx, the
+        flags seen up to, the interrupt output and line, the line armed."""
+        st = self._native
+        assert st is not None and self._line_at is not None
+        st.active = 0
+        self._held = False
+        if not st.dirty:
+            return
+        st.dirty = 0
+        v, run = self.values, self._run
+        v[SR] = st.sr
+        for ch, off in enumerate(self.bits.ccr_at):
+            v[off] = st.ccr[ch]
+        run.ccr = tuple(st.active_ccr[:len(run.ccr)])
+        self._seen = st.seen
+        self._quiet_until = 0        # found again from ``_seen`` at the next look
+        self._settled = bool(st.settled)
+        self._irq_pending = -1 if st.irq_pending == 0xFFFF_FFFF else st.irq_pending
+        irq: Any = self.irq
+        irq.level = bool(st.in_level)
+        keeper = self._line_at.keeper()
+        assert keeper is not None
+        keeper[1].level = bool(st.line_level)
+        self._line_at.adopt(None if st.line_when == _NONE_CYCLE else st.line_when)
+
+    def _offer(self) -> None:
+        """After a Python access: hand C the state if C keeps it as this model would
+        (see sim/native/tim.c): counting up within the stretch to the next wrap, the
+        next stretches alike, every channel in output compare, the channels with an
+        interrupt enabled without preload, no DMA request or update interrupt, the
+        interrupt the sole source of its line, raised at a cycle (``LineAtCycle``)."""
+        line_at, run, v, b = self._line_at, self._run, self.values, self.bits
+        keeper = line_at.keeper() if line_at is not None else None
+        if (keeper is None or self._event is not None or self.trace is not None
+                or not run.running or run.down or run.arr == 0 or not self.clock.exact_reads
+                or self.irq_up is not None or self.irq_cc is not None
+                or self.irq_brk is not None or self.irq_trg_com is not None
+                or not hasattr(self.irq, "level") or len(self._oc) != self.kind.channels
+                or v[CR1] & b.cms_m or v[DIER] & (b.dma_m | b.uie_m)
+                or (b.slave_at is not None and v[b.slave_at[0]] & b.slave_at[1])):
+            return
+        take = 0
+        for ch, (pe_off, pe) in enumerate(b.ocpe_at):
+            if not v[pe_off] & pe:
+                take |= 1 << ch
+        for ch, (ie, _, _) in enumerate(b.cc_wanted):
+            if v[DIER] & ie and not take >> ch & 1:
+                return
+        regs = self._regs
+        if regs[SR].tag_mask or regs[DIER].tag_mask or any(regs[o].tag_mask for o in b.ccr_at):
+            return
+        seg = self._segment(run)
+        now = self.clock.cycles
+        if seg is None or run.anchor + seg.ticks * run.period <= now or self._seen != now:
+            return
+        nxt, _ = self._finish(run, seg)
+        after = nxt.running and nxt.arr != 0
+        if after:    # the stretch after the next wrap must be the one after that too
+            seg2 = self._segment(nxt)
+            assert seg2 is not None
+            nxt2, _ = self._finish(nxt, seg2)
+            if (nxt2.running, nxt2.arr, nxt2.period, nxt.cnt, nxt2.cnt) != \
+                    (True, nxt.arr, nxt.period, 0, 0):
+                return
+        st = self._native
+        if st is None:
+            st = self._native = self._make_native() if self._make_native else None
+            if st is None:
+                self._make_native = None
+                return
+            self._static_native(st)
+        slot, line = keeper
+        st.slot, st.exc = slot, line.irq + 16    # IRQ n is exception 16 + n
+        st.seen, st.anchor, st.period, st.cnt = now, run.anchor, run.period, run.cnt
+        st.wrap = run.anchor + seg.ticks * run.period
+        st.top = run.arr if run.cnt <= run.arr else self._max
+        st.arr2, st.period2, st.after = nxt.arr, nxt.period, int(after)
+        st.settled, st.sr, st.dier = int(self._settled), v[SR], v[DIER]
+        st.irq_pending = self._irq_pending & 0xFFFF_FFFF
+        irq: Any = self.irq
+        st.in_level, st.line_level = int(irq.level), int(line.level)
+        assert line_at is not None
+        st.line_when = _NONE_CYCLE if line_at.when is None else line_at.when
+        st.oc = sum(1 << ch for ch in self._oc)
+        st.take = take
+        for ch, off in enumerate(b.ccr_at):
+            st.ccr[ch] = v[off]
+            st.active_ccr[ch] = run.ccr[ch]
+        st.dirty = 0
+        st.active = 1
+        self._held = True
+        self._handed_at = now
+
+    def _static_native(self, st: TimerState) -> None:
+        """What does not change: offsets and masks from the register declarations."""
+        b, regs = self.bits, self._regs
+        st.sr_flags, st.dier_rw = b.sr_flags_m, b.dier_m
+        st.ccr_mask = regs[b.ccr_at[0]].rw_mask if b.ccr_at else 0
+        st.irq_mask = b.up_m | b.cc_m | b.brk_m | b.trg_com_m
+        st.uie, st.uif, st.ude = b.uie_m, b.up_m, b.ude_m
+        st.n_channels = len(b.ccr_at)
+        for ch, (ie, _, flag) in enumerate(b.cc_wanted):
+            st.ie[ch], st.flag[ch] = ie, flag
+        st.sr_off, st.dier_off = SR, DIER
+        for ch, off in enumerate(b.ccr_at):
+            st.ccr_off[ch] = off

@@ -90,6 +90,9 @@ EXCLUDED = {
                 "two-image job runs on the bench in tests/backends/test_multi_image_backends.py)",
     "compute": "one semihosting line after ~13 s of board time at 8 MHz: the bench runs no "
                "faster than the wall clock (the sim tests run it)",
+    "tim_script": "prints a checksum of DWT cycle counts, which are the simulator's (one "
+                  "instruction a cycle), not a real core's: it holds the simulator's native "
+                  "timer path to its Python model (tests/sim/test_native_timer.py)",
 }
 
 
