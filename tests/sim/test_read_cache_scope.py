@@ -32,7 +32,7 @@ def test_python_reads_only_where_the_model_may_have_changed(monkeypatch):
 
     monkeypatch.setattr(Bus, "_cached_read", counted)
     _as_before(monkeypatch)   # what the scope alone keeps (test_write_allocate: the rest)
-    r = run_firmware(RTX, 0.3)
+    r = run_firmware(RTX, 0.3, native_adc=False)   # the ADC in Python (else test_adc_native)
     assert b"tick=200 events=805 reads=966 adc=2048\r\n" in r.uart
     # 1450 conversions by 0.3 s: EOC read in Python once each (its end is answered by the
     # cache), and once more while waiting for ADRDY at start-up; DR pops EOC
