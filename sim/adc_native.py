@@ -31,7 +31,7 @@ class AdcState(ctypes.Structure):
     _fields_ = [(name, ctypes.c_uint64) for name in (
         "active", "base", "until", "isr", "cr", "data", "due", "length", "value", "ovrmod",
         "off_isr", "off_cr", "off_dr", "isr_clear1", "cr_rw", "cr_set", "cr_refuse", "aden",
-        "adstart", "adrdy", "eoc", "ovr", "done", "changes", "conversions")]
+        "adstart", "adrdy", "eoc", "ovr", "done", "changes", "conversions", "reads")]
 
 
 class AdcBank(ctypes.Structure):
@@ -88,6 +88,11 @@ class NativeAdc:
     def conversions(self) -> int:
         """Conversions C started."""
         return self.state.conversions
+
+    @property
+    def reads(self) -> int:
+        """Reads C answered: read-cache misses that did not reach Python."""
+        return self.state.reads
 
 
 def attach(cache: NativeReadCache, peripherals: Iterable[object]) -> list[NativeAdc]:

@@ -46,6 +46,7 @@ typedef struct {
     uint64_t done;        /* ISR's bits a conversion's end sets (EOSMP, EOC, EOS) */
     uint64_t changes;     /* accesses C took since Python handed the state over */
     uint64_t conversions; /* conversions C started (for figures) */
+    uint64_t reads;       /* reads C answered (cache misses that never reached Python) */
 } hwut_adc;
 
 /* mmio.c */
@@ -153,6 +154,7 @@ int hwut_adc_read(void *state, hwut_mmio *c, uint64_t address, uint32_t size, ui
         return 0;
     }
     a->changes++;
+    a->reads++;
     refill(a, c);
     return 1;
 }
@@ -163,7 +165,7 @@ static const hwut_field adc_fields[] = {
     F(active), F(base), F(until), F(isr), F(cr), F(data), F(due), F(length), F(value),
     F(ovrmod), F(off_isr), F(off_cr), F(off_dr), F(isr_clear1), F(cr_rw), F(cr_set),
     F(cr_refuse), F(aden), F(adstart), F(adrdy), F(eoc), F(ovr), F(done), F(changes),
-    F(conversions),
+    F(conversions), F(reads),
 };
 #undef F
 #define F(member) HWUT_FIELD(hwut_adcs, member)
