@@ -13,6 +13,12 @@ it is due at its cycle and brought up to date at the next access (conversions
 chained in continuous mode each at its own cycle): the same registers at
 every access, without ending the CPU's run for each conversion (Mbed's
 AnalogIn polls EOC some 5000 times a second).
+
+Where its state is one C can keep exactly (``native_plan``), the model hands
+it to a native handler (sim/native/adc.c, ``sim.adc_native``) that takes the
+ADSTART writes and the ISR, CR and DR reads itself; every access that reaches
+this model takes the state back first (``_pull``). This model stays the
+reference (``Machine(native_adc=False)``).
 """
 from __future__ import annotations
 
