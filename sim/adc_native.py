@@ -23,15 +23,19 @@ from .nativelib import LIB
 from .peripherals.adc import CR, DR, ISR, NATIVE_REFUSED, Adc
 
 ADCS = 4
+RANKS = 16
 NONE = (1 << 64) - 1
 
 
 class AdcState(ctypes.Structure):
     """``hwut_adc`` in sim/native/adc.c: one ADC's state as C keeps it."""
     _fields_ = [(name, ctypes.c_uint64) for name in (
-        "active", "base", "until", "isr", "cr", "data", "due", "length", "value", "ovrmod",
-        "off_isr", "off_cr", "off_dr", "isr_clear1", "cr_rw", "cr_set", "cr_refuse", "aden",
-        "adstart", "adrdy", "eoc", "ovr", "done", "changes", "conversions", "reads")]
+        "active", "base", "until", "isr", "cr", "data", "due", "rank", "ranks")] + [
+        ("length", ctypes.c_uint64 * RANKS), ("value", ctypes.c_uint64 * RANKS)] + [
+        (name, ctypes.c_uint64) for name in (
+            "ovrmod", "off_isr", "off_cr", "off_dr", "isr_clear1", "cr_rw", "cr_set",
+            "cr_refuse", "aden", "adstart", "adrdy", "eoc", "ovr", "done", "eos", "changes",
+            "conversions", "reads")]
 
 
 class AdcBank(ctypes.Structure):
@@ -56,7 +60,7 @@ class NativeAdc:
         state.cr_refuse = sum(cr[name].mask for name in NATIVE_REFUSED)
         state.aden, state.adstart = bits.aden.mask, bits.adstart.mask
         state.adrdy, state.eoc, state.ovr = bits.adrdy.mask, bits.eoc.mask, bits.ovr.mask
-        state.done = bits.eosmp.mask | bits.eoc.mask | bits.eos.mask
+        state.done, state.eos = bits.eosmp.mask | bits.eoc.mask, bits.eos.mask
         adc.native_link = self
 
     def offer(self) -> None:
@@ -69,7 +73,10 @@ class NativeAdc:
         s = self.state
         s.isr, s.cr, s.data = plan.isr, plan.cr, plan.data
         s.due = NONE if plan.due is None else plan.due
-        s.length, s.value, s.ovrmod, s.until = plan.length, plan.value, plan.ovrmod, plan.until
+        s.rank, s.ranks = plan.rank, len(plan.lengths)
+        s.length[:len(plan.lengths)] = plan.lengths
+        s.value[:len(plan.values)] = plan.values
+        s.ovrmod, s.until = plan.ovrmod, plan.until
         self._changes = s.changes
         self.handed = True
         s.active = 1
@@ -82,7 +89,8 @@ class NativeAdc:
         s.active = 0
         self.handed = False
         if s.changes != self._changes:
-            self.adc.native_resume(s.isr, s.cr, s.data, None if s.due == NONE else s.due)
+            self.adc.native_resume(s.isr, s.cr, s.data, None if s.due == NONE else s.due,
+                                   s.rank)
 
     @property
     def conversions(self) -> int:

@@ -54,10 +54,12 @@ class NativePlan(NamedTuple):
     data: int
     #: The end cycle of the conversion going on, or None.
     due: int | None
-    #: One conversion, in core cycles.
-    length: int
-    #: DR's data from each conversion (the input's value, resolution and alignment).
-    value: int
+    #: The rank of that conversion in the regular sequence (0: the first).
+    rank: int
+    #: Each rank's conversion, in core cycles.
+    lengths: tuple[int, ...]
+    #: Each rank's DR data (the input's value, resolution and alignment applied).
+    values: tuple[int, ...]
     ovrmod: bool
     #: C takes accesses only before this cycle: the input holds its value until then.
     until: int
@@ -466,30 +468,31 @@ class Adc(Peripheral):
 
     def native_plan(self) -> NativePlan | None:
         """The state to hand the native handler, where it can keep it exactly: the ADC
-        enabled or not, one channel converted at a time in single mode started by
-        software (ADSTART), no DMA, no interrupt enabled, no calibration or stop in
+        enabled or not, its regular sequence converted once per ADSTART (single mode,
+        started by software), no DMA, no interrupt enabled, no calibration or stop in
         progress, exact timing, no trace. None elsewhere (this model takes every
         access). Call it with the state here (not handed)."""
         f = self.bits
         if (self.trace is not None or not self.clock.exact_reads or self._event is not None
                 or self._calibrating or self.ier.value or f.dmaen.value or f.cont.value
-                or f.length.value or self._rank
                 or self.cr.value & sum(self.cr[name].mask for name in NATIVE_REFUSED)):
             return None
-        channel = f.sq[0].value
-        due = self._due
-        if due is not None and due[1] != channel:
-            return None
+        channels = self._sequence()
+        due, rank = self._due, self._rank
+        if due is not None and (rank >= len(channels) or due[1] != channels[rank]):
+            return None   # the sequence changed under the conversion going on
         return NativePlan(
             isr=self.isr.value, cr=self.cr.value, data=self._data,
-            due=None if due is None else due[0],
-            length=self._core_cycles(self._conversion_half_cycles(channel)),
-            value=self._conversion_data(channel), ovrmod=bool(f.ovrmod.value), until=STABLE)
+            due=None if due is None else due[0], rank=rank,
+            lengths=tuple(self._core_cycles(self._conversion_half_cycles(ch))
+                          for ch in channels),
+            values=tuple(self._conversion_data(ch) for ch in channels),
+            ovrmod=bool(f.ovrmod.value), until=STABLE)
 
-    def native_resume(self, isr: int, cr: int, data: int, due: int | None) -> None:
+    def native_resume(self, isr: int, cr: int, data: int, due: int | None, rank: int) -> None:
         """Take back the state the native handler moved on (``native_plan``)."""
-        self.isr.value, self.cr.value, self._data = isr, cr, data
-        self._due = None if due is None else (due, self.bits.sq[0].value)
+        self.isr.value, self.cr.value, self._data, self._rank = isr, cr, data, rank
+        self._due = None if due is None else (due, self._sequence()[rank])
 
     def _dr_read(self, stored: int) -> int:
         if self.bits.eoc.value:

@@ -273,3 +273,26 @@ def test_a_conversion_over_an_unread_eoc_keeps_or_overwrites_dr_both_ways(ovrmod
     m.run(0.001)
     isr, dr = struct.unpack("<2I", bytes(m.uc.mem_read(0x2000_0000, 8)))
     assert isr & 0x10 and dr == (2048 << 4 if ovrmod else 2048)
+
+
+@pytest.mark.parametrize("mode", [0, 1], ids=["precharged", "counted"])
+def test_a_sequence_of_channels_reads_the_same_both_ways_at_every_cycle(mode):
+    """Three ranks (channels 1, 18 and 2; 14, 14 and 20 cycles: SMP2 = 7.5 ADC clocks),
+    one ADSTART: EOC after each, EOS and ADSTART's clear after the last; DR and ISR
+    read at each cycle from the start to past the sequence's end."""
+    setup = [("write", ADC1 + SMPR1, 2 << 6),
+             ("write", ADC1 + SQR1, 2 | 1 << 6 | 18 << 12 | 2 << 18)]
+    for nops in range(0, 52, 3):
+        for last in (("read", ADC1 + DR, 4), ("read", ADC1 + ISR, 4), ("read", ADC1 + CR, 4)):
+            ops = setup + [("start",)] + ([("nops", nops)] if nops else []) + [
+                last, ("poll", 30), ("read", ADC1 + DR, 4), ("read", ADC1 + ISR, 4),
+                ("poll", 30), ("read", ADC1 + DR, 4), ("read", ADC1 + CR, 4)]
+            _both_ways(ops, mode, [0.001])
+    m = _machine(_program(setup + [("start",), ("nops", 60), ("read", ADC1 + ISR, 4),
+                                   ("read", ADC1 + DR, 4)]))
+    m.run(0.001)
+    assert m.native_adcs[0].conversions == 1
+    isr, dr = struct.unpack("<2I", bytes(m.uc.mem_read(0x2000_0000, 8)))
+    # EOSMP, EOC, EOS and OVR; DR kept rank 1's data (A0's 2048): ranks 2 and 3 ended
+    # over an unread EOC without OVRMOD
+    assert isr & 0x1E == 0x1E and dr == 2048
