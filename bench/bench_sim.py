@@ -209,10 +209,13 @@ def where_time_goes(m: Machine) -> dict[str, int]:
     timer skipped to their exit tick (``sim.rampskip``)."""
     st = m.state
     cache = m.read_cache
+    # the cache's misses that a native handler answered never reached Python
+    in_c = sum(link.reads for link in getattr(m, "native_adcs", ()))
     return {
         "switches": st.pre.to_alias + st.pre.to_canonical,
-        "py_reads": cache.misses if cache is not None else -1,
+        "py_reads": cache.misses - in_c if cache is not None else -1,
         "cache_hits": cache.hits if cache is not None else -1,
+        "native": cache.native_hits if cache is not None else -1,
         "idle_turns": st.idle.turns,
         "poll_turns": m.poll.skipped_turns,
         "ramp_turns": m.ramp.skipped_turns if m.ramp is not None else 0,
@@ -244,11 +247,12 @@ def patterns() -> None:
               + (f"  [{'; '.join(flags)}]" if flags else ""))
         profiles.append((p, runs))
     print("\nwhere the wall time goes, per virtual second (precharged / counted): engine exits "
-          "from view switches, Python read callbacks, native cache hits, idle turns skipped "
+          "from view switches, Python read callbacks, native cache hits, accesses native "
+          "peripheral handlers took, idle turns skipped "
           "(C), polling turns skipped (Python), TLB flushes, rewinds, exceptions in C, turns "
           "of loops waiting on a timer skipped to their exit tick (C, sim.rampskip)")
-    keys = ("switches", "py_reads", "cache_hits", "idle_turns", "poll_turns", "tlb_flushes",
-            "rewinds", "exceptions", "ramp_turns")
+    keys = ("switches", "py_reads", "cache_hits", "native", "idle_turns", "poll_turns",
+            "tlb_flushes", "rewinds", "exceptions", "ramp_turns")
     print(f"{'pattern':18} " + " ".join(f"{k:>21}" for k in keys))
     for p, runs in profiles:
         cells = []

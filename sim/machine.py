@@ -30,7 +30,7 @@ from unicorn import (
 )
 from unicorn import arm_const as A
 
-from . import mmio_cache
+from . import adc_native, mmio_cache
 from .boards.spec import BoardSpec
 from .bus import Bus
 from .core.cpustate import NO_INTR, new_state
@@ -112,7 +112,7 @@ class Machine:
                  trace: Callable[[str], None] | None = None, fast_forward: bool = True,
                  timing: str = "exact", precharge: bool = True, swv_ports: int = 1,
                  strict_alignment: bool = False, native_sites: bool | None = None,
-                 native_timers: bool | None = None) -> None:
+                 native_timers: bool | None = None, native_adc: bool = True) -> None:
         self.board = board
         #: With ``trace_out``: the stimulus ports a debugger's SWV capture enables and
         #: shows (``core.itm``); ``trace_out`` gets what its ITM console shows. 0: no
@@ -205,6 +205,12 @@ class Machine:
             for p in self.bus.peripherals.values():
                 if hasattr(p, "attach_native"):
                     p.attach_native(self._native_timer_maker(cache, p))
+        #: The ADCs whose software-started conversions C takes while they hand it their
+        #: state (``sim.adc_native``); ``native_adc=False`` leaves every access to the
+        #: Python model (the reference the native handler is tested against).
+        self.native_adcs: list[adc_native.NativeAdc] = []
+        if cache is not None and timing == "exact" and native_adc:
+            self.native_adcs = adc_native.attach(cache, self.bus.peripherals.values())
         self.bus.map_peripherals(cache)
         if trace is not None:  # one switch: every peripheral access by register name
             for p in self.bus.peripherals.values():
@@ -628,6 +634,9 @@ class Machine:
                 cache.fill_step(p.base + off, 4, value, mmio_cache.Step(at, after, until))
             else:
                 cache.fill(p.base + off, 4, value, until)
+        link = getattr(p, "native_link", None)
+        if link is not None:   # the access is done: C may take the next ones (sim.adc_native)
+            link.offer()
 
     def _declare_quiet_writes(self, p: Any) -> None:
         """A write reached ``p``: the writes to it that would now change nothing
@@ -698,6 +707,8 @@ class Machine:
             limit.cancel()
             for name in self.native_timers:   # the models hold what C did again
                 self.peripherals[name].take_back()
+            for link in self.native_adcs:   # the models hold their state between runs
+                link.withdraw()
             if watcher is not None:  # gone when run returns: nothing outlives a run
                 watcher.join()
         seconds = self.clock.seconds()

@@ -13,10 +13,18 @@ it is due at its cycle and brought up to date at the next access (conversions
 chained in continuous mode each at its own cycle): the same registers at
 every access, without ending the CPU's run for each conversion (Mbed's
 AnalogIn polls EOC some 5000 times a second).
+
+Where its state is one C can keep exactly (``native_plan``), the model hands
+it to a native handler (sim/native/adc.c, ``sim.adc_native``) that takes the
+ADSTART writes and the ISR, CR and DR reads itself; every access that reaches
+this model takes the state back first (``_pull``). This model stays the
+reference (``Machine(native_adc=False)``).
 """
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import NamedTuple, Protocol
 
 from hwut.sim.regs import STABLE, Access, Field, Peripheral, Register, flags
 from hwut.sim.signals import ClockTree
@@ -32,12 +40,62 @@ DR, JSQR, CALFACT = 0x40, 0x4C, 0xB4
 _SAMPLE_HALF = (3, 5, 9, 15, 39, 123, 363, 1203)
 #: Calibration takes 112 ADC clock cycles (RM0316: tCAL).
 CAL_CYCLES = 112
+#: CR bits whose write C leaves to this model (``native_plan``): calibration,
+#: disabling, stopping, injected conversions.
+NATIVE_REFUSED = ("ADCAL", "ADDIS", "ADSTP", "JADSTART", "JADSTP")
+
+
+class NativePlan(NamedTuple):
+    """The state an ADC hands the native handler (sim/native/adc.c, ``sim.adc_native``),
+    which keeps it exactly until the model takes it back: the registers' words, the
+    conversion going on, and what the next conversions give and take."""
+    isr: int
+    cr: int
+    data: int
+    #: The end cycle of the conversion going on, or None.
+    due: int | None
+    #: The rank of that conversion in the regular sequence (0: the first).
+    rank: int
+    #: Each rank's conversion, in core cycles.
+    lengths: tuple[int, ...]
+    #: Each rank's DR data (the input's value, resolution and alignment applied).
+    values: tuple[int, ...]
+    ovrmod: bool
+    #: C takes accesses only before this cycle: the input holds its value until then.
+    until: int
+
+
+class NativeLink(Protocol):
+    """What keeps an ADC's state in C while the model has handed it over."""
+
+    #: The state is in C now (taking it back moves it here: ``withdraw``).
+    handed: bool
+
+    def withdraw(self) -> None: ...
 
 
 class AdcCommon(Peripheral):
     """ADC12_COMMON / ADC34_COMMON: CCR holds the clock mode the instances use."""
 
     size = 0x100
+
+    def __init__(self, name: str, base: int, *, note: Callable[[str], None] | None = None) -> None:
+        self._listeners: list[Callable[[], None]] = []
+        super().__init__(name, base, note=note)
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """``listener()`` before each write (the clock mode the instances' timing uses)."""
+        self._listeners.append(listener)
+
+    def write(self, offset: int, size: int, value: int) -> None:
+        for listener in self._listeners:
+            listener()
+        super().write(offset, size, value)
+
+    def reset(self) -> None:
+        for listener in self._listeners:
+            listener()
+        super().reset()
 
     def registers(self) -> list[Register]:
         return [
@@ -97,7 +155,11 @@ class Adc(Peripheral):
         self.common = common
         #: Asynchronous kernel clock name (RCC publishes ADC12CLK / ADC34CLK).
         self.clock_name = clock_name
-        self.channel_values: dict[int, int] = dict(channel_values or {})
+        #: The analog inputs by channel (12-bit readings): board data, or ``set_input``.
+        self._inputs: dict[int, int] = dict(channel_values or {})
+        #: While set and ``handed``, C keeps ISR, CR, DR's data and the conversion going
+        #: on (``native_plan``); every access from Python takes them back first.
+        self.native_link: NativeLink | None = None
         self.dma_request = dma_request
         self._event: Event | None = None
         #: A conversion that ends unseen (no interrupt, no DMA): its end cycle and
@@ -107,6 +169,11 @@ class Adc(Peripheral):
         self._data = 0
         self._calibrating = False
         super().__init__(name, base, note=note)
+        # what C keeps depends on the clocks (a conversion's length): it is taken back
+        # when they change, and handed again at the next access
+        clocks.subscribe(self._pull)
+        if common is not None:
+            common.on_change(self._pull)
         f = self.bits = _Bits()
         f.adrdy, f.eosmp, f.eoc, f.eos, f.ovr = (
             self.isr[n] for n in ("ADRDY", "EOSMP", "EOC", "EOS", "OVR"))
@@ -176,7 +243,18 @@ class Adc(Peripheral):
             self.calfact,
         ]
 
+    @property
+    def channel_values(self) -> Mapping[int, int]:
+        """The analog inputs by channel (12-bit readings)."""
+        return MappingProxyType(self._inputs)
+
+    def set_input(self, channel: int, value: int) -> None:
+        """The analog input of ``channel`` reads ``value`` (12 bits) from now on."""
+        self._pull()   # C converts the value it was handed
+        self._inputs[channel] = value
+
     def reset(self) -> None:
+        self._pull()
         if self._event is not None:
             self._event.cancel()
             self._event = None
@@ -213,6 +291,7 @@ class Adc(Peripheral):
         cycle a read sees it, the word then), else None. ``_converted`` sets EOSMP,
         EOC, EOS (and OVR over an unread EOC) and clears ADSTART; an instruction reads
         the state before the cycle it runs in (``_catch_up``)."""
+        self._pull()
         due = self._due
         if due is None or self.cfgr["CONT"].value or self._rank + 1 < len(self._sequence()):
             return None
@@ -232,6 +311,7 @@ class Adc(Peripheral):
         ((offset, value, step at, value after, until), ...) as ``Timer.read_backs``,
         with ``step``'s word from a conversion's end nobody sees. Empty with DMA (an
         access may then set off a request) or a trace."""
+        self._pull()
         if offset not in (CR, DR) or not self.local_effects():
             return ()
         backs = []
@@ -264,6 +344,7 @@ class Adc(Peripheral):
         cycle. An event at cycle N fires once instruction N has run: a read by
         instruction N (the count is N while it runs) still sees the conversion going,
         the host reading once the events of cycle N fired does not."""
+        self._pull()              # C kept the state: take it back first
         if self._due is None:
             return                # nothing converting unseen (most reads)
         clock = self.clock
@@ -352,9 +433,7 @@ class Adc(Peripheral):
         """A conversion ended at cycle ``when`` (its event: now)."""
         self._event = None
         f = self.bits
-        res_bits = 12 - 2 * f.res.value
-        raw = (self.channel_values.get(channel, 0) & 0xFFF) >> (12 - res_bits)
-        data = raw << (16 - res_bits) if f.align.value else raw
+        data = self._conversion_data(channel)
         if f.eoc.value:
             f.ovr.value = 1
             if not f.ovrmod.value:   # keep the old data
@@ -372,6 +451,48 @@ class Adc(Peripheral):
         if f.adstart.value:
             self._start_conversion(self.clock.cycles if when is None else when)
         self._update_irq()
+
+    def _conversion_data(self, channel: int) -> int:
+        """DR's data from converting ``channel`` now (resolution and alignment applied)."""
+        f = self.bits
+        res_bits = 12 - 2 * f.res.value
+        raw = (self._inputs.get(channel, 0) & 0xFFF) >> (12 - res_bits)
+        return raw << (16 - res_bits) if f.align.value else raw
+
+    # -- the native handler (sim/native/adc.c, sim.adc_native) ---------------------
+    def _pull(self) -> None:
+        """Take the state back from C where it is (every access from Python does)."""
+        link = self.native_link
+        if link is not None and link.handed:
+            link.withdraw()
+
+    def native_plan(self) -> NativePlan | None:
+        """The state to hand the native handler, where it can keep it exactly: the ADC
+        enabled or not, its regular sequence converted once per ADSTART (single mode,
+        started by software), no DMA, no interrupt enabled, no calibration or stop in
+        progress, exact timing, no trace. None elsewhere (this model takes every
+        access). Call it with the state here (not handed)."""
+        f = self.bits
+        if (self.trace is not None or not self.clock.exact_reads or self._event is not None
+                or self._calibrating or self.ier.value or f.dmaen.value or f.cont.value
+                or self.cr.value & sum(self.cr[name].mask for name in NATIVE_REFUSED)):
+            return None
+        channels = self._sequence()
+        due, rank = self._due, self._rank
+        if due is not None and (rank >= len(channels) or due[1] != channels[rank]):
+            return None   # the sequence changed under the conversion going on
+        return NativePlan(
+            isr=self.isr.value, cr=self.cr.value, data=self._data,
+            due=None if due is None else due[0], rank=rank,
+            lengths=tuple(self._core_cycles(self._conversion_half_cycles(ch))
+                          for ch in channels),
+            values=tuple(self._conversion_data(ch) for ch in channels),
+            ovrmod=bool(f.ovrmod.value), until=STABLE)
+
+    def native_resume(self, isr: int, cr: int, data: int, due: int | None, rank: int) -> None:
+        """Take back the state the native handler moved on (``native_plan``)."""
+        self.isr.value, self.cr.value, self._data, self._rank = isr, cr, data, rank
+        self._due = None if due is None else (due, self._sequence()[rank])
 
     def _dr_read(self, stored: int) -> int:
         if self.bits.eoc.value:

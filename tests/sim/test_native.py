@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hwut.sim import mmio_cache, rampskip, timer_native
+from hwut.sim import adc_native, mmio_cache, rampskip, timer_native
 from hwut.sim.core import cpustate
 from hwut.sim.nativelib import LIB
 
@@ -59,6 +59,7 @@ def _mirror(cls: type[ctypes.Structure]) -> tuple[int, list[tuple[str, int, int]
     ("hwut_ramp_layouts", {c.__name__: c for c in (rampskip.RampExpr, rampskip.RampSite,
                                                   rampskip.RampState)}),
     ("hwut_tim_layouts", {"TimerState": timer_native.TimerState}),
+    ("hwut_adc_layouts", {c.__name__: c for c in (adc_native.AdcState, adc_native.AdcBank)}),
 ])
 def test_every_ctypes_mirror_matches_the_c_struct_field_by_field(function, mirrors):
     """sizeof/offsetof of every field, exported by C, against the ctypes mirror: a field

@@ -32,8 +32,8 @@ def test_python_reads_only_where_the_model_may_have_changed(monkeypatch):
 
     monkeypatch.setattr(Bus, "_cached_read", counted)
     _as_before(monkeypatch)   # what the scope alone keeps (test_write_allocate: the rest)
-    # the timer's writes in Python (sim/native/tim.c refills SR and CCR1 itself)
-    r = run_firmware(RTX, 0.3, native_timers=False)
+    # the timer's writes and the ADC in Python (sim/native/tim.c and adc.c take them)
+    r = run_firmware(RTX, 0.3, native_timers=False, native_adc=False)
     assert b"tick=200 events=805 reads=966 adc=2048\r\n" in r.uart
     # 1450 conversions by 0.3 s: EOC read in Python once each (its end is answered by the
     # cache), and once more while waiting for ADRDY at start-up; DR pops EOC

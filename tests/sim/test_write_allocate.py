@@ -46,8 +46,8 @@ def _counted(monkeypatch) -> tuple[collections.Counter[int], collections.Counter
 
 def test_only_the_accesses_that_change_the_model_reach_python(monkeypatch):
     reads, writes = _counted(monkeypatch)
-    # the timer's writes in Python (sim/native/tim.c takes them: test_native_timer.py)
-    r = run_firmware(RTX, 0.32, native_timers=False)
+    # the timer's writes and the ADC in Python (sim/native/tim.c and adc.c take them)
+    r = run_firmware(RTX, 0.32, native_timers=False, native_adc=False)
     assert r.uart == expected(RTX)
     events = _word(r.machine, _symbol(RTX, "events"))
     conversions = writes[ADC_CR] - 4       # ADVREGEN, ADCAL, ADEN and the 0 before
@@ -89,9 +89,9 @@ def _as_before(monkeypatch) -> None:
 @pytest.mark.parametrize("machine_args", [{}, {"precharge": False}],
                          ids=["precharged", "counted"])
 def test_the_run_is_the_one_the_model_gives_at_each_read(monkeypatch, machine_args):
-    ahead = run_firmware(RTX, 0.32, **machine_args)
+    ahead = run_firmware(RTX, 0.32, native_adc=False, **machine_args)
     _as_before(monkeypatch)
-    every = run_firmware(RTX, 0.32, **machine_args)
+    every = run_firmware(RTX, 0.32, native_adc=False, **machine_args)
     assert every.machine.read_cache.misses > 3 * ahead.machine.read_cache.misses
     assert (ahead.result.instructions, ahead.result.slept_cycles) == \
         (every.result.instructions, every.result.slept_cycles)
