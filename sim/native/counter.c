@@ -701,14 +701,20 @@ static uint32_t skipped(hwut_cpu *c, void *uc, uint32_t from, uint32_t to)
     return n;
 }
 
-/* A translated block's instruction count and flags, decoded once and cached by
- * address. */
-static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+/* The slot of the translated block at ``address``; the high bits keep a flash
+ * block and its alias twin out of each other's slot. */
+static inline hwut_block_slot *block_slot(hwut_cpu *c, uint64_t address)
 {
-    /* the high bits keep a flash block and its alias twin out of each other's slot */
-    hwut_block_slot *slot = &c->blocks[((address >> 1) + (address >> 22)) % BLOCK_SLOTS];
-    if (slot->size == size && slot->address == address)
-        return slot;
+    return &c->blocks[((address >> 1) + (address >> 22)) % BLOCK_SLOTS];
+}
+
+/* ``block_info`` when the slot holds another block: decode this one into it. Out
+ * of line: its buffer needs a kilobyte of stack frame, which the hit (nearly
+ * every call) would otherwise set up and tear down each time. */
+__attribute__((noinline)) static hwut_block_slot *block_decode(hwut_cpu *c, void *uc,
+                                                               hwut_block_slot *slot,
+                                                               uint64_t address, uint32_t size)
+{
     uint16_t code[512];
     uint32_t n, flags, bytes = size > sizeof code ? (uint32_t)sizeof code : size;
     if (c->api.mem_read(uc, address, code, bytes) == 0) {
@@ -722,6 +728,16 @@ static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint
     slot->insns = n;
     slot->flags = flags;
     return slot;
+}
+
+/* A translated block's instruction count and flags, decoded once and cached by
+ * address. */
+static inline hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+{
+    hwut_block_slot *slot = block_slot(c, address);
+    if (slot->size == size && slot->address == address)
+        return slot;
+    return block_decode(c, uc, slot, address, size);
 }
 
 /* The decoder, for the test that holds sim/thumb.py to it. */
@@ -968,8 +984,10 @@ static void note_switch(hwut_cpu *c, void *uc, uint32_t lo, uint32_t hi)
  * such a block runs (hwut_tlb_fill); Python then rewinds the count to that
  * instruction, marks it, and resumes it at the alias, where each instruction is
  * counted before it runs, as without precharging. Other blocks run at the alias,
- * and return to the canonical address at the first block that qualifies. */
-void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+ * and return to the canonical address at the first block that qualifies.
+ * This is the whole of it; hwut_block_exact below takes the common case first. */
+__attribute__((noinline)) static void block_exact_slow(void *uc, uint64_t address, uint32_t size,
+                                                       hwut_cpu *c)
 {
     if (c->precharge && c->pre.it_stale) {   /* only precharging fills the TLB here */
         c->pre.it_stale = 0;
@@ -1098,6 +1116,47 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     c->pre.quick_pc = (uint32_t)address;
     c->pre.quick_size = size;
     c->count = end;
+    c->next_pc = c->block_end;
+    c->pre.precharged++;
+    c->pre.precharged_insns += b->insns;
+}
+
+/* The common case of ``block_exact_slow``, with the same effects: a canonical
+ * flash block whose slot is filled, neither marked nor sticky, outside the
+ * counted regions, that ends before the limit and the next event, with nothing
+ * pending from the block before (an IT block's skipped instructions, a call's
+ * return address, a stale IT state) and the idle skip not looking. It runs at
+ * every translated block (a busy loop of five instructions: 14 M times per
+ * virtual second), so it only reads and compares, and needs no stack frame:
+ * the slow path's calls and its decode buffer made each block set one up. Any
+ * condition not met: the slow path, which looks at everything again. */
+void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    hwut_block_slot *b = block_slot(c, address);
+    uint64_t count = c->count, limit = c->limit, due = c->exc.due, end = count + b->insns;
+    if (b->address != address || b->size != size
+        || (b->flags & (BLOCK_MARKED | BLOCK_STICKY))
+        || address - c->pre.flash_base >= c->pre.flash_size   /* not canonical flash */
+        || count >= limit || end > limit || !c->fast || count >= due || end > due
+        || !c->precharge || c->pre.suspended || c->pre.it_stale || c->pre.call_return
+        || (address == c->block_end && c->next_pc != c->block_end)
+        || (c->idle.enabled && !c->idle.wait)
+        || (c->pre.mmio_in_tlb && (b->flags & BLOCK_MEMORY))
+        || (c->regions.n && in_region(c, (uint32_t)address, (uint32_t)(address + size)))) {
+        block_exact_slow(uc, address, size, c);
+        return;
+    }
+    if (c->sites_end)
+        c->sites.block_start = (uint32_t)address;
+    if (c->idle.enabled)
+        c->idle.wait--;
+    c->pre.prev_slot = (uint32_t)(b - c->blocks) + 1u;
+    c->pre.quick = 1;
+    c->pre.quick_start = count;
+    c->pre.quick_pc = (uint32_t)address;
+    c->pre.quick_size = size;
+    c->count = end;
+    c->block_end = (uint32_t)(address + size);
     c->next_pc = c->block_end;
     c->pre.precharged++;
     c->pre.precharged_insns += b->insns;
