@@ -888,7 +888,9 @@ static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
     d->skips++;
 }
 
-void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+/* hwut_count, all of it; hwut_count below takes the common case first. */
+__attribute__((noinline)) static void count_slow(void *uc, uint64_t address, uint32_t size,
+                                                 hwut_cpu *c)
 {
     if (address != c->next_pc) {
         c->count += skipped(c, uc, c->next_pc, (uint32_t)address);
@@ -903,6 +905,21 @@ void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         return;
     }
     c->count++;
+    c->next_pc = (uint32_t)(address + size);
+}
+
+/* The per-instruction hook. The common case (the instruction follows the last
+ * one, before the limit and the next event) only reads, compares and counts,
+ * without a stack frame: the calls of the rest made each instruction save and
+ * restore four registers. */
+void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    uint64_t count = c->count;
+    if (address != c->next_pc || count >= c->limit || (count >= due_next(c) && c->fast)) {
+        count_slow(uc, address, size, c);
+        return;
+    }
+    c->count = count + 1;
     c->next_pc = (uint32_t)(address + size);
 }
 
@@ -974,6 +991,35 @@ static void note_switch(hwut_cpu *c, void *uc, uint32_t lo, uint32_t hi)
     c->api.stop(uc);
 }
 
+/* What exact timing does at the start of every block, precharged or not: the
+ * instructions of an IT block that failed their condition at the end of the
+ * last one are counted, and where this one ends is noted. */
+static inline void block_start(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+{
+    if (address == c->block_end && c->next_pc != c->block_end)
+        c->count += skipped(c, uc, c->next_pc, c->block_end);   /* the last ones failed */
+    c->next_pc = (uint32_t)address;
+    c->block_end = (uint32_t)(address + size);
+    if (c->sites_end)
+        c->sites.block_start = (uint32_t)address;   /* only sites need it (in_it_block) */
+}
+
+/* The idle skip's look at a block (unless it backs off); the block's slot if it
+ * looked it up. */
+static inline hwut_block_slot *idle_look(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+{
+    if (c->idle.enabled && c->count < c->limit) {
+        if (c->idle.wait) {
+            c->idle.wait--;   /* a computing loop was seen: not looked at for a while */
+        } else {
+            hwut_block_slot *b = block_info(c, uc, address, size);
+            idle_visit(c, uc, (uint32_t)address, b->flags);
+            return b;
+        }
+    }
+    return NULL;
+}
+
 /* Exact timing. Without precharging this only accounts for skipped IT-block
  * instructions (see ``skipped``). With it, flash is mapped twice: code at the
  * canonical address (0x08000000) has no per-instruction hook, code at the alias
@@ -1001,12 +1047,7 @@ __attribute__((noinline)) static void block_exact_slow(void *uc, uint64_t addres
             return;
         }
     }
-    if (address == c->block_end && c->next_pc != c->block_end)
-        c->count += skipped(c, uc, c->next_pc, c->block_end);   /* the last ones failed */
-    c->next_pc = (uint32_t)address;
-    c->block_end = (uint32_t)(address + size);
-    if (c->sites_end)
-        c->sites.block_start = (uint32_t)address;   /* only sites need it (in_it_block) */
+    block_start(c, uc, address, size);
     if (c->pre.call_return) {
         /* The previous block, counted, ended with a call: its return address is
          * the alias's. Canonical before the callee's first instruction sees it,
@@ -1023,15 +1064,7 @@ __attribute__((noinline)) static void block_exact_slow(void *uc, uint64_t addres
         }
         c->pre.call_return = 0;
     }
-    hwut_block_slot *b = NULL;
-    if (c->idle.enabled && c->count < c->limit) {
-        if (c->idle.wait) {
-            c->idle.wait--;   /* a computing loop was seen: not looked at for a while */
-        } else {
-            b = block_info(c, uc, address, size);
-            idle_visit(c, uc, (uint32_t)address, b->flags);
-        }
-    }
+    hwut_block_slot *b = idle_look(c, uc, address, size);
     if (!c->precharge || c->pre.suspended)
         return;
     c->pre.quick = 0;
@@ -1160,6 +1193,16 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     c->next_pc = c->block_end;
     c->pre.precharged++;
     c->pre.precharged_insns += b->insns;
+}
+
+/* Exact timing on a machine that never precharges (``precharge=False``, code not
+ * in flash): what hwut_block_exact does without it, in a hook of its own so that
+ * counting every instruction pays nothing for precharging's checks.
+ * sim/counter.py replaces it with hwut_block_exact when precharging is enabled. */
+void hwut_block_counted(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    block_start(c, uc, address, size);
+    idle_look(c, uc, address, size);
 }
 
 /* A TLB fill inside an IT block leaves the engine's IT state behind once the
