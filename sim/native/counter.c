@@ -703,9 +703,14 @@ static uint32_t skipped(hwut_cpu *c, void *uc, uint32_t from, uint32_t to)
 
 /* The slot of the translated block at ``address``; the high bits keep a flash
  * block and its alias twin out of each other's slot. */
+static inline uint32_t block_index(uint64_t address)
+{
+    return (uint32_t)(((address >> 1) + (address >> 22)) % BLOCK_SLOTS);
+}
+
 static inline hwut_block_slot *block_slot(hwut_cpu *c, uint64_t address)
 {
-    return &c->blocks[((address >> 1) + (address >> 22)) % BLOCK_SLOTS];
+    return &c->blocks[block_index(address)];
 }
 
 /* ``block_info`` when the slot holds another block: decode this one into it. Out
@@ -1156,34 +1161,40 @@ __attribute__((noinline)) static void block_exact_slow(void *uc, uint64_t addres
 
 /* The common case of ``block_exact_slow``, with the same effects: a canonical
  * flash block whose slot is filled, neither marked nor sticky, outside the
- * counted regions, that ends before the limit and the next event, with nothing
+ * counted regions (none granted), that ends before the limit and the next event, with nothing
  * pending from the block before (an IT block's skipped instructions, a call's
  * return address, a stale IT state) and the idle skip not looking. It runs at
  * every translated block (a busy loop of five instructions: 14 M times per
  * virtual second), so it only reads and compares, and needs no stack frame:
  * the slow path's calls and its decode buffer made each block set one up. Any
- * condition not met: the slow path, which looks at everything again. */
+ * condition not met, or counted regions granted: the slow path, which looks at
+ * everything again. */
 void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 {
-    hwut_block_slot *b = block_slot(c, address);
-    uint64_t count = c->count, limit = c->limit, due = c->exc.due, end = count + b->insns;
-    if (b->address != address || b->size != size
-        || (b->flags & (BLOCK_MARKED | BLOCK_STICKY))
-        || address - c->pre.flash_base >= c->pre.flash_size   /* not canonical flash */
-        || count >= limit || end > limit || !c->fast || count >= due || end > due
-        || !c->precharge || c->pre.suspended || c->pre.it_stale || c->pre.call_return
-        || (address == c->block_end && c->next_pc != c->block_end)
-        || (c->idle.enabled && !c->idle.wait)
-        || (c->pre.mmio_in_tlb && (b->flags & BLOCK_MEMORY))
-        || (c->regions.n && in_region(c, (uint32_t)address, (uint32_t)(address + size)))) {
-        block_exact_slow(uc, address, size, c);
-        return;
-    }
+    /* one look at a time, so that few values are live at once: with all of them
+     * loaded first, the compiler saved four registers on the stack for them */
+    uint32_t index = block_index(address);
+    hwut_block_slot *b = &c->blocks[index];
+    if (b->address != address || b->size != size || (b->flags & (BLOCK_MARKED | BLOCK_STICKY)))
+        goto slow;
+    if (address - c->pre.flash_base >= c->pre.flash_size)   /* not canonical flash */
+        goto slow;
+    /* all of these are 0 nearly always: one branch for them (``|``, not ``||``) */
+    if ((!c->fast) | (!c->precharge) | c->pre.suspended | c->pre.it_stale | c->pre.call_return
+        | c->regions.n)   /* looking at the regions would need a stack frame */
+        goto slow;
+    if (address == c->block_end && c->next_pc != c->block_end)
+        goto slow;
+    if ((c->idle.enabled && !c->idle.wait) || (c->pre.mmio_in_tlb && (b->flags & BLOCK_MEMORY)))
+        goto slow;
+    uint64_t count = c->count, end = count + b->insns;
+    if (count >= c->limit || end > c->limit || count >= c->exc.due || end > c->exc.due)
+        goto slow;
     if (c->sites_end)
         c->sites.block_start = (uint32_t)address;
     if (c->idle.enabled)
         c->idle.wait--;
-    c->pre.prev_slot = (uint32_t)(b - c->blocks) + 1u;
+    c->pre.prev_slot = index + 1u;
     c->pre.quick = 1;
     c->pre.quick_start = count;
     c->pre.quick_pc = (uint32_t)address;
@@ -1193,6 +1204,9 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     c->next_pc = c->block_end;
     c->pre.precharged++;
     c->pre.precharged_insns += b->insns;
+    return;
+slow:
+    block_exact_slow(uc, address, size, c);
 }
 
 /* Exact timing on a machine that never precharges (``precharge=False``, code not
