@@ -47,6 +47,7 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define BLOCK_FP 16u         /* has a coprocessor (FPU) instruction */
 #define BLOCK_LEAF 32u       /* a whole leaf function: ends with BX LR, nothing else reads LR */
 #define BLOCK_STICKY 64u     /* runs in the view it is reached in (see hwut_block_exact) */
+#define BLOCK_QUICK 128u     /* canonical precharged flash, not marked (hwut_block_exact's common case) */
 #define BOUNCE_INSNS 64u     /* back to the alias this soon after leaving it: a bounce */
 #define MAX_DENY 16
 #define XPSR_IT 0x0600FC00u
@@ -728,6 +729,10 @@ __attribute__((noinline)) static hwut_block_slot *block_decode(hwut_cpu *c, void
         n = (size + 1) / 2;
         flags = BLOCK_MARKED;
     }
+    /* the part of hwut_block_exact's verdict that holds as long as the slot: a mark
+     * empties the slots (Python's forget_blocks), and flash is where it was */
+    if (c->precharge && address - c->pre.flash_base < c->pre.flash_size && !(flags & BLOCK_MARKED))
+        flags |= BLOCK_QUICK;
     slot->address = address;
     slot->size = size;
     slot->insns = n;
@@ -1160,9 +1165,9 @@ __attribute__((noinline)) static void block_exact_slow(void *uc, uint64_t addres
 }
 
 /* The common case of ``block_exact_slow``, with the same effects: a canonical
- * flash block whose slot is filled, neither marked nor sticky, outside the
- * counted regions (none granted), that ends before the limit and the next event, with nothing
- * pending from the block before (an IT block's skipped instructions, a call's
+ * flash block whose slot is filled (BLOCK_QUICK: canonical, not marked), not
+ * sticky, no counted regions granted, ending before the limit and the next
+ * event, with nothing pending from the block before (an IT block's skipped instructions, a call's
  * return address, a stale IT state) and the idle skip not looking. It runs at
  * every translated block (a busy loop of five instructions: 14 M times per
  * virtual second), so it only reads and compares, and needs no stack frame:
@@ -1173,15 +1178,15 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 {
     /* one look at a time, so that few values are live at once: with all of them
      * loaded first, the compiler saved four registers on the stack for them */
-    uint32_t index = block_index(address);
-    hwut_block_slot *b = &c->blocks[index];
-    if (b->address != address || b->size != size || (b->flags & (BLOCK_MARKED | BLOCK_STICKY)))
-        goto slow;
-    if (address - c->pre.flash_base >= c->pre.flash_size)   /* not canonical flash */
-        goto slow;
-    /* all of these are 0 nearly always: one branch for them (``|``, not ``||``) */
+    /* all of these are 0 nearly always: one branch for them (``|``, not ``||``);
+     * first, so that code counted while precharging is suspended leaves at once */
     if ((!c->fast) | (!c->precharge) | c->pre.suspended | c->pre.it_stale | c->pre.call_return
         | c->regions.n)   /* looking at the regions would need a stack frame */
+        goto slow;
+    uint32_t index = block_index(address);
+    hwut_block_slot *b = &c->blocks[index];
+    if (b->address != address || b->size != size
+        || (b->flags & (BLOCK_QUICK | BLOCK_STICKY)) != BLOCK_QUICK)   /* canonical, not marked */
         goto slow;
     if (address == c->block_end && c->next_pc != c->block_end)
         goto slow;
