@@ -1398,12 +1398,14 @@ __attribute__((noinline)) static void site_after_systick(hwut_cpu *c, void *uc,
         site_visit(c, uc, address, size);   /* a handler entered: the hooks run on */
 }
 
-/* hwut_count with the sites' look (hwut_sites): a look costs every instruction,
+/* hwut_count with the sites' look (hwut_sites), all of it (hwut_count_sites below
+ * takes the common case first): a look costs every instruction,
  * sites or none (~6 % of a compute loop counted per instruction), so sim/counter.py
  * hooks this one only once an image has sites. Here at the end, with what it
  * calls: the hot code above keeps its place (a move alone cost a compute loop
  * as much). */
-void hwut_count_sites(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+__attribute__((noinline)) static void count_sites_slow(void *uc, uint64_t address, uint32_t size,
+                                                       hwut_cpu *c)
 {
     if (address != c->next_pc) {
         c->count += skipped(c, uc, c->next_pc, (uint32_t)address);
@@ -1422,6 +1424,21 @@ void hwut_count_sites(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         return;
     }
     c->count++;
+    c->next_pc = (uint32_t)(address + size);
+    if (address < c->sites_end)
+        site_visit(c, uc, address, size);
+}
+
+/* Its common case, as hwut_count's: counted without a stack frame, the look at
+ * the sites a tail call. */
+void hwut_count_sites(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    uint64_t count = c->count;
+    if (address != c->next_pc || count >= c->limit || (count >= due_next(c) && c->fast)) {
+        count_sites_slow(uc, address, size, c);
+        return;
+    }
+    c->count = count + 1;
     c->next_pc = (uint32_t)(address + size);
     if (address < c->sites_end)
         site_visit(c, uc, address, size);
