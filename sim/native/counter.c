@@ -935,7 +935,8 @@ void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
 
 /* Block-granular timing (opt-in): the same work once per translated block. An
  * interrupt or a slice end waits for the next block boundary. */
-void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+__attribute__((noinline)) static void block_slow(void *uc, uint64_t address, uint32_t size,
+                                                 hwut_cpu *c)
 {
     if (c->count >= c->limit) {
         c->api.stop(uc);     /* the block does not run: the engine stops before it */
@@ -953,6 +954,22 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
             idle_visit(c, uc, (uint32_t)address, b->flags);
     }
     c->count += b->insns;
+}
+
+/* Its common case (the slot filled, before the limit and the next event, the
+ * idle skip not looking) without a stack frame; the rest in ``block_slow``. */
+void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    hwut_block_slot *b = block_slot(c, address);
+    uint64_t count = c->count;
+    if (count >= c->limit || (count >= due_next(c) && c->fast) || b->address != address
+        || b->size != size || (c->idle.enabled && !c->idle.wait)) {
+        block_slow(uc, address, size, c);
+        return;
+    }
+    if (c->idle.enabled)
+        c->idle.wait--;
+    c->count = count + b->insns;
 }
 
 /* How the canonical flash range [lo, hi) lies in the counted regions: 0 outside
@@ -1218,10 +1235,28 @@ slow:
  * in flash): what hwut_block_exact does without it, in a hook of its own so that
  * counting every instruction pays nothing for precharging's checks.
  * sim/counter.py replaces it with hwut_block_exact when precharging is enabled. */
-void hwut_block_counted(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+__attribute__((noinline)) static void block_counted_slow(void *uc, uint64_t address,
+                                                         uint32_t size, hwut_cpu *c)
 {
     block_start(c, uc, address, size);
     idle_look(c, uc, address, size);
+}
+
+void hwut_block_counted(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    /* the common case without a stack frame: nothing skipped before, the idle skip
+     * not looking */
+    int idle = c->idle.enabled && c->count < c->limit;
+    if ((address == c->block_end && c->next_pc != c->block_end) || (idle && !c->idle.wait)) {
+        block_counted_slow(uc, address, size, c);
+        return;
+    }
+    c->next_pc = (uint32_t)address;
+    c->block_end = (uint32_t)(address + size);
+    if (c->sites_end)
+        c->sites.block_start = (uint32_t)address;
+    if (idle)
+        c->idle.wait--;
 }
 
 /* A TLB fill inside an IT block leaves the engine's IT state behind once the
