@@ -107,7 +107,9 @@ class InstructionCounter:
             _link(self._c.api)
             if timing == "exact":
                 self._whole = self._count_hook()
-                self._handles = [self._add_native(UC_HOOK_BLOCK, "hwut_block_exact")]
+                # hwut_block_exact once precharging is enabled (``enable_precharge``)
+                self._block_hook = self._add_native(UC_HOOK_BLOCK, "hwut_block_counted")
+                self._handles = [self._block_hook]
             else:
                 self._handles = [self._add_native(UC_HOOK_BLOCK, "hwut_block")]
         elif timing == "exact":
@@ -181,6 +183,11 @@ class InstructionCounter:
         # which mypy does not evaluate: it sees the py2 Uc, which has no ctl_set_tlb_mode
         uc.ctl_set_tlb_mode(UC_TLB_VIRTUAL)  # type: ignore[attr-defined]
         self._handles.append(self._add_native(UC_HOOK_TLB_FILL, "hwut_tlb_fill"))
+        # the block hook that precharges (the one before only counts, without its checks)
+        _ucpy.uclib.uc_hook_del(self._uc._uch, self._block_hook)
+        self._handles.remove(self._block_hook)
+        self._block_hook = self._add_native(UC_HOOK_BLOCK, "hwut_block_exact")
+        self._handles.append(self._block_hook)
         self._c.precharge = 1
 
     def _around_flash(self) -> list[CountHook]:

@@ -36,6 +36,7 @@ from .bus import Bus
 from .core.cpustate import NO_INTR, new_state
 from .core.exceptions import ExceptionModel, Lockup
 from .core.itm import SwvConsole
+from .core.regfile import RegisterFile
 from .core.semihosting import Semihosting
 from .counter import InstructionCounter
 from .dispatch import After, Dispatch
@@ -125,6 +126,10 @@ class Machine:
         self._notes = NoteLog(note)
         self.uc = Uc(UC_ARCH_ARM, UC_MODE_THUMB | UC_MODE_MCLASS)
         self.state = new_state()
+        #: Parts of it the run loop looks at in every turn (ctypes makes a new object
+        #: at each attribute look-up otherwise), and the PC read at each start.
+        self._pre, self._idle, self._pending = self.state.pre, self.state.idle, self.state.exc.pending
+        self._read_pc = RegisterFile(self.uc).single(A.UC_ARM_REG_PC)
         self.counter = InstructionCounter(self.uc, native=native, state=self.state, timing=timing)
         #: With the native hook, SysTick wraps and exception entry/return happen in C.
         self.native = self.counter.native
@@ -562,7 +567,7 @@ class Machine:
             return min(stable, horizon)
         until = min(stable, horizon)
         poll = self.poll
-        pc = self.precharge.canonical(self.uc.reg_read(A.UC_ARM_REG_PC))
+        pc = self.precharge.canonical(self._read_pc())
         repeated = poll.observe(pc, address, value)
         loop = poll.loop_at(pc)
         if loop is None:
@@ -752,11 +757,17 @@ class Machine:
         self.counter.stop_soon()
 
     def _take_exception(self) -> bool:
+        pending = self._pending
+        if not (pending[0] or pending[1] or pending[2] or pending[3]):
+            # nothing pends (at nearly every turn of the loop): what next_to_take would
+            # say, without its look at masks and priorities
+            self.unmask.waits_behind_mask = False
+            return False
         exc, self.unmask.waits_behind_mask = self.exc.next_to_take()
         if exc is None:
             return False
         self._sleeping = False
-        self.exc.enter(exc, self.precharge.canonical(self.uc.reg_read(A.UC_ARM_REG_PC)))
+        self.exc.enter(exc, self.precharge.canonical(self._read_pc()))
         if self.on_exception_entry is not None and self.on_exception_entry(exc):
             self._stop(StopCause.HALT)
         return True
@@ -785,18 +796,19 @@ class Machine:
         """Run instructions until the count reaches ``limit`` or something stops the CPU."""
         self.counter.limit = limit
         self._intr = None
-        self.state.last_intno = NO_INTR
+        state = self.state
+        state.last_intno = NO_INTR
         self._bad_access = None
-        self.state.pre.quick = 0
+        self._pre.quick = 0
         # the idle skip compares whole turns run inside the engine; whatever stopped it
         # (semihosting, an SVC, a fault, the host) may have done more than the turn did
-        self.state.idle.period = 0
+        self._idle.period = 0
         self.precharge.adapt()  # what the last stop left to decide: where code is counted
         if self.traps.wanted:
             self.traps.install()
         if self.ramp is not None:   # loops the ramp skip met in the last run
             self.ramp.answer()
-        pc = self.uc.reg_read(A.UC_ARM_REG_PC)
+        pc = self._read_pc()
         try:
             self.uc.emu_start(pc | 1, 0xFFFF_FFFF_FFFF)
         except UcError as err:
@@ -808,8 +820,8 @@ class Machine:
         self.precharge.expose_lr()
         if self.traps.raise_found(self.exc):
             return
-        if self.native and self.state.last_intno != NO_INTR:
-            self._intr = self.state.last_intno
+        if self.native and state.last_intno != NO_INTR:
+            self._intr = state.last_intno
         if self._intr is not None:
             self._after(self.dispatch.interrupt(self._intr))
         elif self.counter.count < self.counter.limit and self._cause is None:

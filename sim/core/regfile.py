@@ -37,6 +37,23 @@ class RegisterFile:
             return [v & 0xFFFF_FFFF for v in values]
         return read
 
+    def single(self, reg: int) -> Callable[[], int]:
+        """A function that reads the one register ``reg``: the binding's ``reg_read``
+        looks up a register class at each call (~4 us, as much as the rest of a run
+        loop's turn); this is one C call."""
+        value = ctypes.c_uint64()
+        ref = ctypes.byref(value)
+        handle = self._handle
+        read_reg = _lib.uc_reg_read
+
+        def read() -> int:
+            value.value = 0
+            err = read_reg(handle, reg, ref)
+            if err:
+                raise UcError(err)
+            return value.value & 0xFFFF_FFFF
+        return read
+
     def write(self, pairs: Sequence[tuple[int, int]]) -> None:
         """Write registers in the order given (order matters for SP banking)."""
         n = len(pairs)

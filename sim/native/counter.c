@@ -47,6 +47,7 @@ enum { R_R0, R_R1, R_R2, R_R3, R_R12, R_LR, R_PC, R_SP, R_MSP, R_PSP, R_CONTROL,
 #define BLOCK_FP 16u         /* has a coprocessor (FPU) instruction */
 #define BLOCK_LEAF 32u       /* a whole leaf function: ends with BX LR, nothing else reads LR */
 #define BLOCK_STICKY 64u     /* runs in the view it is reached in (see hwut_block_exact) */
+#define BLOCK_QUICK 128u     /* canonical precharged flash, not marked (hwut_block_exact's common case) */
 #define BOUNCE_INSNS 64u     /* back to the alias this soon after leaving it: a bounce */
 #define MAX_DENY 16
 #define XPSR_IT 0x0600FC00u
@@ -701,14 +702,25 @@ static uint32_t skipped(hwut_cpu *c, void *uc, uint32_t from, uint32_t to)
     return n;
 }
 
-/* A translated block's instruction count and flags, decoded once and cached by
- * address. */
-static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+/* The slot of the translated block at ``address``; the high bits keep a flash
+ * block and its alias twin out of each other's slot. */
+static inline uint32_t block_index(uint64_t address)
 {
-    /* the high bits keep a flash block and its alias twin out of each other's slot */
-    hwut_block_slot *slot = &c->blocks[((address >> 1) + (address >> 22)) % BLOCK_SLOTS];
-    if (slot->size == size && slot->address == address)
-        return slot;
+    return (uint32_t)(((address >> 1) + (address >> 22)) % BLOCK_SLOTS);
+}
+
+static inline hwut_block_slot *block_slot(hwut_cpu *c, uint64_t address)
+{
+    return &c->blocks[block_index(address)];
+}
+
+/* ``block_info`` when the slot holds another block: decode this one into it. Out
+ * of line: its buffer needs a kilobyte of stack frame, which the hit (nearly
+ * every call) would otherwise set up and tear down each time. */
+__attribute__((noinline)) static hwut_block_slot *block_decode(hwut_cpu *c, void *uc,
+                                                               hwut_block_slot *slot,
+                                                               uint64_t address, uint32_t size)
+{
     uint16_t code[512];
     uint32_t n, flags, bytes = size > sizeof code ? (uint32_t)sizeof code : size;
     if (c->api.mem_read(uc, address, code, bytes) == 0) {
@@ -717,11 +729,25 @@ static hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint
         n = (size + 1) / 2;
         flags = BLOCK_MARKED;
     }
+    /* the part of hwut_block_exact's verdict that holds as long as the slot: a mark
+     * empties the slots (Python's forget_blocks), and flash is where it was */
+    if (c->precharge && address - c->pre.flash_base < c->pre.flash_size && !(flags & BLOCK_MARKED))
+        flags |= BLOCK_QUICK;
     slot->address = address;
     slot->size = size;
     slot->insns = n;
     slot->flags = flags;
     return slot;
+}
+
+/* A translated block's instruction count and flags, decoded once and cached by
+ * address. */
+static inline hwut_block_slot *block_info(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+{
+    hwut_block_slot *slot = block_slot(c, address);
+    if (slot->size == size && slot->address == address)
+        return slot;
+    return block_decode(c, uc, slot, address, size);
 }
 
 /* The decoder, for the test that holds sim/thumb.py to it. */
@@ -872,7 +898,9 @@ static void idle_visit(hwut_cpu *c, void *uc, uint32_t address, uint32_t flags)
     d->skips++;
 }
 
-void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+/* hwut_count, all of it; hwut_count below takes the common case first. */
+__attribute__((noinline)) static void count_slow(void *uc, uint64_t address, uint32_t size,
+                                                 hwut_cpu *c)
 {
     if (address != c->next_pc) {
         c->count += skipped(c, uc, c->next_pc, (uint32_t)address);
@@ -890,9 +918,25 @@ void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     c->next_pc = (uint32_t)(address + size);
 }
 
+/* The per-instruction hook. The common case (the instruction follows the last
+ * one, before the limit and the next event) only reads, compares and counts,
+ * without a stack frame: the calls of the rest made each instruction save and
+ * restore four registers. */
+void hwut_count(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    uint64_t count = c->count;
+    if (address != c->next_pc || count >= c->limit || (count >= due_next(c) && c->fast)) {
+        count_slow(uc, address, size, c);
+        return;
+    }
+    c->count = count + 1;
+    c->next_pc = (uint32_t)(address + size);
+}
+
 /* Block-granular timing (opt-in): the same work once per translated block. An
  * interrupt or a slice end waits for the next block boundary. */
-void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+__attribute__((noinline)) static void block_slow(void *uc, uint64_t address, uint32_t size,
+                                                 hwut_cpu *c)
 {
     if (c->count >= c->limit) {
         c->api.stop(uc);     /* the block does not run: the engine stops before it */
@@ -910,6 +954,22 @@ void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
             idle_visit(c, uc, (uint32_t)address, b->flags);
     }
     c->count += b->insns;
+}
+
+/* Its common case (the slot filled, before the limit and the next event, the
+ * idle skip not looking) without a stack frame; the rest in ``block_slow``. */
+void hwut_block(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    hwut_block_slot *b = block_slot(c, address);
+    uint64_t count = c->count;
+    if (count >= c->limit || (count >= due_next(c) && c->fast) || b->address != address
+        || b->size != size || (c->idle.enabled && !c->idle.wait)) {
+        block_slow(uc, address, size, c);
+        return;
+    }
+    if (c->idle.enabled)
+        c->idle.wait--;
+    c->count = count + b->insns;
 }
 
 /* How the canonical flash range [lo, hi) lies in the counted regions: 0 outside
@@ -958,6 +1018,35 @@ static void note_switch(hwut_cpu *c, void *uc, uint32_t lo, uint32_t hi)
     c->api.stop(uc);
 }
 
+/* What exact timing does at the start of every block, precharged or not: the
+ * instructions of an IT block that failed their condition at the end of the
+ * last one are counted, and where this one ends is noted. */
+static inline void block_start(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+{
+    if (address == c->block_end && c->next_pc != c->block_end)
+        c->count += skipped(c, uc, c->next_pc, c->block_end);   /* the last ones failed */
+    c->next_pc = (uint32_t)address;
+    c->block_end = (uint32_t)(address + size);
+    if (c->sites_end)
+        c->sites.block_start = (uint32_t)address;   /* only sites need it (in_it_block) */
+}
+
+/* The idle skip's look at a block (unless it backs off); the block's slot if it
+ * looked it up. */
+static inline hwut_block_slot *idle_look(hwut_cpu *c, void *uc, uint64_t address, uint32_t size)
+{
+    if (c->idle.enabled && c->count < c->limit) {
+        if (c->idle.wait) {
+            c->idle.wait--;   /* a computing loop was seen: not looked at for a while */
+        } else {
+            hwut_block_slot *b = block_info(c, uc, address, size);
+            idle_visit(c, uc, (uint32_t)address, b->flags);
+            return b;
+        }
+    }
+    return NULL;
+}
+
 /* Exact timing. Without precharging this only accounts for skipped IT-block
  * instructions (see ``skipped``). With it, flash is mapped twice: code at the
  * canonical address (0x08000000) has no per-instruction hook, code at the alias
@@ -968,8 +1057,10 @@ static void note_switch(hwut_cpu *c, void *uc, uint32_t lo, uint32_t hi)
  * such a block runs (hwut_tlb_fill); Python then rewinds the count to that
  * instruction, marks it, and resumes it at the alias, where each instruction is
  * counted before it runs, as without precharging. Other blocks run at the alias,
- * and return to the canonical address at the first block that qualifies. */
-void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+ * and return to the canonical address at the first block that qualifies.
+ * This is the whole of it; hwut_block_exact below takes the common case first. */
+__attribute__((noinline)) static void block_exact_slow(void *uc, uint64_t address, uint32_t size,
+                                                       hwut_cpu *c)
 {
     if (c->precharge && c->pre.it_stale) {   /* only precharging fills the TLB here */
         c->pre.it_stale = 0;
@@ -983,12 +1074,7 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
             return;
         }
     }
-    if (address == c->block_end && c->next_pc != c->block_end)
-        c->count += skipped(c, uc, c->next_pc, c->block_end);   /* the last ones failed */
-    c->next_pc = (uint32_t)address;
-    c->block_end = (uint32_t)(address + size);
-    if (c->sites_end)
-        c->sites.block_start = (uint32_t)address;   /* only sites need it (in_it_block) */
+    block_start(c, uc, address, size);
     if (c->pre.call_return) {
         /* The previous block, counted, ended with a call: its return address is
          * the alias's. Canonical before the callee's first instruction sees it,
@@ -1005,15 +1091,7 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         }
         c->pre.call_return = 0;
     }
-    hwut_block_slot *b = NULL;
-    if (c->idle.enabled && c->count < c->limit) {
-        if (c->idle.wait) {
-            c->idle.wait--;   /* a computing loop was seen: not looked at for a while */
-        } else {
-            b = block_info(c, uc, address, size);
-            idle_visit(c, uc, (uint32_t)address, b->flags);
-        }
-    }
+    hwut_block_slot *b = idle_look(c, uc, address, size);
     if (!c->precharge || c->pre.suspended)
         return;
     c->pre.quick = 0;
@@ -1101,6 +1179,84 @@ void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
     c->next_pc = c->block_end;
     c->pre.precharged++;
     c->pre.precharged_insns += b->insns;
+}
+
+/* The common case of ``block_exact_slow``, with the same effects: a canonical
+ * flash block whose slot is filled (BLOCK_QUICK: canonical, not marked), not
+ * sticky, no counted regions granted, ending before the limit and the next
+ * event, with nothing pending from the block before (an IT block's skipped instructions, a call's
+ * return address, a stale IT state) and the idle skip not looking. It runs at
+ * every translated block (a busy loop of five instructions: 14 M times per
+ * virtual second), so it only reads and compares, and needs no stack frame:
+ * the slow path's calls and its decode buffer made each block set one up. Any
+ * condition not met, or counted regions granted: the slow path, which looks at
+ * everything again. */
+void hwut_block_exact(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    /* one look at a time, so that few values are live at once: with all of them
+     * loaded first, the compiler saved four registers on the stack for them */
+    /* all of these are 0 nearly always: one branch for them (``|``, not ``||``);
+     * first, so that code counted while precharging is suspended leaves at once */
+    if ((!c->fast) | (!c->precharge) | c->pre.suspended | c->pre.it_stale | c->pre.call_return
+        | c->regions.n)   /* looking at the regions would need a stack frame */
+        goto slow;
+    uint32_t index = block_index(address);
+    hwut_block_slot *b = &c->blocks[index];
+    if (b->address != address || b->size != size
+        || (b->flags & (BLOCK_QUICK | BLOCK_STICKY)) != BLOCK_QUICK)   /* canonical, not marked */
+        goto slow;
+    if (address == c->block_end && c->next_pc != c->block_end)
+        goto slow;
+    if ((c->idle.enabled && !c->idle.wait) || (c->pre.mmio_in_tlb && (b->flags & BLOCK_MEMORY)))
+        goto slow;
+    uint64_t count = c->count, end = count + b->insns;
+    if (count >= c->limit || end > c->limit || count >= c->exc.due || end > c->exc.due)
+        goto slow;
+    if (c->sites_end)
+        c->sites.block_start = (uint32_t)address;
+    if (c->idle.enabled)
+        c->idle.wait--;
+    c->pre.prev_slot = index + 1u;
+    c->pre.quick = 1;
+    c->pre.quick_start = count;
+    c->pre.quick_pc = (uint32_t)address;
+    c->pre.quick_size = size;
+    c->count = end;
+    c->block_end = (uint32_t)(address + size);
+    c->next_pc = c->block_end;
+    c->pre.precharged++;
+    c->pre.precharged_insns += b->insns;
+    return;
+slow:
+    block_exact_slow(uc, address, size, c);
+}
+
+/* Exact timing on a machine that never precharges (``precharge=False``, code not
+ * in flash): what hwut_block_exact does without it, in a hook of its own so that
+ * counting every instruction pays nothing for precharging's checks.
+ * sim/counter.py replaces it with hwut_block_exact when precharging is enabled. */
+__attribute__((noinline)) static void block_counted_slow(void *uc, uint64_t address,
+                                                         uint32_t size, hwut_cpu *c)
+{
+    block_start(c, uc, address, size);
+    idle_look(c, uc, address, size);
+}
+
+void hwut_block_counted(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    /* the common case without a stack frame: nothing skipped before, the idle skip
+     * not looking */
+    int idle = c->idle.enabled && c->count < c->limit;
+    if ((address == c->block_end && c->next_pc != c->block_end) || (idle && !c->idle.wait)) {
+        block_counted_slow(uc, address, size, c);
+        return;
+    }
+    c->next_pc = (uint32_t)address;
+    c->block_end = (uint32_t)(address + size);
+    if (c->sites_end)
+        c->sites.block_start = (uint32_t)address;
+    if (idle)
+        c->idle.wait--;
 }
 
 /* A TLB fill inside an IT block leaves the engine's IT state behind once the
@@ -1277,12 +1433,14 @@ __attribute__((noinline)) static void site_after_systick(hwut_cpu *c, void *uc,
         site_visit(c, uc, address, size);   /* a handler entered: the hooks run on */
 }
 
-/* hwut_count with the sites' look (hwut_sites): a look costs every instruction,
+/* hwut_count with the sites' look (hwut_sites), all of it (hwut_count_sites below
+ * takes the common case first): a look costs every instruction,
  * sites or none (~6 % of a compute loop counted per instruction), so sim/counter.py
  * hooks this one only once an image has sites. Here at the end, with what it
  * calls: the hot code above keeps its place (a move alone cost a compute loop
  * as much). */
-void hwut_count_sites(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+__attribute__((noinline)) static void count_sites_slow(void *uc, uint64_t address, uint32_t size,
+                                                       hwut_cpu *c)
 {
     if (address != c->next_pc) {
         c->count += skipped(c, uc, c->next_pc, (uint32_t)address);
@@ -1301,6 +1459,21 @@ void hwut_count_sites(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
         return;
     }
     c->count++;
+    c->next_pc = (uint32_t)(address + size);
+    if (address < c->sites_end)
+        site_visit(c, uc, address, size);
+}
+
+/* Its common case, as hwut_count's: counted without a stack frame, the look at
+ * the sites a tail call. */
+void hwut_count_sites(void *uc, uint64_t address, uint32_t size, hwut_cpu *c)
+{
+    uint64_t count = c->count;
+    if (address != c->next_pc || count >= c->limit || (count >= due_next(c) && c->fast)) {
+        count_sites_slow(uc, address, size, c);
+        return;
+    }
+    c->count = count + 1;
     c->next_pc = (uint32_t)(address + size);
     if (address < c->sites_end)
         site_visit(c, uc, address, size);
