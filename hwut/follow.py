@@ -51,7 +51,7 @@ def follow(client: Client, job_id: int, on_log: Callable[[bytes], None],
         try:
             with connect_sse(client._http, "GET", f"/jobs/{job_id}/log/stream",
                              params={"offset": offset},
-                             timeout=httpx.Timeout(10.0, read=read)) as source:
+                             timeout=(10.0, read, 10.0, 10.0)) as source:
                 status = source.response.status_code
                 if status in (404, 405):
                     source.response.read()
