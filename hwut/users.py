@@ -69,9 +69,18 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
+def new_token() -> str:
+    """A bearer token (32 random bytes) that does not start with '-': one in 64 did,
+    and the CLI took it for an option (``hwut user revoke NAME TOKEN``)."""
+    while True:
+        token = secrets.token_urlsafe(32)
+        if not token.startswith("-"):
+            return token
+
+
 class UserStore:
     def __init__(self, path: Path, clock: Callable[[], _dt.datetime] = utcnow,
-                 token_factory: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+                 token_factory: Callable[[], str] = new_token,
                  hasher: PasswordHasher | None = None) -> None:
         self.path = Path(path)
         for folder in (self.path.parent.parent, self.path.parent):  # data dir, db/

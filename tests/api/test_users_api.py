@@ -10,6 +10,7 @@ from cli_served import Served
 from hwut_testenv import Env, basic, bearer
 
 from hwut.client import token_id
+from hwut.users import new_token
 
 serve, served = cli_served.serve, cli_served.served  # the fixtures
 
@@ -180,3 +181,11 @@ def test_deleting_a_user_in_the_data_dir_stops_its_token_on_the_running_server(
                                                         "--data-dir", data])
     assert r.exit_code == 0, r.output
     assert auth_status(s.env, s.env.headers["bob"]) == 401
+
+
+def test_no_token_starts_like_an_option():
+    # one in 64 of 32 random bytes in URL-safe base64 starts with '-': the CLI took
+    # such a token for an option (`hwut user revoke NAME TOKEN` failed in a test run)
+    tokens = [new_token() for _ in range(2000)]
+    assert not any(t.startswith("-") for t in tokens)
+    assert len(set(tokens)) == len(tokens) and {len(t) for t in tokens} == {43}
