@@ -22,6 +22,8 @@ def test_a_short_job_is_counted_throughout():
     assert fast.machine.state.pre.precharged == 0
     assert fast.machine.state.pre.to_alias + fast.machine.state.pre.to_canonical == 0
     assert fast.machine.precharge.suspensions == 0   # the start is no suspension
+    # suspended, the plain block hook: the precharging one's checks only cost there
+    assert fast.machine.counter.block_hook == "hwut_block_counted"
     assert_same_run(fast, run_firmware("hello", 0.01, precharge=False))
 
 
@@ -29,5 +31,6 @@ def test_a_longer_job_precharges_after_the_start_and_runs_the_same():
     fast = run_firmware("compute", 2.0)
     assert fast.result.instructions > 2 * precharge.START_COUNTED
     assert fast.machine.state.pre.precharged > 0
+    assert fast.machine.counter.block_hook == "hwut_block_exact"
     assert fast.machine.state.pre.precharged_insns < fast.result.instructions - precharge.START_COUNTED
     assert_same_run(fast, run_firmware("compute", 2.0, precharge=False))
