@@ -113,22 +113,24 @@ typedef struct {
     hwut_adc adc[ADCS];
 } hwut_adcs;
 
-static hwut_adc *find(hwut_adcs *bank, uint64_t address)
+/* The ADC whose state C holds for an access of ``size`` bytes at ``address`` now,
+ * or 0: the access goes on to the cache and Python. */
+static hwut_adc *taking(hwut_adcs *bank, const hwut_mmio *c, uint64_t address, uint32_t size)
 {
-    for (uint64_t i = 0; i < bank->n; i++)
-        if (bank->adc[i].base == (address & ~(uint64_t)0xFF))
-            return &bank->adc[i];
+    for (uint64_t i = 0; i < bank->n; i++) {
+        hwut_adc *a = &bank->adc[i];
+        if (a->base == (address & ~(uint64_t)0xFF))
+            return a->active && size == 4 && *c->cycles < a->until ? a : 0;
+    }
     return 0;
 }
 
 int hwut_adc_write(void *state, hwut_mmio *c, uint64_t address, uint32_t size, uint64_t value)
 {
-    hwut_adc *a = find(state, address);
+    hwut_adc *a = taking(state, c, address, size);
     if (!a)
         return 0;
     uint64_t now = *c->cycles, off = address - a->base;
-    if (!a->active || size != 4 || now >= a->until)
-        return 0;
     if (off == a->off_cr) {
         if (value & a->cr_refuse)
             return 0;
@@ -160,12 +162,10 @@ int hwut_adc_write(void *state, hwut_mmio *c, uint64_t address, uint32_t size, u
 
 int hwut_adc_read(void *state, hwut_mmio *c, uint64_t address, uint32_t size, uint64_t *value)
 {
-    hwut_adc *a = find(state, address);
+    hwut_adc *a = taking(state, c, address, size);
     if (!a)
         return 0;
     uint64_t now = *c->cycles, off = address - a->base;
-    if (!a->active || size != 4 || now >= a->until)
-        return 0;
     if (off == a->off_dr) {
         catch_up(a, now);
         a->isr &= ~a->eoc;
